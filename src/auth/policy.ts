@@ -1,0 +1,32 @@
+/**
+ * What a verified principal may subscribe to and publish to. Both servers (and every
+ * transport) ask these functions; none decides on its own.
+ */
+import type { Principal } from './tokens.js';
+
+/** The scope that lets a service publish inside its own tenant. */
+export const PUBLISH_SCOPE = 'notifications:publish';
+
+/** A refusal; `message` is safe to show to the client. */
+export class ForbiddenError extends Error {
+  override readonly name = 'ForbiddenError';
+}
+
+/** A subscriber may only subscribe as itself. */
+export function authorizeSubscription(principal: Principal, userName: string): void {
+  if (userName !== principal.name) {
+    throw new ForbiddenError(`you may only subscribe to your own notifications ("${principal.name}")`);
+  }
+}
+
+/** Publishing needs {@link PUBLISH_SCOPE}; the tenant is always the principal's own. */
+export function authorizePublish(principal: Principal): void {
+  if (!principal.scopes.has(PUBLISH_SCOPE)) {
+    throw new ForbiddenError(`sending notifications needs the "${PUBLISH_SCOPE}" scope`);
+  }
+}
+
+/** True once the principal's token has expired. */
+export function isExpired(principal: Principal, now = Date.now()): boolean {
+  return now >= principal.expiresAt;
+}

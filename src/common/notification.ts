@@ -1,0 +1,39 @@
+/**
+ * The notification as it travels through the broker, shared by both servers: the
+ * publish server encodes it once, each subscribe server decodes it once per message.
+ */
+import { AUDIENCES, type Audience } from '../channels/index.js';
+
+export interface Notification {
+  readonly text: string;
+  /** Unix seconds. */
+  readonly timestamp: number;
+  readonly audience: Audience;
+  /** The publisher's `sub` claim. */
+  readonly sender: string;
+}
+
+export function encodeNotification(notification: Notification): string {
+  return JSON.stringify(notification);
+}
+
+/** Parses a broker message; undefined if it is not a well-formed notification. */
+export function decodeNotification(raw: string): Notification | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { text, timestamp, audience, sender } = value as Record<string, unknown>;
+  if (
+    typeof text !== 'string' ||
+    typeof timestamp !== 'number' ||
+    typeof sender !== 'string' ||
+    !AUDIENCES.includes(audience as Audience)
+  ) {
+    return undefined;
+  }
+  return { text, timestamp, audience: audience as Audience, sender };
+}

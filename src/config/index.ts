@@ -1,0 +1,204 @@
+/**
+ * Reads and checks Herald's environment once, at start-up. Every problem is collected
+ * and reported together, so an operator fixes a bad deployment in one pass.
+ */
+import { isValidName } from '../channels/index.js';
+
+/** Hard limits that protect a server from one client. */
+export interface Limits {
+  /**
+   * Largest WebSocket message or HTTP request body accepted, in bytes. A bigger
+   * WebSocket frame closes the socket with 1009; a bigger body gets HTTP 413.
+   * @default 65536
+   */
+  maxMessageBytes: number;
+  /**
+   * Longest notification `text`, in characters. Longer is a `BAD_USER_INPUT` error.
+   * @default 2000
+   */
+  maxTextLength: number;
+  /**
+   * How many subscriptions one WebSocket connection may hold at once. One more is a
+   * `LIMIT_EXCEEDED` error on that subscription; the connection stays open.
+   * @default 10
+   */
+  maxSubscriptionsPerConnection: number;
+  /**
+   * Deepest selection set accepted, counted in fields. Deeper is a validation error.
+   * @default 8
+   */
+  maxQueryDepth: number;
+  /**
+   * Most aliases in one operation. More is a validation error.
+   * @default 10
+   */
+  maxQueryAliases: number;
+  /**
+   * How many notifications may wait for one slow subscriber before its subscription
+   * ends with a `LIMIT_EXCEEDED` error (nothing is dropped silently).
+   * @default 1000
+   */
+  maxQueuedNotifications: number;
+}
+
+export interface HeraldConfig {
+  /** `REDIS_URL`; unset means the in-process broker (all-in-one mode only). */
+  redisUrl: string | undefined;
+  /** `HOST`: the address both servers listen on. @default '0.0.0.0' */
+  host: string;
+  /** `SUBSCRIBE_PORT`. @default 4000 */
+  subscribePort: number;
+  /** `PUBLISH_PORT`. @default 4001 */
+  publishPort: number;
+  /** `JWT_SECRET`: HS256 secret. */
+  jwtSecret: string | undefined;
+  /** `JWT_PUBLIC_KEY`: PEM of an RSA (RS256) or EC P-256 (ES256) public key. */
+  jwtPublicKey: string | undefined;
+  /** `CORS_ORIGINS`: exact origins allowed besides the server's own. @default [] */
+  corsOrigins: string[];
+  /** `CHANNEL_PREFIX`: prefix of every Redis key and channel. @default 'herald' */
+  channelPrefix: string;
+  /** `NODE_ENV === 'production'`: no generated secrets, no internal error messages. */
+  production: boolean;
+  /**
+   * `CONNECTION_INIT_TIMEOUT_MS`: how long a WebSocket may stay open without
+   * `connection_init` before it is closed with 4408.
+   * @default 3000
+   */
+  connectionInitTimeoutMs: number;
+  /**
+   * `KEEPALIVE_MS`: interval of WebSocket pings; a socket that does not answer one
+   * within the same interval is terminated and its subscriptions released.
+   * @default 12000
+   */
+  keepAliveMs: number;
+  /**
+   * `DELIVERY_ACK_TIMEOUT_MS`: how long `sendNotification` waits for the subscribe
+   * servers that received a notification to report how many subscriptions it reached.
+   * @default 1000
+   */
+  deliveryAckTimeoutMs: number;
+  /**
+   * `REDIS_COMMAND_TIMEOUT_MS`: a Redis command not answered within this fails, so no
+   * request hangs on a half-open connection.
+   * @default 2000
+   */
+  redisCommandTimeoutMs: number;
+  limits: Limits;
+}
+
+/** Thrown by {@link readConfig}; its message lists every bad variable. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+/** Parses `env` into a {@link HeraldConfig}; throws {@link ConfigError} on any bad value. */
+export function readConfig(env: Env = process.env): HeraldConfig {
+  const problems: string[] = [];
+  const read = new EnvReader(env, problems);
+  const production = env['NODE_ENV'] === 'production';
+
+  const jwtSecret = read.string('JWT_SECRET');
+  const jwtPublicKey = read.string('JWT_PUBLIC_KEY')?.replace(/\\n/g, '\n');
+  if (jwtSecret !== undefined && jwtPublicKey !== undefined) {
+    problems.push('JWT_SECRET and JWT_PUBLIC_KEY are both set: set exactly one');
+  }
+  if (jwtSecret !== undefined && Buffer.byteLength(jwtSecret) < 32) {
+    problems.push('JWT_SECRET must be at least 32 bytes long');
+  }
+  if (production && jwtSecret === undefined && jwtPublicKey === undefined) {
+    problems.push('NODE_ENV=production needs JWT_SECRET or JWT_PUBLIC_KEY (no dev secret is generated)');
+  }
+
+  const channelPrefix = read.string('CHANNEL_PREFIX') ?? 'herald';
+  if (!isValidName(channelPrefix)) {
+    problems.push(`CHANNEL_PREFIX "${channelPrefix}" may only hold letters, digits, '.', '_', '-' and '@'`);
+  }
+
+  const config: HeraldConfig = {
+    redisUrl: read.redisUrl('REDIS_URL'),
+    host: read.string('HOST') ?? '0.0.0.0',
+    subscribePort: read.integer('SUBSCRIBE_PORT', 4000, 0, 65535),
+    publishPort: read.integer('PUBLISH_PORT', 4001, 0, 65535),
+    jwtSecret,
+    jwtPublicKey,
+    corsOrigins: read.origins('CORS_ORIGINS'),
+    channelPrefix,
+    production,
+    connectionInitTimeoutMs: read.integer('CONNECTION_INIT_TIMEOUT_MS', 3000, 1, 60_000),
+    keepAliveMs: read.integer('KEEPALIVE_MS', 12_000, 1, 600_000),
+    deliveryAckTimeoutMs: read.integer('DELIVERY_ACK_TIMEOUT_MS', 1000, 1, 60_000),
+    redisCommandTimeoutMs: read.integer('REDIS_COMMAND_TIMEOUT_MS', 2000, 1, 60_000),
+    limits: {
+      maxMessageBytes: read.integer('MAX_MESSAGE_BYTES', 65_536, 1024, 16 * 1024 * 1024),
+      maxTextLength: read.integer('MAX_TEXT_LENGTH', 2000, 1, 1_000_000),
+      maxSubscriptionsPerConnection: read.integer('MAX_SUBSCRIPTIONS_PER_CONNECTION', 10, 1, 1000),
+      maxQueryDepth: read.integer('MAX_QUERY_DEPTH', 8, 2, 100),
+      maxQueryAliases: read.integer('MAX_QUERY_ALIASES', 10, 0, 1000),
+      maxQueuedNotifications: read.integer('MAX_QUEUED_NOTIFICATIONS', 1000, 1, 1_000_000),
+    },
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}
+
+class EnvReader {
+  constructor(
+    private readonly env: Env,
+    private readonly problems: string[],
+  ) {}
+
+  string(name: string): string | undefined {
+    const value = this.env[name]?.trim();
+    return value === undefined || value === '' ? undefined : value;
+  }
+
+  integer(name: string, fallback: number, min: number, max: number): number {
+    const raw = this.string(name);
+    if (raw === undefined) return fallback;
+    const value = Number(raw);
+    if (!/^\d+$/.test(raw) || value < min || value > max) {
+      this.problems.push(`${name} "${raw}" must be a whole number from ${min} to ${max}`);
+      return fallback;
+    }
+    return value;
+  }
+
+  redisUrl(name: string): string | undefined {
+    const raw = this.string(name);
+    if (raw === undefined) return undefined;
+    try {
+      const url = new URL(raw);
+      if (url.protocol === 'redis:' || url.protocol === 'rediss:') return raw;
+    } catch {
+      // reported below
+    }
+    this.problems.push(`${name} "${raw}" must look like redis://host:port (or rediss:// for TLS)`);
+    return undefined;
+  }
+
+  origins(name: string): string[] {
+    const raw = this.string(name);
+    if (raw === undefined) return [];
+    const origins: string[] = [];
+    for (const entry of raw.split(',').map((part) => part.trim()).filter(Boolean)) {
+      let origin: string | undefined;
+      try {
+        origin = new URL(entry).origin;
+      } catch {
+        origin = undefined;
+      }
+      if (origin === undefined || origin === 'null' || origin !== entry.replace(/\/$/, '')) {
+        this.problems.push(`${name} entry "${entry}" must be an exact origin such as https://app.example.com (no wildcard, no path)`);
+      } else {
+        origins.push(origin);
+      }
+    }
+    return origins;
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * Wires Herald from a {@link HeraldConfig}: the broker (Redis or in-process), the token
+ * verifier and the servers a mode asks for. `main.ts` calls it; so can tests.
+ */
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { createTokenVerifier, generateDevSecret } from './auth/index.js';
+import { signDevTokens, type DevTokens } from './auth/dev-tokens.js';
+import { createInProcessBroker } from './broker/in-process.js';
+import { createRedisBroker, redisClientOptions } from './broker/redis.js';
+import type { Broker } from './broker/types.js';
+import { createChannelNamer } from './channels/index.js';
+import type { Logger } from './common/logger.js';
+import type { HeraldConfig } from './config/index.js';
+import { createPublishServer } from './publish/server.js';
+import { createSubscribeServer } from './subscribe/server.js';
+
+/** Which servers one process runs. */
+export type Mode = 'all' | 'subscribe' | 'publish';
+
+export interface RunningHerald {
+  /** The subscribe server's port, when this mode runs one. */
+  readonly subscribePort: number | undefined;
+  /** The publish server's port, when this mode runs one. */
+  readonly publishPort: number | undefined;
+  readonly broker: Broker;
+  /** Sample tokens, in dev mode only (no `JWT_SECRET` nor `JWT_PUBLIC_KEY`). */
+  readonly devTokens: DevTokens | undefined;
+  /** Stops the servers, then the broker, then the Redis connections. */
+  stop(): Promise<void>;
+}
+
+/** Thrown when a mode cannot run with the given configuration. */
+export class StartupError extends Error {
+  override readonly name = 'StartupError';
+}
+
+export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logger = console): Promise<RunningHerald> {
+  if (mode !== 'all' && config.redisUrl === undefined) {
+    throw new StartupError(`REDIS_URL is required to run the ${mode} server alone (only \`npm start\` may use the in-process broker)`);
+  }
+  const devSecret = config.jwtSecret === undefined && config.jwtPublicKey === undefined ? generateDevSecret() : undefined;
+  const verifier = createTokenVerifier({ secret: config.jwtSecret ?? devSecret, publicKey: config.jwtPublicKey });
+  const devTokens = devSecret === undefined ? undefined : signDevTokens(devSecret);
+  const channels = createChannelNamer(config.channelPrefix);
+
+  const clients: Redis[] = [];
+  let broker: Broker;
+  if (config.redisUrl === undefined) {
+    broker = createInProcessBroker();
+  } else {
+    const options = redisClientOptions(config.redisCommandTimeoutMs);
+    const subscriber = new Redis(config.redisUrl, { ...options, connectionName: 'herald-subscriber' });
+    const publisher = new Redis(config.redisUrl, { ...options, connectionName: 'herald-publisher' });
+    clients.push(subscriber, publisher);
+    broker = createRedisBroker({
+      subscriber,
+      publisher,
+      reportChannel: channels.deliveryReportChannel(randomUUID()),
+      reportTimeoutMs: config.deliveryAckTimeoutMs,
+      logger,
+    });
+  }
+
+  const common = {
+    broker,
+    verifier,
+    channels,
+    limits: config.limits,
+    corsOrigins: config.corsOrigins,
+    production: config.production,
+    logger,
+  };
+  const subscribe =
+    mode === 'publish'
+      ? undefined
+      : createSubscribeServer({
+          ...common,
+          connectionInitTimeoutMs: config.connectionInitTimeoutMs,
+          keepAliveMs: config.keepAliveMs,
+          ...(devTokens ? { graphiqlHeaders: { Authorization: `Bearer ${devTokens.user.token}` } } : {}),
+        });
+  const publish = mode === 'subscribe' ? undefined : createPublishServer(common);
+
+  const stop = async (): Promise<void> => {
+    await Promise.all([subscribe?.stop(), publish?.stop()]);
+    await broker.close();
+    await Promise.all(clients.map((client) => client.quit().catch(() => client.disconnect())));
+  };
+  try {
+    const subscribePort = await subscribe?.start(config.subscribePort, config.host);
+    const publishPort = await publish?.start(config.publishPort, config.host);
+    return { subscribePort, publishPort, broker, devTokens, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}

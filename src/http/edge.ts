@@ -1,0 +1,125 @@
+/**
+ * The HTTP edge both servers put in front of GraphQL: origin allowlist (CORS), request
+ * body limit, `/healthz` and `/readyz`. Every refusal is JSON that names the rule.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ErrorCode } from '../common/errors.js';
+
+export interface HttpEdgeOptions {
+  /** Origins allowed besides the server's own (`CORS_ORIGINS`). */
+  corsOrigins: readonly string[];
+  /** Largest request body, in bytes (`MAX_MESSAGE_BYTES`). */
+  maxBodyBytes: number;
+  /** Whether the server can do its work right now; `/readyz` answers 503 while false. */
+  isReady: () => boolean;
+  /** Serves `/graphql` once the edge has let the request through. */
+  graphql: (request: IncomingMessage, response: ServerResponse) => void;
+}
+
+export const GRAPHQL_PATH = '/graphql';
+
+/** Decides whether a browser `Origin` may talk to this server. */
+export interface OriginPolicy {
+  /** True when `origin` is absent (not a browser), the server's own, or allowlisted. */
+  allows(origin: string | undefined, host: string | undefined): boolean;
+  /** True when `origin` is on the allowlist (so CORS headers are sent for it). */
+  isListed(origin: string): boolean;
+}
+
+export function createOriginPolicy(corsOrigins: readonly string[]): OriginPolicy {
+  const listed = new Set(corsOrigins);
+  return {
+    isListed: (origin) => listed.has(origin),
+    allows(origin, host) {
+      if (origin === undefined) return true;
+      if (listed.has(origin)) return true;
+      try {
+        return host !== undefined && new URL(origin).host === host;
+      } catch {
+        return false;
+      }
+    },
+  };
+}
+
+export function createHttpEdge(options: HttpEdgeOptions): Server {
+  const origins = createOriginPolicy(options.corsOrigins);
+  return createServer((request, response) => {
+    const path = (request.url ?? '/').split('?')[0];
+    const origin = request.headers.origin;
+    if (!origins.allows(origin, request.headers.host)) {
+      return sendError(response, 403, ErrorCode.Forbidden, `origin ${origin} is not allowed (CORS_ORIGINS)`);
+    }
+    if (origin !== undefined && origins.isListed(origin)) {
+      // Only an allowlisted origin is ever echoed: never an arbitrary one with credentials.
+      response.setHeader('Access-Control-Allow-Origin', origin);
+      response.setHeader('Access-Control-Allow-Credentials', 'true');
+      response.setHeader('Vary', 'Origin');
+      if (request.method === 'OPTIONS') {
+        response.writeHead(204, {
+          'Access-Control-Allow-Methods': 'GET, POST, OPTIONS',
+          'Access-Control-Allow-Headers': 'Authorization, Content-Type, Accept, Last-Event-ID',
+          'Access-Control-Max-Age': '600',
+        });
+        response.end();
+        return;
+      }
+    }
+    switch (path) {
+      case '/healthz':
+        return sendJson(response, 200, { status: 'ok' });
+      case '/readyz':
+        return options.isReady()
+          ? sendJson(response, 200, { status: 'ready' })
+          : sendJson(response, 503, { status: 'not ready', reason: 'the broker (Redis) is unavailable' });
+      case GRAPHQL_PATH:
+        if (request.method === 'POST') {
+          const length = request.headers['content-length'];
+          if (length === undefined) {
+            return sendError(response, 411, ErrorCode.BadUserInput, 'a POST needs a Content-Length header');
+          }
+          if (Number(length) > options.maxBodyBytes) {
+            return sendError(
+              response,
+              413,
+              ErrorCode.LimitExceeded,
+              `request body is larger than ${options.maxBodyBytes} bytes (MAX_MESSAGE_BYTES)`,
+            );
+          }
+        }
+        return options.graphql(request, response);
+      default:
+        return sendError(response, 404, 'NOT_FOUND', `no route ${path}: use ${GRAPHQL_PATH}, /healthz or /readyz`);
+    }
+  });
+}
+
+/** Listens on `port` (0 for any free one) and resolves with the port it got. */
+export function listen(server: Server, port: number, host?: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+/** Stops accepting, ends every open request (SSE streams included) and resolves when closed. */
+export function shutdown(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) return resolve();
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
+
+function sendJson(response: ServerResponse, status: number, body: unknown): void {
+  response.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8' });
+  response.end(JSON.stringify(body));
+}
+
+function sendError(response: ServerResponse, status: number, code: string, message: string): void {
+  sendJson(response, status, { errors: [{ message, extensions: { code } }] });
+}

@@ -1,0 +1,60 @@
+/**
+ * The publish server: `sendNotification` over HTTP POST, `/healthz` and `/readyz`.
+ * It holds no subscriptions; it meets the subscribe servers only in the broker.
+ */
+import { OperationTypeNode } from 'graphql';
+import type { TokenVerifier } from '../auth/index.js';
+import type { Broker } from '../broker/types.js';
+import type { ChannelNamer } from '../channels/index.js';
+import type { Logger } from '../common/logger.js';
+import type { HeraldServer } from '../common/server.js';
+import type { Limits } from '../config/index.js';
+import { createGraphQLHttpHandler } from '../graphql/http.js';
+import { createValidationRules } from '../graphql/rules.js';
+import { buildSchema } from '../graphql/schema.js';
+import { createHttpEdge, listen, shutdown } from '../http/edge.js';
+import { createPublishResolvers } from './resolvers.js';
+
+export interface PublishServerOptions {
+  /** Carries notifications out. */
+  broker: Broker;
+  verifier: TokenVerifier;
+  channels: ChannelNamer;
+  limits: Limits;
+  /** Origins allowed besides the server's own (`CORS_ORIGINS`). */
+  corsOrigins: readonly string[];
+  /** Hides internal error messages. @default false */
+  production?: boolean;
+  /** @default console */
+  logger?: Logger;
+}
+
+export function createPublishServer(options: PublishServerOptions): HeraldServer {
+  const { broker, limits } = options;
+  const logger = options.logger ?? console;
+  const schema = buildSchema(
+    createPublishResolvers({ broker, channels: options.channels, maxTextLength: limits.maxTextLength }),
+  );
+  const http = createHttpEdge({
+    corsOrigins: options.corsOrigins,
+    maxBodyBytes: limits.maxMessageBytes,
+    isReady: () => broker.isReady(),
+    graphql: createGraphQLHttpHandler({
+      schema,
+      verifier: options.verifier,
+      validationRules: createValidationRules({
+        maxDepth: limits.maxQueryDepth,
+        maxAliases: limits.maxQueryAliases,
+        operations: [OperationTypeNode.QUERY, OperationTypeNode.MUTATION],
+        elsewhere: 'subscribe on the subscribe server',
+      }),
+      production: options.production ?? false,
+      logger,
+      graphiql: false,
+    }),
+  });
+  return {
+    start: (port, host) => listen(http, port, host),
+    stop: () => shutdown(http),
+  };
+}

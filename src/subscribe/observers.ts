@@ -1,0 +1,124 @@
+/**
+ * The observer map: channel → the live subscriptions of this process that listen on it.
+ *
+ * Each channel is subscribed in the broker once, however many observers it has: the
+ * first observer subscribes it, later ones piggyback (also on a SUBSCRIBE still in
+ * flight), the last one to leave unsubscribes it. SUBSCRIBE and UNSUBSCRIBE of one
+ * channel run one after another, never interleaved. Knows nothing of WebSocket, SSE or
+ * GraphQL: an observer is anything with `deliver`.
+ */
+import type { Broker } from '../broker/types.js';
+import { decodeNotification, type Notification } from '../common/notification.js';
+
+/** One live subscription, as the map sees it. */
+export interface Observer {
+  /** Called once per notification on any channel it observes. Must not throw. */
+  deliver(notification: Notification): void;
+}
+
+/** What {@link ObserverMap.observe} hands back: the one way to leave. */
+export interface Observation {
+  /** Removes the observer from every channel; the last observer out unsubscribes. */
+  release(): Promise<void>;
+}
+
+interface ChannelEntry {
+  readonly observers: Set<Observer>;
+  /** Settles once the broker has confirmed (or refused) the SUBSCRIBE. */
+  readonly subscribed: Promise<void>;
+}
+
+export interface ObserverMapOptions {
+  /** Where malformed broker messages are reported. @default console */
+  logger?: Pick<Console, 'warn'>;
+}
+
+export class ObserverMap {
+  readonly #broker: Broker;
+  readonly #logger: Pick<Console, 'warn'>;
+  readonly #entries = new Map<string, ChannelEntry>();
+  /** The last SUBSCRIBE/UNSUBSCRIBE of each channel, so the next waits for it. */
+  readonly #tails = new Map<string, Promise<void>>();
+
+  constructor(broker: Broker, options: ObserverMapOptions = {}) {
+    this.#broker = broker;
+    this.#logger = options.logger ?? console;
+    broker.listen((channel, payload) => this.#deliver(channel, payload));
+  }
+
+  /**
+   * Adds `observer` to every channel and resolves once the broker has confirmed each
+   * SUBSCRIBE. If any fails, the observer is removed from all of them and the error
+   * (a `BrokerUnavailableError`) is rethrown.
+   */
+  async observe(channels: readonly string[], observer: Observer): Promise<Observation> {
+    const joined: Array<[string, ChannelEntry]> = [];
+    for (const channel of new Set(channels)) {
+      let entry = this.#entries.get(channel);
+      if (!entry) {
+        entry = { observers: new Set(), subscribed: this.#serialize(channel, () => this.#broker.subscribe(channel)) };
+        this.#entries.set(channel, entry);
+        const created = entry;
+        // A refused SUBSCRIBE must not stay in the map: the next observer tries again.
+        created.subscribed.catch(() => {
+          if (this.#entries.get(channel) === created) this.#entries.delete(channel);
+        });
+      }
+      entry.observers.add(observer);
+      joined.push([channel, entry]);
+    }
+    let released = false;
+    const release = async (): Promise<void> => {
+      if (released) return;
+      released = true;
+      await Promise.all(joined.map(([channel, entry]) => this.#leave(channel, entry, observer)));
+    };
+    try {
+      await Promise.all(joined.map(([, entry]) => entry.subscribed));
+    } catch (error) {
+      await release();
+      throw error;
+    }
+    return { release };
+  }
+
+  /** How many observers `channel` has in this process. */
+  observerCount(channel: string): number {
+    return this.#entries.get(channel)?.observers.size ?? 0;
+  }
+
+  /** How many channels this process holds open. */
+  get channelCount(): number {
+    return this.#entries.size;
+  }
+
+  async #leave(channel: string, entry: ChannelEntry, observer: Observer): Promise<void> {
+    if (!entry.observers.delete(observer) || entry.observers.size > 0) return;
+    if (this.#entries.get(channel) !== entry) return; // its SUBSCRIBE failed; nothing to undo
+    this.#entries.delete(channel);
+    await this.#serialize(channel, () => this.#broker.unsubscribe(channel));
+  }
+
+  #deliver(channel: string, payload: string): number {
+    const entry = this.#entries.get(channel);
+    if (!entry || entry.observers.size === 0) return 0;
+    const notification = decodeNotification(payload);
+    if (!notification) {
+      this.#logger.warn(`herald: dropped a malformed notification on ${channel}`);
+      return 0;
+    }
+    for (const observer of entry.observers) observer.deliver(notification);
+    return entry.observers.size;
+  }
+
+  #serialize(channel: string, command: () => Promise<void>): Promise<void> {
+    const previous = this.#tails.get(channel) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(command);
+    this.#tails.set(channel, next);
+    const forget = (): void => {
+      if (this.#tails.get(channel) === next) this.#tails.delete(channel);
+    };
+    next.then(forget, forget);
+    return next;
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * The subscribe server: GraphQL subscriptions over WebSocket and SSE, GraphiQL,
+ * `/healthz` and `/readyz`, all on one port, all fed by one observer map.
+ */
+import { OperationTypeNode } from 'graphql';
+import type { TokenVerifier } from '../auth/index.js';
+import type { Broker } from '../broker/types.js';
+import type { ChannelNamer } from '../channels/index.js';
+import type { Logger } from '../common/logger.js';
+import type { HeraldServer } from '../common/server.js';
+import type { Limits } from '../config/index.js';
+import { createGraphQLHttpHandler } from '../graphql/http.js';
+import { createValidationRules } from '../graphql/rules.js';
+import { buildSchema } from '../graphql/schema.js';
+import { createHttpEdge, createOriginPolicy, listen, shutdown } from '../http/edge.js';
+import { ObserverMap } from './observers.js';
+import { createSubscriptionResolvers } from './resolvers.js';
+import { attachWebSocketTransport } from './websocket.js';
+
+export interface SubscribeServerOptions {
+  /** Carries notifications in; the server sets itself as its sink. */
+  broker: Broker;
+  verifier: TokenVerifier;
+  channels: ChannelNamer;
+  limits: Limits;
+  /** Origins allowed besides the server's own (`CORS_ORIGINS`). */
+  corsOrigins: readonly string[];
+  /** See `HeraldConfig.connectionInitTimeoutMs`. @default 3000 */
+  connectionInitTimeoutMs?: number;
+  /** See `HeraldConfig.keepAliveMs`. @default 12000 */
+  keepAliveMs?: number;
+  /** Hides internal error messages. @default false */
+  production?: boolean;
+  /** Headers GraphiQL starts with, e.g. a dev token. @default none */
+  graphiqlHeaders?: Record<string, string>;
+  /** @default console */
+  logger?: Logger;
+}
+
+export interface SubscribeServer extends HeraldServer {
+  /** The server's observer map (channel → live subscriptions). */
+  readonly observers: ObserverMap;
+}
+
+const SAMPLE_SUBSCRIPTION = `# Notifications for the token's user arrive here as they are sent.
+subscription {
+  onNotificationReceived(userName: "alice") {
+    text
+    timestamp
+    audience
+    sender
+  }
+}
+`;
+
+export function createSubscribeServer(options: SubscribeServerOptions): SubscribeServer {
+  const { broker, verifier, limits } = options;
+  const logger = options.logger ?? console;
+  const production = options.production ?? false;
+  const observers = new ObserverMap(broker, { logger });
+  const schema = buildSchema(
+    createSubscriptionResolvers({ observers, channels: options.channels, maxQueued: limits.maxQueuedNotifications }),
+  );
+  const validationRules = createValidationRules({
+    maxDepth: limits.maxQueryDepth,
+    maxAliases: limits.maxQueryAliases,
+    operations: [OperationTypeNode.QUERY, OperationTypeNode.SUBSCRIPTION],
+    elsewhere: 'send mutations to the publish server',
+  });
+  const graphql = createGraphQLHttpHandler({
+    schema,
+    verifier,
+    validationRules,
+    production,
+    logger,
+    graphiql: {
+      title: 'Herald',
+      defaultQuery: SAMPLE_SUBSCRIPTION,
+      ...(options.graphiqlHeaders ? { headers: JSON.stringify(options.graphiqlHeaders, null, 2) } : {}),
+    },
+  });
+  const http = createHttpEdge({
+    corsOrigins: options.corsOrigins,
+    maxBodyBytes: limits.maxMessageBytes,
+    isReady: () => broker.isReady(),
+    graphql,
+  });
+  const websocket = attachWebSocketTransport(http, {
+    schema,
+    validationRules,
+    verifier,
+    origins: createOriginPolicy(options.corsOrigins),
+    maxMessageBytes: limits.maxMessageBytes,
+    maxSubscriptionsPerConnection: limits.maxSubscriptionsPerConnection,
+    connectionInitTimeoutMs: options.connectionInitTimeoutMs ?? 3000,
+    keepAliveMs: options.keepAliveMs ?? 12_000,
+    logger,
+  });
+  return {
+    observers,
+    start: (port, host) => listen(http, port, host),
+    async stop() {
+      await websocket.close();
+      await shutdown(http);
+    },
+  };
+}

@@ -1,0 +1,161 @@
+/**
+ * GraphQL over WebSocket (graphql-transport-ws) for the subscribe server. The only
+ * module that imports `ws` and `graphql-ws`. It authenticates at `connection_init`
+ * (or from the upgrade's `Authorization` header), closes the socket with 4403 when the
+ * token expires, and never throws into the socket library: a bad frame, query or token
+ * is answered with an error or a close code.
+ */
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { parse, specifiedRules, validate, type ExecutionArgs, type GraphQLError, type GraphQLSchema, type ValidationRule } from 'graphql';
+import { CloseCode, GRAPHQL_TRANSPORT_WS_PROTOCOL, type Context } from 'graphql-ws';
+import { useServer } from 'graphql-ws/use/ws';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { AuthenticationError, bearerToken, isExpired, type Principal, type TokenVerifier } from '../auth/index.js';
+import { ErrorCode, graphqlError } from '../common/errors.js';
+import type { Logger } from '../common/logger.js';
+import { runAt } from '../common/timers.js';
+import type { HeraldContext } from '../graphql/schema.js';
+import { GRAPHQL_PATH, type OriginPolicy } from '../http/edge.js';
+
+export interface WebSocketTransportOptions {
+  schema: GraphQLSchema;
+  /** Rules added to GraphQL's own when a subscription's document is validated. */
+  validationRules: readonly ValidationRule[];
+  verifier: TokenVerifier;
+  origins: OriginPolicy;
+  /** Largest frame accepted, in bytes; a bigger one closes the socket with 1009. */
+  maxMessageBytes: number;
+  /** Subscriptions one connection may hold at once. */
+  maxSubscriptionsPerConnection: number;
+  /** Time allowed between the upgrade and `connection_init` before a 4408 close, in ms. */
+  connectionInitTimeoutMs: number;
+  /** Ping interval, and how long a pong may take before the socket is terminated, in ms. */
+  keepAliveMs: number;
+  logger: Logger;
+}
+
+interface Extra extends Record<PropertyKey, unknown> {
+  readonly socket: WebSocket;
+  readonly request: IncomingMessage;
+  principal?: Principal;
+}
+
+/** Herald's close codes beyond graphql-ws' own (4400, 4401, 4403, 4406, 4408, 4409, 4429). */
+export const HeraldCloseCode = {
+  /** The token was refused at `connection_init`, or expired on the open connection. */
+  Forbidden: CloseCode.Forbidden,
+  /** A frame was larger than `MAX_MESSAGE_BYTES` (set by `ws`). */
+  MessageTooBig: 1009,
+  /** The server is shutting down. */
+  GoingAway: 1001,
+} as const;
+
+export interface WebSocketTransport {
+  /** Closes every socket with 1001 and stops accepting upgrades. */
+  close(): Promise<void>;
+}
+
+export function attachWebSocketTransport(server: Server, options: WebSocketTransportOptions): WebSocketTransport {
+  const { schema, verifier, logger } = options;
+  const rules = [...specifiedRules, ...options.validationRules];
+  const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxMessageBytes, perMessageDeflate: false });
+
+  const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    socket.on('error', (error) => logger.warn(`herald: upgrade socket error: ${error.message}`));
+    const refusal = refuseUpgrade(request, options.origins);
+    if (refusal) {
+      socket.end(
+        `HTTP/1.1 ${refusal.status}\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(refusal.message)}\r\n\r\n${refusal.message}`,
+      );
+      return;
+    }
+    wss.handleUpgrade(request, socket, head, (ws) => wss.emit('connection', ws, request));
+  };
+  server.on('upgrade', onUpgrade);
+
+  const graphqlWs = useServer<Record<string, unknown>, Extra>(
+    {
+      connectionInitWaitTimeout: options.connectionInitTimeoutMs,
+      onConnect: (ctx) => authenticate(ctx, verifier),
+      onSubscribe: (ctx, _id, payload) => {
+        const open = Object.keys(ctx.subscriptions).length; // includes this one, already reserved
+        if (open > options.maxSubscriptionsPerConnection) {
+          return [
+            graphqlError(
+              ErrorCode.LimitExceeded,
+              `this connection already holds ${options.maxSubscriptionsPerConnection} subscriptions (MAX_SUBSCRIPTIONS_PER_CONNECTION)`,
+            ),
+          ];
+        }
+        let document;
+        try {
+          document = parse(payload.query);
+        } catch (error) {
+          return [error as GraphQLError];
+        }
+        const errors = validate(schema, document, rules);
+        if (errors.length > 0) return [...errors];
+        const contextValue: HeraldContext = { principal: ctx.extra.principal };
+        const args: ExecutionArgs = { schema, document, contextValue };
+        if (payload.operationName != null) args.operationName = payload.operationName;
+        if (payload.variables != null) args.variableValues = payload.variables;
+        return args;
+      },
+    },
+    wss,
+    options.keepAliveMs,
+  );
+
+  return {
+    async close() {
+      server.off('upgrade', onUpgrade);
+      await graphqlWs.dispose();
+    },
+  };
+}
+
+function refuseUpgrade(request: IncomingMessage, origins: OriginPolicy): { status: string; message: string } | undefined {
+  const path = (request.url ?? '/').split('?')[0];
+  if (path !== GRAPHQL_PATH) return { status: '404 Not Found', message: `WebSocket endpoint is ${GRAPHQL_PATH}` };
+  const origin = request.headers.origin;
+  if (!origins.allows(origin, request.headers.host)) {
+    return { status: '403 Forbidden', message: `origin ${origin} is not allowed (CORS_ORIGINS)` };
+  }
+  const offered = (request.headers['sec-websocket-protocol'] ?? '').split(',').map((protocol) => protocol.trim());
+  if (!offered.includes(GRAPHQL_TRANSPORT_WS_PROTOCOL)) {
+    return {
+      status: '400 Bad Request',
+      message: `WebSocket subprotocol must be ${GRAPHQL_TRANSPORT_WS_PROTOCOL}`,
+    };
+  }
+  return undefined;
+}
+
+/** `connection_init`: verifies the token, remembers the principal, arms the expiry close. */
+function authenticate(ctx: Context<Record<string, unknown>, Extra>, verifier: TokenVerifier): boolean {
+  const { socket, request } = ctx.extra;
+  const params = ctx.connectionParams ?? {};
+  const header = params['authorization'] ?? params['Authorization'] ?? request.headers.authorization;
+  let principal: Principal;
+  try {
+    principal = verifier.verify(bearerToken(header));
+    if (isExpired(principal)) throw new AuthenticationError('token expired');
+  } catch (error) {
+    const reason = error instanceof AuthenticationError ? error.message : 'token rejected';
+    socket.close(HeraldCloseCode.Forbidden, closeReason(`Forbidden: ${reason}`));
+    return false;
+  }
+  ctx.extra.principal = principal;
+  const cancel = runAt(principal.expiresAt, () => socket.close(HeraldCloseCode.Forbidden, 'Forbidden: token expired'));
+  socket.once('close', cancel);
+  return true;
+}
+
+/** A close reason may hold at most 123 bytes. */
+function closeReason(reason: string): string {
+  if (Buffer.byteLength(reason) <= 123) return reason;
+  let cut = reason.slice(0, 120);
+  while (Buffer.byteLength(cut) > 120) cut = cut.slice(0, -1);
+  return `${cut}…`;
+}
