@@ -1,0 +1,141 @@
+/**
+ * Runs Herald's servers in-process on port 0 for tests, each with its own broker (and,
+ * with Redis, its own connections: two servers here are as separate as two processes).
+ * Everything started is stopped by {@link stopAll}, which each file calls in `afterAll`.
+ */
+import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { Redis } from 'ioredis';
+import { createTokenVerifier } from '../../src/auth/index.js';
+import { createInProcessBroker } from '../../src/broker/in-process.js';
+import { createRedisBroker, redisClientOptions } from '../../src/broker/redis.js';
+import type { Broker } from '../../src/broker/types.js';
+import { createChannelNamer } from '../../src/channels/index.js';
+import { quietLogger } from '../../src/common/logger.js';
+import { readConfig, type Limits } from '../../src/config/index.js';
+import { createPublishServer } from '../../src/publish/server.js';
+import { createSubscribeServer, type SubscribeServer } from '../../src/subscribe/server.js';
+import { TEST_SECRET } from './tokens.js';
+
+const stops: Array<() => Promise<void>> = [];
+
+/** Stops every server and broker the helpers started, newest first. */
+export async function stopAll(): Promise<void> {
+  while (stops.length > 0) await stops.pop()?.();
+}
+
+export const DEFAULT_LIMITS: Limits = readConfig({}).limits;
+export const PREFIX = 'herald';
+export const channels = createChannelNamer(PREFIX);
+export const verifier = createTokenVerifier({ secret: TEST_SECRET });
+
+export interface TestBroker {
+  readonly broker: Broker;
+  /** The broker's Redis connections, if it has any. */
+  readonly subscriber: Redis | undefined;
+  readonly publisher: Redis | undefined;
+}
+
+/** A broker of its own: Redis (two new connections) when `redisUrl` is given, else in-process. */
+export async function createTestBroker(redisUrl?: string, reportTimeoutMs = 1000): Promise<TestBroker> {
+  if (redisUrl === undefined) {
+    const broker = createInProcessBroker();
+    stops.push(() => broker.close());
+    return { broker, subscriber: undefined, publisher: undefined };
+  }
+  const options = redisClientOptions(1000);
+  const subscriber = new Redis(redisUrl, { ...options, retryStrategy: () => 50 });
+  const publisher = new Redis(redisUrl, { ...options, retryStrategy: () => 50 });
+  const broker = createRedisBroker({
+    subscriber,
+    publisher,
+    reportChannel: channels.deliveryReportChannel(randomUUID()),
+    reportTimeoutMs,
+    logger: quietLogger,
+  });
+  stops.push(async () => {
+    await broker.close();
+    subscriber.disconnect();
+    publisher.disconnect();
+  });
+  await Promise.all([once(subscriber, 'ready'), once(publisher, 'ready')]);
+  await waitFor(() => broker.isReady(), 'the Redis broker to be ready');
+  return { broker, subscriber, publisher };
+}
+
+export interface ServerOptions {
+  limits?: Partial<Limits>;
+  corsOrigins?: string[];
+  connectionInitTimeoutMs?: number;
+  keepAliveMs?: number;
+}
+
+export interface RunningSubscribeServer {
+  readonly server: SubscribeServer;
+  readonly broker: Broker;
+  readonly port: number;
+  readonly httpUrl: string;
+  readonly wsUrl: string;
+  stop(): Promise<void>;
+}
+
+export async function startSubscribeServer(broker: Broker, options: ServerOptions = {}): Promise<RunningSubscribeServer> {
+  const server = createSubscribeServer({
+    broker,
+    verifier,
+    channels,
+    limits: { ...DEFAULT_LIMITS, ...options.limits },
+    corsOrigins: options.corsOrigins ?? [],
+    connectionInitTimeoutMs: options.connectionInitTimeoutMs ?? 3000,
+    keepAliveMs: options.keepAliveMs ?? 12_000,
+    logger: quietLogger,
+  });
+  const port = await server.start(0, '127.0.0.1');
+  let stopped = false;
+  const stop = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    await server.stop();
+  };
+  stops.push(stop);
+  return { server, broker, port, httpUrl: `http://127.0.0.1:${port}/graphql`, wsUrl: `ws://127.0.0.1:${port}/graphql`, stop };
+}
+
+export interface RunningPublishServer {
+  readonly port: number;
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+export async function startPublishServer(broker: Broker, options: ServerOptions = {}): Promise<RunningPublishServer> {
+  const server = createPublishServer({
+    broker,
+    verifier,
+    channels,
+    limits: { ...DEFAULT_LIMITS, ...options.limits },
+    corsOrigins: options.corsOrigins ?? [],
+    logger: quietLogger,
+  });
+  const port = await server.start(0, '127.0.0.1');
+  const stop = (): Promise<void> => server.stop();
+  stops.push(stop);
+  return { port, url: `http://127.0.0.1:${port}/graphql`, stop };
+}
+
+/** One subscribe and one publish server: on their own brokers with Redis, sharing one without. */
+export async function startHeraldPair(redisUrl?: string, options: ServerOptions = {}) {
+  const subscribeBroker = await createTestBroker(redisUrl);
+  const publishBroker = redisUrl === undefined ? subscribeBroker : await createTestBroker(redisUrl);
+  const subscribe = await startSubscribeServer(subscribeBroker.broker, options);
+  const publish = await startPublishServer(publishBroker.broker, options);
+  return { subscribe, publish, subscribeBroker, publishBroker };
+}
+
+/** Polls `condition` every 10 ms until it holds; fails after `timeoutMs` naming `what`. */
+export async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}

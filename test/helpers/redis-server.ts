@@ -1,0 +1,124 @@
+/**
+ * A private `redis-server` per test file, on a free port, in its own directory — never
+ * the machine's shared one on 6379. It can be killed and started again on the same
+ * port to test reconnection.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+
+export interface RedisServer {
+  readonly port: number;
+  readonly url: string;
+  /** A plain client for inspecting the server (PUBSUB NUMSUB, MONITOR…); closed by `stop`. */
+  client(): Redis;
+  /** How many subscribers `channel` has (`PUBSUB NUMSUB`). */
+  numsub(channel: string): Promise<number>;
+  /** SIGKILLs the server (no shutdown, no goodbye to clients). */
+  kill(): Promise<void>;
+  /** Starts it again on the same port. */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startRedisServer(): Promise<RedisServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-redis-'));
+  let port = await freePort();
+  let child = await spawnRedis(port, dir).catch(async () => {
+    port = await freePort(); // lost a race for the port: once more on another
+    return spawnRedis(port, dir);
+  });
+  const clients: Redis[] = [];
+  const client = (): Redis => {
+    const redis = new Redis(port, '127.0.0.1', { lazyConnect: false, maxRetriesPerRequest: 1 });
+    redis.on('error', () => undefined);
+    clients.push(redis);
+    return redis;
+  };
+  let inspector: Redis | undefined;
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    client,
+    async numsub(channel) {
+      inspector ??= client();
+      const reply = (await inspector.pubsub('NUMSUB', channel)) as [string, number];
+      return Number(reply[1]);
+    },
+    async kill() {
+      await killChild(child, 'SIGKILL');
+    },
+    async restart() {
+      child = await spawnRedis(port, dir);
+    },
+    async stop() {
+      for (const redis of clients) redis.disconnect();
+      await killChild(child, 'SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+function spawnRedis(port: number, dir: string): Promise<ChildProcess> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--loglevel', 'warning'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let output = '';
+    let settled = false;
+    const timer = setTimeout(() => fail(new Error(`redis-server on ${port} did not start: ${output}`)), 10_000);
+    const fail = (error: Error): void => {
+      settled = true;
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      reject(error);
+    };
+    child.once('error', fail);
+    child.once('exit', (code) => fail(new Error(`redis-server on ${port} exited with ${code}: ${output}`)));
+    const probe = async (): Promise<void> => {
+      if (settled) return;
+      const redis = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      redis.on('error', () => undefined);
+      try {
+        await redis.connect();
+        await redis.ping();
+        redis.disconnect();
+        settled = true;
+        clearTimeout(timer);
+        child.removeAllListeners('exit');
+        child.removeAllListeners('error');
+        resolve(child);
+      } catch {
+        redis.disconnect();
+        setTimeout(() => void probe(), 20);
+      }
+    };
+    child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    void probe();
+  });
+}
+
+function killChild(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill(signal);
+  });
+}
