@@ -94,6 +94,7 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
     maxSubscriptionsPerConnection: limits.maxSubscriptionsPerConnection,
     connectionInitTimeoutMs: options.connectionInitTimeoutMs ?? 3000,
     keepAliveMs: options.keepAliveMs ?? 12_000,
+    production,
     logger,
   });
   return {

@@ -1,15 +1,17 @@
 /**
  * GraphQL over WebSocket (graphql-transport-ws) for the subscribe server. The only
- * module that imports `ws` and `graphql-ws`. It authenticates at `connection_init`
- * (or from the upgrade's `Authorization` header), closes the socket with 4403 when the
- * token expires, and never throws into the socket library: a bad frame, query or token
- * is answered with an error or a close code.
+ * module that imports `ws` and `graphql-ws`. graphql-ws' transport-free `makeServer`
+ * speaks the protocol; this adapter feeds it `ws` sockets (instead of graphql-ws'
+ * `useServer`, which reports every oversized frame as an "internal error" and runs one
+ * keepalive timer per socket). It authenticates at `connection_init` (or from the
+ * upgrade's `Authorization` header), closes the socket with 4403 when the token
+ * expires, and never throws into the socket library: a bad frame, query or token is
+ * answered with an error or a close code.
  */
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { parse, specifiedRules, validate, type ExecutionArgs, type GraphQLError, type GraphQLSchema, type ValidationRule } from 'graphql';
-import { CloseCode, GRAPHQL_TRANSPORT_WS_PROTOCOL, type Context } from 'graphql-ws';
-import { useServer } from 'graphql-ws/use/ws';
+import { CloseCode, GRAPHQL_TRANSPORT_WS_PROTOCOL, makeServer, type Context } from 'graphql-ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { AuthenticationError, bearerToken, isExpired, type Principal, type TokenVerifier } from '../auth/index.js';
 import { ErrorCode, graphqlError } from '../common/errors.js';
@@ -32,6 +34,8 @@ export interface WebSocketTransportOptions {
   connectionInitTimeoutMs: number;
   /** Ping interval, and how long a pong may take before the socket is terminated, in ms. */
   keepAliveMs: number;
+  /** Hides internal error messages in close reasons. */
+  production: boolean;
   logger: Logger;
 }
 
@@ -45,8 +49,10 @@ interface Extra extends Record<PropertyKey, unknown> {
 export const HeraldCloseCode = {
   /** The token was refused at `connection_init`, or expired on the open connection. */
   Forbidden: CloseCode.Forbidden,
-  /** A frame was larger than `MAX_MESSAGE_BYTES` (set by `ws`). */
+  /** A frame was larger than `MAX_MESSAGE_BYTES` (set by `ws`, without a reason). */
   MessageTooBig: 1009,
+  /** Herald failed; the reason says what, outside production. */
+  InternalError: CloseCode.InternalServerError,
   /** The server is shutting down. */
   GoingAway: 1001,
 } as const;
@@ -74,43 +80,96 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
   };
   server.on('upgrade', onUpgrade);
 
-  const graphqlWs = useServer<Record<string, unknown>, Extra>(
-    {
-      connectionInitWaitTimeout: options.connectionInitTimeoutMs,
-      onConnect: (ctx) => authenticate(ctx, verifier),
-      onSubscribe: (ctx, _id, payload) => {
-        const open = Object.keys(ctx.subscriptions).length; // includes this one, already reserved
-        if (open > options.maxSubscriptionsPerConnection) {
-          return [
-            graphqlError(
-              ErrorCode.LimitExceeded,
-              `this connection already holds ${options.maxSubscriptionsPerConnection} subscriptions (MAX_SUBSCRIPTIONS_PER_CONNECTION)`,
-            ),
-          ];
-        }
-        let document;
-        try {
-          document = parse(payload.query);
-        } catch (error) {
-          return [error as GraphQLError];
-        }
-        const errors = validate(schema, document, rules);
-        if (errors.length > 0) return [...errors];
-        const contextValue: HeraldContext = { principal: ctx.extra.principal };
-        const args: ExecutionArgs = { schema, document, contextValue };
-        if (payload.operationName != null) args.operationName = payload.operationName;
-        if (payload.variables != null) args.variableValues = payload.variables;
-        return args;
-      },
+  const protocol = makeServer<Record<string, unknown>, Extra>({
+    connectionInitWaitTimeout: options.connectionInitTimeoutMs,
+    onConnect: (ctx) => authenticate(ctx, verifier),
+    onSubscribe: (ctx, _id, payload) => {
+      const open = Object.keys(ctx.subscriptions).length; // includes this one, already reserved
+      if (open > options.maxSubscriptionsPerConnection) {
+        return [
+          graphqlError(
+            ErrorCode.LimitExceeded,
+            `this connection already holds ${options.maxSubscriptionsPerConnection} subscriptions (MAX_SUBSCRIPTIONS_PER_CONNECTION)`,
+          ),
+        ];
+      }
+      let document;
+      try {
+        document = parse(payload.query);
+      } catch (error) {
+        return [error as GraphQLError];
+      }
+      const errors = validate(schema, document, rules);
+      if (errors.length > 0) return [...errors];
+      const contextValue: HeraldContext = { principal: ctx.extra.principal };
+      const args: ExecutionArgs = { schema, document, contextValue };
+      if (payload.operationName != null) args.operationName = payload.operationName;
+      if (payload.variables != null) args.variableValues = payload.variables;
+      return args;
     },
-    wss,
-    options.keepAliveMs,
-  );
+  });
+
+  const internalError = (socket: WebSocket, error: unknown): void => {
+    const message = error instanceof Error ? error.message : String(error);
+    logger.error(`herald: websocket internal error: ${message}`);
+    socket.close(HeraldCloseCode.InternalError, closeReason(options.production ? 'Internal server error' : message));
+  };
+
+  // One timer for every socket: a socket that has not answered the previous ping by the
+  // next tick is terminated, so a vanished peer is dropped within two intervals.
+  const alive = new WeakSet<WebSocket>();
+  const heartbeat = setInterval(() => {
+    for (const socket of wss.clients) {
+      if (!alive.has(socket)) {
+        socket.terminate();
+        continue;
+      }
+      alive.delete(socket);
+      socket.ping();
+    }
+  }, options.keepAliveMs);
+  heartbeat.unref();
+
+  wss.on('connection', (socket: WebSocket, request: IncomingMessage) => {
+    alive.add(socket);
+    socket.on('pong', () => alive.add(socket));
+    socket.on('error', (error) => {
+      // `ws` has already closed the socket for protocol errors: 1009 for a frame over
+      // MAX_MESSAGE_BYTES, 1002 for a malformed frame.
+      logger.warn(`herald: websocket closed by a client error: ${error.message}`);
+    });
+    const closed = protocol.opened(
+      {
+        protocol: socket.protocol,
+        send: (data) =>
+          new Promise((resolve, reject) => {
+            if (socket.readyState !== socket.OPEN) return resolve();
+            socket.send(data, (error) => (error ? reject(error) : resolve()));
+          }),
+        close: (code, reason) => socket.close(code, reason),
+        onMessage: (receive) =>
+          socket.on('message', (data) => {
+            receive(String(data)).catch((error: unknown) => internalError(socket, error));
+          }),
+      },
+      { socket, request },
+    );
+    socket.once('close', (code, reason) => {
+      alive.delete(socket);
+      closed(code, String(reason)).catch((error: unknown) => logger.error(`herald: websocket clean-up failed: ${String(error)}`));
+    });
+  });
 
   return {
     async close() {
       server.off('upgrade', onUpgrade);
-      await graphqlWs.dispose();
+      clearInterval(heartbeat);
+      for (const socket of wss.clients) socket.close(HeraldCloseCode.GoingAway, 'server shutting down');
+      const closed = new Promise<void>((resolve) => wss.close(() => resolve()));
+      // A peer that never answers the close frame is cut off rather than waited for.
+      const cutOff = setTimeout(() => wss.clients.forEach((socket) => socket.terminate()), 1000);
+      await closed;
+      clearTimeout(cutOff);
     },
   };
 }
