@@ -84,6 +84,17 @@ describe('SSE subscriptions', () => {
     expect(result.value).toMatchObject({ errors: [{ extensions: { code: 'UNAUTHENTICATED' } }] });
   });
 
+  it('an SSE stream ends with UNAUTHENTICATED when its token expires, and releases its channels', async () => {
+    const subscription = sseClient(userToken('olga', {}, 2)).iterate({ query: ON_NOTIFICATION, variables: { userName: 'olga' } });
+    const channel = channels.audienceChannel('acme', 'USER', 'olga');
+    const first = subscription.next();
+    await waitFor(async () => (await numsub(channel)) === 1, 'the SSE subscription');
+    const ended = await first;
+    expect(ended.value).toMatchObject({ errors: [{ message: 'token expired', extensions: { code: 'UNAUTHENTICATED' } }] });
+    await waitFor(async () => (await numsub(channel)) === 0, 'the channel to be released');
+    expect(await send(herald.publish.url, serviceToken(), 'olga', 'after expiry')).toBe(0);
+  });
+
   it('a bad token is refused with HTTP 401 before anything runs', async () => {
     const response = await postGraphQL(herald.subscribe.httpUrl, '{ viewer { name } }', { token: 'not.a.jwt' });
     expect(response.status).toBe(401);
