@@ -51,11 +51,11 @@ export function createHttpEdge(options: HttpEdgeOptions): Server {
     if (!origins.allows(origin, request.headers.host)) {
       return sendError(response, 403, ErrorCode.Forbidden, `origin ${origin} is not allowed (CORS_ORIGINS)`);
     }
+    response.setHeader('Vary', 'Origin');
     if (origin !== undefined && origins.isListed(origin)) {
       // Only an allowlisted origin is ever echoed: never an arbitrary one with credentials.
       response.setHeader('Access-Control-Allow-Origin', origin);
       response.setHeader('Access-Control-Allow-Credentials', 'true');
-      response.setHeader('Vary', 'Origin');
       if (request.method === 'OPTIONS') {
         response.writeHead(204, {
           'Access-Control-Allow-Methods': 'GET, POST, OPTIONS',

@@ -41,19 +41,20 @@ export function createFeed(options: FeedOptions): Feed {
 
   const feed: Feed = {
     deliver(notification) {
-      if (ended || failure) return;
+      if (ended || failure) return false;
       if (waiting) {
         const resolve = waiting;
         waiting = undefined;
         waitingReject = undefined;
         resolve({ value: notification, done: false });
-        return;
+        return true;
       }
       if (queue.length >= options.maxQueued) {
         feed.fail(options.overflowError());
-        return;
+        return false;
       }
       queue.push(notification);
+      return true;
     },
     fail(error) {
       if (ended || failure) return;

@@ -12,8 +12,11 @@ import { decodeNotification, type Notification } from '../common/notification.js
 
 /** One live subscription, as the map sees it. */
 export interface Observer {
-  /** Called once per notification on any channel it observes. Must not throw. */
-  deliver(notification: Notification): void;
+  /**
+   * Called once per notification on any channel it observes. Returns false when the
+   * observer could not take it (it has ended, or fell too far behind). Must not throw.
+   */
+  deliver(notification: Notification): boolean;
 }
 
 /** What {@link ObserverMap.observe} hands back: the one way to leave. */
@@ -107,8 +110,11 @@ export class ObserverMap {
       this.#logger.warn(`herald: dropped a malformed notification on ${channel}`);
       return 0;
     }
-    for (const observer of entry.observers) observer.deliver(notification);
-    return entry.observers.size;
+    let delivered = 0;
+    for (const observer of entry.observers) {
+      if (observer.deliver(notification)) delivered += 1;
+    }
+    return delivered;
   }
 
   #serialize(channel: string, command: () => Promise<void>): Promise<void> {

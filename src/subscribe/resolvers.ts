@@ -56,8 +56,11 @@ export function createSubscriptionResolvers(options: SubscriptionResolverOptions
       await feed.return();
       throw toGraphQLError(error);
     }
-    // The reader may have left while the SUBSCRIBE was in flight.
-    if (ended) await observation.release();
+    if (ended) {
+      // The reader left while the SUBSCRIBE was in flight.
+      await observation.release();
+      return feed;
+    }
     cancelExpiry = runAt(principal.expiresAt, () => feed.fail(graphqlError(ErrorCode.Unauthenticated, 'token expired')));
     return feed;
   }
