@@ -47,7 +47,7 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
   const clients: Redis[] = [];
   let broker: Broker;
   if (config.redisUrl === undefined) {
-    broker = createInProcessBroker();
+    broker = createInProcessBroker({ retention: config.retention });
   } else {
     const options = redisClientOptions(config.redisCommandTimeoutMs);
     const subscriber = new Redis(config.redisUrl, { ...options, connectionName: 'herald-subscriber' });
@@ -58,6 +58,7 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
       publisher,
       reportChannel: channels.deliveryReportChannel(randomUUID()),
       reportTimeoutMs: config.deliveryAckTimeoutMs,
+      retention: config.retention,
       logger,
     });
   }
@@ -80,7 +81,7 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
           keepAliveMs: config.keepAliveMs,
           ...(devTokens ? { graphiqlHeaders: { Authorization: `Bearer ${devTokens.user.token}` } } : {}),
         });
-  const publish = mode === 'subscribe' ? undefined : createPublishServer(common);
+  const publish = mode === 'subscribe' ? undefined : createPublishServer({ ...common, idempotencyWindowMs: config.idempotencyWindowMs });
 
   const stop = async (): Promise<void> => {
     await Promise.all([subscribe?.stop(), publish?.stop()]);

@@ -1,13 +1,68 @@
 /**
  * The embedded broker: one process, no Redis. Used by `npm start` without `REDIS_URL`
- * and by fast tests; it passes the same contract suite as the Redis broker.
+ * and by fast tests; it keeps history by the same rules as the Redis broker and passes
+ * the same contract suite. Its history lives as long as the process: a restart draws a
+ * new epoch, so old cursors get a gap, exactly as with a Redis that restarted empty.
  */
-import type { Broker, MessageSink } from './types.js';
+import { randomBytes } from 'node:crypto';
+import { compareStreamIds, streamId } from '../common/cursor.js';
+import { findGap, mergeNewestFirst, mergeOldestFirst } from './history.js';
+import { DEFAULT_RETENTION, type Broker, type BrokerMessage, type MessageSink, type Retention } from './types.js';
 
-export function createInProcessBroker(): Broker {
+interface Stream {
+  /** Oldest first; ids are `ms-seq`. */
+  entries: Array<{ entryId: string; ms: number; payload: string }>;
+  maxDeletedId: string;
+  expiresAt: number;
+}
+
+interface Tenant {
+  readonly epoch: string;
+  ms: number;
+  seq: number;
+}
+
+export interface InProcessBrokerOptions {
+  /** How much history each stream keeps. @default {@link DEFAULT_RETENTION} */
+  retention?: Retention;
+  /** The clock, in ms since the epoch. @default Date.now */
+  now?: () => number;
+}
+
+export function createInProcessBroker(options: InProcessBrokerOptions = {}): Broker {
+  const retention = options.retention ?? DEFAULT_RETENTION;
+  const now = options.now ?? Date.now;
   const channels = new Set<string>();
+  const tenants = new Map<string, Tenant>();
+  const streams = new Map<string, Stream>();
+  const remembered = new Map<string, { value: string; expiresAt: number }>();
   let sink: MessageSink | undefined;
   let closed = false;
+
+  const liveStream = (key: string): Stream | undefined => {
+    const stream = streams.get(key);
+    if (stream && stream.expiresAt <= now()) {
+      streams.delete(key);
+      return undefined;
+    }
+    return stream;
+  };
+
+  const append = (key: string, entryId: string, ms: number, payload: string): void => {
+    const stream = liveStream(key) ?? { entries: [], maxDeletedId: '0-0', expiresAt: 0 };
+    streams.set(key, stream);
+    stream.entries.push({ entryId, ms, payload });
+    const minMs = now() - retention.maxAgeMs;
+    while (stream.entries.length > retention.maxLength || (stream.entries[0]?.ms ?? Infinity) < minMs) {
+      const trimmed = stream.entries.shift();
+      if (trimmed) stream.maxDeletedId = trimmed.entryId;
+    }
+    stream.expiresAt = now() + retention.maxAgeMs;
+  };
+
+  const messages = (epoch: string, key: string, keep: (entryId: string) => boolean): BrokerMessage[] =>
+    (liveStream(key)?.entries ?? []).filter((entry) => keep(entry.entryId)).map((entry) => ({ id: `${epoch}_${entry.entryId}`, payload: entry.payload }));
+
   return {
     kind: 'in-process',
     listen(next) {
@@ -20,9 +75,49 @@ export function createInProcessBroker(): Broker {
     async unsubscribe(channel) {
       channels.delete(channel);
     },
-    async publish(channel, payload) {
-      if (!sink || !channels.has(channel)) return 0;
-      return sink(channel, payload);
+    async publish({ destination, tenantKey, payload, idempotency }) {
+      const at = now();
+      const seen = idempotency ? remembered.get(idempotency.key) : undefined;
+      if (seen && seen.expiresAt > at) {
+        const [id = '', count = '0'] = seen.value.split(' ');
+        return { id, receivedUsers: Number(count), duplicate: true };
+      }
+      let tenant = tenants.get(tenantKey);
+      if (!tenant) {
+        tenant = { epoch: randomBytes(6).toString('hex'), ms: 0, seq: 0 };
+        tenants.set(tenantKey, tenant);
+      }
+      tenant.ms = Math.max(tenant.ms, at);
+      tenant.seq += 1;
+      const entryId = `${tenant.ms}-${tenant.seq}`;
+      append(destination.stream, entryId, tenant.ms, payload);
+      const id = `${tenant.epoch}_${entryId}`;
+      const receivedUsers = sink && channels.has(destination.channel) ? sink(destination.channel, { id, payload }) : 0;
+      if (idempotency) remembered.set(idempotency.key, { value: `${id} ${receivedUsers}`, expiresAt: at + idempotency.windowMs });
+      return { id, receivedUsers, duplicate: false };
+    },
+    async readAfter({ tenantKey, streams: keys, after }) {
+      const epoch = tenants.get(tenantKey)?.epoch;
+      const states = keys.map((key) => {
+        const stream = liveStream(key);
+        return { exists: stream !== undefined, maxDeletedId: stream?.maxDeletedId ?? '0-0' };
+      });
+      const reason = findGap(after, epoch, states, now(), retention.maxAgeMs);
+      if (reason !== undefined || epoch === undefined) return { gap: true, reason: reason ?? 'no history' };
+      const afterId = streamId(after);
+      return { gap: false, entries: mergeOldestFirst(keys.map((key) => messages(epoch, key, (id) => compareStreamIds(id, afterId) > 0))) };
+    },
+    async readPage({ tenantKey, streams: keys, before, limit }) {
+      const epoch = tenants.get(tenantKey)?.epoch;
+      if (before && epoch !== before.epoch) {
+        return { gap: true, reason: 'the cursor is from an earlier notification history; read from the newest' };
+      }
+      if (epoch === undefined) return { gap: false, entries: [], hasMore: false };
+      const beforeId = before ? streamId(before) : undefined;
+      const merged = mergeNewestFirst(
+        keys.map((key) => messages(epoch, key, (id) => beforeId === undefined || compareStreamIds(id, beforeId) < 0).reverse()),
+      );
+      return { gap: false, entries: merged.slice(0, limit), hasMore: merged.length > limit };
     },
     isReady: () => !closed,
     async close() {

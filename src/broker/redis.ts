@@ -9,14 +9,28 @@
  * publisher. This module keeps its shape — one SUBSCRIBE per channel, the caller
  * owning the clients — and awaits and handles every command.
  *
- * Counting deliveries: each PUBLISH carries the publisher's report channel and a
+ * Publishing is one Lua script: it draws the notification's id from the tenant's
+ * counter, appends it to the audience's stream (trimmed by length and age), and
+ * PUBLISHes it, so a subscriber can never see a live notification that history lacks.
+ *
+ * Counting deliveries: each message carries the publisher's report channel and a
  * sequence number. PUBLISH returns how many subscribe-server connections got the
  * message; each of them publishes back how many live subscriptions it reached, and
  * `publish` resolves with the sum once every one has reported (or the report timeout
  * passes, counting what arrived).
  */
-import type { Redis } from 'ioredis';
-import { BrokerUnavailableError, type Broker, type MessageSink } from './types.js';
+import { createHash, randomBytes } from 'node:crypto';
+import { ReplyError, type Redis } from 'ioredis';
+import { streamId } from '../common/cursor.js';
+import { findGap, mergeNewestFirst, mergeOldestFirst, type StreamState } from './history.js';
+import {
+  BrokerUnavailableError,
+  DEFAULT_RETENTION,
+  type Broker,
+  type BrokerMessage,
+  type MessageSink,
+  type Retention,
+} from './types.js';
 
 export interface RedisBrokerOptions {
   /**
@@ -34,6 +48,8 @@ export interface RedisBrokerOptions {
    * @default 1000 (ms)
    */
   reportTimeoutMs?: number;
+  /** How much history each stream keeps. @default {@link DEFAULT_RETENTION} */
+  retention?: Retention;
   /** Where failures that have no caller to reject are reported. @default console */
   logger?: Pick<Console, 'warn' | 'error'>;
 }
@@ -61,12 +77,85 @@ interface PendingPublish {
   settle: (() => void) | undefined;
 }
 
-/** Frame: `<report channel>\n<sequence>\n<payload>`; channel names hold no newline. */
+/** Frame: `<report channel>\n<sequence>\n<id>\n<payload>`; channel names and ids hold no newline. */
 const SEPARATOR = '\n';
+
+/**
+ * KEYS: tenant hash, stream, idempotency key (the tenant hash again when unused).
+ * ARGV: channel, frame head (`<report channel>\n<sequence>`), payload, candidate epoch,
+ * max length, max age (ms), idempotency window (ms, '' when unused).
+ * Returns {id, receivers}, or {remembered value, -1} for a repeated idempotency key.
+ */
+const PUBLISH_SCRIPT = `
+local windowMs = ARGV[7]
+if windowMs ~= '' then
+  local seen = redis.call('GET', KEYS[3])
+  if seen then return {seen, -1} end
+end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+redis.call('HSETNX', KEYS[1], 'epoch', ARGV[4])
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+local ms = math.max(now, tonumber(redis.call('HGET', KEYS[1], 'ms') or '0'))
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+redis.call('HSET', KEYS[1], 'ms', ms)
+local entryId = string.format('%d-%d', ms, seq)
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], entryId, 'n', ARGV[3])
+redis.call('XTRIM', KEYS[2], 'MINID', string.format('%d', math.max(0, now - tonumber(ARGV[6]))))
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
+local id = epoch .. '_' .. entryId
+if windowMs ~= '' then redis.call('SET', KEYS[3], id, 'PX', windowMs) end
+local receivers = redis.call('PUBLISH', ARGV[1], ARGV[2] .. '\\n' .. id .. '\\n' .. ARGV[3])
+return {id, receivers}
+`;
+
+/**
+ * KEYS: tenant hash, then the streams. ARGV: exclusive start entry id, count.
+ * Returns {epoch or nil, {exists, max-deleted-entry-id, entries} per stream}.
+ */
+const READ_AFTER_SCRIPT = `
+local result = { redis.call('HGET', KEYS[1], 'epoch') }
+for i = 2, #KEYS do
+  local maxDeleted = '0-0'
+  local exists = redis.call('EXISTS', KEYS[i])
+  if exists == 1 then
+    local info = redis.call('XINFO', 'STREAM', KEYS[i])
+    for j = 1, #info, 2 do
+      if info[j] == 'max-deleted-entry-id' then maxDeleted = info[j + 1] end
+    end
+  end
+  result[#result + 1] = { exists, maxDeleted, redis.call('XRANGE', KEYS[i], '(' .. ARGV[1], '+', 'COUNT', ARGV[2]) }
+end
+return result
+`;
+
+/** A Lua script run by EVALSHA, loaded with EVAL the first time a server lacks it. */
+class Script {
+  readonly #source: string;
+  readonly #sha: string;
+  constructor(source: string) {
+    this.#source = source;
+    this.#sha = createHash('sha1').update(source).digest('hex');
+  }
+  async run(client: Redis, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
+    try {
+      return await client.evalsha(this.#sha, keys.length, ...keys, ...args);
+    } catch (error) {
+      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+      return client.eval(this.#source, keys.length, ...keys, ...args);
+    }
+  }
+}
+
+const publishScript = new Script(PUBLISH_SCRIPT);
+const readAfterScript = new Script(READ_AFTER_SCRIPT);
+
+type StreamEntries = Array<[string, string[]]>;
 
 export function createRedisBroker(options: RedisBrokerOptions): Broker {
   const { subscriber, publisher, reportChannel } = options;
   const reportTimeoutMs = options.reportTimeoutMs ?? 1000;
+  const retention = options.retention ?? DEFAULT_RETENTION;
   const logger = options.logger ?? console;
   const channels = new Set<string>();
   const pending = new Map<string, PendingPublish>();
@@ -79,14 +168,16 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
     if (channel === reportChannel) return onReport(message);
     const first = message.indexOf(SEPARATOR);
     const second = message.indexOf(SEPARATOR, first + 1);
-    if (first < 0 || second < 0) {
+    const third = message.indexOf(SEPARATOR, second + 1);
+    if (first < 0 || second < 0 || third < 0) {
       logger.warn(`herald: ignored a malformed message on ${channel}`);
       return;
     }
-    const delivered = sink && channels.has(channel) ? sink(channel, message.slice(second + 1)) : 0;
+    const delivered =
+      sink && channels.has(channel) ? sink(channel, { id: message.slice(second + 1, third), payload: message.slice(third + 1) }) : 0;
     const replyTo = message.slice(0, first);
-    const id = message.slice(first + 1, second);
-    publisher.publish(replyTo, `${id} ${delivered}`).catch((error: unknown) => {
+    const sequenceNumber = message.slice(first + 1, second);
+    publisher.publish(replyTo, `${sequenceNumber} ${delivered}`).catch((error: unknown) => {
       logger.warn(`herald: could not report ${delivered} deliveries on ${channel}: ${String(error)}`);
     });
   };
@@ -150,18 +241,35 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
         logger.warn(`herald: UNSUBSCRIBE ${channel} failed: ${String(error)}`);
       }
     },
-    async publish(channel, payload) {
+    async publish({ destination, tenantKey, payload, idempotency }) {
       if (!reportsSubscribed) throw new BrokerUnavailableError('Redis is unavailable: not connected');
-      const id = String(++sequence);
+      const reportId = String(++sequence);
       const entry: PendingPublish = { expected: undefined, reported: 0, delivered: 0, settle: undefined };
-      pending.set(id, entry);
+      pending.set(reportId, entry);
       let timer: NodeJS.Timeout | undefined;
       try {
-        let receivers: number;
+        let reply: [string, number];
         try {
-          receivers = await publisher.publish(channel, `${reportChannel}${SEPARATOR}${id}${SEPARATOR}${payload}`);
+          reply = (await publishScript.run(
+            publisher,
+            [tenantKey, destination.stream, idempotency?.key ?? tenantKey],
+            [
+              destination.channel,
+              `${reportChannel}${SEPARATOR}${reportId}`,
+              payload,
+              randomBytes(6).toString('hex'),
+              retention.maxLength,
+              retention.maxAgeMs,
+              idempotency ? idempotency.windowMs : '',
+            ],
+          )) as [string, number];
         } catch (error) {
           throw unavailable('PUBLISH', error);
+        }
+        const [id, receivers] = reply;
+        if (receivers < 0) {
+          const [firstId = id, count = '0'] = id.split(' ');
+          return { id: firstId, receivedUsers: Number(count), duplicate: true };
         }
         entry.expected = receivers;
         if (entry.reported < receivers) {
@@ -175,11 +283,48 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
             }, reportTimeoutMs);
           });
         }
-        return entry.delivered;
+        if (idempotency) {
+          // A repeat of the key reports what the first publish reached.
+          await publisher.set(idempotency.key, `${id} ${entry.delivered}`, 'KEEPTTL', 'XX').catch((error: unknown) => {
+            logger.warn(`herald: could not remember deliveries of ${id}: ${String(error)}`);
+          });
+        }
+        return { id, receivedUsers: entry.delivered, duplicate: false };
       } finally {
         clearTimeout(timer);
-        pending.delete(id);
+        pending.delete(reportId);
       }
+    },
+    async readAfter({ tenantKey, streams, after }) {
+      let reply: [string | null, ...Array<[number, string, StreamEntries]>];
+      try {
+        reply = (await readAfterScript.run(publisher, [tenantKey, ...streams], [streamId(after), retention.maxLength])) as typeof reply;
+      } catch (error) {
+        throw unavailable('history read', error);
+      }
+      const [epoch, ...perStream] = reply;
+      const states: StreamState[] = perStream.map(([exists, maxDeletedId]) => ({ exists: exists === 1, maxDeletedId }));
+      const reason = findGap(after, epoch ?? undefined, states, Date.now(), retention.maxAgeMs);
+      if (reason !== undefined) return { gap: true, reason };
+      return { gap: false, entries: mergeOldestFirst(perStream.map(([, , entries]) => toMessages(epoch ?? '', entries))) };
+    },
+    async readPage({ tenantKey, streams, before, limit }) {
+      let replies: Array<[Error | null, unknown]> | null;
+      try {
+        const pipeline = publisher.pipeline().hget(tenantKey, 'epoch');
+        for (const stream of streams) pipeline.xrevrange(stream, before ? `(${streamId(before)}` : '+', '-', 'COUNT', limit + 1);
+        replies = await pipeline.exec();
+      } catch (error) {
+        throw unavailable('history read', error);
+      }
+      const failed = replies?.find(([error]) => error !== null);
+      if (!replies || failed) throw unavailable('history read', failed?.[0] ?? 'no reply');
+      const [[, epoch], ...perStream] = replies as [[null, string | null], ...Array<[null, StreamEntries]>];
+      if (before && epoch !== before.epoch) {
+        return { gap: true, reason: 'the cursor is from an earlier notification history; read from the newest' };
+      }
+      const merged = mergeNewestFirst(perStream.map(([, entries]) => toMessages(epoch ?? '', entries)));
+      return { gap: false, entries: merged.slice(0, limit), hasMore: merged.length > limit };
     },
     isReady: () => !closed && reportsSubscribed && subscriber.status === 'ready' && publisher.status === 'ready',
     async close() {
@@ -202,7 +347,16 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
   };
 }
 
-function unavailable(command: string, error: unknown): BrokerUnavailableError {
+function toMessages(epoch: string, entries: StreamEntries): BrokerMessage[] {
+  return entries.map(([entryId, fields]) => ({ id: `${epoch}_${entryId}`, payload: fields[1] ?? '' }));
+}
+
+/**
+ * A failure to reach Redis becomes {@link BrokerUnavailableError}; an error Redis itself
+ * answered (a script bug, a wrong type) is a fault of Herald's and is rethrown as it is.
+ */
+function unavailable(command: string, error: unknown): Error {
+  if (error instanceof ReplyError) return error as Error;
   const reason = error instanceof Error ? error.message : String(error);
   return new BrokerUnavailableError(`Redis is unavailable (${command} failed: ${reason})`);
 }

@@ -1,13 +1,72 @@
 /**
- * The broker carries encoded notifications between publish and subscribe servers. It
- * knows channels and strings only: no GraphQL, no transport, no observers.
+ * The broker carries encoded notifications between publish and subscribe servers and
+ * keeps their history. It knows channels, stream keys and strings only: no GraphQL, no
+ * transport, no observers.
  */
+import type { Destination } from '../channels/index.js';
+import type { Cursor } from '../common/cursor.js';
+
+/** One notification as the broker carries it: its id (a cursor) and its encoded body. */
+export interface BrokerMessage {
+  readonly id: string;
+  readonly payload: string;
+}
 
 /**
  * Receives every message of every subscribed channel and returns how many live
  * subscriptions it reached in this process (the subscribe server's observer map).
  */
-export type MessageSink = (channel: string, payload: string) => number;
+export type MessageSink = (channel: string, message: BrokerMessage) => number;
+
+/** How much history each stream keeps. */
+export interface Retention {
+  /**
+   * Entries kept per stream (per user, store or company); older ones are trimmed.
+   * @default 1000
+   */
+  maxLength: number;
+  /**
+   * Age after which an entry is trimmed, and idle time after which a whole stream
+   * expires, in ms.
+   * @default 604800000 (7 days)
+   */
+  maxAgeMs: number;
+}
+
+export interface PublishRequest {
+  readonly destination: Destination;
+  /** The tenant's history key (`ChannelNamer.tenantKey`). */
+  readonly tenantKey: string;
+  /** The encoded notification, without its id. */
+  readonly payload: string;
+  /** A repeat of `key` within `windowMs` returns the first publish's id and delivers nothing. */
+  readonly idempotency?: { readonly key: string; readonly windowMs: number } | undefined;
+}
+
+export interface PublishResult {
+  /** The notification's id (a cursor). */
+  readonly id: string;
+  /** Live subscriptions reached across every subscribe server (for a repeat: by the first). */
+  readonly receivedUsers: number;
+  /** True when an idempotency key matched an earlier publish, which is what was returned. */
+  readonly duplicate: boolean;
+}
+
+export interface HistoryRequest {
+  readonly tenantKey: string;
+  /** The subscriber's streams (user, stores, company). */
+  readonly streams: readonly string[];
+}
+
+/** What a read after a cursor found: the entries, or that some were lost. */
+export type HistoryAfter =
+  | { readonly gap: false; readonly entries: readonly BrokerMessage[] }
+  | { readonly gap: true; readonly reason: string };
+
+/** One page of history, newest first. */
+export type HistoryPage =
+  | { readonly gap: false; readonly entries: readonly BrokerMessage[]; readonly hasMore: boolean }
+  | { readonly gap: true; readonly reason: string };
 
 export interface Broker {
   /** Which implementation this is, for logs and `/readyz`. */
@@ -22,11 +81,19 @@ export interface Broker {
   /** Stops delivering `channel`. Never rejects: a failure is logged. */
   unsubscribe(channel: string): Promise<void>;
   /**
-   * Publishes `payload` on `channel` and resolves with the number of live
-   * subscriptions it reached across every subscribe server; rejects with
-   * {@link BrokerUnavailableError} without waiting when the broker is down.
+   * Appends the notification to its stream and publishes it, in one atomic step, and
+   * resolves once every subscribe server that got it has reported its deliveries.
+   * Rejects with {@link BrokerUnavailableError} without waiting when the broker is down.
    */
-  publish(channel: string, payload: string): Promise<number>;
+  publish(request: PublishRequest): Promise<PublishResult>;
+  /**
+   * Every entry of `streams` after `after`, oldest first, merged into one sequence — or
+   * a gap when some may be missing: the cursor is from an earlier history (Redis
+   * restarted empty), or entries after it were trimmed.
+   */
+  readAfter(request: HistoryRequest & { readonly after: Cursor }): Promise<HistoryAfter>;
+  /** Up to `limit` entries of `streams` before `before` (or the newest), newest first. */
+  readPage(request: HistoryRequest & { readonly before: Cursor | undefined; readonly limit: number }): Promise<HistoryPage>;
   /** Whether the broker can subscribe and publish right now (`/readyz`). */
   isReady(): boolean;
   /** Releases everything the broker holds. The clients given to it are not closed. */
@@ -37,3 +104,6 @@ export interface Broker {
 export class BrokerUnavailableError extends Error {
   override readonly name = 'BrokerUnavailableError';
 }
+
+/** The default {@link Retention}. */
+export const DEFAULT_RETENTION: Retention = { maxLength: 1000, maxAgeMs: 7 * 24 * 3600 * 1000 };

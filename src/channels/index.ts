@@ -52,39 +52,67 @@ export interface SubscriberChannel {
   readonly audience: Audience;
 }
 
-/** Builds channel names under one prefix (`CHANNEL_PREFIX`). */
+/** Where one audience's notifications go: the Pub/Sub channel and the history stream. */
+export interface Destination {
+  /** The Redis Pub/Sub channel (live delivery). */
+  readonly channel: string;
+  /** The Redis stream key (history); `{tenant}` hash tag keeps a tenant's keys in one cluster slot. */
+  readonly stream: string;
+}
+
+/** Builds channel names and keys under one prefix (`CHANNEL_PREFIX`). */
 export interface ChannelNamer {
   /** The channel a publisher in `tenant` reaches with `audience` and `to` (validated here). */
   audienceChannel(tenant: string, audience: Audience, to: string): string;
+  /** The channel and history stream of `audience`/`to` inside `tenant` (validated here). */
+  destination(tenant: string, audience: Audience, to: string): Destination;
   /** Every channel a subscriber hears: its user, each of its stores, its company. */
   subscriberChannels(owner: ChannelOwner): SubscriberChannel[];
+  /** The destinations of {@link subscriberChannels}, in the same order. */
+  subscriberDestinations(owner: ChannelOwner): Destination[];
+  /** The hash holding a tenant's history epoch and sequence. */
+  tenantKey(tenant: string): string;
+  /** Where a publisher's idempotency key is remembered (validated here). */
+  idempotencyKey(tenant: string, sender: string, key: string): string;
   /** The channel on which one process collects delivery reports for its publishes. */
   deliveryReportChannel(processId: string): string;
 }
 
 export function createChannelNamer(prefix: string): ChannelNamer {
   assertValidName('channel prefix', prefix);
-  const channel = (tenant: string, audience: Audience, to: string): string => {
+  /** `<kind>[:<name>]`, the part channel and stream share. */
+  const suffix = (tenant: string, audience: Audience, to: string): string => {
     assertValidName('tenant', tenant);
     switch (audience) {
       case 'USER':
-        return `${prefix}:${tenant}:user:${assertValidName('user name', to)}`;
+        return `user:${assertValidName('user name', to)}`;
       case 'STORE':
-        return `${prefix}:${tenant}:store:${assertValidName('store id', to)}`;
+        return `store:${assertValidName('store id', to)}`;
       case 'COMPANY':
         if (to !== tenant) {
           throw new InvalidNameError(`a COMPANY notification must be sent to your own tenant "${tenant}"`);
         }
-        return `${prefix}:${tenant}:company`;
+        return 'company';
     }
   };
+  const destination = (tenant: string, audience: Audience, to: string): Destination => {
+    const tail = suffix(tenant, audience, to);
+    return { channel: `${prefix}:${tenant}:${tail}`, stream: `${prefix}:{${tenant}}:history:${tail}` };
+  };
+  const subscriberAudiences = (owner: ChannelOwner): Array<[Audience, string]> => [
+    ['USER', owner.name],
+    ...owner.stores.map((store): [Audience, string] => ['STORE', store]),
+    ['COMPANY', owner.tenant],
+  ];
   return {
-    audienceChannel: channel,
-    subscriberChannels: (owner) => [
-      { channel: channel(owner.tenant, 'USER', owner.name), audience: 'USER' },
-      ...owner.stores.map((store) => ({ channel: channel(owner.tenant, 'STORE', store), audience: 'STORE' as const })),
-      { channel: channel(owner.tenant, 'COMPANY', owner.tenant), audience: 'COMPANY' },
-    ],
+    audienceChannel: (tenant, audience, to) => destination(tenant, audience, to).channel,
+    destination,
+    subscriberChannels: (owner) =>
+      subscriberAudiences(owner).map(([audience, to]) => ({ channel: destination(owner.tenant, audience, to).channel, audience })),
+    subscriberDestinations: (owner) => subscriberAudiences(owner).map(([audience, to]) => destination(owner.tenant, audience, to)),
+    tenantKey: (tenant) => `${prefix}:{${assertValidName('tenant', tenant)}}:meta`,
+    idempotencyKey: (tenant, sender, key) =>
+      `${prefix}:{${assertValidName('tenant', tenant)}}:idempotency:${assertValidName('sender', sender)}:${assertValidName('idempotencyKey', key)}`,
     deliveryReportChannel: (processId) => `${prefix}:_reports:${assertValidName('process id', processId)}`,
   };
 }

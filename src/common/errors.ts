@@ -14,6 +14,7 @@ export const ErrorCode = {
   LimitExceeded: 'LIMIT_EXCEEDED',
   ServiceUnavailable: 'SERVICE_UNAVAILABLE',
   WrongServer: 'WRONG_SERVER',
+  HistoryGap: 'HISTORY_GAP',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

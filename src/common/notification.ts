@@ -4,7 +4,8 @@
  */
 import { AUDIENCES, type Audience } from '../channels/index.js';
 
-export interface Notification {
+/** What the publish server encodes; the broker assigns the id. */
+export interface NotificationBody {
   readonly text: string;
   /** Unix seconds. */
   readonly timestamp: number;
@@ -13,12 +14,18 @@ export interface Notification {
   readonly sender: string;
 }
 
-export function encodeNotification(notification: Notification): string {
+/** A notification as subscribers get it. */
+export interface Notification extends NotificationBody {
+  /** Its id in the tenant's history, usable as a resume cursor. */
+  readonly id: string;
+}
+
+export function encodeNotification(notification: NotificationBody): string {
   return JSON.stringify(notification);
 }
 
-/** Parses a broker message; undefined if it is not a well-formed notification. */
-export function decodeNotification(raw: string): Notification | undefined {
+/** Parses a broker message with its `id`; undefined if it is not a well-formed notification. */
+export function decodeNotification(id: string, raw: string): Notification | undefined {
   let value: unknown;
   try {
     value = JSON.parse(raw);
@@ -35,5 +42,5 @@ export function decodeNotification(raw: string): Notification | undefined {
   ) {
     return undefined;
   }
-  return { text, timestamp, audience: audience as Audience, sender };
+  return { id, text, timestamp, audience: audience as Audience, sender };
 }

@@ -2,6 +2,7 @@
  * Reads and checks Herald's environment once, at start-up. Every problem is collected
  * and reported together, so an operator fixes a bad deployment in one pass.
  */
+import type { Retention } from '../broker/types.js';
 import { isValidName } from '../channels/index.js';
 
 /** Hard limits that protect a server from one client. */
@@ -84,6 +85,17 @@ export interface HeraldConfig {
    * @default 2000
    */
   redisCommandTimeoutMs: number;
+  /**
+   * `HISTORY_MAX_LENGTH` (entries per user, store or company stream; default 1000) and
+   * `HISTORY_MAX_AGE_SECONDS` (age of an entry, and idle time of a stream, before it is
+   * dropped; default 604800 = 7 days).
+   */
+  retention: Retention;
+  /**
+   * `IDEMPOTENCY_WINDOW_SECONDS`: how long a publisher's `idempotencyKey` is remembered.
+   * @default 600 (10 minutes), kept here in ms
+   */
+  idempotencyWindowMs: number;
   limits: Limits;
 }
 
@@ -134,6 +146,11 @@ export function readConfig(env: Env = process.env): HeraldConfig {
     keepAliveMs: read.integer('KEEPALIVE_MS', 12_000, 1, 600_000),
     deliveryAckTimeoutMs: read.integer('DELIVERY_ACK_TIMEOUT_MS', 1000, 1, 60_000),
     redisCommandTimeoutMs: read.integer('REDIS_COMMAND_TIMEOUT_MS', 2000, 1, 60_000),
+    retention: {
+      maxLength: read.integer('HISTORY_MAX_LENGTH', 1000, 1, 1_000_000),
+      maxAgeMs: read.integer('HISTORY_MAX_AGE_SECONDS', 7 * 24 * 3600, 1, 365 * 24 * 3600) * 1000,
+    },
+    idempotencyWindowMs: read.integer('IDEMPOTENCY_WINDOW_SECONDS', 600, 1, 7 * 24 * 3600) * 1000,
     limits: {
       maxMessageBytes: read.integer('MAX_MESSAGE_BYTES', 65_536, 1024, 16 * 1024 * 1024),
       maxTextLength: read.integer('MAX_TEXT_LENGTH', 2000, 1, 1_000_000),

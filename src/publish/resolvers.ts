@@ -15,16 +15,19 @@ export interface PublishResolverOptions {
   channels: ChannelNamer;
   /** Longest `text` accepted, in characters (`MAX_TEXT_LENGTH`). */
   maxTextLength: number;
+  /** How long an `idempotencyKey` is remembered, in ms (`IDEMPOTENCY_WINDOW_SECONDS`). */
+  idempotencyWindowMs: number;
 }
 
 interface SendNotificationArgs {
   to: string;
   text: string;
   audience?: Audience | null;
+  idempotencyKey?: string | null;
 }
 
 export function createPublishResolvers(options: PublishResolverOptions) {
-  const { broker, channels, maxTextLength } = options;
+  const { broker, channels, maxTextLength, idempotencyWindowMs } = options;
   return {
     Mutation: {
       async sendNotification(_root: unknown, args: SendNotificationArgs, context: HeraldContext) {
@@ -37,14 +40,20 @@ export function createPublishResolvers(options: PublishResolverOptions) {
         }
         try {
           authorizePublish(principal);
-          const channel = channels.audienceChannel(principal.tenant, audience, args.to);
-          const payload = encodeNotification({
-            text: args.text,
-            timestamp: Math.floor(Date.now() / 1000),
-            audience,
-            sender: principal.name,
+          const destination = channels.destination(principal.tenant, audience, args.to);
+          const key = args.idempotencyKey;
+          return await broker.publish({
+            destination,
+            tenantKey: channels.tenantKey(principal.tenant),
+            payload: encodeNotification({
+              text: args.text,
+              timestamp: Math.floor(Date.now() / 1000),
+              audience,
+              sender: principal.name,
+            }),
+            idempotency:
+              key == null ? undefined : { key: channels.idempotencyKey(principal.tenant, principal.name, key), windowMs: idempotencyWindowMs },
           });
-          return { receivedUsers: await broker.publish(channel, payload) };
         } catch (error) {
           throw toGraphQLError(error);
         }

@@ -23,6 +23,8 @@ export interface PublishServerOptions {
   limits: Limits;
   /** Origins allowed besides the server's own (`CORS_ORIGINS`). */
   corsOrigins: readonly string[];
+  /** How long an `idempotencyKey` is remembered, in ms. @default 600000 */
+  idempotencyWindowMs?: number;
   /** Hides internal error messages. @default false */
   production?: boolean;
   /** @default console */
@@ -32,9 +34,16 @@ export interface PublishServerOptions {
 export function createPublishServer(options: PublishServerOptions): HeraldServer {
   const { broker, limits } = options;
   const logger = options.logger ?? console;
-  const schema = buildSchema(
-    createPublishResolvers({ broker, channels: options.channels, maxTextLength: limits.maxTextLength }),
-  );
+  const schema = buildSchema({
+    broker,
+    channels: options.channels,
+    resolvers: createPublishResolvers({
+      broker,
+      channels: options.channels,
+      maxTextLength: limits.maxTextLength,
+      idempotencyWindowMs: options.idempotencyWindowMs ?? 600_000,
+    }),
+  });
   const http = createHttpEdge({
     corsOrigins: options.corsOrigins,
     maxBodyBytes: limits.maxMessageBytes,

@@ -3,8 +3,6 @@
  * whichever transport serves it. It is bounded: a reader that falls more than
  * `maxQueued` behind is ended with an error, never silently skipped.
  */
-import type { Notification } from '../common/notification.js';
-import type { Observer } from './observers.js';
 
 export interface FeedOptions {
   /** Most notifications held for a reader that has not taken them yet. */
@@ -15,16 +13,20 @@ export interface FeedOptions {
   overflowError: () => Error;
 }
 
-export interface Feed extends Observer, AsyncIterableIterator<Notification> {
+export interface Feed<Item> extends AsyncIterableIterator<Item> {
+  /** Queues `item` for the reader; false if the feed has ended or just overflowed. */
+  deliver(item: Item): boolean;
+  /** Queues `items` regardless of `maxQueued` (a history backfill the reader asked for). */
+  preload(items: readonly Item[]): void;
   /** Ends the feed with `error`: the reader gets what was queued, then the error. */
   fail(error: Error): void;
   /** Ends the feed now; what was queued is discarded. */
   return(): Promise<IteratorReturnResult<undefined>>;
 }
 
-export function createFeed(options: FeedOptions): Feed {
-  const queue: Notification[] = [];
-  let waiting: ((result: IteratorResult<Notification>) => void) | undefined;
+export function createFeed<Item>(options: FeedOptions): Feed<Item> {
+  const queue: Item[] = [];
+  let waiting: ((result: IteratorResult<Item>) => void) | undefined;
   let waitingReject: ((error: Error) => void) | undefined;
   let failure: Error | undefined;
   let ended = false;
@@ -39,22 +41,35 @@ export function createFeed(options: FeedOptions): Feed {
     await options.onEnd();
   };
 
-  const feed: Feed = {
-    deliver(notification) {
+  const feed: Feed<Item> = {
+    deliver(item) {
       if (ended || failure) return false;
       if (waiting) {
         const resolve = waiting;
         waiting = undefined;
         waitingReject = undefined;
-        resolve({ value: notification, done: false });
+        resolve({ value: item, done: false });
         return true;
       }
       if (queue.length >= options.maxQueued) {
         feed.fail(options.overflowError());
         return false;
       }
-      queue.push(notification);
+      queue.push(item);
       return true;
+    },
+    preload(items) {
+      const [first, ...rest] = items;
+      if (first === undefined || ended || failure) return;
+      if (waiting) {
+        const resolve = waiting;
+        waiting = undefined;
+        waitingReject = undefined;
+        resolve({ value: first, done: false });
+        queue.push(...rest);
+      } else {
+        queue.push(first, ...rest);
+      }
     },
     fail(error) {
       if (ended || failure) return;
@@ -68,8 +83,7 @@ export function createFeed(options: FeedOptions): Feed {
       }
     },
     next() {
-      const value = queue.shift();
-      if (value !== undefined) return Promise.resolve({ value, done: false });
+      if (queue.length > 0) return Promise.resolve({ value: queue.shift() as Item, done: false });
       if (failure && !ended) {
         const error = failure;
         return end().then(() => Promise.reject(error));

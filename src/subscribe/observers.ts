@@ -7,7 +7,7 @@
  * channel run one after another, never interleaved. Knows nothing of WebSocket, SSE or
  * GraphQL: an observer is anything with `deliver`.
  */
-import type { Broker } from '../broker/types.js';
+import type { Broker, BrokerMessage } from '../broker/types.js';
 import { decodeNotification, type Notification } from '../common/notification.js';
 
 /** One live subscription, as the map sees it. */
@@ -46,7 +46,7 @@ export class ObserverMap {
   constructor(broker: Broker, options: ObserverMapOptions = {}) {
     this.#broker = broker;
     this.#logger = options.logger ?? console;
-    broker.listen((channel, payload) => this.#deliver(channel, payload));
+    broker.listen((channel, message) => this.#deliver(channel, message));
   }
 
   /**
@@ -102,10 +102,10 @@ export class ObserverMap {
     await this.#serialize(channel, () => this.#broker.unsubscribe(channel));
   }
 
-  #deliver(channel: string, payload: string): number {
+  #deliver(channel: string, message: BrokerMessage): number {
     const entry = this.#entries.get(channel);
     if (!entry || entry.observers.size === 0) return 0;
-    const notification = decodeNotification(payload);
+    const notification = decodeNotification(message.id, message.payload);
     if (!notification) {
       this.#logger.warn(`herald: dropped a malformed notification on ${channel}`);
       return 0;

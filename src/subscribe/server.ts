@@ -1,6 +1,6 @@
 /**
- * The subscribe server: GraphQL subscriptions over WebSocket and SSE, GraphiQL,
- * `/healthz` and `/readyz`, all on one port, all fed by one observer map.
+ * The subscribe server: GraphQL subscriptions over WebSocket and SSE, queries and
+ * GraphiQL (Yoga), `/healthz` and `/readyz`, all on one port, all fed by one observer map.
  */
 import { OperationTypeNode } from 'graphql';
 import type { TokenVerifier } from '../auth/index.js';
@@ -15,6 +15,7 @@ import { buildSchema } from '../graphql/schema.js';
 import { createHttpEdge, createOriginPolicy, listen, shutdown } from '../http/edge.js';
 import { ObserverMap } from './observers.js';
 import { createSubscriptionResolvers } from './resolvers.js';
+import { createSseTransport, wantsEventStream } from './sse.js';
 import { attachWebSocketTransport } from './websocket.js';
 
 export interface SubscribeServerOptions {
@@ -45,6 +46,7 @@ export interface SubscribeServer extends HeraldServer {
 const SAMPLE_SUBSCRIPTION = `# Notifications for the token's user arrive here as they are sent.
 subscription {
   onNotificationReceived(userName: "alice") {
+    id
     text
     timestamp
     audience
@@ -58,16 +60,28 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
   const logger = options.logger ?? console;
   const production = options.production ?? false;
   const observers = new ObserverMap(broker, { logger });
-  const schema = buildSchema(
-    createSubscriptionResolvers({ observers, channels: options.channels, maxQueued: limits.maxQueuedNotifications }),
-  );
+  const schema = buildSchema({
+    broker,
+    channels: options.channels,
+    resolvers: createSubscriptionResolvers({ observers, broker, channels: options.channels, maxQueued: limits.maxQueuedNotifications }),
+  });
   const validationRules = createValidationRules({
     maxDepth: limits.maxQueryDepth,
     maxAliases: limits.maxQueryAliases,
     operations: [OperationTypeNode.QUERY, OperationTypeNode.SUBSCRIPTION],
     elsewhere: 'send mutations to the publish server',
   });
-  const graphql = createGraphQLHttpHandler({
+  const keepAliveMs = options.keepAliveMs ?? 12_000;
+  const sse = createSseTransport({
+    schema,
+    validationRules,
+    verifier,
+    maxBodyBytes: limits.maxMessageBytes,
+    keepAliveMs,
+    production,
+    logger,
+  });
+  const yoga = createGraphQLHttpHandler({
     schema,
     verifier,
     validationRules,
@@ -83,7 +97,7 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
     corsOrigins: options.corsOrigins,
     maxBodyBytes: limits.maxMessageBytes,
     isReady: () => broker.isReady(),
-    graphql,
+    graphql: (request, response) => (wantsEventStream(request) ? sse.handle(request, response) : yoga(request, response)),
   });
   const websocket = attachWebSocketTransport(http, {
     schema,
@@ -93,7 +107,7 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
     maxMessageBytes: limits.maxMessageBytes,
     maxSubscriptionsPerConnection: limits.maxSubscriptionsPerConnection,
     connectionInitTimeoutMs: options.connectionInitTimeoutMs ?? 3000,
-    keepAliveMs: options.keepAliveMs ?? 12_000,
+    keepAliveMs,
     production,
     logger,
   });
@@ -102,6 +116,7 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
     start: (port, host) => listen(http, port, host),
     async stop() {
       await websocket.close();
+      sse.close();
       await shutdown(http);
     },
   };
