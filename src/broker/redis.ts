@@ -100,8 +100,16 @@ local ms = math.max(now, tonumber(redis.call('HGET', KEYS[1], 'ms') or '0'))
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('HSET', KEYS[1], 'ms', ms)
 local entryId = string.format('%d-%d', ms, seq)
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], entryId, 'n', ARGV[3])
-redis.call('XTRIM', KEYS[2], 'MINID', string.format('%d', math.max(0, now - tonumber(ARGV[6]))))
+-- Trimmed with XDEL, not MAXLEN/MINID: only XDEL advances max-deleted-entry-id, which
+-- is how a reader learns that entries after its cursor are gone.
+local excess = redis.call('XLEN', KEYS[2]) + 1 - tonumber(ARGV[5])
+if excess > 0 then
+  local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', math.min(excess, 1000))
+  for _, entry in ipairs(oldest) do redis.call('XDEL', KEYS[2], entry[1]) end
+end
+local expired = redis.call('XRANGE', KEYS[2], '-', string.format('(%d', math.max(0, now - tonumber(ARGV[6]))), 'COUNT', 1000)
+for _, entry in ipairs(expired) do redis.call('XDEL', KEYS[2], entry[1]) end
+redis.call('XADD', KEYS[2], entryId, 'n', ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[6])
 local id = epoch .. '_' .. entryId
 if windowMs ~= '' then redis.call('SET', KEYS[3], id, 'PX', windowMs) end

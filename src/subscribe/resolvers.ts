@@ -116,7 +116,9 @@ export function createSubscriptionResolvers(options: SubscriptionResolverOptions
 
 /**
  * Holds live notifications back until the history after `after` has been queued, then
- * lets through only those newer than the last one queued.
+ * lets through only those newer than the last one queued. The filter stays on after the
+ * switch: the history read and the live message travel on different Redis connections,
+ * so a notification can be in the history *and* arrive live afterwards.
  */
 function createResumeGate(
   feed: Feed<FeedItem>,
@@ -125,28 +127,41 @@ function createResumeGate(
   overflowError: () => Error,
 ): Observer & { open(history: HistoryAfter): void } {
   let held: Notification[] | undefined = [];
+  let last: string | undefined = formatCursor(after);
+  const isNew = (notification: Notification): boolean => last === undefined || compareIds(notification.id, last) > 0;
   return {
     deliver(notification) {
-      if (!held) return feed.deliver(notification);
-      if (held.length >= maxQueued) {
-        feed.fail(overflowError());
-        return false;
+      if (held) {
+        if (held.length >= maxQueued) {
+          feed.fail(overflowError());
+          return false;
+        }
+        held.push(notification);
+        return true;
       }
-      held.push(notification);
-      return true;
+      if (!isNew(notification)) return true; // already delivered from history
+      last = notification.id;
+      return feed.deliver(notification);
     },
     open(history) {
       const waiting = held ?? [];
       held = undefined;
       if (history.gap) {
+        // A new history began: every live notification is new to this reader.
+        last = undefined;
         feed.preload([{ gap: history.reason }, ...waiting]);
+        last = waiting.at(-1)?.id;
         return;
       }
       const missed = history.entries
         .map((entry) => decodeNotification(entry.id, entry.payload))
         .filter((notification): notification is Notification => notification !== undefined);
-      const last = missed.at(-1)?.id ?? formatCursor(after);
-      feed.preload([...missed, ...waiting.filter((notification) => compareIds(notification.id, last) > 0)]);
+      const items = [...missed, ...waiting].filter((notification) => {
+        if (!isNew(notification)) return false;
+        last = notification.id;
+        return true;
+      });
+      feed.preload(items);
     },
   };
 }

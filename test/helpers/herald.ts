@@ -9,7 +9,7 @@ import { Redis } from 'ioredis';
 import { createTokenVerifier } from '../../src/auth/index.js';
 import { createInProcessBroker } from '../../src/broker/in-process.js';
 import { createRedisBroker, redisClientOptions } from '../../src/broker/redis.js';
-import type { Broker } from '../../src/broker/types.js';
+import { DEFAULT_RETENTION, type Broker, type Retention } from '../../src/broker/types.js';
 import { createChannelNamer } from '../../src/channels/index.js';
 import { quietLogger } from '../../src/common/logger.js';
 import { readConfig, type Limits } from '../../src/config/index.js';
@@ -36,21 +36,29 @@ export interface TestBroker {
   readonly publisher: Redis | undefined;
 }
 
+export interface TestBrokerOptions {
+  /** @default 1000 */
+  reportTimeoutMs?: number;
+  retention?: Retention;
+}
+
 /** A broker of its own: Redis (two new connections) when `redisUrl` is given, else in-process. */
-export async function createTestBroker(redisUrl?: string, reportTimeoutMs = 1000): Promise<TestBroker> {
+export async function createTestBroker(redisUrl?: string, options: TestBrokerOptions = {}): Promise<TestBroker> {
+  const retention = options.retention ?? DEFAULT_RETENTION;
   if (redisUrl === undefined) {
-    const broker = createInProcessBroker();
+    const broker = createInProcessBroker({ retention });
     stops.push(() => broker.close());
     return { broker, subscriber: undefined, publisher: undefined };
   }
-  const options = redisClientOptions(1000);
-  const subscriber = new Redis(redisUrl, { ...options, retryStrategy: () => 50 });
-  const publisher = new Redis(redisUrl, { ...options, retryStrategy: () => 50 });
+  const clientOptions = { ...redisClientOptions(1000), retryStrategy: () => 50 };
+  const subscriber = new Redis(redisUrl, clientOptions);
+  const publisher = new Redis(redisUrl, clientOptions);
   const broker = createRedisBroker({
     subscriber,
     publisher,
     reportChannel: channels.deliveryReportChannel(randomUUID()),
-    reportTimeoutMs,
+    reportTimeoutMs: options.reportTimeoutMs ?? 1000,
+    retention,
     logger: quietLogger,
   });
   stops.push(async () => {

@@ -24,12 +24,18 @@ export interface RedisServer {
   stop(): Promise<void>;
 }
 
-export async function startRedisServer(): Promise<RedisServer> {
+export interface RedisServerOptions {
+  /** Keep data across a restart in an append-only file, fsynced on every write. @default false */
+  appendOnly?: boolean;
+}
+
+export async function startRedisServer(options: RedisServerOptions = {}): Promise<RedisServer> {
   const dir = mkdtempSync(join(tmpdir(), 'herald-redis-'));
+  const persistence = options.appendOnly ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
   let port = await freePort();
-  let child = await spawnRedis(port, dir).catch(async () => {
+  let child = await spawnRedis(port, dir, persistence).catch(async () => {
     port = await freePort(); // lost a race for the port: once more on another
-    return spawnRedis(port, dir);
+    return spawnRedis(port, dir, persistence);
   });
   const clients: Redis[] = [];
   const client = (): Redis => {
@@ -52,7 +58,7 @@ export async function startRedisServer(): Promise<RedisServer> {
       await killChild(child, 'SIGKILL');
     },
     async restart() {
-      child = await spawnRedis(port, dir);
+      child = await spawnRedis(port, dir, persistence);
     },
     async stop() {
       for (const redis of clients) redis.disconnect();
@@ -73,11 +79,11 @@ function freePort(): Promise<number> {
   });
 }
 
-function spawnRedis(port: number, dir: string): Promise<ChildProcess> {
+function spawnRedis(port: number, dir: string, persistence: string[]): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
     const child = spawn(
       'redis-server',
-      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--loglevel', 'warning'],
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--dir', dir, '--loglevel', 'warning'],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let output = '';

@@ -1,0 +1,144 @@
+/**
+ * Channel names: the one place a Redis channel is made, so the one place a name could
+ * escape its tenant or reach another kind of channel.
+ */
+import { describe, expect, it } from 'vitest';
+import { assertValidName, createChannelNamer, InvalidNameError, isValidName } from '../../src/channels/index.js';
+
+const RULE = `may only hold letters, digits, '.', '_', '-' and '@', and must start with a letter or digit`;
+
+/** The error `fn` throws; fails the test if it throws nothing. */
+function thrown(fn: () => unknown): Error {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof Error) return error;
+    throw new Error(`threw a non-Error: ${String(error)}`);
+  }
+  throw new Error('expected an error, but nothing was thrown');
+}
+
+describe('assertValidName / isValidName', () => {
+  it.each([
+    'alice',
+    'Alice42',
+    '7',
+    'bob.smith',
+    'snake_case',
+    'kebab-case',
+    'alice@example.com',
+    'a.-_@',
+    'a'.repeat(128),
+  ])('accepts %j', (name) => {
+    expect(isValidName(name)).toBe(true);
+    expect(assertValidName('user name', name)).toBe(name);
+  });
+
+  it.each<[string, unknown, string]>([
+    ['a glob star', 'ali*', `user name "ali*" ${RULE}`],
+    ['a glob question mark', 'ali?', `user name "ali?" ${RULE}`],
+    ['a glob opening bracket', 'ali[ce', `user name "ali[ce" ${RULE}`],
+    ['a glob closing bracket', 'ali]ce', `user name "ali]ce" ${RULE}`],
+    ['the separator', 'acme:company', `user name "acme:company" ${RULE}`],
+    ['a space', 'alice smith', `user name "alice smith" ${RULE}`],
+    ['a newline (shown escaped)', 'alice\nforged log line', `user name "alice\\nforged log line" ${RULE}`],
+    ['a NUL (shown escaped)', 'alice\u0000', `user name "alice\\u0000" ${RULE}`],
+    ['a leading dot', '.alice', `user name ".alice" ${RULE}`],
+    ['a leading dash', '-alice', `user name "-alice" ${RULE}`],
+    ['a leading @', '@alice', `user name "@alice" ${RULE}`],
+    ['an empty string', '', 'user name must not be empty'],
+    ['129 characters', 'a'.repeat(129), 'user name is longer than 128 characters'],
+    ['a number', 42, 'user name must be a string'],
+    ['undefined', undefined, 'user name must be a string'],
+    ['an array', ['alice'], 'user name must be a string'],
+  ])('refuses %s with InvalidNameError naming the rule', (_what, value, message) => {
+    expect(isValidName(value)).toBe(false);
+    const error = thrown(() => assertValidName('user name', value));
+    expect(error).toBeInstanceOf(InvalidNameError);
+    expect(error.name).toBe('InvalidNameError');
+    expect(error.message).toBe(message);
+  });
+
+  it('shortens a long bad name in the message, so an error cannot be flooded', () => {
+    const error = thrown(() => assertValidName('store id', `${'x'.repeat(100)}:`));
+    expect(error.message).toBe(`store id "${'x'.repeat(40)}…" ${RULE}`);
+  });
+});
+
+describe('createChannelNamer', () => {
+  const channels = createChannelNamer('herald');
+
+  it('refuses a prefix that is not a valid name', () => {
+    const error = thrown(() => createChannelNamer('herald:prod'));
+    expect(error).toBeInstanceOf(InvalidNameError);
+    expect(error.message).toBe(`channel prefix "herald:prod" ${RULE}`);
+  });
+
+  it('subscriberChannels: the user, each store, then the company, each with its audience', () => {
+    expect(channels.subscriberChannels({ name: 'alice', tenant: 'acme', stores: ['s1', 's2'] })).toEqual([
+      { channel: 'herald:acme:user:alice', audience: 'USER' },
+      { channel: 'herald:acme:store:s1', audience: 'STORE' },
+      { channel: 'herald:acme:store:s2', audience: 'STORE' },
+      { channel: 'herald:acme:company', audience: 'COMPANY' },
+    ]);
+    expect(channels.subscriberChannels({ name: 'bob', tenant: 'globex', stores: [] })).toEqual([
+      { channel: 'herald:globex:user:bob', audience: 'USER' },
+      { channel: 'herald:globex:company', audience: 'COMPANY' },
+    ]);
+  });
+
+  it('subscriberChannels refuses a bad store id', () => {
+    const error = thrown(() => channels.subscriberChannels({ name: 'alice', tenant: 'acme', stores: ['s1', '*'] }));
+    expect(error).toBeInstanceOf(InvalidNameError);
+    expect(error.message).toBe(`store id "*" ${RULE}`);
+  });
+
+  it.each([
+    ['USER', 'alice', 'herald:acme:user:alice'],
+    ['STORE', 's-17', 'herald:acme:store:s-17'],
+    ['COMPANY', 'acme', 'herald:acme:company'],
+  ] as const)('audienceChannel(%s, %s) is %s', (audience, to, channel) => {
+    expect(channels.audienceChannel('acme', audience, to)).toBe(channel);
+  });
+
+  it('refuses a COMPANY notification to another tenant', () => {
+    const error = thrown(() => channels.audienceChannel('acme', 'COMPANY', 'globex'));
+    expect(error).toBeInstanceOf(InvalidNameError);
+    expect(error.message).toBe('a COMPANY notification must be sent to your own tenant "acme"');
+  });
+
+  it.each<[string, string, 'USER' | 'STORE', string, string]>([
+    ['a user name reaching the company channel', 'acme', 'USER', 'x:company', `user name "x:company" ${RULE}`],
+    ['a store id with a glob', 'acme', 'STORE', 's*', `store id "s*" ${RULE}`],
+    ['a tenant reaching another tenant', 'acme:globex', 'USER', 'alice', `tenant "acme:globex" ${RULE}`],
+    ['an empty user name', 'acme', 'USER', '', 'user name must not be empty'],
+  ])('audienceChannel refuses %s', (_what, tenant, audience, to, message) => {
+    const error = thrown(() => channels.audienceChannel(tenant, audience, to));
+    expect(error).toBeInstanceOf(InvalidNameError);
+    expect(error.message).toBe(message);
+  });
+
+  it('puts every channel and key under its own prefix', () => {
+    const other = createChannelNamer('staging');
+    const owner = { name: 'alice', tenant: 'acme', stores: ['s1'] };
+    const names = [
+      ...other.subscriberChannels(owner).map(({ channel }) => channel),
+      ...other.subscriberDestinations(owner).flatMap(({ channel, stream }) => [channel, stream]),
+      other.audienceChannel('acme', 'STORE', 's1'),
+      other.tenantKey('acme'),
+      other.idempotencyKey('acme', 'billing', 'k1'),
+      other.deliveryReportChannel('p1'),
+    ];
+    for (const name of names) expect(name.startsWith('staging:')).toBe(true);
+    expect(names.filter((name) => name.includes('herald'))).toEqual([]);
+  });
+
+  it('deliveryReportChannel is under the prefix, apart from every tenant, and checks the process id', () => {
+    expect(channels.deliveryReportChannel('4f2b-9c')).toBe('herald:_reports:4f2b-9c');
+    // no tenant can be called `_reports`, so no tenant channel can collide with it
+    expect(isValidName('_reports')).toBe(false);
+    const error = thrown(() => channels.deliveryReportChannel('p1:x'));
+    expect(error).toBeInstanceOf(InvalidNameError);
+    expect(error.message).toBe(`process id "p1:x" ${RULE}`);
+  });
+});

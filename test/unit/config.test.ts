@@ -1,0 +1,156 @@
+/**
+ * readConfig: defaults, and every bad variable reported by name, all at once.
+ */
+import { generateKeyPairSync } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { createTokenVerifier } from '../../src/auth/tokens.js';
+import { ConfigError, readConfig } from '../../src/config/index.js';
+
+const LONG_SECRET = 'x'.repeat(32);
+
+/** The problems `readConfig(env)` reports; fails the test if it accepts `env`. */
+function problemsOf(env: Record<string, string | undefined>): string[] {
+  try {
+    readConfig(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    const { problems, message } = error as ConfigError;
+    for (const problem of problems) expect(message).toContain(problem);
+    return problems;
+  }
+  throw new Error(`readConfig accepted ${JSON.stringify(env)}`);
+}
+
+describe('readConfig', () => {
+  it('has defaults for everything', () => {
+    expect(readConfig({})).toEqual({
+      redisUrl: undefined,
+      host: '0.0.0.0',
+      subscribePort: 4000,
+      publishPort: 4001,
+      jwtSecret: undefined,
+      jwtPublicKey: undefined,
+      corsOrigins: [],
+      channelPrefix: 'herald',
+      production: false,
+      connectionInitTimeoutMs: 3000,
+      keepAliveMs: 12_000,
+      deliveryAckTimeoutMs: 1000,
+      redisCommandTimeoutMs: 2000,
+      retention: { maxLength: 1000, maxAgeMs: 7 * 24 * 3600 * 1000 },
+      idempotencyWindowMs: 600_000,
+      limits: {
+        maxMessageBytes: 65_536,
+        maxTextLength: 2000,
+        maxSubscriptionsPerConnection: 10,
+        maxQueryDepth: 8,
+        maxQueryAliases: 10,
+        maxQueuedNotifications: 1000,
+      },
+    });
+  });
+
+  it('reads good values, trimmed; an empty variable counts as unset', () => {
+    const config = readConfig({
+      SUBSCRIBE_PORT: ' 5000 ',
+      PUBLISH_PORT: '0',
+      REDIS_URL: 'rediss://cache.internal:6380/2',
+      CHANNEL_PREFIX: 'herald-staging',
+      JWT_SECRET: LONG_SECRET,
+      HOST: '',
+      NODE_ENV: 'production',
+    });
+    expect(config).toMatchObject({
+      subscribePort: 5000,
+      publishPort: 0,
+      redisUrl: 'rediss://cache.internal:6380/2',
+      channelPrefix: 'herald-staging',
+      jwtSecret: LONG_SECRET,
+      host: '0.0.0.0',
+      production: true,
+    });
+  });
+
+  it.each<[string, Record<string, string>, string]>([
+    ['SUBSCRIBE_PORT', { SUBSCRIBE_PORT: 'abc' }, 'SUBSCRIBE_PORT "abc" must be a whole number from 0 to 65535'],
+    ['SUBSCRIBE_PORT', { SUBSCRIBE_PORT: '-1' }, 'SUBSCRIBE_PORT "-1" must be a whole number from 0 to 65535'],
+    ['SUBSCRIBE_PORT', { SUBSCRIBE_PORT: '4000.5' }, 'SUBSCRIBE_PORT "4000.5" must be a whole number from 0 to 65535'],
+    ['PUBLISH_PORT', { PUBLISH_PORT: '70000' }, 'PUBLISH_PORT "70000" must be a whole number from 0 to 65535'],
+    ['REDIS_URL', { REDIS_URL: 'http://x' }, 'REDIS_URL "http://x" must look like redis://host:port (or rediss:// for TLS)'],
+    ['REDIS_URL', { REDIS_URL: 'localhost:6379' }, 'REDIS_URL "localhost:6379" must look like redis://host:port (or rediss:// for TLS)'],
+    [
+      'CORS_ORIGINS',
+      { CORS_ORIGINS: '*' },
+      'CORS_ORIGINS entry "*" must be an exact origin such as https://app.example.com (no wildcard, no path)',
+    ],
+    [
+      'CORS_ORIGINS',
+      { CORS_ORIGINS: 'https://app.example.com/admin' },
+      'CORS_ORIGINS entry "https://app.example.com/admin" must be an exact origin such as https://app.example.com (no wildcard, no path)',
+    ],
+    [
+      'CHANNEL_PREFIX',
+      { CHANNEL_PREFIX: 'herald:prod' },
+      `CHANNEL_PREFIX "herald:prod" may only hold letters, digits, '.', '_', '-' and '@'`,
+    ],
+    ['JWT_SECRET', { JWT_SECRET: 'x'.repeat(31) }, 'JWT_SECRET must be at least 32 bytes long'],
+    ['JWT_SECRET', { JWT_SECRET: 'é'.repeat(15) }, 'JWT_SECRET must be at least 32 bytes long'],
+    [
+      'JWT_SECRET',
+      { JWT_SECRET: LONG_SECRET, JWT_PUBLIC_KEY: '-----BEGIN PUBLIC KEY-----' },
+      'JWT_SECRET and JWT_PUBLIC_KEY are both set: set exactly one',
+    ],
+    [
+      'NODE_ENV',
+      { NODE_ENV: 'production' },
+      'NODE_ENV=production needs JWT_SECRET or JWT_PUBLIC_KEY (no dev secret is generated)',
+    ],
+  ])('reports bad %s: %j', (variable, env, problem) => {
+    const problems = problemsOf(env);
+    expect(problems).toEqual([problem]);
+    expect(problems[0]).toContain(variable);
+  });
+
+  it('counts JWT_SECRET in bytes, not characters', () => {
+    expect(readConfig({ JWT_SECRET: 'é'.repeat(16) }).jwtSecret).toBe('é'.repeat(16));
+  });
+
+  it('reports several problems together in one error', () => {
+    const problems = problemsOf({
+      SUBSCRIBE_PORT: 'abc',
+      PUBLISH_PORT: '70000',
+      REDIS_URL: 'http://x',
+      CORS_ORIGINS: 'https://ok.example.com,*',
+      CHANNEL_PREFIX: 'a:b',
+      JWT_SECRET: 'short',
+    });
+    expect(problems).toHaveLength(6);
+    for (const variable of ['SUBSCRIBE_PORT', 'PUBLISH_PORT', 'REDIS_URL', 'CORS_ORIGINS', 'CHANNEL_PREFIX', 'JWT_SECRET']) {
+      expect(problems.filter((problem) => problem.startsWith(variable))).toHaveLength(1);
+    }
+  });
+
+  it('reports every bad CORS_ORIGINS entry', () => {
+    expect(problemsOf({ CORS_ORIGINS: '*, https://a.example.com/x, https://b.example.com' })).toEqual([
+      'CORS_ORIGINS entry "*" must be an exact origin such as https://app.example.com (no wildcard, no path)',
+      'CORS_ORIGINS entry "https://a.example.com/x" must be an exact origin such as https://app.example.com (no wildcard, no path)',
+    ]);
+  });
+
+  it('parses CORS_ORIGINS as a comma-separated list of origins', () => {
+    const { corsOrigins } = readConfig({
+      CORS_ORIGINS: ' https://app.example.com , http://localhost:3000,,https://admin.example.com/ ',
+    });
+    expect(corsOrigins).toEqual(['https://app.example.com', 'http://localhost:3000', 'https://admin.example.com']);
+  });
+
+  it('turns literal "\\n" in JWT_PUBLIC_KEY into newlines', () => {
+    const pem = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const oneLine = pem.replace(/\n/g, '\\n');
+    expect(oneLine).not.toContain('\n');
+
+    const config = readConfig({ JWT_PUBLIC_KEY: oneLine, NODE_ENV: 'production' });
+    expect(config.jwtPublicKey).toBe(pem);
+    expect(createTokenVerifier({ publicKey: config.jwtPublicKey }).algorithms).toEqual(['ES256']);
+  });
+});
