@@ -110,7 +110,7 @@ describe('tenants and permissions', () => {
       token: serviceToken(),
       variables: { to: 'globex', text: 'x', audience: 'COMPANY' },
     });
-    expect(errorCode(response)).toBe('BAD_USER_INPUT');
+    expect(errorCode(response)).toBe('FORBIDDEN');
     expect(response.body.errors?.[0]?.message).toContain('your own tenant "acme"');
   });
 

@@ -19,10 +19,16 @@ export function authorizeSubscription(principal: Principal, userName: string): v
   }
 }
 
-/** Publishing needs {@link PUBLISH_SCOPE}; the tenant is always the principal's own. */
-export function authorizePublish(principal: Principal): void {
+/**
+ * Publishing needs {@link PUBLISH_SCOPE}, and stays inside the principal's tenant: a
+ * `COMPANY` notification can only go to the publisher's own company.
+ */
+export function authorizePublish(principal: Principal, audience?: string, to?: string): void {
   if (!principal.scopes.has(PUBLISH_SCOPE)) {
     throw new ForbiddenError(`sending notifications needs the "${PUBLISH_SCOPE}" scope`);
+  }
+  if (audience === 'COMPANY' && to !== principal.tenant) {
+    throw new ForbiddenError(`a COMPANY notification must be sent to your own tenant "${principal.tenant}"`);
   }
 }
 

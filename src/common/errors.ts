@@ -6,6 +6,7 @@ import { GraphQLError } from 'graphql';
 import { AuthenticationError, ForbiddenError } from '../auth/index.js';
 import { InvalidNameError } from '../channels/index.js';
 import { BrokerUnavailableError } from '../broker/types.js';
+import { InvalidInputError, LimitExceededError } from './failures.js';
 
 export const ErrorCode = {
   Unauthenticated: 'UNAUTHENTICATED',
@@ -31,7 +32,8 @@ export function toGraphQLError(error: unknown): GraphQLError {
   if (error instanceof GraphQLError) return error;
   if (error instanceof AuthenticationError) return graphqlError(ErrorCode.Unauthenticated, error.message);
   if (error instanceof ForbiddenError) return graphqlError(ErrorCode.Forbidden, error.message);
-  if (error instanceof InvalidNameError) return graphqlError(ErrorCode.BadUserInput, error.message);
+  if (error instanceof InvalidNameError || error instanceof InvalidInputError) return graphqlError(ErrorCode.BadUserInput, error.message);
+  if (error instanceof LimitExceededError) return graphqlError(ErrorCode.LimitExceeded, error.message);
   if (error instanceof BrokerUnavailableError) return graphqlError(ErrorCode.ServiceUnavailable, error.message);
   throw error;
 }

@@ -14,6 +14,7 @@ import { createValidationRules } from '../graphql/rules.js';
 import { buildSchema } from '../graphql/schema.js';
 import { createHttpEdge, listen, shutdown } from '../http/edge.js';
 import { createPublishResolvers } from './resolvers.js';
+import { createSender } from './send.js';
 
 export interface PublishServerOptions {
   /** Carries notifications out. */
@@ -37,12 +38,14 @@ export function createPublishServer(options: PublishServerOptions): HeraldServer
   const schema = buildSchema({
     broker,
     channels: options.channels,
-    resolvers: createPublishResolvers({
-      broker,
-      channels: options.channels,
-      maxTextLength: limits.maxTextLength,
-      idempotencyWindowMs: options.idempotencyWindowMs ?? 600_000,
-    }),
+    resolvers: createPublishResolvers(
+      createSender({
+        broker,
+        channels: options.channels,
+        maxTextLength: limits.maxTextLength,
+        idempotencyWindowMs: options.idempotencyWindowMs ?? 600_000,
+      }),
+    ),
   });
   const http = createHttpEdge({
     corsOrigins: options.corsOrigins,

@@ -15,6 +15,7 @@ import { buildSchema } from '../graphql/schema.js';
 import { createHttpEdge, createOriginPolicy, listen, shutdown } from '../http/edge.js';
 import { ObserverMap } from './observers.js';
 import { createSubscriptionResolvers } from './resolvers.js';
+import { createSubscriptions } from './subscriptions.js';
 import { createSseTransport, wantsEventStream } from './sse.js';
 import { attachWebSocketTransport } from './websocket.js';
 
@@ -60,10 +61,11 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
   const logger = options.logger ?? console;
   const production = options.production ?? false;
   const observers = new ObserverMap(broker, { logger });
+  const subscriptions = createSubscriptions({ observers, broker, channels: options.channels, maxQueued: limits.maxQueuedNotifications });
   const schema = buildSchema({
     broker,
     channels: options.channels,
-    resolvers: createSubscriptionResolvers({ observers, broker, channels: options.channels, maxQueued: limits.maxQueuedNotifications }),
+    resolvers: createSubscriptionResolvers(subscriptions),
   });
   const validationRules = createValidationRules({
     maxDepth: limits.maxQueryDepth,

@@ -1,0 +1,80 @@
+/**
+ * Sending a notification, free of any transport: checks the publisher and the input,
+ * builds the audience's destination inside the publisher's own tenant and publishes.
+ * The GraphQL mutation and the gRPC `Send` both call it.
+ */
+import { authorizePublish, type Principal } from '../auth/index.js';
+import type { Broker, PublishResult } from '../broker/types.js';
+import { AUDIENCES, type Audience, type ChannelNamer } from '../channels/index.js';
+import { InvalidInputError } from '../common/failures.js';
+import { encodeNotification } from '../common/notification.js';
+
+export interface SenderOptions {
+  broker: Broker;
+  channels: ChannelNamer;
+  /** Longest `text` accepted, in characters (`MAX_TEXT_LENGTH`). */
+  maxTextLength: number;
+  /** How long an `idempotencyKey` is remembered, in ms (`IDEMPOTENCY_WINDOW_SECONDS`). */
+  idempotencyWindowMs: number;
+}
+
+/** One notification to send, as it arrives from a client (checked here). */
+export interface SendRequest {
+  readonly to: unknown;
+  readonly text: unknown;
+  /** @default 'USER' */
+  readonly audience?: unknown;
+  readonly idempotencyKey?: unknown;
+}
+
+/** Most notifications one batch may carry. */
+export const MAX_BATCH_SIZE = 1000;
+
+export interface Sender {
+  /** Sends one notification; throws a typed error (auth, input, broker) naming what was wrong. */
+  send(principal: Principal, request: SendRequest): Promise<PublishResult>;
+  /** Checks every notification first (nothing is sent if one is bad), then sends them in order. */
+  sendBatch(principal: Principal, requests: readonly SendRequest[]): Promise<PublishResult[]>;
+}
+
+export function createSender(options: SenderOptions): Sender {
+  const { broker, channels, maxTextLength, idempotencyWindowMs } = options;
+
+  const prepare = (principal: Principal, request: SendRequest) => {
+    const audience = (request.audience ?? 'USER') as Audience;
+    if (!AUDIENCES.includes(audience)) throw new InvalidInputError(`audience must be one of ${AUDIENCES.join(', ')}`);
+    const { text, to, idempotencyKey } = request;
+    if (typeof text !== 'string' || text.length === 0) throw new InvalidInputError('text must not be empty');
+    if (text.length > maxTextLength) throw new InvalidInputError(`text is longer than ${maxTextLength} characters (MAX_TEXT_LENGTH)`);
+    if (typeof to !== 'string') throw new InvalidInputError('to must be a string');
+    authorizePublish(principal, audience, to);
+    if (idempotencyKey != null && typeof idempotencyKey !== 'string') throw new InvalidInputError('idempotencyKey must be a string');
+    return {
+      destination: channels.destination(principal.tenant, audience, to),
+      tenantKey: channels.tenantKey(principal.tenant),
+      payload: encodeNotification({ text, timestamp: Math.floor(Date.now() / 1000), audience, sender: principal.name }),
+      idempotency:
+        idempotencyKey == null || idempotencyKey === ''
+          ? undefined
+          : { key: channels.idempotencyKey(principal.tenant, principal.name, idempotencyKey), windowMs: idempotencyWindowMs },
+    };
+  };
+
+  return {
+    send: (principal, request) => broker.publish(prepare(principal, request)),
+    async sendBatch(principal, requests) {
+      if (requests.length > MAX_BATCH_SIZE) throw new InvalidInputError(`a batch holds at most ${MAX_BATCH_SIZE} notifications`);
+      const prepared = requests.map((request, index) => {
+        try {
+          return prepare(principal, request);
+        } catch (error) {
+          if (error instanceof Error) error.message = `notification ${index}: ${error.message}`;
+          throw error;
+        }
+      });
+      const results: PublishResult[] = [];
+      for (const request of prepared) results.push(await broker.publish(request));
+      return results;
+    },
+  };
+}
