@@ -89,6 +89,9 @@ function keyAndAlgorithms(options: TokenVerifierOptions): { key: jwt.Secret; alg
     case 'rsa':
       return { key, algorithms: ['RS256'] };
     case 'ec':
+      if (key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+        throw new Error(`JWT_PUBLIC_KEY is an EC key on ${key.asymmetricKeyDetails?.namedCurve ?? 'an unknown curve'}: ES256 needs P-256`);
+      }
       return { key, algorithms: ['ES256'] };
     default:
       throw new Error(`JWT_PUBLIC_KEY is a ${key.asymmetricKeyType ?? 'unknown'} key: use an RSA or EC P-256 key`);

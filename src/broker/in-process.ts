@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { compareStreamIds, streamId } from '../common/cursor.js';
 import { findGap, mergeNewestFirst, mergeOldestFirst } from './history.js';
-import { DEFAULT_RETENTION, type Broker, type BrokerMessage, type MessageSink, type Retention } from './types.js';
+import { BrokerUnavailableError, DEFAULT_RETENTION, type Broker, type BrokerMessage, type MessageSink, type Retention } from './types.js';
 
 interface Stream {
   /** Oldest first; ids are `ms-seq`. */
@@ -70,12 +70,14 @@ export function createInProcessBroker(options: InProcessBrokerOptions = {}): Bro
       sink = next;
     },
     async subscribe(channel) {
+      if (closed) throw new BrokerUnavailableError('the broker is closed');
       channels.add(channel);
     },
     async unsubscribe(channel) {
       channels.delete(channel);
     },
     async publish({ destination, tenantKey, payload, idempotency }) {
+      if (closed) throw new BrokerUnavailableError('the broker is closed');
       const at = now();
       const seen = idempotency ? remembered.get(idempotency.key) : undefined;
       if (seen && seen.expiresAt > at) {

@@ -232,6 +232,7 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
       sink = next;
     },
     async subscribe(channel) {
+      if (closed) throw new BrokerUnavailableError('the broker is closed');
       channels.add(channel);
       try {
         await subscriber.subscribe(channel);
@@ -250,6 +251,7 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
       }
     },
     async publish({ destination, tenantKey, payload, idempotency }) {
+      if (closed) throw new BrokerUnavailableError('the broker is closed');
       if (!reportsSubscribed) throw new BrokerUnavailableError('Redis is unavailable: not connected');
       const reportId = String(++sequence);
       const entry: PendingPublish = { expected: undefined, reported: 0, delivered: 0, settle: undefined };

@@ -2,6 +2,7 @@
  * Reads and checks Herald's environment once, at start-up. Every problem is collected
  * and reported together, so an operator fixes a bad deployment in one pass.
  */
+import { createTokenVerifier } from '../auth/tokens.js';
 import type { Retention } from '../broker/types.js';
 import { isValidName } from '../channels/index.js';
 
@@ -119,6 +120,13 @@ export function readConfig(env: Env = process.env): HeraldConfig {
   const jwtPublicKey = read.string('JWT_PUBLIC_KEY')?.replace(/\\n/g, '\n');
   if (jwtSecret !== undefined && jwtPublicKey !== undefined) {
     problems.push('JWT_SECRET and JWT_PUBLIC_KEY are both set: set exactly one');
+  }
+  if (jwtPublicKey !== undefined && jwtSecret === undefined) {
+    try {
+      createTokenVerifier({ publicKey: jwtPublicKey });
+    } catch (error) {
+      problems.push(`JWT_PUBLIC_KEY is not a usable key: ${error instanceof Error ? error.message : String(error)}`);
+    }
   }
   if (jwtSecret !== undefined && Buffer.byteLength(jwtSecret) < 32) {
     problems.push('JWT_SECRET must be at least 32 bytes long');

@@ -24,10 +24,15 @@ export interface Feed<Item> extends AsyncIterableIterator<Item> {
   return(): Promise<IteratorReturnResult<undefined>>;
 }
 
+interface Reader<Item> {
+  resolve(result: IteratorResult<Item>): void;
+  reject(error: Error): void;
+}
+
 export function createFeed<Item>(options: FeedOptions): Feed<Item> {
   const queue: Item[] = [];
-  let waiting: ((result: IteratorResult<Item>) => void) | undefined;
-  let waitingReject: ((error: Error) => void) | undefined;
+  /** Pending `next()` calls, oldest first; only ever non-empty while `queue` is empty. */
+  const readers: Array<Reader<Item>> = [];
   let failure: Error | undefined;
   let ended = false;
 
@@ -35,22 +40,21 @@ export function createFeed<Item>(options: FeedOptions): Feed<Item> {
     if (ended) return;
     ended = true;
     queue.length = 0;
-    waiting?.({ value: undefined, done: true });
-    waiting = undefined;
-    waitingReject = undefined;
+    for (const reader of readers.splice(0)) reader.resolve({ value: undefined, done: true });
     await options.onEnd();
+  };
+
+  /** Hands `item` to the oldest waiting reader; false if none waits. */
+  const handOver = (item: Item): boolean => {
+    const reader = readers.shift();
+    reader?.resolve({ value: item, done: false });
+    return reader !== undefined;
   };
 
   const feed: Feed<Item> = {
     deliver(item) {
       if (ended || failure) return false;
-      if (waiting) {
-        const resolve = waiting;
-        waiting = undefined;
-        waitingReject = undefined;
-        resolve({ value: item, done: false });
-        return true;
-      }
+      if (handOver(item)) return true;
       if (queue.length >= options.maxQueued) {
         feed.fail(options.overflowError());
         return false;
@@ -59,26 +63,16 @@ export function createFeed<Item>(options: FeedOptions): Feed<Item> {
       return true;
     },
     preload(items) {
-      const [first, ...rest] = items;
-      if (first === undefined || ended || failure) return;
-      if (waiting) {
-        const resolve = waiting;
-        waiting = undefined;
-        waitingReject = undefined;
-        resolve({ value: first, done: false });
-        queue.push(...rest);
-      } else {
-        queue.push(first, ...rest);
-      }
+      if (ended || failure) return;
+      let index = 0;
+      while (index < items.length && handOver(items[index] as Item)) index += 1;
+      queue.push(...items.slice(index));
     },
     fail(error) {
       if (ended || failure) return;
       failure = error;
-      if (waitingReject) {
-        const reject = waitingReject;
-        waiting = undefined;
-        waitingReject = undefined;
-        reject(error);
+      if (readers.length > 0) {
+        for (const reader of readers.splice(0)) reader.reject(error);
         void end();
       }
     },
@@ -89,10 +83,7 @@ export function createFeed<Item>(options: FeedOptions): Feed<Item> {
         return end().then(() => Promise.reject(error));
       }
       if (ended) return Promise.resolve({ value: undefined, done: true });
-      return new Promise((resolve, reject) => {
-        waiting = resolve;
-        waitingReject = reject;
-      });
+      return new Promise((resolve, reject) => readers.push({ resolve, reject }));
     },
     async return() {
       await end();

@@ -1,0 +1,558 @@
+/**
+ * The broker contract, run against both brokers, and the observer map on top of each.
+ *
+ * With Redis, subscribing and publishing happen on separate brokers (separate
+ * connections, as in two processes) wherever the contract allows; the in-process
+ * broker does both. Negative checks publish a sentinel afterwards: delivery on one
+ * broker is in order, so anything that should not have arrived would have arrived first.
+ */
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Destination } from '../src/channels/index.js';
+import { encodeNotification, type Notification } from '../src/common/notification.js';
+import {
+  BrokerUnavailableError,
+  type Broker,
+  type BrokerMessage,
+  type HistoryAfter,
+  type HistoryPage,
+  type MessageSink,
+  type PublishRequest,
+  type PublishResult,
+} from '../src/broker/types.js';
+import { parseCursor, type Cursor } from '../src/common/cursor.js';
+import { compareIds } from '../src/broker/history.js';
+import { ObserverMap, type Observer } from '../src/subscribe/observers.js';
+import { channels, createTestBroker, stopAll, waitFor, type TestBroker } from './helpers/herald.js';
+import { startRedisServer, type RedisServer } from './helpers/redis-server.js';
+
+let redis: RedisServer;
+beforeAll(async () => {
+  redis = await startRedisServer();
+});
+afterAll(async () => {
+  await stopAll();
+  await redis.stop();
+});
+
+const TENANT_KEY = channels.tenantKey('acme');
+
+/** A user destination no other test uses. */
+const freshDestination = (): Destination => channels.destination('acme', 'USER', `u-${randomUUID().slice(0, 8)}`);
+
+const publish = (broker: Broker, destination: Destination, payload: string): Promise<PublishResult> =>
+  broker.publish({ destination, tenantKey: TENANT_KEY, payload });
+
+/** A sink that records what it hears and returns `count` for each message. */
+function recordingSink(count: number): { sink: MessageSink; heard: Array<{ channel: string; message: BrokerMessage }>; payloads: () => string[] } {
+  const heard: Array<{ channel: string; message: BrokerMessage }> = [];
+  return {
+    heard,
+    sink: (channel, message) => {
+      heard.push({ channel, message });
+      return count;
+    },
+    payloads: () => heard.map(({ message }) => message.payload),
+  };
+}
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve: () => void = () => undefined;
+  const promise = new Promise<void>((settle) => {
+    resolve = settle;
+  });
+  return { promise, resolve };
+}
+
+/** One turn of the event loop: whatever microtasks were going to settle have settled. */
+const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * A spy around a real broker: every call goes through to it; subscribe and unsubscribe
+ * calls are recorded, and can be held back (still in flight) until a gate opens.
+ */
+class SpyBroker implements Broker {
+  readonly calls: string[] = [];
+  readonly hold: { subscribe?: Promise<void>; unsubscribe?: Promise<void> } = {};
+  readonly #inner: Broker;
+
+  constructor(inner: Broker) {
+    this.#inner = inner;
+  }
+
+  get kind(): Broker['kind'] {
+    return this.#inner.kind;
+  }
+  /** How many times `command` was called for `channel`. */
+  count(command: 'subscribe' | 'unsubscribe', channel: string): number {
+    return this.calls.filter((call) => call === `${command} ${channel}`).length;
+  }
+  listen(sink: MessageSink): void {
+    this.#inner.listen(sink);
+  }
+  async subscribe(channel: string): Promise<void> {
+    this.calls.push(`subscribe ${channel}`);
+    await this.hold.subscribe;
+    return this.#inner.subscribe(channel);
+  }
+  async unsubscribe(channel: string): Promise<void> {
+    this.calls.push(`unsubscribe ${channel}`);
+    await this.hold.unsubscribe;
+    return this.#inner.unsubscribe(channel);
+  }
+  publish(request: PublishRequest): Promise<PublishResult> {
+    return this.#inner.publish(request);
+  }
+  readAfter(request: { tenantKey: string; streams: readonly string[]; after: Cursor }): Promise<HistoryAfter> {
+    return this.#inner.readAfter(request);
+  }
+  readPage(request: { tenantKey: string; streams: readonly string[]; before: Cursor | undefined; limit: number }): Promise<HistoryPage> {
+    return this.#inner.readPage(request);
+  }
+  isReady(): boolean {
+    return this.#inner.isReady();
+  }
+  close(): Promise<void> {
+    return this.#inner.close();
+  }
+}
+
+/** An observer that records what it is given and answers `accepts`. */
+function recordingObserver(accepts = true): Observer & { readonly got: Notification[] } {
+  const got: Notification[] = [];
+  return {
+    got,
+    deliver: (notification) => {
+      got.push(notification);
+      return accepts;
+    },
+  };
+}
+
+const notification = (text: string) => ({ text, timestamp: 1_700_000_000, audience: 'USER', sender: 'billing' }) as const;
+const notify = (broker: Broker, destination: Destination, text: string): Promise<PublishResult> =>
+  publish(broker, destination, encodeNotification(notification(text)));
+
+describe.each<[string, () => string | undefined]>([
+  ['in-process', () => undefined],
+  ['redis', () => redis.url],
+])('the %s broker', (kind, redisUrl) => {
+  const isRedis = kind === 'redis';
+  /** A broker of its own; a generous report timeout, so a busy machine cannot cut a count short. */
+  const newBroker = (): Promise<TestBroker> => createTestBroker(redisUrl(), { reportTimeoutMs: 5000 });
+
+  /** A broker to subscribe on and one to publish on: separate with Redis, the same one in-process. */
+  async function subscribeAndPublish(): Promise<{ subscriber: Broker; publisher: Broker }> {
+    const subscriber = (await newBroker()).broker;
+    const publisher = isRedis ? (await newBroker()).broker : subscriber;
+    return { subscriber, publisher };
+  }
+
+  /** NUMSUB of `channel` with Redis; `expected` in-process, where there is nothing to count. */
+  const numsub = (channel: string, expected: number): Promise<number> => (isRedis ? redis.numsub(channel) : Promise.resolve(expected));
+
+  describe('contract', () => {
+    it('says what it is and is ready', async () => {
+      const { broker } = await newBroker();
+      expect(broker.kind).toBe(kind);
+      expect(broker.isReady()).toBe(true);
+    });
+
+    it('resolves a publish nobody subscribed to with 0 and delivers it nowhere', async () => {
+      const { subscriber, publisher } = await subscribeAndPublish();
+      const { sink, payloads } = recordingSink(1);
+      subscriber.listen(sink);
+      const sentinel = freshDestination();
+      await subscriber.subscribe(sentinel.channel);
+
+      const result = await publish(publisher, freshDestination(), 'to nobody');
+      expect(result).toEqual({ id: expect.any(String), receivedUsers: 0, duplicate: false });
+      expect((await publish(publisher, sentinel, 'sentinel')).receivedUsers).toBe(1);
+      expect(payloads()).toEqual(['sentinel']);
+    });
+
+    it('once subscribe resolves, delivers exactly the payload and resolves with what the sink returned', async () => {
+      const { subscriber, publisher } = await subscribeAndPublish();
+      const { sink, heard } = recordingSink(3);
+      subscriber.listen(sink);
+      const destination = freshDestination();
+      await subscriber.subscribe(destination.channel);
+      expect(await numsub(destination.channel, 1)).toBe(1); // confirmed before subscribe resolved
+
+      const payload = 'line one\nline two: "quoted" \\ ✓ \u0000 end\n';
+      const result = await publish(publisher, destination, payload);
+      expect(result.receivedUsers).toBe(3);
+      expect(result.duplicate).toBe(false);
+      expect(heard).toEqual([{ channel: destination.channel, message: { id: result.id, payload } }]);
+    });
+
+    it.runIf(isRedis)('sums what the sinks of every subscribing broker returned', async () => {
+      const first = (await newBroker()).broker;
+      const second = (await newBroker()).broker;
+      const publisher = (await newBroker()).broker;
+      const one = recordingSink(2);
+      const other = recordingSink(5);
+      first.listen(one.sink);
+      second.listen(other.sink);
+      const destination = freshDestination();
+      await Promise.all([first.subscribe(destination.channel), second.subscribe(destination.channel)]);
+      expect(await redis.numsub(destination.channel)).toBe(2);
+
+      const result = await publish(publisher, destination, 'to both');
+      expect(result.receivedUsers).toBe(7);
+      expect(one.payloads()).toEqual(['to both']);
+      expect(other.payloads()).toEqual(['to both']);
+    });
+
+    it('delivers nothing on a channel after unsubscribe', async () => {
+      const { subscriber, publisher } = await subscribeAndPublish();
+      const { sink, payloads } = recordingSink(1);
+      subscriber.listen(sink);
+      const destination = freshDestination();
+      const sentinel = freshDestination();
+      await subscriber.subscribe(destination.channel);
+      await subscriber.subscribe(sentinel.channel);
+      expect((await publish(publisher, destination, 'before')).receivedUsers).toBe(1);
+
+      await subscriber.unsubscribe(destination.channel);
+      expect(await numsub(destination.channel, 0)).toBe(0);
+      expect((await publish(publisher, destination, 'after')).receivedUsers).toBe(0);
+      expect((await publish(publisher, sentinel, 'sentinel')).receivedUsers).toBe(1);
+      expect(payloads()).toEqual(['before', 'sentinel']);
+    });
+
+    it('refuses a second sink and keeps the first', async () => {
+      const { subscriber, publisher } = await subscribeAndPublish();
+      const first = recordingSink(1);
+      const second = recordingSink(99);
+      subscriber.listen(first.sink);
+      expect(() => subscriber.listen(second.sink)).toThrow('the broker already has a sink');
+
+      const destination = freshDestination();
+      await subscriber.subscribe(destination.channel);
+      expect((await publish(publisher, destination, 'hello')).receivedUsers).toBe(1);
+      expect(first.payloads()).toEqual(['hello']);
+      expect(second.heard).toEqual([]);
+    });
+
+    it('is not ready after close(), and delivers nothing more', async () => {
+      const { subscriber, publisher } = await subscribeAndPublish();
+      const { sink, heard } = recordingSink(1);
+      subscriber.listen(sink);
+      const destination = freshDestination();
+      await subscriber.subscribe(destination.channel);
+      expect(subscriber.isReady()).toBe(true);
+
+      await subscriber.close();
+      expect(subscriber.isReady()).toBe(false);
+      expect(await numsub(destination.channel, 0)).toBe(0);
+      if (isRedis) {
+        // another process's publish reaches nobody
+        expect((await publish(publisher, destination, 'after close')).receivedUsers).toBe(0);
+      } else {
+        // in-process the closed broker is the publisher too, and refuses
+        await expect(publish(publisher, destination, 'after close')).rejects.toBeInstanceOf(BrokerUnavailableError);
+      }
+      await expect(subscriber.subscribe(destination.channel)).rejects.toBeInstanceOf(BrokerUnavailableError);
+      expect(heard).toEqual([]);
+    });
+  });
+
+  describe('ObserverMap', () => {
+    async function observerMap() {
+      const subscribeSide = await newBroker();
+      const publisher = isRedis ? (await newBroker()).broker : subscribeSide.broker;
+      const spy = new SpyBroker(subscribeSide.broker);
+      const warnings: string[] = [];
+      const map = new ObserverMap(spy, { logger: { warn: (...args: unknown[]) => warnings.push(args.join(' ')) } });
+      return { map, spy, publisher, subscribeSide, warnings };
+    }
+
+    it('subscribes a channel once for its first observer, not again for the second', async () => {
+      const { map, spy } = await observerMap();
+      const { channel } = freshDestination();
+
+      await map.observe([channel], recordingObserver());
+      expect(spy.count('subscribe', channel)).toBe(1);
+      expect(await numsub(channel, 1)).toBe(1);
+
+      await map.observe([channel], recordingObserver());
+      expect(spy.count('subscribe', channel)).toBe(1);
+      expect(map.observerCount(channel)).toBe(2);
+      expect(map.channelCount).toBe(1);
+      expect(await numsub(channel, 1)).toBe(1);
+    });
+
+    it('piggybacks on a SUBSCRIBE in flight, and resolves nobody before it is confirmed', async () => {
+      const { map, spy, publisher } = await observerMap();
+      const destination = freshDestination();
+      const { channel } = destination;
+      const gate = deferred();
+      spy.hold.subscribe = gate.promise;
+      const settled: string[] = [];
+      const observe = (observer: Observer, name: string) =>
+        map.observe([channel], observer).then((observation) => {
+          settled.push(name);
+          return observation;
+        });
+      const observers = [recordingObserver(), recordingObserver(), recordingObserver()] as const;
+
+      // two at once, without awaiting in between
+      const pending = [observe(observers[0], 'first'), observe(observers[1], 'second')];
+      await waitFor(() => spy.count('subscribe', channel) === 1, 'the SUBSCRIBE to be in flight');
+      // and one more while it is still in flight
+      pending.push(observe(observers[2], 'third'));
+      await turn();
+      expect(settled).toEqual([]);
+      expect(map.observerCount(channel)).toBe(3);
+      expect(spy.count('subscribe', channel)).toBe(1);
+
+      gate.resolve();
+      await Promise.all(pending);
+      expect(spy.count('subscribe', channel)).toBe(1);
+      expect(await numsub(channel, 1)).toBe(1);
+      expect((await notify(publisher, destination, 'to three')).receivedUsers).toBe(3);
+      for (const observer of observers) expect(observer.got.map(({ text }) => text)).toEqual(['to three']);
+    });
+
+    it('delivers each notification, decoded, to every observer and counts those that took it', async () => {
+      const { map, publisher } = await observerMap();
+      const destination = freshDestination();
+      const taking = [recordingObserver(), recordingObserver()];
+      const behind = recordingObserver(false); // ended, or too far behind
+      for (const observer of [...taking, behind]) await map.observe([destination.channel], observer);
+
+      const result = await notify(publisher, destination, 'hello');
+      expect(result.receivedUsers).toBe(2);
+      for (const observer of [...taking, behind]) expect(observer.got).toEqual([{ id: result.id, ...notification('hello') }]);
+    });
+
+    it('observes each of several channels once, however often it is named', async () => {
+      const { map, spy, publisher } = await observerMap();
+      const user = freshDestination();
+      const company = freshDestination();
+      const observer = recordingObserver();
+      const observation = await map.observe([user.channel, company.channel, user.channel], observer);
+      expect([spy.count('subscribe', user.channel), spy.count('subscribe', company.channel)]).toEqual([1, 1]);
+      expect(map.observerCount(user.channel)).toBe(1);
+
+      expect((await notify(publisher, user, 'to user')).receivedUsers).toBe(1);
+      expect((await notify(publisher, company, 'to company')).receivedUsers).toBe(1);
+      expect(observer.got.map(({ text }) => text)).toEqual(['to user', 'to company']);
+
+      await observation.release();
+      expect([spy.count('unsubscribe', user.channel), spy.count('unsubscribe', company.channel)]).toEqual([1, 1]);
+      expect(map.channelCount).toBe(0);
+    });
+
+    it('unsubscribes exactly once, when the last observer leaves', async () => {
+      const { map, spy, publisher } = await observerMap();
+      const destination = freshDestination();
+      const { channel } = destination;
+      const first = recordingObserver();
+      const second = recordingObserver();
+      const firstObservation = await map.observe([channel], first);
+      const secondObservation = await map.observe([channel], second);
+      expect(await numsub(channel, 1)).toBe(1);
+
+      await firstObservation.release();
+      await firstObservation.release();
+      expect(spy.count('unsubscribe', channel)).toBe(0);
+      expect(map.observerCount(channel)).toBe(1);
+      expect(await numsub(channel, 1)).toBe(1);
+      expect((await notify(publisher, destination, 'to the one left')).receivedUsers).toBe(1);
+
+      await secondObservation.release();
+      await secondObservation.release();
+      expect(spy.count('unsubscribe', channel)).toBe(1);
+      expect(map.observerCount(channel)).toBe(0);
+      expect(map.channelCount).toBe(0);
+      expect(await numsub(channel, 0)).toBe(0);
+
+      expect((await notify(publisher, destination, 'to nobody')).receivedUsers).toBe(0);
+      expect(first.got.map(({ text }) => text)).toEqual([]);
+      expect(second.got.map(({ text }) => text)).toEqual(['to the one left']);
+    });
+
+    it('a release racing a new observe on the same channel ends subscribed and delivering', async () => {
+      const { map, spy, publisher } = await observerMap();
+      const destination = freshDestination();
+      const { channel } = destination;
+      const leaving = recordingObserver();
+      const arriving = recordingObserver();
+      const observation = await map.observe([channel], leaving);
+
+      const released = observation.release();
+      const observed = map.observe([channel], arriving);
+      await Promise.all([released, observed]);
+
+      expect(spy.calls).toEqual([`subscribe ${channel}`, `unsubscribe ${channel}`, `subscribe ${channel}`]);
+      expect(map.observerCount(channel)).toBe(1);
+      expect(await numsub(channel, 1)).toBe(1);
+      expect((await notify(publisher, destination, 'still here')).receivedUsers).toBe(1);
+      expect(arriving.got.map(({ text }) => text)).toEqual(['still here']);
+      expect(leaving.got).toEqual([]);
+    });
+
+    it('sends no SUBSCRIBE while the UNSUBSCRIBE of the same channel is in flight', async () => {
+      const { map, spy, publisher } = await observerMap();
+      const destination = freshDestination();
+      const { channel } = destination;
+      const observation = await map.observe([channel], recordingObserver());
+      const gate = deferred();
+      spy.hold.unsubscribe = gate.promise;
+
+      const released = observation.release();
+      await waitFor(() => spy.count('unsubscribe', channel) === 1, 'the UNSUBSCRIBE to be in flight');
+      const arriving = recordingObserver();
+      let observed = false;
+      const observing = map.observe([channel], arriving).then(() => {
+        observed = true;
+      });
+      await turn();
+      expect(spy.count('subscribe', channel)).toBe(1);
+      expect(observed).toBe(false);
+
+      gate.resolve();
+      await Promise.all([released, observing]);
+      expect(spy.calls).toEqual([`subscribe ${channel}`, `unsubscribe ${channel}`, `subscribe ${channel}`]);
+      expect(await numsub(channel, 1)).toBe(1);
+      expect((await notify(publisher, destination, 'after the race')).receivedUsers).toBe(1);
+      expect(arriving.got.map(({ text }) => text)).toEqual(['after the race']);
+    });
+
+    it('drops a malformed message with a warning and counts it as delivered to nobody', async () => {
+      const { map, publisher, warnings } = await observerMap();
+      const destination = freshDestination();
+      const observer = recordingObserver();
+      await map.observe([destination.channel], observer);
+
+      expect((await publish(publisher, destination, '{"text": 1}')).receivedUsers).toBe(0);
+      expect((await notify(publisher, destination, 'well-formed')).receivedUsers).toBe(1);
+      expect(observer.got.map(({ text }) => text)).toEqual(['well-formed']);
+      expect(warnings).toEqual([`herald: dropped a malformed notification on ${destination.channel}`]);
+    });
+
+    describe.runIf(isRedis)('when the broker cannot subscribe', () => {
+      it.each<[string, (side: TestBroker) => Promise<void>]>([
+        ['its Redis connection is lost', async (side) => side.subscriber?.disconnect()],
+        ['it was closed', (side) => side.broker.close()],
+      ])('observe rejects with BrokerUnavailableError and keeps nothing when %s', async (_when, breakIt) => {
+        const { map, subscribeSide } = await observerMap();
+        await breakIt(subscribeSide);
+        await waitFor(() => !subscribeSide.broker.isReady(), 'the broker to be unavailable');
+        const { channel } = freshDestination();
+        const other = freshDestination().channel;
+
+        await expect(map.observe([channel, other], recordingObserver())).rejects.toBeInstanceOf(BrokerUnavailableError);
+        expect(map.observerCount(channel)).toBe(0);
+        expect(map.observerCount(other)).toBe(0);
+        expect(map.channelCount).toBe(0);
+        expect(await redis.numsub(channel)).toBe(0);
+      });
+    });
+  });
+  describe('history', () => {
+    /** A tenant of its own, so epochs and sequences are this test's alone. */
+    const freshTenant = () => {
+      const tenant = `t-${randomUUID().slice(0, 8)}`;
+      const user = channels.destination(tenant, 'USER', 'ann');
+      const store = channels.destination(tenant, 'STORE', 's1');
+      return { tenantKey: channels.tenantKey(tenant), user, store, streams: [user.stream, store.stream] };
+    };
+    const send = (broker: Broker, tenantKey: string, destination: Destination, text: string, idempotency?: PublishRequest['idempotency']) =>
+      broker.publish({ destination, tenantKey, payload: encodeNotification(notification(text)), idempotency });
+    const texts = (entries: readonly BrokerMessage[]) => entries.map((entry) => (JSON.parse(entry.payload) as { text: string }).text);
+    const cursor = (id: string): Cursor => {
+      const parsed = parseCursor(id);
+      if (!parsed) throw new Error(`not a cursor: ${id}`);
+      return parsed;
+    };
+
+    it('gives ids ordered across a tenant’s streams and reads everything after a cursor, merged in order', async () => {
+      const { broker } = await newBroker();
+      const { tenantKey, user, store, streams } = freshTenant();
+      const first = await send(broker, tenantKey, user, 'u0');
+      const ids = [
+        (await send(broker, tenantKey, store, 's1')).id,
+        (await send(broker, tenantKey, user, 'u1')).id,
+        (await send(broker, tenantKey, store, 's2')).id,
+      ];
+      expect([...ids].sort(compareIds)).toEqual(ids);
+      const after = await broker.readAfter({ tenantKey, streams, after: cursor(first.id) });
+      expect(after).toEqual({ gap: false, entries: [expect.objectContaining({ id: ids[0] }), expect.objectContaining({ id: ids[1] }), expect.objectContaining({ id: ids[2] })] });
+      expect(after.gap ? [] : texts(after.entries)).toEqual(['s1', 'u1', 's2']);
+    });
+
+    it('delivers live with the same id that history holds', async () => {
+      const { subscriber, publisher } = await subscribeAndPublish();
+      const { sink, heard } = recordingSink(1);
+      subscriber.listen(sink);
+      const { tenantKey, user, streams } = freshTenant();
+      await subscriber.subscribe(user.channel);
+      const start = await send(publisher, tenantKey, user, 'start');
+      const live = await send(publisher, tenantKey, user, 'live');
+      await waitFor(() => heard.length === 2, 'both deliveries');
+      expect(heard.map(({ message }) => message.id)).toEqual([start.id, live.id]);
+      const after = await publisher.readAfter({ tenantKey, streams, after: cursor(start.id) });
+      expect(after.gap ? [] : after.entries.map((entry) => entry.id)).toEqual([live.id]);
+    });
+
+    it('pages newest first, with hasMore and an exclusive `before`', async () => {
+      const { broker } = await newBroker();
+      const { tenantKey, user, store, streams } = freshTenant();
+      for (let n = 0; n < 5; n++) await send(broker, tenantKey, n % 2 ? store : user, `n${n}`);
+      const first = await broker.readPage({ tenantKey, streams, before: undefined, limit: 3 });
+      expect(first.gap ? undefined : [texts(first.entries), first.hasMore]).toEqual([['n4', 'n3', 'n2'], true]);
+      const last = first.gap ? undefined : first.entries.at(-1);
+      const second = await broker.readPage({ tenantKey, streams, before: cursor(last?.id ?? ''), limit: 3 });
+      expect(second.gap ? undefined : [texts(second.entries), second.hasMore]).toEqual([['n1', 'n0'], false]);
+    });
+
+    it('reports a gap for a cursor whose successors were trimmed, and none for one still kept', async () => {
+      const { broker } = await createTestBroker(redisUrl(), { retention: { maxLength: 2, maxAgeMs: 3_600_000 } });
+      const { tenantKey, user, streams } = freshTenant();
+      const ids: string[] = [];
+      for (let n = 0; n < 5; n++) ids.push((await send(broker, tenantKey, user, `n${n}`)).id);
+      const trimmed = await broker.readAfter({ tenantKey, streams, after: cursor(ids[0] ?? '') });
+      expect(trimmed).toMatchObject({ gap: true, reason: expect.stringContaining('trimmed') });
+      const kept = await broker.readAfter({ tenantKey, streams, after: cursor(ids[3] ?? '') });
+      expect(kept.gap ? [] : texts(kept.entries)).toEqual(['n4']);
+    });
+
+    it('reports a gap for a cursor of another epoch', async () => {
+      const { broker } = await newBroker();
+      const { tenantKey, user, streams } = freshTenant();
+      const sent = cursor((await send(broker, tenantKey, user, 'x')).id);
+      const foreign = { ...sent, epoch: 'feedfacecafe' };
+      expect(await broker.readAfter({ tenantKey, streams, after: foreign })).toMatchObject({ gap: true, reason: expect.stringContaining('earlier') });
+      expect(await broker.readPage({ tenantKey, streams, before: foreign, limit: 5 })).toMatchObject({ gap: true });
+    });
+
+    it('reports a gap when the tenant has no history at all (lost)', async () => {
+      const { broker } = await newBroker();
+      const { tenantKey, streams } = freshTenant();
+      const after = await broker.readAfter({ tenantKey, streams, after: { epoch: 'abc123', ms: Date.now(), seq: 1 } });
+      expect(after).toMatchObject({ gap: true, reason: expect.stringContaining('lost') });
+    });
+
+    it('remembers an idempotency key: the repeat returns the first id and delivers nothing', async () => {
+      const { subscriber, publisher } = await subscribeAndPublish();
+      const { sink, heard } = recordingSink(1);
+      subscriber.listen(sink);
+      const { tenantKey, user, streams } = freshTenant();
+      await subscriber.subscribe(user.channel);
+      const start = await send(publisher, tenantKey, user, 'start');
+      const key = { key: channels.idempotencyKey('acme', 'billing', randomUUID()), windowMs: 60_000 };
+      const first = await send(publisher, tenantKey, user, 'once', key);
+      const repeat = await send(publisher, tenantKey, user, 'once', key);
+      expect(first).toEqual({ id: expect.any(String), receivedUsers: 1, duplicate: false });
+      expect(repeat).toEqual({ id: first.id, receivedUsers: 1, duplicate: true });
+      const sentinel = await send(publisher, tenantKey, user, 'sentinel');
+      await waitFor(() => heard.some(({ message }) => message.id === sentinel.id), 'the sentinel');
+      expect(heard.map(({ message }) => message.id)).toEqual([start.id, first.id, sentinel.id]);
+      const after = await publisher.readAfter({ tenantKey, streams, after: cursor(start.id) });
+      expect(after.gap ? [] : texts(after.entries)).toEqual(['once', 'sentinel']);
+    });
+  });
+});
