@@ -5,8 +5,9 @@ ENV NODE_ENV=production
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev && npm cache clean --force
 COPY tsconfig.json schema.graphql ./
+COPY proto ./proto
 COPY src ./src
 USER node
-EXPOSE 4000 4001
+EXPOSE 4000 4001 4002 4003
 # The same npm scripts the tests run; compose overrides this for the publish server.
 CMD ["npm", "run", "start:subscribe"]

@@ -12,6 +12,7 @@ import type { Broker } from './broker/types.js';
 import { createChannelNamer } from './channels/index.js';
 import type { Logger } from './common/logger.js';
 import type { HeraldConfig } from './config/index.js';
+import { createFeedGrpcServer, createPublishGrpcServer } from './grpc/index.js';
 import { createPublishServer } from './publish/server.js';
 import { createSubscribeServer } from './subscribe/server.js';
 
@@ -23,6 +24,10 @@ export interface RunningHerald {
   readonly subscribePort: number | undefined;
   /** The publish server's port, when this mode runs one. */
   readonly publishPort: number | undefined;
+  /** The gRPC `Feed` port, beside the subscribe server. */
+  readonly grpcPort: number | undefined;
+  /** The gRPC `Send` port, beside the publish server. */
+  readonly publishGrpcPort: number | undefined;
   readonly broker: Broker;
   /** Sample tokens, in dev mode only (no `JWT_SECRET` nor `JWT_PUBLIC_KEY`). */
   readonly devTokens: DevTokens | undefined;
@@ -82,8 +87,12 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
           ...(devTokens ? { graphiqlHeaders: { Authorization: `Bearer ${devTokens.user.token}` } } : {}),
         });
   const publish = mode === 'subscribe' ? undefined : createPublishServer({ ...common, idempotencyWindowMs: config.idempotencyWindowMs });
+  const grpcCommon = { verifier, keepalive: config.grpcKeepalive, production: config.production, logger };
+  const grpcFeed = subscribe && createFeedGrpcServer({ ...grpcCommon, subscriptions: subscribe.subscriptions });
+  const grpcPublish = publish && createPublishGrpcServer({ ...grpcCommon, sender: publish.sender });
 
   const stop = async (): Promise<void> => {
+    await Promise.all([grpcFeed?.stop(), grpcPublish?.stop()]);
     await Promise.all([subscribe?.stop(), publish?.stop()]);
     await broker.close();
     await Promise.all(clients.map((client) => client.quit().catch(() => client.disconnect())));
@@ -91,7 +100,9 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
   try {
     const subscribePort = await subscribe?.start(config.subscribePort, config.host);
     const publishPort = await publish?.start(config.publishPort, config.host);
-    return { subscribePort, publishPort, broker, devTokens, stop };
+    const grpcPort = await grpcFeed?.start(config.grpcPort, config.host);
+    const publishGrpcPort = await grpcPublish?.start(config.publishGrpcPort, config.host);
+    return { subscribePort, publishPort, grpcPort, publishGrpcPort, broker, devTokens, stop };
   } catch (error) {
     await stop();
     throw error;

@@ -38,7 +38,9 @@ function printBanner(herald: RunningHerald, redisUrl: string | undefined, mode: 
     lines.push(`  playground (GraphiQL): http://localhost:${herald.subscribePort}/graphql`);
     lines.push(`  subscribe (WebSocket graphql-transport-ws, SSE): ws://localhost:${herald.subscribePort}/graphql`);
   }
+  if (herald.grpcPort !== undefined) lines.push(`  gRPC feed (herald.v1.NotificationFeed): localhost:${herald.grpcPort}`);
   if (herald.publishPort !== undefined) lines.push(`  publish (HTTP POST): http://localhost:${herald.publishPort}/graphql`);
+  if (herald.publishGrpcPort !== undefined) lines.push(`  gRPC publish (herald.v1.NotificationPublisher): localhost:${herald.publishGrpcPort}`);
   const dev = herald.devTokens;
   if (dev) {
     lines.push(

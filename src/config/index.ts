@@ -4,6 +4,7 @@
  */
 import { createTokenVerifier } from '../auth/tokens.js';
 import type { Retention } from '../broker/types.js';
+import type { GrpcKeepalive } from '../grpc/server.js';
 import { isValidName } from '../channels/index.js';
 
 /** Hard limits that protect a server from one client. */
@@ -52,6 +53,16 @@ export interface HeraldConfig {
   subscribePort: number;
   /** `PUBLISH_PORT`. @default 4001 */
   publishPort: number;
+  /** `GRPC_PORT`: the subscribe server's gRPC `Feed`. @default 4002 */
+  grpcPort: number;
+  /** `PUBLISH_GRPC_PORT`: the publish server's gRPC `Send`. @default 4003 */
+  publishGrpcPort: number;
+  /**
+   * `GRPC_KEEPALIVE_TIME_MS` (server pings, default 30000), `GRPC_KEEPALIVE_TIMEOUT_MS`
+   * (unanswered ping drops the connection, default 10000), `GRPC_MIN_PING_INTERVAL_MS`
+   * (fastest a client may ping, default 10000) and `GRPC_MAX_PING_STRIKES` (default 2).
+   */
+  grpcKeepalive: GrpcKeepalive;
   /** `JWT_SECRET`: HS256 secret. */
   jwtSecret: string | undefined;
   /** `JWT_PUBLIC_KEY`: PEM of an RSA (RS256) or EC P-256 (ES256) public key. */
@@ -145,6 +156,14 @@ export function readConfig(env: Env = process.env): HeraldConfig {
     host: read.string('HOST') ?? '0.0.0.0',
     subscribePort: read.integer('SUBSCRIBE_PORT', 4000, 0, 65535),
     publishPort: read.integer('PUBLISH_PORT', 4001, 0, 65535),
+    grpcPort: read.integer('GRPC_PORT', 4002, 0, 65535),
+    publishGrpcPort: read.integer('PUBLISH_GRPC_PORT', 4003, 0, 65535),
+    grpcKeepalive: {
+      timeMs: read.integer('GRPC_KEEPALIVE_TIME_MS', 30_000, 10, 24 * 3600 * 1000),
+      timeoutMs: read.integer('GRPC_KEEPALIVE_TIMEOUT_MS', 10_000, 10, 3600 * 1000),
+      minPingIntervalMs: read.integer('GRPC_MIN_PING_INTERVAL_MS', 10_000, 0, 24 * 3600 * 1000),
+      maxPingStrikes: read.integer('GRPC_MAX_PING_STRIKES', 2, 0, 1000),
+    },
     jwtSecret,
     jwtPublicKey,
     corsOrigins: read.origins('CORS_ORIGINS'),

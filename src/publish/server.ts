@@ -14,7 +14,7 @@ import { createValidationRules } from '../graphql/rules.js';
 import { buildSchema } from '../graphql/schema.js';
 import { createHttpEdge, listen, shutdown } from '../http/edge.js';
 import { createPublishResolvers } from './resolvers.js';
-import { createSender } from './send.js';
+import { createSender, type Sender } from './send.js';
 
 export interface PublishServerOptions {
   /** Carries notifications out. */
@@ -32,21 +32,21 @@ export interface PublishServerOptions {
   logger?: Logger;
 }
 
-export function createPublishServer(options: PublishServerOptions): HeraldServer {
+export interface PublishServer extends HeraldServer {
+  /** Sends notifications, for other transports (gRPC). */
+  readonly sender: Sender;
+}
+
+export function createPublishServer(options: PublishServerOptions): PublishServer {
   const { broker, limits } = options;
   const logger = options.logger ?? console;
-  const schema = buildSchema({
+  const sender = createSender({
     broker,
     channels: options.channels,
-    resolvers: createPublishResolvers(
-      createSender({
-        broker,
-        channels: options.channels,
-        maxTextLength: limits.maxTextLength,
-        idempotencyWindowMs: options.idempotencyWindowMs ?? 600_000,
-      }),
-    ),
+    maxTextLength: limits.maxTextLength,
+    idempotencyWindowMs: options.idempotencyWindowMs ?? 600_000,
   });
+  const schema = buildSchema({ broker, channels: options.channels, resolvers: createPublishResolvers(sender) });
   const http = createHttpEdge({
     corsOrigins: options.corsOrigins,
     maxBodyBytes: limits.maxMessageBytes,
@@ -66,6 +66,7 @@ export function createPublishServer(options: PublishServerOptions): HeraldServer
     }),
   });
   return {
+    sender,
     start: (port, host) => listen(http, port, host),
     stop: () => shutdown(http),
   };

@@ -15,7 +15,7 @@ import { buildSchema } from '../graphql/schema.js';
 import { createHttpEdge, createOriginPolicy, listen, shutdown } from '../http/edge.js';
 import { ObserverMap } from './observers.js';
 import { createSubscriptionResolvers } from './resolvers.js';
-import { createSubscriptions } from './subscriptions.js';
+import { createSubscriptions, type Subscriptions } from './subscriptions.js';
 import { createSseTransport, wantsEventStream } from './sse.js';
 import { attachWebSocketTransport } from './websocket.js';
 
@@ -42,6 +42,8 @@ export interface SubscribeServerOptions {
 export interface SubscribeServer extends HeraldServer {
   /** The server's observer map (channel → live subscriptions). */
   readonly observers: ObserverMap;
+  /** Opens subscriptions on that observer map, for other transports (gRPC). */
+  readonly subscriptions: Subscriptions;
 }
 
 const SAMPLE_SUBSCRIPTION = `# Notifications for the token's user arrive here as they are sent.
@@ -115,6 +117,7 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
   });
   return {
     observers,
+    subscriptions,
     start: (port, host) => listen(http, port, host),
     async stop() {
       await websocket.close();

@@ -13,7 +13,8 @@ import { DEFAULT_RETENTION, type Broker, type Retention } from '../../src/broker
 import { createChannelNamer } from '../../src/channels/index.js';
 import { quietLogger } from '../../src/common/logger.js';
 import { readConfig, type Limits } from '../../src/config/index.js';
-import { createPublishServer } from '../../src/publish/server.js';
+import { createFeedGrpcServer, createPublishGrpcServer, DEFAULT_GRPC_KEEPALIVE, type GrpcKeepalive } from '../../src/grpc/index.js';
+import { createPublishServer, type PublishServer } from '../../src/publish/server.js';
 import { createSubscribeServer, type SubscribeServer } from '../../src/subscribe/server.js';
 import { TEST_SECRET } from './tokens.js';
 
@@ -110,6 +111,7 @@ export async function startSubscribeServer(broker: Broker, options: ServerOption
 }
 
 export interface RunningPublishServer {
+  readonly server: PublishServer;
   readonly port: number;
   readonly url: string;
   stop(): Promise<void>;
@@ -127,7 +129,35 @@ export async function startPublishServer(broker: Broker, options: ServerOptions 
   const port = await server.start(0, '127.0.0.1');
   const stop = (): Promise<void> => server.stop();
   stops.push(stop);
-  return { port, url: `http://127.0.0.1:${port}/graphql`, stop };
+  return { server, port, url: `http://127.0.0.1:${port}/graphql`, stop };
+}
+
+/** The gRPC feed beside `subscribe` (sharing its observer map), on port 0. */
+export async function startGrpcFeed(subscribe: RunningSubscribeServer, keepalive: Partial<GrpcKeepalive> = {}) {
+  const server = createFeedGrpcServer({
+    subscriptions: subscribe.server.subscriptions,
+    verifier,
+    keepalive: { ...DEFAULT_GRPC_KEEPALIVE, ...keepalive },
+    production: false,
+    logger: quietLogger,
+  });
+  const port = await server.start(0, '127.0.0.1');
+  stops.push(() => server.stop());
+  return { port, stop: () => server.stop() };
+}
+
+/** The gRPC publisher beside `publish` (sharing its sender), on port 0. */
+export async function startGrpcPublish(publish: RunningPublishServer) {
+  const server = createPublishGrpcServer({
+    sender: publish.server.sender,
+    verifier,
+    keepalive: DEFAULT_GRPC_KEEPALIVE,
+    production: false,
+    logger: quietLogger,
+  });
+  const port = await server.start(0, '127.0.0.1');
+  stops.push(() => server.stop());
+  return { port };
 }
 
 /** One subscribe and one publish server: on their own brokers with Redis, sharing one without. */

@@ -1,0 +1,92 @@
+/**
+ * `herald.v1.NotificationFeed/Feed`: a server stream over the same observer map, broker
+ * and resume logic as the GraphQL subscription (one Redis channel per process, however
+ * many gRPC and GraphQL observers listen).
+ */
+import { once } from 'node:events';
+import { status, type ServerWritableStream, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { TokenVerifier } from '../auth/index.js';
+import type { Logger } from '../common/logger.js';
+import type { Feed } from '../subscribe/feed.js';
+import type { FeedItem, Subscriptions } from '../subscribe/subscriptions.js';
+import { principalOf } from './auth.js';
+import { loadHeraldProto, toGrpcAudience, type FeedRequest, type FeedResponse } from './proto.js';
+import { isExpected, toServiceError } from './status.js';
+
+export interface FeedServiceOptions {
+  subscriptions: Subscriptions;
+  verifier: TokenVerifier;
+  production: boolean;
+  logger: Logger;
+}
+
+export interface FeedService {
+  readonly definition: ServiceDefinition;
+  readonly implementation: UntypedServiceImplementation;
+  /** Ends every open stream with UNAVAILABLE (server shutting down). */
+  closeAll(): void;
+}
+
+type FeedCall = ServerWritableStream<FeedRequest, FeedResponse>;
+
+export function createFeedService(options: FeedServiceOptions): FeedService {
+  const { subscriptions, verifier, production, logger } = options;
+  const open = new Map<FeedCall, Feed<FeedItem>>();
+
+  const fail = (call: FeedCall, error: unknown): void => {
+    if (!isExpected(error)) logger.error(`herald: gRPC Feed failed: ${error instanceof Error ? error.stack : String(error)}`);
+    call.emit('error', toServiceError(error, production));
+  };
+
+  async function feed(call: FeedCall): Promise<void> {
+    let stream: Feed<FeedItem>;
+    try {
+      const principal = principalOf(call.metadata, verifier);
+      stream = await subscriptions.open({ principal, userName: call.request.userName, since: call.request.since });
+    } catch (error) {
+      return fail(call, error);
+    }
+    if (call.cancelled) {
+      await stream.return();
+      return;
+    }
+    open.set(call, stream);
+    call.once('cancelled', () => void stream.return());
+    try {
+      for await (const item of stream) {
+        const response: FeedResponse =
+          'gap' in item
+            ? { historyGap: { reason: item.gap } }
+            : {
+                notification: {
+                  id: item.id,
+                  text: item.text,
+                  timestamp: item.timestamp,
+                  audience: toGrpcAudience(item.audience),
+                  sender: item.sender,
+                },
+              };
+        if (!call.write(response)) await Promise.race([once(call, 'drain'), once(call, 'cancelled')]);
+        if (call.cancelled) break;
+      }
+      if (!call.cancelled) call.end();
+    } catch (error) {
+      if (!call.cancelled) fail(call, error);
+    } finally {
+      open.delete(call);
+      await stream.return();
+    }
+  }
+
+  return {
+    definition: loadHeraldProto().NotificationFeed.service,
+    implementation: { feed: (call: FeedCall) => void feed(call) },
+    closeAll() {
+      for (const [call, stream] of open) {
+        call.emit('error', { code: status.UNAVAILABLE, details: 'server shutting down: reconnect (with `since`) elsewhere' });
+        void stream.return();
+      }
+      open.clear();
+    },
+  };
+}

@@ -1,0 +1,33 @@
+/**
+ * Herald's two gRPC servers: the feed (beside the subscribe server) and the publisher
+ * (beside the publish server), each on its own port.
+ */
+import type { TokenVerifier } from '../auth/index.js';
+import type { Logger } from '../common/logger.js';
+import type { HeraldServer } from '../common/server.js';
+import type { Sender } from '../publish/send.js';
+import type { Subscriptions } from '../subscribe/subscriptions.js';
+import { createFeedService } from './feed-service.js';
+import { createPublishService } from './publish-service.js';
+import { createGrpcServer, type GrpcKeepalive } from './server.js';
+
+export { DEFAULT_GRPC_KEEPALIVE, type GrpcKeepalive } from './server.js';
+
+interface CommonOptions {
+  verifier: TokenVerifier;
+  keepalive: GrpcKeepalive;
+  /** Hides internal error messages. */
+  production: boolean;
+  logger: Logger;
+}
+
+/** `NotificationFeed` over the subscribe server's own {@link Subscriptions} (its observer map). */
+export function createFeedGrpcServer(options: CommonOptions & { subscriptions: Subscriptions }): HeraldServer {
+  const service = createFeedService(options);
+  return createGrpcServer({ services: [service], keepalive: options.keepalive, onStop: () => service.closeAll(), logger: options.logger });
+}
+
+/** `NotificationPublisher` over the publish server's own {@link Sender}. */
+export function createPublishGrpcServer(options: CommonOptions & { sender: Sender }): HeraldServer {
+  return createGrpcServer({ services: [createPublishService(options)], keepalive: options.keepalive, logger: options.logger });
+}
