@@ -351,8 +351,6 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
           logger.warn(`herald: UNSUBSCRIBE on close failed: ${String(error)}`);
         });
       }
-      subscriber.off('error', onError);
-      publisher.off('error', onError);
     },
   };
 }

@@ -42,6 +42,12 @@ export interface Limits {
    * @default 1000
    */
   maxQueuedNotifications: number;
+  /**
+   * Bytes that may wait to be sent on one WebSocket before the client is closed as too
+   * slow (close code 4413); the others never wait for it.
+   * @default 1048576
+   */
+  maxBufferedBytes: number;
 }
 
 export interface HeraldConfig {
@@ -185,6 +191,7 @@ export function readConfig(env: Env = process.env): HeraldConfig {
       maxQueryDepth: read.integer('MAX_QUERY_DEPTH', 8, 2, 100),
       maxQueryAliases: read.integer('MAX_QUERY_ALIASES', 10, 0, 1000),
       maxQueuedNotifications: read.integer('MAX_QUEUED_NOTIFICATIONS', 1000, 1, 1_000_000),
+      maxBufferedBytes: read.integer('MAX_BUFFERED_BYTES', 1_048_576, 1024, 1024 * 1024 * 1024),
     },
   };
   if (problems.length > 0) throw new ConfigError(problems);

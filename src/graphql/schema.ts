@@ -11,6 +11,7 @@ import type { ChannelNamer } from '../channels/index.js';
 import { parseCursor } from '../common/cursor.js';
 import { ErrorCode, graphqlError, toGraphQLError } from '../common/errors.js';
 import { decodeNotification, type Notification } from '../common/notification.js';
+import type { DirectSink, SinkFactory } from '../subscribe/subscriptions.js';
 
 const schemaUrl = new URL('../../schema.graphql', import.meta.url);
 
@@ -25,6 +26,11 @@ export interface HeraldContext {
   readonly lastEventId?: string | undefined;
   /** SSE only: told the id of each notification just before its event is written. */
   readonly onDelivered?: ((id: string) => void) | undefined;
+  /**
+   * WebSocket only: the fan-out path. The subscription writes into this sink directly
+   * instead of yielding events for per-subscriber execution.
+   */
+  readonly directSink?: SinkFactory<DirectSink> | undefined;
 }
 
 /** One resolver map, as `createSchema` takes it. */

@@ -1,5 +1,5 @@
 /**
- * `Mutation.sendNotification`: the GraphQL face of {@link Sender}.
+ * `Mutation.sendNotification` and `sendNotifications`: the GraphQL face of {@link Sender}.
  */
 import { toGraphQLError } from '../common/errors.js';
 import { requirePrincipal, type HeraldContext } from '../graphql/schema.js';
@@ -19,6 +19,14 @@ export function createPublishResolvers(sender: Sender) {
         const principal = requirePrincipal(context);
         try {
           return await sender.send(principal, args);
+        } catch (error) {
+          throw toGraphQLError(error);
+        }
+      },
+      async sendNotifications(_root: unknown, args: { notifications: SendNotificationArgs[] }, context: HeraldContext) {
+        const principal = requirePrincipal(context);
+        try {
+          return await sender.sendBatch(principal, args.notifications);
         } catch (error) {
           throw toGraphQLError(error);
         }

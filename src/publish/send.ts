@@ -33,7 +33,10 @@ export const MAX_BATCH_SIZE = 1000;
 export interface Sender {
   /** Sends one notification; throws a typed error (auth, input, broker) naming what was wrong. */
   send(principal: Principal, request: SendRequest): Promise<PublishResult>;
-  /** Checks every notification first (nothing is sent if one is bad), then sends them in order. */
+  /**
+   * Checks every notification first (nothing is sent if one is bad), then sends them all
+   * at once: the publishes are pipelined on one Redis connection, so they keep their order.
+   */
   sendBatch(principal: Principal, requests: readonly SendRequest[]): Promise<PublishResult[]>;
 }
 
@@ -72,9 +75,7 @@ export function createSender(options: SenderOptions): Sender {
           throw error;
         }
       });
-      const results: PublishResult[] = [];
-      for (const request of prepared) results.push(await broker.publish(request));
-      return results;
+      return Promise.all(prepared.map((request) => broker.publish(request)));
     },
   };
 }

@@ -6,7 +6,7 @@
 import { ErrorCode, graphqlError, toGraphQLError } from '../common/errors.js';
 import { requirePrincipal, type HeraldContext } from '../graphql/schema.js';
 import type { Feed } from './feed.js';
-import type { FeedItem, Subscriptions } from './subscriptions.js';
+import type { DirectSink, FeedItem, Subscriptions } from './subscriptions.js';
 
 interface SubscribeArgs {
   userName: unknown;
@@ -16,8 +16,10 @@ interface SubscribeArgs {
 export function createSubscriptionResolvers(subscriptions: Subscriptions) {
   async function subscribe(_root: unknown, args: SubscribeArgs, context: HeraldContext): Promise<AsyncIterableIterator<FeedItem>> {
     const principal = requirePrincipal(context);
+    const request = { principal, userName: args.userName, since: args.since ?? context.lastEventId };
     try {
-      return withGraphQLErrors(await subscriptions.open({ principal, userName: args.userName, since: args.since ?? context.lastEventId }));
+      if (context.directSink) return untilEnded(await subscriptions.openInto(request, context.directSink));
+      return withGraphQLErrors(await subscriptions.open(request));
     } catch (error) {
       throw toGraphQLError(error);
     }
@@ -51,6 +53,31 @@ function withGraphQLErrors(feed: Feed<FeedItem>): AsyncIterableIterator<FeedItem
     return: () => feed.return(),
     throw: async (error: unknown) => {
       await feed.return();
+      throw error;
+    },
+    [Symbol.asyncIterator]: () => iterator,
+  };
+  return iterator;
+}
+
+/**
+ * For a subscription whose sink writes to its client directly: an iterator that yields
+ * nothing, ends when the sink ends (rejecting with the sink's error, as a GraphQL
+ * error), and ends the sink when the transport returns it.
+ */
+function untilEnded(sink: DirectSink): AsyncIterableIterator<FeedItem> {
+  const iterator: AsyncIterableIterator<FeedItem> = {
+    next: () =>
+      sink.ended.then((error) => {
+        if (error) throw toGraphQLError(error);
+        return { value: undefined, done: true };
+      }),
+    return: async () => {
+      await sink.return();
+      return { value: undefined, done: true };
+    },
+    throw: async (error: unknown) => {
+      await sink.return();
       throw error;
     },
     [Symbol.asyncIterator]: () => iterator,

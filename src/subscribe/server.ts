@@ -110,6 +110,7 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
     origins: createOriginPolicy(options.corsOrigins),
     maxMessageBytes: limits.maxMessageBytes,
     maxSubscriptionsPerConnection: limits.maxSubscriptionsPerConnection,
+    maxBufferedBytes: limits.maxBufferedBytes,
     connectionInitTimeoutMs: options.connectionInitTimeoutMs ?? 3000,
     keepAliveMs,
     production,

@@ -40,13 +40,41 @@ export interface OpenRequest {
   readonly since?: unknown;
 }
 
+/**
+ * Where a subscription's items go. A {@link Feed} is one (a queue its transport reads);
+ * the WebSocket fan-out path has another that writes straight to its socket.
+ */
+export interface Sink {
+  /** Takes one live item; false if the sink could not (ended, or too far behind). */
+  deliver(item: FeedItem): boolean;
+  /** Takes a history backfill, in order, ahead of anything live. */
+  preload(items: readonly FeedItem[]): void;
+  /** Ends the subscription with `error` (token expired, too slow). */
+  fail(error: Error): void;
+  /** Ends the subscription now. */
+  return(): Promise<unknown>;
+}
+
+/** A sink that writes straight to its client and says when, and why, it ended. */
+export interface DirectSink extends Sink {
+  /** Settles when the sink ends: with the error it failed with, or undefined. */
+  readonly ended: Promise<Error | undefined>;
+}
+
+/** Makes the sink of one subscription; `onEnd` must be called once when it ends, however it ends. */
+export type SinkFactory<S extends Sink> = (hooks: { onEnd: () => Promise<void> }) => S;
+
 export interface Subscriptions {
   /**
-   * Opens a subscription. Throws a typed error naming what was wrong (auth, input,
-   * broker). The feed ends with an `AuthenticationError` when the token expires and a
-   * `LimitExceededError` when its reader falls `maxQueued` behind.
+   * Opens a subscription read through a {@link Feed}. Throws a typed error naming what
+   * was wrong (auth, input, broker). The feed ends with an `AuthenticationError` when
+   * the token expires and a `LimitExceededError` when its reader falls `maxQueued` behind.
    */
   open(request: OpenRequest): Promise<Feed<FeedItem>>;
+  /** Opens a subscription into a sink of the caller's making. */
+  openInto<S extends Sink>(request: OpenRequest, makeSink: SinkFactory<S>): Promise<S>;
+  /** The error a sink fails with when its reader falls too far behind. */
+  overflowError(): Error;
 }
 
 export function createSubscriptions(options: SubscriptionsOptions): Subscriptions {
@@ -54,7 +82,7 @@ export function createSubscriptions(options: SubscriptionsOptions): Subscription
   const overflowError = () =>
     new LimitExceededError(`subscriber fell more than ${maxQueued} notifications behind (MAX_QUEUED_NOTIFICATIONS); subscribe again`);
 
-  async function open({ principal, userName, since }: OpenRequest): Promise<Feed<FeedItem>> {
+  async function openInto<S extends Sink>({ principal, userName, since }: OpenRequest, makeSink: SinkFactory<S>): Promise<S> {
     authorizeSubscription(principal, assertValidName('userName', userName));
     if (isExpired(principal)) throw new AuthenticationError('token expired');
     const after = since == null || since === '' ? undefined : parseCursor(since);
@@ -63,9 +91,7 @@ export function createSubscriptions(options: SubscriptionsOptions): Subscription
     let observation: Observation | undefined;
     let cancelExpiry: Cancel = () => undefined;
     let ended = false;
-    const feed = createFeed<FeedItem>({
-      maxQueued,
-      overflowError,
+    const feed = makeSink({
       onEnd: async () => {
         ended = true;
         cancelExpiry();
@@ -102,7 +128,11 @@ export function createSubscriptions(options: SubscriptionsOptions): Subscription
     return feed;
   }
 
-  return { open };
+  return {
+    openInto,
+    open: (request) => openInto(request, ({ onEnd }) => createFeed<FeedItem>({ maxQueued, overflowError, onEnd })),
+    overflowError,
+  };
 }
 
 /**
@@ -112,7 +142,7 @@ export function createSubscriptions(options: SubscriptionsOptions): Subscription
  * so a notification can be in the history *and* arrive live afterwards.
  */
 function createResumeGate(
-  feed: Feed<FeedItem>,
+  feed: Sink,
   after: Cursor,
   maxQueued: number,
   overflowError: () => Error,

@@ -10,7 +10,16 @@
  */
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { parse, specifiedRules, validate, type ExecutionArgs, type GraphQLError, type GraphQLSchema, type ValidationRule } from 'graphql';
+import {
+  getOperationAST,
+  parse,
+  specifiedRules,
+  validate,
+  type ExecutionArgs,
+  type GraphQLError,
+  type GraphQLSchema,
+  type ValidationRule,
+} from 'graphql';
 import { CloseCode, GRAPHQL_TRANSPORT_WS_PROTOCOL, makeServer, type Context } from 'graphql-ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { AuthenticationError, bearerToken, isExpired, type Principal, type TokenVerifier } from '../auth/index.js';
@@ -19,6 +28,8 @@ import type { Logger } from '../common/logger.js';
 import { runAt } from '../common/timers.js';
 import type { HeraldContext } from '../graphql/schema.js';
 import { GRAPHQL_PATH, type OriginPolicy } from '../http/edge.js';
+import { createFanout, type OperationPlan } from './fanout.js';
+import type { DirectSink, FeedItem, SinkFactory } from './subscriptions.js';
 
 export interface WebSocketTransportOptions {
   schema: GraphQLSchema;
@@ -30,6 +41,11 @@ export interface WebSocketTransportOptions {
   maxMessageBytes: number;
   /** Subscriptions one connection may hold at once. */
   maxSubscriptionsPerConnection: number;
+  /**
+   * Bytes that may wait in one socket's outgoing buffer; a socket further behind is
+   * closed with {@link HeraldCloseCode.SlowConsumer}, so it never slows the others.
+   */
+  maxBufferedBytes: number;
   /** Time allowed between the upgrade and `connection_init` before a 4408 close, in ms. */
   connectionInitTimeoutMs: number;
   /** Ping interval, and how long a pong may take before the socket is terminated, in ms. */
@@ -55,6 +71,8 @@ export const HeraldCloseCode = {
   InternalError: CloseCode.InternalServerError,
   /** The server is shutting down. */
   GoingAway: 1001,
+  /** The client read too slowly: more than `MAX_BUFFERED_BYTES` waited to be sent to it. */
+  SlowConsumer: 4413,
 } as const;
 
 export interface WebSocketTransport {
@@ -66,6 +84,7 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
   const { schema, verifier, logger } = options;
   const rules = [...specifiedRules, ...options.validationRules];
   const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxMessageBytes, perMessageDeflate: false });
+  const fanout = createFanout(schema);
 
   const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on('error', (error) => logger.warn(`herald: upgrade socket error: ${error.message}`));
@@ -101,7 +120,21 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
       }
       const errors = validate(schema, document, rules);
       if (errors.length > 0) return [...errors];
-      const contextValue: HeraldContext = { principal: ctx.extra.principal };
+      const operation = getOperationAST(document, payload.operationName);
+      const contextValue: HeraldContext = {
+        principal: ctx.extra.principal,
+        // Subscriptions take the fan-out path: rendered once per event and operation,
+        // written straight to the socket.
+        directSink:
+          operation?.operation === 'subscription'
+            ? socketSink(
+                ctx.extra.socket,
+                _id,
+                fanout.plan({ document, query: payload.query, operationName: payload.operationName ?? undefined, variables: payload.variables ?? undefined }),
+                options.maxBufferedBytes,
+              )
+            : undefined,
+      };
       const args: ExecutionArgs = { schema, document, contextValue };
       if (payload.operationName != null) args.operationName = payload.operationName;
       if (payload.variables != null) args.variableValues = payload.variables;
@@ -171,6 +204,48 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
       await closed;
       clearTimeout(cutOff);
     },
+  };
+}
+
+/**
+ * The sink of one subscription on the fan-out path: each item is rendered by the
+ * operation's plan (shared by every observer with the same operation) and sent with
+ * this subscription's id spliced in. No queue, no promise per delivery.
+ */
+function socketSink(socket: WebSocket, id: string, plan: OperationPlan, maxBufferedBytes: number): SinkFactory<DirectSink> {
+  return ({ onEnd }) => {
+    const head = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
+    let ended = false;
+    let settle: (error: Error | undefined) => void = () => undefined;
+    const done = new Promise<Error | undefined>((resolve) => {
+      settle = resolve;
+    });
+    const end = async (error?: Error): Promise<void> => {
+      if (ended) return;
+      ended = true;
+      settle(error);
+      await onEnd();
+    };
+    const send = (item: FeedItem): void => socket.send(`${head}${plan.render(item)}}`);
+    return {
+      ended: done,
+      deliver(item) {
+        if (ended || socket.readyState !== socket.OPEN) return false;
+        if (socket.bufferedAmount > maxBufferedBytes) {
+          socket.close(HeraldCloseCode.SlowConsumer, `slow consumer: more than ${maxBufferedBytes} bytes waiting (MAX_BUFFERED_BYTES)`);
+          void end();
+          return false;
+        }
+        send(item);
+        return true;
+      },
+      preload(items) {
+        if (ended) return;
+        for (const item of items) send(item);
+      },
+      fail: (error) => void end(error),
+      return: () => end(),
+    };
   };
 }
 

@@ -49,6 +49,7 @@ describe('readConfig', () => {
         maxQueryDepth: 8,
         maxQueryAliases: 10,
         maxQueuedNotifications: 1000,
+        maxBufferedBytes: 1_048_576,
       },
     });
   });
