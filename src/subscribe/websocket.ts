@@ -10,22 +10,14 @@
  */
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import {
-  getOperationAST,
-  parse,
-  specifiedRules,
-  validate,
-  type ExecutionArgs,
-  type GraphQLError,
-  type GraphQLSchema,
-  type ValidationRule,
-} from 'graphql';
+import { getOperationAST, type ExecutionArgs, type GraphQLSchema, type ValidationRule } from 'graphql';
 import { CloseCode, GRAPHQL_TRANSPORT_WS_PROTOCOL, makeServer, type Context } from 'graphql-ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { AuthenticationError, bearerToken, isExpired, type Principal, type TokenVerifier } from '../auth/index.js';
 import { ErrorCode, graphqlError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { runAt } from '../common/timers.js';
+import { createDocumentCache } from '../graphql/documents.js';
 import type { HeraldContext } from '../graphql/schema.js';
 import { GRAPHQL_PATH, type OriginPolicy } from '../http/edge.js';
 import { createFanout, type OperationPlan } from './fanout.js';
@@ -82,7 +74,7 @@ export interface WebSocketTransport {
 
 export function attachWebSocketTransport(server: Server, options: WebSocketTransportOptions): WebSocketTransport {
   const { schema, verifier, logger } = options;
-  const rules = [...specifiedRules, ...options.validationRules];
+  const documents = createDocumentCache(schema, options.validationRules);
   const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxMessageBytes, perMessageDeflate: false });
   const fanout = createFanout(schema);
 
@@ -112,14 +104,9 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
           ),
         ];
       }
-      let document;
-      try {
-        document = parse(payload.query);
-      } catch (error) {
-        return [error as GraphQLError];
-      }
-      const errors = validate(schema, document, rules);
-      if (errors.length > 0) return [...errors];
+      const prepared = documents.prepare(payload.query);
+      if (prepared.errors) return [...prepared.errors];
+      const { document } = prepared;
       const operation = getOperationAST(document, payload.operationName);
       const contextValue: HeraldContext = {
         principal: ctx.extra.principal,

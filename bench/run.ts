@@ -1,0 +1,479 @@
+/**
+ * `npm run bench`: Herald beside a plain GraphQL Yoga server, in one run, on one Redis.
+ *
+ * Starts its own redis-server, Herald's subscribe and publish servers, and the reference
+ * (bench/reference/server.ts), each as its own process; forks lean load clients
+ * (bench/load-client.ts) that speak graphql-transport-ws directly; publishes through each
+ * system's own publish path; reads server CPU and RSS from /proc. Prints one table and
+ * writes bench/results/latest.json and latest.md.
+ *
+ *   npm run bench                 # the full run (a few minutes)
+ *   BENCH_SCALE=0.25 npm run bench  # a quick, smaller run
+ */
+import { execSync, fork, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import jwt from 'jsonwebtoken';
+import { startRedisServer, type RedisServer } from '../test/helpers/redis-server.js';
+import type { ClientCommand, ClientStats } from './load-client.js';
+
+const SCALE = Number(process.env['BENCH_SCALE'] ?? '1');
+const SECRET = 'bench-secret-that-is-at-least-32-bytes-long!';
+const CLK_TCK = Number(execSync('getconf CLK_TCK').toString().trim()) || 100;
+const ROOT = new URL('..', import.meta.url).pathname;
+const QUERY = 'subscription On($userName: String!) { onNotificationReceived(userName: $userName) { text } }';
+const now = (): number => performance.timeOrigin + performance.now();
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const scaled = (n: number, min = 1) => Math.max(min, Math.round(n * SCALE));
+
+// ---------------------------------------------------------------- processes and /proc
+
+const children: ChildProcess[] = [];
+
+function startNode(script: string, args: string[], env: Record<string, string>): ChildProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  child.stderr?.on('data', (chunk: Buffer) => process.stderr.write(`[${script}] ${chunk.toString()}`));
+  child.stdout?.resume();
+  return child;
+}
+
+/** User + system CPU time of a process so far, in ms. */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
+}
+
+function rssKb(pid: number): number {
+  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(match?.[1] ?? 0);
+}
+
+async function waitReady(url: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      if ((await fetch(url)).ok) return;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > deadline) throw new Error(`${url} did not become ready`);
+    await sleep(100);
+  }
+}
+
+// ---------------------------------------------------------------- the two systems
+
+interface System {
+  readonly name: 'herald' | 'reference';
+  readonly wsUrl: string;
+  /** Processes whose CPU counts as the server's. */
+  readonly pids: number[];
+  /** The process that holds the connections (RSS per connection). */
+  readonly connectionPid: number;
+  token(user: string): string | undefined;
+  /** Publishes one notification with `text`, through the system's own publish path. */
+  publish(to: string, text: string): Promise<void>;
+}
+
+async function postGraphQL(url: string, query: string, variables: object, token?: string): Promise<unknown> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = (await response.json()) as { errors?: unknown; data?: unknown };
+  if (body.errors) throw new Error(`${url}: ${JSON.stringify(body.errors)}`);
+  return body.data;
+}
+
+const sign = (claims: object) => jwt.sign(claims, SECRET, { algorithm: 'HS256', expiresIn: 3600 });
+
+async function startHerald(redis: RedisServer): Promise<System & { publishUrl: string; serviceToken: string }> {
+  const env = {
+    REDIS_URL: redis.url,
+    JWT_SECRET: SECRET,
+    NODE_ENV: 'production',
+    HOST: '127.0.0.1',
+    CHANNEL_PREFIX: 'bench',
+    SUBSCRIBE_PORT: '4600',
+    PUBLISH_PORT: '4601',
+    GRPC_PORT: '4602',
+    PUBLISH_GRPC_PORT: '4603',
+    KEEPALIVE_MS: '600000',
+    HISTORY_MAX_LENGTH: '100',
+  };
+  const subscribe = startNode('src/main.ts', ['subscribe'], env);
+  const publish = startNode('src/main.ts', ['publish'], env);
+  await waitReady('http://127.0.0.1:4600/readyz');
+  await waitReady('http://127.0.0.1:4601/readyz');
+  const serviceToken = sign({ sub: 'bench', tenant: 'acme', scope: 'notifications:publish' });
+  const publishUrl = 'http://127.0.0.1:4601/graphql';
+  return {
+    name: 'herald',
+    wsUrl: 'ws://127.0.0.1:4600/graphql',
+    pids: [subscribe.pid ?? 0, publish.pid ?? 0],
+    connectionPid: subscribe.pid ?? 0,
+    publishUrl,
+    serviceToken,
+    token: (user) => sign({ sub: user, tenant: 'acme' }),
+    publish: async (to, text) => {
+      await postGraphQL(publishUrl, 'mutation S($to: String!, $text: String!) { sendNotification(to: $to, text: $text) { id } }', { to, text }, serviceToken);
+    },
+  };
+}
+
+async function startReference(redis: RedisServer): Promise<System & { url: string }> {
+  const child = startNode('bench/reference/server.ts', [], { REDIS_URL: redis.url, PORT: '4610' });
+  const url = 'http://127.0.0.1:4610/graphql';
+  await waitReady(`${url}?query=${encodeURIComponent('{ __typename }')}`);
+  return {
+    name: 'reference',
+    wsUrl: 'ws://127.0.0.1:4610/graphql',
+    pids: [child.pid ?? 0],
+    connectionPid: child.pid ?? 0,
+    url,
+    token: () => undefined,
+    publish: async (to, text) => {
+      await postGraphQL(url, 'mutation S($to: String!, $text: String!) { sendNotification(to: $to, text: $text) { id } }', { to, text });
+    },
+  };
+}
+
+// ---------------------------------------------------------------- load clients
+
+interface ClientPool {
+  open(system: System, users: string[], devices: number): Promise<void>;
+  reset(): Promise<void>;
+  stats(): Promise<ClientStats>;
+  close(): Promise<void>;
+}
+
+async function clientPool(size: number): Promise<ClientPool> {
+  const clients = Array.from({ length: size }, () => fork(new URL('load-client.ts', import.meta.url).pathname, [], { execArgv: ['--import', 'tsx'] }));
+  const ask = <T>(client: ChildProcess, command: ClientCommand, key: string): Promise<T> =>
+    new Promise((resolve, reject) => {
+      const onMessage = (message: Record<string, unknown>) => {
+        if ('error' in message) return reject(new Error(String(message['error'])));
+        if (!(key in message)) return;
+        client.off('message', onMessage);
+        resolve(message[key] as T);
+      };
+      client.on('message', onMessage);
+      client.send(command);
+    });
+  return {
+    async open(system, users, devices) {
+      const connections = users.flatMap((user) => {
+        const token = system.token(user);
+        return Array.from({ length: devices }, () => ({ user, token }));
+      });
+      const share = Math.ceil(connections.length / clients.length);
+      await Promise.all(
+        clients.map((client, n) =>
+          ask(client, { cmd: 'open', url: system.wsUrl, connections: connections.slice(n * share, (n + 1) * share), query: QUERY }, 'opened'),
+        ),
+      );
+    },
+    async reset() {
+      await Promise.all(clients.map((client) => ask(client, { cmd: 'reset' }, 'reset')));
+    },
+    async stats() {
+      const all = await Promise.all(clients.map((client) => ask<ClientStats>(client, { cmd: 'stats' }, 'stats')));
+      return {
+        received: all.reduce((sum, stats) => sum + stats.received, 0),
+        minPerConnection: Math.min(...all.map((stats) => stats.minPerConnection)),
+        latenciesMs: all.flatMap((stats) => stats.latenciesMs),
+        closedUnexpectedly: all.reduce((sum, stats) => sum + stats.closedUnexpectedly, 0),
+      };
+    },
+    async close() {
+      await Promise.all(clients.map((client) => ask(client, { cmd: 'close' }, 'closed').catch(() => undefined)));
+    },
+  };
+}
+
+/** Runs `work` with at most `limit` in flight. */
+async function inParallel<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await work(items[next++] as T);
+    }),
+  );
+}
+
+/** Publishes warm-ups until every connection has received one: every subscription is live. */
+async function warmUp(system: System, pool: ClientPool, users: string[]): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    await inParallel(users, 32, (user) => system.publish(user, 'warm-up'));
+    await sleep(200);
+    if ((await pool.stats()).minPerConnection >= 1) break;
+    if (Date.now() > deadline) throw new Error(`${system.name}: not every connection is subscribed after 60 s`);
+  }
+  await pool.reset();
+}
+
+// ---------------------------------------------------------------- scenarios
+
+interface DeliveryResult {
+  deliveries: number;
+  lost: number;
+  cpuUsPerDelivery: number;
+  deliveriesPerSecond: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? NaN;
+
+/**
+ * Opens `devices` connections for each of `users`, publishes `perUser` notifications to
+ * each user (at `eventsPerSecond`, or as fast as `concurrency` allows) and measures.
+ */
+async function deliveries(
+  system: System,
+  options: { users: number; devices: number; perUser: number; concurrency: number; eventsPerSecond?: number; prefix: string },
+): Promise<DeliveryResult> {
+  const users = Array.from({ length: options.users }, (_, n) => `${options.prefix}${n}`);
+  const pool = await clientPool(2);
+  try {
+    await pool.open(system, users, options.devices);
+    await warmUp(system, pool, users);
+    const events = Array.from({ length: options.perUser }, () => users).flat();
+    const expected = events.length * options.devices;
+    const cpuBefore = system.pids.reduce((sum, pid) => sum + cpuMs(pid), 0);
+    const started = now();
+    if (options.eventsPerSecond) {
+      const interval = 1000 / options.eventsPerSecond;
+      await inParallel(
+        events.map((user, n) => [user, n] as const),
+        options.concurrency,
+        async ([user, n]) => {
+          const due = started + n * interval;
+          const wait = due - now();
+          if (wait > 0) await sleep(wait);
+          await system.publish(user, String(now()));
+        },
+      );
+    } else {
+      await inParallel(events, options.concurrency, (user) => system.publish(user, String(now())));
+    }
+    let stats = await pool.stats();
+    const deadline = Date.now() + 60_000;
+    while (stats.received < expected && Date.now() < deadline) {
+      await sleep(50);
+      stats = await pool.stats();
+    }
+    const elapsed = now() - started;
+    const cpu = system.pids.reduce((sum, pid) => sum + cpuMs(pid), 0) - cpuBefore;
+    const sorted = stats.latenciesMs.sort((a, b) => a - b);
+    return {
+      deliveries: stats.received,
+      lost: expected - stats.received,
+      cpuUsPerDelivery: (cpu * 1000) / Math.max(1, stats.received),
+      deliveriesPerSecond: stats.received / (elapsed / 1000),
+      p50: percentile(sorted, 50),
+      p99: percentile(sorted, 99),
+      max: sorted.at(-1) ?? NaN,
+    };
+  } finally {
+    await pool.close();
+  }
+}
+
+/** RSS the server gains per idle subscribed connection, in KB. */
+async function idleRss(system: System, connections: number): Promise<number> {
+  const users = Array.from({ length: connections }, (_, n) => `idle${n}`);
+  const pool = await clientPool(2);
+  try {
+    await sleep(1000);
+    const before = rssKb(system.connectionPid);
+    await pool.open(system, users, 1);
+    await warmUp(system, pool, users);
+    await sleep(2000);
+    return (rssKb(system.connectionPid) - before) / connections;
+  } finally {
+    await pool.close();
+    await sleep(1000);
+  }
+}
+
+/** Notifications accepted per second by one publish process, for `seconds`. */
+async function publishRate(send: () => Promise<number>, concurrency: number, seconds: number): Promise<number> {
+  let accepted = 0;
+  const started = now();
+  const until = started + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (now() < until) accepted += await send();
+    }),
+  );
+  return accepted / ((now() - started) / 1000);
+}
+
+/** Herald only: `count` connections on one subscribe process, a broadcast to each user, nothing lost. */
+async function manyConnections(herald: Awaited<ReturnType<typeof startHerald>>, count: number): Promise<{ connections: number; received: number; lost: number; closed: number; seconds: number }> {
+  const users = Array.from({ length: count }, (_, n) => `m${n}`);
+  const pool = await clientPool(3);
+  try {
+    await pool.open(herald, users, 1);
+    await sleep(1000);
+    const started = now();
+    const batch = 1000;
+    for (let round = 0; round < 2; round++) {
+      // round 0 warms up (proves every subscription live); round 1 is the broadcast
+      for (let n = 0; n < users.length; n += batch) {
+        await postGraphQL(
+          herald.publishUrl,
+          'mutation B($n: [NotificationInput!]!) { sendNotifications(notifications: $n) { id } }',
+          { n: users.slice(n, n + batch).map((to) => ({ to, text: String(now()) })) },
+          herald.serviceToken,
+        );
+      }
+      if (round === 0) {
+        const deadline = Date.now() + 60_000;
+        while ((await pool.stats()).minPerConnection < 1 && Date.now() < deadline) await sleep(200);
+        await pool.reset();
+      }
+    }
+    let stats = await pool.stats();
+    const deadline = Date.now() + 60_000;
+    while (stats.received < count && Date.now() < deadline) {
+      await sleep(100);
+      stats = await pool.stats();
+    }
+    return { connections: count, received: stats.received, lost: count - stats.received, closed: stats.closedUnexpectedly, seconds: (now() - started) / 1000 };
+  } finally {
+    await pool.close();
+  }
+}
+
+// ---------------------------------------------------------------- the run
+
+async function main(): Promise<void> {
+  const redis = await startRedisServer();
+  const results: Record<string, unknown> = {
+    machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
+    date: new Date().toISOString(),
+    scale: SCALE,
+  };
+  try {
+    const herald = await startHerald(redis);
+    const reference = await startReference(redis);
+    const systems = [herald, reference] as const;
+    const table: Array<[string, string, string]> = [];
+    const row = (label: string, h: number, r: number, digits = 1, better: 'lower' | 'higher' = 'lower') => {
+      table.push([`${label} (${better} is better)`, `${h.toFixed(digits)} / ${r.toFixed(digits)}`, `${(h / r).toFixed(2)}`]);
+    };
+    // Idle memory first, on fresh processes, before other scenarios leave garbage behind.
+    const idleConnections = scaled(4000, 200);
+    const idle: Record<string, number> = {};
+    for (const system of systems) {
+      console.info(`bench: ${system.name}: ${idleConnections} idle connections`);
+      idle[system.name] = await idleRss(system, idleConnections);
+    }
+
+    const fanout = { users: 10, devices: scaled(200, 10), perUser: scaled(40, 5), concurrency: 16, prefix: 'fan' };
+    const many = { users: scaled(2000, 50), devices: 1, perUser: 5, concurrency: 32, prefix: 'many' };
+    const burst = { users: scaled(1000, 50), devices: 1, perUser: 2, concurrency: 64, prefix: 'burst' };
+    const measured: Record<string, Record<string, DeliveryResult>> = { fanout: {}, many: {}, burst: {}, steady: {} };
+    for (const system of systems) {
+      console.info(`bench: ${system.name}: fan-out ${fanout.users} users × ${fanout.devices} devices`);
+      measured['fanout']![system.name] = await deliveries(system, fanout);
+      console.info(`bench: ${system.name}: ${many.users} users × 1 device`);
+      measured['many']![system.name] = await deliveries(system, many);
+      console.info(`bench: ${system.name}: burst`);
+      measured['burst']![system.name] = await deliveries(system, burst);
+    }
+    // Steady rate: half of Herald's fan-out capacity, the same rate for both.
+    const capacity = measured['fanout']!['herald']!.deliveriesPerSecond;
+    const steadyEvents = Math.max(1, Math.round((capacity / 2) / fanout.devices));
+    const steady = { ...fanout, perUser: Math.max(5, Math.round((steadyEvents * 5) / fanout.users)), eventsPerSecond: steadyEvents, prefix: 'steady' };
+    for (const system of systems) {
+      console.info(`bench: ${system.name}: steady ${steadyEvents} events/s (${(steadyEvents * fanout.devices).toFixed(0)} deliveries/s)`);
+      measured['steady']![system.name] = await deliveries(system, steady);
+    }
+    console.info('bench: publish throughput');
+    const batchSize = 500;
+    const heraldRate = await publishRate(
+      async () => {
+        await postGraphQL(
+          herald.publishUrl,
+          'mutation B($n: [NotificationInput!]!) { sendNotifications(notifications: $n) { id } }',
+          { n: Array.from({ length: batchSize }, (_, n) => ({ to: `nobody${n}`, text: 'x' })) },
+          herald.serviceToken,
+        );
+        return batchSize;
+      },
+      4,
+      5 * Math.min(1, SCALE * 2),
+    );
+    const referenceRate = await publishRate(async () => {
+      await reference.publish('nobody', 'x');
+      return 1;
+    }, 32, 5 * Math.min(1, SCALE * 2));
+    const manyCount = scaled(18_000, 500);
+    console.info(`bench: herald: ${manyCount} connections on one subscribe process`);
+    const connections = await manyConnections(herald, manyCount);
+
+    for (const [scenario, label] of [
+      ['fanout', `fan-out (${fanout.users} users × ${fanout.devices} devices)`],
+      ['many', `many users (${many.users} × 1 device)`],
+      ['burst', `burst (${burst.users * burst.perUser} at once)`],
+    ] as const) {
+      const h = measured[scenario]!['herald']!;
+      const r = measured[scenario]!['reference']!;
+      row(`${label}: server CPU µs / delivery`, h.cpuUsPerDelivery, r.cpuUsPerDelivery);
+      row(`${label}: deliveries / s`, h.deliveriesPerSecond, r.deliveriesPerSecond, 0, 'higher');
+      row(`${label}: latency p50 ms`, h.p50, r.p50, 2);
+      row(`${label}: latency p99 ms`, h.p99, r.p99, 2);
+    }
+    const hs = measured['steady']!['herald']!;
+    const rs = measured['steady']!['reference']!;
+    row(`steady ${(steadyEvents * fanout.devices).toFixed(0)} deliveries/s: latency p50 ms`, hs.p50, rs.p50, 2);
+    row(`steady: latency p99 ms`, hs.p99, rs.p99, 2);
+    row(`steady: latency max ms`, hs.max, rs.max, 2);
+    row(`idle RSS per subscribed connection, KB (${idleConnections})`, idle['herald']!, idle['reference']!, 1);
+    row('publish: notifications accepted / s (Herald batch vs reference single)', heraldRate, referenceRate, 0, 'higher');
+    const lost = Object.values(measured).flatMap((bySystem) => Object.entries(bySystem).map(([name, result]) => `${name}: ${result.lost}`));
+
+    const lines = [
+      `Machine: ${String(results['machine'])}; ${String(results['date'])}; scale ${SCALE}.`,
+      '',
+      '| measure | Herald / reference | Herald ÷ reference |',
+      '|---|---|---|',
+      ...table.map(([label, values, ratio]) => `| ${label} | ${values} | ${ratio} |`),
+      '',
+      `${connections.connections} connections on one Herald subscribe process: ${connections.received} received a broadcast to their user, ${connections.lost} lost, ${connections.closed} closed, in ${connections.seconds.toFixed(1)} s.`,
+      `Lost in delivery scenarios (expected − received): ${lost.join(', ')}.`,
+    ];
+    const markdown = lines.join('\n');
+    console.info(`\n${markdown}\n`);
+    mkdirSync(new URL('results/', import.meta.url), { recursive: true });
+    writeFileSync(new URL('results/latest.md', import.meta.url), `${markdown}\n`);
+    writeFileSync(
+      new URL('results/latest.json', import.meta.url),
+      `${JSON.stringify({ ...results, measured, idle, publish: { heraldBatch: heraldRate, referenceSingle: referenceRate }, connections }, null, 2)}\n`,
+    );
+  } finally {
+    for (const child of children) child.kill('SIGTERM');
+    await redis.stop();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error('bench failed:', error);
+    for (const child of children) child.kill('SIGKILL');
+    process.exit(1);
+  },
+);
