@@ -2,7 +2,7 @@
  * Verifies JWTs into a {@link Principal}: explicit algorithm list, `exp` required,
  * every claim that becomes part of a channel name validated.
  */
-import { createPublicKey, randomBytes } from 'node:crypto';
+import { createPublicKey, createSecretKey, randomBytes } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { assertValidName, InvalidNameError } from '../channels/index.js';
 
@@ -82,7 +82,9 @@ function keyAndAlgorithms(options: TokenVerifierOptions): { key: jwt.Secret; alg
   if (options.secret !== undefined && options.publicKey !== undefined) {
     throw new Error('give a token verifier either a secret or a public key, not both');
   }
-  if (options.secret !== undefined) return { key: options.secret, algorithms: ['HS256'] };
+  // A KeyObject, not the string: given a string, jsonwebtoken tries createPublicKey on
+  // every verify and falls back after the exception, which costs more than the HMAC.
+  if (options.secret !== undefined) return { key: createSecretKey(Buffer.from(options.secret)), algorithms: ['HS256'] };
   if (options.publicKey === undefined) throw new Error('a token verifier needs a secret or a public key');
   const key = createPublicKey(options.publicKey);
   switch (key.asymmetricKeyType) {

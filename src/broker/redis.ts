@@ -67,6 +67,8 @@ export function redisClientOptions(commandTimeoutMs: number) {
     maxRetriesPerRequest: 0,
     commandTimeout: commandTimeoutMs,
     lazyConnect: false,
+    // Commands issued in one tick (delivery reports, a batch's publishes) go out in one write.
+    enableAutoPipelining: true,
   } as const;
 }
 

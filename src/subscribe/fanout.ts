@@ -10,8 +10,8 @@ import type { HeraldContext } from '../graphql/schema.js';
 import type { FeedItem } from './subscriptions.js';
 
 export interface OperationPlan {
-  /** The payload of a graphql-transport-ws `next` message for `item`, as JSON. */
-  render(item: FeedItem): string;
+  /** The payload of a graphql-transport-ws `next` message for `item`, as UTF-8 JSON. */
+  render(item: FeedItem): Buffer;
 }
 
 export interface Fanout {
@@ -21,7 +21,7 @@ export interface Fanout {
 const NO_CONTEXT: HeraldContext = { principal: undefined };
 
 export function createFanout(schema: GraphQLSchema): Fanout {
-  const rendered = new WeakMap<FeedItem, Map<string, string>>();
+  const rendered = new WeakMap<FeedItem, Map<string, Buffer>>();
   return {
     plan({ document, query, operationName, variables }) {
       const key = `${operationName ?? ''}\n${query}\n${JSON.stringify(variables ?? {})}`;
@@ -45,7 +45,7 @@ export function createFanout(schema: GraphQLSchema): Fanout {
             // Notification fields resolve synchronously; a promise here is a schema change
             // that must not silently reorder or drop events.
             if (result instanceof Promise) throw new Error('the fan-out path needs synchronous resolvers');
-            json = JSON.stringify(result);
+            json = Buffer.from(JSON.stringify(result));
             byOperation.set(key, json);
           }
           return json;
