@@ -18,6 +18,8 @@ import { startRedisServer, type RedisServer } from '../test/helpers/redis-server
 import type { ClientCommand, ClientStats } from './load-client.js';
 
 const SCALE = Number(process.env['BENCH_SCALE'] ?? '1');
+/** `BENCH_PROFILE=1` writes a V8 CPU profile of Herald's subscribe server to bench/results/. */
+const PROFILE = process.env['BENCH_PROFILE'] === '1';
 const SECRET = 'bench-secret-that-is-at-least-32-bytes-long!';
 const CLK_TCK = Number(execSync('getconf CLK_TCK').toString().trim()) || 100;
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -30,8 +32,8 @@ const scaled = (n: number, min = 1) => Math.max(min, Math.round(n * SCALE));
 
 const children: ChildProcess[] = [];
 
-function startNode(script: string, args: string[], env: Record<string, string>): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+function startNode(script: string, args: string[], env: Record<string, string>, nodeArgs: string[] = []): ChildProcess {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script, ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -108,7 +110,7 @@ async function startHerald(redis: RedisServer): Promise<System & { publishUrl: s
     KEEPALIVE_MS: '600000',
     HISTORY_MAX_LENGTH: '100',
   };
-  const subscribe = startNode('src/main.ts', ['subscribe'], env);
+  const subscribe = startNode('src/main.ts', ['subscribe'], env, PROFILE ? ['--cpu-prof', '--cpu-prof-dir=bench/results/profiles'] : []);
   const publish = startNode('src/main.ts', ['publish'], env);
   await waitReady('http://127.0.0.1:4600/readyz');
   await waitReady('http://127.0.0.1:4601/readyz');
@@ -373,6 +375,11 @@ async function main(): Promise<void> {
     const row = (label: string, h: number, r: number, digits = 1, better: 'lower' | 'higher' = 'lower') => {
       table.push([`${label} (${better} is better)`, `${h.toFixed(digits)} / ${r.toFixed(digits)}`, `${(h / r).toFixed(2)}`]);
     };
+    if (PROFILE) {
+      // Profile only Herald's fan-out, then stop (the profile is written as the process exits).
+      console.info(JSON.stringify(await deliveries(herald, { users: 10, devices: 200, perUser: 40, concurrency: 16, prefix: 'fan' })));
+      return;
+    }
     // Idle memory first, on fresh processes, before other scenarios leave garbage behind.
     const idleConnections = scaled(4000, 200);
     const idle: Record<string, number> = {};
@@ -381,6 +388,32 @@ async function main(): Promise<void> {
       idle[system.name] = await idleRss(system, idleConnections);
     }
 
+    // Publishing next, while both systems are quiet (no connections yet).
+    await sleep(2000);
+    console.info('bench: publish throughput');
+    const batchSize = 500;
+    const publishSeconds = 5 * Math.min(1, SCALE * 2);
+    const heraldRate = await publishRate(
+      async () => {
+        await postGraphQL(
+          herald.publishUrl,
+          'mutation B($n: [NotificationInput!]!) { sendNotifications(notifications: $n) { id } }',
+          { n: Array.from({ length: batchSize }, (_, n) => ({ to: `nobody${n}`, text: 'x' })) },
+          herald.serviceToken,
+        );
+        return batchSize;
+      },
+      4,
+      publishSeconds,
+    );
+    const heraldSingleRate = await publishRate(async () => {
+      await herald.publish('nobody', 'x');
+      return 1;
+    }, 32, publishSeconds);
+    const referenceRate = await publishRate(async () => {
+      await reference.publish('nobody', 'x');
+      return 1;
+    }, 32, publishSeconds);
     const fanout = { users: 10, devices: scaled(200, 10), perUser: scaled(40, 5), concurrency: 16, prefix: 'fan' };
     const many = { users: scaled(2000, 50), devices: 1, perUser: 5, concurrency: 32, prefix: 'many' };
     const burst = { users: scaled(1000, 50), devices: 1, perUser: 2, concurrency: 64, prefix: 'burst' };
@@ -393,33 +426,18 @@ async function main(): Promise<void> {
       console.info(`bench: ${system.name}: burst`);
       measured['burst']![system.name] = await deliveries(system, burst);
     }
-    // Steady rate: half of Herald's fan-out capacity, the same rate for both.
-    const capacity = measured['fanout']!['herald']!.deliveriesPerSecond;
-    const steadyEvents = Math.max(1, Math.round((capacity / 2) / fanout.devices));
-    const steady = { ...fanout, perUser: Math.max(5, Math.round((steadyEvents * 5) / fanout.users)), eventsPerSecond: steadyEvents, prefix: 'steady' };
+    // Steady rates: half of Herald's capacity in each shape, the same rate for both systems.
+    const halfFanout = Math.max(1, Math.round(measured['fanout']!['herald']!.deliveriesPerSecond / 2 / fanout.devices));
+    const steady = { ...fanout, perUser: Math.max(5, Math.round((halfFanout * 5) / fanout.users)), eventsPerSecond: halfFanout, prefix: 'steady' };
+    const halfMany = Math.max(1, Math.round(measured['many']!['herald']!.deliveriesPerSecond / 2));
+    const steadyMany = { ...many, perUser: Math.max(2, Math.round((halfMany * 5) / many.users)), eventsPerSecond: halfMany, prefix: 'steadymany' };
+    measured['steadyMany'] = {};
     for (const system of systems) {
-      console.info(`bench: ${system.name}: steady ${steadyEvents} events/s (${(steadyEvents * fanout.devices).toFixed(0)} deliveries/s)`);
+      console.info(`bench: ${system.name}: steady fan-out, ${halfFanout} events/s (${halfFanout * fanout.devices} deliveries/s)`);
       measured['steady']![system.name] = await deliveries(system, steady);
+      console.info(`bench: ${system.name}: steady, ${halfMany} notifications/s to ${many.users} users`);
+      measured['steadyMany']![system.name] = await deliveries(system, steadyMany);
     }
-    console.info('bench: publish throughput');
-    const batchSize = 500;
-    const heraldRate = await publishRate(
-      async () => {
-        await postGraphQL(
-          herald.publishUrl,
-          'mutation B($n: [NotificationInput!]!) { sendNotifications(notifications: $n) { id } }',
-          { n: Array.from({ length: batchSize }, (_, n) => ({ to: `nobody${n}`, text: 'x' })) },
-          herald.serviceToken,
-        );
-        return batchSize;
-      },
-      4,
-      5 * Math.min(1, SCALE * 2),
-    );
-    const referenceRate = await publishRate(async () => {
-      await reference.publish('nobody', 'x');
-      return 1;
-    }, 32, 5 * Math.min(1, SCALE * 2));
     const manyCount = scaled(18_000, 500);
     console.info(`bench: herald: ${manyCount} connections on one subscribe process`);
     const connections = await manyConnections(herald, manyCount);
@@ -436,13 +454,19 @@ async function main(): Promise<void> {
       row(`${label}: latency p50 ms`, h.p50, r.p50, 2);
       row(`${label}: latency p99 ms`, h.p99, r.p99, 2);
     }
-    const hs = measured['steady']!['herald']!;
-    const rs = measured['steady']!['reference']!;
-    row(`steady ${(steadyEvents * fanout.devices).toFixed(0)} deliveries/s: latency p50 ms`, hs.p50, rs.p50, 2);
-    row(`steady: latency p99 ms`, hs.p99, rs.p99, 2);
-    row(`steady: latency max ms`, hs.max, rs.max, 2);
+    for (const [scenario, label] of [
+      ['steady', `steady fan-out, ${halfFanout * fanout.devices} deliveries/s (half of Herald's capacity)`],
+      ['steadyMany', `steady, ${halfMany} notifications/s to ${many.users} users (half of Herald's capacity)`],
+    ] as const) {
+      const h = measured[scenario]!['herald']!;
+      const r = measured[scenario]!['reference']!;
+      row(`${label}: latency p50 ms`, h.p50, r.p50, 2);
+      row(`${label}: latency p99 ms`, h.p99, r.p99, 2);
+      row(`${label}: latency max ms`, h.max, r.max, 2);
+    }
     row(`idle RSS per subscribed connection, KB (${idleConnections})`, idle['herald']!, idle['reference']!, 1);
-    row('publish: notifications accepted / s (Herald batch vs reference single)', heraldRate, referenceRate, 0, 'higher');
+    row('publish: notifications accepted / s, Herald batch vs reference single mutation', heraldRate, referenceRate, 0, 'higher');
+    row('publish: notifications accepted / s, single mutation each', heraldSingleRate, referenceRate, 0, 'higher');
     const lost = Object.values(measured).flatMap((bySystem) => Object.entries(bySystem).map(([name, result]) => `${name}: ${result.lost}`));
 
     const lines = [
@@ -461,7 +485,7 @@ async function main(): Promise<void> {
     writeFileSync(new URL('results/latest.md', import.meta.url), `${markdown}\n`);
     writeFileSync(
       new URL('results/latest.json', import.meta.url),
-      `${JSON.stringify({ ...results, measured, idle, publish: { heraldBatch: heraldRate, referenceSingle: referenceRate }, connections }, null, 2)}\n`,
+      `${JSON.stringify({ ...results, measured, idle, publish: { heraldBatch: heraldRate, heraldSingle: heraldSingleRate, referenceSingle: referenceRate }, connections }, null, 2)}\n`,
     );
   } finally {
     for (const child of children) child.kill('SIGTERM');

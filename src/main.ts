@@ -2,6 +2,7 @@
  * Herald's command line: `tsx src/main.ts [all|subscribe|publish]`.
  * Reads the environment, starts the servers, prints where they are, stops on SIGINT/SIGTERM.
  */
+import cluster from 'node:cluster';
 import { ConfigError, readConfig } from './config/index.js';
 import { startHerald, StartupError, type Mode, type RunningHerald } from './herald.js';
 
@@ -11,8 +12,13 @@ async function main(): Promise<void> {
   const mode = (process.argv[2] ?? 'all') as Mode;
   if (!MODES.includes(mode)) throw new StartupError(`unknown mode "${mode}": use ${MODES.join(', ')}`);
   const config = readConfig();
+  if (config.subscribeWorkers > 1 && mode !== 'subscribe') {
+    throw new StartupError('SUBSCRIBE_WORKERS applies to `npm run start:subscribe` only');
+  }
+  if (config.subscribeWorkers > 1 && cluster.isPrimary) return superviseWorkers(config.subscribeWorkers);
   const herald = await startHerald(config, mode);
-  printBanner(herald, config.redisUrl, mode);
+  // With workers, one banner is enough: they all listen on the same ports.
+  if (cluster.isPrimary || cluster.worker?.id === 1) printBanner(herald, config.redisUrl, mode);
 
   let stopping = false;
   const stop = (signal: string): void => {
@@ -29,6 +35,39 @@ async function main(): Promise<void> {
   };
   process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));
+}
+
+/**
+ * One subscribe server per worker process, sharing its ports (Node's cluster hands each
+ * new connection to the next worker). Each worker has its own observer map and Redis
+ * connections: they share nothing but Redis, like separate servers. A worker that dies
+ * is replaced; SIGINT/SIGTERM stop them all.
+ */
+function superviseWorkers(count: number): void {
+  let stopping = false;
+  const listening = new Set<number>();
+  cluster.on('listening', (worker) => {
+    listening.add(worker.id);
+    if (listening.size === count) console.info(`herald: all ${count} subscribe workers are listening`);
+  });
+  for (let n = 0; n < count; n++) cluster.fork();
+  cluster.on('exit', (worker, code, signal) => {
+    if (stopping) {
+      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+      return;
+    }
+    console.error(`herald: subscribe worker ${worker.process.pid} exited (${signal ?? code}); starting another`);
+    cluster.fork();
+  });
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) return;
+    stopping = true;
+    console.info(`herald: ${signal}: stopping ${count} subscribe workers`);
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal);
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  console.info(`herald: ${count} subscribe workers`);
 }
 
 function printBanner(herald: RunningHerald, redisUrl: string | undefined, mode: Mode): void {

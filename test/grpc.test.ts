@@ -157,9 +157,9 @@ describe('auth and input', () => {
 
 describe('lifetimes', () => {
   it('the stream ends with UNAUTHENTICATED when the token expires, and releases its channel', async () => {
-    const feed = openFeed('fred', userToken('fred', {}, 2));
+    const feed = openFeed('fred', userToken('fred', {}, 3));
     await subscribed('fred');
-    expect(await feed.ended(4000)).toMatchObject({ code: status.UNAUTHENTICATED, details: 'token expired' });
+    expect(await feed.ended(5000)).toMatchObject({ code: status.UNAUTHENTICATED, details: 'token expired' });
     await subscribed('fred', 0);
   });
 

@@ -85,7 +85,7 @@ describe('SSE subscriptions', () => {
   });
 
   it('an SSE stream ends with UNAUTHENTICATED when its token expires, and releases its channels', async () => {
-    const subscription = sseClient(userToken('olga', {}, 2)).iterate({ query: ON_NOTIFICATION, variables: { userName: 'olga' } });
+    const subscription = sseClient(userToken('olga', {}, 3)).iterate({ query: ON_NOTIFICATION, variables: { userName: 'olga' } });
     const channel = channels.audienceChannel('acme', 'USER', 'olga');
     const first = subscription.next();
     await waitFor(async () => (await numsub(channel)) === 1, 'the SSE subscription');

@@ -137,4 +137,32 @@ describe('split servers', () => {
     expect((await events.nth(0)).data?.['onNotificationReceived']).toMatchObject({ text: 'across processes' });
     await Promise.all([stopGracefully(subscribe), stopGracefully(publish)]);
   });
+
+  it('run the subscribe server as several worker processes on one port (SUBSCRIBE_WORKERS)', async () => {
+    const env = { REDIS_URL: redis.url, JWT_SECRET: TEST_SECRET };
+    const subscribe = run('start:subscribe', { ...env, SUBSCRIBE_WORKERS: '2' });
+    const publish = run('start:publish', env);
+    await waitFor(
+      () =>
+        subscribe.output.includes('all 2 subscribe workers are listening') &&
+        subscribe.output.includes('playground') &&
+        publish.output.includes('publish (HTTP POST)'),
+      'both workers and the publish server',
+      20_000,
+    );
+    const subscribePort = portOf(subscribe.output, /playground \(GraphiQL\): http:\/\/localhost:(\d+)\/graphql/);
+    const publishPort = portOf(publish.output, /publish \(HTTP POST\): http:\/\/localhost:(\d+)\/graphql/);
+
+    // Connections are handed to the workers in turn: four connections, two workers.
+    const listeners = [0, 1, 2, 3].map(() =>
+      collect(wsClient(`ws://127.0.0.1:${subscribePort}/graphql`, { token: userToken('wes') }), ON_NOTIFICATION, { userName: 'wes' }),
+    );
+    await waitFor(async () => (await redis.numsub(channels.audienceChannel('acme', 'USER', 'wes'))) === 2, 'one SUBSCRIBE per worker', 10_000);
+    await waitFor(async () => (await send(`http://127.0.0.1:${publishPort}/graphql`, serviceToken(), 'wes', 'probe')) === 4, 'all four subscriptions');
+    expect(await send(`http://127.0.0.1:${publishPort}/graphql`, serviceToken(), 'wes', 'to every worker')).toBe(4);
+    for (const events of listeners) {
+      await waitFor(() => events.results.some((result) => (result.data?.['onNotificationReceived'] as { text: string } | undefined)?.text === 'to every worker'), 'the notification');
+    }
+    await Promise.all([stopGracefully(subscribe), stopGracefully(publish)]);
+  });
 });

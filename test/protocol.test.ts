@@ -145,14 +145,14 @@ describe('tokens at connection_init', () => {
 
   it('closes with 4403 when the token expires on an open connection, and delivers nothing after', async () => {
     const closed: number[] = [];
-    const client = wsClient(server.wsUrl, { token: userToken('olivia', {}, 2), onClosed: (code) => closed.push(code) });
+    const client = wsClient(server.wsUrl, { token: userToken('olivia', {}, 3), onClosed: (code) => closed.push(code) });
     const events = collect(client, ON_NOTIFICATION, { userName: 'olivia' });
     const channel = channels.audienceChannel('acme', 'USER', 'olivia');
     await waitFor(async () => (await redis.numsub(channel)) === 1, 'the subscription');
     expect(await send(publishUrl, serviceToken(), 'olivia', 'before expiry')).toBe(1);
     await events.nth(0);
 
-    await events.ended(4000);
+    await events.ended(5000);
     expect(closed).toEqual([4403]);
     await waitFor(async () => (await redis.numsub(channel)) === 0, 'the channel to be released');
     expect(await send(publishUrl, serviceToken(), 'olivia', 'after expiry')).toBe(0);

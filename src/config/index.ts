@@ -59,6 +59,12 @@ export interface HeraldConfig {
   subscribePort: number;
   /** `PUBLISH_PORT`. @default 4001 */
   publishPort: number;
+  /**
+   * `SUBSCRIBE_WORKERS`: processes the subscribe server runs, sharing its ports (one per
+   * core takes a machine past one process's file-descriptor limit).
+   * @default 1
+   */
+  subscribeWorkers: number;
   /** `GRPC_PORT`: the subscribe server's gRPC `Feed`. @default 4002 */
   grpcPort: number;
   /** `PUBLISH_GRPC_PORT`: the publish server's gRPC `Send`. @default 4003 */
@@ -162,6 +168,7 @@ export function readConfig(env: Env = process.env): HeraldConfig {
     host: read.string('HOST') ?? '0.0.0.0',
     subscribePort: read.integer('SUBSCRIBE_PORT', 4000, 0, 65535),
     publishPort: read.integer('PUBLISH_PORT', 4001, 0, 65535),
+    subscribeWorkers: read.integer('SUBSCRIBE_WORKERS', 1, 1, 256),
     grpcPort: read.integer('GRPC_PORT', 4002, 0, 65535),
     publishGrpcPort: read.integer('PUBLISH_GRPC_PORT', 4003, 0, 65535),
     grpcKeepalive: {

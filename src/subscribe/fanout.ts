@@ -22,10 +22,17 @@ const NO_CONTEXT: HeraldContext = { principal: undefined };
 
 export function createFanout(schema: GraphQLSchema): Fanout {
   const rendered = new WeakMap<FeedItem, Map<string, Buffer>>();
+  /** One plan per distinct operation, shared by its subscriptions (and dropped with the last). */
+  const plans = new Map<string, WeakRef<OperationPlan>>();
+  const forget = new FinalizationRegistry<string>((key) => {
+    if (plans.get(key)?.deref() === undefined) plans.delete(key);
+  });
   return {
     plan({ document, query, operationName, variables }) {
       const key = `${operationName ?? ''}\n${query}\n${JSON.stringify(variables ?? {})}`;
-      return {
+      const existing = plans.get(key)?.deref();
+      if (existing) return existing;
+      const plan: OperationPlan = {
         render(item) {
           let byOperation = rendered.get(item);
           if (!byOperation) {
@@ -51,6 +58,9 @@ export function createFanout(schema: GraphQLSchema): Fanout {
           return json;
         },
       };
+      plans.set(key, new WeakRef(plan));
+      forget.register(plan, key);
+      return plan;
     },
   };
 }

@@ -10,8 +10,8 @@
  */
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { getOperationAST, type ExecutionArgs, type GraphQLSchema, type ValidationRule } from 'graphql';
-import { CloseCode, GRAPHQL_TRANSPORT_WS_PROTOCOL, makeServer, type Context } from 'graphql-ws';
+import { createSourceEventStream, getOperationAST, subscribe, type ExecutionArgs, type GraphQLSchema, type ValidationRule } from 'graphql';
+import { CloseCode, GRAPHQL_TRANSPORT_WS_PROTOCOL, makeServer, type Context, type OperationResult } from 'graphql-ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { AuthenticationError, bearerToken, isExpired, type Principal, type TokenVerifier } from '../auth/index.js';
 import { ErrorCode, graphqlError } from '../common/errors.js';
@@ -49,8 +49,15 @@ export interface WebSocketTransportOptions {
 
 interface Extra extends Record<PropertyKey, unknown> {
   readonly socket: WebSocket;
-  readonly request: IncomingMessage;
+  /**
+   * The upgrade request's `Authorization` header, until `connection_init`. Only the
+   * header is kept, not the request: a connection lives for hours, a request object is
+   * kilobytes.
+   */
+  upgradeAuthorization: string | undefined;
   principal?: Principal;
+  /** Disarms the token-expiry close; called when the socket closes. */
+  cancelExpiry?: () => void;
 }
 
 /** Herald's close codes beyond graphql-ws' own (4400, 4401, 4403, 4406, 4408, 4409, 4429). */
@@ -79,8 +86,14 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
   const fanout = createFanout(schema);
   const coalesce = createWriteCoalescer();
 
+  // Defined apart from `onUpgrade`, so the listener that stays on the socket for the
+  // connection's life does not share (and keep alive) the upgrade request's scope.
+  const onSocketError = (error: Error): void => logger.warn(`herald: upgrade socket error: ${error.message}`);
+  const accept = (request: IncomingMessage, socket: Duplex, head: Buffer): void =>
+    wss.handleUpgrade(request, socket, head, (ws) => wss.emit('connection', ws, request));
+
   const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
-    socket.on('error', (error) => logger.warn(`herald: upgrade socket error: ${error.message}`));
+    socket.on('error', onSocketError);
     const refusal = refuseUpgrade(request, options.origins);
     if (refusal) {
       socket.end(
@@ -88,12 +101,16 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
       );
       return;
     }
-    wss.handleUpgrade(request, socket, head, (ws) => wss.emit('connection', ws, request));
+    accept(request, socket, head);
   };
   server.on('upgrade', onUpgrade);
 
   const protocol = makeServer<Record<string, unknown>, Extra>({
     connectionInitWaitTimeout: options.connectionInitTimeoutMs,
+    // A fan-out subscription renders its own events: its source stream is all graphql-ws
+    // needs, without graphql's per-subscriber mapping of every event.
+    subscribe: (args) =>
+      (args.contextValue as HeraldContext | undefined)?.directSink ? (createSourceEventStream(args) as unknown as OperationResult) : subscribe(args),
     onConnect: (ctx) => authenticate(ctx, verifier),
     onSubscribe: (ctx, _id, payload) => {
       const open = Object.keys(ctx.subscriptions).length; // includes this one, already reserved
@@ -160,6 +177,7 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
       // MAX_MESSAGE_BYTES, 1002 for a malformed frame.
       logger.warn(`herald: websocket closed by a client error: ${error.message}`);
     });
+    const extra: Extra = { socket, upgradeAuthorization: request.headers.authorization };
     const closed = protocol.opened(
       {
         protocol: socket.protocol,
@@ -174,9 +192,11 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
             receive(String(data)).catch((error: unknown) => internalError(socket, error));
           }),
       },
-      { socket, request },
+      extra,
     );
-    socket.once('close', (code, reason) => {
+    // `on`, not `once`: the socket closes once, and `once` costs a wrapper per connection.
+    socket.on('close', (code, reason) => {
+      extra.cancelExpiry?.();
       alive.delete(socket);
       closed(code, String(reason)).catch((error: unknown) => logger.error(`herald: websocket clean-up failed: ${String(error)}`));
     });
@@ -291,9 +311,12 @@ function refuseUpgrade(request: IncomingMessage, origins: OriginPolicy): { statu
 
 /** `connection_init`: verifies the token, remembers the principal, arms the expiry close. */
 function authenticate(ctx: Context<Record<string, unknown>, Extra>, verifier: TokenVerifier): boolean {
-  const { socket, request } = ctx.extra;
+  const { socket } = ctx.extra;
   const params = ctx.connectionParams ?? {};
-  const header = params['authorization'] ?? params['Authorization'] ?? request.headers.authorization;
+  const header = params['authorization'] ?? params['Authorization'] ?? ctx.extra.upgradeAuthorization;
+  // Neither is needed again once the principal is known.
+  ctx.extra.upgradeAuthorization = undefined;
+  (ctx as { connectionParams?: unknown }).connectionParams = undefined;
   let principal: Principal;
   try {
     principal = verifier.verify(bearerToken(header));
@@ -304,8 +327,7 @@ function authenticate(ctx: Context<Record<string, unknown>, Extra>, verifier: To
     return false;
   }
   ctx.extra.principal = principal;
-  const cancel = runAt(principal.expiresAt, () => socket.close(HeraldCloseCode.Forbidden, 'Forbidden: token expired'));
-  socket.once('close', cancel);
+  ctx.extra.cancelExpiry = runAt(principal.expiresAt, () => socket.close(HeraldCloseCode.Forbidden, 'Forbidden: token expired'));
   return true;
 }
 

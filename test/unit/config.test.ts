@@ -28,6 +28,7 @@ describe('readConfig', () => {
       host: '0.0.0.0',
       subscribePort: 4000,
       publishPort: 4001,
+      subscribeWorkers: 1,
       grpcPort: 4002,
       publishGrpcPort: 4003,
       grpcKeepalive: { timeMs: 30_000, timeoutMs: 10_000, minPingIntervalMs: 10_000, maxPingStrikes: 2 },
