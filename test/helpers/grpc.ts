@@ -4,6 +4,7 @@
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { credentials, Metadata, type ChannelOptions, type Client, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
+import { createWaiters } from './waiters.js';
 import { loadHeraldProto, type FeedResponse, type SendRequest, type SendResponse } from '../../src/grpc/proto.js';
 
 const proto = loadHeraldProto();
@@ -67,40 +68,24 @@ export function readFeed(call: ClientReadableStream<FeedResponse>): FeedReader {
   calls.push(call);
   const events: FeedResponse[] = [];
   let end: { error: ServiceError | null } | undefined;
-  const waiters = new Set<() => void>();
-  const wake = (): void => waiters.forEach((waiter) => waiter());
+  const waiters = createWaiters();
   call.on('data', (event: FeedResponse) => {
     events.push(event);
-    wake();
+    waiters.wake();
   });
   call.on('error', (error: ServiceError) => {
     end = { error };
-    wake();
+    waiters.wake();
   });
   call.on('end', () => {
     end ??= { error: null };
-    wake();
+    waiters.wake();
   });
-  const until = <T>(take: () => T | undefined, what: string, timeoutMs: number): Promise<T> =>
-    new Promise((resolve, reject) => {
-      const check = (): void => {
-        const value = take();
-        if (value === undefined) return;
-        clearTimeout(timer);
-        waiters.delete(check);
-        resolve(value);
-      };
-      const timer = setTimeout(() => {
-        waiters.delete(check);
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; got ${JSON.stringify(events)} ${end ? `ended ${end.error?.code}` : ''}`));
-      }, timeoutMs);
-      waiters.add(check);
-      check();
-    });
+  const seen = () => `got ${JSON.stringify(events)}${end ? ` and the end (${end.error?.code ?? 'OK'})` : ''}`;
   return {
     events,
-    nth: (n, timeoutMs = 5000) => until(() => events[n], `event #${n}`, timeoutMs),
-    ended: async (timeoutMs = 5000) => (await until(() => end, 'the call to end', timeoutMs)).error,
+    nth: (n, timeoutMs = 5000) => waiters.until(() => events[n], `event #${n}`, timeoutMs, seen),
+    ended: async (timeoutMs = 5000) => (await waiters.until(() => end, 'the call to end', timeoutMs, seen)).error,
     cancel: () => call.cancel(),
   };
 }

@@ -4,6 +4,7 @@
  */
 import { createClient, type Client, type FormattedExecutionResult } from 'graphql-ws';
 import WebSocket from 'ws';
+import { createWaiters } from './waiters.js';
 
 const clients: Client[] = [];
 const sockets: WebSocket[] = [];
@@ -58,23 +59,11 @@ export interface Collected {
 }
 
 export function collect(client: Client, query: string, variables?: Record<string, unknown>): Collected {
-  const waiters = new Set<() => void>();
-  const wake = (): void => waiters.forEach((waiter) => waiter());
+  const waiters = createWaiters();
+  const wake = waiters.wake;
+  const seen = () => `got ${JSON.stringify(collected.results)}`;
   const until = (condition: () => boolean, what: string, timeoutMs: number): Promise<void> =>
-    new Promise((resolve, reject) => {
-      if (condition()) return resolve();
-      const timer = setTimeout(() => {
-        waiters.delete(check);
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; got ${JSON.stringify(collected.results)}`));
-      }, timeoutMs);
-      const check = (): void => {
-        if (!condition()) return;
-        clearTimeout(timer);
-        waiters.delete(check);
-        resolve();
-      };
-      waiters.add(check);
-    });
+    waiters.until(() => (condition() ? true : undefined), what, timeoutMs, seen).then(() => undefined);
   const collected: Collected = {
     results: [],
     error: undefined,
@@ -130,36 +119,21 @@ export async function rawSocket(
   const socket = new WebSocket(url, options.protocol ?? 'graphql-transport-ws', { headers: options.headers ?? {} });
   sockets.push(socket);
   const messages: Array<Record<string, unknown>> = [];
-  const waiters = new Set<() => void>();
+  const waiters = createWaiters();
   let close: { code: number; reason: string } | undefined;
   socket.on('message', (data) => {
     messages.push(JSON.parse(String(data)) as Record<string, unknown>);
-    waiters.forEach((waiter) => waiter());
+    waiters.wake();
   });
   socket.on('close', (code, reason) => {
     close = { code, reason: String(reason) };
-    waiters.forEach((waiter) => waiter());
+    waiters.wake();
   });
   await new Promise<void>((resolve, reject) => {
     socket.once('open', () => resolve());
     socket.once('error', reject);
   });
-  const wait = <T>(take: () => T | undefined, what: string, timeoutMs: number): Promise<T> =>
-    new Promise((resolve, reject) => {
-      const check = (): void => {
-        const value = take();
-        if (value === undefined) return;
-        clearTimeout(timer);
-        waiters.delete(check);
-        resolve(value);
-      };
-      const timer = setTimeout(() => {
-        waiters.delete(check);
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
-      }, timeoutMs);
-      waiters.add(check);
-      check();
-    });
+  const wait = <T>(take: () => T | undefined, what: string, timeoutMs: number): Promise<T> => waiters.until(take, what, timeoutMs);
   return {
     socket,
     send: (message) => socket.send(typeof message === 'string' ? message : JSON.stringify(message)),
