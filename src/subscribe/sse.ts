@@ -13,11 +13,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   getOperationAST,
   GraphQLError,
-  parse,
-  specifiedRules,
   subscribe,
-  validate,
-  type DocumentNode,
   type ExecutionResult,
   type GraphQLSchema,
   type ValidationRule,
@@ -25,6 +21,7 @@ import {
 import { AuthenticationError, bearerToken, type Principal, type TokenVerifier } from '../auth/index.js';
 import { ErrorCode } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
+import { createDocumentCache } from '../graphql/documents.js';
 import type { HeraldContext } from '../graphql/schema.js';
 
 export interface SseTransportOptions {
@@ -54,7 +51,7 @@ interface OperationRequest {
 
 export function createSseTransport(options: SseTransportOptions) {
   const { schema, verifier, logger } = options;
-  const rules = [...specifiedRules, ...options.validationRules];
+  const documents = createDocumentCache(schema, options.validationRules);
   const streams = new Set<ServerResponse>();
 
   const mask = (error: unknown): GraphQLError => {
@@ -73,17 +70,15 @@ export function createSseTransport(options: SseTransportOptions) {
       return sendErrors(response, 401, [new GraphQLError(message, { extensions: { code: ErrorCode.Unauthenticated } })]);
     }
     let operation: OperationRequest;
-    let document: DocumentNode;
     try {
       operation = await readOperation(request, options.maxBodyBytes);
-      document = parse(operation.query);
     } catch (error) {
-      const graphQLError =
-        error instanceof GraphQLError ? error : new GraphQLError(String(error instanceof Error ? error.message : error), { extensions: { code: ErrorCode.BadUserInput } });
-      return sendErrors(response, 400, [graphQLError]);
+      const message = String(error instanceof Error ? error.message : error);
+      return sendErrors(response, 400, [new GraphQLError(message, { extensions: { code: ErrorCode.BadUserInput } })]);
     }
-    const errors = validate(schema, document, rules);
-    if (errors.length > 0) return sendErrors(response, 400, errors);
+    const prepared = documents.prepare(operation.query);
+    if (prepared.errors) return sendErrors(response, 400, prepared.errors);
+    const { document } = prepared;
     if (!getOperationAST(document, operation.operationName)) {
       return sendErrors(response, 400, [new GraphQLError('cannot tell which operation to run: give operationName')]);
     }
