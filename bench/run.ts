@@ -315,7 +315,12 @@ async function publishRate(send: () => Promise<number>, concurrency: number, sec
   const until = started + seconds * 1000;
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
-      while (now() < until) accepted += await send();
+      while (now() < until) {
+        // Not `accepted += await send()`: that reads `accepted` before the await and
+        // loses the other workers' counts.
+        const sent = await send();
+        accepted += sent;
+      }
     }),
   );
   return accepted / ((now() - started) / 1000);
