@@ -112,7 +112,7 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
     subscribe: (args) =>
       (args.contextValue as HeraldContext | undefined)?.directSink ? (createSourceEventStream(args) as unknown as OperationResult) : subscribe(args),
     onConnect: (ctx) => authenticate(ctx, verifier),
-    onSubscribe: (ctx, _id, payload) => {
+    onSubscribe: (ctx, id, payload) => {
       const open = Object.keys(ctx.subscriptions).length; // includes this one, already reserved
       if (open > options.maxSubscriptionsPerConnection) {
         return [
@@ -134,7 +134,7 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
           operation?.operation === 'subscription'
             ? socketSink(
                 ctx.extra.socket,
-                _id,
+                id,
                 fanout.plan({ document, query: payload.query, operationName: payload.operationName ?? undefined, variables: payload.variables ?? undefined }),
                 options.maxBufferedBytes,
                 coalesce,
