@@ -153,6 +153,8 @@ describe('tokens at connection_init', () => {
     await events.nth(0);
 
     await events.ended(5000);
+    // The subscription's own expiry and the connection's close race: wait for the close.
+    await waitFor(() => closed.length > 0, 'the socket to close');
     expect(closed).toEqual([4403]);
     await waitFor(async () => (await redis.numsub(channel)) === 0, 'the channel to be released');
     expect(await send(publishUrl, serviceToken(), 'olivia', 'after expiry')).toBe(0);
