@@ -22,7 +22,18 @@ const children: ChildProcess[] = [];
 /** Runs an npm script in its own process group, so stopping it stops tsx and node too. */
 function run(script: string, env: Record<string, string>): Started {
   const child = spawn('npm', ['run', '--silent', script], {
-    env: { ...process.env, NODE_ENV: '', HOST: '127.0.0.1', SUBSCRIBE_PORT: '0', PUBLISH_PORT: '0', GRPC_PORT: '0', PUBLISH_GRPC_PORT: '0', ...env },
+    env: {
+      ...process.env,
+      NODE_ENV: '',
+      HOST: '127.0.0.1',
+      SUBSCRIBE_PORT: '0',
+      PUBLISH_PORT: '0',
+      GRPC_PORT: '0',
+      PUBLISH_GRPC_PORT: '0',
+      // A freshly started process on a busy CI machine may take a while to report its first delivery.
+      DELIVERY_ACK_TIMEOUT_MS: '5000',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });

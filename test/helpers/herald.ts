@@ -38,7 +38,7 @@ export interface TestBroker {
 }
 
 export interface TestBrokerOptions {
-  /** @default 1000 */
+  /** How long a publish waits for delivery reports; generous, so a busy CI machine cannot cut a count short. @default 5000 */
   reportTimeoutMs?: number;
   retention?: Retention;
 }
@@ -58,7 +58,7 @@ export async function createTestBroker(redisUrl?: string, options: TestBrokerOpt
     subscriber,
     publisher,
     reportChannel: channels.deliveryReportChannel(randomUUID()),
-    reportTimeoutMs: options.reportTimeoutMs ?? 1000,
+    reportTimeoutMs: options.reportTimeoutMs ?? 5000,
     retention,
     logger: quietLogger,
   });
