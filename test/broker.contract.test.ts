@@ -327,6 +327,23 @@ describe.each<[string, () => string | undefined]>([
       for (const observer of [...taking, behind]) expect(observer.got).toEqual([{ id: result.id, ...notification('hello') }]);
     });
 
+    it('an observer that throws costs the others nothing, and is not counted', async () => {
+      const { map, publisher, warnings } = await observerMap();
+      const destination = freshDestination();
+      const before = recordingObserver();
+      const after = recordingObserver();
+      const broken: Observer = {
+        deliver: () => {
+          throw new Error('broken observer');
+        },
+      };
+      for (const observer of [before, broken, after]) await map.observe([destination.channel], observer);
+
+      expect((await notify(publisher, destination, 'still delivered')).receivedUsers).toBe(2);
+      expect([before.got.length, after.got.length]).toEqual([1, 1]);
+      expect(warnings).toEqual([`herald: an observer of ${destination.channel} failed: broken observer`]);
+    });
+
     it('observes each of several channels once, however often it is named', async () => {
       const { map, spy, publisher } = await observerMap();
       const user = freshDestination();

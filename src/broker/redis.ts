@@ -183,8 +183,13 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
       logger.warn(`herald: ignored a malformed message on ${channel}`);
       return;
     }
-    const delivered =
-      sink && channels.has(channel) ? sink(channel, { id: message.slice(second + 1, third), payload: message.slice(third + 1) }) : 0;
+    let delivered = 0;
+    try {
+      if (sink && channels.has(channel)) delivered = sink(channel, { id: message.slice(second + 1, third), payload: message.slice(third + 1) });
+    } catch (error) {
+      // Thrown here, it would escape into ioredis' reply parser and take the process down.
+      logger.error(`herald: delivering a message on ${channel} failed: ${String(error)}`);
+    }
     const replyTo = message.slice(0, first);
     const sequenceNumber = message.slice(first + 1, second);
     publisher.publish(replyTo, `${sequenceNumber} ${delivered}`).catch((error: unknown) => {

@@ -112,7 +112,12 @@ export class ObserverMap {
     }
     let delivered = 0;
     for (const observer of entry.observers) {
-      if (observer.deliver(notification)) delivered += 1;
+      try {
+        if (observer.deliver(notification)) delivered += 1;
+      } catch (error) {
+        // One observer's fault must not cost the others their notification.
+        this.#logger.warn(`herald: an observer of ${channel} failed: ${error instanceof Error ? error.message : String(error)}`);
+      }
     }
     return delivered;
   }
