@@ -71,6 +71,21 @@ describe('shared execution', () => {
     expect(messages.map((message) => message['id']).sort()).toEqual(['one', 'two']);
   });
 
+  it.each([
+    ['a short frame', 10],
+    ['a frame with a 16-bit length', 300],
+    ['a frame with a 64-bit length', 70_000],
+  ])('writes %s intact', async (_what, length) => {
+    const socket = await acknowledged('fin');
+    socket.send({ id: 'f', type: 'subscribe', payload: { query: 'subscription { onNotificationReceived(userName: "fin") { text } }' } });
+    await waitFor(() => observers('fin') === 1, 'the observer');
+    const text = 'é'.repeat(length); // two UTF-8 bytes each: lengths count bytes, not characters
+    await publishTo('fin', text);
+    expect(await socket.nextMessage()).toEqual({ id: 'f', type: 'next', payload: { data: { onNotificationReceived: { text } } } });
+    socket.send({ id: 'f', type: 'complete' });
+    await waitFor(() => observers('fin') === 0, 'the observer to leave');
+  });
+
   it('clients with different selection sets on one channel each get exactly what they asked for', async () => {
     const selections: Array<[string, Record<string, unknown>]> = [
       ['{ text }', { text: 'hello' }],

@@ -265,8 +265,7 @@ function socketSink(
     };
     const send = (item: FeedItem): void => {
       coalesce(socket);
-      const payload = plan.render(item);
-      socket.send(Buffer.concat([head, payload, CLOSING_BRACE], head.length + payload.length + 1), { binary: false });
+      writeTextFrame(socket, head, plan.render(item));
     };
     return {
       ended: done,
@@ -290,7 +289,36 @@ function socketSink(
   };
 }
 
-const CLOSING_BRACE = Buffer.from('}');
+const CLOSING_BRACE = 0x7d; // '}'
+
+/**
+ * Writes `head + payload + '}'` as one unmasked, unfragmented text frame (RFC 6455 §5.2)
+ * straight to the socket under `ws`: one allocation and one copy per delivery, where
+ * `ws.send` would build and frame the message through its sender queue. Safe because
+ * permessage-deflate is off (so `ws` never holds frames back) and every frame is written
+ * whole; `bufferedAmount` still counts these bytes.
+ */
+function writeTextFrame(socket: WebSocket, head: Buffer, payload: Buffer): void {
+  const raw = (socket as unknown as { _socket?: Duplex })._socket;
+  if (!raw) return;
+  const length = head.length + payload.length + 1;
+  const headerSize = length < 126 ? 2 : length < 65_536 ? 4 : 10;
+  const frame = Buffer.allocUnsafe(headerSize + length);
+  frame[0] = 0x81; // FIN, text
+  if (length < 126) {
+    frame[1] = length;
+  } else if (length < 65_536) {
+    frame[1] = 126;
+    frame.writeUInt16BE(length, 2);
+  } else {
+    frame[1] = 127;
+    frame.writeBigUInt64BE(BigInt(length), 2);
+  }
+  head.copy(frame, headerSize);
+  payload.copy(frame, headerSize + head.length);
+  frame[headerSize + length - 1] = CLOSING_BRACE;
+  raw.write(frame);
+}
 
 function refuseUpgrade(request: IncomingMessage, origins: OriginPolicy): { status: string; message: string } | undefined {
   const path = (request.url ?? '/').split('?')[0];
