@@ -3,20 +3,10 @@
  * escape its tenant or reach another kind of channel.
  */
 import { describe, expect, it } from 'vitest';
+import { thrown } from '../helpers/thrown.js';
 import { assertValidName, createChannelNamer, InvalidNameError, isValidName } from '../../src/channels/index.js';
 
 const RULE = `may only hold letters, digits, '.', '_', '-' and '@', and must start with a letter or digit`;
-
-/** The error `fn` throws; fails the test if it throws nothing. */
-function thrown(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof Error) return error;
-    throw new Error(`threw a non-Error: ${String(error)}`);
-  }
-  throw new Error('expected an error, but nothing was thrown');
-}
 
 describe('assertValidName / isValidName', () => {
   it.each([

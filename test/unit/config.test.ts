@@ -82,7 +82,7 @@ describe('readConfig', () => {
     ['SUBSCRIBE_PORT', { SUBSCRIBE_PORT: '4000.5' }, 'SUBSCRIBE_PORT "4000.5" must be a whole number from 0 to 65535'],
     ['PUBLISH_PORT', { PUBLISH_PORT: '70000' }, 'PUBLISH_PORT "70000" must be a whole number from 0 to 65535'],
     ['REDIS_URL', { REDIS_URL: 'http://x' }, 'REDIS_URL "http://x" must look like redis://host:port (or rediss:// for TLS)'],
-    ['REDIS_URL', { REDIS_URL: 'localhost:6379' }, 'REDIS_URL "localhost:6379" must look like redis://host:port (or rediss:// for TLS)'],
+    ['REDIS_URL', { REDIS_URL: 'localhost:7777' }, 'REDIS_URL "localhost:7777" must look like redis://host:port (or rediss:// for TLS)'],
     [
       'CORS_ORIGINS',
       { CORS_ORIGINS: '*' },

@@ -4,6 +4,7 @@
 import { createHmac, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { describe, expect, it } from 'vitest';
+import { thrown } from '../helpers/thrown.js';
 import { authorizePublish, authorizeSubscription, ForbiddenError, isExpired, PUBLISH_SCOPE } from '../../src/auth/policy.js';
 import { AuthenticationError, bearerToken, createTokenVerifier, type Principal } from '../../src/auth/tokens.js';
 
@@ -29,17 +30,6 @@ function keyPair(type: 'rsa' | 'ec'): { privateKey: KeyObject; publicPem: string
   const { privateKey, publicKey } =
     type === 'rsa' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : generateKeyPairSync('ec', { namedCurve: 'P-256' });
   return { privateKey, publicPem: publicKey.export({ type: 'spki', format: 'pem' }).toString() };
-}
-
-/** The error `fn` throws; fails the test if it throws nothing. */
-function thrown(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof Error) return error;
-    throw new Error(`threw a non-Error: ${String(error)}`);
-  }
-  throw new Error('expected an error, but nothing was thrown');
 }
 
 function expectRefusal(fn: () => unknown, message: string): void {
