@@ -9,6 +9,7 @@ import WebSocket from 'ws';
 export type ClientCommand =
   | { cmd: 'open'; url: string; connections: Array<{ user: string; token: string | undefined }>; query: string }
   | { cmd: 'reset' }
+  | { cmd: 'count' }
   | { cmd: 'stats' }
   | { cmd: 'close' };
 
@@ -77,6 +78,17 @@ process.on('message', (message: ClientCommand) => {
         perConnection = perConnection.map(() => 0);
         process.send?.({ reset: true });
         return;
+      case 'count': {
+        // Cheap enough to poll: no latency list crosses the process boundary.
+        const count: ClientStats = {
+          received,
+          minPerConnection: perConnection.length ? Math.min(...perConnection) : 0,
+          latenciesMs: [],
+          closedUnexpectedly,
+        };
+        process.send?.({ count });
+        return;
+      }
       case 'stats': {
         const stats: ClientStats = {
           received,

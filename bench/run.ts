@@ -154,6 +154,9 @@ async function startReference(redis: RedisServer): Promise<System & { url: strin
 interface ClientPool {
   open(system: System, users: string[], devices: number): Promise<void>;
   reset(): Promise<void>;
+  /** Counts only, for polling while a scenario runs (latencies stay in the clients). */
+  count(): Promise<ClientStats>;
+  /** Counts and every latency, once a scenario is over. */
   stats(): Promise<ClientStats>;
   close(): Promise<void>;
 }
@@ -171,6 +174,15 @@ async function clientPool(size: number): Promise<ClientPool> {
       client.on('message', onMessage);
       client.send(command);
     });
+  const gather = async (cmd: 'count' | 'stats'): Promise<ClientStats> => {
+    const all = await Promise.all(clients.map((client) => ask<ClientStats>(client, { cmd }, cmd)));
+    return {
+      received: all.reduce((sum, stats) => sum + stats.received, 0),
+      minPerConnection: Math.min(...all.map((stats) => stats.minPerConnection)),
+      latenciesMs: all.flatMap((stats) => stats.latenciesMs),
+      closedUnexpectedly: all.reduce((sum, stats) => sum + stats.closedUnexpectedly, 0),
+    };
+  };
   return {
     async open(system, users, devices) {
       const connections = users.flatMap((user) => {
@@ -187,15 +199,8 @@ async function clientPool(size: number): Promise<ClientPool> {
     async reset() {
       await Promise.all(clients.map((client) => ask(client, { cmd: 'reset' }, 'reset')));
     },
-    async stats() {
-      const all = await Promise.all(clients.map((client) => ask<ClientStats>(client, { cmd: 'stats' }, 'stats')));
-      return {
-        received: all.reduce((sum, stats) => sum + stats.received, 0),
-        minPerConnection: Math.min(...all.map((stats) => stats.minPerConnection)),
-        latenciesMs: all.flatMap((stats) => stats.latenciesMs),
-        closedUnexpectedly: all.reduce((sum, stats) => sum + stats.closedUnexpectedly, 0),
-      };
-    },
+    count: () => gather('count'),
+    stats: () => gather('stats'),
     async close() {
       await Promise.all(clients.map((client) => ask(client, { cmd: 'close' }, 'closed').catch(() => undefined)));
     },
@@ -218,7 +223,7 @@ async function warmUp(system: System, pool: ClientPool, users: string[]): Promis
   for (;;) {
     await inParallel(users, 32, (user) => system.publish(user, 'warm-up'));
     await sleep(200);
-    if ((await pool.stats()).minPerConnection >= 1) break;
+    if ((await pool.count()).minPerConnection >= 1) break;
     if (Date.now() > deadline) throw new Error(`${system.name}: not every connection is subscribed after 60 s`);
   }
   await pool.reset();
@@ -272,14 +277,15 @@ async function deliveries(
       } else {
         await inParallel(events, options.concurrency, (user) => system.publish(user, String(now())));
       }
-      let stats = await pool.stats();
+      let counted = await pool.count();
       const deadline = Date.now() + 60_000;
-      while (stats.received < expected && Date.now() < deadline) {
+      while (counted.received < expected && Date.now() < deadline) {
         await sleep(50);
-        stats = await pool.stats();
+        counted = await pool.count();
       }
       const elapsed = now() - started;
       const cpu = system.pids.reduce((sum, pid) => sum + cpuMs(pid), 0) - cpuBefore;
+      const stats = await pool.stats();
       const sorted = stats.latenciesMs.sort((a, b) => a - b);
       rounds.push({
         deliveries: stats.received,
@@ -363,15 +369,15 @@ async function manyConnections(herald: Awaited<ReturnType<typeof startHerald>>, 
       }
       if (round === 0) {
         const deadline = Date.now() + 60_000;
-        while ((await pool.stats()).minPerConnection < 1 && Date.now() < deadline) await sleep(200);
+        while ((await pool.count()).minPerConnection < 1 && Date.now() < deadline) await sleep(200);
         await pool.reset();
       }
     }
-    let stats = await pool.stats();
+    let stats = await pool.count();
     const deadline = Date.now() + 60_000;
     while (stats.received < count && Date.now() < deadline) {
       await sleep(100);
-      stats = await pool.stats();
+      stats = await pool.count();
     }
     return { connections: count, received: stats.received, lost: count - stats.received, closed: stats.closedUnexpectedly, seconds: (now() - started) / 1000 };
   } finally {
