@@ -46,12 +46,6 @@ export function assertValidName(what: string, value: unknown): string {
   );
 }
 
-/** A subscriber's channel together with the audience it carries. */
-export interface SubscriberChannel {
-  readonly channel: string;
-  readonly audience: Audience;
-}
-
 /** Where one audience's notifications go: the Pub/Sub channel and the history stream. */
 export interface Destination {
   /** The Redis Pub/Sub channel (live delivery). */
@@ -62,13 +56,9 @@ export interface Destination {
 
 /** Builds channel names and keys under one prefix (`CHANNEL_PREFIX`). */
 export interface ChannelNamer {
-  /** The channel a publisher in `tenant` reaches with `audience` and `to` (validated here). */
-  audienceChannel(tenant: string, audience: Audience, to: string): string;
   /** The channel and history stream of `audience`/`to` inside `tenant` (validated here). */
   destination(tenant: string, audience: Audience, to: string): Destination;
-  /** Every channel a subscriber hears: its user, each of its stores, its company. */
-  subscriberChannels(owner: ChannelOwner): SubscriberChannel[];
-  /** The destinations of {@link subscriberChannels}, in the same order. */
+  /** Everything a subscriber hears, in this order: its user, each of its stores, its company. */
   subscriberDestinations(owner: ChannelOwner): Destination[];
   /** The hash holding a tenant's history epoch and sequence. */
   tenantKey(tenant: string): string;
@@ -105,10 +95,7 @@ export function createChannelNamer(prefix: string): ChannelNamer {
     ['COMPANY', owner.tenant],
   ];
   return {
-    audienceChannel: (tenant, audience, to) => destination(tenant, audience, to).channel,
     destination,
-    subscriberChannels: (owner) =>
-      subscriberAudiences(owner).map(([audience, to]) => ({ channel: destination(owner.tenant, audience, to).channel, audience })),
     subscriberDestinations: (owner) => subscriberAudiences(owner).map(([audience, to]) => destination(owner.tenant, audience, to)),
     tenantKey: (tenant) => `${prefix}:{${assertValidName('tenant', tenant)}}:meta`,
     idempotencyKey: (tenant, sender, key) =>

@@ -46,11 +46,15 @@ export interface HeraldV1 {
   NotificationPublisher: ServiceClientConstructor;
 }
 
-/** The `herald.v1` package: service definitions for the server, client constructors for clients. */
+let loaded: HeraldV1 | undefined;
+
+/** The `herald.v1` package (read once): service definitions for servers, constructors for clients. */
 export function loadHeraldProto(): HeraldV1 {
-  const definition = loadSync(PROTO_PATH, LOADER_OPTIONS);
-  const root = loadPackageDefinition(definition) as GrpcObject & { herald: { v1: HeraldV1 } };
-  return root.herald.v1;
+  if (!loaded) {
+    const root = loadPackageDefinition(loadSync(PROTO_PATH, LOADER_OPTIONS)) as GrpcObject & { herald: { v1: HeraldV1 } };
+    loaded = root.herald.v1;
+  }
+  return loaded;
 }
 
 /** GraphQL's audience names from the proto's. */

@@ -10,7 +10,7 @@ import { createTokenVerifier } from '../../src/auth/index.js';
 import { createInProcessBroker } from '../../src/broker/in-process.js';
 import { createRedisBroker, redisClientOptions } from '../../src/broker/redis.js';
 import { DEFAULT_RETENTION, type Broker, type Retention } from '../../src/broker/types.js';
-import { createChannelNamer } from '../../src/channels/index.js';
+import { createChannelNamer, type Audience } from '../../src/channels/index.js';
 import { quietLogger } from '../../src/common/logger.js';
 import { readConfig, type Limits } from '../../src/config/index.js';
 import { createFeedGrpcServer, createPublishGrpcServer, DEFAULT_GRPC_KEEPALIVE, type GrpcKeepalive } from '../../src/grpc/index.js';
@@ -27,7 +27,12 @@ export async function stopAll(): Promise<void> {
 
 export const DEFAULT_LIMITS: Limits = readConfig({}).limits;
 export const PREFIX = 'herald';
-export const channels = createChannelNamer(PREFIX);
+const namer = createChannelNamer(PREFIX);
+/** The test servers' channel namer, plus a shorthand for a destination's channel. */
+export const channels = {
+  ...namer,
+  audienceChannel: (tenant: string, audience: Audience, to: string): string => namer.destination(tenant, audience, to).channel,
+};
 export const verifier = createTokenVerifier({ secret: TEST_SECRET });
 
 export interface TestBroker {

@@ -64,21 +64,21 @@ describe('createChannelNamer', () => {
     expect(error.message).toBe(`channel prefix "herald:prod" ${RULE}`);
   });
 
-  it('subscriberChannels: the user, each store, then the company, each with its audience', () => {
-    expect(channels.subscriberChannels({ name: 'alice', tenant: 'acme', stores: ['s1', 's2'] })).toEqual([
-      { channel: 'herald:acme:user:alice', audience: 'USER' },
-      { channel: 'herald:acme:store:s1', audience: 'STORE' },
-      { channel: 'herald:acme:store:s2', audience: 'STORE' },
-      { channel: 'herald:acme:company', audience: 'COMPANY' },
+  it('subscriberDestinations: the user, each store, then the company, each with its stream', () => {
+    expect(channels.subscriberDestinations({ name: 'alice', tenant: 'acme', stores: ['s1', 's2'] })).toEqual([
+      { channel: 'herald:acme:user:alice', stream: 'herald:{acme}:history:user:alice' },
+      { channel: 'herald:acme:store:s1', stream: 'herald:{acme}:history:store:s1' },
+      { channel: 'herald:acme:store:s2', stream: 'herald:{acme}:history:store:s2' },
+      { channel: 'herald:acme:company', stream: 'herald:{acme}:history:company' },
     ]);
-    expect(channels.subscriberChannels({ name: 'bob', tenant: 'globex', stores: [] })).toEqual([
-      { channel: 'herald:globex:user:bob', audience: 'USER' },
-      { channel: 'herald:globex:company', audience: 'COMPANY' },
+    expect(channels.subscriberDestinations({ name: 'bob', tenant: 'globex', stores: [] })).toEqual([
+      { channel: 'herald:globex:user:bob', stream: 'herald:{globex}:history:user:bob' },
+      { channel: 'herald:globex:company', stream: 'herald:{globex}:history:company' },
     ]);
   });
 
-  it('subscriberChannels refuses a bad store id', () => {
-    const error = thrown(() => channels.subscriberChannels({ name: 'alice', tenant: 'acme', stores: ['s1', '*'] }));
+  it('subscriberDestinations refuses a bad store id', () => {
+    const error = thrown(() => channels.subscriberDestinations({ name: 'alice', tenant: 'acme', stores: ['s1', '*'] }));
     expect(error).toBeInstanceOf(InvalidNameError);
     expect(error.message).toBe(`store id "*" ${RULE}`);
   });
@@ -87,12 +87,12 @@ describe('createChannelNamer', () => {
     ['USER', 'alice', 'herald:acme:user:alice'],
     ['STORE', 's-17', 'herald:acme:store:s-17'],
     ['COMPANY', 'acme', 'herald:acme:company'],
-  ] as const)('audienceChannel(%s, %s) is %s', (audience, to, channel) => {
-    expect(channels.audienceChannel('acme', audience, to)).toBe(channel);
+  ] as const)('destination(%s, %s) is channel %s', (audience, to, channel) => {
+    expect(channels.destination('acme', audience, to).channel).toBe(channel);
   });
 
   it('refuses a COMPANY notification to another tenant', () => {
-    const error = thrown(() => channels.audienceChannel('acme', 'COMPANY', 'globex'));
+    const error = thrown(() => channels.destination('acme', 'COMPANY', 'globex'));
     expect(error).toBeInstanceOf(InvalidNameError);
     expect(error.message).toBe('a COMPANY notification must be sent to your own tenant "acme"');
   });
@@ -102,8 +102,8 @@ describe('createChannelNamer', () => {
     ['a store id with a glob', 'acme', 'STORE', 's*', `store id "s*" ${RULE}`],
     ['a tenant reaching another tenant', 'acme:globex', 'USER', 'alice', `tenant "acme:globex" ${RULE}`],
     ['an empty user name', 'acme', 'USER', '', 'user name must not be empty'],
-  ])('audienceChannel refuses %s', (_what, tenant, audience, to, message) => {
-    const error = thrown(() => channels.audienceChannel(tenant, audience, to));
+  ])('destination refuses %s', (_what, tenant, audience, to, message) => {
+    const error = thrown(() => channels.destination(tenant, audience, to));
     expect(error).toBeInstanceOf(InvalidNameError);
     expect(error.message).toBe(message);
   });
@@ -112,9 +112,7 @@ describe('createChannelNamer', () => {
     const other = createChannelNamer('staging');
     const owner = { name: 'alice', tenant: 'acme', stores: ['s1'] };
     const names = [
-      ...other.subscriberChannels(owner).map(({ channel }) => channel),
       ...other.subscriberDestinations(owner).flatMap(({ channel, stream }) => [channel, stream]),
-      other.audienceChannel('acme', 'STORE', 's1'),
       other.tenantKey('acme'),
       other.idempotencyKey('acme', 'billing', 'k1'),
       other.deliveryReportChannel('p1'),
