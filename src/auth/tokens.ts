@@ -5,6 +5,7 @@
 import { createPublicKey, createSecretKey, randomBytes } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { assertValidName, InvalidNameError } from '../channels/index.js';
+import { isExpired } from './policy.js';
 
 /** The verified identity behind a token. */
 export interface Principal {
@@ -35,6 +36,13 @@ export interface TokenVerifierOptions {
    * @default 50
    */
   maxStores?: number;
+  /**
+   * Verified tokens remembered, so a service that sends the same token with every
+   * request pays for its signature once. A remembered token is still refused once it
+   * expires. 0 turns it off.
+   * @default 1000
+   */
+  cacheSize?: number;
 }
 
 export interface TokenVerifier {
@@ -47,11 +55,22 @@ export interface TokenVerifier {
 export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
   const { key, algorithms } = keyAndAlgorithms(options);
   const maxStores = options.maxStores ?? 50;
+  const cacheSize = options.cacheSize ?? 1000;
+  /** Token → principal, oldest first. */
+  const verified = new Map<string, Principal>();
   return {
     algorithms,
     verify(token) {
       if (typeof token !== 'string' || token.length === 0) {
         throw new AuthenticationError('missing token: send "Authorization: Bearer <jwt>"');
+      }
+      const known = verified.get(token);
+      if (known !== undefined) {
+        if (isExpired(known)) {
+          verified.delete(token);
+          throw new AuthenticationError('token expired');
+        }
+        return known;
       }
       let claims: string | jwt.JwtPayload;
       try {
@@ -60,7 +79,12 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
         throw new AuthenticationError(describeJwtError(error));
       }
       if (typeof claims === 'string') throw new AuthenticationError('token payload is not a JSON object');
-      return principalFromClaims(claims, maxStores);
+      const principal = principalFromClaims(claims, maxStores);
+      if (cacheSize > 0) {
+        verified.set(token, principal);
+        if (verified.size > cacheSize) verified.delete(verified.keys().next().value as string);
+      }
+      return principal;
     },
   };
 }

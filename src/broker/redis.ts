@@ -171,6 +171,11 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
   const pending = new Map<string, PendingPublish>();
   let sink: MessageSink | undefined;
   let sequence = 0;
+  // A tenant's epoch candidate must differ from any epoch it had before (a Redis that
+  // restarted empty draws a new one): this process's random prefix and a counter make
+  // each one new without drawing random bytes per publish.
+  const epochPrefix = randomBytes(6).toString('hex');
+  let epochCandidates = 0;
   let reportsSubscribed = false;
   let closed = false;
 
@@ -274,7 +279,7 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
               destination.channel,
               `${reportChannel}${SEPARATOR}${reportId}`,
               payload,
-              randomBytes(6).toString('hex'),
+              `${epochPrefix}${(++epochCandidates).toString(36)}`,
               retention.maxLength,
               retention.maxAgeMs,
               idempotency ? idempotency.windowMs : '',

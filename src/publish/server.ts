@@ -1,5 +1,6 @@
 /**
- * The publish server: `sendNotification` over HTTP POST, `/healthz` and `/readyz`.
+ * The publish server: `sendNotification` and `sendNotifications` over HTTP POST
+ * (graphql-http), `/healthz` and `/readyz`.
  * It holds no subscriptions; it meets the subscribe servers only in the broker.
  */
 import { OperationTypeNode } from 'graphql';
@@ -9,7 +10,7 @@ import type { ChannelNamer } from '../channels/index.js';
 import type { Logger } from '../common/logger.js';
 import type { HeraldServer } from '../common/server.js';
 import type { Limits } from '../config/index.js';
-import { createGraphQLHttpHandler } from '../graphql/http.js';
+import { createGraphQLOverHttpHandler } from '../graphql/over-http.js';
 import { createValidationRules } from '../graphql/rules.js';
 import { buildSchema } from '../graphql/schema.js';
 import { createHttpEdge, listen, shutdown } from '../http/edge.js';
@@ -51,7 +52,7 @@ export function createPublishServer(options: PublishServerOptions): PublishServe
     corsOrigins: options.corsOrigins,
     maxBodyBytes: limits.maxMessageBytes,
     isReady: () => broker.isReady(),
-    graphql: createGraphQLHttpHandler({
+    graphql: createGraphQLOverHttpHandler({
       schema,
       verifier: options.verifier,
       validationRules: createValidationRules({
@@ -62,7 +63,6 @@ export function createPublishServer(options: PublishServerOptions): PublishServe
       }),
       production: options.production ?? false,
       logger,
-      graphiql: false,
     }),
   });
   return {

@@ -3,7 +3,7 @@
  */
 import { createHmac, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { thrown } from '../helpers/thrown.js';
 import { authorizePublish, authorizeSubscription, ForbiddenError, isExpired, PUBLISH_SCOPE } from '../../src/auth/policy.js';
 import { AuthenticationError, bearerToken, createTokenVerifier, type Principal } from '../../src/auth/tokens.js';
@@ -57,6 +57,23 @@ describe('createTokenVerifier with an HS256 secret', () => {
     const principal = hs256.verify(sign(valid()));
     expect(principal.stores).toEqual([]);
     expect(principal.scopes.size).toBe(0);
+  });
+
+  it('remembers a verified token, and still refuses it once it expires', () => {
+    const verifier = createTokenVerifier({ secret: SECRET });
+    const exp = Math.floor(Date.now() / 1000) + 2;
+    const token = sign(valid({ exp }));
+    const first = verifier.verify(token);
+    expect(verifier.verify(token)).toBe(first); // the same principal: the signature was checked once
+    vi.useFakeTimers({ now: exp * 1000 });
+    try {
+      expectRefusal(() => verifier.verify(token), 'token expired');
+    } finally {
+      vi.useRealTimers();
+    }
+    // A token that differs in one signature character is verified anew, never matched.
+    const forged = `${token.slice(0, -2)}${token.endsWith('AA') ? 'BB' : 'AA'}`;
+    expectRefusal(() => verifier.verify(forged), 'token rejected: invalid signature');
   });
 
   it('accepts exactly maxStores stores (default 50)', () => {
