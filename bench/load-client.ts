@@ -1,10 +1,13 @@
 /**
  * A lean load client, run as its own process (forked with IPC by bench/run.ts): it speaks
- * graphql-transport-ws directly over `ws` — no GraphQL client library — so it costs less
- * than the servers it measures. Each message's latency is its arrival time minus the
- * send time the publisher wrote into the notification's text.
+ * graphql-transport-ws over raw TCP sockets — its own HTTP upgrade and a WebSocket frame
+ * reader that handles just what a server sends (unfragmented text frames, ping, close) —
+ * so a delivery costs the client much less than it costs the servers it measures. Each
+ * message's latency is its arrival time minus the send time the publisher wrote into the
+ * notification's text.
  */
-import WebSocket from 'ws';
+import { randomBytes } from 'node:crypto';
+import { connect, type Socket } from 'node:net';
 
 export type ClientCommand =
   | { cmd: 'open'; url: string; connections: Array<{ user: string; token: string | undefined }>; query: string }
@@ -15,7 +18,7 @@ export type ClientCommand =
 
 export interface ClientStats {
   received: number;
-  /** Per-connection received counts: min and how many connections got nothing. */
+  /** The fewest messages any one connection received. */
   minPerConnection: number;
   latenciesMs: number[];
   closedUnexpectedly: number;
@@ -23,36 +26,130 @@ export interface ClientStats {
 
 const now = (): number => performance.timeOrigin + performance.now();
 
-const sockets: WebSocket[] = [];
+const sockets: Socket[] = [];
 let received = 0;
 let latencies: number[] = [];
 let perConnection: number[] = [];
 let closedUnexpectedly = 0;
 let closing = false;
 
+const OPCODE_TEXT = 0x1;
+const OPCODE_CLOSE = 0x8;
+const OPCODE_PING = 0x9;
+const OPCODE_PONG = 0xa;
+const TEXT_FIELD = Buffer.from('"text":"');
+const ACK = Buffer.from('{"type":"connection_ack"');
+
+/** A client frame: FIN, `opcode`, masked (RFC 6455 §5.3), with `payload`. */
+function clientFrame(opcode: number, payload: Buffer): Buffer {
+  const length = payload.length;
+  const headerSize = length < 126 ? 2 : length < 65_536 ? 4 : 10;
+  const frame = Buffer.allocUnsafe(headerSize + 4 + length);
+  frame[0] = 0x80 | opcode;
+  if (length < 126) {
+    frame[1] = 0x80 | length;
+  } else if (length < 65_536) {
+    frame[1] = 0x80 | 126;
+    frame.writeUInt16BE(length, 2);
+  } else {
+    frame[1] = 0x80 | 127;
+    frame.writeBigUInt64BE(BigInt(length), 2);
+  }
+  const mask = randomBytes(4);
+  mask.copy(frame, headerSize);
+  for (let n = 0; n < length; n++) frame[headerSize + 4 + n] = (payload[n] as number) ^ (mask[n & 3] as number);
+  return frame;
+}
+
+const sendText = (socket: Socket, text: string): boolean => socket.write(clientFrame(OPCODE_TEXT, Buffer.from(text)));
+
+/**
+ * The send time written into a notification's text: undefined for a message that holds
+ * no notification, NaN for one whose text is not a time (a warm-up).
+ */
+function sentAt(message: Buffer): number | undefined {
+  const at = message.indexOf(TEXT_FIELD);
+  if (at < 0) return undefined;
+  const start = at + TEXT_FIELD.length;
+  const end = message.indexOf(0x22 /* " */, start);
+  return Number.parseFloat(message.toString('latin1', start, end));
+}
+
 function open(url: string, user: string, token: string | undefined, query: string, index: number): Promise<void> {
+  const { hostname, port, pathname } = new URL(url);
   return new Promise((resolve, reject) => {
-    const socket = new WebSocket(url, 'graphql-transport-ws', { perMessageDeflate: false });
+    const socket = connect({ host: hostname, port: Number(port), noDelay: true });
     sockets.push(socket);
-    socket.once('error', reject);
+    let upgraded = false;
+    let pending: Buffer | undefined;
+    socket.on('error', reject); // after the subscription is open, a failure shows as an unexpected close
     socket.on('close', () => {
       if (!closing) closedUnexpectedly += 1;
     });
-    socket.once('open', () => socket.send(JSON.stringify({ type: 'connection_init', payload: token ? { authorization: `Bearer ${token}` } : {} })));
-    socket.on('message', (data: Buffer) => {
-      const text = data.toString();
-      if (text.charCodeAt(9) === 99 /* {"type":"c… connection_ack */ && text.startsWith('{"type":"connection_ack"')) {
-        socket.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query, variables: { userName: user } } }));
-        resolve();
+    socket.once('connect', () => {
+      socket.write(
+        `GET ${pathname} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+          `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n` +
+          'Sec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n',
+      );
+    });
+
+    const onMessage = (message: Buffer): void => {
+      const sent = sentAt(message);
+      if (sent !== undefined) {
+        received += 1;
+        perConnection[index] = (perConnection[index] ?? 0) + 1;
+        if (!Number.isNaN(sent)) latencies.push(now() - sent);
         return;
       }
-      // The text is the send time in ms; find it without parsing the whole message.
-      const at = text.indexOf('"text":"');
-      if (at < 0) return;
-      const sent = Number.parseFloat(text.slice(at + 8, text.indexOf('"', at + 8)));
-      received += 1;
-      perConnection[index] = (perConnection[index] ?? 0) + 1;
-      if (Number.isFinite(sent)) latencies.push(now() - sent);
+      if (message.subarray(0, ACK.length).equals(ACK)) {
+        sendText(socket, JSON.stringify({ id: '1', type: 'subscribe', payload: { query, variables: { userName: user } } }));
+        resolve();
+      }
+    };
+
+    socket.on('data', (chunk: Buffer) => {
+      let data = pending ? Buffer.concat([pending, chunk]) : chunk;
+      pending = undefined;
+      if (!upgraded) {
+        const end = data.indexOf('\r\n\r\n');
+        if (end < 0) {
+          pending = data;
+          return;
+        }
+        const head = data.toString('latin1', 0, end);
+        if (!head.startsWith('HTTP/1.1 101')) {
+          reject(new Error(`upgrade refused: ${head.split('\r\n')[0] ?? ''}`));
+          socket.destroy();
+          return;
+        }
+        upgraded = true;
+        sendText(socket, JSON.stringify({ type: 'connection_init', payload: token ? { authorization: `Bearer ${token}` } : {} }));
+        data = data.subarray(end + 4);
+      }
+      // Server frames are unmasked and, from these servers, never fragmented.
+      let offset = 0;
+      while (data.length - offset >= 2) {
+        const opcode = (data[offset] as number) & 0x0f;
+        let length = (data[offset + 1] as number) & 0x7f;
+        let headerSize = 2;
+        if (length === 126) {
+          if (data.length - offset < 4) break;
+          length = data.readUInt16BE(offset + 2);
+          headerSize = 4;
+        } else if (length === 127) {
+          if (data.length - offset < 10) break;
+          length = Number(data.readBigUInt64BE(offset + 2));
+          headerSize = 10;
+        }
+        if (data.length - offset < headerSize + length) break;
+        const payload = data.subarray(offset + headerSize, offset + headerSize + length);
+        offset += headerSize + length;
+        if (opcode === OPCODE_TEXT) onMessage(payload);
+        else if (opcode === OPCODE_PING) socket.write(clientFrame(OPCODE_PONG, payload));
+        else if (opcode === OPCODE_CLOSE) socket.end();
+      }
+      if (offset < data.length) pending = Buffer.from(data.subarray(offset));
     });
   });
 }
@@ -61,7 +158,7 @@ process.on('message', (message: ClientCommand) => {
   void (async () => {
     switch (message.cmd) {
       case 'open': {
-        const base = sockets.length;
+        const base = perConnection.length;
         perConnection = perConnection.concat(new Array<number>(message.connections.length).fill(0));
         // A few hundred at a time, so the server's accept queue never overflows.
         for (let n = 0; n < message.connections.length; n += 250) {
@@ -101,7 +198,7 @@ process.on('message', (message: ClientCommand) => {
       }
       case 'close':
         closing = true;
-        for (const socket of sockets) socket.terminate();
+        for (const socket of sockets) socket.destroy();
         process.send?.({ closed: true }, undefined, {}, () => process.exit(0));
         return;
     }

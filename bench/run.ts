@@ -9,9 +9,11 @@
  *
  *   npm run bench                 # the full run (a few minutes)
  *   BENCH_SCALE=0.25 npm run bench  # a quick, smaller run
+ *   BENCH_ONLY=fanout,steadyFanout npm run bench  # some scenarios only
  */
 import { execSync, fork, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { Agent, request as httpRequest } from 'node:http';
 import { cpus, totalmem } from 'node:os';
 import jwt from 'jsonwebtoken';
 import { startRedisServer, type RedisServer } from '../test/helpers/redis-server.js';
@@ -20,8 +22,24 @@ import type { ClientCommand, ClientStats } from './load-client.js';
 const SCALE = Number(process.env['BENCH_SCALE'] ?? '1');
 /** Rounds of each delivery scenario (`BENCH_ROUNDS`); figures are their medians. */
 const ROUNDS = Math.max(1, Number(process.env['BENCH_ROUNDS'] ?? '3'));
-/** `BENCH_PROFILE=1` writes a V8 CPU profile of Herald's subscribe server to bench/results/. */
+/**
+ * `BENCH_PROFILE=1` runs Herald alone (with BENCH_ONLY, the scenarios it names) and
+ * writes a V8 CPU profile of its subscribe server to bench/results/profiles/.
+ */
 const PROFILE = process.env['BENCH_PROFILE'] === '1';
+/**
+ * `BENCH_ONLY=fanout,steadyMany` runs only those scenarios (idle, publish, fanout, many,
+ * burst, steadyFanout, steadyMany, connections) and writes no result files.
+ */
+const ONLY = process.env['BENCH_ONLY'] ? new Set(process.env['BENCH_ONLY'].split(',').map((name) => name.trim())) : undefined;
+const wanted = (scenario: string): boolean => ONLY === undefined || ONLY.has(scenario);
+/**
+ * Publishes in flight in the fan-out scenario. Enough to keep each system's subscribe
+ * side busy: a Herald publish answers only once the subscribe servers have reported
+ * their deliveries (`receivedUsers`), the reference's at once, so with few in flight
+ * Herald's subscribe server sat partly idle and the run measured the publishers.
+ */
+const FANOUT_CONCURRENCY = 32;
 const SECRET = 'bench-secret-that-is-at-least-32-bytes-long!';
 const CLK_TCK = Number(execSync('getconf CLK_TCK').toString().trim()) || 100;
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -85,15 +103,53 @@ interface System {
   publish(to: string, text: string): Promise<void>;
 }
 
-async function postGraphQL(url: string, query: string, variables: object, token?: string): Promise<unknown> {
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
-    body: JSON.stringify({ query, variables }),
+/**
+ * Publishers keep their connections open, as services do: node:http with a keep-alive
+ * agent, lighter than `fetch`, so the driver spends less of the shared cores than the
+ * servers it measures. The same for both systems.
+ */
+const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+
+function postGraphQL(url: string, query: string, variables: object, token?: string, retried = false): Promise<unknown> {
+  const body = JSON.stringify({ query, variables });
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(
+      url,
+      {
+        method: 'POST',
+        agent,
+        headers: {
+          'Content-Type': 'application/json',
+          'Content-Length': Buffer.byteLength(body),
+          ...(token ? { Authorization: `Bearer ${token}` } : {}),
+        },
+      },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.once('end', () => {
+          try {
+            const answer = JSON.parse(Buffer.concat(chunks).toString()) as { errors?: unknown; data?: unknown };
+            if (answer.errors) return reject(new Error(`${url}: ${JSON.stringify(answer.errors)}`));
+            resolve(answer.data);
+          } catch (error) {
+            reject(new Error(`${url}: HTTP ${response.statusCode}: ${String(error)}`));
+          }
+        });
+        response.once('error', reject);
+      },
+    );
+    request.once('error', (error: NodeJS.ErrnoException) => {
+      // A kept-alive connection the server closed just as it was reused: send again, once
+      // (what Node's docs advise for an agent with keepAlive).
+      if (request.reusedSocket && error.code === 'ECONNRESET' && !retried) {
+        postGraphQL(url, query, variables, token, true).then(resolve, reject);
+        return;
+      }
+      reject(error);
+    });
+    request.end(body);
   });
-  const body = (await response.json()) as { errors?: unknown; data?: unknown };
-  if (body.errors) throw new Error(`${url}: ${JSON.stringify(body.errors)}`);
-  return body.data;
 }
 
 const sign = (claims: object) => jwt.sign(claims, SECRET, { algorithm: 'HS256', expiresIn: 3600 });
@@ -189,10 +245,11 @@ async function clientPool(size: number): Promise<ClientPool> {
         const token = system.token(user);
         return Array.from({ length: devices }, () => ({ user, token }));
       });
-      const share = Math.ceil(connections.length / clients.length);
+      // Dealt out in turn, so each user's devices are spread over every client process and
+      // one event's deliveries are read in parallel.
       await Promise.all(
         clients.map((client, n) =>
-          ask(client, { cmd: 'open', url: system.wsUrl, connections: connections.slice(n * share, (n + 1) * share), query: QUERY }, 'opened'),
+          ask(client, { cmd: 'open', url: system.wsUrl, connections: connections.filter((_, index) => index % clients.length === n), query: QUERY }, 'opened'),
         ),
       );
     },
@@ -247,10 +304,19 @@ const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.lengt
  * Opens `devices` connections for each of `users`, publishes `perUser` notifications to
  * each user (at `eventsPerSecond`, or as fast as `concurrency` allows) and measures.
  */
-async function deliveries(
-  system: System,
-  options: { users: number; devices: number; perUser: number; concurrency: number; eventsPerSecond?: number; prefix: string },
-): Promise<DeliveryResult> {
+interface DeliveryOptions {
+  users: number;
+  devices: number;
+  perUser: number;
+  /** Publishes in flight at once. */
+  concurrency: number;
+  /** A steady rate; unset publishes as fast as `concurrency` allows. */
+  eventsPerSecond?: number;
+  /** Prefix of the user names, so no scenario hears another's notifications. */
+  prefix: string;
+}
+
+async function deliveries(system: System, options: DeliveryOptions): Promise<DeliveryResult> {
   const users = Array.from({ length: options.users }, (_, n) => `${options.prefix}${n}`);
   const pool = await clientPool(2);
   try {
@@ -397,127 +463,173 @@ async function main(): Promise<void> {
   try {
     const herald = await startHerald(redis);
     const reference = await startReference(redis);
-    const systems = [herald, reference] as const;
+    // A profiling run (BENCH_PROFILE=1) measures Herald alone.
+    const systems: readonly System[] = PROFILE ? [herald] : [herald, reference];
     const table: Array<[string, string, string]> = [];
-    const row = (label: string, h: number, r: number, digits = 1, better: 'lower' | 'higher' = 'lower') => {
+    const row = (label: string, h: number | undefined, r: number | undefined, digits = 1, better: 'lower' | 'higher' = 'lower') => {
+      if (h === undefined || r === undefined) return; // a system that did not run (BENCH_PROFILE)
       table.push([`${label} (${better} is better)`, `${h.toFixed(digits)} / ${r.toFixed(digits)}`, `${(h / r).toFixed(2)}`]);
     };
-    if (PROFILE) {
-      // Profile only Herald's fan-out, then stop (the profile is written as the process exits).
-      console.info(JSON.stringify(await deliveries(herald, { users: 10, devices: 200, perUser: 40, concurrency: 16, prefix: 'fan' })));
-      return;
-    }
+    const fanout = { users: 10, devices: scaled(200, 10), perUser: scaled(40, 5), concurrency: FANOUT_CONCURRENCY, prefix: 'fan' };
+    const many = { users: scaled(2000, 50), devices: 1, perUser: 5, concurrency: 32, prefix: 'many' };
+    const burst = { users: scaled(1000, 50), devices: 1, perUser: 2, concurrency: 64, prefix: 'burst' };
+    const notes: string[] = [];
+
     // Idle memory first, on fresh processes, before other scenarios leave garbage behind.
     const idleConnections = scaled(4000, 200);
-    const idle: Record<string, number> = {};
-    for (const system of systems) {
-      console.info(`bench: ${system.name}: ${idleConnections} idle connections`);
-      idle[system.name] = await idleRss(system, idleConnections);
+    if (wanted('idle')) {
+      const idle: Record<string, number> = {};
+      for (const system of systems) {
+        console.info(`bench: ${system.name}: ${idleConnections} idle connections`);
+        idle[system.name] = await idleRss(system, idleConnections);
+      }
+      results['idle'] = idle;
+      row(`idle RSS per subscribed connection, KB (${idleConnections})`, idle['herald'], idle['reference'], 1);
     }
 
     // Publishing next, while both systems are quiet (no connections yet).
-    await sleep(2000);
-    console.info('bench: publish throughput');
-    const batchSize = 500;
-    const publishSeconds = 5 * Math.min(1, SCALE * 2);
-    const heraldRate = await publishRate(
-      async () => {
-        await postGraphQL(
-          herald.publishUrl,
-          'mutation B($n: [NotificationInput!]!) { sendNotifications(notifications: $n) { id } }',
-          { n: Array.from({ length: batchSize }, (_, n) => ({ to: `nobody${n}`, text: 'x' })) },
-          herald.serviceToken,
-        );
-        return batchSize;
-      },
-      4,
-      publishSeconds,
-    );
-    const heraldSingleRate = await publishRate(async () => {
-      await herald.publish('nobody', 'x');
-      return 1;
-    }, 32, publishSeconds);
-    const referenceRate = await publishRate(async () => {
-      await reference.publish('nobody', 'x');
-      return 1;
-    }, 32, publishSeconds);
-    const fanout = { users: 10, devices: scaled(200, 10), perUser: scaled(40, 5), concurrency: 16, prefix: 'fan' };
-    const many = { users: scaled(2000, 50), devices: 1, perUser: 5, concurrency: 32, prefix: 'many' };
-    const burst = { users: scaled(1000, 50), devices: 1, perUser: 2, concurrency: 64, prefix: 'burst' };
-    const measured: Record<string, Record<string, DeliveryResult>> = { fanout: {}, many: {}, burst: {}, steady: {} };
-    for (const system of systems) {
-      console.info(`bench: ${system.name}: fan-out ${fanout.users} users × ${fanout.devices} devices`);
-      measured['fanout']![system.name] = await deliveries(system, fanout);
-      console.info(`bench: ${system.name}: ${many.users} users × 1 device`);
-      measured['many']![system.name] = await deliveries(system, many);
-      console.info(`bench: ${system.name}: burst`);
-      measured['burst']![system.name] = await deliveries(system, burst);
+    if (wanted('publish') && !PROFILE) {
+      await sleep(2000);
+      console.info('bench: publish throughput');
+      const batchSize = 500;
+      const publishSeconds = 5 * Math.min(1, SCALE * 2);
+      const heraldBatch = await publishRate(
+        async () => {
+          await postGraphQL(
+            herald.publishUrl,
+            'mutation B($n: [NotificationInput!]!) { sendNotifications(notifications: $n) { id } }',
+            { n: Array.from({ length: batchSize }, (_, n) => ({ to: `nobody${n}`, text: 'x' })) },
+            herald.serviceToken,
+          );
+          return batchSize;
+        },
+        4,
+        publishSeconds,
+      );
+      const heraldSingle = await publishRate(async () => {
+        await herald.publish('nobody', 'x');
+        return 1;
+      }, 32, publishSeconds);
+      const referenceSingle = await publishRate(async () => {
+        await reference.publish('nobody', 'x');
+        return 1;
+      }, 32, publishSeconds);
+      results['publish'] = { heraldBatch, heraldSingle, referenceSingle };
+      row('publish: notifications accepted / s, Herald batch vs reference single mutation', heraldBatch, referenceSingle, 0, 'higher');
+      row('publish: notifications accepted / s, single mutation each', heraldSingle, referenceSingle, 0, 'higher');
     }
-    // Steady rates: half of Herald's capacity in each shape, the same rate for both systems.
-    const halfFanout = Math.max(1, Math.round(measured['fanout']!['herald']!.deliveriesPerSecond / 2 / fanout.devices));
-    const steady = { ...fanout, perUser: Math.max(5, Math.round((halfFanout * 5) / fanout.users)), eventsPerSecond: halfFanout, prefix: 'steady' };
-    const halfMany = Math.max(1, Math.round(measured['many']!['herald']!.deliveriesPerSecond / 2));
-    const steadyMany = { ...many, perUser: Math.max(2, Math.round((halfMany * 5) / many.users)), eventsPerSecond: halfMany, prefix: 'steadymany' };
-    measured['steadyMany'] = {};
-    for (const system of systems) {
-      console.info(`bench: ${system.name}: steady fan-out, ${halfFanout} events/s (${halfFanout * fanout.devices} deliveries/s)`);
-      measured['steady']![system.name] = await deliveries(system, steady);
-      console.info(`bench: ${system.name}: steady, ${halfMany} notifications/s to ${many.users} users`);
-      measured['steadyMany']![system.name] = await deliveries(system, steadyMany);
-    }
-    const manyCount = scaled(18_000, 500);
-    console.info(`bench: herald: ${manyCount} connections on one subscribe process`);
-    const connections = await manyConnections(herald, manyCount);
 
+    const measured: Record<string, Record<string, DeliveryResult>> = {};
+    results['measured'] = measured;
+    const measure = async (scenario: string, label: string, options: DeliveryOptions, on: readonly System[] = systems) => {
+      measured[scenario] ??= {};
+      for (const system of on) {
+        console.info(`bench: ${system.name}: ${label}`);
+        measured[scenario]![system.name] = await deliveries(system, options);
+      }
+    };
+    const fanoutLabel = `fan-out (${fanout.users} users × ${fanout.devices} devices)`;
+    const manyLabel = `many users (${many.users} × 1 device)`;
+    const burstLabel = `burst (${burst.users * burst.perUser} at once)`;
+    if (wanted('fanout')) await measure('fanout', fanoutLabel, fanout);
+    if (wanted('many')) await measure('many', manyLabel, many);
+    if (wanted('burst')) await measure('burst', burstLabel, burst);
     for (const [scenario, label] of [
-      ['fanout', `fan-out (${fanout.users} users × ${fanout.devices} devices)`],
-      ['many', `many users (${many.users} × 1 device)`],
-      ['burst', `burst (${burst.users * burst.perUser} at once)`],
+      ['fanout', fanoutLabel],
+      ['many', manyLabel],
+      ['burst', burstLabel],
     ] as const) {
-      const h = measured[scenario]!['herald']!;
-      const r = measured[scenario]!['reference']!;
-      row(`${label}: server CPU µs / delivery`, h.cpuUsPerDelivery, r.cpuUsPerDelivery);
-      row(`${label}: deliveries / s`, h.deliveriesPerSecond, r.deliveriesPerSecond, 0, 'higher');
-      row(`${label}: latency p50 ms`, h.p50, r.p50, 2);
-      row(`${label}: latency p99 ms`, h.p99, r.p99, 2);
+      const h = measured[scenario]?.['herald'];
+      const r = measured[scenario]?.['reference'];
+      row(`${label}: server CPU µs / delivery`, h?.cpuUsPerDelivery, r?.cpuUsPerDelivery);
+      row(`${label}: deliveries / s`, h?.deliveriesPerSecond, r?.deliveriesPerSecond, 0, 'higher');
+      row(`${label}: latency p50 ms`, h?.p50, r?.p50, 2);
+      row(`${label}: latency p99 ms`, h?.p99, r?.p99, 2);
     }
-    for (const [scenario, label] of [
-      ['steady', `steady fan-out, ${halfFanout * fanout.devices} deliveries/s (half of Herald's capacity)`],
-      ['steadyMany', `steady, ${halfMany} notifications/s to ${many.users} users (half of Herald's capacity)`],
+
+    // Steady rates: half of Herald's capacity in each shape, the same rate for both systems.
+    for (const [scenario, base, shape] of [
+      ['steadyFanout', 'fanout', fanout],
+      ['steadyMany', 'many', many],
     ] as const) {
+      if (!wanted(scenario)) continue;
+      if (!measured[base]?.['herald']) await measure(base, `${base} (Herald's capacity, for the steady rate)`, shape, [herald]);
+      const capacity = measured[base]!['herald']!.deliveriesPerSecond;
+      const eventsPerSecond = Math.max(1, Math.round(capacity / 2 / shape.devices));
+      const steady = { ...shape, perUser: Math.max(5, Math.round((eventsPerSecond * 5) / shape.users)), eventsPerSecond, prefix: scenario };
+      const label =
+        shape.devices > 1
+          ? `steady fan-out, ${eventsPerSecond * shape.devices} deliveries/s (half of Herald's capacity)`
+          : `steady, ${eventsPerSecond} notifications/s to ${shape.users} users (half of Herald's capacity)`;
+      await measure(scenario, label, steady);
       const h = measured[scenario]!['herald']!;
-      const r = measured[scenario]!['reference']!;
-      row(`${label}: latency p50 ms`, h.p50, r.p50, 2);
-      row(`${label}: latency p99 ms`, h.p99, r.p99, 2);
-      row(`${label}: latency max ms`, h.max, r.max, 2);
+      const r = measured[scenario]!['reference'];
+      row(`${label}: latency p50 ms`, h.p50, r?.p50, 2);
+      row(`${label}: latency p99 ms`, h.p99, r?.p99, 2);
+      row(`${label}: latency max ms`, h.max, r?.max, 2);
+      row(`${label}: server CPU µs / delivery`, h.cpuUsPerDelivery, r?.cpuUsPerDelivery);
     }
-    row(`idle RSS per subscribed connection, KB (${idleConnections})`, idle['herald']!, idle['reference']!, 1);
-    row('publish: notifications accepted / s, Herald batch vs reference single mutation', heraldRate, referenceRate, 0, 'higher');
-    row('publish: notifications accepted / s, single mutation each', heraldSingleRate, referenceRate, 0, 'higher');
-    const lost = Object.values(measured).flatMap((bySystem) => Object.entries(bySystem).map(([name, result]) => `${name}: ${result.lost}`));
+
+    if (PROFILE) {
+      console.info(JSON.stringify(measured, null, 2));
+      return;
+    }
+    if (wanted('connections')) {
+      const manyCount = scaled(18_000, 500);
+      console.info(`bench: herald: ${manyCount} connections on one subscribe process`);
+      const connections = await manyConnections(herald, manyCount);
+      results['connections'] = connections;
+      notes.push(
+        `${connections.connections} connections on one Herald subscribe process: ${connections.received} received a broadcast to their user, ${connections.lost} lost, ${connections.closed} closed, in ${connections.seconds.toFixed(1)} s.`,
+      );
+    }
+    const lost = Object.entries(measured).flatMap(([scenario, bySystem]) =>
+      Object.entries(bySystem).map(([name, result]) => `${scenario} ${name}: ${result.lost}`),
+    );
+    notes.push(`Lost in delivery scenarios (expected − received): ${lost.join(', ')}.`);
 
     const lines = [
-      `Machine: ${String(results['machine'])}; ${String(results['date'])}; scale ${SCALE}; medians of ${ROUNDS} rounds per scenario.`,
+      `Machine: ${String(results['machine'])}; ${String(results['date'])}; scale ${SCALE}; medians of ${ROUNDS} rounds per scenario${ONLY ? `; only ${[...ONLY].join(', ')}` : ''}.`,
       '',
       '| measure | Herald / reference | Herald ÷ reference |',
       '|---|---|---|',
       ...table.map(([label, values, ratio]) => `| ${label} | ${values} | ${ratio} |`),
       '',
-      `${connections.connections} connections on one Herald subscribe process: ${connections.received} received a broadcast to their user, ${connections.lost} lost, ${connections.closed} closed, in ${connections.seconds.toFixed(1)} s.`,
-      `Lost in delivery scenarios (expected − received): ${lost.join(', ')}.`,
+      ...notes,
     ];
     const markdown = lines.join('\n');
     console.info(`\n${markdown}\n`);
-    mkdirSync(new URL('results/', import.meta.url), { recursive: true });
-    writeFileSync(new URL('results/latest.md', import.meta.url), `${markdown}\n`);
-    writeFileSync(
-      new URL('results/latest.json', import.meta.url),
-      `${JSON.stringify({ ...results, measured, idle, publish: { heraldBatch: heraldRate, heraldSingle: heraldSingleRate, referenceSingle: referenceRate }, connections }, null, 2)}\n`,
-    );
+    // A partial run (BENCH_ONLY) prints its figures but keeps the last full run's files.
+    if (!ONLY) {
+      mkdirSync(new URL('results/', import.meta.url), { recursive: true });
+      writeFileSync(new URL('results/latest.md', import.meta.url), `${markdown}\n`);
+      writeFileSync(new URL('results/latest.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`);
+    }
   } finally {
-    for (const child of children) child.kill('SIGTERM');
+    await stopChildren();
     await redis.stop();
   }
+}
+
+/** SIGTERMs every server and waits (5 s at most) for each to exit, before Redis goes. */
+async function stopChildren(): Promise<void> {
+  await Promise.all(
+    children.map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve();
+          const timer = setTimeout(() => {
+            child.kill('SIGKILL');
+            resolve();
+          }, 5000);
+          child.once('exit', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          child.kill('SIGTERM');
+        }),
+    ),
+  );
 }
 
 main().then(

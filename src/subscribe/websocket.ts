@@ -232,7 +232,7 @@ function createWriteCoalescer(): (socket: WebSocket) => void {
     // `ws` keeps its net.Socket in `_socket`; corking it holds whole frames back.
     const raw = (socket as unknown as { _socket?: Duplex })._socket;
     if (!raw || corked.has(raw)) return;
-    if (corked.size === 0) process.nextTick(flush);
+    if (corked.size === 0) setImmediate(flush);
     raw.cork();
     corked.add(raw);
   };
