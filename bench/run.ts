@@ -169,7 +169,7 @@ async function startHerald(redis: RedisServer): Promise<System & { publishUrl: s
     HISTORY_MAX_LENGTH: '100',
   };
   const subscribe = startNode('src/main.ts', ['subscribe'], env, PROFILE ? ['--cpu-prof', '--cpu-prof-dir=bench/results/profiles'] : []);
-  const publish = startNode('src/main.ts', ['publish'], env);
+  const publish = startNode('src/main.ts', ['publish'], env, PROFILE ? ['--cpu-prof', '--cpu-prof-dir=bench/results/profiles'] : []);
   await waitReady('http://127.0.0.1:4600/readyz');
   await waitReady('http://127.0.0.1:4601/readyz');
   const serviceToken = sign({ sub: 'bench', tenant: 'acme', scope: 'notifications:publish' });

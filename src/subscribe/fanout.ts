@@ -1,9 +1,7 @@
 /**
  * The fan-out engine's renderer: per event, a subscription's selection set is executed
  * once per distinct operation (document, operation name and variables) and serialised
- * once; every observer with that operation sends the same payload. The event's
- * notification object is shared by every observer of a delivery, so a WeakMap keyed by
- * it holds each rendering exactly as long as the event is being fanned out.
+ * once; every observer with that operation sends the same payload.
  */
 import { execute, type DocumentNode, type GraphQLSchema } from 'graphql';
 import type { HeraldContext } from '../graphql/schema.js';
@@ -21,7 +19,7 @@ export interface Fanout {
 const NO_CONTEXT: HeraldContext = { principal: undefined };
 
 export function createFanout(schema: GraphQLSchema): Fanout {
-  const rendered = new WeakMap<FeedItem, Map<string, Buffer>>();
+  const afterThisTurn = createTurnEnd();
   /** One plan per distinct operation, shared by its subscriptions (and dropped with the last). */
   const plans = new Map<string, WeakRef<OperationPlan>>();
   const forget = new FinalizationRegistry<string>((key) => {
@@ -32,35 +30,52 @@ export function createFanout(schema: GraphQLSchema): Fanout {
       const key = `${operationName ?? ''}\n${query}\n${JSON.stringify(variables ?? {})}`;
       const existing = plans.get(key)?.deref();
       if (existing) return existing;
+      // The observer map hands one event to every observer of a channel in one go, so the
+      // plan keeps only the last event it rendered, and only until the event loop moves
+      // on: no map per event, and no event outlives its delivery.
+      let lastItem: FeedItem | undefined;
+      let lastJson: Buffer | undefined;
+      const forgetLast = (): void => {
+        lastItem = undefined;
+        lastJson = undefined;
+      };
       const plan: OperationPlan = {
         render(item) {
-          let byOperation = rendered.get(item);
-          if (!byOperation) {
-            byOperation = new Map();
-            rendered.set(item, byOperation);
-          }
-          let json = byOperation.get(key);
-          if (json === undefined) {
-            const result = execute({
-              schema,
-              document,
-              operationName,
-              variableValues: variables,
-              rootValue: item,
-              contextValue: NO_CONTEXT,
-            });
-            // Notification fields resolve synchronously; a promise here is a schema change
-            // that must not silently reorder or drop events.
-            if (result instanceof Promise) throw new Error('the fan-out path needs synchronous resolvers');
-            json = Buffer.from(JSON.stringify(result));
-            byOperation.set(key, json);
-          }
-          return json;
+          if (item === lastItem && lastJson !== undefined) return lastJson;
+          const result = execute({
+            schema,
+            document,
+            operationName,
+            variableValues: variables,
+            rootValue: item,
+            contextValue: NO_CONTEXT,
+          });
+          // Notification fields resolve synchronously; a promise here is a schema change
+          // that must not silently reorder or drop events.
+          if (result instanceof Promise) throw new Error('the fan-out path needs synchronous resolvers');
+          if (lastItem === undefined) afterThisTurn(forgetLast);
+          lastItem = item;
+          lastJson = Buffer.from(JSON.stringify(result));
+          return lastJson;
         },
       };
       plans.set(key, new WeakRef(plan));
       forget.register(plan, key);
       return plan;
     },
+  };
+}
+
+/** Runs callbacks once the current turn of the event loop is over (one `setImmediate` for all). */
+function createTurnEnd(): (callback: () => void) => void {
+  let pending: Array<() => void> = [];
+  const run = (): void => {
+    const callbacks = pending;
+    pending = [];
+    for (const callback of callbacks) callback();
+  };
+  return (callback) => {
+    if (pending.length === 0) setImmediate(run);
+    pending.push(callback);
   };
 }

@@ -21,7 +21,7 @@ import { createDocumentCache } from '../graphql/documents.js';
 import type { HeraldContext } from '../graphql/schema.js';
 import { GRAPHQL_PATH, type OriginPolicy } from '../http/edge.js';
 import { createFanout, type OperationPlan } from './fanout.js';
-import type { DirectSink, FeedItem, SinkFactory } from './subscriptions.js';
+import type { DirectSink, SinkFactory } from './subscriptions.js';
 
 export interface WebSocketTransportOptions {
   schema: GraphQLSchema;
@@ -217,12 +217,14 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
 }
 
 /**
- * Holds each socket's writes of one tick together: the observer map delivers every
- * message that arrived in one read from Redis synchronously, so corking a socket on its
- * first write and uncorking it on the next tick turns several frames into one `writev`
- * — the system call, not the JavaScript, is most of a delivery's cost.
+ * Holds each socket's writes of one turn of the event loop together: the observer map
+ * delivers every message that arrived from Redis synchronously, so corking a socket on
+ * its first write and uncorking it once the turn's I/O is done (`setImmediate`) turns
+ * all the frames a socket got in that turn into one `writev` — the system call, not the
+ * JavaScript, is most of a delivery's cost. Returns true for the turn's first write to
+ * a socket, when nothing of this turn is held back yet.
  */
-function createWriteCoalescer(): (socket: WebSocket) => void {
+function createWriteCoalescer(): (socket: WebSocket) => boolean {
   const corked = new Set<Duplex>();
   const flush = (): void => {
     for (const raw of corked) raw.uncork();
@@ -231,10 +233,11 @@ function createWriteCoalescer(): (socket: WebSocket) => void {
   return (socket) => {
     // `ws` keeps its net.Socket in `_socket`; corking it holds whole frames back.
     const raw = (socket as unknown as { _socket?: Duplex })._socket;
-    if (!raw || corked.has(raw)) return;
+    if (!raw || corked.has(raw)) return false;
     if (corked.size === 0) setImmediate(flush);
     raw.cork();
     corked.add(raw);
+    return true;
   };
 }
 
@@ -248,7 +251,7 @@ function socketSink(
   id: string,
   plan: OperationPlan,
   maxBufferedBytes: number,
-  coalesce: (socket: WebSocket) => void,
+  coalesce: (socket: WebSocket) => boolean,
 ): SinkFactory<DirectSink> {
   return ({ onEnd }) => {
     const head = Buffer.from(`{"id":${JSON.stringify(id)},"type":"next","payload":`);
@@ -263,25 +266,24 @@ function socketSink(
       settle(error);
       await onEnd();
     };
-    const send = (item: FeedItem): void => {
-      coalesce(socket);
-      writeTextFrame(socket, head, plan.render(item));
-    };
     return {
       ended: done,
       deliver(item) {
         if (ended || socket.readyState !== socket.OPEN) return false;
-        if (socket.bufferedAmount > maxBufferedBytes) {
+        // Judged on the turn's first write, before this turn's frames are held back:
+        // what waits then is what the client has not read from earlier turns.
+        if (coalesce(socket) && socket.bufferedAmount > maxBufferedBytes) {
           socket.close(HeraldCloseCode.SlowConsumer, `slow consumer: more than ${maxBufferedBytes} bytes waiting (MAX_BUFFERED_BYTES)`);
           void end();
           return false;
         }
-        send(item);
+        writeTextFrame(socket, head, plan.render(item));
         return true;
       },
       preload(items) {
         if (ended) return;
-        for (const item of items) send(item);
+        coalesce(socket);
+        for (const item of items) writeTextFrame(socket, head, plan.render(item));
       },
       fail: (error) => void end(error),
       return: () => end(),
