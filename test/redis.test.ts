@@ -48,6 +48,30 @@ describe('two subscribe servers and two publish servers on one Redis', () => {
   });
 });
 
+describe('delivery reports', () => {
+  it('are sent only when the publisher selects receivedUsers', async () => {
+    const subscribe = await startSubscribeServer((await createTestBroker(redis.url)).broker);
+    const publish = await startPublishServer((await createTestBroker(redis.url)).broker);
+    const reports: string[] = [];
+    const watcher = redis.client();
+    await watcher.psubscribe(channels.deliveryReportChannel('any').replace(/any$/, '*'));
+    watcher.on('pmessage', (_pattern: string, channel: string) => reports.push(channel));
+
+    const events = collect(wsClient(subscribe.wsUrl, { token: userToken('rita') }), ON_NOTIFICATION, { userName: 'rita' });
+    await waitFor(() => subscribe.server.observers.observerCount(channels.audienceChannel('acme', 'USER', 'rita')) === 1, 'the observer');
+
+    const uncounted = await postGraphQL(publish.url, 'mutation { sendNotification(to: "rita", text: "no count") { id } }', { token: serviceToken() });
+    expect(uncounted.body.data?.['sendNotification']).toEqual({ id: expect.any(String) });
+    expect(textOf(await events.nth(0))).toBe('no count');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(reports).toEqual([]); // delivered, and within 300 ms of it no subscribe server reported
+
+    expect(await send(publish.url, serviceToken(), 'rita', 'counted')).toBe(1);
+    expect(textOf(await events.nth(1))).toBe('counted');
+    await waitFor(() => reports.length === 1, 'the report of the counted publish');
+  });
+});
+
 describe('Redis goes away and comes back', () => {
   it('fails fast while down, says not ready, and resubscribes every open channel when back', async () => {
     const subscribeBroker = await createTestBroker(redis.url);

@@ -14,7 +14,7 @@
  * PUBLISHes it, so a subscriber can never see a live notification that history lacks.
  *
  * Counting deliveries: each message carries the publisher's report channel and a
- * sequence number. PUBLISH returns how many subscribe-server connections got the
+ * sequence number (or no channel, when the publisher did not ask for the count). PUBLISH returns how many subscribe-server connections got the
  * message; each of them publishes back how many live subscriptions it reached, and
  * `publish` resolves with the sum once every one has reported (or the report timeout
  * passes, counting what arrived).
@@ -196,6 +196,7 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
       logger.error(`herald: delivering a message on ${channel} failed: ${String(error)}`);
     }
     const replyTo = message.slice(0, first);
+    if (replyTo === '') return; // the publisher did not ask for a count
     const sequenceNumber = message.slice(first + 1, second);
     publisher.publish(replyTo, `${sequenceNumber} ${delivered}`).catch((error: unknown) => {
       logger.warn(`herald: could not report ${delivered} deliveries on ${channel}: ${String(error)}`);
@@ -262,12 +263,14 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
         logger.warn(`herald: UNSUBSCRIBE ${channel} failed: ${String(error)}`);
       }
     },
-    async publish({ destination, tenantKey, payload, idempotency }) {
+    async publish({ destination, tenantKey, payload, idempotency, countDeliveries }) {
       if (closed) throw new BrokerUnavailableError('the broker is closed');
       if (!reportsSubscribed) throw new BrokerUnavailableError('Redis is unavailable: not connected');
-      const reportId = String(++sequence);
+      const counting = countDeliveries !== false || idempotency !== undefined;
+      // Uncounted, the frame names no report channel and no subscribe server reports.
+      const reportId = counting ? String(++sequence) : '0';
       const entry: PendingPublish = { expected: undefined, reported: 0, delivered: 0, settle: undefined };
-      pending.set(reportId, entry);
+      if (counting) pending.set(reportId, entry);
       let timer: NodeJS.Timeout | undefined;
       try {
         let reply: [string, number];
@@ -277,7 +280,7 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
             [tenantKey, destination.stream, idempotency?.key ?? tenantKey],
             [
               destination.channel,
-              `${reportChannel}${SEPARATOR}${reportId}`,
+              `${counting ? reportChannel : ''}${SEPARATOR}${reportId}`,
               payload,
               `${epochPrefix}${(++epochCandidates).toString(36)}`,
               retention.maxLength,
@@ -293,6 +296,7 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
           const [firstId = id, count = '0'] = id.split(' ');
           return { id: firstId, receivedUsers: Number(count), duplicate: true };
         }
+        if (!counting) return { id, receivedUsers: undefined, duplicate: false };
         entry.expected = receivers;
         if (entry.reported < receivers) {
           await new Promise<void>((resolve) => {

@@ -41,13 +41,24 @@ export interface PublishRequest {
   readonly payload: string;
   /** A repeat of `key` within `windowMs` returns the first publish's id and delivers nothing. */
   readonly idempotency?: { readonly key: string; readonly windowMs: number } | undefined;
+  /**
+   * Whether to count the live subscriptions reached (`receivedUsers`). Counting waits
+   * for every subscribe server's delivery report; a caller that does not want the count
+   * is answered as soon as the notification is stored and published. Always counted
+   * with an idempotency key (a repeat reports the first publish's count).
+   * @default true
+   */
+  readonly countDeliveries?: boolean | undefined;
 }
 
 export interface PublishResult {
   /** The notification's id (a cursor). */
   readonly id: string;
-  /** Live subscriptions reached across every subscribe server (for a repeat: by the first). */
-  readonly receivedUsers: number;
+  /**
+   * Live subscriptions reached across every subscribe server (for a repeat: by the
+   * first); undefined when the request did not ask for the count.
+   */
+  readonly receivedUsers: number | undefined;
   /** True when an idempotency key matched an earlier publish, which is what was returned. */
   readonly duplicate: boolean;
 }

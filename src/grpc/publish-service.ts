@@ -30,7 +30,7 @@ export function createPublishService(options: PublishServiceOptions): {
     audience: fromGrpcAudience(request.audience),
     idempotencyKey: request.idempotencyKey === '' ? undefined : request.idempotencyKey,
   });
-  const toResponse = (result: PublishResult): SendResponse => ({ id: result.id, receivedUsers: result.receivedUsers, duplicate: result.duplicate });
+  const toResponse = (result: PublishResult): SendResponse => ({ id: result.id, receivedUsers: result.receivedUsers ?? 0, duplicate: result.duplicate });
 
   /** Runs `work` for an authenticated caller and answers with its result or its status. */
   const unary =

@@ -1,8 +1,12 @@
 /**
  * `Mutation.sendNotification` and `sendNotifications`: the GraphQL face of {@link Sender}.
+ * Deliveries are counted only when the caller selects `receivedUsers`: counting waits
+ * for every subscribe server's report, and a caller that only wants the id need not.
  */
+import type { GraphQLResolveInfo } from 'graphql';
 import { toGraphQLError } from '../common/errors.js';
 import { requirePrincipal, type HeraldContext } from '../graphql/schema.js';
+import { selectsSubfield } from '../graphql/selection.js';
 import type { Sender } from './send.js';
 
 interface SendNotificationArgs {
@@ -15,18 +19,18 @@ interface SendNotificationArgs {
 export function createPublishResolvers(sender: Sender) {
   return {
     Mutation: {
-      async sendNotification(_root: unknown, args: SendNotificationArgs, context: HeraldContext) {
+      async sendNotification(_root: unknown, args: SendNotificationArgs, context: HeraldContext, info: GraphQLResolveInfo) {
         const principal = requirePrincipal(context);
         try {
-          return await sender.send(principal, args);
+          return await sender.send(principal, args, { countDeliveries: selectsSubfield(info, 'receivedUsers') });
         } catch (error) {
           throw toGraphQLError(error);
         }
       },
-      async sendNotifications(_root: unknown, args: { notifications: SendNotificationArgs[] }, context: HeraldContext) {
+      async sendNotifications(_root: unknown, args: { notifications: SendNotificationArgs[] }, context: HeraldContext, info: GraphQLResolveInfo) {
         const principal = requirePrincipal(context);
         try {
-          return await sender.sendBatch(principal, args.notifications);
+          return await sender.sendBatch(principal, args.notifications, { countDeliveries: selectsSubfield(info, 'receivedUsers') });
         } catch (error) {
           throw toGraphQLError(error);
         }

@@ -27,17 +27,22 @@ export interface SendRequest {
   readonly idempotencyKey?: unknown;
 }
 
+export interface SendOptions {
+  /** See `PublishRequest.countDeliveries`. @default true */
+  readonly countDeliveries?: boolean;
+}
+
 /** Most notifications one batch may carry. */
 export const MAX_BATCH_SIZE = 1000;
 
 export interface Sender {
   /** Sends one notification; throws a typed error (auth, input, broker) naming what was wrong. */
-  send(principal: Principal, request: SendRequest): Promise<PublishResult>;
+  send(principal: Principal, request: SendRequest, options?: SendOptions): Promise<PublishResult>;
   /**
    * Checks every notification first (nothing is sent if one is bad), then sends them all
    * at once: the publishes are pipelined on one Redis connection, so they keep their order.
    */
-  sendBatch(principal: Principal, requests: readonly SendRequest[]): Promise<PublishResult[]>;
+  sendBatch(principal: Principal, requests: readonly SendRequest[], options?: SendOptions): Promise<PublishResult[]>;
 }
 
 export function createSender(options: SenderOptions): Sender {
@@ -64,8 +69,8 @@ export function createSender(options: SenderOptions): Sender {
   };
 
   return {
-    send: (principal, request) => broker.publish(prepare(principal, request)),
-    async sendBatch(principal, requests) {
+    send: (principal, request, options = {}) => broker.publish({ ...prepare(principal, request), countDeliveries: options.countDeliveries }),
+    async sendBatch(principal, requests, options = {}) {
       if (requests.length > MAX_BATCH_SIZE) throw new InvalidInputError(`a batch holds at most ${MAX_BATCH_SIZE} notifications`);
       const prepared = requests.map((request, index) => {
         try {
@@ -75,7 +80,7 @@ export function createSender(options: SenderOptions): Sender {
           throw error;
         }
       });
-      return Promise.all(prepared.map((request) => broker.publish(request)));
+      return Promise.all(prepared.map((request) => broker.publish({ ...request, countDeliveries: options.countDeliveries })));
     },
   };
 }
