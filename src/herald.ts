@@ -35,6 +35,22 @@ export interface RunningHerald {
   stop(): Promise<void>;
 }
 
+/**
+ * How long start-up waits for Redis before it listens anyway: a server that listens
+ * with Redis ready takes its first subscription without a SERVICE_UNAVAILABLE.
+ */
+const REDIS_READY_WAIT_MS = 5000;
+
+/** Resolves true once `broker` is ready, or false after `timeoutMs`. */
+async function becomesReady(broker: Broker, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!broker.isReady()) {
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return true;
+}
+
 /** Thrown when a mode cannot run with the given configuration. */
 export class StartupError extends Error {
   override readonly name = 'StartupError';
@@ -98,6 +114,9 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
     await Promise.all(clients.map((client) => client.quit().catch(() => client.disconnect())));
   };
   try {
+    if (config.redisUrl !== undefined && !(await becomesReady(broker, REDIS_READY_WAIT_MS))) {
+      logger.warn(`herald: Redis is not reachable yet; serving anyway, and /readyz answers 503 until it is`);
+    }
     const subscribePort = await subscribe?.start(config.subscribePort, config.host);
     const publishPort = await publish?.start(config.publishPort, config.host);
     const grpcPort = await grpcFeed?.start(config.grpcPort, config.host);
