@@ -40,6 +40,8 @@ const wanted = (scenario: string): boolean => ONLY === undefined || ONLY.has(sce
  * Herald's subscribe server sat partly idle and the run measured the publishers.
  */
 const FANOUT_CONCURRENCY = 32;
+/** Quiet time before each delivery scenario, in ms. */
+const SETTLE_MS = 3000;
 const SECRET = 'bench-secret-that-is-at-least-32-bytes-long!';
 const CLK_TCK = Number(execSync('getconf CLK_TCK').toString().trim()) || 100;
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -524,6 +526,9 @@ async function main(): Promise<void> {
     const measure = async (scenario: string, label: string, options: DeliveryOptions, on: readonly System[] = systems) => {
       measured[scenario] ??= {};
       for (const system of on) {
+        // A few quiet seconds first, so what the last scenario left running (a backlog,
+        // a garbage collection) does not count against this one.
+        await sleep(SETTLE_MS);
         console.info(`bench: ${system.name}: ${label}`);
         measured[scenario]![system.name] = await deliveries(system, options);
       }
