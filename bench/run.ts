@@ -34,10 +34,9 @@ const PROFILE = process.env['BENCH_PROFILE'] === '1';
 const ONLY = process.env['BENCH_ONLY'] ? new Set(process.env['BENCH_ONLY'].split(',').map((name) => name.trim())) : undefined;
 const wanted = (scenario: string): boolean => ONLY === undefined || ONLY.has(scenario);
 /**
- * Publishes in flight in the fan-out scenario. Enough to keep each system's subscribe
- * side busy: a Herald publish answers only once the subscribe servers have reported
- * their deliveries (`receivedUsers`), the reference's at once, so with few in flight
- * Herald's subscribe server sat partly idle and the run measured the publishers.
+ * Publishes in flight in the fan-out scenario: enough to keep each system's subscribe
+ * side busy, so the scenario measures capacity (with 16, Herald's subscribe server sat
+ * partly idle and the run measured the publishers).
  */
 const FANOUT_CONCURRENCY = 32;
 /** Quiet time before each delivery scenario, in ms. */
