@@ -14,7 +14,7 @@
 import { execSync, fork, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
-import { cpus, totalmem } from 'node:os';
+import { cpus, setPriority, totalmem } from 'node:os';
 import jwt from 'jsonwebtoken';
 import { startRedisServer, type RedisServer } from '../test/helpers/redis-server.js';
 import type { ClientCommand, ClientStats } from './load-client.js';
@@ -39,6 +39,9 @@ const wanted = (scenario: string): boolean => ONLY === undefined || ONLY.has(sce
  * partly idle and the run measured the publishers).
  */
 const FANOUT_CONCURRENCY = 32;
+/** Niceness of the load clients and of this driver (`setpriority`), below the servers'. */
+const LOAD_PRIORITY = 10;
+const NICE = process.env['BENCH_NICE'] !== '0';
 /** Quiet time before each delivery scenario, in ms. */
 const SETTLE_MS = 3000;
 const SECRET = 'bench-secret-that-is-at-least-32-bytes-long!';
@@ -219,7 +222,12 @@ interface ClientPool {
 }
 
 async function clientPool(size: number): Promise<ClientPool> {
-  const clients = Array.from({ length: size }, () => fork(new URL('load-client.ts', import.meta.url).pathname, [], { execArgv: ['--import', 'tsx'] }));
+  const clients = Array.from({ length: size }, () => {
+    const client = fork(new URL('load-client.ts', import.meta.url).pathname, [], { execArgv: ['--import', 'tsx'] });
+    // Load generators stand in for other machines: they yield the cores to the servers.
+    if (NICE && client.pid !== undefined) setPriority(client.pid, LOAD_PRIORITY);
+    return client;
+  });
   const ask = <T>(client: ChildProcess, command: ClientCommand, key: string): Promise<T> =>
     new Promise((resolve, reject) => {
       const onMessage = (message: Record<string, unknown>) => {
@@ -464,6 +472,8 @@ async function main(): Promise<void> {
   try {
     const herald = await startHerald(redis);
     const reference = await startReference(redis);
+    // The publisher yields too, once Redis and the servers have started at normal priority.
+    if (NICE) setPriority(LOAD_PRIORITY);
     // A profiling run (BENCH_PROFILE=1) measures Herald alone.
     const systems: readonly System[] = PROFILE ? [herald] : [herald, reference];
     const table: Array<[string, string, string]> = [];
