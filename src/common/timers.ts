@@ -17,3 +17,23 @@ export function runAt(at: number, callback: () => void): Cancel {
   arm();
   return () => clearTimeout(timer);
 }
+
+/** Schedules work for the end of the current turn of the event loop. */
+export type AfterThisTurn = (callback: () => void) => void;
+
+/**
+ * One `setImmediate` per turn for every callback scheduled in it: they run once the
+ * turn's I/O callbacks are done, in the order they were scheduled.
+ */
+export function createTurnEnd(): AfterThisTurn {
+  let pending: Array<() => void> = [];
+  const run = (): void => {
+    const callbacks = pending;
+    pending = [];
+    for (const callback of callbacks) callback();
+  };
+  return (callback) => {
+    if (pending.length === 0) setImmediate(run);
+    pending.push(callback);
+  };
+}

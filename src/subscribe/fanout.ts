@@ -4,6 +4,7 @@
  * once; every observer with that operation sends the same payload.
  */
 import { execute, type DocumentNode, type GraphQLSchema } from 'graphql';
+import type { AfterThisTurn } from '../common/timers.js';
 import type { HeraldContext } from '../graphql/schema.js';
 import type { FeedItem } from './subscriptions.js';
 
@@ -18,8 +19,11 @@ export interface Fanout {
 
 const NO_CONTEXT: HeraldContext = { principal: undefined };
 
-export function createFanout(schema: GraphQLSchema): Fanout {
-  const afterThisTurn = createTurnEnd();
+/**
+ * @param afterThisTurn when a plan forgets its last rendering: the end of the turn in
+ * which the observer map delivered the event to every observer.
+ */
+export function createFanout(schema: GraphQLSchema, afterThisTurn: AfterThisTurn): Fanout {
   /** One plan per distinct operation, shared by its subscriptions (and dropped with the last). */
   const plans = new Map<string, WeakRef<OperationPlan>>();
   const forget = new FinalizationRegistry<string>((key) => {
@@ -66,16 +70,3 @@ export function createFanout(schema: GraphQLSchema): Fanout {
   };
 }
 
-/** Runs callbacks once the current turn of the event loop is over (one `setImmediate` for all). */
-function createTurnEnd(): (callback: () => void) => void {
-  let pending: Array<() => void> = [];
-  const run = (): void => {
-    const callbacks = pending;
-    pending = [];
-    for (const callback of callbacks) callback();
-  };
-  return (callback) => {
-    if (pending.length === 0) setImmediate(run);
-    pending.push(callback);
-  };
-}

@@ -16,7 +16,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { AuthenticationError, bearerToken, isExpired, type Principal, type TokenVerifier } from '../auth/index.js';
 import { ErrorCode, graphqlError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
-import { runAt } from '../common/timers.js';
+import { createTurnEnd, runAt, type AfterThisTurn } from '../common/timers.js';
 import { createDocumentCache } from '../graphql/documents.js';
 import type { HeraldContext } from '../graphql/schema.js';
 import { GRAPHQL_PATH, type OriginPolicy } from '../http/edge.js';
@@ -83,8 +83,10 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
   const { schema, verifier, logger } = options;
   const documents = createDocumentCache(schema, options.validationRules);
   const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxMessageBytes, perMessageDeflate: false });
-  const fanout = createFanout(schema);
-  const coalesce = createWriteCoalescer();
+  // One end-of-turn for both: the renderings of a turn's events and its corked writes.
+  const afterThisTurn = createTurnEnd();
+  const fanout = createFanout(schema, afterThisTurn);
+  const coalesce = createWriteCoalescer(afterThisTurn);
 
   // Defined apart from `onUpgrade`, so the listener that stays on the socket for the
   // connection's life does not share (and keep alive) the upgrade request's scope.
@@ -219,12 +221,12 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
 /**
  * Holds each socket's writes of one turn of the event loop together: the observer map
  * delivers every message that arrived from Redis synchronously, so corking a socket on
- * its first write and uncorking it once the turn's I/O is done (`setImmediate`) turns
+ * its first write and uncorking it once the turn's I/O is done (`afterThisTurn`) turns
  * all the frames a socket got in that turn into one `writev` — the system call, not the
  * JavaScript, is most of a delivery's cost. Returns true for the turn's first write to
  * a socket, when nothing of this turn is held back yet.
  */
-function createWriteCoalescer(): (socket: WebSocket) => boolean {
+function createWriteCoalescer(afterThisTurn: AfterThisTurn): (socket: WebSocket) => boolean {
   const corked = new Set<Duplex>();
   const flush = (): void => {
     for (const raw of corked) raw.uncork();
@@ -234,7 +236,7 @@ function createWriteCoalescer(): (socket: WebSocket) => boolean {
     // `ws` keeps its net.Socket in `_socket`; corking it holds whole frames back.
     const raw = (socket as unknown as { _socket?: Duplex })._socket;
     if (!raw || corked.has(raw)) return false;
-    if (corked.size === 0) setImmediate(flush);
+    if (corked.size === 0) afterThisTurn(flush);
     raw.cork();
     corked.add(raw);
     return true;
