@@ -5,6 +5,7 @@
 import { createPublicKey, createSecretKey, randomBytes } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { assertValidName, InvalidNameError } from '../channels/index.js';
+import { createLruCache } from '../common/lru.js';
 import { isExpired } from './policy.js';
 
 /** The verified identity behind a token. */
@@ -55,9 +56,7 @@ export interface TokenVerifier {
 export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
   const { key, algorithms } = keyAndAlgorithms(options);
   const maxStores = options.maxStores ?? 50;
-  const cacheSize = options.cacheSize ?? 1000;
-  /** Token → principal, oldest first. */
-  const verified = new Map<string, Principal>();
+  const verified = createLruCache<string, Principal>(options.cacheSize ?? 1000);
   return {
     algorithms,
     verify(token) {
@@ -80,10 +79,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       }
       if (typeof claims === 'string') throw new AuthenticationError('token payload is not a JSON object');
       const principal = principalFromClaims(claims, maxStores);
-      if (cacheSize > 0) {
-        verified.set(token, principal);
-        if (verified.size > cacheSize) verified.delete(verified.keys().next().value as string);
-      }
+      verified.set(token, principal);
       return principal;
     },
   };

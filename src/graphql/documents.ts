@@ -5,6 +5,7 @@
  * is dropped first.
  */
 import { parse, specifiedRules, validate, type DocumentNode, type GraphQLError, type GraphQLSchema, type ValidationRule } from 'graphql';
+import { createLruCache } from '../common/lru.js';
 
 export type Prepared = { readonly document: DocumentNode; readonly errors?: undefined } | { readonly document?: undefined; readonly errors: readonly GraphQLError[] };
 
@@ -15,16 +16,11 @@ export interface DocumentCache {
 
 export function createDocumentCache(schema: GraphQLSchema, extraRules: readonly ValidationRule[], maxEntries = 1000): DocumentCache {
   const rules = [...specifiedRules, ...extraRules];
-  const documents = new Map<string, DocumentNode>();
+  const documents = createLruCache<string, DocumentNode>(maxEntries);
   return {
     prepare(query) {
       const cached = documents.get(query);
-      if (cached) {
-        // Map keeps insertion order: re-inserting marks it most recently used.
-        documents.delete(query);
-        documents.set(query, cached);
-        return { document: cached };
-      }
+      if (cached) return { document: cached };
       let document: DocumentNode;
       try {
         document = parse(query);
@@ -34,7 +30,6 @@ export function createDocumentCache(schema: GraphQLSchema, extraRules: readonly 
       const errors = validate(schema, document, rules);
       if (errors.length > 0) return { errors };
       documents.set(query, document);
-      if (documents.size > maxEntries) documents.delete(documents.keys().next().value as string);
       return { document };
     },
   };
