@@ -85,6 +85,15 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   };
 }
 
+/**
+ * The principal of an optional `Authorization` header: undefined without one; throws
+ * {@link AuthenticationError} for a malformed header or a refused token.
+ */
+export function principalFromHeader(verifier: TokenVerifier, header: unknown): Principal | undefined {
+  const token = bearerToken(header);
+  return token === undefined ? undefined : verifier.verify(token);
+}
+
 /** Takes the token out of `Bearer <jwt>` (case-insensitive scheme); undefined if absent. */
 export function bearerToken(header: unknown): string | undefined {
   if (typeof header !== 'string') return undefined;

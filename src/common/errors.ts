@@ -24,6 +24,17 @@ export function graphqlError(code: ErrorCode, message: string): GraphQLError {
   return new GraphQLError(message, { extensions: { code } });
 }
 
+/** What a client is told, in production, in place of an unexpected error's message. */
+export const UNEXPECTED_ERROR_MESSAGE = 'Unexpected error.';
+
+/**
+ * True for a GraphQL error Herald made or graphql-js reported, which a client may see as
+ * it is; false for one that wraps an unexpected exception (a fault of Herald's).
+ */
+export function isClientFacing(error: unknown): error is GraphQLError {
+  return error instanceof GraphQLError && (error.originalError === undefined || error.originalError instanceof GraphQLError);
+}
+
 /**
  * Turns an error the core threw into a client-facing GraphQL error. Anything not known
  * here is rethrown, for the server to mask as an unexpected error.

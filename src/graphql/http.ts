@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { GraphQLSchema, ValidationRule } from 'graphql';
 import { createYoga, type Plugin, type YogaServerOptions } from 'graphql-yoga';
-import { AuthenticationError, bearerToken, type TokenVerifier } from '../auth/index.js';
+import { AuthenticationError, principalFromHeader, type TokenVerifier } from '../auth/index.js';
 import { ErrorCode } from '../common/errors.js';
 import { GraphQLError } from 'graphql';
 import type { Logger } from '../common/logger.js';
@@ -45,8 +45,7 @@ export function createGraphQLHttpHandler(options: GraphQLHttpOptions): NodeHandl
     plugins: [rules],
     context: ({ request }) => {
       try {
-        const token = bearerToken(request.headers.get('authorization') ?? undefined);
-        return { principal: token === undefined ? undefined : verifier.verify(token) };
+        return { principal: principalFromHeader(verifier, request.headers.get('authorization') ?? undefined) };
       } catch (error) {
         if (!(error instanceof AuthenticationError)) throw error;
         throw new GraphQLError(error.message, {

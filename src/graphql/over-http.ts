@@ -12,8 +12,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GraphQLError, type GraphQLSchema, type ValidationRule } from 'graphql';
 import { createHandler, type Request as HttpRequest, type Response as HttpResponse } from 'graphql-http';
-import { AuthenticationError, bearerToken, type TokenVerifier } from '../auth/index.js';
-import { ErrorCode } from '../common/errors.js';
+import { AuthenticationError, principalFromHeader, type TokenVerifier } from '../auth/index.js';
+import { ErrorCode, isClientFacing, UNEXPECTED_ERROR_MESSAGE } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { createDocumentCache } from './documents.js';
 import type { HeraldContext } from './schema.js';
@@ -31,9 +31,6 @@ export interface GraphQLOverHttpOptions {
 type NodeRequest = HttpRequest<IncomingMessage, undefined>;
 /** graphql-http wants a context with an index signature; an interface has none. */
 type Context = HeraldContext & Record<PropertyKey, unknown>;
-
-/** The answer to an unexpected error, in production. */
-const MASKED_MESSAGE = 'Unexpected error.';
 
 export function createGraphQLOverHttpHandler(options: GraphQLOverHttpOptions): (request: IncomingMessage, response: ServerResponse) => void {
   const { schema, verifier, production, logger } = options;
@@ -53,15 +50,11 @@ export function createGraphQLOverHttpHandler(options: GraphQLOverHttpOptions): (
     },
     context: (request) => authenticate(request, verifier),
     formatError: (error) => {
-      // A GraphQLError Herald made (or graphql-js reported) is for the client as it is;
-      // anything else is a fault of Herald's.
-      const original = (error as GraphQLError).originalError;
-      if (!(error instanceof GraphQLError) || (original !== undefined && !(original instanceof GraphQLError))) {
-        logger.error(`herald: unexpected error: ${original?.stack ?? error.stack ?? error.message}`);
-        if (!production) return error;
-        return new GraphQLError(MASKED_MESSAGE, { path: (error as GraphQLError).path, extensions: { code: 'INTERNAL_SERVER_ERROR' } });
-      }
-      return error;
+      if (isClientFacing(error)) return error;
+      const original = error instanceof GraphQLError ? error.originalError : undefined;
+      logger.error(`herald: unexpected error: ${original?.stack ?? error.stack ?? error.message}`);
+      if (!production) return error;
+      return new GraphQLError(UNEXPECTED_ERROR_MESSAGE, { path: (error as GraphQLError).path, extensions: { code: 'INTERNAL_SERVER_ERROR' } });
     },
   });
 
@@ -82,7 +75,7 @@ export function createGraphQLOverHttpHandler(options: GraphQLOverHttpOptions): (
         if (!response.headersSent) {
           response.writeHead(500, { 'Content-Type': 'application/json; charset=utf-8' });
         }
-        response.end(JSON.stringify({ errors: [{ message: production ? MASKED_MESSAGE : String(error), extensions: { code: 'INTERNAL_SERVER_ERROR' } }] }));
+        response.end(JSON.stringify({ errors: [{ message: production ? UNEXPECTED_ERROR_MESSAGE : String(error), extensions: { code: 'INTERNAL_SERVER_ERROR' } }] }));
       },
     );
   };
@@ -91,8 +84,7 @@ export function createGraphQLOverHttpHandler(options: GraphQLOverHttpOptions): (
 /** The request's principal, or a 401 that names what was wrong with its token. */
 function authenticate(request: NodeRequest, verifier: TokenVerifier): Context | HttpResponse {
   try {
-    const token = bearerToken(request.raw.headers.authorization);
-    return { principal: token === undefined ? undefined : verifier.verify(token) };
+    return { principal: principalFromHeader(verifier, request.raw.headers.authorization) };
   } catch (error) {
     if (!(error instanceof AuthenticationError)) throw error;
     return [

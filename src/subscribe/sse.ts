@@ -18,8 +18,8 @@ import {
   type GraphQLSchema,
   type ValidationRule,
 } from 'graphql';
-import { AuthenticationError, bearerToken, type Principal, type TokenVerifier } from '../auth/index.js';
-import { ErrorCode } from '../common/errors.js';
+import { AuthenticationError, principalFromHeader, type Principal, type TokenVerifier } from '../auth/index.js';
+import { ErrorCode, isClientFacing, UNEXPECTED_ERROR_MESSAGE } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { createDocumentCache } from '../graphql/documents.js';
 import type { HeraldContext } from '../graphql/schema.js';
@@ -55,16 +55,15 @@ export function createSseTransport(options: SseTransportOptions) {
   const streams = new Set<ServerResponse>();
 
   const mask = (error: unknown): GraphQLError => {
-    if (error instanceof GraphQLError && (error.originalError === undefined || error.originalError instanceof GraphQLError)) return error;
+    if (isClientFacing(error)) return error;
     logger.error(`herald: SSE subscription failed: ${error instanceof Error ? error.stack : String(error)}`);
-    return new GraphQLError(options.production ? 'Unexpected error.' : String(error instanceof Error ? error.message : error));
+    return new GraphQLError(options.production ? UNEXPECTED_ERROR_MESSAGE : String(error instanceof Error ? error.message : error));
   };
 
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     let principal: Principal | undefined;
     try {
-      const token = bearerToken(request.headers.authorization);
-      principal = token === undefined ? undefined : verifier.verify(token);
+      principal = principalFromHeader(verifier, request.headers.authorization);
     } catch (error) {
       const message = error instanceof AuthenticationError ? error.message : 'token rejected';
       return sendErrors(response, 401, [new GraphQLError(message, { extensions: { code: ErrorCode.Unauthenticated } })]);
@@ -146,7 +145,7 @@ export function createSseTransport(options: SseTransportOptions) {
     handle(request: IncomingMessage, response: ServerResponse): void {
       handle(request, response).catch((error: unknown) => {
         logger.error(`herald: SSE request failed: ${String(error)}`);
-        if (!response.headersSent) sendErrors(response, 500, [new GraphQLError('Unexpected error.')]);
+        if (!response.headersSent) sendErrors(response, 500, [new GraphQLError(UNEXPECTED_ERROR_MESSAGE)]);
         else response.destroy();
       });
     },
