@@ -14,8 +14,8 @@
  * PUBLISHes it, so a subscriber can never see a live notification that history lacks.
  *
  * Counting deliveries: each message carries the publisher's report channel and a
- * sequence number (or no channel, when the publisher did not ask for the count). PUBLISH returns how many subscribe-server connections got the
- * message; each of them publishes back how many live subscriptions it reached, and
+ * sequence number (or no channel, when the publisher did not ask for the count).
+ * PUBLISH returns how many subscribe-server connections got the message; each of them publishes back how many live subscriptions it reached, and
  * `publish` resolves with the sum once every one has reported (or the report timeout
  * passes, counting what arrived).
  */
@@ -29,6 +29,7 @@ import {
   type Broker,
   type BrokerMessage,
   type MessageSink,
+  type PublishRequest,
   type Retention,
 } from './types.js';
 
@@ -231,6 +232,30 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
     logger.warn(`herald: redis connection error: ${error.message}`);
   };
 
+  /** Runs the publish script; `frameHead` is `<report channel>\n<sequence>`. Resolves with [id, receivers]. */
+  const runPublishScript = async (
+    { destination, tenantKey, payload, idempotency }: PublishRequest,
+    frameHead: string,
+  ): Promise<[string, number]> => {
+    try {
+      return (await publishScript.run(
+        publisher,
+        [tenantKey, destination.stream, idempotency?.key ?? tenantKey],
+        [
+          destination.channel,
+          frameHead,
+          payload,
+          `${epochPrefix}${(++epochCandidates).toString(36)}`,
+          retention.maxLength,
+          retention.maxAgeMs,
+          idempotency ? idempotency.windowMs : '',
+        ],
+      )) as [string, number];
+    } catch (error) {
+      throw unavailable('PUBLISH', error);
+    }
+  };
+
   subscriber.on('message', onMessage);
   subscriber.on('ready', onReady);
   subscriber.on('close', onClose);
@@ -263,40 +288,25 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
         logger.warn(`herald: UNSUBSCRIBE ${channel} failed: ${String(error)}`);
       }
     },
-    async publish({ destination, tenantKey, payload, idempotency, countDeliveries }) {
+    async publish(request) {
       if (closed) throw new BrokerUnavailableError('the broker is closed');
       if (!reportsSubscribed) throw new BrokerUnavailableError('Redis is unavailable: not connected');
-      const counting = countDeliveries !== false || idempotency !== undefined;
-      // Uncounted, the frame names no report channel and no subscribe server reports.
-      const reportId = counting ? String(++sequence) : '0';
+      const { idempotency } = request;
+      if (request.countDeliveries === false && idempotency === undefined) {
+        // The frame names no report channel: no subscribe server reports, nobody waits.
+        const [id] = await runPublishScript(request, `${SEPARATOR}0`);
+        return { id, receivedUsers: undefined, duplicate: false };
+      }
+      const reportId = String(++sequence);
       const entry: PendingPublish = { expected: undefined, reported: 0, delivered: 0, settle: undefined };
-      if (counting) pending.set(reportId, entry);
+      pending.set(reportId, entry);
       let timer: NodeJS.Timeout | undefined;
       try {
-        let reply: [string, number];
-        try {
-          reply = (await publishScript.run(
-            publisher,
-            [tenantKey, destination.stream, idempotency?.key ?? tenantKey],
-            [
-              destination.channel,
-              `${counting ? reportChannel : ''}${SEPARATOR}${reportId}`,
-              payload,
-              `${epochPrefix}${(++epochCandidates).toString(36)}`,
-              retention.maxLength,
-              retention.maxAgeMs,
-              idempotency ? idempotency.windowMs : '',
-            ],
-          )) as [string, number];
-        } catch (error) {
-          throw unavailable('PUBLISH', error);
-        }
-        const [id, receivers] = reply;
+        const [id, receivers] = await runPublishScript(request, `${reportChannel}${SEPARATOR}${reportId}`);
         if (receivers < 0) {
           const [firstId = id, count = '0'] = id.split(' ');
           return { id: firstId, receivedUsers: Number(count), duplicate: true };
         }
-        if (!counting) return { id, receivedUsers: undefined, duplicate: false };
         entry.expected = receivers;
         if (entry.reported < receivers) {
           await new Promise<void>((resolve) => {

@@ -4,7 +4,7 @@
  * The GraphQL mutation and the gRPC `Send` both call it.
  */
 import { authorizePublish, type Principal } from '../auth/index.js';
-import type { Broker, PublishResult } from '../broker/types.js';
+import type { Broker, PublishRequest, PublishResult } from '../broker/types.js';
 import { AUDIENCES, type Audience, type ChannelNamer } from '../channels/index.js';
 import { InvalidInputError } from '../common/failures.js';
 import { encodeNotification } from '../common/notification.js';
@@ -48,7 +48,7 @@ export interface Sender {
 export function createSender(options: SenderOptions): Sender {
   const { broker, channels, maxTextLength, idempotencyWindowMs } = options;
 
-  const prepare = (principal: Principal, request: SendRequest) => {
+  const prepare = (principal: Principal, request: SendRequest, { countDeliveries }: SendOptions): PublishRequest => {
     const audience = (request.audience ?? 'USER') as Audience;
     if (!AUDIENCES.includes(audience)) throw new InvalidInputError(`audience must be one of ${AUDIENCES.join(', ')}`);
     const { text, to, idempotencyKey } = request;
@@ -65,22 +65,23 @@ export function createSender(options: SenderOptions): Sender {
         idempotencyKey == null || idempotencyKey === ''
           ? undefined
           : { key: channels.idempotencyKey(principal.tenant, principal.name, idempotencyKey), windowMs: idempotencyWindowMs },
+      countDeliveries,
     };
   };
 
   return {
-    send: (principal, request, options = {}) => broker.publish({ ...prepare(principal, request), countDeliveries: options.countDeliveries }),
+    send: (principal, request, options = {}) => broker.publish(prepare(principal, request, options)),
     async sendBatch(principal, requests, options = {}) {
       if (requests.length > MAX_BATCH_SIZE) throw new InvalidInputError(`a batch holds at most ${MAX_BATCH_SIZE} notifications`);
       const prepared = requests.map((request, index) => {
         try {
-          return prepare(principal, request);
+          return prepare(principal, request, options);
         } catch (error) {
           if (error instanceof Error) error.message = `notification ${index}: ${error.message}`;
           throw error;
         }
       });
-      return Promise.all(prepared.map((request) => broker.publish({ ...request, countDeliveries: options.countDeliveries })));
+      return Promise.all(prepared.map((request) => broker.publish(request)));
     },
   };
 }
