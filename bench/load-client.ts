@@ -21,14 +21,24 @@ export interface ClientStats {
   /** The fewest messages any one connection received. */
   minPerConnection: number;
   latenciesMs: number[];
+  /** When the last notification arrived, in ms since the epoch (0 before any did). */
+  lastAt: number;
   closedUnexpectedly: number;
 }
 
 const now = (): number => performance.timeOrigin + performance.now();
 
 const sockets: Socket[] = [];
+/**
+ * One read buffer for every socket (`onread`): Node reads into it and calls back, with no
+ * Buffer and no stream event per read. Safe to share, as each callback runs to its end
+ * and copies out what it must keep.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(256 * 1024);
 let received = 0;
 let latencies: number[] = [];
+/** When the last notification arrived (ms, the publisher's clock: `performance.timeOrigin` based). */
+let lastAt = 0;
 let perConnection: number[] = [];
 let closedUnexpectedly = 0;
 let closing = false;
@@ -65,20 +75,50 @@ const sendText = (socket: Socket, text: string): boolean => socket.write(clientF
 
 /**
  * The send time written into a notification's text: undefined for a message that holds
- * no notification, NaN for one whose text is not a time (a warm-up).
+ * no notification, NaN for one whose text is not a time (a warm-up). Read from the bytes
+ * (digits, one point), so a delivery allocates nothing here.
  */
 function sentAt(message: Buffer): number | undefined {
   const at = message.indexOf(TEXT_FIELD);
   if (at < 0) return undefined;
-  const start = at + TEXT_FIELD.length;
-  const end = message.indexOf(0x22 /* " */, start);
-  return Number.parseFloat(message.toString('latin1', start, end));
+  let whole = 0;
+  let fraction = 0;
+  let scale = 0; // 10^(digits after the point), once past it
+  let digits = 0;
+  for (let n = at + TEXT_FIELD.length; n < message.length; n++) {
+    const byte = message[n] as number;
+    if (byte >= 0x30 && byte <= 0x39) {
+      if (scale) {
+        fraction = fraction * 10 + (byte - 0x30);
+        scale *= 10;
+      } else {
+        whole = whole * 10 + (byte - 0x30);
+      }
+      digits += 1;
+    } else if (byte === 0x2e /* . */ && !scale) {
+      scale = 1;
+    } else {
+      break;
+    }
+  }
+  return digits ? whole + (scale ? fraction / scale : 0) : Number.NaN;
 }
 
 function open(url: string, user: string, token: string | undefined, query: string, index: number): Promise<void> {
   const { hostname, port, pathname } = new URL(url);
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: hostname, port: Number(port), noDelay: true });
+    const socket = connect({
+      host: hostname,
+      port: Number(port),
+      noDelay: true,
+      onread: {
+        buffer: READ_BUFFER,
+        callback: (size) => {
+          onBytes(READ_BUFFER.subarray(0, size));
+          return true; // keep reading
+        },
+      },
+    });
     sockets.push(socket);
     let upgraded = false;
     let pending: Buffer | undefined;
@@ -99,7 +139,9 @@ function open(url: string, user: string, token: string | undefined, query: strin
       if (sent !== undefined) {
         received += 1;
         perConnection[index] = (perConnection[index] ?? 0) + 1;
-        if (!Number.isNaN(sent)) latencies.push(now() - sent);
+        const at = now();
+        lastAt = at;
+        if (!Number.isNaN(sent)) latencies.push(at - sent);
         return;
       }
       if (message.subarray(0, ACK.length).equals(ACK)) {
@@ -108,13 +150,13 @@ function open(url: string, user: string, token: string | undefined, query: strin
       }
     };
 
-    socket.on('data', (chunk: Buffer) => {
+    const onBytes = (chunk: Buffer): void => {
       let data = pending ? Buffer.concat([pending, chunk]) : chunk;
       pending = undefined;
       if (!upgraded) {
         const end = data.indexOf('\r\n\r\n');
         if (end < 0) {
-          pending = data;
+          pending = Buffer.from(data);
           return;
         }
         const head = data.toString('latin1', 0, end);
@@ -149,8 +191,9 @@ function open(url: string, user: string, token: string | undefined, query: strin
         else if (opcode === OPCODE_PING) socket.write(clientFrame(OPCODE_PONG, payload));
         else if (opcode === OPCODE_CLOSE) socket.end();
       }
+      // Copied: `chunk` lies in the shared read buffer, which the next read overwrites.
       if (offset < data.length) pending = Buffer.from(data.subarray(offset));
-    });
+    };
   });
 }
 
@@ -172,6 +215,7 @@ process.on('message', (message: ClientCommand) => {
       case 'reset':
         received = 0;
         latencies = [];
+        lastAt = 0;
         perConnection = perConnection.map(() => 0);
         process.send?.({ reset: true });
         return;
@@ -181,6 +225,7 @@ process.on('message', (message: ClientCommand) => {
           received,
           minPerConnection: perConnection.length ? Math.min(...perConnection) : 0,
           latenciesMs: [],
+          lastAt,
           closedUnexpectedly,
         };
         process.send?.({ count });
@@ -191,6 +236,7 @@ process.on('message', (message: ClientCommand) => {
           received,
           minPerConnection: perConnection.length ? Math.min(...perConnection) : 0,
           latenciesMs: latencies,
+          lastAt,
           closedUnexpectedly,
         };
         process.send?.({ stats });

@@ -29,10 +29,13 @@ const ROUNDS = Math.max(1, Number(process.env['BENCH_ROUNDS'] ?? '3'));
 const PROFILE = process.env['BENCH_PROFILE'] === '1';
 /**
  * `BENCH_ONLY=fanout,steadyMany` runs only those scenarios (idle, publish, fanout, many,
- * burst, steadyFanout, steadyMany, connections) and writes no result files.
+ * burst, steadyFanout, steadyFanoutQuarter, steadyMany, connections) and writes no result
+ * files.
  */
 const ONLY = process.env['BENCH_ONLY'] ? new Set(process.env['BENCH_ONLY'].split(',').map((name) => name.trim())) : undefined;
 const wanted = (scenario: string): boolean => ONLY === undefined || ONLY.has(scenario);
+/** `BENCH_SYSTEMS=herald` measures Herald alone, for a quicker look (no ratios). */
+const SYSTEMS = new Set((process.env['BENCH_SYSTEMS'] ?? 'herald,reference').split(',').map((name) => name.trim()));
 /**
  * Publishes in flight in the fan-out scenario: enough to keep each system's subscribe
  * side busy, so the scenario measures capacity (with 16, Herald's subscribe server sat
@@ -55,6 +58,8 @@ const scaled = (n: number, min = 1) => Math.max(min, Math.round(n * SCALE));
 // ---------------------------------------------------------------- processes and /proc
 
 const children: ChildProcess[] = [];
+/** The run's own redis-server, for the CPU breakdown. */
+let redisPid = 0;
 
 function startNode(script: string, args: string[], env: Record<string, string>, nodeArgs: string[] = []): ChildProcess {
   const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script, ...args], {
@@ -219,6 +224,8 @@ interface ClientPool {
   /** Counts and every latency, once a scenario is over. */
   stats(): Promise<ClientStats>;
   close(): Promise<void>;
+  /** The load clients' process ids. */
+  readonly pids: number[];
 }
 
 async function clientPool(size: number): Promise<ClientPool> {
@@ -245,10 +252,12 @@ async function clientPool(size: number): Promise<ClientPool> {
       received: all.reduce((sum, stats) => sum + stats.received, 0),
       minPerConnection: Math.min(...all.map((stats) => stats.minPerConnection)),
       latenciesMs: all.flatMap((stats) => stats.latenciesMs),
+      lastAt: Math.max(...all.map((stats) => stats.lastAt)),
       closedUnexpectedly: all.reduce((sum, stats) => sum + stats.closedUnexpectedly, 0),
     };
   };
   return {
+    pids: clients.map((client) => client.pid ?? 0),
     async open(system, users, devices) {
       const connections = users.flatMap((user) => {
         const token = system.token(user);
@@ -331,17 +340,21 @@ async function deliveries(system: System, options: DeliveryOptions): Promise<Del
   try {
     await pool.open(system, users, options.devices);
     await warmUp(system, pool, users);
+    // Quiet again before measuring: opening thousands of connections leaves the server
+    // work to finish (garbage collection of the last scenario's and of the handshakes').
+    await sleep(SETTLE_MS);
     const events = Array.from({ length: options.perUser }, () => users).flat();
     const expected = events.length * options.devices;
-    const rounds: DeliveryResult[] = [];
-    for (let round = 0; round < ROUNDS; round++) {
+    /** Publishes `list` (paced, or as fast as `concurrency` allows) and waits until all arrived. */
+    const publishAll = async (list: readonly string[]) => {
       await pool.reset();
       const cpuBefore = system.pids.reduce((sum, pid) => sum + cpuMs(pid), 0);
+      const breakdown = cpuBreakdown(system, pool);
       const started = now();
       if (options.eventsPerSecond) {
         const interval = 1000 / options.eventsPerSecond;
         await inParallel(
-          events.map((user, n) => [user, n] as const),
+          list.map((user, n) => [user, n] as const),
           options.concurrency,
           async ([user, n]) => {
             const wait = started + n * interval - now();
@@ -350,18 +363,34 @@ async function deliveries(system: System, options: DeliveryOptions): Promise<Del
           },
         );
       } else {
-        await inParallel(events, options.concurrency, (user) => system.publish(user, String(now())));
+        await inParallel(list, options.concurrency, (user) => system.publish(user, String(now())));
       }
+      const wanted = list.length * options.devices;
       let counted = await pool.count();
       const deadline = Date.now() + 60_000;
-      while (counted.received < expected && Date.now() < deadline) {
+      while (counted.received < wanted && Date.now() < deadline) {
         await sleep(50);
         counted = await pool.count();
       }
-      const elapsed = now() - started;
       const cpu = system.pids.reduce((sum, pid) => sum + cpuMs(pid), 0) - cpuBefore;
       const stats = await pool.stats();
+      // Up to the last delivery, as the clients saw it, not to when polling noticed it.
+      const elapsed = (stats.lastAt || now()) - started;
+      return { stats, cpu, elapsed, breakdown: breakdown(now() - started) };
+    };
+    if (options.eventsPerSecond) {
+      // A steady rate is measured in steady state: two seconds of it first, not counted,
+      // so code is compiled and heaps have grown (the first seconds are always the slowest).
+      await publishAll(events.slice(0, Math.max(1, Math.round(options.eventsPerSecond * 2))));
+    }
+    const rounds: DeliveryResult[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      const { stats, cpu, elapsed, breakdown } = await publishAll(events);
       const sorted = stats.latenciesMs.sort((a, b) => a - b);
+      console.info(
+        `bench:   round ${round + 1}: p50 ${percentile(sorted, 50).toFixed(2)} ms, p99 ${percentile(sorted, 99).toFixed(2)} ms, ` +
+          `${Math.round(stats.received / (elapsed / 1000))} deliveries/s; cores busy: ${breakdown}`,
+      );
       rounds.push({
         deliveries: stats.received,
         lost: expected - stats.received,
@@ -386,6 +415,27 @@ async function deliveries(system: System, options: DeliveryOptions): Promise<Del
   } finally {
     await pool.close();
   }
+}
+
+/**
+ * Starts counting CPU time of every process in the run; the function it returns gives
+ * each one's share of a core over `elapsedMs` (the servers, Redis, the load clients and
+ * this driver), to show what the shared cores were doing.
+ */
+function cpuBreakdown(system: System, pool: ClientPool): (elapsedMs: number) => string {
+  const processes: Array<[string, number]> = [
+    ...system.pids.map((pid, n): [string, number] => [`${system.name}${system.pids.length > 1 ? ` ${n + 1}` : ''}`, pid]),
+    ['redis', redisPid],
+    ...pool.pids.map((pid, n): [string, number] => [`client ${n + 1}`, pid]),
+  ];
+  const before = processes.map(([, pid]) => cpuMs(pid));
+  const driverBefore = process.cpuUsage();
+  return (elapsedMs) => {
+    const driver = process.cpuUsage(driverBefore);
+    const shares = processes.map(([name, pid], n) => `${name} ${((cpuMs(pid) - (before[n] ?? 0)) / elapsedMs).toFixed(2)}`);
+    shares.push(`driver ${((driver.user + driver.system) / 1000 / elapsedMs).toFixed(2)}`);
+    return shares.join(', ');
+  };
 }
 
 /** RSS the server gains per idle subscribed connection, in KB. */
@@ -464,6 +514,7 @@ async function manyConnections(herald: Awaited<ReturnType<typeof startHerald>>, 
 
 async function main(): Promise<void> {
   const redis = await startRedisServer();
+  redisPid = redis.pid;
   const results: Record<string, unknown> = {
     machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
     date: new Date().toISOString(),
@@ -475,13 +526,15 @@ async function main(): Promise<void> {
     // The publisher yields too, once Redis and the servers have started at normal priority.
     if (NICE) setPriority(LOAD_PRIORITY);
     // A profiling run (BENCH_PROFILE=1) measures Herald alone.
-    const systems: readonly System[] = PROFILE ? [herald] : [herald, reference];
+    const systems: readonly System[] = PROFILE ? [herald] : [herald, reference].filter((system) => SYSTEMS.has(system.name));
     const table: Array<[string, string, string]> = [];
     const row = (label: string, h: number | undefined, r: number | undefined, digits = 1, better: 'lower' | 'higher' = 'lower') => {
-      if (h === undefined || r === undefined) return; // a system that did not run (BENCH_PROFILE)
+      if (h === undefined) return; // a scenario that did not run
+      // The reference is missing from a run that measures Herald alone (BENCH_PROFILE, BENCH_SYSTEMS).
+      if (r === undefined) return void table.push([`${label} (${better} is better)`, `${h.toFixed(digits)} / —`, '—']);
       table.push([`${label} (${better} is better)`, `${h.toFixed(digits)} / ${r.toFixed(digits)}`, `${(h / r).toFixed(2)}`]);
     };
-    const fanout = { users: 10, devices: scaled(200, 10), perUser: scaled(40, 5), concurrency: FANOUT_CONCURRENCY, prefix: 'fan' };
+    const fanout = { users: 10, devices: scaled(200, 10), perUser: scaled(100, 5), concurrency: FANOUT_CONCURRENCY, prefix: 'fan' };
     const many = { users: scaled(2000, 50), devices: 1, perUser: 5, concurrency: 32, prefix: 'many' };
     const burst = { users: scaled(1000, 50), devices: 1, perUser: 2, concurrency: 64, prefix: 'burst' };
     const notes: string[] = [];
@@ -561,21 +614,25 @@ async function main(): Promise<void> {
       row(`${label}: latency p99 ms`, h?.p99, r?.p99, 2);
     }
 
-    // Steady rates: half of Herald's capacity in each shape, the same rate for both systems.
-    for (const [scenario, base, shape] of [
-      ['steadyFanout', 'fanout', fanout],
-      ['steadyMany', 'many', many],
+    // Steady rates: half of Herald's capacity in each shape, the same rate for both systems;
+    // and, for fan-out, a quarter of it for Herald alone (the reference is far past its own
+    // capacity even there), to show how latency falls with the rate.
+    for (const [scenario, base, shape, share, on] of [
+      ['steadyFanout', 'fanout', fanout, 2, systems],
+      ['steadyFanoutQuarter', 'fanout', fanout, 4, [herald]],
+      ['steadyMany', 'many', many, 2, systems],
     ] as const) {
       if (!wanted(scenario)) continue;
       if (!measured[base]?.['herald']) await measure(base, `${base} (Herald's capacity, for the steady rate)`, shape, [herald]);
       const capacity = measured[base]!['herald']!.deliveriesPerSecond;
-      const eventsPerSecond = Math.max(1, Math.round(capacity / 2 / shape.devices));
+      const eventsPerSecond = Math.max(1, Math.round(capacity / share / shape.devices));
       const steady = { ...shape, perUser: Math.max(5, Math.round((eventsPerSecond * 5) / shape.users)), eventsPerSecond, prefix: scenario };
+      const part = share === 2 ? 'half' : 'a quarter';
       const label =
         shape.devices > 1
-          ? `steady fan-out, ${eventsPerSecond * shape.devices} deliveries/s (half of Herald's capacity)`
-          : `steady, ${eventsPerSecond} notifications/s to ${shape.users} users (half of Herald's capacity)`;
-      await measure(scenario, label, steady);
+          ? `steady fan-out, ${eventsPerSecond * shape.devices} deliveries/s (${part} of Herald's capacity)`
+          : `steady, ${eventsPerSecond} notifications/s to ${shape.users} users (${part} of Herald's capacity)`;
+      await measure(scenario, label, steady, on);
       const h = measured[scenario]!['herald']!;
       const r = measured[scenario]!['reference'];
       row(`${label}: latency p50 ms`, h.p50, r?.p50, 2);
@@ -613,8 +670,8 @@ async function main(): Promise<void> {
     ];
     const markdown = lines.join('\n');
     console.info(`\n${markdown}\n`);
-    // A partial run (BENCH_ONLY) prints its figures but keeps the last full run's files.
-    if (!ONLY) {
+    // A partial run (BENCH_ONLY, BENCH_SYSTEMS, BENCH_PROFILE) prints its figures but keeps the last full run's files.
+    if (!ONLY && systems.length === 2) {
       mkdirSync(new URL('results/', import.meta.url), { recursive: true });
       writeFileSync(new URL('results/latest.md', import.meta.url), `${markdown}\n`);
       writeFileSync(new URL('results/latest.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`);

@@ -13,6 +13,8 @@ import { Redis } from 'ioredis';
 export interface RedisServer {
   readonly port: number;
   readonly url: string;
+  /** The server's process id (it changes on `restart`). */
+  readonly pid: number;
   /** A plain client for inspecting the server (PUBSUB NUMSUB, MONITOR…); closed by `stop`. */
   client(): Redis;
   /** How many subscribers `channel` has (`PUBSUB NUMSUB`). */
@@ -48,6 +50,9 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
+    get pid() {
+      return child.pid ?? 0;
+    },
     client,
     async numsub(channel) {
       inspector ??= client();
