@@ -340,8 +340,8 @@ async function deliveries(system: System, options: DeliveryOptions): Promise<Del
   try {
     await pool.open(system, users, options.devices);
     await warmUp(system, pool, users);
-    // Quiet again before measuring: opening thousands of connections leaves the server
-    // work to finish (garbage collection of the last scenario's and of the handshakes').
+    // Quiet again before measuring, as before each scenario: opening thousands of
+    // connections is not what the rounds measure.
     await sleep(SETTLE_MS);
     const events = Array.from({ length: options.perUser }, () => users).flat();
     const expected = events.length * options.devices;
@@ -365,10 +365,10 @@ async function deliveries(system: System, options: DeliveryOptions): Promise<Del
       } else {
         await inParallel(list, options.concurrency, (user) => system.publish(user, String(now())));
       }
-      const wanted = list.length * options.devices;
+      const arriving = list.length * options.devices;
       let counted = await pool.count();
       const deadline = Date.now() + 60_000;
-      while (counted.received < wanted && Date.now() < deadline) {
+      while (counted.received < arriving && Date.now() < deadline) {
         await sleep(50);
         counted = await pool.count();
       }
