@@ -58,7 +58,7 @@ const scaled = (n: number, min = 1) => Math.max(min, Math.round(n * SCALE));
 // ---------------------------------------------------------------- processes and /proc
 
 const children: ChildProcess[] = [];
-/** The run's own redis-server, for the CPU breakdown. */
+/** The run's own redis-server, whose CPU each round reports (`countCpu`). */
 let redisPid = 0;
 
 function startNode(script: string, args: string[], env: Record<string, string>, nodeArgs: string[] = []): ChildProcess {
@@ -348,8 +348,7 @@ async function deliveries(system: System, options: DeliveryOptions): Promise<Del
     /** Publishes `list` (paced, or as fast as `concurrency` allows) and waits until all arrived. */
     const publishAll = async (list: readonly string[]) => {
       await pool.reset();
-      const cpuBefore = system.pids.reduce((sum, pid) => sum + cpuMs(pid), 0);
-      const breakdown = cpuBreakdown(system, pool);
+      const cpu = countCpu(system, pool);
       const started = now();
       if (options.eventsPerSecond) {
         const interval = 1000 / options.eventsPerSecond;
@@ -372,11 +371,11 @@ async function deliveries(system: System, options: DeliveryOptions): Promise<Del
         await sleep(50);
         counted = await pool.count();
       }
-      const cpu = system.pids.reduce((sum, pid) => sum + cpuMs(pid), 0) - cpuBefore;
+      const { serversMs, shares } = cpu(now() - started);
       const stats = await pool.stats();
       // Up to the last delivery, as the clients saw it, not to when polling noticed it.
       const elapsed = (stats.lastAt || now()) - started;
-      return { stats, cpu, elapsed, breakdown: breakdown(now() - started) };
+      return { stats, serversMs, elapsed, shares };
     };
     if (options.eventsPerSecond) {
       // A steady rate is measured in steady state: two seconds of it first, not counted,
@@ -385,16 +384,16 @@ async function deliveries(system: System, options: DeliveryOptions): Promise<Del
     }
     const rounds: DeliveryResult[] = [];
     for (let round = 0; round < ROUNDS; round++) {
-      const { stats, cpu, elapsed, breakdown } = await publishAll(events);
+      const { stats, serversMs, elapsed, shares } = await publishAll(events);
       const sorted = stats.latenciesMs.sort((a, b) => a - b);
       console.info(
         `bench:   round ${round + 1}: p50 ${percentile(sorted, 50).toFixed(2)} ms, p99 ${percentile(sorted, 99).toFixed(2)} ms, ` +
-          `${Math.round(stats.received / (elapsed / 1000))} deliveries/s; cores busy: ${breakdown}`,
+          `${Math.round(stats.received / (elapsed / 1000))} deliveries/s; cores busy: ${shares}`,
       );
       rounds.push({
         deliveries: stats.received,
         lost: expected - stats.received,
-        cpuUsPerDelivery: (cpu * 1000) / Math.max(1, stats.received),
+        cpuUsPerDelivery: (serversMs * 1000) / Math.max(1, stats.received),
         deliveriesPerSecond: stats.received / (elapsed / 1000),
         p50: percentile(sorted, 50),
         p99: percentile(sorted, 99),
@@ -418,11 +417,12 @@ async function deliveries(system: System, options: DeliveryOptions): Promise<Del
 }
 
 /**
- * Starts counting CPU time of every process in the run; the function it returns gives
- * each one's share of a core over `elapsedMs` (the servers, Redis, the load clients and
- * this driver), to show what the shared cores were doing.
+ * Starts counting the CPU time of every process in the run: the system's servers, Redis,
+ * the load clients and this driver. The function it returns reads them all at once: the
+ * servers' total in ms, and each process's share of a core over `elapsedMs` (to show what
+ * the shared cores were doing).
  */
-function cpuBreakdown(system: System, pool: ClientPool): (elapsedMs: number) => string {
+function countCpu(system: System, pool: ClientPool): (elapsedMs: number) => { serversMs: number; shares: string } {
   const processes: Array<[string, number]> = [
     ...system.pids.map((pid, n): [string, number] => [`${system.name}${system.pids.length > 1 ? ` ${n + 1}` : ''}`, pid]),
     ['redis', redisPid],
@@ -431,10 +431,11 @@ function cpuBreakdown(system: System, pool: ClientPool): (elapsedMs: number) => 
   const before = processes.map(([, pid]) => cpuMs(pid));
   const driverBefore = process.cpuUsage();
   return (elapsedMs) => {
+    const used = processes.map(([, pid], n) => cpuMs(pid) - (before[n] ?? 0));
     const driver = process.cpuUsage(driverBefore);
-    const shares = processes.map(([name, pid], n) => `${name} ${((cpuMs(pid) - (before[n] ?? 0)) / elapsedMs).toFixed(2)}`);
+    const shares = processes.map(([name], n) => `${name} ${((used[n] ?? 0) / elapsedMs).toFixed(2)}`);
     shares.push(`driver ${((driver.user + driver.system) / 1000 / elapsedMs).toFixed(2)}`);
-    return shares.join(', ');
+    return { serversMs: used.slice(0, system.pids.length).reduce((sum, ms) => sum + ms, 0), shares: shares.join(', ') };
   };
 }
 

@@ -15,9 +15,9 @@
  *
  * Counting deliveries: each message carries the publisher's report channel and a
  * sequence number (or no channel, when the publisher did not ask for the count).
- * PUBLISH returns how many subscribe-server connections got the message; each of them publishes back how many live subscriptions it reached, and
- * `publish` resolves with the sum once every one has reported (or the report timeout
- * passes, counting what arrived).
+ * PUBLISH returns how many subscribe-server connections got the message; each of them
+ * publishes back how many live subscriptions it reached, and `publish` resolves with the
+ * sum once every one has reported (or the report timeout passes, counting what arrived).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { ReplyError, type Redis } from 'ioredis';
