@@ -42,6 +42,11 @@ const SYSTEMS = new Set((process.env['BENCH_SYSTEMS'] ?? 'herald,reference').spl
  * partly idle and the run measured the publishers).
  */
 const FANOUT_CONCURRENCY = 32;
+/**
+ * `BENCH_SUBSCRIBE_WORKERS=2` runs Herald's subscribe server as that many processes
+ * (`SUBSCRIBE_WORKERS`); its CPU and RSS are then those of the whole process tree.
+ */
+const SUBSCRIBE_WORKERS = process.env['BENCH_SUBSCRIBE_WORKERS'] ?? '1';
 /** Niceness of the load clients and of this driver (`setpriority`), below the servers'. */
 const LOAD_PRIORITY = 10;
 const NICE = process.env['BENCH_NICE'] !== '0';
@@ -73,16 +78,27 @@ function startNode(script: string, args: string[], env: Record<string, string>, 
   return child;
 }
 
-/** User + system CPU time of a process so far, in ms. */
-function cpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
+/** A process and its descendants (a subscribe server's cluster workers). */
+function processTree(pid: number): number[] {
+  const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
+  return [pid, ...children.flatMap(processTree)];
 }
 
+/** User + system CPU time of a process and its descendants so far, in ms. */
+function cpuMs(pid: number): number {
+  return processTree(pid).reduce((sum, member) => {
+    const stat = readFileSync(`/proc/${member}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return sum + ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
+  }, 0);
+}
+
+/** Resident memory of a process and its descendants, in KB. */
 function rssKb(pid: number): number {
-  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(match?.[1] ?? 0);
+  return processTree(pid).reduce((sum, member) => {
+    const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${member}/status`, 'utf8'));
+    return sum + Number(match?.[1] ?? 0);
+  }, 0);
 }
 
 async function waitReady(url: string): Promise<void> {
@@ -177,7 +193,7 @@ async function startHerald(redis: RedisServer): Promise<System & { publishUrl: s
     KEEPALIVE_MS: '600000',
     HISTORY_MAX_LENGTH: '100',
   };
-  const subscribe = startNode('src/main.ts', ['subscribe'], env, PROFILE ? ['--cpu-prof', '--cpu-prof-dir=bench/results/profiles'] : []);
+  const subscribe = startNode('src/main.ts', ['subscribe'], { ...env, SUBSCRIBE_WORKERS }, PROFILE ? ['--cpu-prof', '--cpu-prof-dir=bench/results/profiles'] : []);
   const publish = startNode('src/main.ts', ['publish'], env, PROFILE ? ['--cpu-prof', '--cpu-prof-dir=bench/results/profiles'] : []);
   await waitReady('http://127.0.0.1:4600/readyz');
   await waitReady('http://127.0.0.1:4601/readyz');
@@ -648,11 +664,12 @@ async function main(): Promise<void> {
     }
     if (wanted('connections')) {
       const manyCount = scaled(18_000, 500);
-      console.info(`bench: herald: ${manyCount} connections on one subscribe process`);
+      const where = SUBSCRIBE_WORKERS === '1' ? 'one subscribe process' : `${SUBSCRIBE_WORKERS} subscribe processes`;
+      console.info(`bench: herald: ${manyCount} connections on ${where}`);
       const connections = await manyConnections(herald, manyCount);
       results['connections'] = connections;
       notes.push(
-        `${connections.connections} connections on one Herald subscribe process: ${connections.received} received a broadcast to their user, ${connections.lost} lost, ${connections.closed} closed, in ${connections.seconds.toFixed(1)} s.`,
+        `${connections.connections} connections on ${where}: ${connections.received} received a broadcast to their user, ${connections.lost} lost, ${connections.closed} closed, in ${connections.seconds.toFixed(1)} s.`,
       );
     }
     const lost = Object.entries(measured).flatMap(([scenario, bySystem]) =>
@@ -661,7 +678,8 @@ async function main(): Promise<void> {
     notes.push(`Lost in delivery scenarios (expected − received): ${lost.join(', ')}.`);
 
     const lines = [
-      `Machine: ${String(results['machine'])}; ${String(results['date'])}; scale ${SCALE}; medians of ${ROUNDS} rounds per scenario${ONLY ? `; only ${[...ONLY].join(', ')}` : ''}.`,
+      `Machine: ${String(results['machine'])}; ${String(results['date'])}; scale ${SCALE}; medians of ${ROUNDS} rounds per scenario` +
+        `${SUBSCRIBE_WORKERS === '1' ? '' : `; ${SUBSCRIBE_WORKERS} subscribe workers`}${ONLY ? `; only ${[...ONLY].join(', ')}` : ''}.`,
       '',
       '| measure | Herald / reference | Herald ÷ reference |',
       '|---|---|---|',
@@ -671,8 +689,9 @@ async function main(): Promise<void> {
     ];
     const markdown = lines.join('\n');
     console.info(`\n${markdown}\n`);
-    // A partial run (BENCH_ONLY, BENCH_SYSTEMS, BENCH_PROFILE) prints its figures but keeps the last full run's files.
-    if (!ONLY && systems.length === 2) {
+    // A partial or reconfigured run (BENCH_ONLY, BENCH_SYSTEMS, BENCH_SUBSCRIBE_WORKERS,
+    // BENCH_PROFILE) prints its figures but keeps the last full run's files.
+    if (!ONLY && systems.length === 2 && SUBSCRIBE_WORKERS === '1') {
       mkdirSync(new URL('results/', import.meta.url), { recursive: true });
       writeFileSync(new URL('results/latest.md', import.meta.url), `${markdown}\n`);
       writeFileSync(new URL('results/latest.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`);
