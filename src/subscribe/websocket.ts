@@ -16,11 +16,12 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { AuthenticationError, bearerToken, isExpired, type Principal, type TokenVerifier } from '../auth/index.js';
 import { ErrorCode, graphqlError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
-import { createTurnEnd, runAt, type AfterThisTurn } from '../common/timers.js';
+import { createTurnEnd, runAt } from '../common/timers.js';
 import { createDocumentCache } from '../graphql/documents.js';
 import type { HeraldContext } from '../graphql/schema.js';
 import { GRAPHQL_PATH, type OriginPolicy } from '../http/edge.js';
 import { createFanout, type OperationPlan } from './fanout.js';
+import { createFrameWriter, textFrame, type Outbox } from './frames.js';
 import type { DirectSink, SinkFactory } from './subscriptions.js';
 
 export interface WebSocketTransportOptions {
@@ -49,6 +50,8 @@ export interface WebSocketTransportOptions {
 
 interface Extra extends Record<PropertyKey, unknown> {
   readonly socket: WebSocket;
+  /** The fan-out frames of the current turn, written together when it ends. */
+  readonly outbox: Outbox;
   /**
    * The upgrade request's `Authorization` header, until `connection_init`. Only the
    * header is kept, not the request: a connection lives for hours, a request object is
@@ -83,10 +86,10 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
   const { schema, verifier, logger } = options;
   const documents = createDocumentCache(schema, options.validationRules);
   const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxMessageBytes, perMessageDeflate: false });
-  // One end-of-turn for both: the renderings of a turn's events and its corked writes.
+  // One end-of-turn for both: the renderings of a turn's events and its held frames.
   const afterThisTurn = createTurnEnd();
   const fanout = createFanout(schema, afterThisTurn);
-  const coalesce = createWriteCoalescer(afterThisTurn);
+  const frames = createFrameWriter(afterThisTurn);
 
   // Defined apart from `onUpgrade`, so the listener that stays on the socket for the
   // connection's life does not share (and keep alive) the upgrade request's scope.
@@ -136,10 +139,10 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
           operation?.operation === 'subscription'
             ? socketSink(
                 ctx.extra.socket,
+                ctx.extra.outbox,
                 id,
                 fanout.plan({ document, query: payload.query, operationName: payload.operationName ?? undefined, variables: payload.variables ?? undefined }),
                 options.maxBufferedBytes,
-                coalesce,
               )
             : undefined,
       };
@@ -179,13 +182,21 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
       // MAX_MESSAGE_BYTES, 1002 for a malformed frame.
       logger.warn(`herald: websocket closed by a client error: ${error.message}`);
     });
-    const extra: Extra = { socket, upgradeAuthorization: request.headers.authorization };
+    // `ws` keeps its net.Socket in `_socket`: fan-out frames are written to it directly.
+    const raw = (socket as unknown as { _socket: Duplex })._socket;
+    const extra: Extra = {
+      socket,
+      outbox: frames.outbox(raw, () => socket.readyState === socket.OPEN),
+      upgradeAuthorization: request.headers.authorization,
+    };
     const closed = protocol.opened(
       {
         protocol: socket.protocol,
         send: (data) =>
           new Promise((resolve, reject) => {
             if (socket.readyState !== socket.OPEN) return resolve();
+            // A `complete` or `error` must not overtake the `next` frames held this turn.
+            extra.outbox.flush();
             socket.send(data, (error) => (error ? reject(error) : resolve()));
           }),
         close: (code, reason) => socket.close(code, reason),
@@ -219,42 +230,11 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
 }
 
 /**
- * Holds each socket's writes of one turn of the event loop together: the observer map
- * delivers every message that arrived from Redis synchronously, so corking a socket on
- * its first write and uncorking it once the turn's I/O is done (`afterThisTurn`) turns
- * all the frames a socket got in that turn into one `writev` — the system call, not the
- * JavaScript, is most of a delivery's cost. Returns true for the turn's first write to
- * a socket, when nothing of this turn is held back yet.
- */
-function createWriteCoalescer(afterThisTurn: AfterThisTurn): (socket: WebSocket) => boolean {
-  const corked = new Set<Duplex>();
-  const flush = (): void => {
-    for (const raw of corked) raw.uncork();
-    corked.clear();
-  };
-  return (socket) => {
-    // `ws` keeps its net.Socket in `_socket`; corking it holds whole frames back.
-    const raw = (socket as unknown as { _socket?: Duplex })._socket;
-    if (!raw || corked.has(raw)) return false;
-    if (corked.size === 0) afterThisTurn(flush);
-    raw.cork();
-    corked.add(raw);
-    return true;
-  };
-}
-
-/**
  * The sink of one subscription on the fan-out path: each item is rendered by the
  * operation's plan (shared by every observer with the same operation) and sent with
  * this subscription's id spliced in. No queue, no promise per delivery.
  */
-function socketSink(
-  socket: WebSocket,
-  id: string,
-  plan: OperationPlan,
-  maxBufferedBytes: number,
-  coalesce: (socket: WebSocket) => boolean,
-): SinkFactory<DirectSink> {
+function socketSink(socket: WebSocket, outbox: Outbox, id: string, plan: OperationPlan, maxBufferedBytes: number): SinkFactory<DirectSink> {
   return ({ onEnd }) => {
     const head = Buffer.from(`{"id":${JSON.stringify(id)},"type":"next","payload":`);
     let ended = false;
@@ -272,56 +252,24 @@ function socketSink(
       ended: done,
       deliver(item) {
         if (ended || socket.readyState !== socket.OPEN) return false;
-        // Judged on the turn's first write, before this turn's frames are held back:
-        // what waits then is what the client has not read from earlier turns.
-        if (coalesce(socket) && socket.bufferedAmount > maxBufferedBytes) {
+        // Judged on the turn's first frame: what waits then is what the client has not
+        // read from earlier turns.
+        if (!outbox.holding && socket.bufferedAmount > maxBufferedBytes) {
           socket.close(HeraldCloseCode.SlowConsumer, `slow consumer: more than ${maxBufferedBytes} bytes waiting (MAX_BUFFERED_BYTES)`);
           void end();
           return false;
         }
-        writeTextFrame(socket, head, plan.render(item));
+        outbox.add(textFrame(head, plan.render(item)));
         return true;
       },
       preload(items) {
         if (ended) return;
-        coalesce(socket);
-        for (const item of items) writeTextFrame(socket, head, plan.render(item));
+        for (const item of items) outbox.add(textFrame(head, plan.render(item)));
       },
       fail: (error) => void end(error),
       return: () => end(),
     };
   };
-}
-
-const CLOSING_BRACE = 0x7d; // '}'
-
-/**
- * Writes `head + payload + '}'` as one unmasked, unfragmented text frame (RFC 6455 §5.2)
- * straight to the socket under `ws`: one allocation and one copy per delivery, where
- * `ws.send` would build and frame the message through its sender queue. Safe because
- * permessage-deflate is off (so `ws` never holds frames back) and every frame is written
- * whole; `bufferedAmount` still counts these bytes.
- */
-function writeTextFrame(socket: WebSocket, head: Buffer, payload: Buffer): void {
-  const raw = (socket as unknown as { _socket?: Duplex })._socket;
-  if (!raw) return;
-  const length = head.length + payload.length + 1;
-  const headerSize = length < 126 ? 2 : length < 65_536 ? 4 : 10;
-  const frame = Buffer.allocUnsafe(headerSize + length);
-  frame[0] = 0x81; // FIN, text
-  if (length < 126) {
-    frame[1] = length;
-  } else if (length < 65_536) {
-    frame[1] = 126;
-    frame.writeUInt16BE(length, 2);
-  } else {
-    frame[1] = 127;
-    frame.writeBigUInt64BE(BigInt(length), 2);
-  }
-  head.copy(frame, headerSize);
-  payload.copy(frame, headerSize + head.length);
-  frame[headerSize + length - 1] = CLOSING_BRACE;
-  raw.write(frame);
 }
 
 function refuseUpgrade(request: IncomingMessage, origins: OriginPolicy): { status: string; message: string } | undefined {
