@@ -14,6 +14,16 @@ describe('createLruCache', () => {
     expect(cache.get('a')).toBeUndefined();
   });
 
+  it('keeps a hit entry through half the capacity of new entries, then drops the least recently used', () => {
+    const cache = createLruCache<number, number>(10);
+    for (let n = 0; n < 10; n++) cache.set(n, n);
+    // 0 and 1 are old (9 and 8 entries went in after them): a hit makes them recent.
+    expect([cache.get(0), cache.get(1)]).toEqual([0, 1]);
+    for (let n = 10; n < 18; n++) cache.set(n, n);
+    // Eight new entries pushed out 2 to 9, oldest first; 0 and 1 were used since.
+    expect([0, 1, 2, 9, 10, 17].map((key) => cache.get(key))).toEqual([0, 1, undefined, undefined, 10, 17]);
+  });
+
   it('holds nothing with a size of 0', () => {
     const cache = createLruCache<string, number>(0);
     cache.set('a', 1);
