@@ -4,10 +4,10 @@
  *
  * A hit re-inserts its entry only once the entry has drifted into the older half (half
  * the capacity's worth of entries went in after it); a hit on a recent entry changes
- * nothing. Each delete-and-set on a long-lived `Map` leaves a hole that V8 clears by
- * rebuilding the table in the old generation, so re-inserting on every hit (a hot
- * token, one document for every request) was a steady stream of old-generation garbage,
- * and a mark-compact every second or two under load. The order is the same as exact
+ * nothing. Deletes leave holes in a `Map`'s table, which V8 clears by rebuilding the
+ * table, in the old generation when the `Map` is long-lived; re-inserting on every hit
+ * (a hot token, one document for every request) was a steady stream of old-generation
+ * garbage, and a mark-compact every second or two under load. The order is the same as exact
  * LRU's for what matters here: an entry hit since it was last among the newer half
  * is never the one dropped.
  */

@@ -44,7 +44,10 @@ export function textFrame(head: Buffer, payload: Buffer): Buffer {
 
 /** One connection's frames of the current turn. */
 export interface Outbox {
-  /** Whether frames of this turn are held: what the socket has buffered besides them is what the client has not read from earlier turns. */
+  /**
+   * Whether frames of this turn are held. While none are, what the socket has buffered
+   * is what the client has not read from earlier turns.
+   */
   readonly holding: boolean;
   /** Holds `frame` until the end of the turn. */
   add(frame: Buffer): void;
