@@ -49,7 +49,10 @@ export interface TokenVerifierOptions {
 export interface TokenVerifier {
   /** The algorithms accepted, for logs and docs. */
   readonly algorithms: readonly jwt.Algorithm[];
-  /** Verifies `token`; throws {@link AuthenticationError} saying what was wrong. */
+  /**
+   * Verifies `token`, refusing an expired one (remembered or not); throws
+   * {@link AuthenticationError} saying what was wrong.
+   */
   verify(token: unknown): Principal;
 }
 

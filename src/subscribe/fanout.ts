@@ -69,4 +69,3 @@ export function createFanout(schema: GraphQLSchema, afterThisTurn: AfterThisTurn
     },
   };
 }
-

@@ -13,7 +13,7 @@ import type { Duplex } from 'node:stream';
 import { createSourceEventStream, getOperationAST, subscribe, type ExecutionArgs, type GraphQLSchema, type ValidationRule } from 'graphql';
 import { CloseCode, GRAPHQL_TRANSPORT_WS_PROTOCOL, makeServer, type Context, type OperationResult } from 'graphql-ws';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { AuthenticationError, bearerToken, isExpired, type Principal, type TokenVerifier } from '../auth/index.js';
+import { AuthenticationError, bearerToken, type Principal, type TokenVerifier } from '../auth/index.js';
 import { ErrorCode, graphqlError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { createTurnEnd, runAt } from '../common/timers.js';
@@ -300,7 +300,6 @@ function authenticate(ctx: Context<Record<string, unknown>, Extra>, verifier: To
   let principal: Principal;
   try {
     principal = verifier.verify(bearerToken(header));
-    if (isExpired(principal)) throw new AuthenticationError('token expired');
   } catch (error) {
     const reason = error instanceof AuthenticationError ? error.message : 'token rejected';
     socket.close(HeraldCloseCode.Forbidden, closeReason(`Forbidden: ${reason}`));
