@@ -1,0 +1,109 @@
+/**
+ * Herald as a real process, for fault and abuse tests: `node --import tsx src/main.ts
+ * <mode>` (no npm in between, so the pid is Herald's own), on port 0, with the ports
+ * read from its banner. Each process is stopped by {@link stopAllProcesses}.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { waitFor } from './herald.js';
+import { TEST_SECRET } from './tokens.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const running: HeraldProcess[] = [];
+
+export interface HeraldProcess {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  /** Everything it printed so far (stdout and stderr). */
+  readonly output: () => string;
+  readonly subscribePort: number | undefined;
+  readonly publishPort: number | undefined;
+  readonly grpcPort: number | undefined;
+  readonly publishGrpcPort: number | undefined;
+  /** Resolves with the exit code, or the signal that ended it. */
+  readonly exited: Promise<number | string | null>;
+  /** Its resident set size now, in bytes (from /proc). */
+  rss(): number;
+  /** Sends `signal` and waits for the exit. */
+  stop(signal?: NodeJS.Signals): Promise<number | string | null>;
+}
+
+export interface HeraldProcessOptions {
+  /** Extra environment, over a production-like default (NODE_ENV=production, the test secret). */
+  env?: Record<string, string>;
+  /** Flags for node itself, e.g. `--max-old-space-size=256`. */
+  nodeArgs?: string[];
+  /** How long to wait for the banner. @default 15000 */
+  startTimeoutMs?: number;
+}
+
+/** Starts `node src/main.ts <mode>` and resolves once its banner names its ports. */
+export async function startHeraldProcess(mode: 'all' | 'subscribe' | 'publish', options: HeraldProcessOptions = {}): Promise<HeraldProcess> {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', 'src/main.ts', mode], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      NODE_ENV: 'production',
+      JWT_SECRET: TEST_SECRET,
+      HOST: '127.0.0.1',
+      SUBSCRIBE_PORT: '0',
+      PUBLISH_PORT: '0',
+      GRPC_PORT: '0',
+      PUBLISH_GRPC_PORT: '0',
+      ...options.env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | string | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
+  let exitedEarly = false;
+  void exited.then(() => (exitedEarly = true));
+  const expected = mode === 'publish' ? /publish \(HTTP POST\)/ : /subscribe \(WebSocket/;
+  try {
+    await waitFor(() => exitedEarly || (expected.test(output) && /gRPC/.test(output)), `herald ${mode} to start`, options.startTimeoutMs ?? 15_000);
+  } catch (error) {
+    child.kill('SIGKILL');
+    throw new Error(`${String(error)}\n${output}`);
+  }
+  if (exitedEarly) throw new Error(`herald ${mode} exited at start:\n${output}`);
+  const port = (label: RegExp): number | undefined => {
+    const match = label.exec(output);
+    return match?.[1] === undefined ? undefined : Number(match[1]);
+  };
+  const pid = child.pid ?? 0;
+  const started: HeraldProcess = {
+    child,
+    pid,
+    output: () => output,
+    subscribePort: port(/subscribe \(WebSocket[^\n]*:(\d+)\/graphql/),
+    publishPort: port(/publish \(HTTP POST\): http:\/\/localhost:(\d+)/),
+    grpcPort: port(/gRPC feed[^\n]*localhost:(\d+)/),
+    publishGrpcPort: port(/gRPC publish[^\n]*localhost:(\d+)/),
+    exited,
+    rss: () => residentBytes(pid),
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+  running.push(started);
+  return started;
+}
+
+/** Kills every process started here (call in `afterAll`). */
+export async function stopAllProcesses(): Promise<void> {
+  await Promise.all(running.splice(0).map((started) => started.stop('SIGKILL')));
+}
+
+/** Resident set size of `pid` in bytes, or 0 once it has gone. */
+export function residentBytes(pid: number): number {
+  try {
+    const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match?.[1] === undefined ? 0 : Number(match[1]) * 1024;
+  } catch {
+    return 0;
+  }
+}
