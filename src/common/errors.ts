@@ -5,7 +5,7 @@
 import { GraphQLError } from 'graphql';
 import { AuthenticationError, ForbiddenError } from '../auth/index.js';
 import { InvalidNameError } from '../channels/index.js';
-import { BrokerUnavailableError } from '../broker/types.js';
+import { BrokerUnavailableError, OutcomeUnknownError } from '../broker/types.js';
 import { InvalidInputError, LimitExceededError } from './failures.js';
 
 export const ErrorCode = {
@@ -14,6 +14,7 @@ export const ErrorCode = {
   BadUserInput: 'BAD_USER_INPUT',
   LimitExceeded: 'LIMIT_EXCEEDED',
   ServiceUnavailable: 'SERVICE_UNAVAILABLE',
+  OutcomeUnknown: 'OUTCOME_UNKNOWN',
   WrongServer: 'WRONG_SERVER',
   HistoryGap: 'HISTORY_GAP',
 } as const;
@@ -46,5 +47,6 @@ export function toGraphQLError(error: unknown): GraphQLError {
   if (error instanceof InvalidNameError || error instanceof InvalidInputError) return graphqlError(ErrorCode.BadUserInput, error.message);
   if (error instanceof LimitExceededError) return graphqlError(ErrorCode.LimitExceeded, error.message);
   if (error instanceof BrokerUnavailableError) return graphqlError(ErrorCode.ServiceUnavailable, error.message);
+  if (error instanceof OutcomeUnknownError) return graphqlError(ErrorCode.OutcomeUnknown, error.message);
   throw error;
 }
