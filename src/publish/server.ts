@@ -27,6 +27,12 @@ export interface PublishServerOptions {
   corsOrigins: readonly string[];
   /** How long an `idempotencyKey` is remembered, in ms. @default 600000 */
   idempotencyWindowMs?: number;
+  /**
+   * On `stop()`, how long requests in flight may take to finish before their
+   * connections are cut (`SHUTDOWN_DRAIN_MS`). A mutation cut off may have been sent.
+   * @default 10000 (ms)
+   */
+  shutdownDrainMs?: number;
   /** Hides internal error messages. @default false */
   production?: boolean;
   /** @default console */
@@ -41,6 +47,7 @@ export interface PublishServer extends HeraldServer {
 export function createPublishServer(options: PublishServerOptions): PublishServer {
   const { broker, limits } = options;
   const logger = options.logger ?? console;
+  let stopping = false;
   const sender = createSender({
     broker,
     channels: options.channels,
@@ -51,7 +58,7 @@ export function createPublishServer(options: PublishServerOptions): PublishServe
   const http = createHttpEdge({
     corsOrigins: options.corsOrigins,
     maxBodyBytes: limits.maxMessageBytes,
-    isReady: () => broker.isReady(),
+    isReady: () => !stopping && broker.isReady(),
     graphql: createGraphQLOverHttpHandler({
       schema,
       verifier: options.verifier,
@@ -68,6 +75,10 @@ export function createPublishServer(options: PublishServerOptions): PublishServe
   return {
     sender,
     start: (port, host) => listen(http, port, host),
-    stop: () => shutdown(http),
+    stop() {
+      // /readyz answers 503 from now on, so a load balancer sends nothing new here.
+      stopping = true;
+      return shutdown(http, options.shutdownDrainMs ?? 10_000);
+    },
   };
 }

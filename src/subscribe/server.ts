@@ -33,6 +33,8 @@ export interface SubscribeServerOptions {
   keepAliveMs?: number;
   /** Hides internal error messages. @default false */
   production?: boolean;
+  /** On `stop()`, how long plain requests in flight may take to finish (`SHUTDOWN_DRAIN_MS`). @default 10000 (ms) */
+  shutdownDrainMs?: number;
   /** Headers GraphiQL starts with, e.g. a dev token. @default none */
   graphiqlHeaders?: Record<string, string>;
   /** @default console */
@@ -63,6 +65,7 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
   const logger = options.logger ?? console;
   const production = options.production ?? false;
   const observers = new ObserverMap(broker, { logger });
+  let stopping = false;
   const subscriptions = createSubscriptions({ observers, broker, channels: options.channels, maxQueued: limits.maxQueuedNotifications });
   const schema = buildSchema({
     broker,
@@ -100,7 +103,7 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
   const http = createHttpEdge({
     corsOrigins: options.corsOrigins,
     maxBodyBytes: limits.maxMessageBytes,
-    isReady: () => broker.isReady(),
+    isReady: () => !stopping && broker.isReady(),
     graphql: (request, response) => (wantsEventStream(request) ? sse.handle(request, response) : yoga(request, response)),
   });
   const websocket = attachWebSocketTransport(http, {
@@ -121,9 +124,10 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
     subscriptions,
     start: (port, host) => listen(http, port, host),
     async stop() {
+      stopping = true;
       await websocket.close();
       sse.close();
-      await shutdown(http);
+      await shutdown(http, options.shutdownDrainMs ?? 10_000);
     },
   };
 }
