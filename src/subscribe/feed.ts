@@ -4,21 +4,30 @@
  * `maxQueued` behind is ended with an error, never silently skipped.
  */
 
-export interface FeedOptions {
-  /** Most notifications held for a reader that has not taken them yet. */
+export interface FeedOptions<Item> {
+  /**
+   * Most held for a reader that has not taken it yet, in the unit of `weigh` (items, or
+   * bytes).
+   */
   maxQueued: number;
+  /** What one item counts against `maxQueued`. @default 1 (a count of items) */
+  weigh?: (item: Item) => number;
   /** Called once when the feed ends, however it ends (return, error, overflow). */
   onEnd: () => Promise<void> | void;
-  /** The error a reader gets once it is more than `maxQueued` behind. */
-  overflowError: () => Error;
+  /**
+   * The error a reader gets once it is more than `maxQueued` behind. Without one, an item
+   * that does not fit is refused (`deliver` returns false) and the feed goes on: its
+   * producer must bring it later (a subscription reads it from history).
+   */
+  overflowError?: (() => Error) | undefined;
 }
 
 export interface Feed<Item> extends AsyncIterableIterator<Item> {
-  /** Queues `item` for the reader; false if the feed has ended or just overflowed. */
+  /** Queues `item` for the reader; false if the feed has ended, overflowed, or is full. */
   deliver(item: Item): boolean;
   /** Queues `items` regardless of `maxQueued` (a page of history the reader asked for). */
   preload(items: readonly Item[]): void;
-  /** Resolves once the reader has taken all but `maxQueued / 2` of the queue, or the feed ended. */
+  /** Resolves once what is queued weighs at most `maxQueued / 2`, or the feed ended. */
   room(): Promise<void>;
   /** Ends the feed with `error`: the reader gets what was queued, then the error. */
   fail(error: Error): void;
@@ -31,8 +40,11 @@ interface Reader<Item> {
   reject(error: Error): void;
 }
 
-export function createFeed<Item>(options: FeedOptions): Feed<Item> {
+export function createFeed<Item>(options: FeedOptions<Item>): Feed<Item> {
+  const weigh = options.weigh ?? (() => 1);
   const queue: Item[] = [];
+  /** What `queue` weighs. */
+  let queued = 0;
   /** Pending `next()` calls, oldest first; only ever non-empty while `queue` is empty. */
   const readers: Array<Reader<Item>> = [];
   let failure: Error | undefined;
@@ -50,6 +62,7 @@ export function createFeed<Item>(options: FeedOptions): Feed<Item> {
     if (ended) return;
     ended = true;
     queue.length = 0;
+    queued = 0;
     for (const reader of readers.splice(0)) reader.resolve({ value: undefined, done: true });
     wakeRoomWaiters();
     await options.onEnd();
@@ -66,21 +79,27 @@ export function createFeed<Item>(options: FeedOptions): Feed<Item> {
     deliver(item) {
       if (ended || failure) return false;
       if (handOver(item)) return true;
-      if (queue.length >= options.maxQueued) {
-        feed.fail(options.overflowError());
+      const weight = weigh(item);
+      if (queued + weight > options.maxQueued) {
+        if (options.overflowError) feed.fail(options.overflowError());
         return false;
       }
       queue.push(item);
+      queued += weight;
       return true;
     },
     preload(items) {
       if (ended || failure) return;
       let index = 0;
       while (index < items.length && handOver(items[index] as Item)) index += 1;
-      queue.push(...items.slice(index));
+      for (; index < items.length; index++) {
+        const item = items[index] as Item;
+        queue.push(item);
+        queued += weigh(item);
+      }
     },
     room() {
-      if (ended || failure || queue.length <= roomAt) return Promise.resolve();
+      if (ended || failure || queued <= roomAt) return Promise.resolve();
       return new Promise<void>((resolve) => roomWaiters.push(resolve));
     },
     fail(error) {
@@ -95,7 +114,8 @@ export function createFeed<Item>(options: FeedOptions): Feed<Item> {
     next() {
       if (queue.length > 0) {
         const value = queue.shift() as Item;
-        if (roomWaiters.length > 0 && queue.length <= roomAt) wakeRoomWaiters();
+        queued -= weigh(value);
+        if (roomWaiters.length > 0 && queued <= roomAt) wakeRoomWaiters();
         return Promise.resolve({ value, done: false });
       }
       if (failure && !ended) {

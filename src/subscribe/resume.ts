@@ -1,17 +1,23 @@
 /**
  * The observer that keeps one subscription gapless: between the observer map and the
  * subscription's sink, it holds live notifications back whenever the history must be
- * read first, reads it page by page, and then lets the held ones through, skipping any
- * the history already gave — no gap, no duplicate.
+ * read first, reads it page by page — each page only once the client has taken the
+ * last — and then lets the held ones through, skipping any the history already gave: no
+ * gap, no duplicate, and memory bounded by a page, the sink's bound and `maxHeld`.
  *
- * History is read first in two cases:
+ * History is read first in three cases:
  * - a resume: the client subscribed with a cursor (`since`, `Last-Event-ID`);
  * - an interruption: the subscribe server's Redis subscriber connection dropped (Redis
  *   restarted, failed over, or killed the connection over its output-buffer limit). What
  *   was published until the channels were subscribed again never arrived live; it is
  *   read from history after the last notification this subscription got (or, if it got
  *   none, after the time it opened), or the subscription is told `HISTORY_GAP`. Never
- *   silence.
+ *   silence;
+ * - a full sink: a reader that has not taken what it was given (an SSE or gRPC client
+ *   behind a burst) is not ended; what did not fit is read from history once it has.
+ *
+ * More than `maxHeld` live notifications held back while reading are let go: the next
+ * read brings them from history.
  *
  * The live filter: history and live notifications travel on different Redis
  * connections, so a notification can be in the history and then arrive live too. Live
@@ -43,10 +49,8 @@ export interface ResumingObserverOptions {
   since?: Cursor | undefined;
   /** Reads one page of the subscription's history after a position. */
   read(after: ReadPosition): Promise<HistoryAfter>;
-  /** Most live notifications held back while history is read; one more fails the subscription. */
+  /** Most live notifications held back while history is read; past it they are read from history again. */
   maxHeld: number;
-  /** The error the subscription fails with when more than `maxHeld` are held. */
-  overflowError(): Error;
   /** @default Date.now */
   now?: () => number;
 }
@@ -63,7 +67,7 @@ export interface ResumingObserver extends Observer {
 }
 
 export function createResumingObserver(options: ResumingObserverOptions): ResumingObserver {
-  const { sink, read, maxHeld, overflowError } = options;
+  const { sink, read, maxHeld } = options;
   const now = options.now ?? Date.now;
   /** Live notifications held back while history is read (undefined: none are). */
   let held: Notification[] | undefined = options.since ? [] : undefined;
@@ -86,14 +90,29 @@ export function createResumingObserver(options: ResumingObserverOptions): Resumi
       if (compareIds(notification.id, floor) <= 0) return true; // given from history
       floor = undefined;
     }
-    last = notification.id;
-    return sink.deliver(notification);
+    if (sink.deliver(notification)) {
+      last = notification.id;
+      return true;
+    }
+    if (ended) return false;
+    // Full: this one, and what follows, come from history once the reader has room.
+    held = [];
+    readLater();
+    return true;
   };
 
-  /** Reads every page after the current position into the sink. */
+  /** Reads from history now, or once the read under way is done. */
+  const readLater = (): void => {
+    if (reading) readAgain = true;
+    else void readInBackground();
+  };
+
+  /** Reads every page after the current position into the sink, each once the reader has room. */
   const readHistory = async (): Promise<void> => {
     let after = position();
     for (;;) {
+      await sink.room();
+      if (ended) return;
       const page = await read(after);
       if (ended) return;
       if (page.gap) {
@@ -111,10 +130,12 @@ export function createResumingObserver(options: ResumingObserverOptions): Resumi
         fresh.push(notification);
       }
       if (fresh.length > 0) sink.preload(fresh);
-      // Before the next page, or the held ones: the client must have read this one.
-      await sink.room();
       const lastEntry = page.entries.at(-1);
-      if (ended || !page.more || lastEntry === undefined) return;
+      if (!page.more || lastEntry === undefined) {
+        // Before the held ones: the client must have taken this page.
+        await sink.room();
+        return;
+      }
       after = parseCursor(lastEntry.id) ?? after;
     }
   };
@@ -130,7 +151,11 @@ export function createResumingObserver(options: ResumingObserverOptions): Resumi
     const waiting = held ?? [];
     held = undefined;
     floor = last;
-    for (const notification of waiting) pass(notification);
+    for (const notification of waiting) {
+      // Fell behind again: the rest are newer than the last given, and come from history.
+      if (held !== undefined) break;
+      pass(notification);
+    }
   };
 
   const readInBackground = async (): Promise<void> => {
@@ -151,8 +176,9 @@ export function createResumingObserver(options: ResumingObserverOptions): Resumi
     deliver(notification) {
       if (held !== undefined) {
         if (held.length >= maxHeld) {
-          sink.fail(overflowError());
-          return false;
+          // Let them go: everything after the last one given is read from history again.
+          held = [];
+          readAgain = true;
         }
         held.push(notification);
         return true;
@@ -167,8 +193,7 @@ export function createResumingObserver(options: ResumingObserverOptions): Resumi
       if (ended) return;
       interrupted = false;
       held ??= [];
-      if (reading) readAgain = true;
-      else void readInBackground();
+      readLater();
     },
     async catchUp() {
       if (!options.since) return;

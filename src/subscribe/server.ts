@@ -66,7 +66,13 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
   const production = options.production ?? false;
   const observers = new ObserverMap(broker, { logger });
   let stopping = false;
-  const subscriptions = createSubscriptions({ observers, broker, channels: options.channels, maxQueued: limits.maxQueuedNotifications });
+  const subscriptions = createSubscriptions({
+    observers,
+    broker,
+    channels: options.channels,
+    maxQueued: limits.maxQueuedNotifications,
+    maxBufferedBytes: limits.maxBufferedBytes,
+  });
   const schema = buildSchema({
     broker,
     channels: options.channels,

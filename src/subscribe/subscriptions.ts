@@ -10,7 +10,7 @@ import { AuthenticationError, authorizeSubscription, isExpired, type Principal }
 import type { Broker } from '../broker/types.js';
 import { assertValidName, type ChannelNamer } from '../channels/index.js';
 import { parseCursor } from '../common/cursor.js';
-import { InvalidInputError, LimitExceededError } from '../common/failures.js';
+import { InvalidInputError } from '../common/failures.js';
 import { runAt, type Cancel } from '../common/timers.js';
 import { createFeed, type Feed } from './feed.js';
 import type { Observation, ObserverMap } from './observers.js';
@@ -30,8 +30,24 @@ export interface SubscriptionsOptions {
   observers: ObserverMap;
   broker: Broker;
   channels: ChannelNamer;
-  /** Most notifications queued for one slow subscription (`MAX_QUEUED_NOTIFICATIONS`). */
+  /**
+   * Most live notifications held back for one subscription while its history is read
+   * (`MAX_QUEUED_NOTIFICATIONS`); past it they are let go and read from history too.
+   */
   maxQueued: number;
+  /**
+   * Most bytes of notifications queued for one SSE or gRPC reader that has not taken
+   * them yet (`MAX_BUFFERED_BYTES`, the WebSocket's bound too).
+   */
+  maxBufferedBytes: number;
+}
+
+/**
+ * About what a notification takes on the wire (its fields, and 64 bytes of names and
+ * framing; characters of more than one byte are counted as one).
+ */
+function queuedBytes(item: FeedItem): number {
+  return 'gap' in item ? 64 + item.gap.length : 64 + item.id.length + item.sender.length + item.text.length;
 }
 
 export interface OpenRequest {
@@ -55,19 +71,16 @@ export interface Subscriptions {
   /**
    * Opens a subscription read through a {@link Feed}. Throws a typed error naming what
    * was wrong (auth, input, broker). The feed ends with an `AuthenticationError` when
-   * the token expires and a `LimitExceededError` when its reader falls `maxQueued` behind.
+   * the token expires. A reader more than `maxBufferedBytes` behind is not ended: what
+   * does not fit is read from history once it has taken what it has.
    */
   open(request: OpenRequest): Promise<Feed<FeedItem>>;
   /** Opens a subscription into a sink of the caller's making. */
   openInto<S extends Sink>(request: OpenRequest, makeSink: SinkFactory<S>): Promise<S>;
-  /** The error a sink fails with when its reader falls too far behind. */
-  overflowError(): Error;
 }
 
 export function createSubscriptions(options: SubscriptionsOptions): Subscriptions {
-  const { observers, broker, channels, maxQueued } = options;
-  const overflowError = () =>
-    new LimitExceededError(`subscriber fell more than ${maxQueued} notifications behind (MAX_QUEUED_NOTIFICATIONS); subscribe again`);
+  const { observers, broker, channels, maxQueued, maxBufferedBytes } = options;
 
   async function openInto<S extends Sink>({ principal, userName, since }: OpenRequest, makeSink: SinkFactory<S>): Promise<S> {
     authorizeSubscription(principal, assertValidName('userName', userName));
@@ -95,7 +108,6 @@ export function createSubscriptions(options: SubscriptionsOptions): Subscription
       since: after,
       read: (position) => broker.readAfter({ tenantKey, streams, after: position, limit: HISTORY_PAGE_SIZE }),
       maxHeld: maxQueued,
-      overflowError,
     });
     try {
       // Live first, so nothing published while history is read can slip between the two.
@@ -119,7 +131,10 @@ export function createSubscriptions(options: SubscriptionsOptions): Subscription
 
   return {
     openInto,
-    open: (request) => openInto(request, ({ onEnd }) => createFeed<FeedItem>({ maxQueued, overflowError, onEnd })),
-    overflowError,
+    open: (request) =>
+      openInto(request, ({ onEnd }) =>
+        // Full is not fatal: what does not fit is read from history once the reader has room.
+        createFeed<FeedItem>({ maxQueued: maxBufferedBytes, weigh: queuedBytes, onEnd }),
+      ),
   };
 }
