@@ -122,7 +122,7 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
     start: (port, host) => listen(http, port, host),
     async stop() {
       await websocket.close();
-      sse.close();
+      await sse.close();
       await shutdown(http);
     },
   };
