@@ -240,11 +240,7 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
     const bound = new SendBound(socket, raw, { beforeInit: UNINITIALISED_BUFFERED_BYTES, afterInit: options.maxBufferedBytes });
     const extra: Extra = {
       socket,
-      outbox: frames.outbox(
-        raw,
-        () => socket.readyState === socket.OPEN,
-        () => bound.wrote(),
-      ),
+      outbox: frames.outbox(raw, () => socket.readyState === socket.OPEN, () => bound.wrote()),
       bound,
       upgradeAuthorization: request.headers.authorization,
     };
