@@ -19,8 +19,8 @@ export interface SchedulerClock<Timer = unknown> {
  * Node's own timers, unref'd. Clearing one refs it first: Node frees a timer's
  * `TimersList` (one per distinct delay) on `clearTimeout` only for a ref'd timer, on the
  * grounds that unref'd ones "are incredibly likely to come from http" and will be
- * recreated (lib/timers.js, `unenroll`, Node 20 to 24). An unref'd timer cleared with a delay
- * no other timer shares leaves its list behind for the life of the process.
+ * recreated (lib/timers.js, `unenroll`, Node 20 to 24). An unref'd timer cleared with a
+ * delay no other timer shares leaves its list behind for the life of the process.
  */
 const nodeClock: SchedulerClock<NodeJS.Timeout> = {
   now: () => Date.now(),
