@@ -64,9 +64,10 @@ export interface FrameWriter {
    * whether the WebSocket is still open (frames held when it started closing are
    * dropped: nothing may follow a close frame). Safe because permessage-deflate is off
    * (so `ws` never holds frames back) and every frame is written whole; `ws`'
-   * `bufferedAmount` counts these bytes once written.
+   * `bufferedAmount` counts these bytes once written. `wrote` is called after each write
+   * (the socket's send bound checks what now waits).
    */
-  outbox(socket: Duplex, isOpen: () => boolean): Outbox;
+  outbox(socket: Duplex, isOpen: () => boolean, wrote?: () => void): Outbox;
 }
 
 export function createFrameWriter(afterThisTurn: AfterThisTurn): FrameWriter {
@@ -84,21 +85,23 @@ export function createFrameWriter(afterThisTurn: AfterThisTurn): FrameWriter {
     if (count === 0) afterThisTurn(flushAll);
     waiting[count++] = outbox;
   };
-  return { outbox: (socket, isOpen) => new SocketOutbox(socket, isOpen, enqueue) };
+  return { outbox: (socket, isOpen, wrote) => new SocketOutbox(socket, isOpen, enqueue, wrote) };
 }
 
 class SocketOutbox implements Outbox {
   readonly #socket: Duplex;
   readonly #isOpen: () => boolean;
   readonly #enqueue: (outbox: SocketOutbox) => void;
+  readonly #wrote: (() => void) | undefined;
   /** The turn's first frame: most turns give a socket only one. */
   #first: Buffer | undefined;
   #more: Buffer[] | undefined;
 
-  constructor(socket: Duplex, isOpen: () => boolean, enqueue: (outbox: SocketOutbox) => void) {
+  constructor(socket: Duplex, isOpen: () => boolean, enqueue: (outbox: SocketOutbox) => void, wrote: (() => void) | undefined) {
     this.#socket = socket;
     this.#isOpen = isOpen;
     this.#enqueue = enqueue;
+    this.#wrote = wrote;
   }
 
   get holding(): boolean {
@@ -122,5 +125,6 @@ class SocketOutbox implements Outbox {
     this.#more = undefined;
     if (this.#socket.destroyed || !this.#isOpen()) return;
     this.#socket.write(more === undefined ? first : Buffer.concat([first, ...more]));
+    this.#wrote?.();
   }
 }

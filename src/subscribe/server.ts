@@ -132,7 +132,7 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
     async stop() {
       stopping = true;
       await websocket.close();
-      sse.close();
+      await sse.close();
       await shutdown(http, options.shutdownDrainMs ?? 10_000);
     },
   };

@@ -19,7 +19,7 @@ import {
   type ValidationRule,
 } from 'graphql';
 import { AuthenticationError, principalFromHeader, type Principal, type TokenVerifier } from '../auth/index.js';
-import { ErrorCode, isClientFacing, UNEXPECTED_ERROR_MESSAGE } from '../common/errors.js';
+import { ErrorCode, graphqlError, isClientFacing, UNEXPECTED_ERROR_MESSAGE } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { createDocumentCache } from '../graphql/documents.js';
 import type { HeraldContext } from '../graphql/schema.js';
@@ -52,7 +52,8 @@ interface OperationRequest {
 export function createSseTransport(options: SseTransportOptions) {
   const { schema, verifier, logger } = options;
   const documents = createDocumentCache(schema, options.validationRules);
-  const streams = new Set<ServerResponse>();
+  /** Each open stream's shutdown: its final events, then its end. */
+  const streams = new Map<ServerResponse, () => void>();
 
   const mask = (error: unknown): GraphQLError => {
     if (isClientFacing(error)) return error;
@@ -99,15 +100,24 @@ export function createSseTransport(options: SseTransportOptions) {
     });
     // Some browsers hold a fetch until the first bytes arrive.
     response.write(':\n\n');
-    streams.add(response);
     const keepAlive = setInterval(() => response.write(':\n\n'), options.keepAliveMs);
+    /** Set once nothing more may be written: the client went away, or the stream was shut down. */
     let gone = false;
     let iterator: AsyncIterator<ExecutionResult> | undefined;
     const onGone = (): void => {
+      if (gone) return;
       gone = true;
       void iterator?.return?.();
     };
     response.once('close', onGone);
+    streams.set(response, () => {
+      if (gone) return;
+      clearInterval(keepAlive);
+      // The client reconnects and resumes where it was: the last `id:` it got is its cursor.
+      writeEvent(response, 'next', { errors: [shuttingDown()] }, undefined);
+      response.end('event: complete\ndata:\n\n');
+      onGone();
+    });
     try {
       const result = await subscribe({
         schema,
@@ -117,13 +127,14 @@ export function createSseTransport(options: SseTransportOptions) {
         ...(operation.variables ? { variableValues: operation.variables } : {}),
       });
       if (!(Symbol.asyncIterator in result)) {
-        writeEvent(response, 'next', result, undefined);
+        if (!gone) writeEvent(response, 'next', result, undefined);
       } else {
         iterator = result[Symbol.asyncIterator]();
         if (gone) await iterator.return?.();
         while (!gone) {
           const next = await iterator.next();
-          if (next.done) break;
+          // Shut down while waiting: the stream has had its last event.
+          if (next.done || gone) break;
           if (!writeEvent(response, 'next', next.value, deliveredId)) await drained(response);
           deliveredId = undefined;
         }
@@ -149,9 +160,24 @@ export function createSseTransport(options: SseTransportOptions) {
         else response.destroy();
       });
     },
-    /** Ends every open stream (server shutdown). */
-    close(): void {
-      for (const response of streams) response.destroy();
+    /**
+     * Ends every open stream (server shutdown) with a `SERVICE_UNAVAILABLE` error and
+     * `complete`, and resolves once each has been written out, or after `cutOffMs` (a
+     * reader that does not read is cut off then).
+     */
+    async close(cutOffMs = 1000): Promise<void> {
+      const ended = [...streams].map(([response, shutDown]) => {
+        const finished = new Promise<void>((resolve) => {
+          if (response.writableFinished || response.destroyed) return resolve();
+          response.once('finish', resolve);
+          response.once('close', resolve);
+        });
+        shutDown();
+        return finished;
+      });
+      let cutOff: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all(ended), new Promise((resolve) => (cutOff = setTimeout(resolve, cutOffMs)))]);
+      clearTimeout(cutOff);
     },
   };
 }
@@ -209,6 +235,11 @@ function drained(response: ServerResponse): Promise<void> {
     response.on('drain', done);
     response.on('close', done);
   });
+}
+
+/** The last event of a stream when the server shuts down. */
+function shuttingDown(): GraphQLError {
+  return graphqlError(ErrorCode.ServiceUnavailable, 'the server is shutting down: reconnect, with Last-Event-ID to resume where this stream ended');
 }
 
 function sendErrors(response: ServerResponse, status: number, errors: readonly GraphQLError[]): void {

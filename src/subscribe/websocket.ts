@@ -6,7 +6,9 @@
  * keepalive timer per socket). It authenticates at `connection_init` (or from the
  * upgrade's `Authorization` header), closes the socket with 4403 when the token
  * expires, and never throws into the socket library: a bad frame, query or token is
- * answered with an error or a close code.
+ * answered with an error or a close code. Every byte it sends on a socket is under that
+ * socket's {@link SendBound}; a client's misbehaviour is logged once per connection and
+ * kind, however often it repeats.
  */
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -22,6 +24,7 @@ import type { HeraldContext } from '../graphql/schema.js';
 import { GRAPHQL_PATH, type OriginPolicy } from '../http/edge.js';
 import { createFanout, type OperationPlan } from './fanout.js';
 import { createFrameWriter, textFrame, type Outbox } from './frames.js';
+import { SendBound, UNINITIALISED_BUFFERED_BYTES } from './send-bound.js';
 import type { DirectSink, SinkFactory } from './subscriptions.js';
 
 export interface WebSocketTransportOptions {
@@ -35,8 +38,11 @@ export interface WebSocketTransportOptions {
   /** Subscriptions one connection may hold at once. */
   maxSubscriptionsPerConnection: number;
   /**
-   * Bytes that may wait in one socket's outgoing buffer; a socket further behind is
+   * Bytes that may wait in one socket's outgoing buffer — every message, pongs included;
+   * reads pause while more waits, and a socket still over it when more must be sent is
    * closed with {@link HeraldCloseCode.SlowConsumer}, so it never slows the others.
+   * Before `connection_init` the bound is {@link UNINITIALISED_BUFFERED_BYTES} (or this,
+   * if smaller).
    */
   maxBufferedBytes: number;
   /** Time allowed between the upgrade and `connection_init` before a 4408 close, in ms. */
@@ -54,6 +60,12 @@ interface Extra extends Record<PropertyKey, unknown> {
   readonly raw: Duplex;
   /** The fan-out frames of the current turn, written together when it ends. */
   readonly outbox: Outbox;
+  /** The bound on every byte waiting to be sent on the socket. */
+  readonly bound: SendBound;
+  /** The kinds of client misbehaviour already logged for this connection. */
+  logged?: Set<Misbehaviour>;
+  /** Set once an internal error has been logged and the socket closed for it. */
+  failed?: boolean;
   /**
    * The upgrade request's `Authorization` header, until `connection_init`. Only the
    * header is kept, not the request: a connection lives for hours, a request object is
@@ -77,7 +89,26 @@ export const HeraldCloseCode = {
   GoingAway: 1001,
   /** The client read too slowly: more than `MAX_BUFFERED_BYTES` waited to be sent to it. */
   SlowConsumer: 4413,
+  /** A binary frame: graphql-transport-ws is text only (graphql-ws' own code for a bad message). */
+  BadRequest: CloseCode.BadRequest,
 } as const;
+
+/** What a client can do wrong on its own connection; each is logged once per connection. */
+type Misbehaviour = 'protocol-error' | 'binary-frame' | 'peer-reset' | 'write-after-close' | 'socket-error';
+
+/** The kind of a TCP socket error: the peer's doing, all of them. */
+function socketErrorKind(error: NodeJS.ErrnoException): Misbehaviour {
+  switch (error.code) {
+    case 'ECONNRESET':
+      return 'peer-reset';
+    case 'EPIPE':
+    case 'ERR_STREAM_DESTROYED':
+    case 'ERR_STREAM_WRITE_AFTER_END':
+      return 'write-after-close';
+    default:
+      return 'socket-error';
+  }
+}
 
 export interface WebSocketTransport {
   /** Closes every socket with 1001 and stops accepting upgrades. */
@@ -97,7 +128,11 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
   // connection's life does not share (and keep alive) the upgrade request's scope.
   const onSocketError = (error: Error): void => logger.warn(`herald: upgrade socket error: ${error.message}`);
   const accept = (request: IncomingMessage, socket: Duplex, head: Buffer): void =>
-    wss.handleUpgrade(request, socket, head, (ws) => wss.emit('connection', ws, request));
+    wss.handleUpgrade(request, socket, head, (ws) => {
+      // From here on the connection logs its socket's errors, once per kind.
+      socket.off('error', onSocketError);
+      wss.emit('connection', ws, request);
+    });
 
   const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on('error', onSocketError);
@@ -156,15 +191,34 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
     },
   });
 
-  const internalError = (socket: WebSocket, error: unknown): void => {
+  /** Logs one kind of a client's misbehaviour, the first time only on each connection. */
+  const misbehaved = (extra: Extra, kind: Misbehaviour, message: string): void => {
+    const logged = (extra.logged ??= new Set());
+    if (logged.has(kind)) return;
+    logged.add(kind);
+    logger.warn(`herald: websocket client ${kind}: ${message}`);
+  };
+
+  // Logged and closed for once: what follows on the same connection is its echo.
+  const internalError = (extra: Extra, error: unknown): void => {
+    if (extra.failed) return;
+    extra.failed = true;
     const message = error instanceof Error ? error.message : String(error);
     logger.error(`herald: websocket internal error: ${message}`);
-    socket.close(HeraldCloseCode.InternalError, closeReason(options.production ? 'Internal server error' : message));
+    extra.socket.close(HeraldCloseCode.InternalError, closeReason(options.production ? 'Internal server error' : message));
+  };
+
+  const slowConsumer = (socket: WebSocket, bound: SendBound): void => {
+    const setting = bound.limit === options.maxBufferedBytes ? 'MAX_BUFFERED_BYTES' : 'before connection_init';
+    socket.close(HeraldCloseCode.SlowConsumer, `slow consumer: more than ${bound.limit} bytes waiting (${setting})`);
   };
 
   // One timer for every socket: a socket that has not answered the previous ping by the
-  // next tick is terminated, so a vanished peer is dropped within two intervals.
+  // next tick is terminated, so a vanished peer is dropped within two intervals. One
+  // still over its send bound since the last tick is closed as a slow consumer (its
+  // reads are paused, so its answer could not be read: the next tick drops it).
   const alive = new WeakSet<WebSocket>();
+  const bounds = new WeakMap<WebSocket, SendBound>();
   const heartbeat = setInterval(() => {
     for (const socket of wss.clients) {
       if (!alive.has(socket)) {
@@ -172,41 +226,65 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
         continue;
       }
       alive.delete(socket);
+      const bound = bounds.get(socket);
+      if (bound?.over) {
+        slowConsumer(socket, bound);
+        continue;
+      }
       socket.ping();
+      bound?.wrote();
     }
   }, options.keepAliveMs);
   heartbeat.unref();
 
   wss.on('connection', (socket: WebSocket, request: IncomingMessage) => {
-    alive.add(socket);
-    socket.on('pong', () => alive.add(socket));
-    socket.on('error', (error) => {
-      // `ws` has already closed the socket for protocol errors: 1009 for a frame over
-      // MAX_MESSAGE_BYTES, 1002 for a malformed frame.
-      logger.warn(`herald: websocket closed by a client error: ${error.message}`);
-    });
     // `ws` keeps its net.Socket in `_socket`: fan-out frames are written to it directly.
     const raw = (socket as unknown as { _socket: Duplex })._socket;
+    const bound = new SendBound(socket, raw, { beforeInit: UNINITIALISED_BUFFERED_BYTES, afterInit: options.maxBufferedBytes });
     const extra: Extra = {
       socket,
       raw,
-      outbox: frames.outbox(raw, () => socket.readyState === socket.OPEN),
+      outbox: frames.outbox(raw, () => socket.readyState === socket.OPEN, () => bound.wrote()),
+      bound,
       upgradeAuthorization: request.headers.authorization,
     };
+    alive.add(socket);
+    bounds.set(socket, bound);
+    socket.on('pong', () => alive.add(socket));
+    // `ws` has answered it with a pong of its own: one more write under the bound.
+    socket.on('ping', () => bound.wrote());
+    socket.on('error', (error) => {
+      // `ws` has already closed the socket for protocol errors: 1009 for a frame over
+      // MAX_MESSAGE_BYTES, 1002 for a malformed frame.
+      misbehaved(extra, 'protocol-error', `closed: ${error.message}`);
+    });
+    // A reset by the peer, or a write racing its close: `ws` destroys the socket, and
+    // nothing is Herald's fault.
+    raw.on('error', (error: NodeJS.ErrnoException) => misbehaved(extra, socketErrorKind(error), error.message));
     const closed = protocol.opened(
       {
         protocol: socket.protocol,
-        send: (data) =>
-          new Promise((resolve, reject) => {
-            if (socket.readyState !== socket.OPEN) return resolve();
-            // A `complete` or `error` must not overtake the `next` frames held this turn.
-            extra.outbox.flush();
-            socket.send(data, (error) => (error ? reject(error) : resolve()));
-          }),
+        // Not waiting for the write: a client that does not read would hold a promise,
+        // and graphql-ws its message, per answer. The bound limits what waits instead.
+        send: (data) => {
+          if (socket.readyState !== socket.OPEN) return;
+          // A `complete` or `error` must not overtake the `next` frames held this turn.
+          extra.outbox.flush();
+          if (bound.over) return slowConsumer(socket, bound);
+          socket.send(data);
+          bound.wrote();
+        },
         close: (code, reason) => socket.close(code, reason),
         onMessage: (receive) =>
-          socket.on('message', (data) => {
-            receive(String(data)).catch((error: unknown) => internalError(socket, error));
+          socket.on('message', (data, isBinary) => {
+            // The rest of a chunk read before the socket started closing: not worth parsing.
+            if (socket.readyState !== socket.OPEN) return;
+            if (isBinary) {
+              misbehaved(extra, 'binary-frame', 'closed with 4400');
+              socket.close(HeraldCloseCode.BadRequest, 'binary frames are not accepted: graphql-transport-ws sends text frames only');
+              return;
+            }
+            receive(String(data)).catch((error: unknown) => internalError(extra, error));
           }),
       },
       extra,
@@ -337,6 +415,7 @@ function authenticate(ctx: Context<Record<string, unknown>, Extra>, verifier: To
     return false;
   }
   ctx.extra.principal = principal;
+  ctx.extra.bound.initialised();
   ctx.extra.cancelExpiry = runAt(principal.expiresAt, () => socket.close(HeraldCloseCode.Forbidden, 'Forbidden: token expired'));
   return true;
 }
