@@ -18,16 +18,24 @@ interface CommonOptions {
   keepalive: GrpcKeepalive;
   /** Hides internal error messages. */
   production: boolean;
+  /** Whether the broker is ready: the servers' gRPC health status. */
+  isReady: () => boolean;
   logger: Logger;
 }
 
 /** `NotificationFeed` over the subscribe server's own {@link Subscriptions} (its observer map). */
 export function createFeedGrpcServer(options: CommonOptions & { subscriptions: Subscriptions }): HeraldServer {
   const service = createFeedService(options);
-  return createGrpcServer({ services: [service], keepalive: options.keepalive, onStop: () => service.closeAll(), logger: options.logger });
+  return createGrpcServer({
+    services: [service],
+    keepalive: options.keepalive,
+    onStop: () => service.closeAll(),
+    isReady: options.isReady,
+    logger: options.logger,
+  });
 }
 
 /** `NotificationPublisher` over the publish server's own {@link Sender}. */
 export function createPublishGrpcServer(options: CommonOptions & { sender: Sender }): HeraldServer {
-  return createGrpcServer({ services: [createPublishService(options)], keepalive: options.keepalive, logger: options.logger });
+  return createGrpcServer({ services: [createPublishService(options)], keepalive: options.keepalive, isReady: options.isReady, logger: options.logger });
 }
