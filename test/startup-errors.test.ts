@@ -49,6 +49,15 @@ describe('a port already in use', () => {
     expect(output).not.toMatch(/^\s+at /m);
     expect(output).not.toContain('No address added');
   });
+
+  it('with SUBSCRIBE_WORKERS: the primary stops and exits 1 instead of replacing workers that cannot start', async () => {
+    const port = await portInUse();
+    const herald = spawnHerald('subscribe', { entry: 'dist', env: { REDIS_URL: redis.url, SUBSCRIBE_WORKERS: '2', SUBSCRIBE_PORT: String(port) } });
+    expect(await Promise.race([herald.exited, new Promise((resolve) => setTimeout(() => resolve('still running'), 15_000))])).toBe(1);
+    expect(herald.output()).toContain(`herald: SUBSCRIBE_PORT ${port} is already in use: set SUBSCRIBE_PORT to a free port`);
+    expect(herald.output()).toContain('herald: a subscribe worker could not start; stopping');
+    expect(herald.output()).not.toContain('starting another');
+  });
 });
 
 describe('Redis not reachable at start-up', () => {
