@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearer, closeGrpcClients, feedClient, healthClient, healthWatch, readFeed } from './helpers/grpc.js';
 import { waitFor } from './helpers/herald.js';
 import { send } from './helpers/http.js';
-import { startHeraldProcess, stopAllProcesses, type HeraldProcess } from './helpers/process.js';
+import { exitWithin, startHeraldProcess, stopAllProcesses, type HeraldProcess } from './helpers/process.js';
 import { startRedisServer, type RedisServer } from './helpers/redis-server.js';
 import { serviceToken, TEST_SECRET, userToken } from './helpers/tokens.js';
 import { closeAllClients, collect, ON_NOTIFICATION, wsClient } from './helpers/ws.js';
@@ -143,7 +143,7 @@ describe('SIGTERM to the process (docker stop)', () => {
     expect(await feed.ended(EXIT_BOUND_MS)).toMatchObject({ code: status.UNAVAILABLE });
     await waitFor(() => closeCode !== undefined, 'the WebSocket to close', EXIT_BOUND_MS);
     expect(closeCode).toBe(1001);
-    expect(await Promise.race([subscribe.exited, new Promise((resolve) => setTimeout(() => resolve('still running'), EXIT_BOUND_MS))])).toBe(0);
+    expect(await exitWithin(subscribe.exited, EXIT_BOUND_MS)).toBe(0);
     expect(Date.now() - started).toBeLessThan(EXIT_BOUND_MS);
     expect(subscribe.output()).toContain('herald: SIGTERM: stopping');
   });
@@ -154,6 +154,6 @@ describe('SIGTERM to the process (docker stop)', () => {
     process.kill(publish.pid, 'SIGTERM');
     expect(await watch.nth(1, EXIT_BOUND_MS)).toBe('NOT_SERVING');
     expect(await watch.ended(EXIT_BOUND_MS)).toMatchObject({ code: status.UNAVAILABLE });
-    expect(await Promise.race([publish.exited, new Promise((resolve) => setTimeout(() => resolve('still running'), EXIT_BOUND_MS))])).toBe(0);
+    expect(await exitWithin(publish.exited, EXIT_BOUND_MS)).toBe(0);
   });
 });

@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from './helpers/herald.js';
 import { closeGrpcClients, healthCheck, healthClient } from './helpers/grpc.js';
-import { spawnHerald, startHeraldProcess, stopAllProcesses } from './helpers/process.js';
+import { exitWithin, spawnHerald, startHeraldProcess, stopAllProcesses } from './helpers/process.js';
 import { startRedisServer, type RedisServer } from './helpers/redis-server.js';
 
 let redis: RedisServer;
@@ -43,7 +43,7 @@ describe('a port already in use', () => {
   ] as const)('%s: names %s, prints no stack trace and exits 1', async (mode, variable) => {
     const port = await portInUse();
     const herald = spawnHerald(mode, { entry: 'dist', env: { REDIS_URL: redis.url, [variable]: String(port) } });
-    expect(await Promise.race([herald.exited, new Promise((resolve) => setTimeout(() => resolve('still running'), 15_000))])).toBe(1);
+    expect(await exitWithin(herald.exited, 15_000)).toBe(1);
     const output = herald.output();
     expect(output).toContain(`herald: ${variable} ${port} is already in use: set ${variable} to a free port`);
     expect(output).not.toMatch(/^\s+at /m);
@@ -53,7 +53,7 @@ describe('a port already in use', () => {
   it('with SUBSCRIBE_WORKERS: the primary stops and exits 1 instead of replacing workers that cannot start', async () => {
     const port = await portInUse();
     const herald = spawnHerald('subscribe', { entry: 'dist', env: { REDIS_URL: redis.url, SUBSCRIBE_WORKERS: '2', SUBSCRIBE_PORT: String(port) } });
-    expect(await Promise.race([herald.exited, new Promise((resolve) => setTimeout(() => resolve('still running'), 15_000))])).toBe(1);
+    expect(await exitWithin(herald.exited, 15_000)).toBe(1);
     expect(herald.output()).toContain(`herald: SUBSCRIBE_PORT ${port} is already in use: set SUBSCRIBE_PORT to a free port`);
     expect(herald.output()).toContain('herald: a subscribe worker could not start; stopping');
     expect(herald.output()).not.toContain('starting another');

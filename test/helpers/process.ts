@@ -132,3 +132,8 @@ export function residentBytes(pid: number): number {
     return 0;
   }
 }
+
+/** The exit code (or signal) `exited` resolves with, or `'still running'` if it has not within `timeoutMs`. */
+export function exitWithin(exited: Promise<number | string | null>, timeoutMs: number): Promise<number | string | null> {
+  return Promise.race([exited, new Promise<string>((resolve) => setTimeout(resolve, timeoutMs, 'still running').unref())]);
+}
