@@ -11,6 +11,8 @@ import { createRedisBroker, redisClientOptions } from './broker/redis.js';
 import type { Broker } from './broker/types.js';
 import { createChannelNamer } from './channels/index.js';
 import type { Logger } from './common/logger.js';
+import { listenFailure, redactUrl, StartupError } from './common/startup.js';
+import type { HeraldServer } from './common/server.js';
 import type { HeraldConfig } from './config/index.js';
 import { createFeedGrpcServer, createPublishGrpcServer } from './grpc/index.js';
 import { createPublishServer } from './publish/server.js';
@@ -51,10 +53,7 @@ async function becomesReady(broker: Broker, timeoutMs: number): Promise<boolean>
   return true;
 }
 
-/** Thrown when a mode cannot run with the given configuration. */
-export class StartupError extends Error {
-  override readonly name = 'StartupError';
-}
+export { StartupError };
 
 export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logger = console): Promise<RunningHerald> {
   if (mode !== 'all' && config.redisUrl === undefined) {
@@ -66,6 +65,8 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
   const channels = createChannelNamer(config.channelPrefix);
 
   const clients: Redis[] = [];
+  /** ioredis' last connection error, to say why Redis is unreachable at start-up. */
+  let lastRedisError: string | undefined;
   let broker: Broker;
   if (config.redisUrl === undefined) {
     broker = createInProcessBroker({ retention: config.retention });
@@ -74,6 +75,7 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
     const subscriber = new Redis(config.redisUrl, { ...options, connectionName: 'herald-subscriber' });
     const publisher = new Redis(config.redisUrl, { ...options, connectionName: 'herald-publisher' });
     clients.push(subscriber, publisher);
+    publisher.on('error', (error: Error) => (lastRedisError = error.message));
     broker = createRedisBroker({
       subscriber,
       publisher,
@@ -104,7 +106,14 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
           ...(devTokens ? { graphiqlHeaders: { Authorization: `Bearer ${devTokens.user.token}` } } : {}),
         });
   const publish = mode === 'subscribe' ? undefined : createPublishServer({ ...common, idempotencyWindowMs: config.idempotencyWindowMs });
-  const grpcCommon = { verifier, keepalive: config.grpcKeepalive, production: config.production, drainMs: config.shutdownDrainMs, logger };
+  const grpcCommon = {
+    verifier,
+    keepalive: config.grpcKeepalive,
+    production: config.production,
+    drainMs: config.shutdownDrainMs,
+    isReady: () => broker.isReady(),
+    logger,
+  };
   const grpcFeed = subscribe && createFeedGrpcServer({ ...grpcCommon, subscriptions: subscribe.subscriptions });
   const grpcPublish = publish && createPublishGrpcServer({ ...grpcCommon, sender: publish.sender });
 
@@ -117,12 +126,25 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
   };
   try {
     if (config.redisUrl !== undefined && !(await becomesReady(broker, REDIS_READY_WAIT_MS))) {
-      logger.warn(`herald: Redis is not reachable yet; serving anyway, and /readyz answers 503 until it is`);
+      // Serve anyway: in a container, Redis may come up later; readiness keeps traffic away until it does.
+      logger.warn(
+        `herald: REDIS_URL ${redactUrl(config.redisUrl)} is not reachable after ${REDIS_READY_WAIT_MS / 1000} s` +
+          `${lastRedisError === undefined ? '' : ` (${lastRedisError})`}: check REDIS_URL; ` +
+          'serving anyway, with /readyz 503 and gRPC health NOT_SERVING until Redis answers',
+      );
     }
-    const subscribePort = await subscribe?.start(config.subscribePort, config.host);
-    const publishPort = await publish?.start(config.publishPort, config.host);
-    const grpcPort = await grpcFeed?.start(config.grpcPort, config.host);
-    const publishGrpcPort = await grpcPublish?.start(config.publishGrpcPort, config.host);
+    /** Starts `server` (when this mode runs it) on `port`; a failure names `variable`. */
+    const listenOn = async (server: HeraldServer | undefined, variable: string, port: number): Promise<number | undefined> => {
+      try {
+        return await server?.start(port, config.host);
+      } catch (error) {
+        throw listenFailure(variable, port, config.host, error);
+      }
+    };
+    const subscribePort = await listenOn(subscribe, 'SUBSCRIBE_PORT', config.subscribePort);
+    const publishPort = await listenOn(publish, 'PUBLISH_PORT', config.publishPort);
+    const grpcPort = await listenOn(grpcFeed, 'GRPC_PORT', config.grpcPort);
+    const publishGrpcPort = await listenOn(grpcPublish, 'PUBLISH_GRPC_PORT', config.publishGrpcPort);
     return { subscribePort, publishPort, grpcPort, publishGrpcPort, broker, devTokens, stop };
   } catch (error) {
     await stop();

@@ -7,6 +7,8 @@ import { ConfigError, readConfig } from './config/index.js';
 import { startHerald, StartupError, type Mode, type RunningHerald } from './herald.js';
 
 const MODES: readonly Mode[] = ['all', 'subscribe', 'publish'];
+/** What a subscribe worker tells the primary once its servers listen. */
+const WORKER_STARTED = 'herald:started';
 
 async function main(): Promise<void> {
   const mode = (process.argv[2] ?? 'all') as Mode;
@@ -17,6 +19,7 @@ async function main(): Promise<void> {
   }
   if (config.subscribeWorkers > 1 && cluster.isPrimary) return superviseWorkers(config.subscribeWorkers);
   const herald = await startHerald(config, mode);
+  if (cluster.isWorker) process.send?.(WORKER_STARTED);
   // With workers, one banner is enough: they all listen on the same ports.
   if (cluster.isPrimary || cluster.worker?.id === 1) printBanner(herald, config.redisUrl, mode);
 
@@ -46,14 +49,24 @@ async function main(): Promise<void> {
 function superviseWorkers(count: number): void {
   let stopping = false;
   const listening = new Set<number>();
+  const started = new Set<number>();
+  cluster.on('message', (worker, message) => {
+    if (message === WORKER_STARTED) started.add(worker.id);
+  });
   cluster.on('listening', (worker) => {
     listening.add(worker.id);
     if (listening.size === count) console.info(`herald: all ${count} subscribe workers are listening`);
   });
   for (let n = 0; n < count; n++) cluster.fork();
   cluster.on('exit', (worker, code, signal) => {
+    if (!stopping && !started.has(worker.id)) {
+      // It failed at start-up (it printed why): another would fail the same way, forever.
+      console.error('herald: a subscribe worker could not start; stopping');
+      process.exitCode = 1;
+      stop('SIGTERM');
+    }
     if (stopping) {
-      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit();
       return;
     }
     console.error(`herald: subscribe worker ${worker.process.pid} exited (${signal ?? code}); starting another`);

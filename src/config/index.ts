@@ -6,6 +6,7 @@ import { createTokenVerifier } from '../auth/tokens.js';
 import type { Retention } from '../broker/types.js';
 import type { GrpcKeepalive } from '../grpc/server.js';
 import { isValidName } from '../channels/index.js';
+import { PUBLISHED_JWT_SECRETS } from './published-secrets.js';
 
 /** Hard limits that protect a server from one client. */
 export interface Limits {
@@ -160,6 +161,11 @@ export function readConfig(env: Env = process.env): HeraldConfig {
   }
   if (jwtSecret !== undefined && Buffer.byteLength(jwtSecret) < 32) {
     problems.push('JWT_SECRET must be at least 32 bytes long');
+  }
+  if (production && jwtSecret !== undefined && PUBLISHED_JWT_SECRETS.has(jwtSecret)) {
+    problems.push(
+      "JWT_SECRET is a value published in Herald's repository (.env.example or an old docker-compose.yml), so anyone can sign tokens with it: set a secret of your own, e.g. `openssl rand -base64 48`",
+    );
   }
   if (production && jwtSecret === undefined && jwtPublicKey === undefined) {
     problems.push('NODE_ENV=production needs JWT_SECRET or JWT_PUBLIC_KEY (no dev secret is generated)');

@@ -20,6 +20,8 @@ interface CommonOptions {
   production: boolean;
   /** On `stop()`, how long calls in flight may take before they are cut. @default 10000 (ms) */
   drainMs?: number;
+  /** Whether the broker is ready: the servers' gRPC health status. */
+  isReady: () => boolean;
   logger: Logger;
 }
 
@@ -31,6 +33,7 @@ export function createFeedGrpcServer(options: CommonOptions & { subscriptions: S
     keepalive: options.keepalive,
     onStop: () => service.closeAll(),
     drainMs: options.drainMs ?? 10_000,
+    isReady: options.isReady,
     logger: options.logger,
   });
 }
@@ -41,6 +44,7 @@ export function createPublishGrpcServer(options: CommonOptions & { sender: Sende
     services: [createPublishService(options)],
     keepalive: options.keepalive,
     drainMs: options.drainMs ?? 10_000,
+    isReady: options.isReady,
     logger: options.logger,
   });
 }

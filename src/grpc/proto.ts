@@ -1,12 +1,21 @@
 /**
- * Loads `proto/herald/v1/notifications.proto` at start-up with @grpc/proto-loader: the
- * .proto stays the one source (no generated code to keep in step), and the few message
- * shapes Herald handles are typed here by hand.
+ * Loads `proto/herald/v1/notifications.proto` (and gRPC's standard
+ * `proto/grpc/health/v1/health.proto`) at start-up with @grpc/proto-loader: the .proto
+ * stays the one source (no generated code to keep in step), and the few message shapes
+ * Herald handles are typed here by hand.
  */
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { loadPackageDefinition, type GrpcObject, type ServiceClientConstructor } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
+import { loadSync, type PackageDefinition } from '@grpc/proto-loader';
 
-export const PROTO_PATH = new URL('../../proto/herald/v1/notifications.proto', import.meta.url).pathname;
+// Resolved from this module, so the same relative path holds from src/grpc and dist/grpc.
+// fileURLToPath, not URL#pathname: a checkout under a path with spaces or non-ASCII
+// characters would otherwise be percent-encoded.
+export const PROTO_DIR = fileURLToPath(new URL('../../proto/', import.meta.url));
+/** The .proto files, relative to {@link PROTO_DIR}. */
+const PROTO_FILES = ['herald/v1/notifications.proto', 'grpc/health/v1/health.proto'];
+export const PROTO_PATH = join(PROTO_DIR, 'herald/v1/notifications.proto');
 
 /** How messages look in JavaScript: camelCase fields, enums as their names, int64 as number. */
 export const LOADER_OPTIONS = { keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true } as const;
@@ -46,15 +55,42 @@ export interface HeraldV1 {
   NotificationPublisher: ServiceClientConstructor;
 }
 
-let loaded: HeraldV1 | undefined;
+export type ServingStatus = 'UNKNOWN' | 'SERVING' | 'NOT_SERVING' | 'SERVICE_UNKNOWN';
 
-/** The `herald.v1` package (read once): service definitions for servers, constructors for clients. */
-export function loadHeraldProto(): HeraldV1 {
-  if (!loaded) {
-    const root = loadPackageDefinition(loadSync(PROTO_PATH, LOADER_OPTIONS)) as GrpcObject & { herald: { v1: HeraldV1 } };
-    loaded = root.herald.v1;
-  }
+export interface HealthCheckRequest {
+  service: string;
+}
+
+export interface HealthCheckResponse {
+  status: ServingStatus;
+}
+
+export interface HealthV1 {
+  Health: ServiceClientConstructor;
+}
+
+let definition: PackageDefinition | undefined;
+let loaded: { herald: { v1: HeraldV1 }; grpc: { health: { v1: HealthV1 } } } | undefined;
+
+/** Both .proto files, parsed once: what server reflection describes. */
+export function loadProtoDefinition(): PackageDefinition {
+  definition ??= loadSync(PROTO_FILES, { ...LOADER_OPTIONS, includeDirs: [PROTO_DIR] });
+  return definition;
+}
+
+function loadProtos(): NonNullable<typeof loaded> {
+  loaded ??= loadPackageDefinition(loadProtoDefinition()) as GrpcObject & NonNullable<typeof loaded>;
   return loaded;
+}
+
+/** The `herald.v1` package: service definitions for servers, constructors for clients. */
+export function loadHeraldProto(): HeraldV1 {
+  return loadProtos().herald.v1;
+}
+
+/** The `grpc.health.v1` package. */
+export function loadHealthProto(): HealthV1 {
+  return loadProtos().grpc.health.v1;
 }
 
 /** GraphQL's audience names from the proto's. */

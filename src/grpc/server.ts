@@ -4,11 +4,18 @@
  * a client that pings more often than `minPingIntervalMs`, more than `maxPingStrikes`
  * times in a row, gets GOAWAY `ENHANCE_YOUR_CALM` with `too_many_pings`, as gRPC's
  * keepalive spec (A8) says, and its connection is closed.
+ *
+ * Beside Herald's services every server answers `grpc.health.v1.Health` (./health.ts) and
+ * server reflection (`grpc.reflection.v1` and `v1alpha`, from @grpc/reflection) for its
+ * services and health, so `grpcurl`-style tools need no .proto file.
  */
 import { constants as http2Constants, type Http2Server, type ServerHttp2Session } from 'node:http2';
-import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { ReflectionService } from '@grpc/reflection';
+import { Server, ServerCredentials, setLogger, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { Logger } from '../common/logger.js';
 import type { HeraldServer } from '../common/server.js';
+import { createHealthService } from './health.js';
+import { loadProtoDefinition } from './proto.js';
 
 export interface GrpcKeepalive {
   /**
@@ -43,6 +50,8 @@ export interface GrpcServerOptions {
   onStop?: () => void;
   /** How long calls in flight may take to finish on `stop()` before they are cut, in ms. */
   drainMs: number;
+  /** Whether the server can do its work now (the broker is ready): its health status. */
+  isReady: () => boolean;
   logger: Logger;
 }
 
@@ -50,12 +59,17 @@ const TOO_MANY_PINGS = Buffer.from('too_many_pings');
 
 export function createGrpcServer(options: GrpcServerOptions): HeraldServer {
   const { keepalive, logger } = options;
+  routeGrpcLogs(logger);
   const server = new Server({
     'grpc.keepalive_time_ms': keepalive.timeMs,
     'grpc.keepalive_timeout_ms': keepalive.timeoutMs,
     'grpc.keepalive_permit_without_calls': 1,
   });
   for (const { definition, implementation } of options.services) server.addService(definition, implementation);
+  const names = options.services.map(({ definition }) => serviceName(definition));
+  const health = createHealthService({ services: names, isReady: options.isReady });
+  server.addService(health.definition, health.implementation);
+  new ReflectionService(loadProtoDefinition(), { services: [...names, HEALTH_SERVICE] }).addToServer(server);
 
   const enforcePingPolicy = (session: ServerHttp2Session): void => {
     let lastPing = 0;
@@ -76,7 +90,7 @@ export function createGrpcServer(options: GrpcServerOptions): HeraldServer {
     start(port, host = '0.0.0.0') {
       return new Promise((resolve, reject) => {
         server.bindAsync(`${host}:${port}`, ServerCredentials.createInsecure(), (error, boundPort) => {
-          if (error) return reject(error);
+          if (error) return reject(withSocketCode(error));
           // grpc-js enforces no ping policy of its own and keeps its HTTP/2 servers private;
           // reach its sessions to enforce one. Pinned grpc-js version: see package.json.
           const http2Servers = (server as unknown as { http2Servers?: Map<Http2Server, unknown> }).http2Servers;
@@ -90,6 +104,7 @@ export function createGrpcServer(options: GrpcServerOptions): HeraldServer {
       });
     },
     stop() {
+      health.shutdown();
       options.onStop?.();
       return new Promise((resolve) => {
         const force = setTimeout(() => server.forceShutdown(), options.drainMs);
@@ -100,4 +115,38 @@ export function createGrpcServer(options: GrpcServerOptions): HeraldServer {
       });
     },
   };
+}
+
+const HEALTH_SERVICE = 'grpc.health.v1.Health';
+
+/** `herald.v1.NotificationFeed` from the paths of its methods (`/herald.v1.NotificationFeed/Feed`). */
+function serviceName(definition: ServiceDefinition): string {
+  const [method] = Object.values(definition);
+  return method?.path.split('/')[1] ?? '';
+}
+
+/**
+ * grpc-js reports a failed bind only in its message (`No address added out of total 1
+ * resolved errors: [listen EADDRINUSE: …]`); give the error the socket's `code`, as Node's
+ * own `listen` errors have, so the caller can say which setting to change.
+ */
+function withSocketCode(error: Error): Error {
+  const code = /\blisten (E[A-Z]+)\b/.exec(error.message)?.[1];
+  return code === undefined ? error : Object.assign(error, { code });
+}
+
+/**
+ * grpc-js logs through its own logger (to stderr, prefixed `E `); send its lines to
+ * Herald's. A failed bind is left out: it is also an error returned to `start`, which
+ * reports it naming the variable to change. The logger is global in grpc-js: the last
+ * server created sets it.
+ */
+function routeGrpcLogs(logger: Logger): void {
+  const forward =
+    (write: (message: string) => void) =>
+    (message?: unknown, ...rest: unknown[]): void => {
+      const text = [message, ...rest].map(String).join(' ');
+      if (!text.startsWith('No address added out of total')) write(`herald: grpc-js: ${text}`);
+    };
+  setLogger({ error: forward((text) => logger.error(text)), info: forward((text) => logger.info(text)), debug: forward((text) => logger.info(text)) });
 }

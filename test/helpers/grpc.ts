@@ -2,10 +2,32 @@
  * The real @grpc/grpc-js client for tests, a Feed reader that collects events, and a
  * TCP proxy that can freeze a connection (a peer that vanished without closing).
  */
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { credentials, Metadata, type ChannelOptions, type Client, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
+import {
+  credentials,
+  loadPackageDefinition,
+  Metadata,
+  type ChannelOptions,
+  type Client,
+  type ClientDuplexStream,
+  type ClientReadableStream,
+  type GrpcObject,
+  type ServiceClientConstructor,
+  type ServiceError,
+} from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
 import { createWaiters } from './waiters.js';
-import { loadHeraldProto, type FeedResponse, type SendRequest, type SendResponse } from '../../src/grpc/proto.js';
+import {
+  loadHealthProto,
+  loadHeraldProto,
+  type FeedResponse,
+  type HealthCheckResponse,
+  type SendRequest,
+  type SendResponse,
+  type ServingStatus,
+} from '../../src/grpc/proto.js';
 
 const proto = loadHeraldProto();
 const clients: Client[] = [];
@@ -115,4 +137,93 @@ export async function freezableProxy(port: number): Promise<{ port: number; free
       }
     },
   };
+}
+
+export interface HealthClient extends Client {
+  check(request: { service: string }, callback: (error: ServiceError | null, response: HealthCheckResponse) => void): void;
+  watch(request: { service: string }): ClientReadableStream<HealthCheckResponse>;
+  list(request: object, callback: (error: ServiceError | null, response: { statuses: Record<string, HealthCheckResponse> }) => void): void;
+}
+
+/** A `grpc.health.v1.Health` client, as a Kubernetes gRPC probe or grpc-health-probe uses. */
+export function healthClient(port: number): HealthClient {
+  const client = new (loadHealthProto().Health)(`127.0.0.1:${port}`, credentials.createInsecure()) as unknown as HealthClient;
+  clients.push(client);
+  return client;
+}
+
+/** `Check(service)`: resolves with the status, rejects with the ServiceError. */
+export function healthCheck(client: HealthClient, service = ''): Promise<ServingStatus> {
+  return new Promise((resolve, reject) => client.check({ service }, (error, response) => (error ? reject(error) : resolve(response.status))));
+}
+
+export interface HealthWatch {
+  readonly statuses: ServingStatus[];
+  /** Resolves with the `n`th status sent (0-based). */
+  nth(n: number, timeoutMs?: number): Promise<ServingStatus>;
+  /** Resolves with the status error the call ended with (or null for OK). */
+  ended(timeoutMs?: number): Promise<ServiceError | null>;
+}
+
+/** Opens `Watch(service)` and records every status it sends. */
+export function healthWatch(client: HealthClient, service = ''): HealthWatch {
+  const call = client.watch({ service });
+  calls.push(call);
+  const statuses: ServingStatus[] = [];
+  let end: { error: ServiceError | null } | undefined;
+  const waiters = createWaiters();
+  call.on('data', (response: HealthCheckResponse) => {
+    statuses.push(response.status);
+    waiters.wake();
+  });
+  call.on('error', (error: ServiceError) => {
+    end = { error };
+    waiters.wake();
+  });
+  call.on('end', () => {
+    end ??= { error: null };
+    waiters.wake();
+  });
+  const seen = () => `got ${JSON.stringify(statuses)}${end ? ` and the end (${end.error?.code ?? 'OK'})` : ''}`;
+  return {
+    statuses,
+    nth: (n, timeoutMs = 5000) => waiters.until(() => statuses[n], `status #${n}`, timeoutMs, seen),
+    ended: async (timeoutMs = 5000) => (await waiters.until(() => end, 'the watch to end', timeoutMs, seen)).error,
+  };
+}
+
+interface ReflectionResponse {
+  listServicesResponse?: { service: Array<{ name: string }> };
+  fileDescriptorResponse?: { fileDescriptorProto: Buffer[] };
+  errorResponse?: { errorCode: number; errorMessage: string };
+}
+
+interface ReflectionClient extends Client {
+  serverReflectionInfo(): ClientDuplexStream<object, ReflectionResponse>;
+}
+
+/** The reflection proto as @grpc/reflection ships it: a client built from it, not from Herald's code. */
+const reflectionProto = (() => {
+  const packageDir = dirname(createRequire(import.meta.url).resolve('@grpc/reflection/package.json'));
+  const definition = loadSync(join(packageDir, 'build/proto/grpc/reflection/v1/reflection.proto'), { keepCase: false, defaults: true, oneofs: true });
+  return (loadPackageDefinition(definition) as GrpcObject & { grpc: { reflection: { v1: { ServerReflection: ServiceClientConstructor } } } }).grpc
+    .reflection.v1;
+})();
+
+/**
+ * One `grpc.reflection.v1.ServerReflection/ServerReflectionInfo` exchange, as `grpcurl
+ * list` / `describe` do: sends `request`, resolves with the first response, ends the stream.
+ */
+export function reflect(port: number, request: { listServices: string } | { fileContainingSymbol: string }): Promise<ReflectionResponse> {
+  const client = new reflectionProto.ServerReflection(`127.0.0.1:${port}`, credentials.createInsecure()) as unknown as ReflectionClient;
+  clients.push(client);
+  return new Promise((resolve, reject) => {
+    const call = client.serverReflectionInfo();
+    call.once('data', (response: ReflectionResponse) => {
+      call.end();
+      resolve(response);
+    });
+    call.once('error', reject);
+    call.write(request);
+  });
 }

@@ -117,6 +117,7 @@ export async function startSubscribeServer(broker: Broker, options: ServerOption
 
 export interface RunningPublishServer {
   readonly server: PublishServer;
+  readonly broker: Broker;
   readonly port: number;
   readonly url: string;
   stop(): Promise<void>;
@@ -134,7 +135,7 @@ export async function startPublishServer(broker: Broker, options: ServerOptions 
   const port = await server.start(0, '127.0.0.1');
   const stop = (): Promise<void> => server.stop();
   stops.push(stop);
-  return { server, port, url: `http://127.0.0.1:${port}/graphql`, stop };
+  return { server, broker, port, url: `http://127.0.0.1:${port}/graphql`, stop };
 }
 
 /** The gRPC feed beside `subscribe` (sharing its observer map), on port 0. */
@@ -144,6 +145,7 @@ export async function startGrpcFeed(subscribe: RunningSubscribeServer, keepalive
     verifier,
     keepalive: { ...DEFAULT_GRPC_KEEPALIVE, ...keepalive },
     production: false,
+    isReady: () => subscribe.broker.isReady(),
     logger: quietLogger,
   });
   const port = await server.start(0, '127.0.0.1');
@@ -158,6 +160,7 @@ export async function startGrpcPublish(publish: RunningPublishServer) {
     verifier,
     keepalive: DEFAULT_GRPC_KEEPALIVE,
     production: false,
+    isReady: () => publish.broker.isReady(),
     logger: quietLogger,
   });
   const port = await server.start(0, '127.0.0.1');

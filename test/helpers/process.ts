@@ -1,7 +1,8 @@
 /**
  * Herald as a real process, for fault and abuse tests: `node --import tsx src/main.ts
- * <mode>` (no npm in between, so the pid is Herald's own), on port 0, with the ports
- * read from its banner. Each process is stopped by {@link stopAllProcesses}.
+ * <mode>`, or the image's own command `node dist/main.js <mode>` (no npm in between, so
+ * the pid is Herald's own), on port 0, with the ports read from its banner. Each process
+ * is stopped by {@link stopAllProcesses}.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -11,6 +12,7 @@ import { TEST_SECRET } from './tokens.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const running: HeraldProcess[] = [];
+const spawned: ChildProcess[] = [];
 
 export interface HeraldProcess {
   readonly child: ChildProcess;
@@ -36,11 +38,26 @@ export interface HeraldProcessOptions {
   nodeArgs?: string[];
   /** How long to wait for the banner. @default 15000 */
   startTimeoutMs?: number;
+  /**
+   * `src`: the TypeScript through tsx; `dist`: the compiled build, exactly as the image
+   * runs it (vitest's global setup builds it).
+   * @default 'src'
+   */
+  entry?: 'src' | 'dist';
 }
 
-/** Starts `node src/main.ts <mode>` and resolves once its banner names its ports. */
-export async function startHeraldProcess(mode: 'all' | 'subscribe' | 'publish', options: HeraldProcessOptions = {}): Promise<HeraldProcess> {
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', 'src/main.ts', mode], {
+export interface SpawnedHerald {
+  readonly child: ChildProcess;
+  /** Everything it printed so far (stdout and stderr). */
+  readonly output: () => string;
+  /** Resolves with the exit code, or the signal that ended it. */
+  readonly exited: Promise<number | string | null>;
+}
+
+/** Spawns Herald with the test environment and collects its output; does not wait for anything. */
+export function spawnHerald(mode: 'all' | 'subscribe' | 'publish', options: HeraldProcessOptions = {}): SpawnedHerald {
+  const entry = options.entry === 'dist' ? ['dist/main.js'] : ['--import', 'tsx', 'src/main.ts'];
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...entry, mode], {
     cwd: ROOT,
     env: {
       ...process.env,
@@ -59,25 +76,32 @@ export async function startHeraldProcess(mode: 'all' | 'subscribe' | 'publish', 
   child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const exited = new Promise<number | string | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
+  spawned.push(child);
+  return { child, output: () => output, exited };
+}
+
+/** Starts Herald and resolves once its banner names its ports. */
+export async function startHeraldProcess(mode: 'all' | 'subscribe' | 'publish', options: HeraldProcessOptions = {}): Promise<HeraldProcess> {
+  const { child, output, exited } = spawnHerald(mode, options);
   let exitedEarly = false;
   void exited.then(() => (exitedEarly = true));
   const expected = mode === 'publish' ? /publish \(HTTP POST\)/ : /subscribe \(WebSocket/;
   try {
-    await waitFor(() => exitedEarly || (expected.test(output) && /gRPC/.test(output)), `herald ${mode} to start`, options.startTimeoutMs ?? 15_000);
+    await waitFor(() => exitedEarly || (expected.test(output()) && /gRPC/.test(output())), `herald ${mode} to start`, options.startTimeoutMs ?? 15_000);
   } catch (error) {
     child.kill('SIGKILL');
-    throw new Error(`${String(error)}\n${output}`);
+    throw new Error(`${String(error)}\n${output()}`);
   }
-  if (exitedEarly) throw new Error(`herald ${mode} exited at start:\n${output}`);
+  if (exitedEarly) throw new Error(`herald ${mode} exited at start:\n${output()}`);
   const port = (label: RegExp): number | undefined => {
-    const match = label.exec(output);
+    const match = label.exec(output());
     return match?.[1] === undefined ? undefined : Number(match[1]);
   };
   const pid = child.pid ?? 0;
   const started: HeraldProcess = {
     child,
     pid,
-    output: () => output,
+    output,
     subscribePort: port(/subscribe \(WebSocket[^\n]*:(\d+)\/graphql/),
     publishPort: port(/publish \(HTTP POST\): http:\/\/localhost:(\d+)/),
     grpcPort: port(/gRPC feed[^\n]*localhost:(\d+)/),
@@ -96,6 +120,7 @@ export async function startHeraldProcess(mode: 'all' | 'subscribe' | 'publish', 
 /** Kills every process started here (call in `afterAll`). */
 export async function stopAllProcesses(): Promise<void> {
   await Promise.all(running.splice(0).map((started) => started.stop('SIGKILL')));
+  for (const child of spawned.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
 }
 
 /** Resident set size of `pid` in bytes, or 0 once it has gone. */
@@ -106,4 +131,9 @@ export function residentBytes(pid: number): number {
   } catch {
     return 0;
   }
+}
+
+/** The exit code (or signal) `exited` resolves with, or `'still running'` if it has not within `timeoutMs`. */
+export function exitWithin(exited: Promise<number | string | null>, timeoutMs: number): Promise<number | string | null> {
+  return Promise.race([exited, new Promise<string>((resolve) => setTimeout(resolve, timeoutMs, 'still running').unref())]);
 }

@@ -2,9 +2,12 @@
  * readConfig: defaults, and every bad variable reported by name, all at once.
  */
 import { generateKeyPairSync } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { createTokenVerifier } from '../../src/auth/tokens.js';
 import { ConfigError, readConfig } from '../../src/config/index.js';
+import { PUBLISHED_JWT_SECRETS } from '../../src/config/published-secrets.js';
+import { TEST_SECRET } from '../helpers/tokens.js';
 
 const LONG_SECRET = 'x'.repeat(32);
 
@@ -159,5 +162,29 @@ describe('readConfig', () => {
     const config = readConfig({ JWT_PUBLIC_KEY: oneLine, NODE_ENV: 'production' });
     expect(config.jwtPublicKey).toBe(pem);
     expect(createTokenVerifier({ publicKey: config.jwtPublicKey }).algorithms).toEqual(['ES256']);
+  });
+});
+
+describe('a JWT_SECRET published in the repository', () => {
+  const envExample = readFileSync(new URL('../../.env.example', import.meta.url), 'utf8');
+  const exampleSecret = /^JWT_SECRET=(.*)$/m.exec(envExample)?.[1]?.trim();
+
+  it.each([...PUBLISHED_JWT_SECRETS])('is refused in production, naming JWT_SECRET: %s', (secret) => {
+    const [problem] = problemsOf({ NODE_ENV: 'production', JWT_SECRET: secret });
+    expect(problem).toMatch(/^JWT_SECRET is a value published in Herald's repository/);
+  });
+
+  it("includes .env.example's placeholder, and the old compose default", () => {
+    expect(exampleSecret).toBeDefined();
+    expect(PUBLISHED_JWT_SECRETS.has(exampleSecret ?? '')).toBe(true);
+    expect(PUBLISHED_JWT_SECRETS.has('dev-only-secret-change-me-0123456789abcdef')).toBe(true);
+  });
+
+  it('is still accepted outside production (a local run of the compose values)', () => {
+    expect(readConfig({ JWT_SECRET: exampleSecret }).jwtSecret).toBe(exampleSecret);
+  });
+
+  it('leaves other secrets alone in production, the test suite\'s included', () => {
+    expect(readConfig({ NODE_ENV: 'production', JWT_SECRET: TEST_SECRET }).jwtSecret).toBe(TEST_SECRET);
   });
 });
