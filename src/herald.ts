@@ -22,6 +22,8 @@ export type Mode = 'all' | 'subscribe' | 'publish';
 export interface RunningHerald {
   /** The subscribe server's port, when this mode runs one. */
   readonly subscribePort: number | undefined;
+  /** Whether the subscribe server serves GraphiQL (`PLAYGROUND`). */
+  readonly playground: boolean;
   /** The publish server's port, when this mode runs one. */
   readonly publishPort: number | undefined;
   /** The gRPC `Feed` port, beside the subscribe server. */
@@ -91,6 +93,7 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
     limits: config.limits,
     corsOrigins: config.corsOrigins,
     production: config.production,
+    introspection: config.introspection,
     logger,
   };
   const subscribe =
@@ -100,6 +103,7 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
           ...common,
           connectionInitTimeoutMs: config.connectionInitTimeoutMs,
           keepAliveMs: config.keepAliveMs,
+          playground: config.playground,
           ...(devTokens ? { graphiqlHeaders: { Authorization: `Bearer ${devTokens.user.token}` } } : {}),
         });
   const publish = mode === 'subscribe' ? undefined : createPublishServer({ ...common, idempotencyWindowMs: config.idempotencyWindowMs });
@@ -121,7 +125,7 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
     const publishPort = await publish?.start(config.publishPort, config.host);
     const grpcPort = await grpcFeed?.start(config.grpcPort, config.host);
     const publishGrpcPort = await grpcPublish?.start(config.publishGrpcPort, config.host);
-    return { subscribePort, publishPort, grpcPort, publishGrpcPort, broker, devTokens, stop };
+    return { subscribePort, playground: config.playground, publishPort, grpcPort, publishGrpcPort, broker, devTokens, stop };
   } catch (error) {
     await stop();
     throw error;
