@@ -88,7 +88,10 @@ export type MaskError = (error: unknown) => GraphQLError;
 /**
  * The one way an error leaves Herald over GraphQL (HTTP, SSE and WebSocket alike). A
  * client-facing error passes with its code, its message cleaned: unsafe characters
- * escaped, and in production the "Did you mean …?" suggestions cut. Anything else is a
+ * escaped, and in production the "Did you mean …?" suggestions cut. Of its extensions
+ * only `code` (and Yoga's `http`, which Yoga turns into the status and never sends)
+ * stay: a library's extras, such as Yoga's `originalError` of a body that is not JSON,
+ * quote the client's bytes. Anything else is a
  * fault of Herald's: it is logged once at `error` and becomes `Unexpected error.` with
  * code `INTERNAL_SERVER_ERROR` in production (its own message, escaped, outside). What
  * the mask returns passes through it again unchanged and unlogged, so a transport may
@@ -98,14 +101,16 @@ export function createErrorMask({ production, logger }: ErrorMaskOptions): MaskE
   return (error) => {
     if (isClientFacing(error)) {
       const cleaned = escapeControlCharacters(production ? error.message.replace(SUGGESTION, '') : error.message);
-      if (cleaned === error.message) return error;
+      const { code, http } = error.extensions;
+      const extensions = { ...(code === undefined ? {} : { code }), ...(http === undefined ? {} : { http }) };
+      if (cleaned === error.message && Object.keys(extensions).length === Object.keys(error.extensions).length) return error;
       return new GraphQLError(cleaned, {
         nodes: error.nodes ?? null,
         source: error.source ?? null,
         positions: error.positions ?? null,
         path: error.path ?? null,
         originalError: error.originalError ?? null,
-        extensions: error.extensions,
+        extensions,
       });
     }
     const original = error instanceof GraphQLError && error.originalError ? error.originalError : error;

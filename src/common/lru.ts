@@ -13,7 +13,9 @@
  *
  * With {@link LruOptions.maxWeight}, the entries' weights (say, the bytes each holds)
  * are bounded too: the oldest entries go until the sum fits, and an entry heavier than
- * the whole bound is never kept.
+ * the whole bound is never kept. The older half is then judged by weight as well: a hit
+ * re-inserts an entry once half of `maxWeight` went in after it, as a few heavy entries
+ * can push it out long before half the capacity's count has.
  */
 export interface LruCache<K, V> {
   get(key: K): V | undefined;
@@ -45,6 +47,8 @@ interface Entry<V> {
   readonly weight: number;
   /** The insertion count when the entry last went in at the end. */
   stamp: number;
+  /** The total weight inserted, likewise. */
+  weightStamp: number;
 }
 
 export function createLruCache<K, V>(maxEntries: number, options: LruOptions<K, V> = {}): LruCache<K, V> {
@@ -52,11 +56,15 @@ export function createLruCache<K, V>(maxEntries: number, options: LruOptions<K, 
   const weigh = options.weigh ?? (() => 1);
   const entries = new Map<K, Entry<V>>();
   const refreshAfter = Math.max(1, Math.floor(maxEntries / 2));
+  const refreshAfterWeight = maxWeight / 2;
   let inserted = 0;
+  let insertedWeight = 0;
   let weight = 0;
   const insert = (key: K, entry: Entry<V>): void => {
     entries.delete(key);
     entry.stamp = ++inserted;
+    insertedWeight += entry.weight;
+    entry.weightStamp = insertedWeight;
     entries.set(key, entry);
   };
   const remove = (key: K): void => {
@@ -69,14 +77,14 @@ export function createLruCache<K, V>(maxEntries: number, options: LruOptions<K, 
     get(key) {
       const entry = entries.get(key);
       if (entry === undefined) return undefined;
-      if (inserted - entry.stamp >= refreshAfter) insert(key, entry);
+      if (inserted - entry.stamp >= refreshAfter || insertedWeight - entry.weightStamp >= refreshAfterWeight) insert(key, entry);
       return entry.value;
     },
     set(key, value) {
       remove(key);
       const entryWeight = weigh(key, value);
       if (maxEntries <= 0 || entryWeight > maxWeight) return;
-      insert(key, { value, weight: entryWeight, stamp: 0 });
+      insert(key, { value, weight: entryWeight, stamp: 0, weightStamp: 0 });
       weight += entryWeight;
       while (entries.size > maxEntries || weight > maxWeight) remove(entries.keys().next().value as K);
     },

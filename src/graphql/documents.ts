@@ -22,6 +22,8 @@ export interface DocumentCache {
    * `keep` (an authenticated request) does a valid document stay in the cache.
    */
   prepare(query: string, options: { keep: boolean }): Prepared;
+  /** What the kept documents hold, in bytes by {@link documentWeight}. */
+  readonly bytes: number;
 }
 
 export interface DocumentCacheOptions {
@@ -59,18 +61,29 @@ export const DEFAULT_DOCUMENT_CACHE_BYTES = 8 * 1024 * 1024;
  * strings, it is 250–360 bytes (test/unit/documents.test.ts holds the estimate to it).
  */
 const BYTES_PER_TOKEN = 400;
-/** Comments are tokens too (kept, not counted by `maxTokens`): about 90 bytes each, measured. */
+/** Comments are tokens too (kept, and not counted by `maxTokens`): about 90 bytes each, measured. */
 const BYTES_PER_COMMENT = 100;
+/**
+ * An escape in a string (`\n`, `\u00e9`) makes the lexer concatenate, and each piece
+ * stays in the value's string: 55–83 bytes an escape, measured.
+ */
+const BYTES_PER_ESCAPE = 100;
 
 /**
  * An upper bound of the heap that caching `document`, parsed from `query`, keeps: the
- * text (two bytes a character, as a two-byte string would need), every token, and one
- * comment per `#` (a `#` inside a string counts too: the estimate stays above).
+ * text (two bytes a character, as a two-byte string would need), every token, one
+ * comment per `#` and one escape per `\` (wherever they stand: the estimate stays
+ * above).
  */
 export function documentWeight(query: string, document: DocumentNode): number {
   let comments = 0;
-  for (let at = query.indexOf('#'); at >= 0; at = query.indexOf('#', at + 1)) comments++;
-  return 2 * query.length + BYTES_PER_TOKEN * (document.tokenCount ?? query.length) + BYTES_PER_COMMENT * comments;
+  let escapes = 0;
+  for (let at = 0; at < query.length; at++) {
+    const code = query.charCodeAt(at);
+    if (code === 0x23) comments++;
+    else if (code === 0x5c) escapes++;
+  }
+  return 2 * query.length + BYTES_PER_TOKEN * (document.tokenCount ?? query.length) + BYTES_PER_COMMENT * comments + BYTES_PER_ESCAPE * escapes;
 }
 
 /** graphql-js' message when `maxTokens` stops the parser (graphql 16 spells it "more that"). */
@@ -107,6 +120,9 @@ export function createDocumentCache(options: DocumentCacheOptions): DocumentCach
       if (errors.length > 0) return { errors };
       if (keep) documents.set(query, document);
       return { document };
+    },
+    get bytes() {
+      return documents.weight;
     },
   };
 }

@@ -44,6 +44,15 @@ const REFUSED: DocumentNode = parse('{ __typename }');
 export function createGraphQLHttpHandler(options: GraphQLHttpOptions): NodeHandler {
   const { verifier, documents } = options;
   const maskError = createErrorMask(options);
+  const maskForYoga: MaskError = (error) => {
+    const result = maskError(error);
+    // Yoga answers a body it could not read (not JSON) with 400 only while the error's
+    // `extensions.originalError` holds the parser's message, which quotes the body; the
+    // mask drops it, so the 400 is kept by saying so in `http` instead.
+    const http = result.extensions['http'];
+    if (!(error instanceof GraphQLError) || error.extensions['originalError'] === undefined || typeof http !== 'object') return result;
+    return new GraphQLError(result.message, { extensions: { ...result.extensions, http: { ...http, spec: false } } });
+  };
   /** Why each refused request's document was refused, until its validate step reports it. */
   const refusals = new WeakMap<object, readonly GraphQLError[]>();
 
@@ -66,7 +75,7 @@ export function createGraphQLHttpHandler(options: GraphQLHttpOptions): NodeHandl
       setResult(refusals.get(context) ?? []);
     },
     onResultProcess({ result, setResult }) {
-      if (!isAsyncIterable(result)) setResult(Array.isArray(result) ? result.map((one) => masked(one, maskError)) : masked(result, maskError));
+      if (!isAsyncIterable(result)) setResult(Array.isArray(result) ? result.map((one) => masked(one, maskForYoga)) : masked(result, maskForYoga));
     },
   };
 
