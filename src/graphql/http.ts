@@ -11,7 +11,7 @@
  * `id:` and no resume, so subscriptions go over WebSocket or Herald's SSE transport.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { getOperationAST, GraphQLError, parse, type DocumentNode, type ExecutionResult, type GraphQLSchema } from 'graphql';
+import { getOperationAST, GraphQLError, Kind, OperationTypeNode, type DocumentNode, type ExecutionResult, type GraphQLSchema } from 'graphql';
 import { createYoga, isAsyncIterable, type Plugin, type YogaInitialContext, type YogaServerOptions } from 'graphql-yoga';
 import { AuthenticationError, principalFromHeader, type Principal, type TokenVerifier } from '../auth/index.js';
 import { createErrorMask, ErrorCode, type MaskError } from '../common/errors.js';
@@ -38,8 +38,24 @@ export type NodeHandler = (request: IncomingMessage, response: ServerResponse) =
 export const SUBSCRIBE_ELSEWHERE =
   'a subscription needs a stream: subscribe over WebSocket (subprotocol graphql-transport-ws) or over SSE (send "Accept: text/event-stream")';
 
-/** Stands in for a refused document between Yoga's parse and validate steps. */
-const REFUSED: DocumentNode = parse('{ __typename }');
+/**
+ * Stands in for a refused document between Yoga's parse and validate steps. It holds the
+ * operation the request names, as Yoga looks for it right after parsing (and would
+ * answer with its own error instead of the refusal's).
+ */
+function placeholder(operationName: string | undefined): DocumentNode {
+  return {
+    kind: Kind.DOCUMENT,
+    definitions: [
+      {
+        kind: Kind.OPERATION_DEFINITION,
+        operation: OperationTypeNode.QUERY,
+        ...(operationName ? { name: { kind: Kind.NAME, value: operationName } } : {}),
+        selectionSet: { kind: Kind.SELECTION_SET, selections: [{ kind: Kind.FIELD, name: { kind: Kind.NAME, value: '__typename' } }] },
+      },
+    ],
+  };
+}
 
 export function createGraphQLHttpHandler(options: GraphQLHttpOptions): NodeHandler {
   const { verifier, documents } = options;
@@ -62,7 +78,7 @@ export function createGraphQLHttpHandler(options: GraphQLHttpOptions): NodeHandl
       const prepared = documents.prepare(typeof params.source === 'string' ? params.source : params.source.body, { keep: principal !== undefined });
       if (prepared.errors) {
         refusals.set(context, prepared.errors);
-        setParsedDocument(REFUSED);
+        setParsedDocument(placeholder(context.params.operationName));
         return;
       }
       if (getOperationAST(prepared.document, context.params.operationName)?.operation === 'subscription') {
