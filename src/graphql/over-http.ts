@@ -65,7 +65,7 @@ export function createGraphQLOverHttpHandler(options: GraphQLOverHttpOptions): (
       method: request.method ?? 'GET',
       url: request.url ?? '/',
       headers: request.headers,
-      body: () => readBody(request),
+      body: null, // read by `readParams`, once it knows the request is well formed
       raw: request,
       context: undefined,
     }).then(

@@ -90,7 +90,7 @@ export function createHttpEdge(options: HttpEdgeOptions): Server {
         if (request.method === 'POST') {
           const length = request.headers['content-length'];
           if (length === undefined) {
-            return sendError(response, 411, ErrorCode.BadUserInput, 'a POST needs a Content-Length header');
+            return sendError(response, 411, ErrorCode.BadRequest, 'a POST needs a Content-Length header');
           }
           const limit = largerBody?.allows(request) ? largerBody : messageLimit;
           if (Number(length) > limit.bytes) {

@@ -52,6 +52,7 @@ export function createPublishServer(options: PublishServerOptions): PublishServe
     idempotencyWindowMs: options.idempotencyWindowMs ?? 600_000,
   });
   const schema = buildSchema({ broker, channels: options.channels, resolvers: createPublishResolvers(sender) });
+  // At most 8 MiB of documents (`DEFAULT_DOCUMENT_CACHE_BYTES`), only those of authenticated requests.
   const documents = createDocumentCache({
     schema,
     maxTokens: limits.maxQueryTokens,
