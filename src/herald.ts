@@ -94,6 +94,7 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
     corsOrigins: config.corsOrigins,
     production: config.production,
     introspection: config.introspection,
+    shutdownDrainMs: config.shutdownDrainMs,
     logger,
   };
   const subscribe =
@@ -107,13 +108,14 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
           ...(devTokens ? { graphiqlHeaders: { Authorization: `Bearer ${devTokens.user.token}` } } : {}),
         });
   const publish = mode === 'subscribe' ? undefined : createPublishServer({ ...common, idempotencyWindowMs: config.idempotencyWindowMs });
-  const grpcCommon = { verifier, keepalive: config.grpcKeepalive, production: config.production, logger };
+  const grpcCommon = { verifier, keepalive: config.grpcKeepalive, production: config.production, drainMs: config.shutdownDrainMs, logger };
   const grpcFeed = subscribe && createFeedGrpcServer({ ...grpcCommon, subscriptions: subscribe.subscriptions });
   const grpcPublish = publish && createPublishGrpcServer({ ...grpcCommon, sender: publish.sender });
 
+  // Every server starts stopping at once (each answers /readyz with 503 from its first
+  // step), lets what is in flight finish, and only then does the broker close.
   const stop = async (): Promise<void> => {
-    await Promise.all([grpcFeed?.stop(), grpcPublish?.stop()]);
-    await Promise.all([subscribe?.stop(), publish?.stop()]);
+    await Promise.all([grpcFeed?.stop(), grpcPublish?.stop(), subscribe?.stop(), publish?.stop()]);
     await broker.close();
     await Promise.all(clients.map((client) => client.quit().catch(() => client.disconnect())));
   };

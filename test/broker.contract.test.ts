@@ -14,13 +14,14 @@ import {
   BrokerUnavailableError,
   type Broker,
   type BrokerMessage,
+  type ChannelEvents,
   type HistoryAfter,
   type HistoryPage,
   type MessageSink,
   type PublishRequest,
   type PublishResult,
 } from '../src/broker/types.js';
-import { parseCursor, type Cursor } from '../src/common/cursor.js';
+import { parseCursor, type Cursor, type ReadPosition } from '../src/common/cursor.js';
 import { compareIds } from '../src/broker/history.js';
 import { ObserverMap, type Observer } from '../src/subscribe/observers.js';
 import { channels, createTestBroker, stopAll, waitFor, type TestBroker } from './helpers/herald.js';
@@ -87,8 +88,8 @@ class SpyBroker implements Broker {
   count(command: 'subscribe' | 'unsubscribe', channel: string): number {
     return this.calls.filter((call) => call === `${command} ${channel}`).length;
   }
-  listen(sink: MessageSink): void {
-    this.#inner.listen(sink);
+  listen(sink: MessageSink, events?: ChannelEvents): void {
+    this.#inner.listen(sink, events);
   }
   async subscribe(channel: string): Promise<void> {
     this.calls.push(`subscribe ${channel}`);
@@ -103,7 +104,7 @@ class SpyBroker implements Broker {
   publish(request: PublishRequest): Promise<PublishResult> {
     return this.#inner.publish(request);
   }
-  readAfter(request: { tenantKey: string; streams: readonly string[]; after: Cursor }): Promise<HistoryAfter> {
+  readAfter(request: { tenantKey: string; streams: readonly string[]; after: ReadPosition; limit: number }): Promise<HistoryAfter> {
     return this.#inner.readAfter(request);
   }
   readPage(request: { tenantKey: string; streams: readonly string[]; before: Cursor | undefined; limit: number }): Promise<HistoryPage> {
@@ -496,8 +497,12 @@ describe.each<[string, () => string | undefined]>([
         (await send(broker, tenantKey, store, 's2')).id,
       ];
       expect([...ids].sort(compareIds)).toEqual(ids);
-      const after = await broker.readAfter({ tenantKey, streams, after: cursor(first.id) });
-      expect(after).toEqual({ gap: false, entries: [expect.objectContaining({ id: ids[0] }), expect.objectContaining({ id: ids[1] }), expect.objectContaining({ id: ids[2] })] });
+      const after = await broker.readAfter({ tenantKey, streams, after: cursor(first.id), limit: 100 });
+      expect(after).toEqual({
+        gap: false,
+        entries: [expect.objectContaining({ id: ids[0] }), expect.objectContaining({ id: ids[1] }), expect.objectContaining({ id: ids[2] })],
+        more: false,
+      });
       expect(after.gap ? [] : texts(after.entries)).toEqual(['s1', 'u1', 's2']);
     });
 
@@ -511,8 +516,48 @@ describe.each<[string, () => string | undefined]>([
       const live = await send(publisher, tenantKey, user, 'live');
       await waitFor(() => heard.length === 2, 'both deliveries');
       expect(heard.map(({ message }) => message.id)).toEqual([start.id, live.id]);
-      const after = await publisher.readAfter({ tenantKey, streams, after: cursor(start.id) });
+      const after = await publisher.readAfter({ tenantKey, streams, after: cursor(start.id), limit: 100 });
       expect(after.gap ? [] : after.entries.map((entry) => entry.id)).toEqual([live.id]);
+    });
+
+    it('reads after a cursor a page at a time, every entry once and in order, however the streams interleave', async () => {
+      const { broker } = await newBroker();
+      const { tenantKey, user, store, streams } = freshTenant();
+      const start = await send(broker, tenantKey, user, 'start');
+      const expected: string[] = [];
+      // A dense store stream and a sparse user stream: the page must stop where both are complete.
+      for (let n = 0; n < 23; n++) expected.push((await send(broker, tenantKey, n % 5 === 0 ? user : store, `n${n}`)).id);
+      const got: string[] = [];
+      let after: ReadPosition = cursor(start.id);
+      for (let pages = 0; ; pages++) {
+        expect(pages).toBeLessThan(30);
+        const page = await broker.readAfter({ tenantKey, streams, after, limit: 4 });
+        if (page.gap) throw new Error(page.reason);
+        expect(page.entries.length).toBeLessThanOrEqual(4);
+        got.push(...page.entries.map((entry) => entry.id));
+        const last = page.entries.at(-1);
+        if (!page.more) break;
+        expect(last).toBeDefined();
+        after = cursor(last?.id ?? '');
+      }
+      expect(got).toEqual(expected);
+    });
+
+    it('reads after a time in whatever history the tenant has, and finds nothing when it has none', async () => {
+      const { broker } = await newBroker();
+      const { tenantKey, user, streams } = freshTenant();
+      expect(await broker.readAfter({ tenantKey, streams, after: { epoch: undefined, ms: Date.now() - 1000, seq: 0 }, limit: 10 })).toEqual({
+        gap: false,
+        entries: [],
+        more: false,
+      });
+      const old = await send(broker, tenantKey, user, 'old');
+      const oldMs = cursor(old.id).ms;
+      await waitFor(() => Date.now() > oldMs + 2, 'the clock to move on');
+      const since = Date.now();
+      const fresh = await send(broker, tenantKey, user, 'fresh');
+      const page = await broker.readAfter({ tenantKey, streams, after: { epoch: undefined, ms: since - 1, seq: 0 }, limit: 10 });
+      expect(page.gap ? page.reason : page.entries.map((entry) => entry.id)).toEqual([fresh.id]);
     });
 
     it('pages newest first, with hasMore and an exclusive `before`', async () => {
@@ -531,9 +576,9 @@ describe.each<[string, () => string | undefined]>([
       const { tenantKey, user, streams } = freshTenant();
       const ids: string[] = [];
       for (let n = 0; n < 5; n++) ids.push((await send(broker, tenantKey, user, `n${n}`)).id);
-      const trimmed = await broker.readAfter({ tenantKey, streams, after: cursor(ids[0] ?? '') });
+      const trimmed = await broker.readAfter({ tenantKey, streams, after: cursor(ids[0] ?? ''), limit: 100 });
       expect(trimmed).toMatchObject({ gap: true, reason: expect.stringContaining('trimmed') });
-      const kept = await broker.readAfter({ tenantKey, streams, after: cursor(ids[3] ?? '') });
+      const kept = await broker.readAfter({ tenantKey, streams, after: cursor(ids[3] ?? ''), limit: 100 });
       expect(kept.gap ? [] : texts(kept.entries)).toEqual(['n4']);
     });
 
@@ -542,14 +587,14 @@ describe.each<[string, () => string | undefined]>([
       const { tenantKey, user, streams } = freshTenant();
       const sent = cursor((await send(broker, tenantKey, user, 'x')).id);
       const foreign = { ...sent, epoch: 'feedfacecafe' };
-      expect(await broker.readAfter({ tenantKey, streams, after: foreign })).toMatchObject({ gap: true, reason: expect.stringContaining('earlier') });
+      expect(await broker.readAfter({ tenantKey, streams, after: foreign, limit: 100 })).toMatchObject({ gap: true, reason: expect.stringContaining('earlier') });
       expect(await broker.readPage({ tenantKey, streams, before: foreign, limit: 5 })).toMatchObject({ gap: true });
     });
 
     it('reports a gap when the tenant has no history at all (lost)', async () => {
       const { broker } = await newBroker();
       const { tenantKey, streams } = freshTenant();
-      const after = await broker.readAfter({ tenantKey, streams, after: { epoch: 'abc123', ms: Date.now(), seq: 1 } });
+      const after = await broker.readAfter({ tenantKey, streams, after: { epoch: 'abc123', ms: Date.now(), seq: 1 }, limit: 100 });
       expect(after).toMatchObject({ gap: true, reason: expect.stringContaining('lost') });
     });
 
@@ -568,7 +613,7 @@ describe.each<[string, () => string | undefined]>([
       const sentinel = await send(publisher, tenantKey, user, 'sentinel');
       await waitFor(() => heard.some(({ message }) => message.id === sentinel.id), 'the sentinel');
       expect(heard.map(({ message }) => message.id)).toEqual([start.id, first.id, sentinel.id]);
-      const after = await publisher.readAfter({ tenantKey, streams, after: cursor(start.id) });
+      const after = await publisher.readAfter({ tenantKey, streams, after: cursor(start.id), limit: 100 });
       expect(after.gap ? [] : texts(after.entries)).toEqual(['once', 'sentinel']);
     });
   });

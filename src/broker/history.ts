@@ -2,7 +2,7 @@
  * History rules both brokers share: when a read after a cursor has a gap, and how
  * entries of several streams merge into one sequence.
  */
-import { compareStreamIds, streamId, type Cursor } from '../common/cursor.js';
+import { compareStreamIds, streamId, type ReadPosition } from '../common/cursor.js';
 import type { BrokerMessage } from './types.js';
 
 /** What a broker knows of one stream when it reads after a cursor. */
@@ -15,17 +15,20 @@ export interface StreamState {
 /**
  * Why entries after `after` may be missing, or undefined when nothing is: the epoch
  * changed (history lost), an entry after the cursor was trimmed, or a stream expired
- * while the cursor was older than the age limit.
+ * while the cursor was older than the age limit. A position without an epoch (a time)
+ * takes whatever history there is now: only trimming past it is a gap.
  */
 export function findGap(
-  after: Cursor,
+  after: ReadPosition,
   epoch: string | undefined,
   streams: readonly StreamState[],
   now: number,
   maxAgeMs: number,
 ): string | undefined {
-  if (epoch === undefined) return 'the notification history was lost (Redis restarted empty); reload and subscribe without a cursor';
-  if (epoch !== after.epoch) return 'the cursor is from an earlier notification history; reload and subscribe without a cursor';
+  if (after.epoch !== undefined) {
+    if (epoch === undefined) return 'the notification history was lost (Redis restarted empty); reload and subscribe without a cursor';
+    if (epoch !== after.epoch) return 'the cursor is from an earlier notification history; reload and subscribe without a cursor';
+  }
   const afterId = streamId(after);
   for (const stream of streams) {
     if (compareStreamIds(stream.maxDeletedId, afterId) > 0) {
@@ -41,6 +44,29 @@ export function findGap(
 /** Merges per-stream lists (each oldest first) into one, oldest first. */
 export function mergeOldestFirst(lists: ReadonlyArray<readonly BrokerMessage[]>): BrokerMessage[] {
   return lists.flat().sort((a, b) => compareIds(a.id, b.id));
+}
+
+/**
+ * Entries read from each stream after one position, at most `perStream` each (oldest
+ * first), merged into one page. A stream that gave `perStream` may hold more after its
+ * last one, so the page stops at the smallest such last id: everything up to it is
+ * complete across all streams, and the next page starts after it.
+ */
+export function mergePage(lists: ReadonlyArray<readonly BrokerMessage[]>, perStream: number): { entries: BrokerMessage[]; more: boolean } {
+  let bound: string | undefined;
+  for (const list of lists) {
+    const last = list.length >= perStream ? list[list.length - 1] : undefined;
+    if (last && (bound === undefined || compareIds(last.id, bound) < 0)) bound = last.id;
+  }
+  const merged = mergeOldestFirst(lists);
+  if (bound === undefined) return { entries: merged, more: false };
+  const limit = bound;
+  return { entries: merged.filter((entry) => compareIds(entry.id, limit) <= 0), more: true };
+}
+
+/** Entries read per stream for a page of about `limit` entries over `streams` streams. */
+export function perStreamLimit(limit: number, streams: number): number {
+  return Math.max(1, Math.ceil(limit / Math.max(1, streams)));
 }
 
 /** Merges per-stream lists (each newest first) into one, newest first. */

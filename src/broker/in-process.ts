@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { compareStreamIds, streamId } from '../common/cursor.js';
-import { findGap, mergeNewestFirst, mergeOldestFirst } from './history.js';
+import { findGap, mergeNewestFirst, mergePage, perStreamLimit } from './history.js';
 import { BrokerUnavailableError, DEFAULT_RETENTION, type Broker, type BrokerMessage, type MessageSink, type Retention } from './types.js';
 
 interface Stream {
@@ -98,16 +98,24 @@ export function createInProcessBroker(options: InProcessBrokerOptions = {}): Bro
       if (idempotency) remembered.set(idempotency.key, { value: `${id} ${receivedUsers}`, expiresAt: at + idempotency.windowMs });
       return { id, receivedUsers, duplicate: false };
     },
-    async readAfter({ tenantKey, streams: keys, after }) {
+    async readAfter({ tenantKey, streams: keys, after, limit }) {
       const epoch = tenants.get(tenantKey)?.epoch;
       const states = keys.map((key) => {
         const stream = liveStream(key);
         return { exists: stream !== undefined, maxDeletedId: stream?.maxDeletedId ?? '0-0' };
       });
       const reason = findGap(after, epoch, states, now(), retention.maxAgeMs);
-      if (reason !== undefined || epoch === undefined) return { gap: true, reason: reason ?? 'no history' };
+      if (reason !== undefined) return { gap: true, reason };
+      if (epoch === undefined) return { gap: false, entries: [], more: false };
       const afterId = streamId(after);
-      return { gap: false, entries: mergeOldestFirst(keys.map((key) => messages(epoch, key, (id) => compareStreamIds(id, afterId) > 0))) };
+      const perStream = perStreamLimit(limit, keys.length);
+      return {
+        gap: false,
+        ...mergePage(
+          keys.map((key) => messages(epoch, key, (id) => compareStreamIds(id, afterId) > 0).slice(0, perStream)),
+          perStream,
+        ),
+      };
     },
     async readPage({ tenantKey, streams: keys, before, limit }) {
       const epoch = tenants.get(tenantKey)?.epoch;

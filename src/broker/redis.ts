@@ -22,12 +22,14 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { ReplyError, type Redis } from 'ioredis';
 import { streamId } from '../common/cursor.js';
-import { findGap, mergeNewestFirst, mergeOldestFirst, type StreamState } from './history.js';
+import { findGap, mergeNewestFirst, mergePage, perStreamLimit, type StreamState } from './history.js';
 import {
   BrokerUnavailableError,
   DEFAULT_RETENTION,
+  OutcomeUnknownError,
   type Broker,
   type BrokerMessage,
+  type ChannelEvents,
   type MessageSink,
   type PublishRequest,
   type Retention,
@@ -53,6 +55,13 @@ export interface RedisBrokerOptions {
   retention?: Retention;
   /** Where failures that have no caller to reject are reported. @default console */
   logger?: Pick<Console, 'warn' | 'error'>;
+  /**
+   * How often the publisher connection is PINGed. A ping that fails or is not answered
+   * within the command timeout makes the broker not ready (`/readyz` 503) until one is
+   * answered: a Redis that is frozen, not just gone, is noticed.
+   * @default 1000 (ms)
+   */
+  healthCheckIntervalMs?: number;
 }
 
 /**
@@ -121,7 +130,8 @@ return {id, receivers}
 `;
 
 /**
- * KEYS: tenant hash, then the streams. ARGV: exclusive start entry id, count.
+ * KEYS: tenant hash, then the streams. ARGV: exclusive start entry id, most entries per
+ * stream (so one call's time and reply are bounded, however old the start).
  * Returns {epoch or nil, {exists, max-deleted-entry-id, entries} per stream}.
  */
 const READ_AFTER_SCRIPT = `
@@ -159,6 +169,8 @@ class Script {
 }
 
 const publishScript = new Script(PUBLISH_SCRIPT);
+/** The error ioredis gives a command it did not send: the connection was not writable. */
+const NOT_SENT = "Stream isn't writeable";
 const readAfterScript = new Script(READ_AFTER_SCRIPT);
 
 type StreamEntries = Array<[string, string[]]>;
@@ -178,7 +190,11 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
   const epochPrefix = randomBytes(6).toString('hex');
   let epochCandidates = 0;
   let reportsSubscribed = false;
+  /** Whether the subscribed channels were heard on the current connection (so a drop interrupts them). */
+  let channelsHeard = false;
+  let healthy = true;
   let closed = false;
+  let events: ChannelEvents | undefined;
 
   const onMessage = (channel: string, message: string): void => {
     if (channel === reportChannel) return onReport(message);
@@ -215,19 +231,44 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
   };
 
   // Subscribes everything again on every (re)connection: after Redis comes back, every
-  // open channel is heard again without any observer doing anything.
+  // open channel is heard again without any observer doing anything, and its observers
+  // are told, so that they fill from history what was published while it was not heard.
   const onReady = (): void => {
-    const all = [reportChannel, ...channels];
-    subscriber.subscribe(...all).then(
+    const resubscribed = [...channels];
+    subscriber.subscribe(reportChannel, ...resubscribed).then(
       () => {
         reportsSubscribed = true;
+        channelsHeard = true;
+        // A channel released meanwhile has no observers left to tell.
+        const still = resubscribed.filter((channel) => channels.has(channel));
+        if (still.length > 0) events?.resubscribed(still);
       },
-      (error: unknown) => logger.error(`herald: could not resubscribe ${all.length} channels: ${String(error)}`),
+      (error: unknown) => {
+        // Never leave channels unheard on a live connection: start over on a new one.
+        logger.error(`herald: could not resubscribe ${resubscribed.length + 1} channels (${String(error)}); reconnecting`);
+        if (!closed) subscriber.disconnect(true);
+      },
     );
   };
   const onClose = (): void => {
     reportsSubscribed = false;
+    if (!channelsHeard) return;
+    channelsHeard = false;
+    if (channels.size > 0) events?.interrupted([...channels]);
   };
+  const healthCheck = setInterval(() => {
+    if (publisher.status !== 'ready') return;
+    publisher.ping().then(
+      () => {
+        healthy = true;
+      },
+      (error: unknown) => {
+        if (healthy) logger.warn(`herald: Redis did not answer a PING: ${String(error)}`);
+        healthy = false;
+      },
+    );
+  }, options.healthCheckIntervalMs ?? 1000);
+  healthCheck.unref();
   const onError = (error: Error): void => {
     logger.warn(`herald: redis connection error: ${error.message}`);
   };
@@ -237,6 +278,7 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
     { destination, tenantKey, payload, idempotency }: PublishRequest,
     frameHead: string,
   ): Promise<[string, number]> => {
+    if (publisher.status !== 'ready') throw new BrokerUnavailableError('Redis is unavailable: not connected (nothing was sent)');
     try {
       return (await publishScript.run(
         publisher,
@@ -252,7 +294,7 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
         ],
       )) as [string, number];
     } catch (error) {
-      throw unavailable('PUBLISH', error);
+      throw outcomeOf('PUBLISH', error);
     }
   };
 
@@ -265,9 +307,10 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
 
   return {
     kind: 'redis',
-    listen(next) {
+    listen(next, channelEvents) {
       if (sink) throw new Error('the broker already has a sink');
       sink = next;
+      events = channelEvents;
     },
     async subscribe(channel) {
       if (closed) throw new BrokerUnavailableError('the broker is closed');
@@ -276,7 +319,15 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
         await subscriber.subscribe(channel);
       } catch (error) {
         channels.delete(channel);
-        throw unavailable('SUBSCRIBE', error);
+        const failure = outcomeOf('SUBSCRIBE', error);
+        if (failure instanceof OutcomeUnknownError && subscriber.status === 'ready') {
+          // Redis may yet carry it out: undo it behind it on the same connection, so no
+          // channel stays subscribed that no observer holds (and that every publish counts).
+          await subscriber.unsubscribe(channel).catch((undo: unknown) => {
+            logger.warn(`herald: UNSUBSCRIBE ${channel} after a failed SUBSCRIBE failed: ${String(undo)}`);
+          });
+        }
+        throw new BrokerUnavailableError(failure.message);
       }
     },
     async unsubscribe(channel) {
@@ -290,13 +341,13 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
     },
     async publish(request) {
       if (closed) throw new BrokerUnavailableError('the broker is closed');
-      if (!reportsSubscribed) throw new BrokerUnavailableError('Redis is unavailable: not connected');
       const { idempotency } = request;
       if (request.countDeliveries === false && idempotency === undefined) {
         // The frame names no report channel: no subscribe server reports, nobody waits.
         const [id] = await runPublishScript(request, `${SEPARATOR}0`);
         return { id, receivedUsers: undefined, duplicate: false };
       }
+      if (!reportsSubscribed) throw new BrokerUnavailableError('Redis is unavailable: not connected (nothing was sent)');
       const reportId = String(++sequence);
       const entry: PendingPublish = { expected: undefined, reported: 0, delivered: 0, settle: undefined };
       pending.set(reportId, entry);
@@ -331,10 +382,11 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
         pending.delete(reportId);
       }
     },
-    async readAfter({ tenantKey, streams, after }) {
+    async readAfter({ tenantKey, streams, after, limit }) {
+      const perStreamCount = perStreamLimit(limit, streams.length);
       let reply: [string | null, ...Array<[number, string, StreamEntries]>];
       try {
-        reply = (await readAfterScript.run(publisher, [tenantKey, ...streams], [streamId(after), retention.maxLength])) as typeof reply;
+        reply = (await readAfterScript.run(publisher, [tenantKey, ...streams], [streamId(after), perStreamCount])) as typeof reply;
       } catch (error) {
         throw unavailable('history read', error);
       }
@@ -342,7 +394,8 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
       const states: StreamState[] = perStream.map(([exists, maxDeletedId]) => ({ exists: exists === 1, maxDeletedId }));
       const reason = findGap(after, epoch ?? undefined, states, Date.now(), retention.maxAgeMs);
       if (reason !== undefined) return { gap: true, reason };
-      return { gap: false, entries: mergeOldestFirst(perStream.map(([, , entries]) => toMessages(epoch ?? '', entries))) };
+      if (epoch === null) return { gap: false, entries: [], more: false };
+      return { gap: false, ...mergePage(perStream.map(([, , entries]) => toMessages(epoch, entries)), perStreamCount) };
     },
     async readPage({ tenantKey, streams, before, limit }) {
       let replies: Array<[Error | null, unknown]> | null;
@@ -362,9 +415,10 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
       const merged = mergeNewestFirst(perStream.map(([, entries]) => toMessages(epoch ?? '', entries)));
       return { gap: false, entries: merged.slice(0, limit), hasMore: merged.length > limit };
     },
-    isReady: () => !closed && reportsSubscribed && subscriber.status === 'ready' && publisher.status === 'ready',
+    isReady: () => !closed && healthy && reportsSubscribed && subscriber.status === 'ready' && publisher.status === 'ready',
     async close() {
       closed = true;
+      clearInterval(healthCheck);
       subscriber.off('message', onMessage);
       subscriber.off('ready', onReady);
       subscriber.off('close', onClose);
@@ -393,4 +447,18 @@ function unavailable(command: string, error: unknown): Error {
   if (error instanceof ReplyError) return error as Error;
   const reason = error instanceof Error ? error.message : String(error);
   return new BrokerUnavailableError(`Redis is unavailable (${command} failed: ${reason})`);
+}
+
+/**
+ * Like {@link unavailable}, for a command that changes something: one ioredis did not
+ * send is {@link BrokerUnavailableError}; one that was sent and then timed out or lost
+ * its connection may have been carried out, and is {@link OutcomeUnknownError}.
+ */
+function outcomeOf(command: string, error: unknown): Error {
+  if (error instanceof ReplyError) return error as Error;
+  const reason = error instanceof Error ? error.message : String(error);
+  if (reason.startsWith(NOT_SENT)) return new BrokerUnavailableError(`Redis is unavailable (${command} was not sent: ${reason})`);
+  return new OutcomeUnknownError(
+    `Redis did not confirm the ${command} (${reason}): it may or may not have been carried out; retry with the same idempotencyKey to be sure of one delivery`,
+  );
 }

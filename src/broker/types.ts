@@ -4,7 +4,7 @@
  * transport, no observers.
  */
 import type { Destination } from '../channels/index.js';
-import type { Cursor } from '../common/cursor.js';
+import type { Cursor, ReadPosition } from '../common/cursor.js';
 
 /** One notification as the broker carries it: its id (a cursor) and its encoded body. */
 export interface BrokerMessage {
@@ -69,10 +69,26 @@ export interface HistoryRequest {
   readonly streams: readonly string[];
 }
 
-/** What a read after a cursor found: the entries, or that some were lost. */
+/**
+ * What one page of a read after a position found: the entries (oldest first) and
+ * whether more follow the last of them, or that some were lost.
+ */
 export type HistoryAfter =
-  | { readonly gap: false; readonly entries: readonly BrokerMessage[] }
+  | { readonly gap: false; readonly entries: readonly BrokerMessage[]; readonly more: boolean }
   | { readonly gap: true; readonly reason: string };
+
+/**
+ * Told about the subscribed channels' connection to the backend. Between `interrupted`
+ * and `resubscribed`, messages on those channels may have been lost (published while the
+ * connection was down, or in flight when it dropped); history after `resubscribed` holds
+ * every one of them.
+ */
+export interface ChannelEvents {
+  /** The connection carrying `channels` dropped. */
+  interrupted(channels: readonly string[]): void;
+  /** `channels` are subscribed again: what is published from now on is delivered. */
+  resubscribed(channels: readonly string[]): void;
+}
 
 /** One page of history, newest first. */
 export type HistoryPage =
@@ -82,8 +98,11 @@ export type HistoryPage =
 export interface Broker {
   /** Which implementation this is, for logs and `/readyz`. */
   readonly kind: 'redis' | 'in-process';
-  /** Sets the one sink of this broker; a second call throws. */
-  listen(sink: MessageSink): void;
+  /**
+   * Sets the one sink of this broker, and who is told when subscribed channels may have
+   * missed messages; a second call throws.
+   */
+  listen(sink: MessageSink, events?: ChannelEvents): void;
   /**
    * Starts delivering `channel` to the sink. Resolves only once the broker has
    * confirmed the subscription; rejects with {@link BrokerUnavailableError}.
@@ -98,11 +117,14 @@ export interface Broker {
    */
   publish(request: PublishRequest): Promise<PublishResult>;
   /**
-   * Every entry of `streams` after `after`, oldest first, merged into one sequence — or
-   * a gap when some may be missing: the cursor is from an earlier history (Redis
-   * restarted empty), or entries after it were trimmed.
+   * One page of the entries of `streams` after `after`, oldest first, merged into one
+   * sequence — about `limit` of them, never fewer than one while any follow (`more`
+   * says so; read the next page after the last entry) — or a gap when some may be
+   * missing: the cursor is from an earlier history (Redis restarted empty), or entries
+   * after it were trimmed. A position without an epoch reads the current history from
+   * that time on. Bounded in backend time and memory by `limit`.
    */
-  readAfter(request: HistoryRequest & { readonly after: Cursor }): Promise<HistoryAfter>;
+  readAfter(request: HistoryRequest & { readonly after: ReadPosition; readonly limit: number }): Promise<HistoryAfter>;
   /** Up to `limit` entries of `streams` before `before` (or the newest), newest first. */
   readPage(request: HistoryRequest & { readonly before: Cursor | undefined; readonly limit: number }): Promise<HistoryPage>;
   /** Whether the broker can subscribe and publish right now (`/readyz`). */
@@ -111,9 +133,18 @@ export interface Broker {
   close(): Promise<void>;
 }
 
-/** The broker cannot reach its backend; the message says what failed. */
+/** The broker cannot reach its backend and did nothing; the message says what failed. */
 export class BrokerUnavailableError extends Error {
   override readonly name = 'BrokerUnavailableError';
+}
+
+/**
+ * The backend did not answer in time, or the connection dropped after the command was
+ * sent: it may or may not have been carried out. A publisher retries with the same
+ * idempotency key to be sure of one delivery.
+ */
+export class OutcomeUnknownError extends Error {
+  override readonly name = 'OutcomeUnknownError';
 }
 
 /** The default {@link Retention}. */

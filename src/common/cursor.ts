@@ -15,6 +15,12 @@ export interface Cursor {
   readonly seq: number;
 }
 
+/**
+ * Where a history read starts: after a cursor, or — for a subscription that has had
+ * nothing yet — after a time (ms since the epoch) in whatever history the tenant has now.
+ */
+export type ReadPosition = Cursor | { readonly epoch: undefined; readonly ms: number; readonly seq: number };
+
 const CURSOR_PATTERN = /^([A-Za-z0-9]{1,32})_(\d{1,15})-(\d{1,15})$/;
 
 export function formatCursor(cursor: Cursor): string {
@@ -30,7 +36,7 @@ export function parseCursor(value: unknown): Cursor | undefined {
 }
 
 /** The Redis stream entry id of a cursor (`ms-seq`). */
-export function streamId(cursor: Cursor): string {
+export function streamId(cursor: ReadPosition): string {
   return `${cursor.ms}-${cursor.seq}`;
 }
 

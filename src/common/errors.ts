@@ -7,7 +7,7 @@
 import { GraphQLError } from 'graphql';
 import { AuthenticationError, ForbiddenError } from '../auth/index.js';
 import { InvalidNameError } from '../channels/index.js';
-import { BrokerUnavailableError } from '../broker/types.js';
+import { BrokerUnavailableError, OutcomeUnknownError } from '../broker/types.js';
 import { InvalidInputError, LimitExceededError } from './failures.js';
 import type { Logger } from './logger.js';
 
@@ -19,6 +19,7 @@ export const ErrorCode = {
   BadUserInput: 'BAD_USER_INPUT',
   LimitExceeded: 'LIMIT_EXCEEDED',
   ServiceUnavailable: 'SERVICE_UNAVAILABLE',
+  OutcomeUnknown: 'OUTCOME_UNKNOWN',
   WrongServer: 'WRONG_SERVER',
   HistoryGap: 'HISTORY_GAP',
   /** A fault of Herald's; its message is hidden in production. */
@@ -53,6 +54,7 @@ export function toGraphQLError(error: unknown): GraphQLError {
   if (error instanceof InvalidNameError || error instanceof InvalidInputError) return graphqlError(ErrorCode.BadUserInput, error.message);
   if (error instanceof LimitExceededError) return graphqlError(ErrorCode.LimitExceeded, error.message);
   if (error instanceof BrokerUnavailableError) return graphqlError(ErrorCode.ServiceUnavailable, error.message);
+  if (error instanceof OutcomeUnknownError) return graphqlError(ErrorCode.OutcomeUnknown, error.message);
   throw error;
 }
 

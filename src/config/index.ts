@@ -148,6 +148,13 @@ export interface HeraldConfig {
    */
   retention: Retention;
   /**
+   * `SHUTDOWN_DRAIN_MS`: on SIGTERM, how long requests in flight (mutations, queries,
+   * gRPC calls) may take to finish before their connections are cut. `/readyz` answers
+   * 503 from the signal on.
+   * @default 10000
+   */
+  shutdownDrainMs: number;
+  /**
    * `IDEMPOTENCY_WINDOW_SECONDS`: how long a publisher's `idempotencyKey` is remembered.
    * @default 600 (10 minutes), kept here in ms
    */
@@ -225,6 +232,7 @@ export function readConfig(env: Env = process.env): HeraldConfig {
       maxAgeMs: read.integer('HISTORY_MAX_AGE_SECONDS', 7 * 24 * 3600, 1, 365 * 24 * 3600) * 1000,
     },
     idempotencyWindowMs: read.integer('IDEMPOTENCY_WINDOW_SECONDS', 600, 1, 7 * 24 * 3600) * 1000,
+    shutdownDrainMs: read.integer('SHUTDOWN_DRAIN_MS', 10_000, 0, 600_000),
     limits: {
       maxMessageBytes: read.integer('MAX_MESSAGE_BYTES', 65_536, 1024, 16 * 1024 * 1024),
       maxTextLength: read.integer('MAX_TEXT_LENGTH', 2000, 1, 1_000_000),

@@ -18,16 +18,29 @@ interface CommonOptions {
   keepalive: GrpcKeepalive;
   /** Hides internal error messages. */
   production: boolean;
+  /** On `stop()`, how long calls in flight may take before they are cut. @default 10000 (ms) */
+  drainMs?: number;
   logger: Logger;
 }
 
 /** `NotificationFeed` over the subscribe server's own {@link Subscriptions} (its observer map). */
 export function createFeedGrpcServer(options: CommonOptions & { subscriptions: Subscriptions }): HeraldServer {
   const service = createFeedService(options);
-  return createGrpcServer({ services: [service], keepalive: options.keepalive, onStop: () => service.closeAll(), logger: options.logger });
+  return createGrpcServer({
+    services: [service],
+    keepalive: options.keepalive,
+    onStop: () => service.closeAll(),
+    drainMs: options.drainMs ?? 10_000,
+    logger: options.logger,
+  });
 }
 
 /** `NotificationPublisher` over the publish server's own {@link Sender}. */
 export function createPublishGrpcServer(options: CommonOptions & { sender: Sender }): HeraldServer {
-  return createGrpcServer({ services: [createPublishService(options)], keepalive: options.keepalive, logger: options.logger });
+  return createGrpcServer({
+    services: [createPublishService(options)],
+    keepalive: options.keepalive,
+    drainMs: options.drainMs ?? 10_000,
+    logger: options.logger,
+  });
 }

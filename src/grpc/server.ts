@@ -41,6 +41,8 @@ export interface GrpcServerOptions {
   keepalive: GrpcKeepalive;
   /** Called first on `stop()`, to end open streams with a status before connections close. */
   onStop?: () => void;
+  /** How long calls in flight may take to finish on `stop()` before they are cut, in ms. */
+  drainMs: number;
   logger: Logger;
 }
 
@@ -90,7 +92,7 @@ export function createGrpcServer(options: GrpcServerOptions): HeraldServer {
     stop() {
       options.onStop?.();
       return new Promise((resolve) => {
-        const force = setTimeout(() => server.forceShutdown(), 2000);
+        const force = setTimeout(() => server.forceShutdown(), options.drainMs);
         server.tryShutdown(() => {
           clearTimeout(force);
           resolve();

@@ -4,7 +4,7 @@
  */
 import { status, type ServiceError, Metadata } from '@grpc/grpc-js';
 import { AuthenticationError, ForbiddenError } from '../auth/index.js';
-import { BrokerUnavailableError } from '../broker/types.js';
+import { BrokerUnavailableError, OutcomeUnknownError } from '../broker/types.js';
 import { InvalidNameError } from '../channels/index.js';
 import { InvalidInputError, LimitExceededError } from '../common/failures.js';
 
@@ -17,6 +17,8 @@ export function toServiceError(error: unknown, production: boolean): Partial<Ser
   if (error instanceof InvalidNameError || error instanceof InvalidInputError) return as(status.INVALID_ARGUMENT);
   if (error instanceof LimitExceededError) return as(status.RESOURCE_EXHAUSTED);
   if (error instanceof BrokerUnavailableError) return as(status.UNAVAILABLE);
+  // gRPC's own word for "may have completed": a deadline passed on a state-changing call.
+  if (error instanceof OutcomeUnknownError) return as(status.DEADLINE_EXCEEDED);
   return as(status.INTERNAL, production ? 'internal error' : message);
 }
 
@@ -28,6 +30,7 @@ export function isExpected(error: unknown): boolean {
     error instanceof InvalidNameError ||
     error instanceof InvalidInputError ||
     error instanceof LimitExceededError ||
-    error instanceof BrokerUnavailableError
+    error instanceof BrokerUnavailableError ||
+    error instanceof OutcomeUnknownError
   );
 }

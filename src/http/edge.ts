@@ -115,13 +115,26 @@ export function listen(server: Server, port: number, host?: string): Promise<num
   });
 }
 
-/** Stops accepting, ends every open request (SSE streams included) and resolves when closed. */
-export function shutdown(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    if (!server.listening) return resolve();
-    server.close(() => resolve());
-    server.closeAllConnections();
-  });
+/** How often a drain looks for connections that have finished their request. */
+const DRAIN_POLL_MS = 20;
+
+/**
+ * Stops accepting connections, lets every request in flight finish — closing each
+ * kept-alive connection once it is idle — and resolves when all are closed. What is
+ * still open after `drainMs` (a request that outlives it) is cut off.
+ */
+export async function shutdown(server: Server, drainMs = 0): Promise<void> {
+  if (!server.listening) return;
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  const deadline = Date.now() + drainMs;
+  for (;;) {
+    server.closeIdleConnections();
+    const open = await new Promise<number>((resolve) => server.getConnections((error, count) => resolve(error ? 0 : count)));
+    if (open === 0 || Date.now() >= deadline) break;
+    await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
+  }
+  server.closeAllConnections();
+  await closed;
 }
 
 function sendJson(response: ServerResponse, status: number, body: unknown): void {

@@ -28,6 +28,12 @@ export interface PublishServerOptions {
   corsOrigins: readonly string[];
   /** How long an `idempotencyKey` is remembered, in ms. @default 600000 */
   idempotencyWindowMs?: number;
+  /**
+   * On `stop()`, how long requests in flight may take to finish before their
+   * connections are cut (`SHUTDOWN_DRAIN_MS`). A mutation cut off may have been sent.
+   * @default 10000 (ms)
+   */
+  shutdownDrainMs?: number;
   /** Hides internal error messages and GraphQL's suggestions. @default false */
   production?: boolean;
   /** Answers `__schema` and `__type` (`GRAPHQL_INTROSPECTION`). @default true outside production */
@@ -45,6 +51,7 @@ export function createPublishServer(options: PublishServerOptions): PublishServe
   const { broker, limits, verifier } = options;
   const logger = options.logger ?? console;
   const production = options.production ?? false;
+  let stopping = false;
   const sender = createSender({
     broker,
     channels: options.channels,
@@ -80,12 +87,16 @@ export function createPublishServer(options: PublishServerOptions): PublishServe
         }
       },
     },
-    isReady: () => broker.isReady(),
+    isReady: () => !stopping && broker.isReady(),
     graphql: createGraphQLOverHttpHandler({ schema, verifier, documents, production, logger }),
   });
   return {
     sender,
     start: (port, host) => listen(http, port, host),
-    stop: () => shutdown(http),
+    stop() {
+      // /readyz answers 503 from now on, so a load balancer sends nothing new here.
+      stopping = true;
+      return shutdown(http, options.shutdownDrainMs ?? 10_000);
+    },
   };
 }

@@ -16,8 +16,10 @@ export interface FeedOptions {
 export interface Feed<Item> extends AsyncIterableIterator<Item> {
   /** Queues `item` for the reader; false if the feed has ended or just overflowed. */
   deliver(item: Item): boolean;
-  /** Queues `items` regardless of `maxQueued` (a history backfill the reader asked for). */
+  /** Queues `items` regardless of `maxQueued` (a page of history the reader asked for). */
   preload(items: readonly Item[]): void;
+  /** Resolves once the reader has taken all but `maxQueued / 2` of the queue, or the feed ended. */
+  room(): Promise<void>;
   /** Ends the feed with `error`: the reader gets what was queued, then the error. */
   fail(error: Error): void;
   /** Ends the feed now; what was queued is discarded. */
@@ -35,12 +37,21 @@ export function createFeed<Item>(options: FeedOptions): Feed<Item> {
   const readers: Array<Reader<Item>> = [];
   let failure: Error | undefined;
   let ended = false;
+  /** Waiting for the queue to shrink to `roomAt`. */
+  let roomWaiters: Array<() => void> = [];
+  const roomAt = Math.floor(options.maxQueued / 2);
+  const wakeRoomWaiters = (): void => {
+    const waiters = roomWaiters;
+    roomWaiters = [];
+    for (const wake of waiters) wake();
+  };
 
   const end = async (): Promise<void> => {
     if (ended) return;
     ended = true;
     queue.length = 0;
     for (const reader of readers.splice(0)) reader.resolve({ value: undefined, done: true });
+    wakeRoomWaiters();
     await options.onEnd();
   };
 
@@ -68,16 +79,25 @@ export function createFeed<Item>(options: FeedOptions): Feed<Item> {
       while (index < items.length && handOver(items[index] as Item)) index += 1;
       queue.push(...items.slice(index));
     },
+    room() {
+      if (ended || failure || queue.length <= roomAt) return Promise.resolve();
+      return new Promise<void>((resolve) => roomWaiters.push(resolve));
+    },
     fail(error) {
       if (ended || failure) return;
       failure = error;
+      wakeRoomWaiters();
       if (readers.length > 0) {
         for (const reader of readers.splice(0)) reader.reject(error);
         void end();
       }
     },
     next() {
-      if (queue.length > 0) return Promise.resolve({ value: queue.shift() as Item, done: false });
+      if (queue.length > 0) {
+        const value = queue.shift() as Item;
+        if (roomWaiters.length > 0 && queue.length <= roomAt) wakeRoomWaiters();
+        return Promise.resolve({ value, done: false });
+      }
       if (failure && !ended) {
         const error = failure;
         return end().then(() => Promise.reject(error));

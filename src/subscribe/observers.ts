@@ -17,6 +17,13 @@ export interface Observer {
    * observer could not take it (it has ended, or fell too far behind). Must not throw.
    */
   deliver(notification: Notification): boolean;
+  /**
+   * Its channels' connection dropped: notifications may be lost until {@link resync}.
+   * Also called for an observer that joins a channel while it is interrupted.
+   */
+  interrupt?(): void;
+  /** Its channels are heard again: history holds whatever was missed since {@link interrupt}. */
+  resync?(): void;
 }
 
 /** What {@link ObserverMap.observe} hands back: the one way to leave. */
@@ -42,11 +49,22 @@ export class ObserverMap {
   readonly #entries = new Map<string, ChannelEntry>();
   /** The last SUBSCRIBE/UNSUBSCRIBE of each channel, so the next waits for it. */
   readonly #tails = new Map<string, Promise<void>>();
+  /** Channels whose connection dropped and that are not subscribed again yet. */
+  readonly #interrupted = new Set<string>();
 
   constructor(broker: Broker, options: ObserverMapOptions = {}) {
     this.#broker = broker;
     this.#logger = options.logger ?? console;
-    broker.listen((channel, message) => this.#deliver(channel, message));
+    broker.listen((channel, message) => this.#deliver(channel, message), {
+      interrupted: (channels) => {
+        for (const channel of channels) this.#interrupted.add(channel);
+        this.#tell(channels, (observer) => observer.interrupt?.());
+      },
+      resubscribed: (channels) => {
+        for (const channel of channels) this.#interrupted.delete(channel);
+        this.#tell(channels, (observer) => observer.resync?.());
+      },
+    });
   }
 
   /**
@@ -82,6 +100,8 @@ export class ObserverMap {
       await release();
       throw error;
     }
+    // Joined a channel that is not heard right now: it must fill what it misses too.
+    if (!released && joined.some(([channel]) => this.#interrupted.has(channel))) observer.interrupt?.();
     return { release };
   }
 
@@ -99,6 +119,7 @@ export class ObserverMap {
     if (!entry.observers.delete(observer) || entry.observers.size > 0) return;
     if (this.#entries.get(channel) !== entry) return; // its SUBSCRIBE failed; nothing to undo
     this.#entries.delete(channel);
+    this.#interrupted.delete(channel);
     await this.#serialize(channel, () => this.#broker.unsubscribe(channel));
   }
 
@@ -120,6 +141,22 @@ export class ObserverMap {
       }
     }
     return delivered;
+  }
+
+  /** Calls `tell` once for each observer of any of `channels`. */
+  #tell(channels: readonly string[], tell: (observer: Observer) => void): void {
+    const told = new Set<Observer>();
+    for (const channel of channels) {
+      for (const observer of this.#entries.get(channel)?.observers ?? []) {
+        if (told.has(observer)) continue;
+        told.add(observer);
+        try {
+          tell(observer);
+        } catch (error) {
+          this.#logger.warn(`herald: an observer of ${channel} failed: ${error instanceof Error ? error.message : String(error)}`);
+        }
+      }
+    }
   }
 
   #serialize(channel: string, command: () => Promise<void>): Promise<void> {

@@ -39,6 +39,8 @@ export interface SubscribeServerOptions {
   introspection?: boolean;
   /** Serves GraphiQL to a browser (`PLAYGROUND`). @default true outside production */
   playground?: boolean;
+  /** On `stop()`, how long plain requests in flight may take to finish (`SHUTDOWN_DRAIN_MS`). @default 10000 (ms) */
+  shutdownDrainMs?: number;
   /** Headers GraphiQL starts with, e.g. a dev token. @default none */
   graphiqlHeaders?: Record<string, string>;
   /** @default console */
@@ -69,6 +71,7 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
   const logger = options.logger ?? console;
   const production = options.production ?? false;
   const observers = new ObserverMap(broker, { logger });
+  let stopping = false;
   const subscriptions = createSubscriptions({ observers, broker, channels: options.channels, maxQueued: limits.maxQueuedNotifications });
   const schema = buildSchema({
     broker,
@@ -115,7 +118,7 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
   const http = createHttpEdge({
     corsOrigins: options.corsOrigins,
     maxBodyBytes: limits.maxMessageBytes,
-    isReady: () => broker.isReady(),
+    isReady: () => !stopping && broker.isReady(),
     graphql: (request, response) => (wantsEventStream(request) ? sse.handle(request, response) : yoga(request, response)),
   });
   const websocket = attachWebSocketTransport(http, {
@@ -136,9 +139,10 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
     subscriptions,
     start: (port, host) => listen(http, port, host),
     async stop() {
+      stopping = true;
       await websocket.close();
       sse.close();
-      await shutdown(http);
+      await shutdown(http, options.shutdownDrainMs ?? 10_000);
     },
   };
 }

@@ -50,6 +50,8 @@ export interface WebSocketTransportOptions {
 
 interface Extra extends Record<PropertyKey, unknown> {
   readonly socket: WebSocket;
+  /** The TCP socket under `ws`. */
+  readonly raw: Duplex;
   /** The fan-out frames of the current turn, written together when it ends. */
   readonly outbox: Outbox;
   /**
@@ -148,6 +150,7 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
           operation?.operation === 'subscription'
             ? socketSink(
                 ctx.extra.socket,
+                ctx.extra.raw,
                 ctx.extra.outbox,
                 id,
                 fanout.plan({ document, query: payload.query, operationName: payload.operationName ?? undefined, variables: payload.variables ?? undefined }),
@@ -195,6 +198,7 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
     const raw = (socket as unknown as { _socket: Duplex })._socket;
     const extra: Extra = {
       socket,
+      raw,
       outbox: frames.outbox(raw, () => socket.readyState === socket.OPEN),
       upgradeAuthorization: request.headers.authorization,
     };
@@ -243,7 +247,14 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
  * operation's plan (shared by every observer with the same operation) and sent with
  * this subscription's id spliced in. No queue, no promise per delivery.
  */
-function socketSink(socket: WebSocket, outbox: Outbox, id: string, plan: OperationPlan, maxBufferedBytes: number): SinkFactory<DirectSink> {
+function socketSink(
+  socket: WebSocket,
+  raw: Duplex,
+  outbox: Outbox,
+  id: string,
+  plan: OperationPlan,
+  maxBufferedBytes: number,
+): SinkFactory<DirectSink> {
   return ({ onEnd }) => {
     const head = Buffer.from(`{"id":${JSON.stringify(id)},"type":"next","payload":`);
     let ended = false;
@@ -275,10 +286,30 @@ function socketSink(socket: WebSocket, outbox: Outbox, id: string, plan: Operati
         if (ended) return;
         for (const item of items) outbox.add(textFrame(head, plan.render(item)));
       },
+      async room() {
+        // What was added this turn leaves when the turn ends; then the client must read it.
+        await new Promise((resolve) => setImmediate(resolve));
+        while (!ended && socket.readyState === socket.OPEN && socket.bufferedAmount > maxBufferedBytes / 2) {
+          await drainedOrClosed(raw);
+        }
+      },
       fail: (error) => void end(error),
       return: () => end(),
     };
   };
+}
+
+/** Resolves when `raw` has written everything it buffered, or closed. */
+function drainedOrClosed(raw: Duplex): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      raw.off('drain', done);
+      raw.off('close', done);
+      resolve();
+    };
+    raw.on('drain', done);
+    raw.on('close', done);
+  });
 }
 
 function refuseUpgrade(request: IncomingMessage, origins: OriginPolicy): { status: string; message: string } | undefined {

@@ -3,6 +3,8 @@
  * `ws` socket for protocol edges the client would never produce.
  */
 import { createClient, type Client, type FormattedExecutionResult } from 'graphql-ws';
+import { randomBytes } from 'node:crypto';
+import { connect, type Socket } from 'node:net';
 import WebSocket from 'ws';
 import { createWaiters } from './waiters.js';
 
@@ -155,4 +157,66 @@ export function refusedUpgrade(url: string, protocol: string | undefined, header
     socket.once('open', () => reject(new Error('the upgrade was accepted')));
     socket.once('error', () => undefined);
   });
+}
+
+/**
+ * A graphql-transport-ws client on a bare TCP socket that sends `messages` (text frames,
+ * masked as a client must) right after the upgrade and then never reads another byte:
+ * unlike a paused `ws` socket, nothing resumes it. Resolves once the upgrade is done.
+ */
+export async function stalledSocket(url: string, messages: readonly unknown[], headers: Record<string, string> = {}): Promise<Socket> {
+  const { hostname, port, pathname } = new URL(url);
+  const socket = connect(Number(port), hostname);
+  stalled.push(socket);
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+  socket.write(
+    `GET ${pathname} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n` +
+      `Sec-WebSocket-Protocol: graphql-transport-ws\r\n${extra}\r\n`,
+  );
+  let head = '';
+  await new Promise<void>((resolve, reject) => {
+    const onData = (chunk: Buffer): void => {
+      head += chunk.toString('latin1');
+      if (!head.includes('\r\n\r\n')) return;
+      socket.off('data', onData);
+      socket.pause();
+      if (head.startsWith('HTTP/1.1 101')) resolve();
+      else reject(new Error(`upgrade refused: ${head.split('\r\n')[0]}`));
+    };
+    socket.on('data', onData);
+  });
+  for (const message of messages) socket.write(maskedTextFrame(typeof message === 'string' ? message : JSON.stringify(message)));
+  return socket;
+}
+
+const stalled: Socket[] = [];
+
+/** Destroys every socket {@link stalledSocket} opened. */
+export function destroyStalledSockets(): void {
+  for (const socket of stalled.splice(0)) socket.destroy();
+}
+
+/** One masked client text frame (RFC 6455 §5.2), as a browser would send it. */
+export function maskedTextFrame(text: string): Buffer {
+  const payload = Buffer.from(text);
+  const length = payload.length;
+  const header = length < 126 ? Buffer.from([0x81, 0x80 | length]) : length < 65_536 ? Buffer.alloc(4) : Buffer.alloc(10);
+  if (length >= 126 && length < 65_536) {
+    header[0] = 0x81;
+    header[1] = 0x80 | 126;
+    header.writeUInt16BE(length, 2);
+  } else if (length >= 65_536) {
+    header[0] = 0x81;
+    header[1] = 0x80 | 127;
+    header.writeBigUInt64BE(BigInt(length), 2);
+  }
+  const mask = randomBytes(4);
+  const masked = Buffer.alloc(length);
+  for (let i = 0; i < length; i++) masked[i] = (payload[i] ?? 0) ^ (mask[i % 4] ?? 0);
+  return Buffer.concat([header, mask, masked]);
 }

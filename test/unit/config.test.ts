@@ -45,6 +45,7 @@ describe('readConfig', () => {
       redisCommandTimeoutMs: 2000,
       retention: { maxLength: 1000, maxAgeMs: 7 * 24 * 3600 * 1000 },
       idempotencyWindowMs: 600_000,
+      shutdownDrainMs: 10_000,
       limits: {
         maxMessageBytes: 65_536,
         maxTextLength: 2000,
@@ -85,6 +86,7 @@ describe('readConfig', () => {
     ['SUBSCRIBE_PORT', { SUBSCRIBE_PORT: '-1' }, 'SUBSCRIBE_PORT "-1" must be a whole number from 0 to 65535'],
     ['SUBSCRIBE_PORT', { SUBSCRIBE_PORT: '4000.5' }, 'SUBSCRIBE_PORT "4000.5" must be a whole number from 0 to 65535'],
     ['PUBLISH_PORT', { PUBLISH_PORT: '70000' }, 'PUBLISH_PORT "70000" must be a whole number from 0 to 65535'],
+    ['SHUTDOWN_DRAIN_MS', { SHUTDOWN_DRAIN_MS: '10s' }, 'SHUTDOWN_DRAIN_MS "10s" must be a whole number from 0 to 600000'],
     ['REDIS_URL', { REDIS_URL: 'http://x' }, 'REDIS_URL "http://x" must look like redis://host:port (or rediss:// for TLS)'],
     ['REDIS_URL', { REDIS_URL: 'localhost:7777' }, 'REDIS_URL "localhost:7777" must look like redis://host:port (or rediss:// for TLS)'],
     [

@@ -1,0 +1,31 @@
+/**
+ * Where one subscription's items go, whichever transport serves it: a {@link Feed} (a
+ * queue its transport reads: SSE, gRPC) or the WebSocket fan-out path's sink, which
+ * writes straight to its socket.
+ */
+import type { Notification } from '../common/notification.js';
+
+/** Told to a resuming subscriber whose missed notifications are not all kept. */
+export interface HistoryGap {
+  readonly gap: string;
+}
+
+/** What a subscription yields. */
+export type FeedItem = Notification | HistoryGap;
+
+export interface Sink {
+  /** Takes one live item; false if the sink could not (ended, or too far behind). */
+  deliver(item: FeedItem): boolean;
+  /** Takes a page of history, in order, ahead of anything live. */
+  preload(items: readonly FeedItem[]): void;
+  /**
+   * Resolves once the client has taken most of what it was given (its buffer is under
+   * half its bound), or the sink has ended: history is read a page at a time, never
+   * faster than the client reads it.
+   */
+  room(): Promise<void>;
+  /** Ends the subscription with `error` (token expired, too slow). */
+  fail(error: Error): void;
+  /** Ends the subscription now. */
+  return(): Promise<unknown>;
+}
