@@ -24,6 +24,8 @@ export type Mode = 'all' | 'subscribe' | 'publish';
 export interface RunningHerald {
   /** The subscribe server's port, when this mode runs one. */
   readonly subscribePort: number | undefined;
+  /** Whether the subscribe server serves GraphiQL (`PLAYGROUND`). */
+  readonly playground: boolean;
   /** The publish server's port, when this mode runs one. */
   readonly publishPort: number | undefined;
   /** The gRPC `Feed` port, beside the subscribe server. */
@@ -93,6 +95,7 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
     limits: config.limits,
     corsOrigins: config.corsOrigins,
     production: config.production,
+    introspection: config.introspection,
     shutdownDrainMs: config.shutdownDrainMs,
     logger,
   };
@@ -103,6 +106,7 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
           ...common,
           connectionInitTimeoutMs: config.connectionInitTimeoutMs,
           keepAliveMs: config.keepAliveMs,
+          playground: config.playground,
           ...(devTokens ? { graphiqlHeaders: { Authorization: `Bearer ${devTokens.user.token}` } } : {}),
         });
   const publish = mode === 'subscribe' ? undefined : createPublishServer({ ...common, idempotencyWindowMs: config.idempotencyWindowMs });
@@ -145,7 +149,7 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
     const publishPort = await listenOn(publish, 'PUBLISH_PORT', config.publishPort);
     const grpcPort = await listenOn(grpcFeed, 'GRPC_PORT', config.grpcPort);
     const publishGrpcPort = await listenOn(grpcPublish, 'PUBLISH_GRPC_PORT', config.publishGrpcPort);
-    return { subscribePort, publishPort, grpcPort, publishGrpcPort, broker, devTokens, stop };
+    return { subscribePort, playground: config.playground, publishPort, grpcPort, publishGrpcPort, broker, devTokens, stop };
   } catch (error) {
     await stop();
     throw error;

@@ -87,7 +87,11 @@ function printBanner(herald: RunningHerald, redisUrl: string | undefined, mode: 
   const broker = redisUrl === undefined ? 'in-process broker (no REDIS_URL)' : `Redis at ${redactUrl(redisUrl)}`;
   const lines = [`herald: ${mode === 'all' ? 'subscribe + publish servers' : `${mode} server`} on the ${broker}`];
   if (herald.subscribePort !== undefined) {
-    lines.push(`  playground (GraphiQL): http://localhost:${herald.subscribePort}/graphql`);
+    lines.push(
+      herald.playground
+        ? `  playground (GraphiQL): http://localhost:${herald.subscribePort}/graphql`
+        : '  playground (GraphiQL): off (PLAYGROUND=on, with GRAPHQL_INTROSPECTION=on, serves it)',
+    );
     lines.push(`  subscribe (WebSocket graphql-transport-ws, SSE): ws://localhost:${herald.subscribePort}/graphql`);
   }
   if (herald.grpcPort !== undefined) lines.push(`  gRPC feed (herald.v1.NotificationFeed): localhost:${herald.grpcPort}`);

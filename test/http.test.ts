@@ -6,7 +6,7 @@ import { request as httpRequest } from 'node:http';
 import { createClient as createSseClient, type Client as SseClient } from 'graphql-sse';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { channels, startHeraldPair, stopAll, waitFor } from './helpers/herald.js';
-import { errorCode, postGraphQL, send, SEND } from './helpers/http.js';
+import { errorCode, postGraphQL, send, SEND, type GraphQLResponse } from './helpers/http.js';
 import { startRedisServer, type RedisServer } from './helpers/redis-server.js';
 import { serviceToken, userToken } from './helpers/tokens.js';
 import { ON_NOTIFICATION } from './helpers/ws.js';
@@ -19,7 +19,7 @@ beforeAll(async () => {
   redis = await startRedisServer();
   herald = await startHeraldPair(redis.url, {
     corsOrigins: ['https://app.example.com'],
-    limits: { maxMessageBytes: 2048, maxTextLength: 100 },
+    limits: { maxMessageBytes: 2048, maxBatchBytes: 8192, maxTextLength: 100 },
   });
 });
 afterEach(() => sseClients.splice(0).forEach((client) => client.dispose()));
@@ -168,16 +168,36 @@ describe('CORS', () => {
 });
 
 describe('limits', () => {
-  it('refuses a body over MAX_MESSAGE_BYTES with HTTP 413', async () => {
-    const response = await fetch(herald.publish.url, {
+  const post = (url: string, text: string, token?: string) =>
+    fetch(url, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${serviceToken()}` },
-      body: JSON.stringify({ query: SEND, variables: { to: 'alice', text: 'x'.repeat(3000) } }),
+      headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+      body: JSON.stringify({ query: SEND, variables: { to: 'alice', text } }),
     });
+
+  it.each([
+    ['no token', undefined],
+    ['a token without the publish scope', userToken('alice')],
+  ])('refuses a body over MAX_MESSAGE_BYTES with HTTP 413, with %s', async (_what, token) => {
+    const response = await post(herald.publish.url, 'x'.repeat(3000), token);
     expect(response.status).toBe(413);
     expect(await response.json()).toEqual({
       errors: [{ message: 'request body is larger than 2048 bytes (MAX_MESSAGE_BYTES)', extensions: { code: 'LIMIT_EXCEEDED' } }],
     });
+  });
+
+  it('reads up to MAX_BATCH_BYTES from a token with the publish scope, and no more', async () => {
+    const bigger = await post(herald.publish.url, 'x'.repeat(3000), serviceToken());
+    expect(bigger.status).toBe(200); // read, then refused for its text, not its size
+    expect(((await bigger.json()) as GraphQLResponse['body']).errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+
+    const tooBig = await post(herald.publish.url, 'x'.repeat(9000), serviceToken());
+    expect(tooBig.status).toBe(413);
+    expect(await tooBig.json()).toEqual({
+      errors: [{ message: 'request body is larger than 8192 bytes (MAX_BATCH_BYTES)', extensions: { code: 'LIMIT_EXCEEDED' } }],
+    });
+    // The subscribe server has no batches: MAX_MESSAGE_BYTES whatever the token.
+    expect((await post(herald.subscribe.httpUrl, 'x'.repeat(3000), serviceToken())).status).toBe(413);
   });
 
   it('refuses a chunked POST without Content-Length with HTTP 411', async () => {

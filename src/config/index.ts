@@ -33,10 +33,29 @@ export interface Limits {
    */
   maxQueryDepth: number;
   /**
-   * Most aliases in one operation. More is a validation error.
+   * Most aliases in one operation, `__typename` ones included. More is a validation error.
    * @default 10
    */
   maxQueryAliases: number;
+  /**
+   * Most lexical tokens (names, punctuation, values; comments aside) in one GraphQL
+   * document. The parser stops at the first token past it, with a `LIMIT_EXCEEDED`
+   * error, so no document costs more than a few milliseconds to parse and validate:
+   * at 1000, the worst shapes measured (bench/documents.ts) take under 3 ms. Herald's
+   * own operations take 10–60 tokens and GraphiQL's schema query about 180; a batch's
+   * notifications go in variables, which do not count.
+   * @default 1000
+   */
+  maxQueryTokens: number;
+  /**
+   * Largest HTTP request body the publish server reads from a client whose token
+   * carries the `notifications:publish` scope, in bytes (everyone else gets
+   * `maxMessageBytes`): room for a full batch, 1000 notifications of `MAX_TEXT_LENGTH`
+   * characters (2000 by default, up to 3 UTF-8 bytes each) in variables. A bigger body
+   * gets HTTP 413 before any of it is read.
+   * @default 8388608 (8 MiB)
+   */
+  maxBatchBytes: number;
   /**
    * How many notifications may wait for one slow subscriber before its subscription
    * ends with a `LIMIT_EXCEEDED` error (nothing is dropped silently).
@@ -86,6 +105,19 @@ export interface HeraldConfig {
   channelPrefix: string;
   /** `NODE_ENV === 'production'`: no generated secrets, no internal error messages. */
   production: boolean;
+  /**
+   * `GRAPHQL_INTROSPECTION` (`on` or `off`): whether `__schema` and `__type` may be
+   * queried. Off, they are a `FORBIDDEN` validation error.
+   * @default on in development, off in production
+   */
+  introspection: boolean;
+  /**
+   * `PLAYGROUND` (`on` or `off`): whether the subscribe server serves GraphiQL to a
+   * browser on `GET /graphql`. GraphiQL reads the schema by introspection, so in
+   * production it also needs `GRAPHQL_INTROSPECTION=on`.
+   * @default on in development, off in production
+   */
+  playground: boolean;
   /**
    * `CONNECTION_INIT_TIMEOUT_MS`: how long a WebSocket may stay open without
    * `connection_init` before it is closed with 4408.
@@ -195,6 +227,8 @@ export function readConfig(env: Env = process.env): HeraldConfig {
     corsOrigins: read.origins('CORS_ORIGINS'),
     channelPrefix,
     production,
+    introspection: read.toggle('GRAPHQL_INTROSPECTION', !production),
+    playground: read.toggle('PLAYGROUND', !production),
     connectionInitTimeoutMs: read.integer('CONNECTION_INIT_TIMEOUT_MS', 3000, 1, 60_000),
     keepAliveMs: read.integer('KEEPALIVE_MS', 12_000, 1, 600_000),
     deliveryAckTimeoutMs: read.integer('DELIVERY_ACK_TIMEOUT_MS', 1000, 1, 60_000),
@@ -211,6 +245,8 @@ export function readConfig(env: Env = process.env): HeraldConfig {
       maxSubscriptionsPerConnection: read.integer('MAX_SUBSCRIPTIONS_PER_CONNECTION', 10, 1, 1000),
       maxQueryDepth: read.integer('MAX_QUERY_DEPTH', 8, 2, 100),
       maxQueryAliases: read.integer('MAX_QUERY_ALIASES', 10, 0, 1000),
+      maxQueryTokens: read.integer('MAX_QUERY_TOKENS', 1000, 100, 100_000),
+      maxBatchBytes: read.integer('MAX_BATCH_BYTES', 8 * 1024 * 1024, 1024, 256 * 1024 * 1024),
       maxQueuedNotifications: read.integer('MAX_QUEUED_NOTIFICATIONS', 1000, 1, 1_000_000),
       maxBufferedBytes: read.integer('MAX_BUFFERED_BYTES', 1_048_576, 1024, 1024 * 1024 * 1024),
     },
@@ -239,6 +275,21 @@ class EnvReader {
       return fallback;
     }
     return value;
+  }
+
+  /** `on` or `off`, any case. */
+  toggle(name: string, fallback: boolean): boolean {
+    const raw = this.string(name);
+    if (raw === undefined) return fallback;
+    switch (raw.toLowerCase()) {
+      case 'on':
+        return true;
+      case 'off':
+        return false;
+      default:
+        this.problems.push(`${name} "${raw}" must be on or off`);
+        return fallback;
+    }
   }
 
   redisUrl(name: string): string | undefined {

@@ -5,25 +5,28 @@
  * lives; the publish server is a hot path for other services, and a request here costs
  * a fraction of one through Yoga (`npm run bench` measures both).
  *
- * Authenticates each request from its `Authorization` header: a missing header leaves
- * the principal unset (resolvers that need one say so), a bad one is answered with 401
- * before anything executes.
+ * Authenticates each request from its `Authorization` header before its document is
+ * prepared: a missing header leaves the principal unset (resolvers that need one say
+ * so), a bad one is answered with 401 before anything is parsed. Only an authenticated
+ * request's document is kept in the cache. A malformed request (not JSON, not an object,
+ * a parameter of the wrong type) is a 400 with code `BAD_REQUEST` naming what is wrong.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { GraphQLError, type GraphQLSchema, type ValidationRule } from 'graphql';
+import type { GraphQLSchema } from 'graphql';
 import { createHandler, type Request as HttpRequest, type Response as HttpResponse } from 'graphql-http';
-import { AuthenticationError, principalFromHeader, type TokenVerifier } from '../auth/index.js';
-import { ErrorCode, isClientFacing, UNEXPECTED_ERROR_MESSAGE } from '../common/errors.js';
+import { AuthenticationError, principalFromHeader, type Principal, type TokenVerifier } from '../auth/index.js';
+import { createErrorMask, ErrorCode } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
-import { createDocumentCache } from './documents.js';
+import type { DocumentCache } from './documents.js';
+import { BadRequestError, paramsFromJson, paramsFromSearch, type OperationParams } from './params.js';
 import type { HeraldContext } from './schema.js';
 
 export interface GraphQLOverHttpOptions {
   schema: GraphQLSchema;
   verifier: TokenVerifier;
-  /** Rules added to GraphQL's own validation. */
-  validationRules: readonly ValidationRule[];
-  /** Hides the messages of unexpected errors from clients. */
+  /** Parses, validates and (for authenticated requests) keeps documents. */
+  documents: DocumentCache;
+  /** Hides the messages of unexpected errors (and GraphQL's suggestions) from clients. */
   production: boolean;
   logger: Logger;
 }
@@ -32,30 +35,29 @@ type NodeRequest = HttpRequest<IncomingMessage, undefined>;
 /** graphql-http wants a context with an index signature; an interface has none. */
 type Context = HeraldContext & Record<PropertyKey, unknown>;
 
+const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8' };
+
 export function createGraphQLOverHttpHandler(options: GraphQLOverHttpOptions): (request: IncomingMessage, response: ServerResponse) => void {
-  const { schema, verifier, production, logger } = options;
-  const documents = createDocumentCache(schema, options.validationRules);
+  const { schema, verifier, documents } = options;
+  const maskError = createErrorMask(options);
 
   const handle = createHandler<IncomingMessage, undefined, Context>({
     schema,
-    onSubscribe: (_request, params) => {
-      const prepared = documents.prepare(params.query);
+    parseRequestParams: readParams,
+    onSubscribe: (request, params) => {
+      const principal = authenticate(request, verifier);
+      if (isResponse(principal)) return principal;
+      const prepared = documents.prepare(params.query, { keep: principal !== undefined });
       if (prepared.errors) return prepared.errors;
       return {
         schema,
         document: prepared.document,
         operationName: params.operationName ?? null,
         variableValues: params.variables ?? null,
+        contextValue: { principal },
       };
     },
-    context: (request) => authenticate(request, verifier),
-    formatError: (error) => {
-      if (isClientFacing(error)) return error;
-      const original = error instanceof GraphQLError ? error.originalError : undefined;
-      logger.error(`herald: unexpected error: ${original?.stack ?? error.stack ?? error.message}`);
-      if (!production) return error;
-      return new GraphQLError(UNEXPECTED_ERROR_MESSAGE, { path: (error as GraphQLError).path, extensions: { code: 'INTERNAL_SERVER_ERROR' } });
-    },
+    formatError: maskError,
   });
 
   return (request, response) => {
@@ -63,7 +65,7 @@ export function createGraphQLOverHttpHandler(options: GraphQLOverHttpOptions): (
       method: request.method ?? 'GET',
       url: request.url ?? '/',
       headers: request.headers,
-      body: () => readBody(request),
+      body: null, // read by `readParams`, once it knows the request is well formed
       raw: request,
       context: undefined,
     }).then(
@@ -71,27 +73,58 @@ export function createGraphQLOverHttpHandler(options: GraphQLOverHttpOptions): (
         response.writeHead(init.status, init.statusText, init.headers).end(body);
       },
       (error: unknown) => {
-        logger.error(`herald: GraphQL over HTTP failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-        if (!response.headersSent) {
-          response.writeHead(500, { 'Content-Type': 'application/json; charset=utf-8' });
-        }
-        response.end(JSON.stringify({ errors: [{ message: production ? UNEXPECTED_ERROR_MESSAGE : String(error), extensions: { code: 'INTERNAL_SERVER_ERROR' } }] }));
+        const masked = maskError(error);
+        if (!response.headersSent) response.writeHead(500, JSON_HEADERS);
+        response.end(JSON.stringify({ errors: [masked.toJSON()] }));
       },
     );
   };
 }
 
-/** The request's principal, or a 401 that names what was wrong with its token. */
-function authenticate(request: NodeRequest, verifier: TokenVerifier): Context | HttpResponse {
+/**
+ * The request's parameters, or the answer to a malformed request: 405 for another
+ * method, 415 for a body that is not JSON by its type, 400 naming what is wrong.
+ */
+async function readParams(request: NodeRequest): Promise<OperationParams | HttpResponse> {
+  let params: OperationParams;
   try {
-    return { principal: principalFromHeader(verifier, request.raw.headers.authorization) };
+    if (request.method === 'GET') {
+      params = paramsFromSearch(new URL(request.url, 'http://herald').searchParams);
+    } else if (request.method === 'POST') {
+      const mediaType = (request.raw.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+      if (mediaType !== 'application/json') {
+        return badRequest(415, 'Unsupported Media Type', 'send the request as "Content-Type: application/json"');
+      }
+      params = paramsFromJson(await readBody(request.raw));
+    } else {
+      return [null, { status: 405, statusText: 'Method Not Allowed', headers: { allow: 'GET, POST' } }];
+    }
+  } catch (error) {
+    if (error instanceof BadRequestError) return badRequest(400, 'Bad Request', error.message);
+    throw error;
+  }
+  return params;
+}
+
+function badRequest(status: number, statusText: string, message: string): HttpResponse {
+  return [JSON.stringify({ errors: [{ message, extensions: { code: ErrorCode.BadRequest } }] }), { status, statusText, headers: JSON_HEADERS }];
+}
+
+/** The request's principal (undefined without a token), or a 401 that names what was wrong with its token. */
+function authenticate(request: NodeRequest, verifier: TokenVerifier): Principal | undefined | HttpResponse {
+  try {
+    return principalFromHeader(verifier, request.raw.headers.authorization);
   } catch (error) {
     if (!(error instanceof AuthenticationError)) throw error;
     return [
       JSON.stringify({ errors: [{ message: error.message, extensions: { code: ErrorCode.Unauthenticated } }] }),
-      { status: 401, statusText: 'Unauthorized', headers: { 'content-type': 'application/json; charset=utf-8' } },
+      { status: 401, statusText: 'Unauthorized', headers: JSON_HEADERS },
     ];
   }
+}
+
+function isResponse(value: unknown): value is HttpResponse {
+  return Array.isArray(value);
 }
 
 /** The whole body as text (the HTTP edge has already bounded its length). */

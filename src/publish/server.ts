@@ -4,12 +4,13 @@
  * It holds no subscriptions; it meets the subscribe servers only in the broker.
  */
 import { OperationTypeNode } from 'graphql';
-import type { TokenVerifier } from '../auth/index.js';
+import { principalFromHeader, PUBLISH_SCOPE, type TokenVerifier } from '../auth/index.js';
 import type { Broker } from '../broker/types.js';
 import type { ChannelNamer } from '../channels/index.js';
 import type { Logger } from '../common/logger.js';
 import type { HeraldServer } from '../common/server.js';
 import type { Limits } from '../config/index.js';
+import { createDocumentCache } from '../graphql/documents.js';
 import { createGraphQLOverHttpHandler } from '../graphql/over-http.js';
 import { createValidationRules } from '../graphql/rules.js';
 import { buildSchema } from '../graphql/schema.js';
@@ -33,8 +34,10 @@ export interface PublishServerOptions {
    * @default 10000 (ms)
    */
   shutdownDrainMs?: number;
-  /** Hides internal error messages. @default false */
+  /** Hides internal error messages and GraphQL's suggestions. @default false */
   production?: boolean;
+  /** Answers `__schema` and `__type` (`GRAPHQL_INTROSPECTION`). @default true outside production */
+  introspection?: boolean;
   /** @default console */
   logger?: Logger;
 }
@@ -45,8 +48,9 @@ export interface PublishServer extends HeraldServer {
 }
 
 export function createPublishServer(options: PublishServerOptions): PublishServer {
-  const { broker, limits } = options;
+  const { broker, limits, verifier } = options;
   const logger = options.logger ?? console;
+  const production = options.production ?? false;
   let stopping = false;
   const sender = createSender({
     broker,
@@ -55,22 +59,36 @@ export function createPublishServer(options: PublishServerOptions): PublishServe
     idempotencyWindowMs: options.idempotencyWindowMs ?? 600_000,
   });
   const schema = buildSchema({ broker, channels: options.channels, resolvers: createPublishResolvers(sender) });
+  // At most 8 MiB of documents (`DEFAULT_DOCUMENT_CACHE_BYTES`), only those of authenticated requests.
+  const documents = createDocumentCache({
+    schema,
+    maxTokens: limits.maxQueryTokens,
+    validationRules: createValidationRules({
+      maxDepth: limits.maxQueryDepth,
+      maxAliases: limits.maxQueryAliases,
+      introspection: options.introspection ?? !production,
+      operations: [OperationTypeNode.QUERY, OperationTypeNode.MUTATION],
+      elsewhere: 'subscribe on the subscribe server',
+    }),
+  });
   const http = createHttpEdge({
     corsOrigins: options.corsOrigins,
     maxBodyBytes: limits.maxMessageBytes,
+    // A publisher's batch needs more room than anyone else's request; its token is
+    // checked from the headers, before a byte of the body is read.
+    largerBody: {
+      bytes: limits.maxBatchBytes,
+      variable: 'MAX_BATCH_BYTES',
+      allows: (request) => {
+        try {
+          return principalFromHeader(verifier, request.headers.authorization)?.scopes.has(PUBLISH_SCOPE) ?? false;
+        } catch {
+          return false; // refused with 401 once the request reaches GraphQL
+        }
+      },
+    },
     isReady: () => !stopping && broker.isReady(),
-    graphql: createGraphQLOverHttpHandler({
-      schema,
-      verifier: options.verifier,
-      validationRules: createValidationRules({
-        maxDepth: limits.maxQueryDepth,
-        maxAliases: limits.maxQueryAliases,
-        operations: [OperationTypeNode.QUERY, OperationTypeNode.MUTATION],
-        elsewhere: 'subscribe on the subscribe server',
-      }),
-      production: options.production ?? false,
-      logger,
-    }),
+    graphql: createGraphQLOverHttpHandler({ schema, verifier, documents, production, logger }),
   });
   return {
     sender,

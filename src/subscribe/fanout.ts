@@ -4,6 +4,7 @@
  * once; every observer with that operation sends the same payload.
  */
 import { execute, type DocumentNode, type GraphQLSchema } from 'graphql';
+import type { MaskError } from '../common/errors.js';
 import type { AfterThisTurn } from '../common/timers.js';
 import type { HeraldContext } from '../graphql/schema.js';
 import type { FeedItem } from './subscriptions.js';
@@ -22,8 +23,9 @@ const NO_CONTEXT: HeraldContext = { principal: undefined };
 /**
  * @param afterThisTurn when a plan forgets its last rendering: the end of the turn in
  * which the observer map delivered the event to every observer.
+ * @param maskError what a rendering's errors (a `HISTORY_GAP`, a fault) pass through.
  */
-export function createFanout(schema: GraphQLSchema, afterThisTurn: AfterThisTurn): Fanout {
+export function createFanout(schema: GraphQLSchema, afterThisTurn: AfterThisTurn, maskError: MaskError): Fanout {
   /** One plan per distinct operation, shared by its subscriptions (and dropped with the last). */
   const plans = new Map<string, WeakRef<OperationPlan>>();
   const forget = new FinalizationRegistry<string>((key) => {
@@ -59,7 +61,7 @@ export function createFanout(schema: GraphQLSchema, afterThisTurn: AfterThisTurn
           if (result instanceof Promise) throw new Error('the fan-out path needs synchronous resolvers');
           if (lastItem === undefined) afterThisTurn(forgetLast);
           lastItem = item;
-          lastJson = Buffer.from(JSON.stringify(result));
+          lastJson = Buffer.from(JSON.stringify(result.errors ? { ...result, errors: result.errors.map(maskError) } : result));
           return lastJson;
         },
       };

@@ -1,6 +1,7 @@
 /**
  * The subscribe server: GraphQL subscriptions over WebSocket and SSE, queries and
- * GraphiQL (Yoga), `/healthz` and `/readyz`, all on one port, all fed by one observer map.
+ * GraphiQL (Yoga), `/healthz` and `/readyz`, all on one port, all fed by one observer map
+ * and one document cache.
  */
 import { OperationTypeNode } from 'graphql';
 import type { TokenVerifier } from '../auth/index.js';
@@ -9,6 +10,7 @@ import type { ChannelNamer } from '../channels/index.js';
 import type { Logger } from '../common/logger.js';
 import type { HeraldServer } from '../common/server.js';
 import type { Limits } from '../config/index.js';
+import { createDocumentCache } from '../graphql/documents.js';
 import { createGraphQLHttpHandler } from '../graphql/http.js';
 import { createValidationRules } from '../graphql/rules.js';
 import { buildSchema } from '../graphql/schema.js';
@@ -31,8 +33,12 @@ export interface SubscribeServerOptions {
   connectionInitTimeoutMs?: number;
   /** See `HeraldConfig.keepAliveMs`. @default 12000 */
   keepAliveMs?: number;
-  /** Hides internal error messages. @default false */
+  /** Hides internal error messages and GraphQL's suggestions. @default false */
   production?: boolean;
+  /** Answers `__schema` and `__type` (`GRAPHQL_INTROSPECTION`). @default true outside production */
+  introspection?: boolean;
+  /** Serves GraphiQL to a browser (`PLAYGROUND`). @default true outside production */
+  playground?: boolean;
   /** On `stop()`, how long plain requests in flight may take to finish (`SHUTDOWN_DRAIN_MS`). @default 10000 (ms) */
   shutdownDrainMs?: number;
   /** Headers GraphiQL starts with, e.g. a dev token. @default none */
@@ -78,16 +84,25 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
     channels: options.channels,
     resolvers: createSubscriptionResolvers(subscriptions),
   });
-  const validationRules = createValidationRules({
-    maxDepth: limits.maxQueryDepth,
-    maxAliases: limits.maxQueryAliases,
-    operations: [OperationTypeNode.QUERY, OperationTypeNode.SUBSCRIPTION],
-    elsewhere: 'send mutations to the publish server',
+  /**
+   * One cache for WebSocket, SSE and Yoga: at most 8 MiB of documents
+   * (`DEFAULT_DOCUMENT_CACHE_BYTES`), only those of authenticated requests.
+   */
+  const documents = createDocumentCache({
+    schema,
+    maxTokens: limits.maxQueryTokens,
+    validationRules: createValidationRules({
+      maxDepth: limits.maxQueryDepth,
+      maxAliases: limits.maxQueryAliases,
+      introspection: options.introspection ?? !production,
+      operations: [OperationTypeNode.QUERY, OperationTypeNode.SUBSCRIPTION],
+      elsewhere: 'send mutations to the publish server',
+    }),
   });
   const keepAliveMs = options.keepAliveMs ?? 12_000;
   const sse = createSseTransport({
     schema,
-    validationRules,
+    documents,
     verifier,
     maxBodyBytes: limits.maxMessageBytes,
     keepAliveMs,
@@ -97,10 +112,10 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
   const yoga = createGraphQLHttpHandler({
     schema,
     verifier,
-    validationRules,
+    documents,
     production,
     logger,
-    graphiql: {
+    graphiql: (options.playground ?? !production) && {
       title: 'Herald',
       defaultQuery: SAMPLE_SUBSCRIPTION,
       ...(options.graphiqlHeaders ? { headers: JSON.stringify(options.graphiqlHeaders, null, 2) } : {}),
@@ -114,7 +129,7 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
   });
   const websocket = attachWebSocketTransport(http, {
     schema,
-    validationRules,
+    documents,
     verifier,
     origins: createOriginPolicy(options.corsOrigins),
     maxMessageBytes: limits.maxMessageBytes,

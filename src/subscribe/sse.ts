@@ -10,30 +10,24 @@
  * returns the subscription's iterator, releasing its channels.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import {
-  getOperationAST,
-  GraphQLError,
-  subscribe,
-  type ExecutionResult,
-  type GraphQLSchema,
-  type ValidationRule,
-} from 'graphql';
+import { getOperationAST, GraphQLError, subscribe, type ExecutionResult, type GraphQLSchema } from 'graphql';
 import { AuthenticationError, principalFromHeader, type Principal, type TokenVerifier } from '../auth/index.js';
-import { ErrorCode, graphqlError, isClientFacing, UNEXPECTED_ERROR_MESSAGE } from '../common/errors.js';
+import { createErrorMask, ErrorCode, graphqlError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
-import { createDocumentCache } from '../graphql/documents.js';
+import type { DocumentCache } from '../graphql/documents.js';
+import { BadRequestError, paramsFromJson, paramsFromSearch, type OperationParams } from '../graphql/params.js';
 import type { HeraldContext } from '../graphql/schema.js';
 
 export interface SseTransportOptions {
   schema: GraphQLSchema;
-  /** Rules added to GraphQL's own validation. */
-  validationRules: readonly ValidationRule[];
+  /** Parses, validates and (for authenticated requests) keeps documents. */
+  documents: DocumentCache;
   verifier: TokenVerifier;
   /** Largest POST body read, in bytes (the HTTP edge has checked Content-Length). */
   maxBodyBytes: number;
   /** Interval of `:` comment lines that keep proxies and dead-peer detection going, in ms. */
   keepAliveMs: number;
-  /** Hides internal error messages. */
+  /** Hides the messages of unexpected errors (and GraphQL's suggestions) from clients. */
   production: boolean;
   logger: Logger;
 }
@@ -43,23 +37,13 @@ export function wantsEventStream(request: IncomingMessage): boolean {
   return (request.headers.accept ?? '').includes('text/event-stream');
 }
 
-interface OperationRequest {
-  query: string;
-  variables: Record<string, unknown> | undefined;
-  operationName: string | undefined;
-}
-
 export function createSseTransport(options: SseTransportOptions) {
-  const { schema, verifier, logger } = options;
-  const documents = createDocumentCache(schema, options.validationRules);
+  const { schema, verifier, documents } = options;
   /** Each open stream's shutdown: its final events, then its end. */
   const streams = new Map<ServerResponse, () => void>();
-
-  const mask = (error: unknown): GraphQLError => {
-    if (isClientFacing(error)) return error;
-    logger.error(`herald: SSE subscription failed: ${error instanceof Error ? error.stack : String(error)}`);
-    return new GraphQLError(options.production ? UNEXPECTED_ERROR_MESSAGE : String(error instanceof Error ? error.message : error));
-  };
+  const mask = createErrorMask(options);
+  /** A result as it may leave: every error through the mask. */
+  const masked = (result: ExecutionResult): ExecutionResult => (result.errors ? { ...result, errors: result.errors.map(mask) } : result);
 
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     let principal: Principal | undefined;
@@ -69,18 +53,20 @@ export function createSseTransport(options: SseTransportOptions) {
       const message = error instanceof AuthenticationError ? error.message : 'token rejected';
       return sendErrors(response, 401, [new GraphQLError(message, { extensions: { code: ErrorCode.Unauthenticated } })]);
     }
-    let operation: OperationRequest;
+    let operation: OperationParams;
     try {
       operation = await readOperation(request, options.maxBodyBytes);
     } catch (error) {
-      const message = String(error instanceof Error ? error.message : error);
-      return sendErrors(response, 400, [new GraphQLError(message, { extensions: { code: ErrorCode.BadUserInput } })]);
+      if (!(error instanceof BadRequestError)) throw error;
+      return sendErrors(response, 400, [new GraphQLError(error.message, { extensions: { code: ErrorCode.BadRequest } })]);
     }
-    const prepared = documents.prepare(operation.query);
-    if (prepared.errors) return sendErrors(response, 400, prepared.errors);
+    const prepared = documents.prepare(operation.query, { keep: principal !== undefined });
+    if (prepared.errors) return sendErrors(response, 400, prepared.errors.map(mask));
     const { document } = prepared;
     if (!getOperationAST(document, operation.operationName)) {
-      return sendErrors(response, 400, [new GraphQLError('cannot tell which operation to run: give operationName')]);
+      return sendErrors(response, 400, [
+        mask(new GraphQLError('cannot tell which operation to run: give operationName', { extensions: { code: ErrorCode.BadRequest } })),
+      ]);
     }
 
     const lastEventId = request.headers['last-event-id'];
@@ -127,7 +113,7 @@ export function createSseTransport(options: SseTransportOptions) {
         ...(operation.variables ? { variableValues: operation.variables } : {}),
       });
       if (!(Symbol.asyncIterator in result)) {
-        if (!gone) writeEvent(response, 'next', result, undefined);
+        if (!gone) writeEvent(response, 'next', masked(result), undefined);
       } else {
         iterator = result[Symbol.asyncIterator]();
         if (gone) await iterator.return?.();
@@ -135,7 +121,7 @@ export function createSseTransport(options: SseTransportOptions) {
           const next = await iterator.next();
           // Shut down while waiting: the stream has had its last event.
           if (next.done || gone) break;
-          if (!writeEvent(response, 'next', next.value, deliveredId)) await drained(response);
+          if (!writeEvent(response, 'next', masked(next.value), deliveredId)) await drained(response);
           deliveredId = undefined;
         }
       }
@@ -155,8 +141,8 @@ export function createSseTransport(options: SseTransportOptions) {
   return {
     handle(request: IncomingMessage, response: ServerResponse): void {
       handle(request, response).catch((error: unknown) => {
-        logger.error(`herald: SSE request failed: ${String(error)}`);
-        if (!response.headersSent) sendErrors(response, 500, [new GraphQLError(UNEXPECTED_ERROR_MESSAGE)]);
+        const unexpected = mask(error);
+        if (!response.headersSent) sendErrors(response, 500, [unexpected]);
         else response.destroy();
       });
     },
@@ -182,38 +168,20 @@ export function createSseTransport(options: SseTransportOptions) {
   };
 }
 
-async function readOperation(request: IncomingMessage, maxBodyBytes: number): Promise<OperationRequest> {
-  let params: Record<string, unknown>;
-  if (request.method === 'GET') {
-    const search = new URL(request.url ?? '/', 'http://herald').searchParams;
-    params = {
-      query: search.get('query') ?? undefined,
-      variables: search.has('variables') ? JSON.parse(search.get('variables') ?? 'null') : undefined,
-      operationName: search.get('operationName') ?? undefined,
-    };
-  } else if (request.method === 'POST') {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of request as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > maxBodyBytes) throw new Error(`request body is larger than ${maxBodyBytes} bytes (MAX_MESSAGE_BYTES)`);
-      chunks.push(chunk);
-    }
-    const body: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-    if (typeof body !== 'object' || body === null) throw new Error('the body must be a JSON object');
-    params = body as Record<string, unknown>;
-  } else {
-    throw new Error(`${request.method ?? 'this method'} is not supported for an event stream: use GET or POST`);
+/** The operation a request asks for; a malformed one throws {@link BadRequestError}. */
+async function readOperation(request: IncomingMessage, maxBodyBytes: number): Promise<OperationParams> {
+  if (request.method === 'GET') return paramsFromSearch(new URL(request.url ?? '/', 'http://herald').searchParams);
+  if (request.method !== 'POST') {
+    throw new BadRequestError(`${request.method ?? 'this method'} is not supported for an event stream: use GET or POST`);
   }
-  const { query, variables, operationName } = params;
-  if (typeof query !== 'string' || query === '') throw new Error('"query" must be a non-empty string');
-  if (variables != null && (typeof variables !== 'object' || Array.isArray(variables))) throw new Error('"variables" must be an object');
-  if (operationName != null && typeof operationName !== 'string') throw new Error('"operationName" must be a string');
-  return {
-    query,
-    variables: (variables ?? undefined) as Record<string, unknown> | undefined,
-    operationName: operationName ?? undefined,
-  };
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > maxBodyBytes) throw new BadRequestError(`request body is larger than ${maxBodyBytes} bytes (MAX_MESSAGE_BYTES)`);
+    chunks.push(chunk);
+  }
+  return paramsFromJson(Buffer.concat(chunks).toString('utf8'));
 }
 
 /** Writes one SSE event; false when the socket's buffer is full. */

@@ -12,14 +12,14 @@
  */
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { createSourceEventStream, getOperationAST, subscribe, type ExecutionArgs, type GraphQLSchema, type ValidationRule } from 'graphql';
+import { createSourceEventStream, getOperationAST, subscribe, type ExecutionArgs, type GraphQLSchema } from 'graphql';
 import { CloseCode, GRAPHQL_TRANSPORT_WS_PROTOCOL, makeServer, type Context, type OperationResult } from 'graphql-ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { AuthenticationError, bearerToken, type Principal, type TokenVerifier } from '../auth/index.js';
-import { ErrorCode, graphqlError } from '../common/errors.js';
+import { createErrorMask, ErrorCode, graphqlError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { createTurnEnd, runAt } from '../common/timers.js';
-import { createDocumentCache } from '../graphql/documents.js';
+import type { DocumentCache } from '../graphql/documents.js';
 import type { HeraldContext } from '../graphql/schema.js';
 import { GRAPHQL_PATH, type OriginPolicy } from '../http/edge.js';
 import { createFanout, type OperationPlan } from './fanout.js';
@@ -29,8 +29,8 @@ import type { DirectSink, SinkFactory } from './subscriptions.js';
 
 export interface WebSocketTransportOptions {
   schema: GraphQLSchema;
-  /** Rules added to GraphQL's own when a subscription's document is validated. */
-  validationRules: readonly ValidationRule[];
+  /** Parses and validates each operation's document (every one is authenticated, so kept). */
+  documents: DocumentCache;
   verifier: TokenVerifier;
   origins: OriginPolicy;
   /** Largest frame accepted, in bytes; a bigger one closes the socket with 1009. */
@@ -49,7 +49,7 @@ export interface WebSocketTransportOptions {
   connectionInitTimeoutMs: number;
   /** Ping interval, and how long a pong may take before the socket is terminated, in ms. */
   keepAliveMs: number;
-  /** Hides internal error messages in close reasons. */
+  /** Hides internal error messages (and GraphQL's suggestions) in errors and close reasons. */
   production: boolean;
   logger: Logger;
 }
@@ -117,11 +117,12 @@ export interface WebSocketTransport {
 
 export function attachWebSocketTransport(server: Server, options: WebSocketTransportOptions): WebSocketTransport {
   const { schema, verifier, logger } = options;
-  const documents = createDocumentCache(schema, options.validationRules);
+  const { documents } = options;
+  const maskError = createErrorMask(options);
   const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxMessageBytes, perMessageDeflate: false });
   // One end-of-turn for both: the renderings of a turn's events and its held frames.
   const afterThisTurn = createTurnEnd();
-  const fanout = createFanout(schema, afterThisTurn);
+  const fanout = createFanout(schema, afterThisTurn, maskError);
   const frames = createFrameWriter(afterThisTurn);
 
   // Defined apart from `onUpgrade`, so the listener that stays on the socket for the
@@ -154,6 +155,14 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
     subscribe: (args) =>
       (args.contextValue as HeraldContext | undefined)?.directSink ? (createSourceEventStream(args) as unknown as OperationResult) : subscribe(args),
     onConnect: (ctx) => authenticate(ctx, verifier),
+    // Every error a client is sent goes through the mask: refusals, and errors in results.
+    onError: (_ctx, _id, _payload, errors) => errors.map((error) => maskError(error).toJSON()),
+    onNext: (_ctx, _id, _payload, _args, { data, errors, extensions }) =>
+      errors && {
+        ...(data === undefined ? {} : { data }),
+        errors: errors.map((error) => maskError(error).toJSON()),
+        ...(extensions === undefined ? {} : { extensions }),
+      },
     onSubscribe: (ctx, id, payload) => {
       const open = Object.keys(ctx.subscriptions).length; // includes this one, already reserved
       if (open > options.maxSubscriptionsPerConnection) {
@@ -164,7 +173,7 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
           ),
         ];
       }
-      const prepared = documents.prepare(payload.query);
+      const prepared = documents.prepare(payload.query, { keep: true });
       if (prepared.errors) return [...prepared.errors];
       const { document } = prepared;
       const operation = getOperationAST(document, payload.operationName);

@@ -72,19 +72,26 @@ describe('SIGTERM with mutations in flight', () => {
 
     const answers = await Promise.all(inFlight);
     agent.destroy();
-    expect(answers.filter((answer) => 'error' in answer)).toEqual([]);
+    // On a busy machine a request may not have been accepted yet when the server stopped
+    // listening: refused, it was never in flight and stored nothing. Any other error (a
+    // hang-up, a reset) is a request cut off after it was accepted.
+    expect(answers.filter((answer) => 'error' in answer && !answer.error.includes('ECONNREFUSED'))).toEqual([]);
     let acknowledged = 0;
-    for (const answer of answers) {
-      if (!('status' in answer)) continue;
+    for (const [batch, answer] of answers.entries()) {
+      const stored = await redis.client().xlen(`herald:{acme}:history:user:drain-${batch}`);
+      if (!('status' in answer)) {
+        expect(stored).toBe(0);
+        continue;
+      }
       expect(answer.status).toBe(200);
       const body = JSON.parse(answer.text) as { data?: { sendNotifications?: unknown[] }; errors?: unknown };
       expect(body.errors).toBeUndefined();
-      acknowledged += body.data?.sendNotifications?.length ?? 0;
+      expect(body.data?.sendNotifications).toHaveLength(1000);
+      expect(stored).toBe(1000);
+      acknowledged += 1000;
     }
-    expect(acknowledged).toBe(batches * 1000);
-    let stored = 0;
-    for (let batch = 0; batch < batches; batch++) stored += await redis.client().xlen(`herald:{acme}:history:user:drain-${batch}`);
-    expect(stored).toBe(acknowledged);
+    // Most were in flight at the signal (the first was being stored).
+    expect(acknowledged).toBeGreaterThanOrEqual(5000);
 
     expect(await publish.exited).toBe(0);
     expect(Date.now() - signalled).toBeLessThan(15_000);

@@ -11,7 +11,7 @@ import { createInProcessBroker } from '../../src/broker/in-process.js';
 import { createRedisBroker, redisClientOptions } from '../../src/broker/redis.js';
 import { DEFAULT_RETENTION, type Broker, type Retention } from '../../src/broker/types.js';
 import { createChannelNamer, type Audience } from '../../src/channels/index.js';
-import { quietLogger } from '../../src/common/logger.js';
+import { quietLogger, type Logger } from '../../src/common/logger.js';
 import { readConfig, type Limits } from '../../src/config/index.js';
 import { createFeedGrpcServer, createPublishGrpcServer, DEFAULT_GRPC_KEEPALIVE, type GrpcKeepalive } from '../../src/grpc/index.js';
 import { createPublishServer, type PublishServer } from '../../src/publish/server.js';
@@ -82,6 +82,23 @@ export interface ServerOptions {
   corsOrigins?: string[];
   connectionInitTimeoutMs?: number;
   keepAliveMs?: number;
+  /** Production's defaults: masked errors, no suggestions, no introspection, no playground. @default false */
+  production?: boolean;
+  introspection?: boolean;
+  playground?: boolean;
+  /** @default quietLogger */
+  logger?: Logger;
+}
+
+/** The options both servers take from {@link ServerOptions}, only those given. */
+function common(options: ServerOptions) {
+  return {
+    limits: { ...DEFAULT_LIMITS, ...options.limits },
+    corsOrigins: options.corsOrigins ?? [],
+    logger: options.logger ?? quietLogger,
+    ...(options.production === undefined ? {} : { production: options.production }),
+    ...(options.introspection === undefined ? {} : { introspection: options.introspection }),
+  };
 }
 
 export interface RunningSubscribeServer {
@@ -98,11 +115,10 @@ export async function startSubscribeServer(broker: Broker, options: ServerOption
     broker,
     verifier,
     channels,
-    limits: { ...DEFAULT_LIMITS, ...options.limits },
-    corsOrigins: options.corsOrigins ?? [],
+    ...common(options),
     connectionInitTimeoutMs: options.connectionInitTimeoutMs ?? 3000,
     keepAliveMs: options.keepAliveMs ?? 12_000,
-    logger: quietLogger,
+    ...(options.playground === undefined ? {} : { playground: options.playground }),
   });
   const port = await server.start(0, '127.0.0.1');
   let stopped = false;
@@ -128,9 +144,7 @@ export async function startPublishServer(broker: Broker, options: ServerOptions 
     broker,
     verifier,
     channels,
-    limits: { ...DEFAULT_LIMITS, ...options.limits },
-    corsOrigins: options.corsOrigins ?? [],
-    logger: quietLogger,
+    ...common(options),
   });
   const port = await server.start(0, '127.0.0.1');
   const stop = (): Promise<void> => server.stop();

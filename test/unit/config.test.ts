@@ -40,6 +40,8 @@ describe('readConfig', () => {
       corsOrigins: [],
       channelPrefix: 'herald',
       production: false,
+      introspection: true,
+      playground: true,
       connectionInitTimeoutMs: 3000,
       keepAliveMs: 12_000,
       deliveryAckTimeoutMs: 1000,
@@ -53,6 +55,8 @@ describe('readConfig', () => {
         maxSubscriptionsPerConnection: 10,
         maxQueryDepth: 8,
         maxQueryAliases: 10,
+        maxQueryTokens: 1000,
+        maxBatchBytes: 8 * 1024 * 1024,
         maxQueuedNotifications: 1000,
         maxBufferedBytes: 1_048_576,
       },
@@ -110,6 +114,10 @@ describe('readConfig', () => {
       { JWT_SECRET: LONG_SECRET, JWT_PUBLIC_KEY: '-----BEGIN PUBLIC KEY-----' },
       'JWT_SECRET and JWT_PUBLIC_KEY are both set: set exactly one',
     ],
+    ['MAX_QUERY_TOKENS', { MAX_QUERY_TOKENS: '50' }, 'MAX_QUERY_TOKENS "50" must be a whole number from 100 to 100000'],
+    ['MAX_BATCH_BYTES', { MAX_BATCH_BYTES: '1e6' }, 'MAX_BATCH_BYTES "1e6" must be a whole number from 1024 to 268435456'],
+    ['GRAPHQL_INTROSPECTION', { GRAPHQL_INTROSPECTION: 'yes' }, 'GRAPHQL_INTROSPECTION "yes" must be on or off'],
+    ['PLAYGROUND', { PLAYGROUND: '1' }, 'PLAYGROUND "1" must be on or off'],
     [
       'NODE_ENV',
       { NODE_ENV: 'production' },
@@ -119,6 +127,17 @@ describe('readConfig', () => {
     const problems = problemsOf(env);
     expect(problems).toEqual([problem]);
     expect(problems[0]).toContain(variable);
+  });
+
+  it('reads MAX_QUERY_TOKENS and MAX_BATCH_BYTES', () => {
+    expect(readConfig({ MAX_QUERY_TOKENS: '2000', MAX_BATCH_BYTES: '4194304' }).limits).toMatchObject({ maxQueryTokens: 2000, maxBatchBytes: 4_194_304 });
+  });
+
+  it('turns introspection and the playground off in production, unless switched on', () => {
+    const production = { NODE_ENV: 'production', JWT_SECRET: LONG_SECRET };
+    expect(readConfig(production)).toMatchObject({ introspection: false, playground: false });
+    expect(readConfig({ ...production, GRAPHQL_INTROSPECTION: 'on', PLAYGROUND: 'ON' })).toMatchObject({ introspection: true, playground: true });
+    expect(readConfig({ GRAPHQL_INTROSPECTION: 'off', PLAYGROUND: 'off' })).toMatchObject({ introspection: false, playground: false });
   });
 
   it('counts JWT_SECRET in bytes, not characters', () => {

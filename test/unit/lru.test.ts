@@ -30,3 +30,41 @@ describe('createLruCache', () => {
     expect(cache.get('a')).toBeUndefined();
   });
 });
+
+describe('createLruCache with weights', () => {
+  const byLength = { weigh: (_key: string, value: string) => value.length };
+
+  it('keeps the sum of weights under maxWeight, dropping the least recently used first', () => {
+    const cache = createLruCache<string, string>(100, { ...byLength, maxWeight: 10 });
+    cache.set('a', 'xxxx');
+    cache.set('b', 'xxxx');
+    expect(cache.weight).toBe(8);
+    cache.set('c', 'xxxx'); // 12 > 10: a goes
+    expect([cache.get('a'), cache.get('b'), cache.get('c')]).toEqual([undefined, 'xxxx', 'xxxx']);
+    expect(cache.weight).toBe(8);
+    cache.set('d', 'xxxxxxxxx'); // 9: b and c go
+    expect([cache.size, cache.weight, cache.get('d')]).toEqual([1, 9, 'xxxxxxxxx']);
+  });
+
+  it('never keeps an entry heavier than the whole bound, and forgets what it replaces', () => {
+    const cache = createLruCache<string, string>(100, { ...byLength, maxWeight: 10 });
+    cache.set('a', 'xx');
+    cache.set('a', 'x'.repeat(11));
+    expect([cache.get('a'), cache.size, cache.weight]).toEqual([undefined, 0, 0]);
+    cache.set('b', 'xxx');
+    cache.set('b', 'xxxxx');
+    expect([cache.get('b'), cache.weight]).toEqual(['xxxxx', 5]);
+    cache.delete('b');
+    expect([cache.size, cache.weight]).toEqual([0, 0]);
+  });
+
+  it('stays within its bound through a long run of distinct entries, the hot one kept', () => {
+    const cache = createLruCache<string, string>(1000, { ...byLength, maxWeight: 1000 });
+    cache.set('hot', 'h');
+    for (let n = 0; n < 10_000; n++) {
+      cache.set(`k${n}`, 'x'.repeat(1 + (n % 50)));
+      expect(cache.get('hot')).toBe('h'); // a hit between every insert keeps it in the newer half
+      expect(cache.weight).toBeLessThanOrEqual(1000);
+    }
+  });
+});
