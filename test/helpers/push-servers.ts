@@ -190,8 +190,9 @@ export interface RecordedRequest {
 export interface HttpRecorder {
   readonly url: string;
   readonly requests: RecordedRequest[];
-  /** Decides the status of each request (after it is recorded). @default 201 */
-  answer: (request: RecordedRequest) => { status: number; headers?: Record<string, string> };
+  /** Decides the answer to each request (after it is recorded), and how long to hold it back. @default 201 at once */
+  answer: (request: RecordedRequest) => { status: number; headers?: Record<string, string>; delayMs?: number };
+  /** Called as each request is recorded, before it is answered. */
   onRequest: (request: RecordedRequest) => void;
   close(): Promise<void>;
 }
@@ -215,9 +216,11 @@ export async function startHttpRecorder(): Promise<HttpRecorder> {
     request.on('end', () => {
       const recorded: RecordedRequest = { path: request.url ?? '', headers: request.headers, body: Buffer.concat(chunks), at: performance.now() };
       requests.push(recorded);
-      const { status, headers } = recorder.answer(recorded);
-      response.writeHead(status, headers).end();
       recorder.onRequest(recorded);
+      const { status, headers, delayMs = 0 } = recorder.answer(recorded);
+      const send = (): void => void response.writeHead(status, headers).end();
+      if (delayMs > 0) setTimeout(send, delayMs);
+      else send();
     });
   });
   const port = await listen(server);
