@@ -108,7 +108,13 @@ export async function startFcmStandIn(options: FcmStandInOptions = {}): Promise<
   });
 
   const fcmServer = http2.createServer({ settings: { maxConcurrentStreams: options.maxConcurrentStreams ?? 100 } });
-  fcmServer.on('session', () => (sessions += 1));
+  const live = new Set<http2.ServerHttp2Session>();
+  fcmServer.on('session', (session) => {
+    sessions += 1;
+    live.add(session);
+    session.on('close', () => live.delete(session));
+    session.on('error', () => undefined); // a client killed mid-request resets its connection
+  });
   const reply = (stream: http2.ServerHttp2Stream, status: number, body: unknown, headers: Record<string, string> = {}): void => {
     if (stream.destroyed) return;
     stream.respond({ ':status': status, 'content-type': 'application/json', ...headers });
@@ -130,7 +136,10 @@ export async function startFcmStandIn(options: FcmStandInOptions = {}): Promise<
     answer: () => undefined,
     unregistered,
     close: async () => {
+      // a client's idle connection would hold close() open until it times out
+      for (const session of live) session.destroy();
       await new Promise<void>((resolve) => fcmServer.close(() => resolve()));
+      tokenServer.closeAllConnections();
       await new Promise<void>((resolve) => tokenServer.close(() => resolve()));
     },
   };
@@ -138,6 +147,7 @@ export async function startFcmStandIn(options: FcmStandInOptions = {}): Promise<
     open += 1;
     peakStreams = Math.max(peakStreams, open);
     stream.on('close', () => (open -= 1));
+    stream.on('error', () => undefined);
     let raw = '';
     stream.on('data', (chunk: Buffer) => (raw += chunk.toString()));
     stream.on('end', () => {
