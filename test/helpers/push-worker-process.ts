@@ -8,6 +8,7 @@
  * PUSH_TEST_SERVICE_ACCOUNT (JSON), PUSH_TEST_CONSUMER, PUSH_CONCURRENCY, PUSH_CLAIM_IDLE_MS.
  */
 import { Redis } from 'ioredis';
+import { redisClientOptions } from '../../src/broker/redis.js';
 import { createPushKeys } from '../../src/push/keys.js';
 import { createFcmSender, type ServiceAccountKey } from '../../src/push/senders/fcm.js';
 import { createPushWorker } from '../../src/push/worker.js';
@@ -20,8 +21,12 @@ const required = (name: string): string => {
 };
 const quiet = { info: () => undefined, warn: () => undefined, error: (...args: unknown[]) => console.error(...args) };
 
-const redis = new Redis(required('REDIS_URL'));
-const reader = new Redis(required('REDIS_URL'));
+// the options every Herald connection uses (auto-pipelining among them); the reader's
+// command timeout must outlast its blocking read (the worker's blockMs, 5000 by default)
+const redis = new Redis(required('REDIS_URL'), redisClientOptions(2000));
+const reader = new Redis(required('REDIS_URL'), redisClientOptions(2000 + 5000));
+// no offline queue: nothing may be sent before the connections are ready
+await Promise.all([redis, reader].map((client) => new Promise((resolve) => client.once('ready', resolve))));
 const fcm = createFcmSender({
   serviceAccount: JSON.parse(required('PUSH_TEST_SERVICE_ACCOUNT')) as ServiceAccountKey,
   baseUrl: required('PUSH_TEST_FCM_URL'),
