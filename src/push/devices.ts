@@ -7,6 +7,7 @@
  * `unknown` until {@link parseDeviceInput} has checked it; its errors name the field.
  */
 import { createHash } from 'node:crypto';
+import { BlockList, isIP } from 'node:net';
 import type { Redis } from 'ioredis';
 import type { PushKeys } from './keys.js';
 
@@ -229,8 +230,33 @@ function parseUrl(field: string, value: unknown, allowInsecure: boolean): string
   if (url.protocol !== 'https:' && !(allowInsecure && url.protocol === 'http:')) {
     throw new InvalidDeviceError(field, allowInsecure ? 'must be an https:// or http:// URL' : 'must be an https:// URL');
   }
+  if (!allowInsecure && isInternalHost(url.hostname)) {
+    // the worker would POST wherever a user points it: not at the network it runs in
+    throw new InvalidDeviceError(field, 'must not point at a loopback, private or link-local address');
+  }
   // credentials in a URL would be sent along, and shown wherever the device is listed
   if (url.username !== '' || url.password !== '') throw new InvalidDeviceError(field, 'must not hold a user name or password');
   if (url.hash !== '') throw new InvalidDeviceError(field, 'must not have a #fragment');
   return url.href;
+}
+
+/** Loopback, private, link-local and unique-local ranges, IPv4 and IPv6. */
+const INTERNAL = new BlockList();
+for (const [network, prefix] of [['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12], ['192.168.0.0', 16]] as const) {
+  INTERNAL.addSubnet(network, prefix, 'ipv4');
+}
+for (const [network, prefix] of [['::', 127], ['fc00::', 7], ['fe80::', 10]] as const) INTERNAL.addSubnet(network, prefix, 'ipv6');
+
+/**
+ * Whether a URL's host is an address literal in an internal range, or `localhost`. Names
+ * that resolve to internal addresses are not caught here (that needs the resolver, at
+ * send time); this stops the plain cases.
+ */
+function isInternalHost(hostname: string): boolean {
+  const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  if (host === 'localhost' || host.endsWith('.localhost')) return true;
+  const version = isIP(host);
+  if (version === 0) return false;
+  // BlockList matches IPv4-mapped IPv6 addresses (::ffff:10.0.0.1) against the IPv4 ranges
+  return INTERNAL.check(host, version === 4 ? 'ipv4' : 'ipv6');
 }

@@ -31,11 +31,15 @@ import type { Senders } from './senders/types.js';
 import { createTopicStore, type TopicStore } from './topics.js';
 
 export interface PushWorkerOptions {
-  /** A connection for commands. The caller owns it (and closes it after `stop`). */
+  /**
+   * A connection for commands, ready before `start` (Herald's connections have no offline
+   * queue). The caller owns it and closes it after `stop`.
+   */
   redis: Redis;
   /**
    * A second connection, used only for the blocking XREADGROUP (a blocked connection
-   * cannot serve other commands). The caller owns it.
+   * cannot serve other commands). Its command timeout must exceed `blockMs`. The caller
+   * owns it.
    */
   reader: Redis;
   keys: PushKeys;
@@ -261,7 +265,8 @@ export function createPushWorker(options: PushWorkerOptions): PushWorker {
           // trimmed from the stream before anyone finished them; XAUTOCLAIM drops them from the pending list
           counters.lost += deleted.length;
           for (const entry of entries) {
-            if (entry === null) continue;
+            // null: deleted meanwhile; held: its own entry, which a stalled event loop let go idle
+            if (entry === null || held.has(entry[0])) continue;
             held.add(entry[0]);
             await take(entry[0], entry[1], true);
           }
@@ -305,8 +310,14 @@ export function createPushWorker(options: PushWorkerOptions): PushWorker {
     async stop() {
       if (abort.signal.aborted) return;
       abort.abort();
-      if (readerId !== undefined) await redis.client('UNBLOCK', readerId).catch(() => undefined);
+      // repeated: an UNBLOCK that lands just before the XREADGROUP does not end its block
+      const unblock = (): void => {
+        if (readerId !== undefined) void redis.client('UNBLOCK', readerId).catch(() => undefined);
+      };
+      unblock();
+      const unblocking = setInterval(unblock, 100);
       await loops;
+      clearInterval(unblocking);
       await Promise.allSettled([...tasks]);
       clearInterval(heartbeat);
     },

@@ -46,6 +46,11 @@ describe('parseDeviceInput', () => {
     expect(fieldOf({ kind: 'WEBHOOK', url: 'ftp://relay.example.com/' }, true)).toBe('device.url');
     expect(fieldOf({ kind: 'WEBHOOK', url: 'https://user:pw@relay.example.com/' })).toBe('device.url');
     expect(fieldOf({ kind: 'WEBHOOK', url: `https://a.example/${'x'.repeat(2048)}` })).toBe('device.url');
+    for (const internal of ['https://127.0.0.1/h', 'https://localhost:8443/h', 'https://10.1.2.3/h', 'https://169.254.169.254/latest', 'https://[::1]/h', 'https://[fd00::1]/h', 'https://[::ffff:192.168.1.1]/h']) {
+      expect(fieldOf({ kind: 'WEBHOOK', url: internal })).toBe('device.url');
+    }
+    expect(fieldOf({ kind: 'WEB_PUSH', subscription: { endpoint: 'https://192.168.0.10/push', keys: { p256dh, auth } } })).toBe('device.subscription.endpoint');
+    expect(parseDeviceInput({ kind: 'WEBHOOK', url: 'https://93.184.216.34/h' })).toMatchObject({ kind: 'WEBHOOK' });
     expect(fieldOf({ kind: 'WEB_PUSH', subscription: 'x' })).toBe('device.subscription');
     expect(fieldOf({ kind: 'WEB_PUSH', subscription: { endpoint: 'https://p.example/1' } })).toBe('device.subscription.keys');
     expect(fieldOf({ kind: 'WEB_PUSH', subscription: { endpoint: 'https://p.example/1', keys: { p256dh: 'AAAA', auth } } })).toBe('device.subscription.keys.p256dh');
