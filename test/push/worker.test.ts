@@ -5,11 +5,16 @@
  * Retry-After is honoured, exhausted pushes are dead-lettered and replayed, dry-run sends
  * nothing, and stop() lets sends in flight finish.
  */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { decrypt } from 'http_ece';
 import { Webhook } from 'standardwebhooks';
 import webPush from 'web-push';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { readConfig } from '../../src/config/index.js';
 import type { PushNotification } from '../../src/push/entry.js';
+import { createPushWorkerFromConfig } from '../../src/push/index.js';
 import { runReplayCli } from '../../src/push/replay.js';
 import { createFcmSender } from '../../src/push/senders/fcm.js';
 import type { Senders } from '../../src/push/senders/types.js';
@@ -236,5 +241,47 @@ describe('push worker', () => {
     const worker = await r.startWorker(senders());
     await r.redis.xadd(r.keys.stream, '*', 'e', '{"not":"an entry"}');
     await eventually(async () => worker.counters.malformed === 1 && (await r.backlog()) === 0, 'the entry dropped');
+  });
+});
+
+describe('push worker from the configuration', () => {
+  const run = async (prefix: string, env: Record<string, string>) => {
+    const r = rig(prefix);
+    await r.devices.register('acme', 'bob', { kind: 'FCM', token: `${prefix}-phone` });
+    const logged: string[] = [];
+    const logger = { info: (line: string) => logged.push(line), warn: () => undefined, error: () => undefined };
+    const worker = createPushWorkerFromConfig({
+      config: readConfig({ CHANNEL_PREFIX: prefix, PUSH_OFFLINE_GRACE_MS: '0', ...env }),
+      redis: server.client(),
+      reader: server.client(),
+      logger,
+    });
+    closing.push(() => worker.stop());
+    await worker.start();
+    await r.queue.enqueue(notification('e1_900-1', 'USER', 'bob'), 'WHEN_OFFLINE');
+    await eventually(async () => worker.counters.entriesDone === 1, 'the entry done');
+    return { worker, logged, received: fcmTo(`${prefix}-`) };
+  };
+  const production = { NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40) };
+
+  it('outside production, logs what it would send for a kind with no sender configured', async () => {
+    const { worker, logged, received } = await run('c1', {});
+    expect(received).toEqual([]);
+    expect(worker.counters).toMatchObject({ dryRun: 1, sent: 0 });
+    expect(logged.some((line) => /would send FCM push for e1_900-1/.test(line))).toBe(true);
+  });
+
+  it('in production, skips a kind with no sender configured, and sends for real where configured', async () => {
+    const skipped = await run('c2', production);
+    expect(skipped.received).toEqual([]);
+    expect(skipped.worker.counters).toMatchObject({ skippedUnconfigured: 1, sent: 0, dryRun: 0 });
+
+    const file = join(mkdtempSync(join(tmpdir(), 'herald-push-')), 'service-account.json');
+    const { projectId, clientEmail, privateKey } = fcm.serviceAccount;
+    writeFileSync(file, JSON.stringify({ type: 'service_account', project_id: projectId, client_email: clientEmail, private_key: privateKey }));
+    const configured = await run('c3', { ...production, PUSH_FCM_SERVICE_ACCOUNT_FILE: file, PUSH_FCM_URL: fcm.url, PUSH_FCM_TOKEN_URL: fcm.tokenUrl });
+    expect(configured.received).toEqual(['c3-phone']);
+    expect(fcm.messages.filter((m) => m.token === 'c3-phone').map((m) => m.validateOnly)).toEqual([false]);
+    expect(configured.worker.counters).toMatchObject({ sent: 1, dryRun: 0 });
   });
 });
