@@ -8,7 +8,7 @@
 import { getIntrospectionQuery } from 'graphql';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Logger } from '../src/common/logger.js';
-import { SUBSCRIBE_ELSEWHERE } from '../src/graphql/http.js';
+import { SUBSCRIBE_ELSEWHERE } from '../src/http/yoga.js';
 import { channels, startHeraldPair, stopAll, waitFor } from './helpers/herald.js';
 import { postGraphQL, readEvents } from './helpers/http.js';
 import { startRedisServer, type RedisServer } from './helpers/redis-server.js';

@@ -5,6 +5,7 @@
 import { createPublicKey, createSecretKey, randomBytes } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { assertValidName, InvalidNameError } from '../channels/index.js';
+import { Failure } from '../common/failures.js';
 import { createLruCache } from '../common/lru.js';
 import { isExpired } from './policy.js';
 
@@ -23,8 +24,11 @@ export interface Principal {
 }
 
 /** Why a token was refused; `message` is safe to show to the client. */
-export class AuthenticationError extends Error {
+export class AuthenticationError extends Failure {
   override readonly name = 'AuthenticationError';
+  constructor(message: string) {
+    super('UNAUTHENTICATED', message);
+  }
 }
 
 export interface TokenVerifierOptions {

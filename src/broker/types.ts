@@ -5,6 +5,7 @@
  */
 import type { Destination } from '../channels/index.js';
 import type { Cursor, ReadPosition } from '../common/cursor.js';
+import { Failure } from '../common/failures.js';
 
 /** One notification as the broker carries it: its id (a cursor) and its encoded body. */
 export interface BrokerMessage {
@@ -134,8 +135,11 @@ export interface Broker {
 }
 
 /** The broker cannot reach its backend and did nothing; the message says what failed. */
-export class BrokerUnavailableError extends Error {
+export class BrokerUnavailableError extends Failure {
   override readonly name = 'BrokerUnavailableError';
+  constructor(message: string) {
+    super('SERVICE_UNAVAILABLE', message);
+  }
 }
 
 /**
@@ -143,8 +147,11 @@ export class BrokerUnavailableError extends Error {
  * sent: it may or may not have been carried out. A publisher retries with the same
  * idempotency key to be sure of one delivery.
  */
-export class OutcomeUnknownError extends Error {
+export class OutcomeUnknownError extends Failure {
   override readonly name = 'OutcomeUnknownError';
+  constructor(message: string) {
+    super('OUTCOME_UNKNOWN', message);
+  }
 }
 
 /** The default {@link Retention}. */

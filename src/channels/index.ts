@@ -7,6 +7,7 @@
  * reach another kind of channel. Tenants and user names come from verified token
  * claims; a publisher's `to` is validated here before it is used.
  */
+import { Failure } from '../common/failures.js';
 
 /** Letters, digits, `.`, `_`, `-` and `@`; starts with a letter or digit; at most 128 characters. */
 export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
@@ -24,8 +25,11 @@ export interface ChannelOwner {
 }
 
 /** Thrown when a name is not fit to be part of a channel; `message` says why. */
-export class InvalidNameError extends Error {
+export class InvalidNameError extends Failure {
   override readonly name = 'InvalidNameError';
+  constructor(message: string) {
+    super('BAD_USER_INPUT', message);
+  }
 }
 
 export function isValidName(value: unknown): value is string {

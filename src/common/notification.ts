@@ -20,6 +20,14 @@ export interface Notification extends NotificationBody {
   readonly id: string;
 }
 
+/** Told to a resuming subscriber whose missed notifications are not all kept. */
+export interface HistoryGap {
+  readonly gap: string;
+}
+
+/** What a subscription yields. */
+export type FeedItem = Notification | HistoryGap;
+
 export function encodeNotification(notification: NotificationBody): string {
   return JSON.stringify(notification);
 }

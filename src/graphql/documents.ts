@@ -11,7 +11,6 @@
  *   passed authentication: an anonymous request is prepared, answered and forgotten.
  */
 import { GraphQLError, parse, specifiedRules, validate, type DocumentNode, type GraphQLSchema, type ValidationRule } from 'graphql';
-import { ErrorCode } from '../common/errors.js';
 import { createLruCache } from '../common/lru.js';
 
 export type Prepared = { readonly document: DocumentNode; readonly errors?: undefined } | { readonly document?: undefined; readonly errors: readonly GraphQLError[] };
@@ -108,7 +107,7 @@ export function createDocumentCache(options: DocumentCacheOptions): DocumentCach
           return {
             errors: [
               new GraphQLError(`the document has more than ${maxTokens} tokens (MAX_QUERY_TOKENS); send values as variables`, {
-                extensions: { code: ErrorCode.LimitExceeded },
+                extensions: { code: 'LIMIT_EXCEEDED' },
               }),
             ],
           };

@@ -6,12 +6,14 @@
 import { once } from 'node:events';
 import { status, type ServerWritableStream, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { TokenVerifier } from '../auth/index.js';
+import { createErrorMask } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type { Feed } from '../subscribe/feed.js';
-import type { FeedItem, Subscriptions } from '../subscribe/subscriptions.js';
+import type { FeedItem } from '../common/notification.js';
+import type { Subscriptions } from '../subscribe/subscriptions.js';
 import { principalOf } from './auth.js';
 import { loadHeraldProto, toGrpcAudience, type FeedRequest, type FeedResponse } from './proto.js';
-import { isExpected, toServiceError } from './status.js';
+import { toServiceError } from './status.js';
 
 export interface FeedServiceOptions {
   subscriptions: Subscriptions;
@@ -30,12 +32,12 @@ export interface FeedService {
 type FeedCall = ServerWritableStream<FeedRequest, FeedResponse>;
 
 export function createFeedService(options: FeedServiceOptions): FeedService {
-  const { subscriptions, verifier, production, logger } = options;
+  const { subscriptions, verifier } = options;
+  const maskError = createErrorMask(options);
   const open = new Map<FeedCall, Feed<FeedItem>>();
 
   const fail = (call: FeedCall, error: unknown): void => {
-    if (!isExpected(error)) logger.error(`herald: gRPC Feed failed: ${error instanceof Error ? error.stack : String(error)}`);
-    call.emit('error', toServiceError(error, production));
+    call.emit('error', toServiceError(error, maskError));
   };
 
   async function feed(call: FeedCall): Promise<void> {

@@ -11,7 +11,7 @@ import type { Logger } from '../common/logger.js';
 import type { HeraldServer } from '../common/server.js';
 import type { Limits } from '../config/index.js';
 import { createDocumentCache } from '../graphql/documents.js';
-import { createGraphQLOverHttpHandler } from '../graphql/over-http.js';
+import { createGraphQLHttpHandler } from '../http/graphql-http.js';
 import { createValidationRules } from '../graphql/rules.js';
 import { buildSchema } from '../graphql/schema.js';
 import { createHttpEdge, listen, shutdown } from '../http/edge.js';
@@ -88,7 +88,7 @@ export function createPublishServer(options: PublishServerOptions): PublishServe
       },
     },
     isReady: () => !stopping && broker.isReady(),
-    graphql: createGraphQLOverHttpHandler({ schema, verifier, documents, production, logger }),
+    graphql: createGraphQLHttpHandler({ schema, verifier, documents, production, logger }),
   });
   return {
     sender,

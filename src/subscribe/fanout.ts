@@ -7,7 +7,7 @@ import { execute, type DocumentNode, type GraphQLSchema } from 'graphql';
 import type { MaskError } from '../common/errors.js';
 import type { AfterThisTurn } from '../common/timers.js';
 import type { HeraldContext } from '../graphql/schema.js';
-import type { FeedItem } from './subscriptions.js';
+import type { FeedItem } from '../common/notification.js';
 
 export interface OperationPlan {
   /** The payload of a graphql-transport-ws `next` message for `item`, as UTF-8 JSON. */

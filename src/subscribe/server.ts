@@ -7,16 +7,18 @@ import { OperationTypeNode } from 'graphql';
 import type { TokenVerifier } from '../auth/index.js';
 import type { Broker } from '../broker/types.js';
 import type { ChannelNamer } from '../channels/index.js';
+import { createErrorMask } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type { HeraldServer } from '../common/server.js';
+import { createTurnEnd } from '../common/timers.js';
 import type { Limits } from '../config/index.js';
 import { createDocumentCache } from '../graphql/documents.js';
-import { createGraphQLHttpHandler } from '../graphql/http.js';
+import { createYogaHandler } from '../http/yoga.js';
 import { createValidationRules } from '../graphql/rules.js';
 import { buildSchema } from '../graphql/schema.js';
 import { createHttpEdge, createOriginPolicy, listen, shutdown } from '../http/edge.js';
+import { createFanout } from './fanout.js';
 import { ObserverMap } from './observers.js';
-import { createSubscriptionResolvers } from './resolvers.js';
 import { createSubscriptions, type Subscriptions } from './subscriptions.js';
 import { createSseTransport, wantsEventStream } from './sse.js';
 import { attachWebSocketTransport } from './websocket.js';
@@ -79,11 +81,12 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
     maxQueued: limits.maxQueuedNotifications,
     maxBufferedBytes: limits.maxBufferedBytes,
   });
-  const schema = buildSchema({
-    broker,
-    channels: options.channels,
-    resolvers: createSubscriptionResolvers(subscriptions),
-  });
+  const schema = buildSchema({ broker, channels: options.channels });
+  const maskError = createErrorMask({ production, logger });
+  // One end-of-turn for the renderings of a turn's events and the frames held that turn.
+  const afterThisTurn = createTurnEnd();
+  /** One renderer for WebSocket and SSE: an event is rendered once per distinct operation. */
+  const fanout = createFanout(schema, afterThisTurn, maskError);
   /**
    * One cache for WebSocket, SSE and Yoga: at most 8 MiB of documents
    * (`DEFAULT_DOCUMENT_CACHE_BYTES`), only those of authenticated requests.
@@ -102,14 +105,16 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
   const keepAliveMs = options.keepAliveMs ?? 12_000;
   const sse = createSseTransport({
     schema,
+    subscriptions,
+    fanout,
+    maskError,
     documents,
     verifier,
     maxBodyBytes: limits.maxMessageBytes,
     keepAliveMs,
-    production,
     logger,
   });
-  const yoga = createGraphQLHttpHandler({
+  const yoga = createYogaHandler({
     schema,
     verifier,
     documents,
@@ -129,6 +134,10 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
   });
   const websocket = attachWebSocketTransport(http, {
     schema,
+    subscriptions,
+    fanout,
+    afterThisTurn,
+    maskError,
     documents,
     verifier,
     origins: createOriginPolicy(options.corsOrigins),
@@ -137,7 +146,6 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
     maxBufferedBytes: limits.maxBufferedBytes,
     connectionInitTimeoutMs: options.connectionInitTimeoutMs ?? 3000,
     keepAliveMs,
-    production,
     logger,
   });
   return {

@@ -3,15 +3,7 @@
  * queue its transport reads: SSE, gRPC) or the WebSocket fan-out path's sink, which
  * writes straight to its socket.
  */
-import type { Notification } from '../common/notification.js';
-
-/** Told to a resuming subscriber whose missed notifications are not all kept. */
-export interface HistoryGap {
-  readonly gap: string;
-}
-
-/** What a subscription yields. */
-export type FeedItem = Notification | HistoryGap;
+import type { FeedItem } from '../common/notification.js';
 
 export interface Sink {
   /** Takes one live item; false if the sink could not (ended, or too far behind). */

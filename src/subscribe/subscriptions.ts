@@ -4,7 +4,9 @@
  * subscription's sink. With a `since` cursor it resumes: the history after the cursor
  * comes first, then the live notifications, with no gap and no duplicate; and whenever
  * the Redis subscriber connection drops and comes back, the subscription fills what it
- * missed from history the same way. GraphQL (WebSocket and SSE) and gRPC all call it.
+ * missed from history the same way. Every transport calls it itself: the WebSocket
+ * (`openInto`, with a sink that writes to the socket), SSE and gRPC (`open`, a queue
+ * each reads).
  */
 import { AuthenticationError, authorizeSubscription, isExpired, type Principal } from '../auth/index.js';
 import type { Broker } from '../broker/types.js';
@@ -12,12 +14,11 @@ import { assertValidName, type ChannelNamer } from '../channels/index.js';
 import { parseCursor } from '../common/cursor.js';
 import { InvalidInputError } from '../common/failures.js';
 import { runAt, type Cancel } from '../common/timers.js';
+import type { FeedItem } from '../common/notification.js';
 import { createFeed, type Feed } from './feed.js';
 import type { Observation, ObserverMap } from './observers.js';
 import { createResumingObserver, type ResumingObserver } from './resume.js';
-import type { FeedItem, Sink } from './sink.js';
-
-export type { FeedItem, HistoryGap, Sink } from './sink.js';
+import type { Sink } from './sink.js';
 
 /**
  * Notifications read from history per Redis call when a subscription catches up: a page
@@ -58,12 +59,6 @@ export interface OpenRequest {
   readonly since?: unknown;
 }
 
-/** A sink that writes straight to its client and says when, and why, it ended. */
-export interface DirectSink extends Sink {
-  /** Settles when the sink ends: with the error it failed with, or undefined. */
-  readonly ended: Promise<Error | undefined>;
-}
-
 /** Makes the sink of one subscription; `onEnd` must be called once when it ends, however it ends. */
 export type SinkFactory<S extends Sink> = (hooks: { onEnd: () => Promise<void> }) => S;
 
@@ -76,13 +71,23 @@ export interface Subscriptions {
    */
   open(request: OpenRequest): Promise<Feed<FeedItem>>;
   /** Opens a subscription into a sink of the caller's making. */
-  openInto<S extends Sink>(request: OpenRequest, makeSink: SinkFactory<S>): Promise<S>;
+  openInto<S extends Sink>(request: OpenRequest, makeSink: SinkFactory<S>, options?: OpenOptions): Promise<S>;
+}
+
+export interface OpenOptions {
+  /**
+   * Whether the subscription ends with an `AuthenticationError` when the token expires.
+   * False for a transport that ends it then itself: the WebSocket closes the whole
+   * connection with 4403, so a timer per subscription would only fire beside it.
+   * @default true
+   */
+  readonly endsAtExpiry?: boolean;
 }
 
 export function createSubscriptions(options: SubscriptionsOptions): Subscriptions {
   const { observers, broker, channels, maxQueued, maxBufferedBytes } = options;
 
-  async function openInto<S extends Sink>({ principal, userName, since }: OpenRequest, makeSink: SinkFactory<S>): Promise<S> {
+  async function openInto<S extends Sink>({ principal, userName, since }: OpenRequest, makeSink: SinkFactory<S>, options: OpenOptions = {}): Promise<S> {
     authorizeSubscription(principal, assertValidName('userName', userName));
     if (isExpired(principal)) throw new AuthenticationError('token expired');
     const after = since == null || since === '' ? undefined : parseCursor(since);
@@ -125,7 +130,7 @@ export function createSubscriptions(options: SubscriptionsOptions): Subscription
       await observation.release();
       return sink;
     }
-    cancelExpiry = runAt(principal.expiresAt, () => sink.fail(new AuthenticationError('token expired')));
+    if (options.endsAtExpiry ?? true) cancelExpiry = runAt(principal.expiresAt, () => sink.fail(new AuthenticationError('token expired')));
     return sink;
   }
 

@@ -11,17 +11,18 @@
  * request's document is kept in the cache. A malformed request (not JSON, not an object,
  * a parameter of the wrong type) is a 400 with code `BAD_REQUEST` naming what is wrong.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { GraphQLSchema } from 'graphql';
 import { createHandler, type Request as HttpRequest, type Response as HttpResponse } from 'graphql-http';
 import { AuthenticationError, principalFromHeader, type Principal, type TokenVerifier } from '../auth/index.js';
-import { createErrorMask, ErrorCode } from '../common/errors.js';
+import { createErrorMask, type MaskError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
-import type { DocumentCache } from './documents.js';
-import { BadRequestError, paramsFromJson, paramsFromSearch, type OperationParams } from './params.js';
-import type { HeraldContext } from './schema.js';
+import type { DocumentCache } from '../graphql/documents.js';
+import { BadRequestError, paramsFromJson, paramsFromSearch, type OperationParams } from '../graphql/params.js';
+import type { HeraldContext } from '../graphql/schema.js';
+import { refusal, type Refusal } from './refusal.js';
 
-export interface GraphQLOverHttpOptions {
+export interface GraphQLHttpOptions {
   schema: GraphQLSchema;
   verifier: TokenVerifier;
   /** Parses, validates and (for authenticated requests) keeps documents. */
@@ -37,15 +38,15 @@ type Context = HeraldContext & Record<PropertyKey, unknown>;
 
 const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8' };
 
-export function createGraphQLOverHttpHandler(options: GraphQLOverHttpOptions): (request: IncomingMessage, response: ServerResponse) => void {
+export function createGraphQLHttpHandler(options: GraphQLHttpOptions): (request: IncomingMessage, response: ServerResponse) => void {
   const { schema, verifier, documents } = options;
   const maskError = createErrorMask(options);
 
   const handle = createHandler<IncomingMessage, undefined, Context>({
     schema,
-    parseRequestParams: readParams,
+    parseRequestParams: (request) => readParams(request, maskError),
     onSubscribe: (request, params) => {
-      const principal = authenticate(request, verifier);
+      const principal = authenticate(request, verifier, maskError);
       if (isResponse(principal)) return principal;
       const prepared = documents.prepare(params.query, { keep: principal !== undefined });
       if (prepared.errors) return prepared.errors;
@@ -73,9 +74,9 @@ export function createGraphQLOverHttpHandler(options: GraphQLOverHttpOptions): (
         response.writeHead(init.status, init.statusText, init.headers).end(body);
       },
       (error: unknown) => {
-        const masked = maskError(error);
-        if (!response.headersSent) response.writeHead(500, JSON_HEADERS);
-        response.end(JSON.stringify({ errors: [masked.toJSON()] }));
+        const refused = refusal(error, maskError);
+        if (!response.headersSent) response.writeHead(refused.status, JSON_HEADERS);
+        response.end(refused.body);
       },
     );
   };
@@ -85,7 +86,7 @@ export function createGraphQLOverHttpHandler(options: GraphQLOverHttpOptions): (
  * The request's parameters, or the answer to a malformed request: 405 for another
  * method, 415 for a body that is not JSON by its type, 400 naming what is wrong.
  */
-async function readParams(request: NodeRequest): Promise<OperationParams | HttpResponse> {
+async function readParams(request: NodeRequest, maskError: MaskError): Promise<OperationParams | HttpResponse> {
   let params: OperationParams;
   try {
     if (request.method === 'GET') {
@@ -93,33 +94,31 @@ async function readParams(request: NodeRequest): Promise<OperationParams | HttpR
     } else if (request.method === 'POST') {
       const mediaType = (request.raw.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
       if (mediaType !== 'application/json') {
-        return badRequest(415, 'Unsupported Media Type', 'send the request as "Content-Type: application/json"');
+        return answer(refusal(new BadRequestError('send the request as "Content-Type: application/json"'), maskError), 415);
       }
       params = paramsFromJson(await readBody(request.raw));
     } else {
       return [null, { status: 405, statusText: 'Method Not Allowed', headers: { allow: 'GET, POST' } }];
     }
   } catch (error) {
-    if (error instanceof BadRequestError) return badRequest(400, 'Bad Request', error.message);
+    if (error instanceof BadRequestError) return answer(refusal(error, maskError));
     throw error;
   }
   return params;
 }
 
-function badRequest(status: number, statusText: string, message: string): HttpResponse {
-  return [JSON.stringify({ errors: [{ message, extensions: { code: ErrorCode.BadRequest } }] }), { status, statusText, headers: JSON_HEADERS }];
+/** A refusal as graphql-http's response; `status` overrides the failure kind's (415 for a body of the wrong type). */
+function answer(refused: Refusal, status = refused.status): HttpResponse {
+  return [refused.body, { status, statusText: STATUS_CODES[status] ?? '', headers: JSON_HEADERS }];
 }
 
 /** The request's principal (undefined without a token), or a 401 that names what was wrong with its token. */
-function authenticate(request: NodeRequest, verifier: TokenVerifier): Principal | undefined | HttpResponse {
+function authenticate(request: NodeRequest, verifier: TokenVerifier, maskError: MaskError): Principal | undefined | HttpResponse {
   try {
     return principalFromHeader(verifier, request.raw.headers.authorization);
   } catch (error) {
     if (!(error instanceof AuthenticationError)) throw error;
-    return [
-      JSON.stringify({ errors: [{ message: error.message, extensions: { code: ErrorCode.Unauthenticated } }] }),
-      { status: 401, statusText: 'Unauthorized', headers: JSON_HEADERS },
-    ];
+    return answer(refusal(error, maskError));
   }
 }
 

@@ -14,13 +14,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { getOperationAST, GraphQLError, Kind, OperationTypeNode, type DocumentNode, type ExecutionResult, type GraphQLSchema } from 'graphql';
 import { createYoga, isAsyncIterable, type Plugin, type YogaInitialContext, type YogaServerOptions } from 'graphql-yoga';
 import { AuthenticationError, principalFromHeader, type Principal, type TokenVerifier } from '../auth/index.js';
-import { createErrorMask, ErrorCode, type MaskError } from '../common/errors.js';
+import { createErrorMask, type MaskError } from '../common/errors.js';
+import { FAILURES } from '../common/failures.js';
 import type { Logger } from '../common/logger.js';
-import { GRAPHQL_PATH } from '../http/edge.js';
-import type { DocumentCache } from './documents.js';
-import type { HeraldContext } from './schema.js';
+import type { DocumentCache } from '../graphql/documents.js';
+import type { HeraldContext } from '../graphql/schema.js';
+import { GRAPHQL_PATH } from './edge.js';
 
-export interface GraphQLHttpOptions {
+export interface YogaHandlerOptions {
   schema: GraphQLSchema;
   verifier: TokenVerifier;
   /** Parses, validates and (for authenticated requests) keeps documents. */
@@ -57,7 +58,7 @@ function placeholder(operationName: string | undefined): DocumentNode {
   };
 }
 
-export function createGraphQLHttpHandler(options: GraphQLHttpOptions): NodeHandler {
+export function createYogaHandler(options: YogaHandlerOptions): NodeHandler {
   const { verifier, documents } = options;
   const maskError = createErrorMask(options);
   const maskForYoga: MaskError = (error) => {
@@ -82,7 +83,7 @@ export function createGraphQLHttpHandler(options: GraphQLHttpOptions): NodeHandl
         return;
       }
       if (getOperationAST(prepared.document, context.params.operationName)?.operation === 'subscription') {
-        throw new GraphQLError(SUBSCRIBE_ELSEWHERE, { extensions: { code: ErrorCode.BadRequest, http: { status: 400 } } });
+        throw new GraphQLError(SUBSCRIBE_ELSEWHERE, { extensions: { code: 'BAD_REQUEST', http: { status: FAILURES.BAD_REQUEST.http } } });
       }
       setParsedDocument(prepared.document);
     },
@@ -119,7 +120,7 @@ function authenticate(verifier: TokenVerifier, request: Request): Principal | un
     return principalFromHeader(verifier, request.headers.get('authorization') ?? undefined);
   } catch (error) {
     if (!(error instanceof AuthenticationError)) throw error;
-    throw new GraphQLError(error.message, { extensions: { code: ErrorCode.Unauthenticated, http: { status: 401 } } });
+    throw new GraphQLError(error.message, { extensions: { code: 'UNAUTHENTICATED', http: { status: FAILURES.UNAUTHENTICATED.http } } });
   }
 }
 
