@@ -3,7 +3,7 @@
  * transport) ask these functions; none decides on its own.
  */
 import { Failure } from '../common/failures.js';
-import type { Principal } from './tokens.js';
+import type { Principal } from './principal.js';
 
 /** The scope that lets a service publish inside its own tenant. */
 export const PUBLISH_SCOPE = 'notifications:publish';
@@ -34,9 +34,4 @@ export function authorizePublish(principal: Principal, audience?: string, to?: s
   if (audience === 'COMPANY' && to !== principal.tenant) {
     throw new ForbiddenError(`a COMPANY notification must be sent to your own tenant "${principal.tenant}"`);
   }
-}
-
-/** True once the principal's token has expired. */
-export function isExpired(principal: Principal, now = Date.now()): boolean {
-  return now >= principal.expiresAt;
 }

@@ -7,7 +7,8 @@
 import { randomBytes } from 'node:crypto';
 import { compareStreamIds, streamId } from '../common/cursor.js';
 import { findGap, mergeNewestFirst, mergePage, perStreamLimit } from './history.js';
-import { BrokerUnavailableError, DEFAULT_RETENTION, type Broker, type BrokerMessage, type MessageSink, type Retention } from './types.js';
+import type { Retention } from '../config/index.js';
+import { BrokerUnavailableError, type Broker, type BrokerMessage, type MessageSink } from './types.js';
 
 interface Stream {
   /** Oldest first; ids are `ms-seq`. */
@@ -23,14 +24,14 @@ interface Tenant {
 }
 
 export interface InProcessBrokerOptions {
-  /** How much history each stream keeps. @default {@link DEFAULT_RETENTION} */
-  retention?: Retention;
+  /** How much history each stream keeps (`HeraldConfig.retention`). */
+  retention: Retention;
   /** The clock, in ms since the epoch. @default Date.now */
   now?: () => number;
 }
 
-export function createInProcessBroker(options: InProcessBrokerOptions = {}): Broker {
-  const retention = options.retention ?? DEFAULT_RETENTION;
+export function createInProcessBroker(options: InProcessBrokerOptions): Broker {
+  const { retention } = options;
   const now = options.now ?? Date.now;
   const channels = new Set<string>();
   const tenants = new Map<string, Tenant>();

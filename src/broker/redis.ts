@@ -22,17 +22,16 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { ReplyError, type Redis } from 'ioredis';
 import { streamId } from '../common/cursor.js';
+import type { Retention } from '../config/index.js';
 import { findGap, mergeNewestFirst, mergePage, perStreamLimit, type StreamState } from './history.js';
 import {
   BrokerUnavailableError,
-  DEFAULT_RETENTION,
   OutcomeUnknownError,
   type Broker,
   type BrokerMessage,
   type ChannelEvents,
   type MessageSink,
   type PublishRequest,
-  type Retention,
 } from './types.js';
 
 export interface RedisBrokerOptions {
@@ -47,12 +46,12 @@ export interface RedisBrokerOptions {
   reportChannel: string;
   /**
    * How long `publish` waits for the subscribe servers that received a message to
-   * report their deliveries. On timeout it resolves with the reports that arrived.
-   * @default 1000 (ms)
+   * report their deliveries (`HeraldConfig.deliveryAckTimeoutMs`). On timeout it
+   * resolves with the reports that arrived.
    */
-  reportTimeoutMs?: number;
-  /** How much history each stream keeps. @default {@link DEFAULT_RETENTION} */
-  retention?: Retention;
+  reportTimeoutMs: number;
+  /** How much history each stream keeps (`HeraldConfig.retention`). */
+  retention: Retention;
   /** Where failures that have no caller to reject are reported. @default console */
   logger?: Pick<Console, 'warn' | 'error'>;
   /**
@@ -177,8 +176,7 @@ type StreamEntries = Array<[string, string[]]>;
 
 export function createRedisBroker(options: RedisBrokerOptions): Broker {
   const { subscriber, publisher, reportChannel } = options;
-  const reportTimeoutMs = options.reportTimeoutMs ?? 1000;
-  const retention = options.retention ?? DEFAULT_RETENTION;
+  const { reportTimeoutMs, retention } = options;
   const logger = options.logger ?? console;
   const channels = new Set<string>();
   const pending = new Map<string, PendingPublish>();

@@ -19,21 +19,6 @@ export interface BrokerMessage {
  */
 export type MessageSink = (channel: string, message: BrokerMessage) => number;
 
-/** How much history each stream keeps. */
-export interface Retention {
-  /**
-   * Entries kept per stream (per user, store or company); older ones are trimmed.
-   * @default 1000
-   */
-  maxLength: number;
-  /**
-   * Age after which an entry is trimmed, and idle time after which a whole stream
-   * expires, in ms.
-   * @default 604800000 (7 days)
-   */
-  maxAgeMs: number;
-}
-
 export interface PublishRequest {
   readonly destination: Destination;
   /** The tenant's history key (`ChannelNamer.tenantKey`). */
@@ -153,6 +138,3 @@ export class OutcomeUnknownError extends Failure {
     super('OUTCOME_UNKNOWN', message);
   }
 }
-
-/** The default {@link Retention}. */
-export const DEFAULT_RETENTION: Retention = { maxLength: 1000, maxAgeMs: 7 * 24 * 3600 * 1000 };

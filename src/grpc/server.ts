@@ -14,34 +14,9 @@ import { ReflectionService } from '@grpc/reflection';
 import { Server, ServerCredentials, setLogger, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { Logger } from '../common/logger.js';
 import type { HeraldServer } from '../common/server.js';
+import type { GrpcKeepalive } from '../config/index.js';
 import { createHealthService } from './health.js';
 import { loadProtoDefinition } from './proto.js';
-
-export interface GrpcKeepalive {
-  /**
-   * How often the server pings a client's connection to learn that it is still there.
-   * @default 30000 (ms)
-   */
-  timeMs: number;
-  /**
-   * How long a ping may go unanswered before the connection (and every stream on it) is
-   * closed.
-   * @default 10000 (ms)
-   */
-  timeoutMs: number;
-  /**
-   * The shortest interval at which a client may ping. Pings sooner than this are strikes.
-   * @default 10000 (ms)
-   */
-  minPingIntervalMs: number;
-  /**
-   * Strikes in a row tolerated; one more and the client gets GOAWAY `too_many_pings`.
-   * @default 2
-   */
-  maxPingStrikes: number;
-}
-
-export const DEFAULT_GRPC_KEEPALIVE: GrpcKeepalive = { timeMs: 30_000, timeoutMs: 10_000, minPingIntervalMs: 10_000, maxPingStrikes: 2 };
 
 export interface GrpcServerOptions {
   services: ReadonlyArray<{ definition: ServiceDefinition; implementation: UntypedServiceImplementation }>;

@@ -9,7 +9,7 @@ import type { Broker } from '../broker/types.js';
 import type { ChannelNamer } from '../channels/index.js';
 import type { Logger } from '../common/logger.js';
 import type { HeraldServer } from '../common/server.js';
-import type { Limits } from '../config/index.js';
+import type { HeraldConfig } from '../config/index.js';
 import { createDocumentCache } from '../graphql/documents.js';
 import { createGraphQLHttpHandler } from '../http/graphql-http.js';
 import { createValidationRules } from '../graphql/rules.js';
@@ -18,28 +18,18 @@ import { createHttpEdge, listen, shutdown } from '../http/edge.js';
 import { createPublishResolvers } from './resolvers.js';
 import { createSender, type Sender } from './send.js';
 
-export interface PublishServerOptions {
+/**
+ * The settings the publish server takes from config, each documented (with its default)
+ * there. A mutation cut off by `shutdownDrainMs` may have been sent.
+ */
+export type PublishSettings = Pick<HeraldConfig, 'limits' | 'corsOrigins' | 'idempotencyWindowMs' | 'shutdownDrainMs' | 'production' | 'introspection'>;
+
+export interface PublishServerOptions extends PublishSettings {
   /** Carries notifications out. */
   broker: Broker;
   verifier: TokenVerifier;
   channels: ChannelNamer;
-  limits: Limits;
-  /** Origins allowed besides the server's own (`CORS_ORIGINS`). */
-  corsOrigins: readonly string[];
-  /** How long an `idempotencyKey` is remembered, in ms. @default 600000 */
-  idempotencyWindowMs?: number;
-  /**
-   * On `stop()`, how long requests in flight may take to finish before their
-   * connections are cut (`SHUTDOWN_DRAIN_MS`). A mutation cut off may have been sent.
-   * @default 10000 (ms)
-   */
-  shutdownDrainMs?: number;
-  /** Hides internal error messages and GraphQL's suggestions. @default false */
-  production?: boolean;
-  /** Answers `__schema` and `__type` (`GRAPHQL_INTROSPECTION`). @default true outside production */
-  introspection?: boolean;
-  /** @default console */
-  logger?: Logger;
+  logger: Logger;
 }
 
 export interface PublishServer extends HeraldServer {
@@ -48,15 +38,13 @@ export interface PublishServer extends HeraldServer {
 }
 
 export function createPublishServer(options: PublishServerOptions): PublishServer {
-  const { broker, limits, verifier } = options;
-  const logger = options.logger ?? console;
-  const production = options.production ?? false;
+  const { broker, limits, verifier, logger, production } = options;
   let stopping = false;
   const sender = createSender({
     broker,
     channels: options.channels,
     maxTextLength: limits.maxTextLength,
-    idempotencyWindowMs: options.idempotencyWindowMs ?? 600_000,
+    idempotencyWindowMs: options.idempotencyWindowMs,
   });
   const schema = buildSchema({ broker, channels: options.channels, resolvers: createPublishResolvers(sender) });
   // At most 8 MiB of documents (`DEFAULT_DOCUMENT_CACHE_BYTES`), only those of authenticated requests.
@@ -66,7 +54,7 @@ export function createPublishServer(options: PublishServerOptions): PublishServe
     validationRules: createValidationRules({
       maxDepth: limits.maxQueryDepth,
       maxAliases: limits.maxQueryAliases,
-      introspection: options.introspection ?? !production,
+      introspection: options.introspection,
       operations: [OperationTypeNode.QUERY, OperationTypeNode.MUTATION],
       elsewhere: 'subscribe on the subscribe server',
     }),
@@ -96,7 +84,7 @@ export function createPublishServer(options: PublishServerOptions): PublishServe
     stop() {
       // /readyz answers 503 from now on, so a load balancer sends nothing new here.
       stopping = true;
-      return shutdown(http, options.shutdownDrainMs ?? 10_000);
+      return shutdown(http, options.shutdownDrainMs);
     },
   };
 }

@@ -11,7 +11,7 @@ import { createErrorMask } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type { HeraldServer } from '../common/server.js';
 import { createTurnEnd } from '../common/timers.js';
-import type { Limits } from '../config/index.js';
+import type { HeraldConfig } from '../config/index.js';
 import { createDocumentCache } from '../graphql/documents.js';
 import { createYogaHandler } from '../http/yoga.js';
 import { createValidationRules } from '../graphql/rules.js';
@@ -23,30 +23,20 @@ import { createSubscriptions, type Subscriptions } from './subscriptions.js';
 import { createSseTransport, wantsEventStream } from './sse.js';
 import { attachWebSocketTransport } from './websocket.js';
 
-export interface SubscribeServerOptions {
+/** The settings the subscribe server takes from config, each documented (with its default) there. */
+export type SubscribeSettings = Pick<
+  HeraldConfig,
+  'limits' | 'corsOrigins' | 'connectionInitTimeoutMs' | 'keepAliveMs' | 'production' | 'introspection' | 'playground' | 'shutdownDrainMs'
+>;
+
+export interface SubscribeServerOptions extends SubscribeSettings {
   /** Carries notifications in; the server sets itself as its sink. */
   broker: Broker;
   verifier: TokenVerifier;
   channels: ChannelNamer;
-  limits: Limits;
-  /** Origins allowed besides the server's own (`CORS_ORIGINS`). */
-  corsOrigins: readonly string[];
-  /** See `HeraldConfig.connectionInitTimeoutMs`. @default 3000 */
-  connectionInitTimeoutMs?: number;
-  /** See `HeraldConfig.keepAliveMs`. @default 12000 */
-  keepAliveMs?: number;
-  /** Hides internal error messages and GraphQL's suggestions. @default false */
-  production?: boolean;
-  /** Answers `__schema` and `__type` (`GRAPHQL_INTROSPECTION`). @default true outside production */
-  introspection?: boolean;
-  /** Serves GraphiQL to a browser (`PLAYGROUND`). @default true outside production */
-  playground?: boolean;
-  /** On `stop()`, how long plain requests in flight may take to finish (`SHUTDOWN_DRAIN_MS`). @default 10000 (ms) */
-  shutdownDrainMs?: number;
   /** Headers GraphiQL starts with, e.g. a dev token. @default none */
   graphiqlHeaders?: Record<string, string>;
-  /** @default console */
-  logger?: Logger;
+  logger: Logger;
 }
 
 export interface SubscribeServer extends HeraldServer {
@@ -69,9 +59,7 @@ subscription {
 `;
 
 export function createSubscribeServer(options: SubscribeServerOptions): SubscribeServer {
-  const { broker, verifier, limits } = options;
-  const logger = options.logger ?? console;
-  const production = options.production ?? false;
+  const { broker, verifier, limits, logger, production, keepAliveMs } = options;
   const observers = new ObserverMap(broker, { logger });
   let stopping = false;
   const subscriptions = createSubscriptions({
@@ -97,12 +85,11 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
     validationRules: createValidationRules({
       maxDepth: limits.maxQueryDepth,
       maxAliases: limits.maxQueryAliases,
-      introspection: options.introspection ?? !production,
+      introspection: options.introspection,
       operations: [OperationTypeNode.QUERY, OperationTypeNode.SUBSCRIPTION],
       elsewhere: 'send mutations to the publish server',
     }),
   });
-  const keepAliveMs = options.keepAliveMs ?? 12_000;
   const sse = createSseTransport({
     schema,
     subscriptions,
@@ -120,7 +107,7 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
     documents,
     production,
     logger,
-    graphiql: (options.playground ?? !production) && {
+    graphiql: options.playground && {
       title: 'Herald',
       defaultQuery: SAMPLE_SUBSCRIPTION,
       ...(options.graphiqlHeaders ? { headers: JSON.stringify(options.graphiqlHeaders, null, 2) } : {}),
@@ -144,7 +131,7 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
     maxMessageBytes: limits.maxMessageBytes,
     maxSubscriptionsPerConnection: limits.maxSubscriptionsPerConnection,
     maxBufferedBytes: limits.maxBufferedBytes,
-    connectionInitTimeoutMs: options.connectionInitTimeoutMs ?? 3000,
+    connectionInitTimeoutMs: options.connectionInitTimeoutMs,
     keepAliveMs,
     logger,
   });
@@ -156,7 +143,7 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
       stopping = true;
       await websocket.close();
       await sse.close();
-      await shutdown(http, options.shutdownDrainMs ?? 10_000);
+      await shutdown(http, options.shutdownDrainMs);
     },
   };
 }

@@ -9,11 +9,11 @@ import { Redis } from 'ioredis';
 import { createTokenVerifier } from '../../src/auth/index.js';
 import { createInProcessBroker } from '../../src/broker/in-process.js';
 import { createRedisBroker, redisClientOptions } from '../../src/broker/redis.js';
-import { DEFAULT_RETENTION, type Broker, type Retention } from '../../src/broker/types.js';
+import type { Broker } from '../../src/broker/types.js';
 import { createChannelNamer, type Audience } from '../../src/channels/index.js';
 import { quietLogger, type Logger } from '../../src/common/logger.js';
-import { readConfig, type Limits } from '../../src/config/index.js';
-import { createFeedGrpcServer, createPublishGrpcServer, DEFAULT_GRPC_KEEPALIVE, type GrpcKeepalive } from '../../src/grpc/index.js';
+import { readConfig, type GrpcKeepalive, type HeraldConfig, type Limits, type Retention } from '../../src/config/index.js';
+import { createFeedGrpcServer, createPublishGrpcServer } from '../../src/grpc/index.js';
 import { createPublishServer, type PublishServer } from '../../src/publish/server.js';
 import { createSubscribeServer, type SubscribeServer } from '../../src/subscribe/server.js';
 import { TEST_SECRET } from './tokens.js';
@@ -25,7 +25,9 @@ export async function stopAll(): Promise<void> {
   while (stops.length > 0) await stops.pop()?.();
 }
 
-export const DEFAULT_LIMITS: Limits = readConfig({}).limits;
+/** Config's own defaults (development), as the servers get them from `readConfig`. */
+export const DEFAULTS: HeraldConfig = readConfig({});
+export const DEFAULT_LIMITS: Limits = DEFAULTS.limits;
 export const PREFIX = 'herald';
 const namer = createChannelNamer(PREFIX);
 /** The test servers' channel namer, plus a shorthand for a destination's channel. */
@@ -50,7 +52,7 @@ export interface TestBrokerOptions {
 
 /** A broker of its own: Redis (two new connections) when `redisUrl` is given, else in-process. */
 export async function createTestBroker(redisUrl?: string, options: TestBrokerOptions = {}): Promise<TestBroker> {
-  const retention = options.retention ?? DEFAULT_RETENTION;
+  const retention = options.retention ?? DEFAULTS.retention;
   if (redisUrl === undefined) {
     const broker = createInProcessBroker({ retention });
     stops.push(() => broker.close());
@@ -90,14 +92,20 @@ export interface ServerOptions {
   logger?: Logger;
 }
 
-/** The options both servers take from {@link ServerOptions}, only those given. */
-function common(options: ServerOptions) {
+/**
+ * Config as `readConfig` makes it for {@link ServerOptions} (in production when asked:
+ * masked errors, no introspection, no playground), with the options given on top.
+ */
+function configFor(options: ServerOptions): HeraldConfig {
+  const config = options.production ? readConfig({ NODE_ENV: 'production', JWT_SECRET: TEST_SECRET }) : DEFAULTS;
   return {
-    limits: { ...DEFAULT_LIMITS, ...options.limits },
-    corsOrigins: options.corsOrigins ?? [],
-    logger: options.logger ?? quietLogger,
-    ...(options.production === undefined ? {} : { production: options.production }),
-    ...(options.introspection === undefined ? {} : { introspection: options.introspection }),
+    ...config,
+    limits: { ...config.limits, ...options.limits },
+    corsOrigins: options.corsOrigins ?? config.corsOrigins,
+    connectionInitTimeoutMs: options.connectionInitTimeoutMs ?? config.connectionInitTimeoutMs,
+    keepAliveMs: options.keepAliveMs ?? config.keepAliveMs,
+    introspection: options.introspection ?? config.introspection,
+    playground: options.playground ?? config.playground,
   };
 }
 
@@ -111,15 +119,7 @@ export interface RunningSubscribeServer {
 }
 
 export async function startSubscribeServer(broker: Broker, options: ServerOptions = {}): Promise<RunningSubscribeServer> {
-  const server = createSubscribeServer({
-    broker,
-    verifier,
-    channels,
-    ...common(options),
-    connectionInitTimeoutMs: options.connectionInitTimeoutMs ?? 3000,
-    keepAliveMs: options.keepAliveMs ?? 12_000,
-    ...(options.playground === undefined ? {} : { playground: options.playground }),
-  });
+  const server = createSubscribeServer({ ...configFor(options), broker, verifier, channels, logger: options.logger ?? quietLogger });
   const port = await server.start(0, '127.0.0.1');
   let stopped = false;
   const stop = async (): Promise<void> => {
@@ -140,12 +140,7 @@ export interface RunningPublishServer {
 }
 
 export async function startPublishServer(broker: Broker, options: ServerOptions = {}): Promise<RunningPublishServer> {
-  const server = createPublishServer({
-    broker,
-    verifier,
-    channels,
-    ...common(options),
-  });
+  const server = createPublishServer({ ...configFor(options), broker, verifier, channels, logger: options.logger ?? quietLogger });
   const port = await server.start(0, '127.0.0.1');
   const stop = (): Promise<void> => server.stop();
   stops.push(stop);
@@ -157,8 +152,9 @@ export async function startGrpcFeed(subscribe: RunningSubscribeServer, keepalive
   const server = createFeedGrpcServer({
     subscriptions: subscribe.server.subscriptions,
     verifier,
-    keepalive: { ...DEFAULT_GRPC_KEEPALIVE, ...keepalive },
+    keepalive: { ...DEFAULTS.grpcKeepalive, ...keepalive },
     production: false,
+    drainMs: DEFAULTS.shutdownDrainMs,
     isReady: () => subscribe.broker.isReady(),
     logger: quietLogger,
   });
@@ -172,8 +168,9 @@ export async function startGrpcPublish(publish: RunningPublishServer) {
   const server = createPublishGrpcServer({
     sender: publish.server.sender,
     verifier,
-    keepalive: DEFAULT_GRPC_KEEPALIVE,
+    keepalive: DEFAULTS.grpcKeepalive,
     production: false,
+    drainMs: DEFAULTS.shutdownDrainMs,
     isReady: () => publish.broker.isReady(),
     logger: quietLogger,
   });
