@@ -65,7 +65,6 @@ export function createInProcessBroker(options: InProcessBrokerOptions): Broker {
     (liveStream(key)?.entries ?? []).filter((entry) => keep(entry.entryId)).map((entry) => ({ id: `${epoch}_${entry.entryId}`, payload: entry.payload }));
 
   return {
-    kind: 'in-process',
     listen(next) {
       if (sink) throw new Error('the broker already has a sink');
       sink = next;

@@ -304,7 +304,6 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
   if (subscriber.status === 'ready') onReady();
 
   return {
-    kind: 'redis',
     listen(next, channelEvents) {
       if (sink) throw new Error('the broker already has a sink');
       sink = next;

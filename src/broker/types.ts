@@ -82,8 +82,6 @@ export type HistoryPage =
   | { readonly gap: true; readonly reason: string };
 
 export interface Broker {
-  /** Which implementation this is, for logs and `/readyz`. */
-  readonly kind: 'redis' | 'in-process';
   /**
    * Sets the one sink of this broker, and who is told when subscribed channels may have
    * missed messages; a second call throws.

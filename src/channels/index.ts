@@ -10,7 +10,7 @@
 import { Failure } from '../common/failures.js';
 
 /** Letters, digits, `.`, `_`, `-` and `@`; starts with a letter or digit; at most 128 characters. */
-export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
+const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
 
 /** Who a notification is addressed to; mirrors `enum Audience` in schema.graphql. */
 export type Audience = 'USER' | 'STORE' | 'COMPANY';

@@ -13,7 +13,7 @@ export function graphqlError(code: FailureCode, message: string): GraphQLError {
 }
 
 /** What a client is told, in production, in place of an unexpected error's message. */
-export const UNEXPECTED_ERROR_MESSAGE = 'Unexpected error.';
+const UNEXPECTED_ERROR_MESSAGE = 'Unexpected error.';
 
 /**
  * True for a GraphQL error Herald made or graphql-js reported, which a client may see as

@@ -69,8 +69,9 @@ export class Failure extends Error {
   constructor(
     readonly code: FailureCode,
     message: string,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
   }
 }
 
@@ -84,13 +85,5 @@ export class InvalidInputError extends Failure {
   override readonly name = 'InvalidInputError';
   constructor(message: string) {
     super('BAD_USER_INPUT', message);
-  }
-}
-
-/** A configured limit was passed; `message` names the limit's variable. */
-export class LimitExceededError extends Failure {
-  override readonly name = 'LimitExceededError';
-  constructor(message: string) {
-    super('LIMIT_EXCEEDED', message);
   }
 }

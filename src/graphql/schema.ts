@@ -49,7 +49,7 @@ export interface SchemaOptions {
 }
 
 /** Most notifications one page may ask for. */
-export const MAX_PAGE_SIZE = 100;
+const MAX_PAGE_SIZE = 100;
 
 export function buildSchema({ broker, channels, resolvers }: SchemaOptions): GraphQLSchema {
   const notifications = async (_root: unknown, args: { first?: number | null; after?: string | null }, context: HeraldContext) => {

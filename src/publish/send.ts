@@ -6,7 +6,7 @@
 import { authorizePublish, type Principal } from '../auth/index.js';
 import type { Broker, PublishRequest, PublishResult } from '../broker/types.js';
 import { AUDIENCES, type Audience, type ChannelNamer } from '../channels/index.js';
-import { InvalidInputError } from '../common/failures.js';
+import { Failure, InvalidInputError } from '../common/failures.js';
 import { encodeNotification } from '../common/notification.js';
 
 export interface SenderOptions {
@@ -33,7 +33,7 @@ export interface SendOptions {
 }
 
 /** Most notifications one batch may carry. */
-export const MAX_BATCH_SIZE = 1000;
+const MAX_BATCH_SIZE = 1000;
 
 export interface Sender {
   /** Sends one notification; throws a typed error (auth, input, broker) naming what was wrong. */
@@ -77,7 +77,8 @@ export function createSender(options: SenderOptions): Sender {
         try {
           return prepare(principal, request, options);
         } catch (error) {
-          if (error instanceof Error) error.message = `notification ${index}: ${error.message}`;
+          // A new failure of the same kind that names the notification; the caught one stays as it was.
+          if (error instanceof Failure) throw new Failure(error.code, `notification ${index}: ${error.message}`, { cause: error });
           throw error;
         }
       });

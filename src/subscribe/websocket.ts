@@ -85,7 +85,7 @@ interface Extra extends Record<PropertyKey, unknown> {
 }
 
 /** Herald's close codes beyond graphql-ws' own (4400, 4401, 4403, 4406, 4408, 4409, 4429). */
-export const HeraldCloseCode = {
+const HeraldCloseCode = {
   /** The token was refused at `connection_init`, or expired on the open connection. */
   Forbidden: CloseCode.Forbidden,
   /** A frame was larger than `MAX_MESSAGE_BYTES` (set by `ws`, without a reason). */
