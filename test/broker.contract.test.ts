@@ -17,7 +17,7 @@ import {
   type ChannelEvents,
   type HistoryAfter,
   type HistoryPage,
-  type MessageSink,
+  type MessageHandler,
   type PublishRequest,
   type PublishResult,
 } from '../src/broker/types.js';
@@ -45,7 +45,7 @@ const publish = (broker: Broker, destination: Destination, payload: string): Pro
   broker.publish({ destination, tenantKey: TENANT_KEY, payload });
 
 /** A sink that records what it hears and returns `count` for each message. */
-function recordingSink(count: number): { sink: MessageSink; heard: Array<{ channel: string; message: BrokerMessage }>; payloads: () => string[] } {
+function recordingSink(count: number): { sink: MessageHandler; heard: Array<{ channel: string; message: BrokerMessage }>; payloads: () => string[] } {
   const heard: Array<{ channel: string; message: BrokerMessage }> = [];
   return {
     heard,
@@ -85,7 +85,7 @@ class SpyBroker implements Broker {
   count(command: 'subscribe' | 'unsubscribe', channel: string): number {
     return this.calls.filter((call) => call === `${command} ${channel}`).length;
   }
-  listen(sink: MessageSink, events?: ChannelEvents): void {
+  listen(sink: MessageHandler, events?: ChannelEvents): void {
     this.#inner.listen(sink, events);
   }
   async subscribe(channel: string): Promise<void> {
@@ -223,7 +223,7 @@ describe.each<[string, () => string | undefined]>([
       const first = recordingSink(1);
       const second = recordingSink(99);
       subscriber.listen(first.sink);
-      expect(() => subscriber.listen(second.sink)).toThrow('the broker already has a sink');
+      expect(() => subscriber.listen(second.sink)).toThrow('the broker already has a message handler');
 
       const destination = freshDestination();
       await subscriber.subscribe(destination.channel);

@@ -17,7 +17,7 @@ export interface BrokerMessage {
  * Receives every message of every subscribed channel and returns how many live
  * subscriptions it reached in this process (the subscribe server's observer map).
  */
-export type MessageSink = (channel: string, message: BrokerMessage) => number;
+export type MessageHandler = (channel: string, message: BrokerMessage) => number;
 
 export interface PublishRequest {
   readonly destination: Destination;
@@ -83,12 +83,12 @@ export type HistoryPage =
 
 export interface Broker {
   /**
-   * Sets the one sink of this broker, and who is told when subscribed channels may have
+   * Sets the one message handler of this broker (the observer map), and who is told when subscribed channels may have
    * missed messages; a second call throws.
    */
-  listen(sink: MessageSink, events?: ChannelEvents): void;
+  listen(handler: MessageHandler, events?: ChannelEvents): void;
   /**
-   * Starts delivering `channel` to the sink. Resolves only once the broker has
+   * Starts delivering `channel` to the handler. Resolves only once the broker has
    * confirmed the subscription; rejects with {@link BrokerUnavailableError}.
    */
   subscribe(channel: string): Promise<void>;
