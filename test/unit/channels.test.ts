@@ -3,7 +3,7 @@
  * escape its tenant or reach another kind of channel.
  */
 import { describe, expect, it } from 'vitest';
-import { thrown } from '../helpers/thrown.js';
+import { thrown } from '../support/thrown.js';
 import { assertValidName, createChannelNamer, InvalidNameError, isValidName } from '../../src/channels/index.js';
 
 const RULE = `may only hold letters, digits, '.', '_', '-' and '@', and must start with a letter or digit`;

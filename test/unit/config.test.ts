@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, readConfig } from '../../src/config/index.js';
 import { publicKey } from '../../src/config/jwt-key.js';
 import { PUBLISHED_JWT_SECRETS } from '../../src/config/published-secrets.js';
-import { TEST_SECRET } from '../helpers/tokens.js';
+import { TEST_SECRET } from '../support/tokens.js';
 
 const LONG_SECRET = 'x'.repeat(32);
 

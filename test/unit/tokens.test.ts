@@ -4,7 +4,7 @@
 import { createHmac, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { describe, expect, it, vi } from 'vitest';
-import { thrown } from '../helpers/thrown.js';
+import { thrown } from '../support/thrown.js';
 import { authorizePublish, authorizeSubscription, ForbiddenError, PUBLISH_SCOPE } from '../../src/auth/policy.js';
 import { isExpired, type Principal } from '../../src/auth/principal.js';
 import { AuthenticationError, bearerToken, createTokenVerifier } from '../../src/auth/tokens.js';

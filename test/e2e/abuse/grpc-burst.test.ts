@@ -6,12 +6,12 @@
  * times in one burst. Real processes, real Redis, the real @grpc/grpc-js client.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bearer, closeGrpcClients, feedClient, readFeed } from '../helpers/grpc.js';
-import { waitFor } from '../helpers/herald.js';
-import { postGraphQL } from '../helpers/http.js';
-import { startHeraldProcess, stopAllProcesses, type HeraldProcess } from '../helpers/process.js';
-import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
-import { serviceToken, userToken } from '../helpers/tokens.js';
+import { bearer, closeGrpcClients, feedClient, readFeed } from '../../support/grpc.js';
+import { waitFor } from '../../support/herald.js';
+import { postGraphQL } from '../../support/http.js';
+import { startHeraldProcess, stopAllProcesses, type HeraldProcess } from '../../support/process.js';
+import { startRedisServer, type RedisServer } from '../../support/redis-server.js';
+import { serviceToken, userToken } from '../../support/tokens.js';
 
 const BATCH = `mutation Batch($notifications: [NotificationInput!]!) { sendNotifications(notifications: $notifications) { id } }`;
 

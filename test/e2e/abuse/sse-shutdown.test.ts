@@ -4,13 +4,13 @@
  * `Last-Event-ID`, then `event: complete`, then its end — not a cut connection.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { channels, createTestBroker, waitFor } from '../helpers/herald.js';
-import { readEvents } from '../helpers/http.js';
-import { startHeraldProcess, stopAllProcesses, type HeraldProcess } from '../helpers/process.js';
-import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
-import { userToken } from '../helpers/tokens.js';
-import type { Broker } from '../../src/broker/types.js';
-import { encodeNotification } from '../../src/common/notification.js';
+import { channels, createTestBroker, waitFor } from '../../support/herald.js';
+import { readEvents } from '../../support/http.js';
+import { startHeraldProcess, stopAllProcesses, type HeraldProcess } from '../../support/process.js';
+import { startRedisServer, type RedisServer } from '../../support/redis-server.js';
+import { userToken } from '../../support/tokens.js';
+import type { Broker } from '../../../src/broker/types.js';
+import { encodeNotification } from '../../../src/common/notification.js';
 
 let redis: RedisServer;
 let subscribe: HeraldProcess;

@@ -6,13 +6,13 @@
  * with no resubscribe by the client. Real processes, real Redis, real clients.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeGrpcClients, bearer, feedClient, readFeed } from '../helpers/grpc.js';
-import { waitFor } from '../helpers/herald.js';
-import { postGraphQL, readEvents } from '../helpers/http.js';
-import { startHeraldProcess, stopAllProcesses, type HeraldProcess } from '../helpers/process.js';
-import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
-import { serviceToken, userToken } from '../helpers/tokens.js';
-import { closeAllClients, collect, wsClient } from '../helpers/ws.js';
+import { closeGrpcClients, bearer, feedClient, readFeed } from '../../support/grpc.js';
+import { waitFor } from '../../support/herald.js';
+import { postGraphQL, readEvents } from '../../support/http.js';
+import { startHeraldProcess, stopAllProcesses, type HeraldProcess } from '../../support/process.js';
+import { startRedisServer, type RedisServer } from '../../support/redis-server.js';
+import { serviceToken, userToken } from '../../support/tokens.js';
+import { closeAllClients, collect, wsClient } from '../../support/ws.js';
 
 const SEND_ID = `mutation Send($to: String!, $text: String!) { sendNotification(to: $to, text: $text) { id } }`;
 const ON_TEXT = `subscription On($userName: String!, $since: ID) { onNotificationReceived(userName: $userName, since: $since) { id text } }`;

@@ -3,11 +3,11 @@
  * was published against what arrived.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { channels, createTestBroker, startPublishServer, startSubscribeServer, stopAll, waitFor } from './helpers/herald.js';
-import { errorCode, postGraphQL, readEvents, send, sendFull } from './helpers/http.js';
-import { startRedisServer, type RedisServer } from './helpers/redis-server.js';
-import { serviceToken, userToken } from './helpers/tokens.js';
-import { closeAllClients, collect, wsClient, type Collected } from './helpers/ws.js';
+import { channels, createTestBroker, startPublishServer, startSubscribeServer, stopAll, waitFor } from '../support/herald.js';
+import { errorCode, postGraphQL, readEvents, send, sendFull } from '../support/http.js';
+import { startRedisServer, type RedisServer } from '../support/redis-server.js';
+import { serviceToken, userToken } from '../support/tokens.js';
+import { closeAllClients, collect, wsClient, type Collected } from '../support/ws.js';
 
 const RESUME = `subscription Resume($userName: String!, $since: ID) {
   onNotificationReceived(userName: $userName, since: $since) { id text audience }

@@ -8,13 +8,13 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type WebSocket from 'ws';
-import { channels, createTestBroker, startSubscribeServer, stopAll, waitFor, type RunningSubscribeServer } from './helpers/herald.js';
-import { startRedisServer, type RedisServer } from './helpers/redis-server.js';
-import { userToken } from './helpers/tokens.js';
-import { closeAllClients, rawSocket, type RawSocket } from './helpers/ws.js';
-import type { Broker } from '../src/broker/types.js';
-import { encodeNotification } from '../src/common/notification.js';
-import { UNINITIALISED_BUFFERED_BYTES } from '../src/subscribe/send-bound.js';
+import { channels, createTestBroker, startSubscribeServer, stopAll, waitFor, type RunningSubscribeServer } from '../support/herald.js';
+import { startRedisServer, type RedisServer } from '../support/redis-server.js';
+import { userToken } from '../support/tokens.js';
+import { closeAllClients, rawSocket, type RawSocket } from '../support/ws.js';
+import type { Broker } from '../../src/broker/types.js';
+import { encodeNotification } from '../../src/common/notification.js';
+import { UNINITIALISED_BUFFERED_BYTES } from '../../src/subscribe/send-bound.js';
 
 /** Keepalive ticks far enough apart that a test can act between two of them. */
 const TICK_MS = 2000;

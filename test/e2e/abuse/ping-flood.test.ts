@@ -16,11 +16,11 @@ import { fileURLToPath } from 'node:url';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { waitFor } from '../helpers/herald.js';
-import { postGraphQL } from '../helpers/http.js';
-import { startHeraldProcess, stopAllProcesses, type HeraldProcess } from '../helpers/process.js';
-import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
-import { serviceToken, userToken } from '../helpers/tokens.js';
+import { waitFor } from '../../support/herald.js';
+import { postGraphQL } from '../../support/http.js';
+import { startHeraldProcess, stopAllProcesses, type HeraldProcess } from '../../support/process.js';
+import { startRedisServer, type RedisServer } from '../../support/redis-server.js';
+import { serviceToken, userToken } from '../../support/tokens.js';
 
 /** Growth of the subscribe process' RSS over the flood, from its level with the healthy client connected. */
 const RSS_GROWTH_BOUND = 80 * 1024 * 1024;
@@ -56,10 +56,10 @@ afterAll(async () => {
  */
 const OWN_BUFFER = 1024 * 1024;
 
-/** The flooders, in a process of their own (`test/helpers/ping-flooder.ts`). */
+/** The flooders, in a process of their own (`test/support/ping-flooder.ts`). */
 function startFlooders(url: string, token: string): { started: Promise<void>; count(): number; exited: Promise<unknown> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/ping-flooder.ts'], {
-    cwd: fileURLToPath(new URL('../../', import.meta.url)),
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/support/ping-flooder.ts'], {
+    cwd: fileURLToPath(new URL('../../../', import.meta.url)),
     env: { ...process.env, FLOOD_URL: url, FLOOD_TOKEN: token, FLOOD_MS: String(FLOOD_MS) },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

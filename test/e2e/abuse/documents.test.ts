@@ -7,10 +7,10 @@
  * client's latency must stay bounded while the flood runs.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHeraldProcess, stopAllProcesses, type HeraldProcess } from '../helpers/process.js';
-import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
-import { serviceToken, userToken } from '../helpers/tokens.js';
-import { closeAllClients, rawSocket } from '../helpers/ws.js';
+import { startHeraldProcess, stopAllProcesses, type HeraldProcess } from '../../support/process.js';
+import { startRedisServer, type RedisServer } from '../../support/redis-server.js';
+import { serviceToken, userToken } from '../../support/tokens.js';
+import { closeAllClients, rawSocket } from '../../support/ws.js';
 
 let redis: RedisServer;
 let publish: HeraldProcess;

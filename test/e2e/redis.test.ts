@@ -2,11 +2,11 @@
  * Several servers on one Redis, and Redis going away and coming back.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { channels, createTestBroker, startPublishServer, startSubscribeServer, stopAll, waitFor } from './helpers/herald.js';
-import { errorCode, postGraphQL, send, SEND } from './helpers/http.js';
-import { startRedisServer, type RedisServer } from './helpers/redis-server.js';
-import { serviceToken, userToken } from './helpers/tokens.js';
-import { closeAllClients, collect, ON_NOTIFICATION, wsClient } from './helpers/ws.js';
+import { channels, createTestBroker, startPublishServer, startSubscribeServer, stopAll, waitFor } from '../support/herald.js';
+import { errorCode, postGraphQL, send, SEND } from '../support/http.js';
+import { startRedisServer, type RedisServer } from '../support/redis-server.js';
+import { serviceToken, userToken } from '../support/tokens.js';
+import { closeAllClients, collect, ON_NOTIFICATION, wsClient } from '../support/ws.js';
 
 let redis: RedisServer;
 afterEach(closeAllClients);

@@ -7,13 +7,13 @@
  */
 import { getIntrospectionQuery } from 'graphql';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { Logger } from '../src/common/logger.js';
-import { SUBSCRIBE_ELSEWHERE } from '../src/http/yoga.js';
-import { channels, startHeraldPair, stopAll, waitFor } from './helpers/herald.js';
-import { postGraphQL, readEvents } from './helpers/http.js';
-import { startRedisServer, type RedisServer } from './helpers/redis-server.js';
-import { serviceToken, userToken } from './helpers/tokens.js';
-import { closeAllClients, collect, ON_NOTIFICATION, rawSocket, wsClient } from './helpers/ws.js';
+import type { Logger } from '../../src/common/logger.js';
+import { SUBSCRIBE_ELSEWHERE } from '../../src/http/yoga.js';
+import { channels, startHeraldPair, stopAll, waitFor } from '../support/herald.js';
+import { postGraphQL, readEvents } from '../support/http.js';
+import { startRedisServer, type RedisServer } from '../support/redis-server.js';
+import { serviceToken, userToken } from '../support/tokens.js';
+import { closeAllClients, collect, ON_NOTIFICATION, rawSocket, wsClient } from '../support/ws.js';
 
 let redis: RedisServer;
 /** Production defaults. */

@@ -6,9 +6,9 @@
  */
 import { Agent, request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHeraldProcess, stopAllProcesses } from '../helpers/process.js';
-import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
-import { serviceToken } from '../helpers/tokens.js';
+import { startHeraldProcess, stopAllProcesses } from '../../support/process.js';
+import { startRedisServer, type RedisServer } from '../../support/redis-server.js';
+import { serviceToken } from '../../support/tokens.js';
 
 const BATCH = `mutation Batch($notifications: [NotificationInput!]!) { sendNotifications(notifications: $notifications) { id } }`;
 

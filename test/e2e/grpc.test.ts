@@ -16,12 +16,12 @@ import {
   waitFor,
   type RunningPublishServer,
   type RunningSubscribeServer,
-} from './helpers/herald.js';
-import { bearer, closeGrpcClients, feedClient, freezableProxy, grpcSend, publisherClient, readFeed, type PublisherClient } from './helpers/grpc.js';
-import { send } from './helpers/http.js';
-import { startRedisServer, type RedisServer } from './helpers/redis-server.js';
-import { serviceToken, userToken } from './helpers/tokens.js';
-import { closeAllClients, collect, ON_NOTIFICATION, wsClient } from './helpers/ws.js';
+} from '../support/herald.js';
+import { bearer, closeGrpcClients, feedClient, freezableProxy, grpcSend, publisherClient, readFeed, type PublisherClient } from '../support/grpc.js';
+import { send } from '../support/http.js';
+import { startRedisServer, type RedisServer } from '../support/redis-server.js';
+import { serviceToken, userToken } from '../support/tokens.js';
+import { closeAllClients, collect, ON_NOTIFICATION, wsClient } from '../support/ws.js';
 
 let redis: RedisServer;
 let subscribe: RunningSubscribeServer;

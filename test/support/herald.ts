@@ -3,20 +3,25 @@
  * with Redis, its own connections: two servers here are as separate as two processes).
  * Everything started is stopped by {@link stopAll}, which each file calls in `afterAll`.
  */
-import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { createTokenVerifier } from '../../src/auth/index.js';
-import { createInProcessBroker } from '../../src/broker/in-process.js';
-import { createRedisBroker, redisClientOptions } from '../../src/broker/redis.js';
 import type { Broker } from '../../src/broker/types.js';
 import { createChannelNamer, type Audience } from '../../src/channels/index.js';
-import { quietLogger, type Logger } from '../../src/common/logger.js';
+import type { Logger } from '../../src/common/logger.js';
 import { readConfig, type GrpcKeepalive, type HeraldConfig, type Limits, type Retention } from '../../src/config/index.js';
 import { createFeedGrpcServer, createPublishGrpcServer } from '../../src/grpc/index.js';
+import { connectBroker } from '../../src/herald.js';
 import { createPublishServer, type PublishServer } from '../../src/publish/server.js';
 import { createSubscribeServer, type SubscribeServer } from '../../src/subscribe/server.js';
 import { TEST_SECRET } from './tokens.js';
+
+/** A logger that drops everything below `error`. */
+export const quietLogger: Logger = {
+  info: () => undefined,
+  warn: () => undefined,
+  error: (...args: unknown[]) => console.error(...args),
+};
 
 const stops: Array<() => Promise<void>> = [];
 
@@ -53,27 +58,14 @@ export interface TestBrokerOptions {
 /** A broker of its own: Redis (two new connections) when `redisUrl` is given, else in-process. */
 export async function createTestBroker(redisUrl?: string, options: TestBrokerOptions = {}): Promise<TestBroker> {
   const retention = options.retention ?? DEFAULTS.retention;
-  if (redisUrl === undefined) {
-    const broker = createInProcessBroker({ retention });
-    stops.push(() => broker.close());
-    return { broker, subscriber: undefined, publisher: undefined };
-  }
-  const clientOptions = { ...redisClientOptions(1000), retryStrategy: () => 50 };
-  const subscriber = new Redis(redisUrl, clientOptions);
-  const publisher = new Redis(redisUrl, clientOptions);
-  const broker = createRedisBroker({
-    subscriber,
-    publisher,
-    reportChannel: channels.deliveryReportChannel(randomUUID()),
-    reportTimeoutMs: options.reportTimeoutMs ?? 5000,
-    retention,
-    logger: quietLogger,
-  });
+  const settings = { redisUrl, redisCommandTimeoutMs: 1000, deliveryAckTimeoutMs: options.reportTimeoutMs ?? 5000, retention };
+  const { broker, subscriber, publisher } = connectBroker(settings, channels, quietLogger, { retryStrategy: () => 50 });
   stops.push(async () => {
     await broker.close();
-    subscriber.disconnect();
-    publisher.disconnect();
+    subscriber?.disconnect();
+    publisher?.disconnect();
   });
+  if (subscriber === undefined || publisher === undefined) return { broker, subscriber, publisher };
   await Promise.all([once(subscriber, 'ready'), once(publisher, 'ready')]);
   await waitFor(() => broker.isReady(), 'the Redis broker to be ready');
   return { broker, subscriber, publisher };

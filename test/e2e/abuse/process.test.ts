@@ -1,7 +1,7 @@
 /** The process helper itself: a production-like subscribe server starts, answers and stops on SIGTERM. */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startHeraldProcess, stopAllProcesses } from '../helpers/process.js';
-import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
+import { startHeraldProcess, stopAllProcesses } from '../../support/process.js';
+import { startRedisServer, type RedisServer } from '../../support/redis-server.js';
 
 let redis: RedisServer;
 beforeAll(async () => {

@@ -6,10 +6,10 @@
  */
 import { createServer, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitFor } from './helpers/herald.js';
-import { closeGrpcClients, healthCheck, healthClient } from './helpers/grpc.js';
-import { exitWithin, spawnHerald, startHeraldProcess, stopAllProcesses } from './helpers/process.js';
-import { startRedisServer, type RedisServer } from './helpers/redis-server.js';
+import { waitFor } from '../support/herald.js';
+import { closeGrpcClients, healthCheck, healthClient } from '../support/grpc.js';
+import { exitWithin, spawnHerald, startHeraldProcess, stopAllProcesses } from '../support/process.js';
+import { startRedisServer, type RedisServer } from '../support/redis-server.js';
 
 let redis: RedisServer;
 const blockers: Server[] = [];

@@ -4,13 +4,13 @@
  * slowing the others, and the batch mutation.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { channels, createTestBroker, startPublishServer, startSubscribeServer, stopAll, waitFor, type RunningSubscribeServer } from './helpers/herald.js';
-import { errorCode, postGraphQL } from './helpers/http.js';
-import { startRedisServer, type RedisServer } from './helpers/redis-server.js';
-import { serviceToken, userToken } from './helpers/tokens.js';
-import { closeAllClients, rawSocket, type RawSocket } from './helpers/ws.js';
-import type { Broker } from '../src/broker/types.js';
-import { encodeNotification } from '../src/common/notification.js';
+import { channels, createTestBroker, startPublishServer, startSubscribeServer, stopAll, waitFor, type RunningSubscribeServer } from '../support/herald.js';
+import { errorCode, postGraphQL } from '../support/http.js';
+import { startRedisServer, type RedisServer } from '../support/redis-server.js';
+import { serviceToken, userToken } from '../support/tokens.js';
+import { closeAllClients, rawSocket, type RawSocket } from '../support/ws.js';
+import type { Broker } from '../../src/broker/types.js';
+import { encodeNotification } from '../../src/common/notification.js';
 
 let redis: RedisServer;
 let subscribe: RunningSubscribeServer;

@@ -6,12 +6,12 @@
  */
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitFor } from '../helpers/herald.js';
-import { postGraphQL } from '../helpers/http.js';
-import { startHeraldProcess, stopAllProcesses, type HeraldProcess } from '../helpers/process.js';
-import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
-import { serviceToken, userToken } from '../helpers/tokens.js';
-import { destroyStalledSockets, stalledSocket } from '../helpers/ws.js';
+import { waitFor } from '../../support/herald.js';
+import { postGraphQL } from '../../support/http.js';
+import { startHeraldProcess, stopAllProcesses, type HeraldProcess } from '../../support/process.js';
+import { startRedisServer, type RedisServer } from '../../support/redis-server.js';
+import { serviceToken, userToken } from '../../support/tokens.js';
+import { destroyStalledSockets, stalledSocket } from '../../support/ws.js';
 
 const STORES = 20;
 const PER_STORE = 1000;

@@ -9,12 +9,12 @@
  *   subscribed that no client holds.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitFor } from '../helpers/herald.js';
-import { errorCode, postGraphQL, SEND } from '../helpers/http.js';
-import { startHeraldProcess, stopAllProcesses, type HeraldProcess } from '../helpers/process.js';
-import { startRedisServer, type RedisServer } from '../helpers/redis-server.js';
-import { serviceToken, userToken } from '../helpers/tokens.js';
-import { closeAllClients, collect, ON_NOTIFICATION, wsClient } from '../helpers/ws.js';
+import { waitFor } from '../../support/herald.js';
+import { errorCode, postGraphQL, SEND } from '../../support/http.js';
+import { startHeraldProcess, stopAllProcesses, type HeraldProcess } from '../../support/process.js';
+import { startRedisServer, type RedisServer } from '../../support/redis-server.js';
+import { serviceToken, userToken } from '../../support/tokens.js';
+import { closeAllClients, collect, ON_NOTIFICATION, wsClient } from '../../support/ws.js';
 
 const TIMEOUT_MS = 600;
 let redis: RedisServer;

@@ -5,11 +5,11 @@
 import { request as httpRequest } from 'node:http';
 import { createClient as createSseClient, type Client as SseClient } from 'graphql-sse';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { channels, startHeraldPair, stopAll, waitFor } from './helpers/herald.js';
-import { errorCode, postGraphQL, send, SEND, type GraphQLResponse } from './helpers/http.js';
-import { startRedisServer, type RedisServer } from './helpers/redis-server.js';
-import { serviceToken, userToken } from './helpers/tokens.js';
-import { ON_NOTIFICATION } from './helpers/ws.js';
+import { channels, startHeraldPair, stopAll, waitFor } from '../support/herald.js';
+import { errorCode, postGraphQL, send, SEND, type GraphQLResponse } from '../support/http.js';
+import { startRedisServer, type RedisServer } from '../support/redis-server.js';
+import { serviceToken, userToken } from '../support/tokens.js';
+import { ON_NOTIFICATION } from '../support/ws.js';
 
 let redis: RedisServer;
 let herald: Awaited<ReturnType<typeof startHeraldPair>>;

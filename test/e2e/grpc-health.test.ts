@@ -6,9 +6,9 @@
  */
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGrpcFeed, startGrpcPublish, startHeraldPair, stopAll } from './helpers/herald.js';
-import { closeGrpcClients, healthCheck, healthClient, healthWatch, reflect } from './helpers/grpc.js';
-import { startRedisServer, type RedisServer } from './helpers/redis-server.js';
+import { startGrpcFeed, startGrpcPublish, startHeraldPair, stopAll } from '../support/herald.js';
+import { closeGrpcClients, healthCheck, healthClient, healthWatch, reflect } from '../support/grpc.js';
+import { startRedisServer, type RedisServer } from '../support/redis-server.js';
 
 const FEED = 'herald.v1.NotificationFeed';
 const PUBLISHER = 'herald.v1.NotificationPublisher';

@@ -4,11 +4,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { channels, waitFor } from './helpers/herald.js';
-import { send } from './helpers/http.js';
-import { startRedisServer, type RedisServer } from './helpers/redis-server.js';
-import { serviceToken, TEST_SECRET, userToken } from './helpers/tokens.js';
-import { closeAllClients, collect, ON_NOTIFICATION, wsClient } from './helpers/ws.js';
+import { channels, waitFor } from '../support/herald.js';
+import { send } from '../support/http.js';
+import { startRedisServer, type RedisServer } from '../support/redis-server.js';
+import { serviceToken, TEST_SECRET, userToken } from '../support/tokens.js';
+import { closeAllClients, collect, ON_NOTIFICATION, wsClient } from '../support/ws.js';
 
 interface Started {
   readonly child: ChildProcess;

@@ -3,11 +3,11 @@
  * publish server, both on a private redis-server.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { channels, startHeraldPair, stopAll, waitFor } from './helpers/herald.js';
-import { errorCode, postGraphQL, send, SEND } from './helpers/http.js';
-import { startRedisServer, type RedisServer } from './helpers/redis-server.js';
-import { serviceToken, userToken } from './helpers/tokens.js';
-import { closeAllClients, collect, ON_NOTIFICATION, wsClient } from './helpers/ws.js';
+import { channels, startHeraldPair, stopAll, waitFor } from '../support/herald.js';
+import { errorCode, postGraphQL, send, SEND } from '../support/http.js';
+import { startRedisServer, type RedisServer } from '../support/redis-server.js';
+import { serviceToken, userToken } from '../support/tokens.js';
+import { closeAllClients, collect, ON_NOTIFICATION, wsClient } from '../support/ws.js';
 
 let redis: RedisServer;
 let herald: Awaited<ReturnType<typeof startHeraldPair>>;

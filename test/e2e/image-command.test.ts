@@ -11,17 +11,17 @@ import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bearer, closeGrpcClients, feedClient, healthClient, healthWatch, readFeed } from './helpers/grpc.js';
-import { waitFor } from './helpers/herald.js';
-import { send } from './helpers/http.js';
-import { exitWithin, startHeraldProcess, stopAllProcesses, type HeraldProcess } from './helpers/process.js';
-import { startRedisServer, type RedisServer } from './helpers/redis-server.js';
-import { serviceToken, TEST_SECRET, userToken } from './helpers/tokens.js';
-import { closeAllClients, collect, ON_NOTIFICATION, wsClient } from './helpers/ws.js';
+import { bearer, closeGrpcClients, feedClient, healthClient, healthWatch, readFeed } from '../support/grpc.js';
+import { waitFor } from '../support/herald.js';
+import { send } from '../support/http.js';
+import { exitWithin, startHeraldProcess, stopAllProcesses, type HeraldProcess } from '../support/process.js';
+import { startRedisServer, type RedisServer } from '../support/redis-server.js';
+import { serviceToken, TEST_SECRET, userToken } from '../support/tokens.js';
+import { closeAllClients, collect, ON_NOTIFICATION, wsClient } from '../support/ws.js';
 
 /** How long a stopping process may take to exit (there is no drain to wait for here). */
 const EXIT_BOUND_MS = 10_000;
-const ROOT = new URL('../', import.meta.url);
+const ROOT = new URL('../../', import.meta.url);
 
 let redis: RedisServer;
 let subscribe: HeraldProcess;

@@ -5,11 +5,11 @@
 import { generateKeyPairSync } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { channels, createTestBroker, startPublishServer, startSubscribeServer, stopAll, waitFor, type RunningSubscribeServer } from './helpers/herald.js';
-import { send } from './helpers/http.js';
-import { startRedisServer, type RedisServer } from './helpers/redis-server.js';
-import { rawToken, serviceToken, TEST_SECRET, userToken } from './helpers/tokens.js';
-import { closeAllClients, collect, ON_NOTIFICATION, rawSocket, refusedUpgrade, wsClient } from './helpers/ws.js';
+import { channels, createTestBroker, startPublishServer, startSubscribeServer, stopAll, waitFor, type RunningSubscribeServer } from '../support/herald.js';
+import { send } from '../support/http.js';
+import { startRedisServer, type RedisServer } from '../support/redis-server.js';
+import { rawToken, serviceToken, TEST_SECRET, userToken } from '../support/tokens.js';
+import { closeAllClients, collect, ON_NOTIFICATION, rawSocket, refusedUpgrade, wsClient } from '../support/ws.js';
 
 let redis: RedisServer;
 let server: RunningSubscribeServer;
