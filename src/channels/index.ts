@@ -8,14 +8,10 @@
  * claims; a publisher's `to` is validated here before it is used.
  */
 import { Failure } from '../common/failures.js';
+import type { Audience } from '../common/notification.js';
 
 /** Letters, digits, `.`, `_`, `-` and `@`; starts with a letter or digit; at most 128 characters. */
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
-
-/** Who a notification is addressed to; mirrors `enum Audience` in schema.graphql. */
-export type Audience = 'USER' | 'STORE' | 'COMPANY';
-
-export const AUDIENCES: readonly Audience[] = ['USER', 'STORE', 'COMPANY'];
 
 /** The verified claims a channel is built from. */
 export interface ChannelOwner {

@@ -5,9 +5,9 @@
  */
 import { authorizePublish, type Principal } from '../auth/index.js';
 import type { Broker, PublishRequest, PublishResult } from '../broker/types.js';
-import { AUDIENCES, type Audience, type ChannelNamer } from '../channels/index.js';
+import type { ChannelNamer } from '../channels/index.js';
 import { Failure, InvalidInputError } from '../common/failures.js';
-import { encodeNotification } from '../common/notification.js';
+import { AUDIENCES, encodeNotification, type Audience } from '../common/notification.js';
 
 export interface SenderOptions {
   broker: Broker;
