@@ -9,7 +9,7 @@ import { signDevTokens, type DevTokens } from './auth/dev-tokens.js';
 import { createInProcessBroker } from './broker/in-process.js';
 import { createRedisBroker, redisClientOptions } from './broker/redis.js';
 import type { Broker } from './broker/types.js';
-import { createChannelNamer, type ChannelNamer } from './channels/index.js';
+import { createNamer, type Namer } from './names/index.js';
 import type { Logger } from './common/logger.js';
 import { listenFailure, redactUrl, StartupError } from './common/startup.js';
 import type { HeraldServer } from './common/server.js';
@@ -75,7 +75,7 @@ export interface ConnectedBroker {
  * connections open: the caller quits them after `broker.close()`. `redisOptions` are
  * laid over Herald's own client options (tests reconnect faster).
  */
-export function connectBroker(settings: BrokerSettings, channels: ChannelNamer, logger: Logger, redisOptions: RedisOptions = {}): ConnectedBroker {
+export function connectBroker(settings: BrokerSettings, namer: Namer, logger: Logger, redisOptions: RedisOptions = {}): ConnectedBroker {
   if (settings.redisUrl === undefined) {
     return { broker: createInProcessBroker({ retention: settings.retention }), subscriber: undefined, publisher: undefined, lastRedisError: () => undefined };
   }
@@ -87,7 +87,7 @@ export function connectBroker(settings: BrokerSettings, channels: ChannelNamer, 
   const broker = createRedisBroker({
     subscriber,
     publisher,
-    reportChannel: channels.deliveryReportChannel(randomUUID()),
+    reportChannel: namer.deliveryReportChannel(randomUUID()),
     reportTimeoutMs: settings.deliveryAckTimeoutMs,
     retention: settings.retention,
     logger,
@@ -102,16 +102,16 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
   const devSecret = config.jwtSecret === undefined && config.jwtPublicKey === undefined ? generateDevSecret() : undefined;
   const verifier = createTokenVerifier({ secret: config.jwtSecret ?? devSecret, publicKey: config.jwtPublicKey });
   const devTokens = devSecret === undefined ? undefined : signDevTokens(devSecret);
-  const channels = createChannelNamer(config.channelPrefix);
+  const namer = createNamer(config.channelPrefix);
 
-  const connected = connectBroker(config, channels, logger);
+  const connected = connectBroker(config, namer, logger);
   const { broker } = connected;
   const clients = [connected.subscriber, connected.publisher].filter((client): client is Redis => client !== undefined);
 
   const common = {
     broker,
     verifier,
-    channels,
+    namer,
     limits: config.limits,
     corsOrigins: config.corsOrigins,
     production: config.production,

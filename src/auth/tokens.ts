@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import jwt from 'jsonwebtoken';
-import { assertValidName, InvalidNameError } from '../channels/index.js';
+import { assertValidName, InvalidNameError } from '../names/index.js';
 import { Failure } from '../common/failures.js';
 import { createLruCache } from '../common/lru.js';
 import { publicKey, secretKey, type VerificationKey } from '../config/jwt-key.js';

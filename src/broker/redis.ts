@@ -37,7 +37,7 @@ export interface RedisBrokerOptions {
   subscriber: Redis;
   /** The connection used for PUBLISH (notifications and delivery reports) and history reads. */
   publisher: Redis;
-  /** This process's report channel (`ChannelNamer.deliveryReportChannel`). */
+  /** This process's report channel (`Namer.deliveryReportChannel`). */
   reportChannel: string;
   /**
    * How long `publish` waits for the subscribe servers that received a message to

@@ -3,7 +3,7 @@
  * keeps their history. It knows channels, stream keys and strings only: no GraphQL, no
  * transport, no observers.
  */
-import type { Destination } from '../channels/index.js';
+import type { Destination } from '../names/index.js';
 import type { Cursor, ReadPosition } from '../common/cursor.js';
 import { Failure } from '../common/failures.js';
 
@@ -21,7 +21,7 @@ export type MessageHandler = (channel: string, message: BrokerMessage) => number
 
 export interface PublishRequest {
   readonly destination: Destination;
-  /** The tenant's history key (`ChannelNamer.tenantKey`). */
+  /** The tenant's history key (`Namer.tenantKey`). */
   readonly tenantKey: string;
   /** The encoded notification, without its id. */
   readonly payload: string;

@@ -30,7 +30,7 @@ export interface HistoryGap {
 }
 
 /** What a subscription yields. */
-export type FeedItem = Notification | HistoryGap;
+export type SubscriptionItem = Notification | HistoryGap;
 
 export function encodeNotification(notification: NotificationBody): string {
   return JSON.stringify(notification);

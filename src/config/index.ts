@@ -2,7 +2,7 @@
  * Reads and checks Herald's environment once, at start-up. Every problem is collected
  * and reported together, so an operator fixes a bad deployment in one pass.
  */
-import { isValidName } from '../channels/index.js';
+import { isValidName } from '../names/index.js';
 import { publicKey } from './jwt-key.js';
 import { PUBLISHED_JWT_SECRETS } from './published-secrets.js';
 

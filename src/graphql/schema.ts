@@ -9,10 +9,10 @@ import type { GraphQLSchema } from 'graphql';
 import { createSchema } from 'graphql-yoga';
 import type { Principal } from '../auth/index.js';
 import type { Broker } from '../broker/types.js';
-import type { ChannelNamer } from '../channels/index.js';
+import type { Namer } from '../names/index.js';
 import { parseCursor } from '../common/cursor.js';
 import { graphqlError } from '../common/errors.js';
-import { decodeNotification, type FeedItem, type Notification } from '../common/notification.js';
+import { decodeNotification, type SubscriptionItem, type Notification } from '../common/notification.js';
 
 const schemaPath = fileURLToPath(new URL('../../schema.graphql', import.meta.url));
 
@@ -43,7 +43,7 @@ export type Resolvers = Exclude<NonNullable<Parameters<typeof createSchema<Heral
 export interface SchemaOptions {
   /** Reads history for `Query.notifications`. */
   broker: Broker;
-  channels: ChannelNamer;
+  namer: Namer;
   /** The server's own resolvers (the publish server's mutations). */
   resolvers?: Resolvers;
 }
@@ -51,7 +51,7 @@ export interface SchemaOptions {
 /** Most notifications one page may ask for. */
 const MAX_PAGE_SIZE = 100;
 
-export function buildSchema({ broker, channels, resolvers }: SchemaOptions): GraphQLSchema {
+export function buildSchema({ broker, namer, resolvers }: SchemaOptions): GraphQLSchema {
   const notifications = async (_root: unknown, args: { first?: number | null; after?: string | null }, context: HeraldContext) => {
     const principal = requirePrincipal(context);
     const first = args.first ?? 20;
@@ -61,8 +61,8 @@ export function buildSchema({ broker, channels, resolvers }: SchemaOptions): Gra
     const before = args.after == null ? undefined : parseCursor(args.after);
     if (args.after != null && before === undefined) throw graphqlError('BAD_USER_INPUT', 'after is not a notification id');
     const page = await broker.readPage({
-      tenantKey: channels.tenantKey(principal.tenant),
-      streams: channels.subscriberDestinations(principal).map(({ stream }) => stream),
+      tenantKey: namer.tenantKey(principal.tenant),
+      streams: namer.subscriberDestinations(principal).map(({ stream }) => stream),
       before,
       limit: first,
     });
@@ -100,7 +100,7 @@ export function buildSchema({ broker, channels, resolvers }: SchemaOptions): Gra
         // and for the fan-out plan, which executes the selection set on each item.
         Subscription: {
           onNotificationReceived: {
-            resolve: (item: FeedItem) => {
+            resolve: (item: SubscriptionItem) => {
               if ('gap' in item) throw graphqlError('HISTORY_GAP', item.gap);
               return item;
             },

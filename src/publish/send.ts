@@ -5,13 +5,13 @@
  */
 import { authorizePublish, type Principal } from '../auth/index.js';
 import type { Broker, PublishRequest, PublishResult } from '../broker/types.js';
-import type { ChannelNamer } from '../channels/index.js';
+import type { Namer } from '../names/index.js';
 import { Failure, InvalidInputError } from '../common/failures.js';
 import { AUDIENCES, encodeNotification, type Audience } from '../common/notification.js';
 
 export interface SenderOptions {
   broker: Broker;
-  channels: ChannelNamer;
+  namer: Namer;
   /** Longest `text` accepted, in characters (`MAX_TEXT_LENGTH`). */
   maxTextLength: number;
   /** How long an `idempotencyKey` is remembered, in ms (`IDEMPOTENCY_WINDOW_SECONDS`). */
@@ -46,7 +46,7 @@ export interface Sender {
 }
 
 export function createSender(options: SenderOptions): Sender {
-  const { broker, channels, maxTextLength, idempotencyWindowMs } = options;
+  const { broker, namer, maxTextLength, idempotencyWindowMs } = options;
 
   const prepare = (principal: Principal, request: SendRequest, { countDeliveries }: SendOptions): PublishRequest => {
     const audience = (request.audience ?? 'USER') as Audience;
@@ -58,13 +58,13 @@ export function createSender(options: SenderOptions): Sender {
     authorizePublish(principal, audience, to);
     if (idempotencyKey != null && typeof idempotencyKey !== 'string') throw new InvalidInputError('idempotencyKey must be a string');
     return {
-      destination: channels.destination(principal.tenant, audience, to),
-      tenantKey: channels.tenantKey(principal.tenant),
+      destination: namer.destination(principal.tenant, audience, to),
+      tenantKey: namer.tenantKey(principal.tenant),
       payload: encodeNotification({ text, timestamp: Math.floor(Date.now() / 1000), audience, sender: principal.name }),
       idempotency:
         idempotencyKey == null || idempotencyKey === ''
           ? undefined
-          : { key: channels.idempotencyKey(principal.tenant, principal.name, idempotencyKey), windowMs: idempotencyWindowMs },
+          : { key: namer.idempotencyKey(principal.tenant, principal.name, idempotencyKey), windowMs: idempotencyWindowMs },
       countDeliveries,
     };
   };

@@ -6,7 +6,7 @@
 import { OperationTypeNode } from 'graphql';
 import { principalFromHeader, PUBLISH_SCOPE, type TokenVerifier } from '../auth/index.js';
 import type { Broker } from '../broker/types.js';
-import type { ChannelNamer } from '../channels/index.js';
+import type { Namer } from '../names/index.js';
 import type { Logger } from '../common/logger.js';
 import type { HeraldServer } from '../common/server.js';
 import type { HeraldConfig } from '../config/index.js';
@@ -28,7 +28,7 @@ export interface PublishServerOptions extends PublishSettings {
   /** Carries notifications out. */
   broker: Broker;
   verifier: TokenVerifier;
-  channels: ChannelNamer;
+  namer: Namer;
   logger: Logger;
 }
 
@@ -42,11 +42,11 @@ export function createPublishServer(options: PublishServerOptions): PublishServe
   let stopping = false;
   const sender = createSender({
     broker,
-    channels: options.channels,
+    namer: options.namer,
     maxTextLength: limits.maxTextLength,
     idempotencyWindowMs: options.idempotencyWindowMs,
   });
-  const schema = buildSchema({ broker, channels: options.channels, resolvers: createPublishResolvers(sender) });
+  const schema = buildSchema({ broker, namer: options.namer, resolvers: createPublishResolvers(sender) });
   // At most 8 MiB of documents (`DEFAULT_DOCUMENT_CACHE_BYTES`), only those of authenticated requests.
   const documents = createDocumentCache({
     schema,

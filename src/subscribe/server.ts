@@ -6,7 +6,7 @@
 import { OperationTypeNode } from 'graphql';
 import type { TokenVerifier } from '../auth/index.js';
 import type { Broker } from '../broker/types.js';
-import type { ChannelNamer } from '../channels/index.js';
+import type { Namer } from '../names/index.js';
 import { createErrorMask } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type { HeraldServer } from '../common/server.js';
@@ -33,7 +33,7 @@ export interface SubscribeServerOptions extends SubscribeSettings {
   /** Carries notifications in; the server sets itself as its sink. */
   broker: Broker;
   verifier: TokenVerifier;
-  channels: ChannelNamer;
+  namer: Namer;
   /** Headers GraphiQL starts with, e.g. a dev token. @default none */
   graphiqlHeaders?: Record<string, string>;
   logger: Logger;
@@ -65,11 +65,11 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
   const subscriptions = createSubscriptions({
     observers,
     broker,
-    channels: options.channels,
+    namer: options.namer,
     maxQueued: limits.maxQueuedNotifications,
     maxBufferedBytes: limits.maxBufferedBytes,
   });
-  const schema = buildSchema({ broker, channels: options.channels });
+  const schema = buildSchema({ broker, namer: options.namer });
   const maskError = createErrorMask({ production, logger });
   // One end-of-turn for the renderings of a turn's events and the frames held that turn.
   const afterThisTurn = createTurnEnd();

@@ -17,12 +17,12 @@ import { AuthenticationError, principalFromHeader, type Principal, type TokenVer
 import { graphqlError, type MaskError } from '../common/errors.js';
 import { FAILURES } from '../common/failures.js';
 import type { Logger } from '../common/logger.js';
-import type { FeedItem } from '../common/notification.js';
+import type { SubscriptionItem } from '../common/notification.js';
 import type { DocumentCache } from '../graphql/documents.js';
 import { BadRequestError, paramsFromJson, paramsFromSearch, type OperationParams } from '../graphql/params.js';
 import { requirePrincipal, type HeraldContext, type SubscriptionArguments } from '../graphql/schema.js';
 import type { Fanout } from './fanout.js';
-import type { Feed } from './feed.js';
+import type { Queue } from './queue.js';
 import type { Subscriptions } from './subscriptions.js';
 
 export interface SseTransportOptions {
@@ -101,7 +101,7 @@ export function createSseTransport(options: SseTransportOptions) {
     /** Set once nothing more may be written: the client went away, or the stream was shut down. */
     let gone = false;
     /** The subscription's queue, once it is open. */
-    let queue: Feed<FeedItem> | undefined;
+    let queue: Queue<SubscriptionItem> | undefined;
     const onGone = (): void => {
       if (gone) return;
       gone = true;

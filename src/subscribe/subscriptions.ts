@@ -10,12 +10,12 @@
  */
 import { AuthenticationError, authorizeSubscription, isExpired, type Principal } from '../auth/index.js';
 import type { Broker } from '../broker/types.js';
-import { assertValidName, type ChannelNamer } from '../channels/index.js';
+import { assertValidName, type Namer } from '../names/index.js';
 import { parseCursor } from '../common/cursor.js';
 import { InvalidInputError } from '../common/failures.js';
 import { runAt, type Cancel } from '../common/timers.js';
-import type { FeedItem } from '../common/notification.js';
-import { createFeed, type Feed } from './feed.js';
+import type { SubscriptionItem } from '../common/notification.js';
+import { createQueue, type Queue } from './queue.js';
 import type { Observation, ObserverMap } from './observers.js';
 import { createResumingObserver, type ResumingObserver } from './resume.js';
 import type { Sink } from './sink.js';
@@ -30,7 +30,7 @@ export const HISTORY_PAGE_SIZE = 128;
 export interface SubscriptionsOptions {
   observers: ObserverMap;
   broker: Broker;
-  channels: ChannelNamer;
+  namer: Namer;
   /**
    * Most live notifications held back for one subscription while its history is read
    * (`MAX_QUEUED_NOTIFICATIONS`); past it they are let go and read from history too.
@@ -47,7 +47,7 @@ export interface SubscriptionsOptions {
  * About what a notification takes on the wire (its fields, and 64 bytes of names and
  * framing; characters of more than one byte are counted as one).
  */
-function queuedBytes(item: FeedItem): number {
+function queuedBytes(item: SubscriptionItem): number {
   return 'gap' in item ? 64 + item.gap.length : 64 + item.id.length + item.sender.length + item.text.length;
 }
 
@@ -64,12 +64,12 @@ export type SinkFactory<S extends Sink> = (hooks: { onEnd: () => Promise<void> }
 
 export interface Subscriptions {
   /**
-   * Opens a subscription read through a {@link Feed}. Throws a typed error naming what
-   * was wrong (auth, input, broker). The feed ends with an `AuthenticationError` when
+   * Opens a subscription read through a {@link Queue}. Throws a typed error naming what
+   * was wrong (auth, input, broker). The queue ends with an `AuthenticationError` when
    * the token expires. A reader more than `maxBufferedBytes` behind is not ended: what
    * does not fit is read from history once it has taken what it has.
    */
-  open(request: OpenRequest): Promise<Feed<FeedItem>>;
+  open(request: OpenRequest): Promise<Queue<SubscriptionItem>>;
   /** Opens a subscription into a sink of the caller's making. */
   openInto<S extends Sink>(request: OpenRequest, makeSink: SinkFactory<S>, options?: OpenOptions): Promise<S>;
 }
@@ -85,7 +85,7 @@ export interface OpenOptions {
 }
 
 export function createSubscriptions(options: SubscriptionsOptions): Subscriptions {
-  const { observers, broker, channels, maxQueued, maxBufferedBytes } = options;
+  const { observers, broker, namer, maxQueued, maxBufferedBytes } = options;
 
   async function openInto<S extends Sink>({ principal, userName, since }: OpenRequest, makeSink: SinkFactory<S>, options: OpenOptions = {}): Promise<S> {
     authorizeSubscription(principal, assertValidName('userName', userName));
@@ -105,8 +105,8 @@ export function createSubscriptions(options: SubscriptionsOptions): Subscription
         await observation?.release();
       },
     });
-    const destinations = channels.subscriberDestinations(principal);
-    const tenantKey = channels.tenantKey(principal.tenant);
+    const destinations = namer.subscriberDestinations(principal);
+    const tenantKey = namer.tenantKey(principal.tenant);
     const streams = destinations.map(({ stream }) => stream);
     observer = createResumingObserver({
       sink,
@@ -139,7 +139,7 @@ export function createSubscriptions(options: SubscriptionsOptions): Subscription
     open: (request) =>
       openInto(request, ({ onEnd }) =>
         // Full is not fatal: what does not fit is read from history once the reader has room.
-        createFeed<FeedItem>({ maxQueued: maxBufferedBytes, weigh: queuedBytes, onEnd }),
+        createQueue<SubscriptionItem>({ maxQueued: maxBufferedBytes, weigh: queuedBytes, onEnd }),
       ),
   };
 }

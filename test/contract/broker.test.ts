@@ -9,7 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Destination } from '../../src/channels/index.js';
+import type { Destination } from '../../src/names/index.js';
 import { encodeNotification } from '../../src/common/notification.js';
 import {
   BrokerUnavailableError,

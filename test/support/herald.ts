@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import type { Redis } from 'ioredis';
 import { createTokenVerifier } from '../../src/auth/index.js';
 import type { Broker } from '../../src/broker/types.js';
-import { createChannelNamer } from '../../src/channels/index.js';
+import { createNamer } from '../../src/names/index.js';
 import type { Audience } from '../../src/common/notification.js';
 import type { Logger } from '../../src/common/logger.js';
 import { readConfig, type GrpcKeepalive, type HeraldConfig, type Limits, type Retention } from '../../src/config/index.js';
@@ -35,7 +35,7 @@ export async function stopAll(): Promise<void> {
 export const DEFAULTS: HeraldConfig = readConfig({});
 export const DEFAULT_LIMITS: Limits = DEFAULTS.limits;
 export const PREFIX = 'herald';
-const namer = createChannelNamer(PREFIX);
+const namer = createNamer(PREFIX);
 /** The test servers' channel namer, plus a shorthand for a destination's channel. */
 export const channels = {
   ...namer,
@@ -112,7 +112,7 @@ export interface RunningSubscribeServer {
 }
 
 export async function startSubscribeServer(broker: Broker, options: ServerOptions = {}): Promise<RunningSubscribeServer> {
-  const server = createSubscribeServer({ ...configFor(options), broker, verifier, channels, logger: options.logger ?? quietLogger });
+  const server = createSubscribeServer({ ...configFor(options), broker, verifier, namer: channels, logger: options.logger ?? quietLogger });
   const port = await server.start(0, '127.0.0.1');
   let stopped = false;
   const stop = async (): Promise<void> => {
@@ -133,7 +133,7 @@ export interface RunningPublishServer {
 }
 
 export async function startPublishServer(broker: Broker, options: ServerOptions = {}): Promise<RunningPublishServer> {
-  const server = createPublishServer({ ...configFor(options), broker, verifier, channels, logger: options.logger ?? quietLogger });
+  const server = createPublishServer({ ...configFor(options), broker, verifier, namer: channels, logger: options.logger ?? quietLogger });
   const port = await server.start(0, '127.0.0.1');
   const stop = (): Promise<void> => server.stop();
   stops.push(stop);

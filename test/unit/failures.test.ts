@@ -7,7 +7,7 @@ import { GraphQLError } from 'graphql';
 import { describe, expect, it } from 'vitest';
 import { AuthenticationError, ForbiddenError } from '../../src/auth/index.js';
 import { BrokerUnavailableError, OutcomeUnknownError } from '../../src/broker/types.js';
-import { InvalidNameError } from '../../src/channels/index.js';
+import { InvalidNameError } from '../../src/names/index.js';
 import { createErrorMask } from '../../src/common/errors.js';
 import { Failure, FAILURES, InvalidInputError, isExpectedFailure, type FailureCode } from '../../src/common/failures.js';
 import { BadRequestError } from '../../src/graphql/params.js';

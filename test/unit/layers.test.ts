@@ -14,11 +14,11 @@ const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
 /** The layers, bottom up; each module's layer is that of the first pattern it matches. */
 const LAYERS: ReadonlyArray<readonly [name: string, patterns: readonly RegExp[]]> = [
   ['common', [/^common\//]],
-  ['names', [/^channels\//]],
+  ['names', [/^names\//]],
   ['config', [/^config\//]],
   ['auth', [/^auth\//]],
   ['broker', [/^broker\//]],
-  ['core', [/^subscribe\/(observers|subscriptions|resume|feed|sink)\.ts$/, /^publish\/send\.ts$/]],
+  ['core', [/^subscribe\/(observers|subscriptions|resume|queue|sink)\.ts$/, /^publish\/send\.ts$/]],
   ['graphql', [/^graphql\//, /^subscribe\/fanout\.ts$/, /^publish\/resolvers\.ts$/]],
   ['transports', [/^subscribe\/(websocket|sse|frames|send-bound)\.ts$/, /^http\//, /^grpc\/(?!index\.ts$)/]],
   ['servers', [/^subscribe\/server\.ts$/, /^publish\/server\.ts$/, /^grpc\/index\.ts$/]],

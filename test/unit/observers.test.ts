@@ -17,7 +17,7 @@ import {
   type PublishRequest,
   type PublishResult,
 } from '../../src/broker/types.js';
-import type { Destination } from '../../src/channels/index.js';
+import type { Destination } from '../../src/names/index.js';
 import type { Cursor, ReadPosition } from '../../src/common/cursor.js';
 import { encodeNotification, type Notification } from '../../src/common/notification.js';
 import { ObserverMap, type Observer } from '../../src/subscribe/observers.js';

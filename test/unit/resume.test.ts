@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import type { BrokerMessage, HistoryAfter } from '../../src/broker/types.js';
 import { parseCursor, type ReadPosition } from '../../src/common/cursor.js';
-import { encodeNotification, type FeedItem, type Notification } from '../../src/common/notification.js';
+import { encodeNotification, type SubscriptionItem, type Notification } from '../../src/common/notification.js';
 import { CLOCK_MARGIN_MS, createResumingObserver } from '../../src/subscribe/resume.js';
 import type { Sink } from '../../src/subscribe/sink.js';
 
@@ -20,7 +20,7 @@ const stored = (seq: number): BrokerMessage => ({ id: id(seq), payload: encodeNo
 function recordingSink(options: { takes?: () => boolean } = {}) {
   const got: string[] = [];
   const failures: Error[] = [];
-  const name = (item: FeedItem): string => ('gap' in item ? 'gap' : item.text);
+  const name = (item: SubscriptionItem): string => ('gap' in item ? 'gap' : item.text);
   const sink: Sink = {
     deliver(item) {
       if (!(options.takes?.() ?? true)) return false;

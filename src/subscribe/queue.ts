@@ -1,10 +1,10 @@
 /**
- * A feed is one subscription's queue of notifications, read as an async iterator by
- * whichever transport serves it. It is bounded: a reader that falls more than
+ * A queue is the sink of one subscription whose transport pulls (SSE, gRPC): its
+ * notifications, read as an async iterator. It is bounded: a reader that falls more than
  * `maxQueued` behind is ended with an error, never silently skipped.
  */
 
-export interface FeedOptions<Item> {
+export interface QueueOptions<Item> {
   /**
    * Most held for a reader that has not taken it yet, in the unit of `weigh` (items, or
    * bytes).
@@ -12,26 +12,26 @@ export interface FeedOptions<Item> {
   maxQueued: number;
   /** What one item counts against `maxQueued`. @default 1 (a count of items) */
   weigh?: (item: Item) => number;
-  /** Called once when the feed ends, however it ends (return, error, overflow). */
+  /** Called once when the queue ends, however it ends (return, error, overflow). */
   onEnd: () => Promise<void> | void;
   /**
    * The error a reader gets once it is more than `maxQueued` behind. Without one, an item
-   * that does not fit is refused (`deliver` returns false) and the feed goes on: its
+   * that does not fit is refused (`deliver` returns false) and the queue goes on: its
    * producer must bring it later (a subscription reads it from history).
    */
   overflowError?: (() => Error) | undefined;
 }
 
-export interface Feed<Item> extends AsyncIterableIterator<Item> {
-  /** Queues `item` for the reader; false if the feed has ended, overflowed, or is full. */
+export interface Queue<Item> extends AsyncIterableIterator<Item> {
+  /** Queues `item` for the reader; false if the queue has ended, overflowed, or is full. */
   deliver(item: Item): boolean;
   /** Queues `items` regardless of `maxQueued` (a page of history the reader asked for). */
   preload(items: readonly Item[]): void;
-  /** Resolves once what is queued weighs at most `maxQueued / 2`, or the feed ended. */
+  /** Resolves once what is queued weighs at most `maxQueued / 2`, or the queue ended. */
   room(): Promise<void>;
-  /** Ends the feed with `error`: the reader gets what was queued, then the error. */
+  /** Ends the queue with `error`: the reader gets what was queued, then the error. */
   fail(error: Error): void;
-  /** Ends the feed now; what was queued is discarded. */
+  /** Ends the queue now; what was queued is discarded. */
   return(): Promise<IteratorReturnResult<undefined>>;
 }
 
@@ -40,12 +40,12 @@ interface Reader<Item> {
   reject(error: Error): void;
 }
 
-export function createFeed<Item>(options: FeedOptions<Item>): Feed<Item> {
+export function createQueue<Item>(options: QueueOptions<Item>): Queue<Item> {
   const weigh = options.weigh ?? (() => 1);
-  const queue: Item[] = [];
-  /** What `queue` weighs. */
+  const waiting: Item[] = [];
+  /** What `waiting` weighs. */
   let queued = 0;
-  /** Pending `next()` calls, oldest first; only ever non-empty while `queue` is empty. */
+  /** Pending `next()` calls, oldest first; only ever non-empty while `waiting` is empty. */
   const readers: Array<Reader<Item>> = [];
   let failure: Error | undefined;
   let ended = false;
@@ -61,7 +61,7 @@ export function createFeed<Item>(options: FeedOptions<Item>): Feed<Item> {
   const end = async (): Promise<void> => {
     if (ended) return;
     ended = true;
-    queue.length = 0;
+    waiting.length = 0;
     queued = 0;
     for (const reader of readers.splice(0)) reader.resolve({ value: undefined, done: true });
     wakeRoomWaiters();
@@ -75,16 +75,16 @@ export function createFeed<Item>(options: FeedOptions<Item>): Feed<Item> {
     return reader !== undefined;
   };
 
-  const feed: Feed<Item> = {
+  const queue: Queue<Item> = {
     deliver(item) {
       if (ended || failure) return false;
       if (handOver(item)) return true;
       const weight = weigh(item);
       if (queued + weight > options.maxQueued) {
-        if (options.overflowError) feed.fail(options.overflowError());
+        if (options.overflowError) queue.fail(options.overflowError());
         return false;
       }
-      queue.push(item);
+      waiting.push(item);
       queued += weight;
       return true;
     },
@@ -94,7 +94,7 @@ export function createFeed<Item>(options: FeedOptions<Item>): Feed<Item> {
       while (index < items.length && handOver(items[index] as Item)) index += 1;
       for (; index < items.length; index++) {
         const item = items[index] as Item;
-        queue.push(item);
+        waiting.push(item);
         queued += weigh(item);
       }
     },
@@ -112,8 +112,8 @@ export function createFeed<Item>(options: FeedOptions<Item>): Feed<Item> {
       }
     },
     next() {
-      if (queue.length > 0) {
-        const value = queue.shift() as Item;
+      if (waiting.length > 0) {
+        const value = waiting.shift() as Item;
         queued -= weigh(value);
         if (roomWaiters.length > 0 && queued <= roomAt) wakeRoomWaiters();
         return Promise.resolve({ value, done: false });
@@ -134,8 +134,8 @@ export function createFeed<Item>(options: FeedOptions<Item>): Feed<Item> {
       throw error;
     },
     [Symbol.asyncIterator]() {
-      return feed;
+      return queue;
     },
   };
-  return feed;
+  return queue;
 }

@@ -55,7 +55,7 @@ export interface Destination {
 }
 
 /** Builds channel names and keys under one prefix (`CHANNEL_PREFIX`). */
-export interface ChannelNamer {
+export interface Namer {
   /** The channel and history stream of `audience`/`to` inside `tenant` (validated here). */
   destination(tenant: string, audience: Audience, to: string): Destination;
   /** Everything a subscriber hears, in this order: its user, each of its stores, its company. */
@@ -68,7 +68,7 @@ export interface ChannelNamer {
   deliveryReportChannel(processId: string): string;
 }
 
-export function createChannelNamer(prefix: string): ChannelNamer {
+export function createNamer(prefix: string): Namer {
   assertValidName('channel prefix', prefix);
   /** `<kind>[:<name>]`, the part channel and stream share. */
   const suffix = (tenant: string, audience: Audience, to: string): string => {

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { thrown } from '../support/thrown.js';
-import { assertValidName, createChannelNamer, InvalidNameError, isValidName } from '../../src/channels/index.js';
+import { assertValidName, createNamer, InvalidNameError, isValidName } from '../../src/names/index.js';
 
 const RULE = `may only hold letters, digits, '.', '_', '-' and '@', and must start with a letter or digit`;
 
@@ -55,11 +55,11 @@ describe('assertValidName / isValidName', () => {
   });
 });
 
-describe('createChannelNamer', () => {
-  const channels = createChannelNamer('herald');
+describe('createNamer', () => {
+  const channels = createNamer('herald');
 
   it('refuses a prefix that is not a valid name', () => {
-    const error = thrown(() => createChannelNamer('herald:prod'));
+    const error = thrown(() => createNamer('herald:prod'));
     expect(error).toBeInstanceOf(InvalidNameError);
     expect(error.message).toBe(`channel prefix "herald:prod" ${RULE}`);
   });
@@ -109,7 +109,7 @@ describe('createChannelNamer', () => {
   });
 
   it('puts every channel and key under its own prefix', () => {
-    const other = createChannelNamer('staging');
+    const other = createNamer('staging');
     const owner = { name: 'alice', tenant: 'acme', stores: ['s1'] };
     const names = [
       ...other.subscriberDestinations(owner).flatMap(({ channel, stream }) => [channel, stream]),

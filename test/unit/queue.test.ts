@@ -1,15 +1,15 @@
 /**
- * A feed: one subscription's bounded queue, read as an async iterator.
+ * A queue: one subscription's bounded sink, read as an async iterator (SSE, gRPC).
  */
 import { describe, expect, it } from 'vitest';
-import { createFeed, type Feed } from '../../src/subscribe/feed.js';
+import { createQueue, type Queue } from '../../src/subscribe/queue.js';
 
 class OverflowError extends Error {}
 
-function setup(maxQueued = 10): { feed: Feed<number>; ends: () => number; overflows: () => number } {
+function setup(maxQueued = 10): { feed: Queue<number>; ends: () => number; overflows: () => number } {
   let ends = 0;
   let overflows = 0;
-  const feed = createFeed<number>({
+  const feed = createQueue<number>({
     maxQueued,
     onEnd: () => {
       ends += 1;
@@ -23,7 +23,7 @@ function setup(maxQueued = 10): { feed: Feed<number>; ends: () => number; overfl
 }
 
 /** Reads until the feed ends or fails; what arrived, and the error if it failed. */
-async function drain(feed: Feed<number>): Promise<{ items: number[]; error: unknown }> {
+async function drain(feed: Queue<number>): Promise<{ items: number[]; error: unknown }> {
   const items: number[] = [];
   try {
     for (;;) {
@@ -38,7 +38,7 @@ async function drain(feed: Feed<number>): Promise<{ items: number[]; error: unkn
 
 const DONE = { value: undefined, done: true };
 
-describe('createFeed', () => {
+describe('createQueue', () => {
   it('hands an item straight to a waiting reader', async () => {
     const { feed } = setup();
     const first = feed.next();
@@ -100,7 +100,7 @@ describe('createFeed', () => {
     it('waits for an asynchronous onEnd', async () => {
       let finish: () => void = () => undefined;
       const events: string[] = [];
-      const feed = createFeed<number>({
+      const feed = createQueue<number>({
         maxQueued: 1,
         onEnd: () =>
           new Promise<void>((resolve) => {
