@@ -67,7 +67,9 @@ export function createGrpcServer(options: GrpcServerOptions): HeraldServer {
         server.bindAsync(`${host}:${port}`, ServerCredentials.createInsecure(), (error, boundPort) => {
           if (error) return reject(withSocketCode(error));
           // grpc-js enforces no ping policy of its own and keeps its HTTP/2 servers private;
-          // reach its sessions to enforce one. Pinned grpc-js version: see package.json.
+          // reach its sessions to enforce one. The one grpc-js internal Herald touches, here
+          // only: `Server#http2Servers` of @grpc/grpc-js 1.14.7, pinned exactly in
+          // package.json; a version without it is logged and the policy goes unenforced.
           const http2Servers = (server as unknown as { http2Servers?: Map<Http2Server, unknown> }).http2Servers;
           if (http2Servers instanceof Map) {
             for (const http2Server of http2Servers.keys()) http2Server.on('session', enforcePingPolicy);

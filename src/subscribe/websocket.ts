@@ -246,7 +246,9 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
   heartbeat.unref();
 
   wss.on('connection', (socket: WebSocket, request: IncomingMessage) => {
-    // `ws` keeps its net.Socket in `_socket`: fan-out frames are written to it directly.
+    // The one `ws` internal Herald touches, here only: `WebSocket#_socket`, the net.Socket
+    // of ws 8.23.0 (pinned exactly in package.json). Fan-out frames are written to it
+    // directly, one write per socket and turn instead of ws' sender queue per message.
     const raw = (socket as unknown as { _socket: Duplex })._socket;
     const bound = new SendBound(socket, raw, { beforeInit: UNINITIALISED_BUFFERED_BYTES, afterInit: options.maxBufferedBytes });
     const extra: Extra = {
