@@ -50,7 +50,7 @@ export interface DocumentCacheOptions {
 }
 
 /** The default bound of one document cache: 8 MiB. */
-export const DEFAULT_DOCUMENT_CACHE_BYTES = 8 * 1024 * 1024;
+const DEFAULT_DOCUMENT_CACHE_BYTES = 8 * 1024 * 1024;
 
 /**
  * Heap bytes one parsed document may keep alive per token, an upper bound. Each node's

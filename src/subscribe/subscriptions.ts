@@ -25,7 +25,7 @@ import type { Sink } from './sink.js';
  * costs Redis well under a millisecond, and the next is read only once the client has
  * taken this one, so an old cursor costs neither Redis time nor memory in one piece.
  */
-export const HISTORY_PAGE_SIZE = 128;
+const HISTORY_PAGE_SIZE = 128;
 
 export interface SubscriptionsOptions {
   observers: ObserverMap;
