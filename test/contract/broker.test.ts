@@ -75,6 +75,24 @@ describe.each<[string, () => string | undefined]>([
   const numsub = (channel: string, expected: number): Promise<number> => (isRedis ? redis.numsub(channel) : Promise.resolve(expected));
 
   describe('contract', () => {
+    it.runIf(isRedis)('publishes and reads history after Redis lost its scripts (SCRIPT FLUSH: EVALSHA falls back to EVAL)', async () => {
+      const { subscriber, publisher } = await subscribeAndPublish();
+      const { sink, payloads } = recordingSink(1);
+      subscriber.listen(sink);
+      const destination = freshDestination();
+      await subscriber.subscribe(destination.channel);
+      const first = await publish(publisher, destination, 'before the flush');
+      await redis.client().script('FLUSH');
+      const second = await publish(publisher, destination, 'after the flush');
+      expect(second.receivedUsers).toBe(1);
+      expect(payloads()).toEqual(['before the flush', 'after the flush']);
+      await redis.client().script('FLUSH');
+      const after = parseCursor(first.id);
+      if (!after) throw new Error(`not a cursor: ${first.id}`);
+      const page = await publisher.readAfter({ tenantKey: TENANT_KEY, streams: [destination.stream], after, limit: 10 });
+      expect(page).toEqual({ gap: false, entries: [{ id: second.id, payload: 'after the flush' }], more: false });
+    });
+
     it('is ready', async () => {
       const { broker } = await newBroker();
       expect(broker.isReady()).toBe(true);
