@@ -21,8 +21,8 @@ import { createDeviceStore } from '../src/push/devices.js';
 import { createPushKeys } from '../src/push/keys.js';
 import { createPushQueue, ensurePushGroup } from '../src/push/queue.js';
 import type { PushCounters } from '../src/push/counters.js';
-import { startFcmStandIn } from '../test/helpers/push-servers.js';
-import { startRedisServer } from '../test/helpers/redis-server.js';
+import { startFcmStandIn } from '../test/support/push-servers.js';
+import { startRedisServer } from '../test/support/redis-server.js';
 
 const COUNT = Number(process.env['BENCH_PUSH_COUNT'] ?? '10000');
 const DELAY_MS = 20;
@@ -34,7 +34,7 @@ const RUNS = [
   { name: 'three', label: `Herald default, three workers (${DEFAULT_CONCURRENCY} each)`, workers: 3, concurrency: DEFAULT_CONCURRENCY },
 ];
 const wanted = new Set((process.env['BENCH_PUSH_RUNS'] ?? RUNS.map((run) => run.name).join(',')).split(','));
-const WORKER = new URL('../test/helpers/push-worker-process.ts', import.meta.url).pathname;
+const WORKER = new URL('../test/support/push-worker-process.ts', import.meta.url).pathname;
 const PREFIX = 'bench';
 /** `BENCH_PUSH_PROFILE=<dir>` writes a V8 CPU profile of each worker process there. */
 const PROFILE_DIR = process.env['BENCH_PUSH_PROFILE'];

@@ -16,7 +16,7 @@ import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
 import { cpus, setPriority, totalmem } from 'node:os';
 import jwt from 'jsonwebtoken';
-import { startRedisServer, type RedisServer } from '../test/helpers/redis-server.js';
+import { startRedisServer, type RedisServer } from '../test/support/redis-server.js';
 import type { ClientCommand, ClientStats } from './load-client.js';
 
 const SCALE = Number(process.env['BENCH_SCALE'] ?? '1');

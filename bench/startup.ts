@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { startRedisServer } from '../test/helpers/redis-server.js';
+import { startRedisServer } from '../test/support/redis-server.js';
 
 const RUNS = Number(process.env['STARTUP_RUNS'] ?? '5');
 const ROOT = new URL('..', import.meta.url);

@@ -3,13 +3,13 @@
  * verifier and the servers a mode asks for. `main.ts` calls it; so can tests.
  */
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import { createTokenVerifier, generateDevSecret } from './auth/index.js';
 import { signDevTokens, type DevTokens } from './auth/dev-tokens.js';
 import { createInProcessBroker } from './broker/in-process.js';
 import { createRedisBroker, redisClientOptions } from './broker/redis.js';
 import type { Broker } from './broker/types.js';
-import { createChannelNamer } from './channels/index.js';
+import { createNamer, type Namer } from './names/index.js';
 import type { Logger } from './common/logger.js';
 import { listenFailure, redactUrl, StartupError } from './common/startup.js';
 import type { HeraldServer } from './common/server.js';
@@ -57,6 +57,44 @@ async function becomesReady(broker: Broker, timeoutMs: number): Promise<boolean>
 
 export { StartupError };
 
+/** The settings a broker is made from. */
+export type BrokerSettings = Pick<HeraldConfig, 'redisUrl' | 'redisCommandTimeoutMs' | 'deliveryAckTimeoutMs' | 'retention'>;
+
+export interface ConnectedBroker {
+  readonly broker: Broker;
+  /** The Redis broker's connections (SUBSCRIBE only, and everything else); none in-process. */
+  readonly subscriber: Redis | undefined;
+  readonly publisher: Redis | undefined;
+  /** ioredis' last connection error, to say why Redis is unreachable. */
+  lastRedisError(): string | undefined;
+}
+
+/**
+ * The broker `settings` ask for: on Redis (two connections of its own, this process's
+ * own report channel) with `redisUrl`, else in-process. Closing it leaves the
+ * connections open: the caller quits them after `broker.close()`. `redisOptions` are
+ * laid over Herald's own client options (tests reconnect faster).
+ */
+export function connectBroker(settings: BrokerSettings, namer: Namer, logger: Logger, redisOptions: RedisOptions = {}): ConnectedBroker {
+  if (settings.redisUrl === undefined) {
+    return { broker: createInProcessBroker({ retention: settings.retention }), subscriber: undefined, publisher: undefined, lastRedisError: () => undefined };
+  }
+  const options = { ...redisClientOptions(settings.redisCommandTimeoutMs), ...redisOptions };
+  const subscriber = new Redis(settings.redisUrl, { ...options, connectionName: 'herald-subscriber' });
+  const publisher = new Redis(settings.redisUrl, { ...options, connectionName: 'herald-publisher' });
+  let lastRedisError: string | undefined;
+  publisher.on('error', (error: Error) => (lastRedisError = error.message));
+  const broker = createRedisBroker({
+    subscriber,
+    publisher,
+    reportChannel: namer.deliveryReportChannel(randomUUID()),
+    reportTimeoutMs: settings.deliveryAckTimeoutMs,
+    retention: settings.retention,
+    logger,
+  });
+  return { broker, subscriber, publisher, lastRedisError: () => lastRedisError };
+}
+
 export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logger = console): Promise<RunningHerald> {
   if (mode !== 'all' && config.redisUrl === undefined) {
     throw new StartupError(`REDIS_URL is required to run the ${mode} server alone (only \`npm start\` may use the in-process broker)`);
@@ -64,34 +102,16 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
   const devSecret = config.jwtSecret === undefined && config.jwtPublicKey === undefined ? generateDevSecret() : undefined;
   const verifier = createTokenVerifier({ secret: config.jwtSecret ?? devSecret, publicKey: config.jwtPublicKey });
   const devTokens = devSecret === undefined ? undefined : signDevTokens(devSecret);
-  const channels = createChannelNamer(config.channelPrefix);
+  const namer = createNamer(config.channelPrefix);
 
-  const clients: Redis[] = [];
-  /** ioredis' last connection error, to say why Redis is unreachable at start-up. */
-  let lastRedisError: string | undefined;
-  let broker: Broker;
-  if (config.redisUrl === undefined) {
-    broker = createInProcessBroker({ retention: config.retention });
-  } else {
-    const options = redisClientOptions(config.redisCommandTimeoutMs);
-    const subscriber = new Redis(config.redisUrl, { ...options, connectionName: 'herald-subscriber' });
-    const publisher = new Redis(config.redisUrl, { ...options, connectionName: 'herald-publisher' });
-    clients.push(subscriber, publisher);
-    publisher.on('error', (error: Error) => (lastRedisError = error.message));
-    broker = createRedisBroker({
-      subscriber,
-      publisher,
-      reportChannel: channels.deliveryReportChannel(randomUUID()),
-      reportTimeoutMs: config.deliveryAckTimeoutMs,
-      retention: config.retention,
-      logger,
-    });
-  }
+  const connected = connectBroker(config, namer, logger);
+  const { broker } = connected;
+  const clients = [connected.subscriber, connected.publisher].filter((client): client is Redis => client !== undefined);
 
   const common = {
     broker,
     verifier,
-    channels,
+    namer,
     limits: config.limits,
     corsOrigins: config.corsOrigins,
     production: config.production,
@@ -133,7 +153,7 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
       // Serve anyway: in a container, Redis may come up later; readiness keeps traffic away until it does.
       logger.warn(
         `herald: REDIS_URL ${redactUrl(config.redisUrl)} is not reachable after ${REDIS_READY_WAIT_MS / 1000} s` +
-          `${lastRedisError === undefined ? '' : ` (${lastRedisError})`}: check REDIS_URL; ` +
+          `${connected.lastRedisError() === undefined ? '' : ` (${connected.lastRedisError()})`}: check REDIS_URL; ` +
           'serving anyway, with /readyz 503 and gRPC health NOT_SERVING until Redis answers',
       );
     }

@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import jwt from 'jsonwebtoken';
-import { assertValidName } from './channels/index.js';
+import { assertValidName } from './names/index.js';
 import { readConfig } from './config/index.js';
 
 function main(): void {

@@ -2,14 +2,18 @@
  * What a verified principal may subscribe to and publish to. Both servers (and every
  * transport) ask these functions; none decides on its own.
  */
-import type { Principal } from './tokens.js';
+import { Failure } from '../common/failures.js';
+import type { Principal } from './principal.js';
 
 /** The scope that lets a service publish inside its own tenant. */
 export const PUBLISH_SCOPE = 'notifications:publish';
 
 /** A refusal; `message` is safe to show to the client. */
-export class ForbiddenError extends Error {
+export class ForbiddenError extends Failure {
   override readonly name = 'ForbiddenError';
+  constructor(message: string) {
+    super('FORBIDDEN', message);
+  }
 }
 
 /** A subscriber may only subscribe as itself. */
@@ -30,9 +34,4 @@ export function authorizePublish(principal: Principal, audience?: string, to?: s
   if (audience === 'COMPANY' && to !== principal.tenant) {
     throw new ForbiddenError(`a COMPANY notification must be sent to your own tenant "${principal.tenant}"`);
   }
-}
-
-/** True once the principal's token has expired. */
-export function isExpired(principal: Principal, now = Date.now()): boolean {
-  return now >= principal.expiresAt;
 }

@@ -2,29 +2,20 @@
  * Verifies JWTs into a {@link Principal}: explicit algorithm list, `exp` required,
  * every claim that becomes part of a channel name validated.
  */
-import { createPublicKey, createSecretKey, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import jwt from 'jsonwebtoken';
-import { assertValidName, InvalidNameError } from '../channels/index.js';
+import { assertValidName, InvalidNameError } from '../names/index.js';
+import { Failure } from '../common/failures.js';
 import { createLruCache } from '../common/lru.js';
-import { isExpired } from './policy.js';
-
-/** The verified identity behind a token. */
-export interface Principal {
-  /** `sub`: the user's (or service's) name. */
-  readonly name: string;
-  /** `tenant`: the company every channel of this principal lives in. */
-  readonly tenant: string;
-  /** `stores`: store ids the user belongs to. */
-  readonly stores: readonly string[];
-  /** `scope`, split on spaces. */
-  readonly scopes: ReadonlySet<string>;
-  /** `exp`, in milliseconds since the epoch. */
-  readonly expiresAt: number;
-}
+import { publicKey, secretKey, type VerificationKey } from '../config/jwt-key.js';
+import { isExpired, type Principal } from './principal.js';
 
 /** Why a token was refused; `message` is safe to show to the client. */
-export class AuthenticationError extends Error {
+export class AuthenticationError extends Failure {
   override readonly name = 'AuthenticationError';
+  constructor(message: string) {
+    super('UNAUTHENTICATED', message);
+  }
 }
 
 export interface TokenVerifierOptions {
@@ -47,8 +38,6 @@ export interface TokenVerifierOptions {
 }
 
 export interface TokenVerifier {
-  /** The algorithms accepted, for logs and docs. */
-  readonly algorithms: readonly jwt.Algorithm[];
   /**
    * Verifies `token`, refusing an expired one (remembered or not); throws
    * {@link AuthenticationError} saying what was wrong.
@@ -57,11 +46,10 @@ export interface TokenVerifier {
 }
 
 export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
-  const { key, algorithms } = keyAndAlgorithms(options);
+  const { key, algorithm } = verificationKey(options);
   const maxStores = options.maxStores ?? 50;
   const verified = createLruCache<string, Principal>(options.cacheSize ?? 1000);
   return {
-    algorithms,
     verify(token) {
       if (typeof token !== 'string' || token.length === 0) {
         throw new AuthenticationError('missing token: send "Authorization: Bearer <jwt>"');
@@ -76,7 +64,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       }
       let claims: string | jwt.JwtPayload;
       try {
-        claims = jwt.verify(token, key, { algorithms: [...algorithms] });
+        claims = jwt.verify(token, key, { algorithms: [algorithm] });
       } catch (error) {
         throw new AuthenticationError(describeJwtError(error));
       }
@@ -110,26 +98,13 @@ export function generateDevSecret(): string {
   return randomBytes(32).toString('base64url');
 }
 
-function keyAndAlgorithms(options: TokenVerifierOptions): { key: jwt.Secret; algorithms: jwt.Algorithm[] } {
+function verificationKey(options: TokenVerifierOptions): VerificationKey {
   if (options.secret !== undefined && options.publicKey !== undefined) {
     throw new Error('give a token verifier either a secret or a public key, not both');
   }
-  // A KeyObject, not the string: given a string, jsonwebtoken tries createPublicKey on
-  // every verify and falls back after the exception, which costs more than the HMAC.
-  if (options.secret !== undefined) return { key: createSecretKey(Buffer.from(options.secret)), algorithms: ['HS256'] };
+  if (options.secret !== undefined) return secretKey(options.secret);
   if (options.publicKey === undefined) throw new Error('a token verifier needs a secret or a public key');
-  const key = createPublicKey(options.publicKey);
-  switch (key.asymmetricKeyType) {
-    case 'rsa':
-      return { key, algorithms: ['RS256'] };
-    case 'ec':
-      if (key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
-        throw new Error(`JWT_PUBLIC_KEY is an EC key on ${key.asymmetricKeyDetails?.namedCurve ?? 'an unknown curve'}: ES256 needs P-256`);
-      }
-      return { key, algorithms: ['ES256'] };
-    default:
-      throw new Error(`JWT_PUBLIC_KEY is a ${key.asymmetricKeyType ?? 'unknown'} key: use an RSA or EC P-256 key`);
-  }
+  return publicKey(options.publicKey);
 }
 
 function principalFromClaims(claims: jwt.JwtPayload, maxStores: number): Principal {

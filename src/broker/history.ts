@@ -42,7 +42,7 @@ export function findGap(
 }
 
 /** Merges per-stream lists (each oldest first) into one, oldest first. */
-export function mergeOldestFirst(lists: ReadonlyArray<readonly BrokerMessage[]>): BrokerMessage[] {
+function mergeOldestFirst(lists: ReadonlyArray<readonly BrokerMessage[]>): BrokerMessage[] {
   return lists.flat().sort((a, b) => compareIds(a.id, b.id));
 }
 

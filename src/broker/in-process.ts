@@ -7,7 +7,8 @@
 import { randomBytes } from 'node:crypto';
 import { compareStreamIds, streamId } from '../common/cursor.js';
 import { findGap, mergeNewestFirst, mergePage, perStreamLimit } from './history.js';
-import { BrokerUnavailableError, DEFAULT_RETENTION, type Broker, type BrokerMessage, type MessageSink, type Retention } from './types.js';
+import type { Retention } from '../config/index.js';
+import { BrokerUnavailableError, type Broker, type BrokerMessage, type MessageHandler } from './types.js';
 
 interface Stream {
   /** Oldest first; ids are `ms-seq`. */
@@ -23,20 +24,20 @@ interface Tenant {
 }
 
 export interface InProcessBrokerOptions {
-  /** How much history each stream keeps. @default {@link DEFAULT_RETENTION} */
-  retention?: Retention;
+  /** How much history each stream keeps (`HeraldConfig.retention`). */
+  retention: Retention;
   /** The clock, in ms since the epoch. @default Date.now */
   now?: () => number;
 }
 
-export function createInProcessBroker(options: InProcessBrokerOptions = {}): Broker {
-  const retention = options.retention ?? DEFAULT_RETENTION;
+export function createInProcessBroker(options: InProcessBrokerOptions): Broker {
+  const { retention } = options;
   const now = options.now ?? Date.now;
   const channels = new Set<string>();
   const tenants = new Map<string, Tenant>();
   const streams = new Map<string, Stream>();
   const remembered = new Map<string, { value: string; expiresAt: number }>();
-  let sink: MessageSink | undefined;
+  let handler: MessageHandler | undefined;
   let closed = false;
 
   const liveStream = (key: string): Stream | undefined => {
@@ -64,10 +65,9 @@ export function createInProcessBroker(options: InProcessBrokerOptions = {}): Bro
     (liveStream(key)?.entries ?? []).filter((entry) => keep(entry.entryId)).map((entry) => ({ id: `${epoch}_${entry.entryId}`, payload: entry.payload }));
 
   return {
-    kind: 'in-process',
     listen(next) {
-      if (sink) throw new Error('the broker already has a sink');
-      sink = next;
+      if (handler) throw new Error('the broker already has a message handler');
+      handler = next;
     },
     async subscribe(channel) {
       if (closed) throw new BrokerUnavailableError('the broker is closed');
@@ -94,7 +94,7 @@ export function createInProcessBroker(options: InProcessBrokerOptions = {}): Bro
       const entryId = `${tenant.ms}-${tenant.seq}`;
       append(destination.stream, entryId, tenant.ms, payload);
       const id = `${tenant.epoch}_${entryId}`;
-      const receivedUsers = sink && channels.has(destination.channel) ? sink(destination.channel, { id, payload }) : 0;
+      const receivedUsers = handler && channels.has(destination.channel) ? handler(destination.channel, { id, payload }) : 0;
       if (idempotency) remembered.set(idempotency.key, { value: `${id} ${receivedUsers}`, expiresAt: at + idempotency.windowMs });
       return { id, receivedUsers, duplicate: false };
     },

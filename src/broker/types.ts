@@ -3,8 +3,9 @@
  * keeps their history. It knows channels, stream keys and strings only: no GraphQL, no
  * transport, no observers.
  */
-import type { Destination } from '../channels/index.js';
+import type { Destination } from '../names/index.js';
 import type { Cursor, ReadPosition } from '../common/cursor.js';
+import { Failure } from '../common/failures.js';
 
 /** One notification as the broker carries it: its id (a cursor) and its encoded body. */
 export interface BrokerMessage {
@@ -16,26 +17,11 @@ export interface BrokerMessage {
  * Receives every message of every subscribed channel and returns how many live
  * subscriptions it reached in this process (the subscribe server's observer map).
  */
-export type MessageSink = (channel: string, message: BrokerMessage) => number;
-
-/** How much history each stream keeps. */
-export interface Retention {
-  /**
-   * Entries kept per stream (per user, store or company); older ones are trimmed.
-   * @default 1000
-   */
-  maxLength: number;
-  /**
-   * Age after which an entry is trimmed, and idle time after which a whole stream
-   * expires, in ms.
-   * @default 604800000 (7 days)
-   */
-  maxAgeMs: number;
-}
+export type MessageHandler = (channel: string, message: BrokerMessage) => number;
 
 export interface PublishRequest {
   readonly destination: Destination;
-  /** The tenant's history key (`ChannelNamer.tenantKey`). */
+  /** The tenant's history key (`Namer.tenantKey`). */
   readonly tenantKey: string;
   /** The encoded notification, without its id. */
   readonly payload: string;
@@ -96,15 +82,13 @@ export type HistoryPage =
   | { readonly gap: true; readonly reason: string };
 
 export interface Broker {
-  /** Which implementation this is, for logs and `/readyz`. */
-  readonly kind: 'redis' | 'in-process';
   /**
-   * Sets the one sink of this broker, and who is told when subscribed channels may have
+   * Sets the one message handler of this broker (the observer map), and who is told when subscribed channels may have
    * missed messages; a second call throws.
    */
-  listen(sink: MessageSink, events?: ChannelEvents): void;
+  listen(handler: MessageHandler, events?: ChannelEvents): void;
   /**
-   * Starts delivering `channel` to the sink. Resolves only once the broker has
+   * Starts delivering `channel` to the handler. Resolves only once the broker has
    * confirmed the subscription; rejects with {@link BrokerUnavailableError}.
    */
   subscribe(channel: string): Promise<void>;
@@ -134,8 +118,11 @@ export interface Broker {
 }
 
 /** The broker cannot reach its backend and did nothing; the message says what failed. */
-export class BrokerUnavailableError extends Error {
+export class BrokerUnavailableError extends Failure {
   override readonly name = 'BrokerUnavailableError';
+  constructor(message: string) {
+    super('SERVICE_UNAVAILABLE', message);
+  }
 }
 
 /**
@@ -143,9 +130,9 @@ export class BrokerUnavailableError extends Error {
  * sent: it may or may not have been carried out. A publisher retries with the same
  * idempotency key to be sure of one delivery.
  */
-export class OutcomeUnknownError extends Error {
+export class OutcomeUnknownError extends Failure {
   override readonly name = 'OutcomeUnknownError';
+  constructor(message: string) {
+    super('OUTCOME_UNKNOWN', message);
+  }
 }
-
-/** The default {@link Retention}. */
-export const DEFAULT_RETENTION: Retention = { maxLength: 1000, maxAgeMs: 7 * 24 * 3600 * 1000 };

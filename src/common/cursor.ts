@@ -40,11 +40,6 @@ export function streamId(cursor: ReadPosition): string {
   return `${cursor.ms}-${cursor.seq}`;
 }
 
-/** Orders two cursors of one epoch: negative, zero or positive. */
-export function compareCursors(a: Cursor, b: Cursor): number {
-  return a.ms - b.ms || a.seq - b.seq;
-}
-
 /** Orders two stream entry ids (`ms-seq`). */
 export function compareStreamIds(a: string, b: string): number {
   const [aMs = 0, aSeq = 0] = a.split('-').map(Number);

@@ -1,61 +1,26 @@
 /**
- * Stable `extensions.code` values of Herald's GraphQL errors, the mapping of the typed
- * errors the core throws onto them, and the one function every transport passes an
- * error through before a client sees it ({@link createErrorMask}). Clients switch on the
- * code, never the message.
+ * The one way an error leaves Herald towards a client ({@link createErrorMask}), and the
+ * GraphQL error of a failure kind ({@link graphqlError}). Which kinds there are, and
+ * what each becomes on every transport, is the table in `failures.ts`. Clients switch
+ * on the code, never the message.
  */
 import { GraphQLError } from 'graphql';
-import { AuthenticationError, ForbiddenError } from '../auth/index.js';
-import { InvalidNameError } from '../channels/index.js';
-import { BrokerUnavailableError, OutcomeUnknownError } from '../broker/types.js';
-import { InvalidInputError, LimitExceededError } from './failures.js';
+import { FAILURES, isExpectedFailure, type FailureCode } from './failures.js';
 import type { Logger } from './logger.js';
 
-export const ErrorCode = {
-  Unauthenticated: 'UNAUTHENTICATED',
-  Forbidden: 'FORBIDDEN',
-  /** The request itself is malformed (not JSON, wrong types) or sent the wrong way. */
-  BadRequest: 'BAD_REQUEST',
-  BadUserInput: 'BAD_USER_INPUT',
-  LimitExceeded: 'LIMIT_EXCEEDED',
-  ServiceUnavailable: 'SERVICE_UNAVAILABLE',
-  OutcomeUnknown: 'OUTCOME_UNKNOWN',
-  WrongServer: 'WRONG_SERVER',
-  HistoryGap: 'HISTORY_GAP',
-  /** A fault of Herald's; its message is hidden in production. */
-  InternalServerError: 'INTERNAL_SERVER_ERROR',
-} as const;
-
-export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
-
-export function graphqlError(code: ErrorCode, message: string): GraphQLError {
+export function graphqlError(code: FailureCode, message: string): GraphQLError {
   return new GraphQLError(message, { extensions: { code } });
 }
 
 /** What a client is told, in production, in place of an unexpected error's message. */
-export const UNEXPECTED_ERROR_MESSAGE = 'Unexpected error.';
+const UNEXPECTED_ERROR_MESSAGE = 'Unexpected error.';
 
 /**
  * True for a GraphQL error Herald made or graphql-js reported, which a client may see as
- * it is; false for one that wraps an unexpected exception (a fault of Herald's).
+ * it is; false for one that wraps an exception (a failure of the core, or a fault).
  */
-export function isClientFacing(error: unknown): error is GraphQLError {
+function isClientFacing(error: unknown): error is GraphQLError {
   return error instanceof GraphQLError && (error.originalError === undefined || error.originalError instanceof GraphQLError);
-}
-
-/**
- * Turns an error the core threw into a client-facing GraphQL error. Anything not known
- * here is rethrown, for the server to mask as an unexpected error.
- */
-export function toGraphQLError(error: unknown): GraphQLError {
-  if (error instanceof GraphQLError) return error;
-  if (error instanceof AuthenticationError) return graphqlError(ErrorCode.Unauthenticated, error.message);
-  if (error instanceof ForbiddenError) return graphqlError(ErrorCode.Forbidden, error.message);
-  if (error instanceof InvalidNameError || error instanceof InvalidInputError) return graphqlError(ErrorCode.BadUserInput, error.message);
-  if (error instanceof LimitExceededError) return graphqlError(ErrorCode.LimitExceeded, error.message);
-  if (error instanceof BrokerUnavailableError) return graphqlError(ErrorCode.ServiceUnavailable, error.message);
-  if (error instanceof OutcomeUnknownError) return graphqlError(ErrorCode.OutcomeUnknown, error.message);
-  throw error;
 }
 
 /**
@@ -88,21 +53,36 @@ export interface ErrorMaskOptions {
 export type MaskError = (error: unknown) => GraphQLError;
 
 /**
- * The one way an error leaves Herald over GraphQL (HTTP, SSE and WebSocket alike). A
- * client-facing error passes with its code, its message cleaned: unsafe characters
- * escaped, and in production the "Did you mean …?" suggestions cut. Of its extensions
- * only `code` (and Yoga's `http`, which Yoga turns into the status and never sends)
- * stay: a library's extras, such as Yoga's `originalError` of a body that is not JSON,
- * quote the client's bytes. Anything else is a
- * fault of Herald's: it is logged once at `error` and becomes `Unexpected error.` with
- * code `INTERNAL_SERVER_ERROR` in production (its own message, escaped, outside). What
- * the mask returns passes through it again unchanged and unlogged, so a transport may
- * mask what a library has already masked.
+ * The one way an error leaves Herald (GraphQL over HTTP, SSE and WebSocket, WebSocket
+ * close reasons and gRPC statuses alike). A failure of an expected kind (`failures.ts`),
+ * thrown as it is or wrapped by graphql-js or graphql-ws, becomes a GraphQL error with
+ * its code, keeping the wrapper's path and locations. A client-facing error passes with
+ * its code. Either way the message is cleaned: unsafe characters escaped, and in
+ * production the "Did you mean …?" suggestions cut. Of a client-facing error's
+ * extensions only `code` (and Yoga's `http`, which Yoga turns into the status and never
+ * sends) stay: a library's extras, such as Yoga's `originalError` of a body that is not
+ * JSON, quote the client's bytes. Anything else is a fault of Herald's: it is logged
+ * once at `error` and becomes `Unexpected error.` with code `INTERNAL_SERVER_ERROR` in
+ * production (its own message, escaped, outside). What the mask returns passes through
+ * it again unchanged and unlogged, so a transport may mask what a library has already
+ * masked.
  */
 export function createErrorMask({ production, logger }: ErrorMaskOptions): MaskError {
+  const clean = (message: string): string => escapeControlCharacters(production ? message.replace(SUGGESTION, '') : message);
   return (error) => {
+    const failure = error instanceof GraphQLError ? error.originalError : error;
+    if (isExpectedFailure(failure)) {
+      const wrapper = error instanceof GraphQLError ? error : undefined;
+      return new GraphQLError(clean(failure.message), {
+        nodes: wrapper?.nodes ?? null,
+        source: wrapper?.source ?? null,
+        positions: wrapper?.positions ?? null,
+        path: wrapper?.path ?? null,
+        extensions: { code: failure.code },
+      });
+    }
     if (isClientFacing(error)) {
-      const cleaned = escapeControlCharacters(production ? error.message.replace(SUGGESTION, '') : error.message);
+      const cleaned = clean(error.message);
       const { code, http } = error.extensions;
       const extensions = { ...(code === undefined ? {} : { code }), ...(http === undefined ? {} : { http }) };
       if (cleaned === error.message && Object.keys(extensions).length === Object.keys(error.extensions).length) return error;
@@ -120,7 +100,13 @@ export function createErrorMask({ production, logger }: ErrorMaskOptions): MaskE
     const message = production ? UNEXPECTED_ERROR_MESSAGE : escapeControlCharacters(original instanceof Error ? original.message : String(original));
     return new GraphQLError(message, {
       path: error instanceof GraphQLError ? (error.path ?? null) : null,
-      extensions: { code: ErrorCode.InternalServerError },
+      extensions: { code: 'INTERNAL_SERVER_ERROR' },
     });
   };
+}
+
+/** The failure kind of an error the mask returned (`INTERNAL_SERVER_ERROR` for one it did not make). */
+export function failureCodeOf(masked: GraphQLError): FailureCode {
+  const code = masked.extensions['code'];
+  return typeof code === 'string' && code in FAILURES ? (code as FailureCode) : 'INTERNAL_SERVER_ERROR';
 }

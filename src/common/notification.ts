@@ -2,7 +2,11 @@
  * The notification as it travels through the broker, shared by both servers: the
  * publish server encodes it once, each subscribe server decodes it once per message.
  */
-import { AUDIENCES, type Audience } from '../channels/index.js';
+
+/** Who a notification is addressed to; mirrors `enum Audience` in schema.graphql. */
+export type Audience = 'USER' | 'STORE' | 'COMPANY';
+
+export const AUDIENCES: readonly Audience[] = ['USER', 'STORE', 'COMPANY'];
 
 /** What the publish server encodes; the broker assigns the id. */
 export interface NotificationBody {
@@ -19,6 +23,14 @@ export interface Notification extends NotificationBody {
   /** Its id in the tenant's history, usable as a resume cursor. */
   readonly id: string;
 }
+
+/** Told to a resuming subscriber whose missed notifications are not all kept. */
+export interface HistoryGap {
+  readonly gap: string;
+}
+
+/** What a subscription yields. */
+export type SubscriptionItem = Notification | HistoryGap;
 
 export function encodeNotification(notification: NotificationBody): string {
   return JSON.stringify(notification);

@@ -2,14 +2,55 @@
  * Reads and checks Herald's environment once, at start-up. Every problem is collected
  * and reported together, so an operator fixes a bad deployment in one pass.
  */
-import { createTokenVerifier } from '../auth/tokens.js';
-import type { Retention } from '../broker/types.js';
-import type { GrpcKeepalive } from '../grpc/server.js';
-import { isValidName } from '../channels/index.js';
+import { isValidName } from '../names/index.js';
+import { publicKey } from './jwt-key.js';
 import { PUBLISHED_JWT_SECRETS } from './published-secrets.js';
 import { readFileSync } from 'node:fs';
-import { FCM_URL, GOOGLE_TOKEN_URL, parseServiceAccountKey, type ServiceAccountKey } from '../push/senders/fcm.js';
-import type { VapidKeys } from '../push/senders/web-push.js';
+import { FCM_URL, GOOGLE_TOKEN_URL, parseServiceAccountKey, type ServiceAccountKey, type VapidKeys } from './push.js';
+
+/** How much history each stream keeps. */
+export interface Retention {
+  /**
+   * `HISTORY_MAX_LENGTH`: entries kept per stream (per user, store or company); older
+   * ones are trimmed.
+   * @default 1000
+   */
+  maxLength: number;
+  /**
+   * `HISTORY_MAX_AGE_SECONDS`: age after which an entry is trimmed, and idle time after
+   * which a whole stream expires; kept here in ms.
+   * @default 604800 (7 days)
+   */
+  maxAgeMs: number;
+}
+
+/** The gRPC servers' keepalive policy. */
+export interface GrpcKeepalive {
+  /**
+   * `GRPC_KEEPALIVE_TIME_MS`: how often the server pings a client's connection to learn
+   * that it is still there.
+   * @default 30000 (ms)
+   */
+  timeMs: number;
+  /**
+   * `GRPC_KEEPALIVE_TIMEOUT_MS`: how long a ping may go unanswered before the connection
+   * (and every stream on it) is closed.
+   * @default 10000 (ms)
+   */
+  timeoutMs: number;
+  /**
+   * `GRPC_MIN_PING_INTERVAL_MS`: the shortest interval at which a client may ping. Pings
+   * sooner than this are strikes.
+   * @default 10000 (ms)
+   */
+  minPingIntervalMs: number;
+  /**
+   * `GRPC_MAX_PING_STRIKES`: strikes in a row tolerated; one more and the client gets
+   * GOAWAY `too_many_pings`.
+   * @default 2
+   */
+  maxPingStrikes: number;
+}
 
 /** Hard limits that protect a server from one client. */
 export interface Limits {
@@ -92,11 +133,7 @@ export interface HeraldConfig {
   grpcPort: number;
   /** `PUBLISH_GRPC_PORT`: the publish server's gRPC `Send`. @default 4003 */
   publishGrpcPort: number;
-  /**
-   * `GRPC_KEEPALIVE_TIME_MS` (server pings, default 30000), `GRPC_KEEPALIVE_TIMEOUT_MS`
-   * (unanswered ping drops the connection, default 10000), `GRPC_MIN_PING_INTERVAL_MS`
-   * (fastest a client may ping, default 10000) and `GRPC_MAX_PING_STRIKES` (default 2).
-   */
+  /** The gRPC servers' keepalive policy; see {@link GrpcKeepalive}. */
   grpcKeepalive: GrpcKeepalive;
   /** `JWT_SECRET`: HS256 secret. */
   jwtSecret: string | undefined;
@@ -145,11 +182,7 @@ export interface HeraldConfig {
    * @default 2000
    */
   redisCommandTimeoutMs: number;
-  /**
-   * `HISTORY_MAX_LENGTH` (entries per user, store or company stream; default 1000) and
-   * `HISTORY_MAX_AGE_SECONDS` (age of an entry, and idle time of a stream, before it is
-   * dropped; default 604800 = 7 days).
-   */
+  /** How much history each stream keeps; see {@link Retention}. */
   retention: Retention;
   /**
    * `SHUTDOWN_DRAIN_MS`: on SIGTERM, how long requests in flight (mutations, queries,
@@ -243,7 +276,7 @@ export function readConfig(env: Env = process.env): HeraldConfig {
   }
   if (jwtPublicKey !== undefined && jwtSecret === undefined) {
     try {
-      createTokenVerifier({ publicKey: jwtPublicKey });
+      publicKey(jwtPublicKey);
     } catch (error) {
       problems.push(`JWT_PUBLIC_KEY is not a usable key: ${error instanceof Error ? error.message : String(error)}`);
     }

@@ -3,7 +3,7 @@
  * tokens with them, so production refuses them (see `readConfig`). Git keeps every value
  * that was ever committed: add a secret here when one is published, never remove one.
  *
- * The test suite's own secret (`test/helpers/tokens.ts`) is not listed: the end-to-end
+ * The test suite's own secret (`test/support/tokens.ts`) is not listed: the end-to-end
  * tests run Herald as a production process with it.
  */
 export const PUBLISHED_JWT_SECRETS: ReadonlySet<string> = new Set([

@@ -5,10 +5,14 @@
  * `unknown` until it passes here; what is wrong is a {@link BadRequestError} whose
  * message names it, never an echo of the client's bytes.
  */
+import { Failure } from '../common/failures.js';
 
 /** The request is malformed; `message` says what is wrong, for a 400 answer. */
-export class BadRequestError extends Error {
+export class BadRequestError extends Failure {
   override readonly name = 'BadRequestError';
+  constructor(message: string) {
+    super('BAD_REQUEST', message);
+  }
 }
 
 export interface OperationParams {

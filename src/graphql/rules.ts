@@ -18,7 +18,6 @@ import {
   type ValidationContext,
   type ValidationRule,
 } from 'graphql';
-import { ErrorCode } from '../common/errors.js';
 
 export interface RuleOptions {
   /** Deepest selection set accepted (`MAX_QUERY_DEPTH`); see {@link maxDepthRule}. */
@@ -36,7 +35,7 @@ export interface RuleOptions {
 export function createValidationRules(options: RuleOptions): ValidationRule[] {
   const reportLimit = (variable: string) => (context: ValidationContext | null, error: GraphQLError) => {
     const message = error.message.replace(/^Syntax Error: /, '');
-    context?.reportError(new GraphQLError(`${message} (${variable})`, { extensions: { code: ErrorCode.LimitExceeded } }));
+    context?.reportError(new GraphQLError(`${message} (${variable})`, { extensions: { code: 'LIMIT_EXCEEDED' } }));
   };
   return [
     maxDepthRule(options.maxDepth),
@@ -76,7 +75,7 @@ export function repeatedFieldsRule(maxRepeats: number): ValidationRule {
               context.reportError(
                 new GraphQLError(`"${key}" is selected more than ${maxRepeats} times in one selection set`, {
                   nodes: [selection],
-                  extensions: { code: ErrorCode.LimitExceeded },
+                  extensions: { code: 'LIMIT_EXCEEDED' },
                 }),
               );
             }
@@ -163,7 +162,7 @@ export function maxDepthRule(maxDepth: number): ValidationRule {
             if (total > maxDepth) {
               context.reportError(
                 new GraphQLError(`Query depth limit of ${maxDepth} exceeded, found ${total}. (MAX_QUERY_DEPTH)`, {
-                  extensions: { code: ErrorCode.LimitExceeded },
+                  extensions: { code: 'LIMIT_EXCEEDED' },
                 }),
               );
             }
@@ -189,7 +188,7 @@ const introspectionOffRule: ValidationRule = (context) => {
       context.reportError(
         new GraphQLError(`introspection is turned off, so "${node.name.value}" cannot be queried (GRAPHQL_INTROSPECTION)`, {
           nodes: [node],
-          extensions: { code: ErrorCode.Forbidden },
+          extensions: { code: 'FORBIDDEN' },
         }),
       );
     },
@@ -203,7 +202,7 @@ function operationKindRule(operations: readonly OperationTypeNode[], elsewhere: 
         context.reportError(
           new GraphQLError(`this server does not answer ${node.operation}s: ${elsewhere}`, {
             nodes: [node],
-            extensions: { code: ErrorCode.WrongServer },
+            extensions: { code: 'WRONG_SERVER' },
           }),
         );
       }

@@ -6,12 +6,14 @@
 import { once } from 'node:events';
 import { status, type ServerWritableStream, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { TokenVerifier } from '../auth/index.js';
+import { createErrorMask } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
-import type { Feed } from '../subscribe/feed.js';
-import type { FeedItem, Subscriptions } from '../subscribe/subscriptions.js';
+import type { Queue } from '../subscribe/queue.js';
+import type { SubscriptionItem } from '../common/notification.js';
+import type { Subscriptions } from '../subscribe/subscriptions.js';
 import { principalOf } from './auth.js';
 import { loadHeraldProto, toGrpcAudience, type FeedRequest, type FeedResponse } from './proto.js';
-import { isExpected, toServiceError } from './status.js';
+import { toServiceError } from './status.js';
 
 export interface FeedServiceOptions {
   subscriptions: Subscriptions;
@@ -30,30 +32,30 @@ export interface FeedService {
 type FeedCall = ServerWritableStream<FeedRequest, FeedResponse>;
 
 export function createFeedService(options: FeedServiceOptions): FeedService {
-  const { subscriptions, verifier, production, logger } = options;
-  const open = new Map<FeedCall, Feed<FeedItem>>();
+  const { subscriptions, verifier } = options;
+  const maskError = createErrorMask(options);
+  const open = new Map<FeedCall, Queue<SubscriptionItem>>();
 
   const fail = (call: FeedCall, error: unknown): void => {
-    if (!isExpected(error)) logger.error(`herald: gRPC Feed failed: ${error instanceof Error ? error.stack : String(error)}`);
-    call.emit('error', toServiceError(error, production));
+    call.emit('error', toServiceError(error, maskError));
   };
 
-  async function feed(call: FeedCall): Promise<void> {
-    let stream: Feed<FeedItem>;
+  async function serveFeed(call: FeedCall): Promise<void> {
+    let queue: Queue<SubscriptionItem>;
     try {
       const principal = principalOf(call.metadata, verifier);
-      stream = await subscriptions.open({ principal, userName: call.request.userName, since: call.request.since });
+      queue = await subscriptions.open({ principal, userName: call.request.userName, since: call.request.since });
     } catch (error) {
       return fail(call, error);
     }
     if (call.cancelled) {
-      await stream.return();
+      await queue.return();
       return;
     }
-    open.set(call, stream);
-    call.once('cancelled', () => void stream.return());
+    open.set(call, queue);
+    call.once('cancelled', () => void queue.return());
     try {
-      for await (const item of stream) {
+      for await (const item of queue) {
         const response: FeedResponse =
           'gap' in item
             ? { historyGap: { reason: item.gap } }
@@ -74,17 +76,17 @@ export function createFeedService(options: FeedServiceOptions): FeedService {
       if (!call.cancelled) fail(call, error);
     } finally {
       open.delete(call);
-      await stream.return();
+      await queue.return();
     }
   }
 
   return {
     definition: loadHeraldProto().NotificationFeed.service,
-    implementation: { feed: (call: FeedCall) => void feed(call) },
+    implementation: { feed: (call: FeedCall) => void serveFeed(call) },
     closeAll() {
-      for (const [call, stream] of open) {
+      for (const [call, queue] of open) {
         call.emit('error', { code: status.UNAVAILABLE, details: 'server shutting down: reconnect (with `since`) elsewhere' });
-        void stream.return();
+        void queue.return();
       }
       open.clear();
     },

@@ -5,21 +5,20 @@
 import type { TokenVerifier } from '../auth/index.js';
 import type { Logger } from '../common/logger.js';
 import type { HeraldServer } from '../common/server.js';
+import type { GrpcKeepalive } from '../config/index.js';
 import type { Sender } from '../publish/send.js';
 import type { Subscriptions } from '../subscribe/subscriptions.js';
 import { createFeedService } from './feed-service.js';
 import { createPublishService } from './publish-service.js';
-import { createGrpcServer, type GrpcKeepalive } from './server.js';
-
-export { DEFAULT_GRPC_KEEPALIVE, type GrpcKeepalive } from './server.js';
+import { createGrpcServer } from './server.js';
 
 interface CommonOptions {
   verifier: TokenVerifier;
   keepalive: GrpcKeepalive;
-  /** Hides internal error messages. */
+  /** Hides internal error messages (`HeraldConfig.production`). */
   production: boolean;
-  /** On `stop()`, how long calls in flight may take before they are cut. @default 10000 (ms) */
-  drainMs?: number;
+  /** On `stop()`, how long calls in flight may take before they are cut (`HeraldConfig.shutdownDrainMs`). */
+  drainMs: number;
   /** Whether the broker is ready: the servers' gRPC health status. */
   isReady: () => boolean;
   logger: Logger;
@@ -32,7 +31,7 @@ export function createFeedGrpcServer(options: CommonOptions & { subscriptions: S
     services: [service],
     keepalive: options.keepalive,
     onStop: () => service.closeAll(),
-    drainMs: options.drainMs ?? 10_000,
+    drainMs: options.drainMs,
     isReady: options.isReady,
     logger: options.logger,
   });
@@ -43,7 +42,7 @@ export function createPublishGrpcServer(options: CommonOptions & { sender: Sende
   return createGrpcServer({
     services: [createPublishService(options)],
     keepalive: options.keepalive,
-    drainMs: options.drainMs ?? 10_000,
+    drainMs: options.drainMs,
     isReady: options.isReady,
     logger: options.logger,
   });

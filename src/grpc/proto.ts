@@ -4,7 +4,6 @@
  * stays the one source (no generated code to keep in step), and the few message shapes
  * Herald handles are typed here by hand.
  */
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadPackageDefinition, type GrpcObject, type ServiceClientConstructor } from '@grpc/grpc-js';
 import { loadSync, type PackageDefinition } from '@grpc/proto-loader';
@@ -12,13 +11,12 @@ import { loadSync, type PackageDefinition } from '@grpc/proto-loader';
 // Resolved from this module, so the same relative path holds from src/grpc and dist/grpc.
 // fileURLToPath, not URL#pathname: a checkout under a path with spaces or non-ASCII
 // characters would otherwise be percent-encoded.
-export const PROTO_DIR = fileURLToPath(new URL('../../proto/', import.meta.url));
+const PROTO_DIR = fileURLToPath(new URL('../../proto/', import.meta.url));
 /** The .proto files, relative to {@link PROTO_DIR}. */
 const PROTO_FILES = ['herald/v1/notifications.proto', 'grpc/health/v1/health.proto'];
-export const PROTO_PATH = join(PROTO_DIR, 'herald/v1/notifications.proto');
 
 /** How messages look in JavaScript: camelCase fields, enums as their names, int64 as number. */
-export const LOADER_OPTIONS = { keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true } as const;
+const LOADER_OPTIONS = { keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true } as const;
 
 export type GrpcAudience = 'AUDIENCE_UNSPECIFIED' | 'AUDIENCE_USER' | 'AUDIENCE_STORE' | 'AUDIENCE_COMPANY';
 

@@ -5,11 +5,12 @@
 import type { sendUnaryData, ServerUnaryCall, ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { TokenVerifier } from '../auth/index.js';
 import type { PublishResult } from '../broker/types.js';
+import { createErrorMask } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type { Sender } from '../publish/send.js';
 import { principalOf } from './auth.js';
 import { fromGrpcAudience, loadHeraldProto, type SendRequest, type SendResponse } from './proto.js';
-import { isExpected, toServiceError } from './status.js';
+import { toServiceError } from './status.js';
 
 export interface PublishServiceOptions {
   sender: Sender;
@@ -22,7 +23,8 @@ export function createPublishService(options: PublishServiceOptions): {
   definition: ServiceDefinition;
   implementation: UntypedServiceImplementation;
 } {
-  const { sender, verifier, production, logger } = options;
+  const { sender, verifier } = options;
+  const maskError = createErrorMask(options);
 
   const toSendRequest = (request: SendRequest) => ({
     to: request.to,
@@ -40,14 +42,11 @@ export function createPublishService(options: PublishServiceOptions): {
       try {
         principal = principalOf(call.metadata, verifier);
       } catch (error) {
-        return callback(toServiceError(error, production));
+        return callback(toServiceError(error, maskError));
       }
       work(principal, call.request).then(
         (response) => callback(null, response),
-        (error: unknown) => {
-          if (!isExpected(error)) logger.error(`herald: gRPC send failed: ${error instanceof Error ? error.stack : String(error)}`);
-          callback(toServiceError(error, production));
-        },
+        (error: unknown) => callback(toServiceError(error, maskError)),
       );
     };
 

@@ -14,34 +14,9 @@ import { ReflectionService } from '@grpc/reflection';
 import { Server, ServerCredentials, setLogger, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { Logger } from '../common/logger.js';
 import type { HeraldServer } from '../common/server.js';
+import type { GrpcKeepalive } from '../config/index.js';
 import { createHealthService } from './health.js';
 import { loadProtoDefinition } from './proto.js';
-
-export interface GrpcKeepalive {
-  /**
-   * How often the server pings a client's connection to learn that it is still there.
-   * @default 30000 (ms)
-   */
-  timeMs: number;
-  /**
-   * How long a ping may go unanswered before the connection (and every stream on it) is
-   * closed.
-   * @default 10000 (ms)
-   */
-  timeoutMs: number;
-  /**
-   * The shortest interval at which a client may ping. Pings sooner than this are strikes.
-   * @default 10000 (ms)
-   */
-  minPingIntervalMs: number;
-  /**
-   * Strikes in a row tolerated; one more and the client gets GOAWAY `too_many_pings`.
-   * @default 2
-   */
-  maxPingStrikes: number;
-}
-
-export const DEFAULT_GRPC_KEEPALIVE: GrpcKeepalive = { timeMs: 30_000, timeoutMs: 10_000, minPingIntervalMs: 10_000, maxPingStrikes: 2 };
 
 export interface GrpcServerOptions {
   services: ReadonlyArray<{ definition: ServiceDefinition; implementation: UntypedServiceImplementation }>;
@@ -92,7 +67,9 @@ export function createGrpcServer(options: GrpcServerOptions): HeraldServer {
         server.bindAsync(`${host}:${port}`, ServerCredentials.createInsecure(), (error, boundPort) => {
           if (error) return reject(withSocketCode(error));
           // grpc-js enforces no ping policy of its own and keeps its HTTP/2 servers private;
-          // reach its sessions to enforce one. Pinned grpc-js version: see package.json.
+          // reach its sessions to enforce one. The one grpc-js internal Herald touches, here
+          // only: `Server#http2Servers` of @grpc/grpc-js 1.14.7, pinned exactly in
+          // package.json; a version without it is logged and the policy goes unenforced.
           const http2Servers = (server as unknown as { http2Servers?: Map<Http2Server, unknown> }).http2Servers;
           if (http2Servers instanceof Map) {
             for (const http2Server of http2Servers.keys()) http2Server.on('session', enforcePingPolicy);

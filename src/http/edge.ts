@@ -4,7 +4,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ErrorCode, escapeControlCharacters } from '../common/errors.js';
+import { escapeControlCharacters } from '../common/errors.js';
 
 export interface HttpEdgeOptions {
   /** Origins allowed besides the server's own (`CORS_ORIGINS`). */
@@ -62,7 +62,7 @@ export function createHttpEdge(options: HttpEdgeOptions): Server {
     const path = (request.url ?? '/').split('?')[0];
     const origin = request.headers.origin;
     if (!origins.allows(origin, request.headers.host)) {
-      return sendError(response, 403, ErrorCode.Forbidden, `origin ${origin} is not allowed (CORS_ORIGINS)`);
+      return sendError(response, 403, 'FORBIDDEN', `origin ${origin} is not allowed (CORS_ORIGINS)`);
     }
     response.setHeader('Vary', 'Origin');
     if (origin !== undefined && origins.isListed(origin)) {
@@ -90,11 +90,11 @@ export function createHttpEdge(options: HttpEdgeOptions): Server {
         if (request.method === 'POST') {
           const length = request.headers['content-length'];
           if (length === undefined) {
-            return sendError(response, 411, ErrorCode.BadRequest, 'a POST needs a Content-Length header');
+            return sendError(response, 411, 'BAD_REQUEST', 'a POST needs a Content-Length header');
           }
           const limit = largerBody?.allows(request) ? largerBody : messageLimit;
           if (Number(length) > limit.bytes) {
-            return sendError(response, 413, ErrorCode.LimitExceeded, `request body is larger than ${limit.bytes} bytes (${limit.variable})`);
+            return sendError(response, 413, 'LIMIT_EXCEEDED', `request body is larger than ${limit.bytes} bytes (${limit.variable})`);
           }
         }
         return options.graphql(request, response);

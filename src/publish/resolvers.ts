@@ -1,10 +1,10 @@
 /**
  * `Mutation.sendNotification` and `sendNotifications`: the GraphQL face of {@link Sender}.
+ * Its failures are thrown as they are: the error mask gives each its code (`common/failures.ts`).
  * Deliveries are counted only when the caller selects `receivedUsers`: counting waits
  * for every subscribe server's report, and a caller that only wants the id need not.
  */
 import type { GraphQLResolveInfo } from 'graphql';
-import { toGraphQLError } from '../common/errors.js';
 import { requirePrincipal, type HeraldContext } from '../graphql/schema.js';
 import { selectsSubfield } from '../graphql/selection.js';
 import type { Sender } from './send.js';
@@ -19,21 +19,13 @@ interface SendNotificationArgs {
 export function createPublishResolvers(sender: Sender) {
   return {
     Mutation: {
-      async sendNotification(_root: unknown, args: SendNotificationArgs, context: HeraldContext, info: GraphQLResolveInfo) {
+      sendNotification(_root: unknown, args: SendNotificationArgs, context: HeraldContext, info: GraphQLResolveInfo) {
         const principal = requirePrincipal(context);
-        try {
-          return await sender.send(principal, args, { countDeliveries: selectsSubfield(info, 'receivedUsers') });
-        } catch (error) {
-          throw toGraphQLError(error);
-        }
+        return sender.send(principal, args, { countDeliveries: selectsSubfield(info, 'receivedUsers') });
       },
-      async sendNotifications(_root: unknown, args: { notifications: SendNotificationArgs[] }, context: HeraldContext, info: GraphQLResolveInfo) {
+      sendNotifications(_root: unknown, args: { notifications: SendNotificationArgs[] }, context: HeraldContext, info: GraphQLResolveInfo) {
         const principal = requirePrincipal(context);
-        try {
-          return await sender.sendBatch(principal, args.notifications, { countDeliveries: selectsSubfield(info, 'receivedUsers') });
-        } catch (error) {
-          throw toGraphQLError(error);
-        }
+        return sender.sendBatch(principal, args.notifications, { countDeliveries: selectsSubfield(info, 'receivedUsers') });
       },
     },
   };

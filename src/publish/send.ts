@@ -5,13 +5,13 @@
  */
 import { authorizePublish, type Principal } from '../auth/index.js';
 import type { Broker, PublishRequest, PublishResult } from '../broker/types.js';
-import { AUDIENCES, type Audience, type ChannelNamer } from '../channels/index.js';
-import { InvalidInputError } from '../common/failures.js';
-import { encodeNotification } from '../common/notification.js';
+import type { Namer } from '../names/index.js';
+import { Failure, InvalidInputError } from '../common/failures.js';
+import { AUDIENCES, encodeNotification, type Audience } from '../common/notification.js';
 
 export interface SenderOptions {
   broker: Broker;
-  channels: ChannelNamer;
+  namer: Namer;
   /** Longest `text` accepted, in characters (`MAX_TEXT_LENGTH`). */
   maxTextLength: number;
   /** How long an `idempotencyKey` is remembered, in ms (`IDEMPOTENCY_WINDOW_SECONDS`). */
@@ -33,7 +33,7 @@ export interface SendOptions {
 }
 
 /** Most notifications one batch may carry. */
-export const MAX_BATCH_SIZE = 1000;
+const MAX_BATCH_SIZE = 1000;
 
 export interface Sender {
   /** Sends one notification; throws a typed error (auth, input, broker) naming what was wrong. */
@@ -46,7 +46,7 @@ export interface Sender {
 }
 
 export function createSender(options: SenderOptions): Sender {
-  const { broker, channels, maxTextLength, idempotencyWindowMs } = options;
+  const { broker, namer, maxTextLength, idempotencyWindowMs } = options;
 
   const prepare = (principal: Principal, request: SendRequest, { countDeliveries }: SendOptions): PublishRequest => {
     const audience = (request.audience ?? 'USER') as Audience;
@@ -58,13 +58,13 @@ export function createSender(options: SenderOptions): Sender {
     authorizePublish(principal, audience, to);
     if (idempotencyKey != null && typeof idempotencyKey !== 'string') throw new InvalidInputError('idempotencyKey must be a string');
     return {
-      destination: channels.destination(principal.tenant, audience, to),
-      tenantKey: channels.tenantKey(principal.tenant),
+      destination: namer.destination(principal.tenant, audience, to),
+      tenantKey: namer.tenantKey(principal.tenant),
       payload: encodeNotification({ text, timestamp: Math.floor(Date.now() / 1000), audience, sender: principal.name }),
       idempotency:
         idempotencyKey == null || idempotencyKey === ''
           ? undefined
-          : { key: channels.idempotencyKey(principal.tenant, principal.name, idempotencyKey), windowMs: idempotencyWindowMs },
+          : { key: namer.idempotencyKey(principal.tenant, principal.name, idempotencyKey), windowMs: idempotencyWindowMs },
       countDeliveries,
     };
   };
@@ -77,7 +77,8 @@ export function createSender(options: SenderOptions): Sender {
         try {
           return prepare(principal, request, options);
         } catch (error) {
-          if (error instanceof Error) error.message = `notification ${index}: ${error.message}`;
+          // A new failure of the same kind that names the notification; the caught one stays as it was.
+          if (error instanceof Failure) throw new Failure(error.code, `notification ${index}: ${error.message}`, { cause: error });
           throw error;
         }
       });

@@ -6,40 +6,30 @@
 import { OperationTypeNode } from 'graphql';
 import { principalFromHeader, PUBLISH_SCOPE, type TokenVerifier } from '../auth/index.js';
 import type { Broker } from '../broker/types.js';
-import type { ChannelNamer } from '../channels/index.js';
+import type { Namer } from '../names/index.js';
 import type { Logger } from '../common/logger.js';
 import type { HeraldServer } from '../common/server.js';
-import type { Limits } from '../config/index.js';
+import type { HeraldConfig } from '../config/index.js';
 import { createDocumentCache } from '../graphql/documents.js';
-import { createGraphQLOverHttpHandler } from '../graphql/over-http.js';
+import { createGraphQLHttpHandler } from '../http/graphql-http.js';
 import { createValidationRules } from '../graphql/rules.js';
 import { buildSchema } from '../graphql/schema.js';
 import { createHttpEdge, listen, shutdown } from '../http/edge.js';
 import { createPublishResolvers } from './resolvers.js';
 import { createSender, type Sender } from './send.js';
 
-export interface PublishServerOptions {
+/**
+ * The settings the publish server takes from config, each documented (with its default)
+ * there. A mutation cut off by `shutdownDrainMs` may have been sent.
+ */
+export type PublishSettings = Pick<HeraldConfig, 'limits' | 'corsOrigins' | 'idempotencyWindowMs' | 'shutdownDrainMs' | 'production' | 'introspection'>;
+
+export interface PublishServerOptions extends PublishSettings {
   /** Carries notifications out. */
   broker: Broker;
   verifier: TokenVerifier;
-  channels: ChannelNamer;
-  limits: Limits;
-  /** Origins allowed besides the server's own (`CORS_ORIGINS`). */
-  corsOrigins: readonly string[];
-  /** How long an `idempotencyKey` is remembered, in ms. @default 600000 */
-  idempotencyWindowMs?: number;
-  /**
-   * On `stop()`, how long requests in flight may take to finish before their
-   * connections are cut (`SHUTDOWN_DRAIN_MS`). A mutation cut off may have been sent.
-   * @default 10000 (ms)
-   */
-  shutdownDrainMs?: number;
-  /** Hides internal error messages and GraphQL's suggestions. @default false */
-  production?: boolean;
-  /** Answers `__schema` and `__type` (`GRAPHQL_INTROSPECTION`). @default true outside production */
-  introspection?: boolean;
-  /** @default console */
-  logger?: Logger;
+  namer: Namer;
+  logger: Logger;
 }
 
 export interface PublishServer extends HeraldServer {
@@ -48,17 +38,15 @@ export interface PublishServer extends HeraldServer {
 }
 
 export function createPublishServer(options: PublishServerOptions): PublishServer {
-  const { broker, limits, verifier } = options;
-  const logger = options.logger ?? console;
-  const production = options.production ?? false;
+  const { broker, limits, verifier, logger, production } = options;
   let stopping = false;
   const sender = createSender({
     broker,
-    channels: options.channels,
+    namer: options.namer,
     maxTextLength: limits.maxTextLength,
-    idempotencyWindowMs: options.idempotencyWindowMs ?? 600_000,
+    idempotencyWindowMs: options.idempotencyWindowMs,
   });
-  const schema = buildSchema({ broker, channels: options.channels, resolvers: createPublishResolvers(sender) });
+  const schema = buildSchema({ broker, namer: options.namer, resolvers: createPublishResolvers(sender) });
   // At most 8 MiB of documents (`DEFAULT_DOCUMENT_CACHE_BYTES`), only those of authenticated requests.
   const documents = createDocumentCache({
     schema,
@@ -66,7 +54,7 @@ export function createPublishServer(options: PublishServerOptions): PublishServe
     validationRules: createValidationRules({
       maxDepth: limits.maxQueryDepth,
       maxAliases: limits.maxQueryAliases,
-      introspection: options.introspection ?? !production,
+      introspection: options.introspection,
       operations: [OperationTypeNode.QUERY, OperationTypeNode.MUTATION],
       elsewhere: 'subscribe on the subscribe server',
     }),
@@ -88,7 +76,7 @@ export function createPublishServer(options: PublishServerOptions): PublishServe
       },
     },
     isReady: () => !stopping && broker.isReady(),
-    graphql: createGraphQLOverHttpHandler({ schema, verifier, documents, production, logger }),
+    graphql: createGraphQLHttpHandler({ schema, verifier, documents, production, logger }),
   });
   return {
     sender,
@@ -96,7 +84,7 @@ export function createPublishServer(options: PublishServerOptions): PublishServe
     stop() {
       // /readyz answers 503 from now on, so a load balancer sends nothing new here.
       stopping = true;
-      return shutdown(http, options.shutdownDrainMs ?? 10_000);
+      return shutdown(http, options.shutdownDrainMs);
     },
   };
 }

@@ -7,7 +7,7 @@
  * sends it unless the send marker says it was sent meanwhile.
  */
 import type { Redis } from 'ioredis';
-import { isValidName } from '../channels/index.js';
+import { isValidName } from '../names/index.js';
 import { DEVICE_KINDS, type DeviceKind } from './devices.js';
 import { parsePushNotification, type PushNotification } from './entry.js';
 import type { PushKeys } from './keys.js';

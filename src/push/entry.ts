@@ -3,7 +3,7 @@
  * to. Stored as one JSON field, `e`, and parsed back by {@link decodePushEntry}, which
  * trusts nothing it reads (an entry may have been written by an older or newer Herald).
  */
-import { isValidName } from '../channels/index.js';
+import { isValidName } from '../names/index.js';
 import { assertDeviceId, assertNotificationId } from './keys.js';
 
 /** Mirrors `enum PushPolicy` in the schema. */

@@ -9,7 +9,7 @@
  * Every part is validated with the channel module's rules, so no user name, topic or
  * notification id can reach another tenant's keys or another kind of key.
  */
-import { assertValidName, InvalidNameError } from '../channels/index.js';
+import { assertValidName, InvalidNameError } from '../names/index.js';
 
 /** A notification id as the publish path makes it (`<epoch>_<ms>-<seq>`), or a test's own. */
 const NOTIFICATION_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;

@@ -11,7 +11,7 @@
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
-import { isValidName } from '../channels/index.js';
+import { isValidName } from '../names/index.js';
 import { createDeadLetters } from './dead-letters.js';
 import { createPushKeys } from './keys.js';
 import { createPushQueue } from './queue.js';

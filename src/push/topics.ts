@@ -7,7 +7,7 @@
  * SSCAN, so no single command's time or reply grows with the topic.
  */
 import type { Redis } from 'ioredis';
-import { assertValidName } from '../channels/index.js';
+import { assertValidName } from '../names/index.js';
 import type { PushKeys } from './keys.js';
 
 /** The user already follows the most topics allowed. */

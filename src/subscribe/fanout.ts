@@ -7,11 +7,11 @@ import { execute, type DocumentNode, type GraphQLSchema } from 'graphql';
 import type { MaskError } from '../common/errors.js';
 import type { AfterThisTurn } from '../common/timers.js';
 import type { HeraldContext } from '../graphql/schema.js';
-import type { FeedItem } from './subscriptions.js';
+import type { SubscriptionItem } from '../common/notification.js';
 
 export interface OperationPlan {
   /** The payload of a graphql-transport-ws `next` message for `item`, as UTF-8 JSON. */
-  render(item: FeedItem): Buffer;
+  render(item: SubscriptionItem): Buffer;
 }
 
 export interface Fanout {
@@ -39,7 +39,7 @@ export function createFanout(schema: GraphQLSchema, afterThisTurn: AfterThisTurn
       // The observer map hands one event to every observer of a channel in one go, so the
       // plan keeps only the last event it rendered, and only until the event loop moves
       // on: no map per event, and no event outlives its delivery.
-      let lastItem: FeedItem | undefined;
+      let lastItem: SubscriptionItem | undefined;
       let lastJson: Buffer | undefined;
       const forgetLast = (): void => {
         lastItem = undefined;

@@ -6,45 +6,37 @@
 import { OperationTypeNode } from 'graphql';
 import type { TokenVerifier } from '../auth/index.js';
 import type { Broker } from '../broker/types.js';
-import type { ChannelNamer } from '../channels/index.js';
+import type { Namer } from '../names/index.js';
+import { createErrorMask } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type { HeraldServer } from '../common/server.js';
-import type { Limits } from '../config/index.js';
+import { createTurnEnd } from '../common/timers.js';
+import type { HeraldConfig } from '../config/index.js';
 import { createDocumentCache } from '../graphql/documents.js';
-import { createGraphQLHttpHandler } from '../graphql/http.js';
+import { createYogaHandler } from '../http/yoga.js';
 import { createValidationRules } from '../graphql/rules.js';
 import { buildSchema } from '../graphql/schema.js';
 import { createHttpEdge, createOriginPolicy, listen, shutdown } from '../http/edge.js';
+import { createFanout } from './fanout.js';
 import { ObserverMap } from './observers.js';
-import { createSubscriptionResolvers } from './resolvers.js';
 import { createSubscriptions, type Subscriptions } from './subscriptions.js';
 import { createSseTransport, wantsEventStream } from './sse.js';
 import { attachWebSocketTransport } from './websocket.js';
 
-export interface SubscribeServerOptions {
+/** The settings the subscribe server takes from config, each documented (with its default) there. */
+export type SubscribeSettings = Pick<
+  HeraldConfig,
+  'limits' | 'corsOrigins' | 'connectionInitTimeoutMs' | 'keepAliveMs' | 'production' | 'introspection' | 'playground' | 'shutdownDrainMs'
+>;
+
+export interface SubscribeServerOptions extends SubscribeSettings {
   /** Carries notifications in; the server sets itself as its sink. */
   broker: Broker;
   verifier: TokenVerifier;
-  channels: ChannelNamer;
-  limits: Limits;
-  /** Origins allowed besides the server's own (`CORS_ORIGINS`). */
-  corsOrigins: readonly string[];
-  /** See `HeraldConfig.connectionInitTimeoutMs`. @default 3000 */
-  connectionInitTimeoutMs?: number;
-  /** See `HeraldConfig.keepAliveMs`. @default 12000 */
-  keepAliveMs?: number;
-  /** Hides internal error messages and GraphQL's suggestions. @default false */
-  production?: boolean;
-  /** Answers `__schema` and `__type` (`GRAPHQL_INTROSPECTION`). @default true outside production */
-  introspection?: boolean;
-  /** Serves GraphiQL to a browser (`PLAYGROUND`). @default true outside production */
-  playground?: boolean;
-  /** On `stop()`, how long plain requests in flight may take to finish (`SHUTDOWN_DRAIN_MS`). @default 10000 (ms) */
-  shutdownDrainMs?: number;
+  namer: Namer;
   /** Headers GraphiQL starts with, e.g. a dev token. @default none */
   graphiqlHeaders?: Record<string, string>;
-  /** @default console */
-  logger?: Logger;
+  logger: Logger;
 }
 
 export interface SubscribeServer extends HeraldServer {
@@ -67,23 +59,22 @@ subscription {
 `;
 
 export function createSubscribeServer(options: SubscribeServerOptions): SubscribeServer {
-  const { broker, verifier, limits } = options;
-  const logger = options.logger ?? console;
-  const production = options.production ?? false;
+  const { broker, verifier, limits, logger, production, keepAliveMs } = options;
   const observers = new ObserverMap(broker, { logger });
   let stopping = false;
   const subscriptions = createSubscriptions({
     observers,
     broker,
-    channels: options.channels,
+    namer: options.namer,
     maxQueued: limits.maxQueuedNotifications,
     maxBufferedBytes: limits.maxBufferedBytes,
   });
-  const schema = buildSchema({
-    broker,
-    channels: options.channels,
-    resolvers: createSubscriptionResolvers(subscriptions),
-  });
+  const schema = buildSchema({ broker, namer: options.namer });
+  const maskError = createErrorMask({ production, logger });
+  // One end-of-turn for the renderings of a turn's events and the frames held that turn.
+  const afterThisTurn = createTurnEnd();
+  /** One renderer for WebSocket and SSE: an event is rendered once per distinct operation. */
+  const fanout = createFanout(schema, afterThisTurn, maskError);
   /**
    * One cache for WebSocket, SSE and Yoga: at most 8 MiB of documents
    * (`DEFAULT_DOCUMENT_CACHE_BYTES`), only those of authenticated requests.
@@ -94,28 +85,29 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
     validationRules: createValidationRules({
       maxDepth: limits.maxQueryDepth,
       maxAliases: limits.maxQueryAliases,
-      introspection: options.introspection ?? !production,
+      introspection: options.introspection,
       operations: [OperationTypeNode.QUERY, OperationTypeNode.SUBSCRIPTION],
       elsewhere: 'send mutations to the publish server',
     }),
   });
-  const keepAliveMs = options.keepAliveMs ?? 12_000;
   const sse = createSseTransport({
     schema,
+    subscriptions,
+    fanout,
+    maskError,
     documents,
     verifier,
     maxBodyBytes: limits.maxMessageBytes,
     keepAliveMs,
-    production,
     logger,
   });
-  const yoga = createGraphQLHttpHandler({
+  const yoga = createYogaHandler({
     schema,
     verifier,
     documents,
     production,
     logger,
-    graphiql: (options.playground ?? !production) && {
+    graphiql: options.playground && {
       title: 'Herald',
       defaultQuery: SAMPLE_SUBSCRIPTION,
       ...(options.graphiqlHeaders ? { headers: JSON.stringify(options.graphiqlHeaders, null, 2) } : {}),
@@ -129,15 +121,18 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
   });
   const websocket = attachWebSocketTransport(http, {
     schema,
+    subscriptions,
+    fanout,
+    afterThisTurn,
+    maskError,
     documents,
     verifier,
     origins: createOriginPolicy(options.corsOrigins),
     maxMessageBytes: limits.maxMessageBytes,
     maxSubscriptionsPerConnection: limits.maxSubscriptionsPerConnection,
     maxBufferedBytes: limits.maxBufferedBytes,
-    connectionInitTimeoutMs: options.connectionInitTimeoutMs ?? 3000,
+    connectionInitTimeoutMs: options.connectionInitTimeoutMs,
     keepAliveMs,
-    production,
     logger,
   });
   return {
@@ -148,7 +143,7 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
       stopping = true;
       await websocket.close();
       await sse.close();
-      await shutdown(http, options.shutdownDrainMs ?? 10_000);
+      await shutdown(http, options.shutdownDrainMs);
     },
   };
 }

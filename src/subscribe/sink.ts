@@ -1,23 +1,17 @@
 /**
- * Where one subscription's items go, whichever transport serves it: a {@link Feed} (a
- * queue its transport reads: SSE, gRPC) or the WebSocket fan-out path's sink, which
- * writes straight to its socket.
+ * Where one subscription's items go, whichever transport serves it: a queue its
+ * transport reads (`queue.ts`: SSE, gRPC) or the WebSocket's socket sink, which writes
+ * straight to its socket. Two names cover everything with `deliver()`: an `Observer` is
+ * what the observer map delivers to (the resuming observer), a `Sink` what a
+ * subscription delivers to.
  */
-import type { Notification } from '../common/notification.js';
-
-/** Told to a resuming subscriber whose missed notifications are not all kept. */
-export interface HistoryGap {
-  readonly gap: string;
-}
-
-/** What a subscription yields. */
-export type FeedItem = Notification | HistoryGap;
+import type { SubscriptionItem } from '../common/notification.js';
 
 export interface Sink {
   /** Takes one live item; false if the sink could not (ended, or too far behind). */
-  deliver(item: FeedItem): boolean;
+  deliver(item: SubscriptionItem): boolean;
   /** Takes a page of history, in order, ahead of anything live. */
-  preload(items: readonly FeedItem[]): void;
+  preload(items: readonly SubscriptionItem[]): void;
   /**
    * Resolves once the client has taken most of what it was given (its buffer is under
    * half its bound), or the sink has ended: history is read a page at a time, never

@@ -6,20 +6,33 @@
  *
  * Herald serves it itself, not through Yoga, so that each event carries the
  * notification's id as the SSE `id:` field and a reconnecting `EventSource` resumes
- * from its `Last-Event-ID` header. A request that goes away (aborted, socket died)
- * returns the subscription's iterator, releasing its channels.
+ * from its `Last-Event-ID` header. A subscription is opened on the core here and read
+ * from its queue; each event is rendered by the fan-out plan, once per distinct
+ * operation. A query is executed once. A request that goes away (aborted, socket died)
+ * ends the subscription, releasing its channels.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { getOperationAST, GraphQLError, subscribe, type ExecutionResult, type GraphQLSchema } from 'graphql';
+import { createSourceEventStream, execute, getOperationAST, GraphQLError, type ExecutionArgs, type ExecutionResult, type GraphQLSchema } from 'graphql';
 import { AuthenticationError, principalFromHeader, type Principal, type TokenVerifier } from '../auth/index.js';
-import { createErrorMask, ErrorCode, graphqlError } from '../common/errors.js';
+import { graphqlError, type MaskError } from '../common/errors.js';
+import { FAILURES } from '../common/failures.js';
 import type { Logger } from '../common/logger.js';
+import type { SubscriptionItem } from '../common/notification.js';
 import type { DocumentCache } from '../graphql/documents.js';
 import { BadRequestError, paramsFromJson, paramsFromSearch, type OperationParams } from '../graphql/params.js';
-import type { HeraldContext } from '../graphql/schema.js';
+import { requirePrincipal, type HeraldContext, type SubscriptionArguments } from '../graphql/schema.js';
+import type { Fanout } from './fanout.js';
+import type { Queue } from './queue.js';
+import type { Subscriptions } from './subscriptions.js';
 
 export interface SseTransportOptions {
   schema: GraphQLSchema;
+  /** Where each subscription is opened. */
+  subscriptions: Subscriptions;
+  /** Renders each event once per distinct operation. */
+  fanout: Fanout;
+  /** The one error mask (`common/errors.ts`). */
+  maskError: MaskError;
   /** Parses, validates and (for authenticated requests) keeps documents. */
   documents: DocumentCache;
   verifier: TokenVerifier;
@@ -27,8 +40,6 @@ export interface SseTransportOptions {
   maxBodyBytes: number;
   /** Interval of `:` comment lines that keep proxies and dead-peer detection going, in ms. */
   keepAliveMs: number;
-  /** Hides the messages of unexpected errors (and GraphQL's suggestions) from clients. */
-  production: boolean;
   logger: Logger;
 }
 
@@ -38,10 +49,10 @@ export function wantsEventStream(request: IncomingMessage): boolean {
 }
 
 export function createSseTransport(options: SseTransportOptions) {
-  const { schema, verifier, documents } = options;
+  const { schema, verifier, documents, subscriptions, fanout } = options;
   /** Each open stream's shutdown: its final events, then its end. */
   const streams = new Map<ServerResponse, () => void>();
-  const mask = createErrorMask(options);
+  const mask = options.maskError;
   /** A result as it may leave: every error through the mask. */
   const masked = (result: ExecutionResult): ExecutionResult => (result.errors ? { ...result, errors: result.errors.map(mask) } : result);
 
@@ -50,33 +61,33 @@ export function createSseTransport(options: SseTransportOptions) {
     try {
       principal = principalFromHeader(verifier, request.headers.authorization);
     } catch (error) {
-      const message = error instanceof AuthenticationError ? error.message : 'token rejected';
-      return sendErrors(response, 401, [new GraphQLError(message, { extensions: { code: ErrorCode.Unauthenticated } })]);
+      if (!(error instanceof AuthenticationError)) throw error;
+      return sendErrors(response, FAILURES.UNAUTHENTICATED.http, [mask(error)]);
     }
     let operation: OperationParams;
     try {
       operation = await readOperation(request, options.maxBodyBytes);
     } catch (error) {
       if (!(error instanceof BadRequestError)) throw error;
-      return sendErrors(response, 400, [new GraphQLError(error.message, { extensions: { code: ErrorCode.BadRequest } })]);
+      return sendErrors(response, FAILURES.BAD_REQUEST.http, [mask(error)]);
     }
     const prepared = documents.prepare(operation.query, { keep: principal !== undefined });
-    if (prepared.errors) return sendErrors(response, 400, prepared.errors.map(mask));
+    if (prepared.errors) return sendErrors(response, FAILURES.BAD_REQUEST.http, prepared.errors.map(mask));
     const { document } = prepared;
-    if (!getOperationAST(document, operation.operationName)) {
-      return sendErrors(response, 400, [
-        mask(new GraphQLError('cannot tell which operation to run: give operationName', { extensions: { code: ErrorCode.BadRequest } })),
-      ]);
+    const operationAST = getOperationAST(document, operation.operationName);
+    if (!operationAST) {
+      return sendErrors(response, FAILURES.BAD_REQUEST.http, [mask(graphqlError('BAD_REQUEST', 'cannot tell which operation to run: give operationName'))]);
     }
 
-    const lastEventId = request.headers['last-event-id'];
-    let deliveredId: string | undefined;
-    const contextValue: HeraldContext = {
-      principal,
-      lastEventId: typeof lastEventId === 'string' && lastEventId !== '' ? lastEventId : undefined,
-      onDelivered: (id) => {
-        deliveredId = id;
-      },
+    const header = request.headers['last-event-id'];
+    const lastEventId = typeof header === 'string' && header !== '' ? header : undefined;
+    const contextValue: HeraldContext = { principal };
+    const args: ExecutionArgs = {
+      schema,
+      document,
+      contextValue,
+      ...(operation.operationName ? { operationName: operation.operationName } : {}),
+      ...(operation.variables ? { variableValues: operation.variables } : {}),
     };
     response.writeHead(200, {
       'Content-Type': 'text/event-stream; charset=utf-8',
@@ -89,11 +100,12 @@ export function createSseTransport(options: SseTransportOptions) {
     const keepAlive = setInterval(() => response.write(':\n\n'), options.keepAliveMs);
     /** Set once nothing more may be written: the client went away, or the stream was shut down. */
     let gone = false;
-    let iterator: AsyncIterator<ExecutionResult> | undefined;
+    /** The subscription's queue, once it is open. */
+    let queue: Queue<SubscriptionItem> | undefined;
     const onGone = (): void => {
       if (gone) return;
       gone = true;
-      void iterator?.return?.();
+      void queue?.return();
     };
     response.once('close', onGone);
     streams.set(response, () => {
@@ -105,25 +117,29 @@ export function createSseTransport(options: SseTransportOptions) {
       onGone();
     });
     try {
-      const result = await subscribe({
-        schema,
-        document,
-        contextValue,
-        ...(operation.operationName ? { operationName: operation.operationName } : {}),
-        ...(operation.variables ? { variableValues: operation.variables } : {}),
-      });
-      if (!(Symbol.asyncIterator in result)) {
+      if (operationAST.operation !== 'subscription') {
+        const result = await execute(args);
         if (!gone) writeEvent(response, 'next', masked(result), undefined);
-      } else {
-        iterator = result[Symbol.asyncIterator]();
-        if (gone) await iterator.return?.();
-        while (!gone) {
-          const next = await iterator.next();
-          // Shut down while waiting: the stream has had its last event.
-          if (next.done || gone) break;
-          if (!writeEvent(response, 'next', masked(next.value), deliveredId)) await drained(response);
-          deliveredId = undefined;
-        }
+        return;
+      }
+      const plan = fanout.plan({ document, query: operation.query, operationName: operation.operationName, variables: operation.variables });
+      // graphql-js coerces the field's arguments and hands them here; a refusal comes back as errors.
+      args.subscribeFieldResolver = async (_root: unknown, { userName, since }: SubscriptionArguments) =>
+        (queue = await subscriptions.open({ principal: requirePrincipal(contextValue), userName, since: since ?? lastEventId }));
+      const source = await createSourceEventStream(args);
+      if (!queue) {
+        if (!gone) writeEvent(response, 'next', masked(source as ExecutionResult), undefined);
+        return;
+      }
+      if (gone) await queue.return();
+      while (!gone) {
+        const next = await queue.next();
+        // Shut down while waiting: the stream has had its last event.
+        if (next.done || gone) break;
+        const item = next.value;
+        // The notification's id is the event's `id:`, the cursor a reconnect resumes from.
+        const event = `${'gap' in item ? '' : `id: ${item.id}\n`}event: next\ndata: ${plan.render(item).toString()}\n\n`;
+        if (!response.write(event)) await drained(response);
       }
     } catch (error) {
       if (!gone) writeEvent(response, 'next', { errors: [mask(error)] }, undefined);
@@ -207,7 +223,7 @@ function drained(response: ServerResponse): Promise<void> {
 
 /** The last event of a stream when the server shuts down. */
 function shuttingDown(): GraphQLError {
-  return graphqlError(ErrorCode.ServiceUnavailable, 'the server is shutting down: reconnect, with Last-Event-ID to resume where this stream ended');
+  return graphqlError('SERVICE_UNAVAILABLE', 'the server is shutting down: reconnect, with Last-Event-ID to resume where this stream ended');
 }
 
 function sendErrors(response: ServerResponse, status: number, errors: readonly GraphQLError[]): void {

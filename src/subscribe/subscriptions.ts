@@ -4,32 +4,33 @@
  * subscription's sink. With a `since` cursor it resumes: the history after the cursor
  * comes first, then the live notifications, with no gap and no duplicate; and whenever
  * the Redis subscriber connection drops and comes back, the subscription fills what it
- * missed from history the same way. GraphQL (WebSocket and SSE) and gRPC all call it.
+ * missed from history the same way. Every transport calls it itself: the WebSocket
+ * (`openInto`, with a sink that writes to the socket), SSE and gRPC (`open`, a queue
+ * each reads).
  */
 import { AuthenticationError, authorizeSubscription, isExpired, type Principal } from '../auth/index.js';
 import type { Broker } from '../broker/types.js';
-import { assertValidName, type ChannelNamer } from '../channels/index.js';
+import { assertValidName, type Namer } from '../names/index.js';
 import { parseCursor } from '../common/cursor.js';
 import { InvalidInputError } from '../common/failures.js';
 import { runAt, type Cancel } from '../common/timers.js';
-import { createFeed, type Feed } from './feed.js';
+import type { SubscriptionItem } from '../common/notification.js';
+import { createQueue, type Queue } from './queue.js';
 import type { Observation, ObserverMap } from './observers.js';
 import { createResumingObserver, type ResumingObserver } from './resume.js';
-import type { FeedItem, Sink } from './sink.js';
-
-export type { FeedItem, HistoryGap, Sink } from './sink.js';
+import type { Sink } from './sink.js';
 
 /**
  * Notifications read from history per Redis call when a subscription catches up: a page
  * costs Redis well under a millisecond, and the next is read only once the client has
  * taken this one, so an old cursor costs neither Redis time nor memory in one piece.
  */
-export const HISTORY_PAGE_SIZE = 128;
+const HISTORY_PAGE_SIZE = 128;
 
 export interface SubscriptionsOptions {
   observers: ObserverMap;
   broker: Broker;
-  channels: ChannelNamer;
+  namer: Namer;
   /**
    * Most live notifications held back for one subscription while its history is read
    * (`MAX_QUEUED_NOTIFICATIONS`); past it they are let go and read from history too.
@@ -46,7 +47,7 @@ export interface SubscriptionsOptions {
  * About what a notification takes on the wire (its fields, and 64 bytes of names and
  * framing; characters of more than one byte are counted as one).
  */
-function queuedBytes(item: FeedItem): number {
+function queuedBytes(item: SubscriptionItem): number {
   return 'gap' in item ? 64 + item.gap.length : 64 + item.id.length + item.sender.length + item.text.length;
 }
 
@@ -58,31 +59,35 @@ export interface OpenRequest {
   readonly since?: unknown;
 }
 
-/** A sink that writes straight to its client and says when, and why, it ended. */
-export interface DirectSink extends Sink {
-  /** Settles when the sink ends: with the error it failed with, or undefined. */
-  readonly ended: Promise<Error | undefined>;
-}
-
 /** Makes the sink of one subscription; `onEnd` must be called once when it ends, however it ends. */
 export type SinkFactory<S extends Sink> = (hooks: { onEnd: () => Promise<void> }) => S;
 
 export interface Subscriptions {
   /**
-   * Opens a subscription read through a {@link Feed}. Throws a typed error naming what
-   * was wrong (auth, input, broker). The feed ends with an `AuthenticationError` when
+   * Opens a subscription read through a {@link Queue}. Throws a typed error naming what
+   * was wrong (auth, input, broker). The queue ends with an `AuthenticationError` when
    * the token expires. A reader more than `maxBufferedBytes` behind is not ended: what
    * does not fit is read from history once it has taken what it has.
    */
-  open(request: OpenRequest): Promise<Feed<FeedItem>>;
+  open(request: OpenRequest): Promise<Queue<SubscriptionItem>>;
   /** Opens a subscription into a sink of the caller's making. */
-  openInto<S extends Sink>(request: OpenRequest, makeSink: SinkFactory<S>): Promise<S>;
+  openInto<S extends Sink>(request: OpenRequest, makeSink: SinkFactory<S>, options?: OpenOptions): Promise<S>;
+}
+
+export interface OpenOptions {
+  /**
+   * Whether the subscription ends with an `AuthenticationError` when the token expires.
+   * False for a transport that ends it then itself: the WebSocket closes the whole
+   * connection with 4403, so a timer per subscription would only fire beside it.
+   * @default true
+   */
+  readonly endsAtExpiry?: boolean;
 }
 
 export function createSubscriptions(options: SubscriptionsOptions): Subscriptions {
-  const { observers, broker, channels, maxQueued, maxBufferedBytes } = options;
+  const { observers, broker, namer, maxQueued, maxBufferedBytes } = options;
 
-  async function openInto<S extends Sink>({ principal, userName, since }: OpenRequest, makeSink: SinkFactory<S>): Promise<S> {
+  async function openInto<S extends Sink>({ principal, userName, since }: OpenRequest, makeSink: SinkFactory<S>, options: OpenOptions = {}): Promise<S> {
     authorizeSubscription(principal, assertValidName('userName', userName));
     if (isExpired(principal)) throw new AuthenticationError('token expired');
     const after = since == null || since === '' ? undefined : parseCursor(since);
@@ -100,8 +105,8 @@ export function createSubscriptions(options: SubscriptionsOptions): Subscription
         await observation?.release();
       },
     });
-    const destinations = channels.subscriberDestinations(principal);
-    const tenantKey = channels.tenantKey(principal.tenant);
+    const destinations = namer.subscriberDestinations(principal);
+    const tenantKey = namer.tenantKey(principal.tenant);
     const streams = destinations.map(({ stream }) => stream);
     observer = createResumingObserver({
       sink,
@@ -125,7 +130,7 @@ export function createSubscriptions(options: SubscriptionsOptions): Subscription
       await observation.release();
       return sink;
     }
-    cancelExpiry = runAt(principal.expiresAt, () => sink.fail(new AuthenticationError('token expired')));
+    if (options.endsAtExpiry ?? true) cancelExpiry = runAt(principal.expiresAt, () => sink.fail(new AuthenticationError('token expired')));
     return sink;
   }
 
@@ -134,7 +139,7 @@ export function createSubscriptions(options: SubscriptionsOptions): Subscription
     open: (request) =>
       openInto(request, ({ onEnd }) =>
         // Full is not fatal: what does not fit is read from history once the reader has room.
-        createFeed<FeedItem>({ maxQueued: maxBufferedBytes, weigh: queuedBytes, onEnd }),
+        createQueue<SubscriptionItem>({ maxQueued: maxBufferedBytes, weigh: queuedBytes, onEnd }),
       ),
   };
 }

@@ -6,29 +6,41 @@
  * keepalive timer per socket). It authenticates at `connection_init` (or from the
  * upgrade's `Authorization` header), closes the socket with 4403 when the token
  * expires, and never throws into the socket library: a bad frame, query or token is
- * answered with an error or a close code. Every byte it sends on a socket is under that
- * socket's {@link SendBound}; a client's misbehaviour is logged once per connection and
- * kind, however often it repeats.
+ * answered with an error or a close code. Each subscription is opened on the core
+ * (`subscriptions.openInto`) by this module, with a sink that writes to the socket; the
+ * token expiry that closes the connection (4403) ends its subscriptions, so none arms a
+ * timer of its own. Every byte it sends on a socket is under that socket's
+ * {@link SendBound}; a client's misbehaviour is logged once per connection and kind,
+ * however often it repeats.
  */
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { createSourceEventStream, getOperationAST, subscribe, type ExecutionArgs, type GraphQLSchema } from 'graphql';
+import { createSourceEventStream, getOperationAST, type ExecutionArgs, type GraphQLSchema } from 'graphql';
 import { CloseCode, GRAPHQL_TRANSPORT_WS_PROTOCOL, makeServer, type Context, type OperationResult } from 'graphql-ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { AuthenticationError, bearerToken, type Principal, type TokenVerifier } from '../auth/index.js';
-import { createErrorMask, ErrorCode, graphqlError } from '../common/errors.js';
+import { graphqlError, type MaskError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
-import { createTurnEnd, runAt } from '../common/timers.js';
+import { runAt, type AfterThisTurn } from '../common/timers.js';
 import type { DocumentCache } from '../graphql/documents.js';
-import type { HeraldContext } from '../graphql/schema.js';
+import { requirePrincipal, type HeraldContext, type SubscriptionArguments } from '../graphql/schema.js';
 import { GRAPHQL_PATH, type OriginPolicy } from '../http/edge.js';
-import { createFanout, type OperationPlan } from './fanout.js';
+import type { Fanout, OperationPlan } from './fanout.js';
 import { createFrameWriter, textFrame, type Outbox } from './frames.js';
 import { SendBound, UNINITIALISED_BUFFERED_BYTES } from './send-bound.js';
-import type { DirectSink, SinkFactory } from './subscriptions.js';
+import type { Sink } from './sink.js';
+import type { SinkFactory, Subscriptions } from './subscriptions.js';
 
 export interface WebSocketTransportOptions {
   schema: GraphQLSchema;
+  /** Where each subscription is opened. */
+  subscriptions: Subscriptions;
+  /** Renders each event once per distinct operation. */
+  fanout: Fanout;
+  /** When the frames held this turn are written: the fan-out plans' end of turn too. */
+  afterThisTurn: AfterThisTurn;
+  /** The one error mask (`common/errors.ts`). */
+  maskError: MaskError;
   /** Parses and validates each operation's document (every one is authenticated, so kept). */
   documents: DocumentCache;
   verifier: TokenVerifier;
@@ -49,8 +61,6 @@ export interface WebSocketTransportOptions {
   connectionInitTimeoutMs: number;
   /** Ping interval, and how long a pong may take before the socket is terminated, in ms. */
   keepAliveMs: number;
-  /** Hides internal error messages (and GraphQL's suggestions) in errors and close reasons. */
-  production: boolean;
   logger: Logger;
 }
 
@@ -78,7 +88,7 @@ interface Extra extends Record<PropertyKey, unknown> {
 }
 
 /** Herald's close codes beyond graphql-ws' own (4400, 4401, 4403, 4406, 4408, 4409, 4429). */
-export const HeraldCloseCode = {
+const HeraldCloseCode = {
   /** The token was refused at `connection_init`, or expired on the open connection. */
   Forbidden: CloseCode.Forbidden,
   /** A frame was larger than `MAX_MESSAGE_BYTES` (set by `ws`, without a reason). */
@@ -116,14 +126,20 @@ export interface WebSocketTransport {
 }
 
 export function attachWebSocketTransport(server: Server, options: WebSocketTransportOptions): WebSocketTransport {
-  const { schema, verifier, logger } = options;
-  const { documents } = options;
-  const maskError = createErrorMask(options);
+  const { schema, verifier, logger, documents, subscriptions, fanout, maskError } = options;
   const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxMessageBytes, perMessageDeflate: false });
-  // One end-of-turn for both: the renderings of a turn's events and its held frames.
-  const afterThisTurn = createTurnEnd();
-  const fanout = createFanout(schema, afterThisTurn, maskError);
-  const frames = createFrameWriter(afterThisTurn);
+  const frames = createFrameWriter(options.afterThisTurn);
+
+  /**
+   * Opens one subscription on the core, into a sink that writes its events, rendered by
+   * `plan`, straight to the socket. graphql-js calls it with the field's coerced
+   * arguments; graphql-ws gets an iterator that yields nothing and ends with the sink.
+   */
+  const openOnSocket = async (extra: Extra, id: string, plan: OperationPlan, { userName, since }: SubscriptionArguments): Promise<AsyncIterableIterator<never>> => {
+    const request = { principal: requirePrincipal(extra), userName, since };
+    const sink = await subscriptions.openInto(request, socketSink(extra, id, plan, options.maxBufferedBytes), { endsAtExpiry: false });
+    return untilEnded(sink);
+  };
 
   // Defined apart from `onUpgrade`, so the listener that stays on the socket for the
   // connection's life does not share (and keep alive) the upgrade request's scope.
@@ -150,10 +166,9 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
 
   const protocol = makeServer<Record<string, unknown>, Extra>({
     connectionInitWaitTimeout: options.connectionInitTimeoutMs,
-    // A fan-out subscription renders its own events: its source stream is all graphql-ws
-    // needs, without graphql's per-subscriber mapping of every event.
-    subscribe: (args) =>
-      (args.contextValue as HeraldContext | undefined)?.directSink ? (createSourceEventStream(args) as unknown as OperationResult) : subscribe(args),
+    // Called for subscriptions only. Each renders its own events: its source stream is all
+    // graphql-ws needs, without graphql's per-subscriber mapping of every event.
+    subscribe: (args) => createSourceEventStream(args) as unknown as OperationResult,
     onConnect: (ctx) => authenticate(ctx, verifier),
     // Every error a client is sent goes through the mask: refusals, and errors in results.
     onError: (_ctx, _id, _payload, errors) => errors.map((error) => maskError(error).toJSON()),
@@ -168,7 +183,7 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
       if (open > options.maxSubscriptionsPerConnection) {
         return [
           graphqlError(
-            ErrorCode.LimitExceeded,
+            'LIMIT_EXCEEDED',
             `this connection already holds ${options.maxSubscriptionsPerConnection} subscriptions (MAX_SUBSCRIPTIONS_PER_CONNECTION)`,
           ),
         ];
@@ -176,26 +191,15 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
       const prepared = documents.prepare(payload.query, { keep: true });
       if (prepared.errors) return [...prepared.errors];
       const { document } = prepared;
-      const operation = getOperationAST(document, payload.operationName);
-      const contextValue: HeraldContext = {
-        principal: ctx.extra.principal,
-        // Subscriptions take the fan-out path: rendered once per event and operation,
-        // written straight to the socket.
-        directSink:
-          operation?.operation === 'subscription'
-            ? socketSink(
-                ctx.extra.socket,
-                ctx.extra.raw,
-                ctx.extra.outbox,
-                id,
-                fanout.plan({ document, query: payload.query, operationName: payload.operationName ?? undefined, variables: payload.variables ?? undefined }),
-                options.maxBufferedBytes,
-              )
-            : undefined,
-      };
+      const contextValue: HeraldContext = { principal: ctx.extra.principal };
       const args: ExecutionArgs = { schema, document, contextValue };
       if (payload.operationName != null) args.operationName = payload.operationName;
       if (payload.variables != null) args.variableValues = payload.variables;
+      if (getOperationAST(document, payload.operationName)?.operation === 'subscription') {
+        // The fan-out path: rendered once per event and operation, written straight to the socket.
+        const plan = fanout.plan({ document, query: payload.query, operationName: payload.operationName ?? undefined, variables: payload.variables ?? undefined });
+        args.subscribeFieldResolver = (_root: unknown, fieldArgs: SubscriptionArguments) => openOnSocket(ctx.extra, id, plan, fieldArgs);
+      }
       return args;
     },
   });
@@ -208,13 +212,11 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
     logger.warn(`herald: websocket client ${kind}: ${message}`);
   };
 
-  // Logged and closed for once: what follows on the same connection is its echo.
+  // Logged (by the mask) and closed for once: what follows on the same connection is its echo.
   const internalError = (extra: Extra, error: unknown): void => {
     if (extra.failed) return;
     extra.failed = true;
-    const message = error instanceof Error ? error.message : String(error);
-    logger.error(`herald: websocket internal error: ${message}`);
-    extra.socket.close(HeraldCloseCode.InternalError, closeReason(options.production ? 'Internal server error' : message));
+    extra.socket.close(HeraldCloseCode.InternalError, closeReason(maskError(error).message));
   };
 
   const slowConsumer = (socket: WebSocket, bound: SendBound): void => {
@@ -247,7 +249,9 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
   heartbeat.unref();
 
   wss.on('connection', (socket: WebSocket, request: IncomingMessage) => {
-    // `ws` keeps its net.Socket in `_socket`: fan-out frames are written to it directly.
+    // The one `ws` internal Herald touches, here only: `WebSocket#_socket`, the net.Socket
+    // of ws 8.23.0 (pinned exactly in package.json). Fan-out frames are written to it
+    // directly, one write per socket and turn instead of ws' sender queue per message.
     const raw = (socket as unknown as { _socket: Duplex })._socket;
     const bound = new SendBound(socket, raw, { beforeInit: UNINITIALISED_BUFFERED_BYTES, afterInit: options.maxBufferedBytes });
     const extra: Extra = {
@@ -320,19 +324,18 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
   };
 }
 
+/** A sink that writes straight to its socket and says when, and why, it ended. */
+interface SocketSink extends Sink {
+  /** Settles when the sink ends: with the error it failed with, or undefined. */
+  readonly ended: Promise<Error | undefined>;
+}
+
 /**
  * The sink of one subscription on the fan-out path: each item is rendered by the
  * operation's plan (shared by every observer with the same operation) and sent with
  * this subscription's id spliced in. No queue, no promise per delivery.
  */
-function socketSink(
-  socket: WebSocket,
-  raw: Duplex,
-  outbox: Outbox,
-  id: string,
-  plan: OperationPlan,
-  maxBufferedBytes: number,
-): SinkFactory<DirectSink> {
+function socketSink({ socket, raw, outbox }: Extra, id: string, plan: OperationPlan, maxBufferedBytes: number): SinkFactory<SocketSink> {
   return ({ onEnd }) => {
     const head = Buffer.from(`{"id":${JSON.stringify(id)},"type":"next","payload":`);
     let ended = false;
@@ -375,6 +378,32 @@ function socketSink(
       return: () => end(),
     };
   };
+}
+
+/**
+ * What graphql-ws holds for a subscription whose sink writes to its socket itself: an
+ * iterator that yields nothing, ends when the sink ends (rejecting with the sink's
+ * error, which the mask turns into its code), and ends the sink when graphql-ws returns
+ * it (a `complete` from the client, or the socket closed).
+ */
+function untilEnded(sink: SocketSink): AsyncIterableIterator<never> {
+  const iterator: AsyncIterableIterator<never> = {
+    next: () =>
+      sink.ended.then((error) => {
+        if (error) throw error;
+        return { value: undefined, done: true };
+      }),
+    return: async () => {
+      await sink.return();
+      return { value: undefined, done: true };
+    },
+    throw: async (error: unknown) => {
+      await sink.return();
+      throw error;
+    },
+    [Symbol.asyncIterator]: () => iterator,
+  };
+  return iterator;
 }
 
 /** Resolves when `raw` has written everything it buffered, or closed. */

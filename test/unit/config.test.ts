@@ -6,10 +6,10 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createTokenVerifier } from '../../src/auth/tokens.js';
 import { ConfigError, readConfig } from '../../src/config/index.js';
+import { publicKey } from '../../src/config/jwt-key.js';
 import { PUBLISHED_JWT_SECRETS } from '../../src/config/published-secrets.js';
-import { TEST_SECRET } from '../helpers/tokens.js';
+import { TEST_SECRET } from '../support/tokens.js';
 
 const LONG_SECRET = 'x'.repeat(32);
 
@@ -204,7 +204,7 @@ describe('readConfig', () => {
 
     const config = readConfig({ JWT_PUBLIC_KEY: oneLine, NODE_ENV: 'production' });
     expect(config.jwtPublicKey).toBe(pem);
-    expect(createTokenVerifier({ publicKey: config.jwtPublicKey }).algorithms).toEqual(['ES256']);
+    expect(publicKey(config.jwtPublicKey ?? '').algorithm).toBe('ES256');
   });
 });
 

@@ -3,7 +3,7 @@
  * waits and the concurrency limiter.
  */
 import { describe, expect, it } from 'vitest';
-import { InvalidNameError } from '../../src/channels/index.js';
+import { InvalidNameError } from '../../src/names/index.js';
 import { deviceId, InvalidDeviceError, parseDeviceInput } from '../../src/push/devices.js';
 import { decodePushEntry, encodePushEntry, type PushEntry } from '../../src/push/entry.js';
 import { createPushKeys } from '../../src/push/keys.js';

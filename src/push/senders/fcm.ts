@@ -16,39 +16,10 @@ import { parseRetryAfter } from './http.js';
 import { createHttp2Pool, type Http2Response } from './http2-pool.js';
 import type { PushMessage, SendOutcome, Sender } from './types.js';
 
-export const FCM_URL = 'https://fcm.googleapis.com';
-/** The token endpoint google-auth-library posts to; also the `aud` of the JWT it signs. */
-export const GOOGLE_TOKEN_URL = 'https://oauth2.googleapis.com/token';
+import { FCM_URL, GOOGLE_TOKEN_URL, type ServiceAccountKey } from '../../config/push.js';
+
+export { FCM_URL, GOOGLE_TOKEN_URL, parseServiceAccountKey, type ServiceAccountKey } from '../../config/push.js';
 export const FCM_SCOPE = 'https://www.googleapis.com/auth/firebase.messaging';
-
-/** The fields Herald uses of a service-account key file. */
-export interface ServiceAccountKey {
-  readonly projectId: string;
-  readonly clientEmail: string;
-  /** PEM. */
-  readonly privateKey: string;
-}
-
-/** Parses a service-account key file's JSON; throws an error naming the missing field. */
-export function parseServiceAccountKey(json: string): ServiceAccountKey {
-  let value: unknown;
-  try {
-    value = JSON.parse(json);
-  } catch {
-    throw new Error('is not JSON');
-  }
-  if (typeof value !== 'object' || value === null) throw new Error('is not a JSON object');
-  const fields = value as Record<string, unknown>;
-  const field = (name: string): string => {
-    const found = fields[name];
-    if (typeof found !== 'string' || found === '') throw new Error(`has no "${name}"`);
-    return found;
-  };
-  if (fields['type'] !== 'service_account') throw new Error('is not a service-account key ("type" is not "service_account")');
-  const privateKey = field('private_key');
-  if (!privateKey.includes('PRIVATE KEY')) throw new Error('has a "private_key" that is not a PEM private key');
-  return { projectId: field('project_id'), clientEmail: field('client_email'), privateKey };
-}
 
 export interface FcmSenderOptions {
   serviceAccount: ServiceAccountKey;

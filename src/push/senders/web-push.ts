@@ -8,14 +8,8 @@ import type { Logger } from '../../common/logger.js';
 import { networkRetry, post, retryOrFail } from './http.js';
 import { pushPayload, type Sender } from './types.js';
 
-export interface VapidKeys {
-  /** `mailto:` or `https:` contact for the push service's operator. */
-  subject: string;
-  /** Base64url uncompressed P-256 public key (65 bytes), the one browsers subscribe with. */
-  publicKey: string;
-  /** Base64url P-256 private key (32 bytes). */
-  privateKey: string;
-}
+export type { VapidKeys } from '../../config/push.js';
+import type { VapidKeys } from '../../config/push.js';
 
 export interface WebPushSenderOptions {
   vapid: VapidKeys;

@@ -1,0 +1,60 @@
+/**
+ * What travels on Redis Pub/Sub between Herald's processes, written and parsed here only.
+ *
+ * A notification frame, as the publish script PUBLISHes it on the audience's channel:
+ * `<report channel>\n<sequence>\n<id>\n<payload>`. Channel names and ids hold no newline
+ * (the payload may). An empty report channel means the publisher counts nothing.
+ *
+ * A delivery report, which a subscribe server PUBLISHes on the frame's report channel:
+ * `<sequence> <delivered>`.
+ */
+import type { BrokerMessage } from './types.js';
+
+const SEPARATOR = '\n';
+
+/** A parsed notification frame. */
+export interface Frame extends BrokerMessage {
+  /** Where to report how many subscriptions the frame reached; '' when nobody counts. */
+  readonly replyTo: string;
+  /** The publisher's number for this publish, echoed in the report. */
+  readonly sequence: string;
+}
+
+/** The frame's head, which the publish script puts before the id: `<report channel>\n<sequence>`. */
+export function frameHead(replyTo: string, sequence: string): string {
+  return `${replyTo}${SEPARATOR}${sequence}`;
+}
+
+/** The head of a frame nobody reports deliveries of. */
+export const UNCOUNTED_FRAME_HEAD = frameHead('', '0');
+
+/** The frame in `message`, or undefined if it is not one. */
+export function parseFrame(message: string): Frame | undefined {
+  const first = message.indexOf(SEPARATOR);
+  const second = message.indexOf(SEPARATOR, first + 1);
+  const third = message.indexOf(SEPARATOR, second + 1);
+  if (first < 0 || second < 0 || third < 0) return undefined;
+  return {
+    replyTo: message.slice(0, first),
+    sequence: message.slice(first + 1, second),
+    id: message.slice(second + 1, third),
+    payload: message.slice(third + 1),
+  };
+}
+
+export interface Report {
+  readonly sequence: string;
+  readonly delivered: number;
+}
+
+export function formatReport(sequence: string, delivered: number): string {
+  return `${sequence} ${delivered}`;
+}
+
+/** The report in `message`, or undefined if it is not one (a count that is not a whole number ≥ 0). */
+export function parseReport(message: string): Report | undefined {
+  const [sequence = '', count = ''] = message.split(' ');
+  const delivered = Number(count);
+  if (sequence === '' || count === '' || !Number.isSafeInteger(delivered) || delivered < 0) return undefined;
+  return { sequence, delivered };
+}

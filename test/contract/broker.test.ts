@@ -1,0 +1,357 @@
+/**
+ * The broker contract, run against both brokers (the observer map on top of a broker
+ * has its own unit tests, `test/unit/observers.test.ts`).
+ *
+ * With Redis, subscribing and publishing happen on separate brokers (separate
+ * connections, as in two processes) wherever the contract allows; the in-process
+ * broker does both. Negative checks publish a sentinel afterwards: delivery on one
+ * broker is in order, so anything that should not have arrived would have arrived first.
+ */
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Destination } from '../../src/names/index.js';
+import { encodeNotification } from '../../src/common/notification.js';
+import {
+  BrokerUnavailableError,
+  type Broker,
+  type BrokerMessage,
+  type MessageHandler,
+  type PublishRequest,
+  type PublishResult,
+} from '../../src/broker/types.js';
+import { parseCursor, type Cursor, type ReadPosition } from '../../src/common/cursor.js';
+import { compareIds } from '../../src/broker/history.js';
+import { channels, createTestBroker, stopAll, waitFor, type TestBroker } from '../support/herald.js';
+import { startRedisServer, type RedisServer } from '../support/redis-server.js';
+
+let redis: RedisServer;
+beforeAll(async () => {
+  redis = await startRedisServer();
+});
+afterAll(async () => {
+  await stopAll();
+  await redis.stop();
+});
+
+const TENANT_KEY = channels.tenantKey('acme');
+
+/** A user destination no other test uses. */
+const freshDestination = (): Destination => channels.destination('acme', 'USER', `u-${randomUUID().slice(0, 8)}`);
+
+const publish = (broker: Broker, destination: Destination, payload: string): Promise<PublishResult> =>
+  broker.publish({ destination, tenantKey: TENANT_KEY, payload });
+
+/** A sink that records what it hears and returns `count` for each message. */
+function recordingSink(count: number): { sink: MessageHandler; heard: Array<{ channel: string; message: BrokerMessage }>; payloads: () => string[] } {
+  const heard: Array<{ channel: string; message: BrokerMessage }> = [];
+  return {
+    heard,
+    sink: (channel, message) => {
+      heard.push({ channel, message });
+      return count;
+    },
+    payloads: () => heard.map(({ message }) => message.payload),
+  };
+}
+
+const notification = (text: string) => ({ text, timestamp: 1_700_000_000, audience: 'USER', sender: 'billing' }) as const;
+
+describe.each<[string, () => string | undefined]>([
+  ['in-process', () => undefined],
+  ['redis', () => redis.url],
+])('the %s broker', (kind, redisUrl) => {
+  const isRedis = kind === 'redis';
+  /** A broker of its own; a generous report timeout, so a busy machine cannot cut a count short. */
+  const newBroker = (): Promise<TestBroker> => createTestBroker(redisUrl(), { reportTimeoutMs: 5000 });
+
+  /** A broker to subscribe on and one to publish on: separate with Redis, the same one in-process. */
+  async function subscribeAndPublish(): Promise<{ subscriber: Broker; publisher: Broker }> {
+    const subscriber = (await newBroker()).broker;
+    const publisher = isRedis ? (await newBroker()).broker : subscriber;
+    return { subscriber, publisher };
+  }
+
+  /** NUMSUB of `channel` with Redis; `expected` in-process, where there is nothing to count. */
+  const numsub = (channel: string, expected: number): Promise<number> => (isRedis ? redis.numsub(channel) : Promise.resolve(expected));
+
+  describe('contract', () => {
+    it.runIf(isRedis)('publishes and reads history after Redis lost its scripts (SCRIPT FLUSH: EVALSHA falls back to EVAL)', async () => {
+      const { subscriber, publisher } = await subscribeAndPublish();
+      const { sink, payloads } = recordingSink(1);
+      subscriber.listen(sink);
+      const destination = freshDestination();
+      await subscriber.subscribe(destination.channel);
+      const first = await publish(publisher, destination, 'before the flush');
+      await redis.client().script('FLUSH');
+      const second = await publish(publisher, destination, 'after the flush');
+      expect(second.receivedUsers).toBe(1);
+      expect(payloads()).toEqual(['before the flush', 'after the flush']);
+      await redis.client().script('FLUSH');
+      const after = parseCursor(first.id);
+      if (!after) throw new Error(`not a cursor: ${first.id}`);
+      const page = await publisher.readAfter({ tenantKey: TENANT_KEY, streams: [destination.stream], after, limit: 10 });
+      expect(page).toEqual({ gap: false, entries: [{ id: second.id, payload: 'after the flush' }], more: false });
+    });
+
+    it('is ready', async () => {
+      const { broker } = await newBroker();
+      expect(broker.isReady()).toBe(true);
+    });
+
+    it('resolves a publish nobody subscribed to with 0 and delivers it nowhere', async () => {
+      const { subscriber, publisher } = await subscribeAndPublish();
+      const { sink, payloads } = recordingSink(1);
+      subscriber.listen(sink);
+      const sentinel = freshDestination();
+      await subscriber.subscribe(sentinel.channel);
+
+      const result = await publish(publisher, freshDestination(), 'to nobody');
+      expect(result).toEqual({ id: expect.any(String), receivedUsers: 0, duplicate: false });
+      expect((await publish(publisher, sentinel, 'sentinel')).receivedUsers).toBe(1);
+      expect(payloads()).toEqual(['sentinel']);
+    });
+
+    it('once subscribe resolves, delivers exactly the payload and resolves with what the sink returned', async () => {
+      const { subscriber, publisher } = await subscribeAndPublish();
+      const { sink, heard } = recordingSink(3);
+      subscriber.listen(sink);
+      const destination = freshDestination();
+      await subscriber.subscribe(destination.channel);
+      expect(await numsub(destination.channel, 1)).toBe(1); // confirmed before subscribe resolved
+
+      const payload = 'line one\nline two: "quoted" \\ ✓ \u0000 end\n';
+      const result = await publish(publisher, destination, payload);
+      expect(result.receivedUsers).toBe(3);
+      expect(result.duplicate).toBe(false);
+      expect(heard).toEqual([{ channel: destination.channel, message: { id: result.id, payload } }]);
+    });
+
+    it.runIf(isRedis)('sums what the sinks of every subscribing broker returned', async () => {
+      const first = (await newBroker()).broker;
+      const second = (await newBroker()).broker;
+      const publisher = (await newBroker()).broker;
+      const one = recordingSink(2);
+      const other = recordingSink(5);
+      first.listen(one.sink);
+      second.listen(other.sink);
+      const destination = freshDestination();
+      await Promise.all([first.subscribe(destination.channel), second.subscribe(destination.channel)]);
+      expect(await redis.numsub(destination.channel)).toBe(2);
+
+      const result = await publish(publisher, destination, 'to both');
+      expect(result.receivedUsers).toBe(7);
+      expect(one.payloads()).toEqual(['to both']);
+      expect(other.payloads()).toEqual(['to both']);
+    });
+
+    it('delivers nothing on a channel after unsubscribe', async () => {
+      const { subscriber, publisher } = await subscribeAndPublish();
+      const { sink, payloads } = recordingSink(1);
+      subscriber.listen(sink);
+      const destination = freshDestination();
+      const sentinel = freshDestination();
+      await subscriber.subscribe(destination.channel);
+      await subscriber.subscribe(sentinel.channel);
+      expect((await publish(publisher, destination, 'before')).receivedUsers).toBe(1);
+
+      await subscriber.unsubscribe(destination.channel);
+      expect(await numsub(destination.channel, 0)).toBe(0);
+      expect((await publish(publisher, destination, 'after')).receivedUsers).toBe(0);
+      expect((await publish(publisher, sentinel, 'sentinel')).receivedUsers).toBe(1);
+      expect(payloads()).toEqual(['before', 'sentinel']);
+    });
+
+    it('refuses a second sink and keeps the first', async () => {
+      const { subscriber, publisher } = await subscribeAndPublish();
+      const first = recordingSink(1);
+      const second = recordingSink(99);
+      subscriber.listen(first.sink);
+      expect(() => subscriber.listen(second.sink)).toThrow('the broker already has a message handler');
+
+      const destination = freshDestination();
+      await subscriber.subscribe(destination.channel);
+      expect((await publish(publisher, destination, 'hello')).receivedUsers).toBe(1);
+      expect(first.payloads()).toEqual(['hello']);
+      expect(second.heard).toEqual([]);
+    });
+
+    it('is not ready after close(), and delivers nothing more', async () => {
+      const { subscriber, publisher } = await subscribeAndPublish();
+      const { sink, heard } = recordingSink(1);
+      subscriber.listen(sink);
+      const destination = freshDestination();
+      await subscriber.subscribe(destination.channel);
+      expect(subscriber.isReady()).toBe(true);
+
+      await subscriber.close();
+      expect(subscriber.isReady()).toBe(false);
+      expect(await numsub(destination.channel, 0)).toBe(0);
+      if (isRedis) {
+        // another process's publish reaches nobody
+        expect((await publish(publisher, destination, 'after close')).receivedUsers).toBe(0);
+      } else {
+        // in-process the closed broker is the publisher too, and refuses
+        await expect(publish(publisher, destination, 'after close')).rejects.toBeInstanceOf(BrokerUnavailableError);
+      }
+      await expect(subscriber.subscribe(destination.channel)).rejects.toBeInstanceOf(BrokerUnavailableError);
+      expect(heard).toEqual([]);
+    });
+
+    it.runIf(isRedis)('refuses a SUBSCRIBE with BrokerUnavailableError while its Redis connection is lost, and subscribes nothing', async () => {
+      const side = await newBroker();
+      side.subscriber?.disconnect();
+      await waitFor(() => !side.broker.isReady(), 'the broker to be unavailable');
+      const { channel } = freshDestination();
+      await expect(side.broker.subscribe(channel)).rejects.toBeInstanceOf(BrokerUnavailableError);
+      expect(await redis.numsub(channel)).toBe(0);
+    });
+  });
+
+  describe('history', () => {
+    /** A tenant of its own, so epochs and sequences are this test's alone. */
+    const freshTenant = () => {
+      const tenant = `t-${randomUUID().slice(0, 8)}`;
+      const user = channels.destination(tenant, 'USER', 'ann');
+      const store = channels.destination(tenant, 'STORE', 's1');
+      return { tenantKey: channels.tenantKey(tenant), user, store, streams: [user.stream, store.stream] };
+    };
+    const send = (broker: Broker, tenantKey: string, destination: Destination, text: string, idempotency?: PublishRequest['idempotency']) =>
+      broker.publish({ destination, tenantKey, payload: encodeNotification(notification(text)), idempotency });
+    const texts = (entries: readonly BrokerMessage[]) => entries.map((entry) => (JSON.parse(entry.payload) as { text: string }).text);
+    const cursor = (id: string): Cursor => {
+      const parsed = parseCursor(id);
+      if (!parsed) throw new Error(`not a cursor: ${id}`);
+      return parsed;
+    };
+
+    it('gives ids ordered across a tenant’s streams and reads everything after a cursor, merged in order', async () => {
+      const { broker } = await newBroker();
+      const { tenantKey, user, store, streams } = freshTenant();
+      const first = await send(broker, tenantKey, user, 'u0');
+      const ids = [
+        (await send(broker, tenantKey, store, 's1')).id,
+        (await send(broker, tenantKey, user, 'u1')).id,
+        (await send(broker, tenantKey, store, 's2')).id,
+      ];
+      expect([...ids].sort(compareIds)).toEqual(ids);
+      const after = await broker.readAfter({ tenantKey, streams, after: cursor(first.id), limit: 100 });
+      expect(after).toEqual({
+        gap: false,
+        entries: [expect.objectContaining({ id: ids[0] }), expect.objectContaining({ id: ids[1] }), expect.objectContaining({ id: ids[2] })],
+        more: false,
+      });
+      expect(after.gap ? [] : texts(after.entries)).toEqual(['s1', 'u1', 's2']);
+    });
+
+    it('delivers live with the same id that history holds', async () => {
+      const { subscriber, publisher } = await subscribeAndPublish();
+      const { sink, heard } = recordingSink(1);
+      subscriber.listen(sink);
+      const { tenantKey, user, streams } = freshTenant();
+      await subscriber.subscribe(user.channel);
+      const start = await send(publisher, tenantKey, user, 'start');
+      const live = await send(publisher, tenantKey, user, 'live');
+      await waitFor(() => heard.length === 2, 'both deliveries');
+      expect(heard.map(({ message }) => message.id)).toEqual([start.id, live.id]);
+      const after = await publisher.readAfter({ tenantKey, streams, after: cursor(start.id), limit: 100 });
+      expect(after.gap ? [] : after.entries.map((entry) => entry.id)).toEqual([live.id]);
+    });
+
+    it('reads after a cursor a page at a time, every entry once and in order, however the streams interleave', async () => {
+      const { broker } = await newBroker();
+      const { tenantKey, user, store, streams } = freshTenant();
+      const start = await send(broker, tenantKey, user, 'start');
+      const expected: string[] = [];
+      // A dense store stream and a sparse user stream: the page must stop where both are complete.
+      for (let n = 0; n < 23; n++) expected.push((await send(broker, tenantKey, n % 5 === 0 ? user : store, `n${n}`)).id);
+      const got: string[] = [];
+      let after: ReadPosition = cursor(start.id);
+      for (let pages = 0; ; pages++) {
+        expect(pages).toBeLessThan(30);
+        const page = await broker.readAfter({ tenantKey, streams, after, limit: 4 });
+        if (page.gap) throw new Error(page.reason);
+        expect(page.entries.length).toBeLessThanOrEqual(4);
+        got.push(...page.entries.map((entry) => entry.id));
+        const last = page.entries.at(-1);
+        if (!page.more) break;
+        expect(last).toBeDefined();
+        after = cursor(last?.id ?? '');
+      }
+      expect(got).toEqual(expected);
+    });
+
+    it('reads after a time in whatever history the tenant has, and finds nothing when it has none', async () => {
+      const { broker } = await newBroker();
+      const { tenantKey, user, streams } = freshTenant();
+      expect(await broker.readAfter({ tenantKey, streams, after: { epoch: undefined, ms: Date.now() - 1000, seq: 0 }, limit: 10 })).toEqual({
+        gap: false,
+        entries: [],
+        more: false,
+      });
+      const old = await send(broker, tenantKey, user, 'old');
+      const oldMs = cursor(old.id).ms;
+      await waitFor(() => Date.now() > oldMs + 2, 'the clock to move on');
+      const since = Date.now();
+      const fresh = await send(broker, tenantKey, user, 'fresh');
+      const page = await broker.readAfter({ tenantKey, streams, after: { epoch: undefined, ms: since - 1, seq: 0 }, limit: 10 });
+      expect(page.gap ? page.reason : page.entries.map((entry) => entry.id)).toEqual([fresh.id]);
+    });
+
+    it('pages newest first, with hasMore and an exclusive `before`', async () => {
+      const { broker } = await newBroker();
+      const { tenantKey, user, store, streams } = freshTenant();
+      for (let n = 0; n < 5; n++) await send(broker, tenantKey, n % 2 ? store : user, `n${n}`);
+      const first = await broker.readPage({ tenantKey, streams, before: undefined, limit: 3 });
+      expect(first.gap ? undefined : [texts(first.entries), first.hasMore]).toEqual([['n4', 'n3', 'n2'], true]);
+      const last = first.gap ? undefined : first.entries.at(-1);
+      const second = await broker.readPage({ tenantKey, streams, before: cursor(last?.id ?? ''), limit: 3 });
+      expect(second.gap ? undefined : [texts(second.entries), second.hasMore]).toEqual([['n1', 'n0'], false]);
+    });
+
+    it('reports a gap for a cursor whose successors were trimmed, and none for one still kept', async () => {
+      const { broker } = await createTestBroker(redisUrl(), { retention: { maxLength: 2, maxAgeMs: 3_600_000 } });
+      const { tenantKey, user, streams } = freshTenant();
+      const ids: string[] = [];
+      for (let n = 0; n < 5; n++) ids.push((await send(broker, tenantKey, user, `n${n}`)).id);
+      const trimmed = await broker.readAfter({ tenantKey, streams, after: cursor(ids[0] ?? ''), limit: 100 });
+      expect(trimmed).toMatchObject({ gap: true, reason: expect.stringContaining('trimmed') });
+      const kept = await broker.readAfter({ tenantKey, streams, after: cursor(ids[3] ?? ''), limit: 100 });
+      expect(kept.gap ? [] : texts(kept.entries)).toEqual(['n4']);
+    });
+
+    it('reports a gap for a cursor of another epoch', async () => {
+      const { broker } = await newBroker();
+      const { tenantKey, user, streams } = freshTenant();
+      const sent = cursor((await send(broker, tenantKey, user, 'x')).id);
+      const foreign = { ...sent, epoch: 'feedfacecafe' };
+      expect(await broker.readAfter({ tenantKey, streams, after: foreign, limit: 100 })).toMatchObject({ gap: true, reason: expect.stringContaining('earlier') });
+      expect(await broker.readPage({ tenantKey, streams, before: foreign, limit: 5 })).toMatchObject({ gap: true });
+    });
+
+    it('reports a gap when the tenant has no history at all (lost)', async () => {
+      const { broker } = await newBroker();
+      const { tenantKey, streams } = freshTenant();
+      const after = await broker.readAfter({ tenantKey, streams, after: { epoch: 'abc123', ms: Date.now(), seq: 1 }, limit: 100 });
+      expect(after).toMatchObject({ gap: true, reason: expect.stringContaining('lost') });
+    });
+
+    it('remembers an idempotency key: the repeat returns the first id and delivers nothing', async () => {
+      const { subscriber, publisher } = await subscribeAndPublish();
+      const { sink, heard } = recordingSink(1);
+      subscriber.listen(sink);
+      const { tenantKey, user, streams } = freshTenant();
+      await subscriber.subscribe(user.channel);
+      const start = await send(publisher, tenantKey, user, 'start');
+      const key = { key: channels.idempotencyKey('acme', 'billing', randomUUID()), windowMs: 60_000 };
+      const first = await send(publisher, tenantKey, user, 'once', key);
+      const repeat = await send(publisher, tenantKey, user, 'once', key);
+      expect(first).toEqual({ id: expect.any(String), receivedUsers: 1, duplicate: false });
+      expect(repeat).toEqual({ id: first.id, receivedUsers: 1, duplicate: true });
+      const sentinel = await send(publisher, tenantKey, user, 'sentinel');
+      await waitFor(() => heard.some(({ message }) => message.id === sentinel.id), 'the sentinel');
+      expect(heard.map(({ message }) => message.id)).toEqual([start.id, first.id, sentinel.id]);
+      const after = await publisher.readAfter({ tenantKey, streams, after: cursor(start.id), limit: 100 });
+      expect(after.gap ? [] : texts(after.entries)).toEqual(['once', 'sentinel']);
+    });
+  });
+});

@@ -1,0 +1,179 @@
+/**
+ * The command line as an operator runs it: `npm start` (all-in-one, in-process broker,
+ * dev token) and the split servers as separate processes on one Redis.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { channels, waitFor } from '../support/herald.js';
+import { send } from '../support/http.js';
+import { startRedisServer, type RedisServer } from '../support/redis-server.js';
+import { serviceToken, TEST_SECRET, userToken } from '../support/tokens.js';
+import { closeAllClients, collect, ON_NOTIFICATION, wsClient } from '../support/ws.js';
+
+interface Started {
+  readonly child: ChildProcess;
+  output: string;
+  /** Resolves with the exit code, or the signal that ended npm itself. */
+  readonly exited: Promise<number | string | null>;
+}
+
+const children: ChildProcess[] = [];
+
+/** Runs an npm script in its own process group, so stopping it stops tsx and node too. */
+function run(script: string, env: Record<string, string>): Started {
+  const child = spawn('npm', ['run', '--silent', script], {
+    env: {
+      ...process.env,
+      NODE_ENV: '',
+      HOST: '127.0.0.1',
+      SUBSCRIBE_PORT: '0',
+      PUBLISH_PORT: '0',
+      GRPC_PORT: '0',
+      PUBLISH_GRPC_PORT: '0',
+      // A freshly started process on a busy CI machine may take a while to report its first delivery.
+      DELIVERY_ACK_TIMEOUT_MS: '5000',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  children.push(child);
+  const started: Started = {
+    child,
+    output: '',
+    exited: new Promise((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal))),
+  };
+  child.stdout?.on('data', (chunk: Buffer) => (started.output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (started.output += chunk.toString()));
+  return started;
+}
+
+function stop(child: ChildProcess): void {
+  if (child.exitCode === null && child.pid !== undefined) {
+    try {
+      process.kill(-child.pid, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** SIGTERM to the group (npm dies of it; Herald logs and closes its servers). */
+async function stopGracefully(started: Started): Promise<void> {
+  stop(started.child);
+  await started.exited;
+  await waitFor(() => started.output.includes('SIGTERM: stopping'), 'Herald to log its shutdown');
+  expect(started.output).not.toContain('stop failed');
+}
+
+function portOf(output: string, label: RegExp): number {
+  const match = label.exec(output);
+  if (!match?.[1]) throw new Error(`no ${label} in:\n${output}`);
+  return Number(match[1]);
+}
+
+let redis: RedisServer;
+beforeAll(async () => {
+  redis = await startRedisServer();
+});
+afterAll(async () => {
+  await closeAllClients();
+  children.forEach(stop);
+  await redis.stop();
+});
+
+describe('npm start (all-in-one, no Redis)', () => {
+  it('prints the playground and working dev tokens', async () => {
+    const herald = run('start', {});
+    await waitFor(() => herald.output.includes('send alice a notification'), 'the banner', 15_000);
+    expect(herald.output).toContain('in-process broker (no REDIS_URL)');
+    const subscribePort = portOf(herald.output, /playground \(GraphiQL\): http:\/\/localhost:(\d+)\/graphql/);
+    const publishPort = portOf(herald.output, /publish \(HTTP POST\): http:\/\/localhost:(\d+)\/graphql/);
+    const [userLine, serviceLine] = herald.output
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((line) => /^eyJ[\w-]+\.[\w-]+\.[\w-]+$/.test(line));
+    expect(userLine).toBeDefined();
+    expect(serviceLine).toBeDefined();
+
+    const graphiql = await fetch(`http://127.0.0.1:${subscribePort}/graphql`, { headers: { Accept: 'text/html' } });
+    expect(await graphiql.text()).toContain(userLine); // the playground starts with the dev token
+
+    const events = collect(wsClient(`ws://127.0.0.1:${subscribePort}/graphql`, { token: userLine ?? '' }), ON_NOTIFICATION, {
+      userName: 'alice',
+    });
+    const publishUrl = `http://127.0.0.1:${publishPort}/graphql`;
+    await waitFor(async () => (await send(publishUrl, serviceLine ?? '', 'store-1', 'warm-up', 'STORE')) === 1, 'the subscription');
+    expect(await send(publishUrl, serviceLine ?? '', 'alice', 'hello from npm start')).toBe(1);
+    expect((await events.nth(1)).data?.['onNotificationReceived']).toMatchObject({ text: 'hello from npm start', sender: 'billing' });
+
+    await stopGracefully(herald);
+  });
+});
+
+describe('split servers', () => {
+  it('refuse to start without REDIS_URL', async () => {
+    const subscribe = run('start:subscribe', {});
+    expect(await subscribe.exited).toBe(1);
+    expect(subscribe.output).toContain('REDIS_URL is required to run the subscribe server alone');
+  });
+
+  it('refuse a bad configuration, naming every bad variable', async () => {
+    const publish = run('start:publish', { REDIS_URL: 'http://nope', SUBSCRIBE_PORT: 'abc', JWT_SECRET: TEST_SECRET });
+    expect(await publish.exited).toBe(1);
+    expect(publish.output).toContain('REDIS_URL "http://nope" must look like redis://host:port');
+    expect(publish.output).toContain('SUBSCRIBE_PORT "abc" must be a whole number');
+  });
+
+  it('refuse production without a JWT secret or key', async () => {
+    const publish = run('start:publish', { REDIS_URL: redis.url, NODE_ENV: 'production' });
+    expect(await publish.exited).toBe(1);
+    expect(publish.output).toContain('NODE_ENV=production needs JWT_SECRET or JWT_PUBLIC_KEY');
+  });
+
+  it('run as separate processes that meet only in Redis', async () => {
+    const env = { REDIS_URL: redis.url, JWT_SECRET: TEST_SECRET };
+    const subscribe = run('start:subscribe', env);
+    const publish = run('start:publish', env);
+    await waitFor(() => subscribe.output.includes('playground') && publish.output.includes('publish (HTTP POST)'), 'both banners', 15_000);
+    expect(subscribe.output).not.toContain('dev mode');
+    const subscribePort = portOf(subscribe.output, /playground \(GraphiQL\): http:\/\/localhost:(\d+)\/graphql/);
+    const publishPort = portOf(publish.output, /publish \(HTTP POST\): http:\/\/localhost:(\d+)\/graphql/);
+
+    const events = collect(wsClient(`ws://127.0.0.1:${subscribePort}/graphql`, { token: userToken('alice') }), ON_NOTIFICATION, {
+      userName: 'alice',
+    });
+    await waitFor(async () => (await redis.numsub(channels.audienceChannel('acme', 'USER', 'alice'))) === 1, 'the subscription', 10_000);
+    expect(await send(`http://127.0.0.1:${publishPort}/graphql`, serviceToken(), 'alice', 'across processes')).toBe(1);
+    expect((await events.nth(0)).data?.['onNotificationReceived']).toMatchObject({ text: 'across processes' });
+    await Promise.all([stopGracefully(subscribe), stopGracefully(publish)]);
+  });
+
+  it('run the subscribe server as several worker processes on one port (SUBSCRIBE_WORKERS)', async () => {
+    const env = { REDIS_URL: redis.url, JWT_SECRET: TEST_SECRET };
+    const subscribe = run('start:subscribe', { ...env, SUBSCRIBE_WORKERS: '2' });
+    const publish = run('start:publish', env);
+    await waitFor(
+      () =>
+        subscribe.output.includes('all 2 subscribe workers are listening') &&
+        subscribe.output.includes('playground') &&
+        publish.output.includes('publish (HTTP POST)'),
+      'both workers and the publish server',
+      20_000,
+    );
+    const subscribePort = portOf(subscribe.output, /playground \(GraphiQL\): http:\/\/localhost:(\d+)\/graphql/);
+    const publishPort = portOf(publish.output, /publish \(HTTP POST\): http:\/\/localhost:(\d+)\/graphql/);
+
+    // Connections are handed to the workers in turn: four connections, two workers.
+    const listeners = [0, 1, 2, 3].map(() =>
+      collect(wsClient(`ws://127.0.0.1:${subscribePort}/graphql`, { token: userToken('wes') }), ON_NOTIFICATION, { userName: 'wes' }),
+    );
+    await waitFor(async () => (await redis.numsub(channels.audienceChannel('acme', 'USER', 'wes'))) === 2, 'one SUBSCRIBE per worker', 10_000);
+    await waitFor(async () => (await send(`http://127.0.0.1:${publishPort}/graphql`, serviceToken(), 'wes', 'probe')) === 4, 'all four subscriptions');
+    expect(await send(`http://127.0.0.1:${publishPort}/graphql`, serviceToken(), 'wes', 'to every worker')).toBe(4);
+    for (const events of listeners) {
+      await waitFor(() => events.results.some((result) => (result.data?.['onNotificationReceived'] as { text: string } | undefined)?.text === 'to every worker'), 'the notification');
+    }
+    await Promise.all([stopGracefully(subscribe), stopGracefully(publish)]);
+  });
+});

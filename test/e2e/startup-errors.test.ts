@@ -1,0 +1,88 @@
+/**
+ * Start-up errors an operator fixes with one variable, as they appear when the image's
+ * command (`node dist/main.js <role>`) runs: one line naming the variable, no stack
+ * trace, exit 1 — or, for a Redis that is not there yet, a warning naming REDIS_URL and
+ * a server that becomes ready once Redis is.
+ */
+import { createServer, type Server } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../support/herald.js';
+import { closeGrpcClients, healthCheck, healthClient } from '../support/grpc.js';
+import { exitWithin, spawnHerald, startHeraldProcess, stopAllProcesses } from '../support/process.js';
+import { startRedisServer, type RedisServer } from '../support/redis-server.js';
+
+let redis: RedisServer;
+const blockers: Server[] = [];
+
+beforeAll(async () => {
+  redis = await startRedisServer();
+});
+afterAll(async () => {
+  closeGrpcClients();
+  await stopAllProcesses();
+  for (const blocker of blockers) blocker.close();
+  await redis.stop();
+});
+
+/** A port some other program already listens on. */
+async function portInUse(): Promise<number> {
+  const blocker = createServer();
+  blockers.push(blocker);
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  const address = blocker.address();
+  if (typeof address !== 'object' || address === null) throw new Error('no port');
+  return address.port;
+}
+
+describe('a port already in use', () => {
+  it.each([
+    ['subscribe', 'SUBSCRIBE_PORT'],
+    ['subscribe', 'GRPC_PORT'],
+    ['publish', 'PUBLISH_PORT'],
+    ['publish', 'PUBLISH_GRPC_PORT'],
+  ] as const)('%s: names %s, prints no stack trace and exits 1', async (mode, variable) => {
+    const port = await portInUse();
+    const herald = spawnHerald(mode, { entry: 'dist', env: { REDIS_URL: redis.url, [variable]: String(port) } });
+    expect(await exitWithin(herald.exited, 15_000)).toBe(1);
+    const output = herald.output();
+    expect(output).toContain(`herald: ${variable} ${port} is already in use: set ${variable} to a free port`);
+    expect(output).not.toMatch(/^\s+at /m);
+    expect(output).not.toContain('No address added');
+  });
+
+  it('with SUBSCRIBE_WORKERS: the primary stops and exits 1 instead of replacing workers that cannot start', async () => {
+    const port = await portInUse();
+    const herald = spawnHerald('subscribe', { entry: 'dist', env: { REDIS_URL: redis.url, SUBSCRIBE_WORKERS: '2', SUBSCRIBE_PORT: String(port) } });
+    expect(await exitWithin(herald.exited, 15_000)).toBe(1);
+    expect(herald.output()).toContain(`herald: SUBSCRIBE_PORT ${port} is already in use: set SUBSCRIBE_PORT to a free port`);
+    expect(herald.output()).toContain('herald: a subscribe worker could not start; stopping');
+    expect(herald.output()).not.toContain('starting another');
+  });
+});
+
+describe('Redis not reachable at start-up', () => {
+  it('warns naming REDIS_URL (password hidden) and the error, serves not-ready, and becomes ready when Redis comes', async () => {
+    const late = await startRedisServer();
+    try {
+      await late.kill();
+      const url = `redis://:hunter2-secret@127.0.0.1:${late.port}`;
+      const herald = await startHeraldProcess('subscribe', { entry: 'dist', env: { REDIS_URL: url } });
+      const output = herald.output();
+      expect(output).toContain(
+        `herald: REDIS_URL redis://:***@127.0.0.1:${late.port} is not reachable after 5 s (connect ECONNREFUSED 127.0.0.1:${late.port}): check REDIS_URL`,
+      );
+      expect(output).not.toContain('hunter2-secret');
+      expect((await fetch(`http://127.0.0.1:${herald.subscribePort}/readyz`)).status).toBe(503);
+      const health = healthClient(herald.grpcPort ?? 0);
+      expect(await healthCheck(health)).toBe('NOT_SERVING');
+
+      // Redis joins later (a container started after Herald's): the same process becomes ready.
+      await late.restart();
+      await waitFor(async () => (await fetch(`http://127.0.0.1:${herald.subscribePort}/readyz`)).status === 200, '/readyz 200', 15_000);
+      expect(await healthCheck(health)).toBe('SERVING');
+      expect(herald.child.exitCode).toBeNull();
+    } finally {
+      await late.stop();
+    }
+  });
+});

@@ -1,0 +1,197 @@
+/**
+ * The resuming observer, between the observer map and a subscription's sink: history
+ * before live on a resume, after an interruption and for a reader that fell behind; no
+ * gap, no duplicate, and live notifications held back only while history is read.
+ */
+import { describe, expect, it } from 'vitest';
+import type { BrokerMessage, HistoryAfter } from '../../src/broker/types.js';
+import { parseCursor, type ReadPosition } from '../../src/common/cursor.js';
+import { encodeNotification, type SubscriptionItem, type Notification } from '../../src/common/notification.js';
+import { CLOCK_MARGIN_MS, createResumingObserver } from '../../src/subscribe/resume.js';
+import type { Sink } from '../../src/subscribe/sink.js';
+
+const EPOCH = 'e1';
+const id = (seq: number): string => `${EPOCH}_1000-${seq}`;
+const body = (seq: number) => ({ text: `n${seq}`, timestamp: 1, audience: 'USER', sender: 'billing' }) as const;
+const live = (seq: number): Notification => ({ id: id(seq), ...body(seq) });
+const stored = (seq: number): BrokerMessage => ({ id: id(seq), payload: encodeNotification(body(seq)) });
+
+/** What reached the sink, in order: `deliver` and `preload` alike, as texts (`gap` for a gap). */
+function recordingSink(options: { takes?: () => boolean } = {}) {
+  const got: string[] = [];
+  const failures: Error[] = [];
+  const name = (item: SubscriptionItem): string => ('gap' in item ? 'gap' : item.text);
+  const sink: Sink = {
+    deliver(item) {
+      if (!(options.takes?.() ?? true)) return false;
+      got.push(name(item));
+      return true;
+    },
+    preload: (items) => got.push(...items.map(name)),
+    room: () => Promise.resolve(),
+    fail: (error) => failures.push(error),
+    return: () => Promise.resolve(),
+  };
+  return { sink, got, failures };
+}
+
+/**
+ * A history of `seqs` read `pageSize` at a time after a position, like `readAfter`;
+ * every position asked for is kept, and `gate` (when set) holds each read until opened.
+ */
+function history(seqs: number[], pageSize = 2) {
+  const asked: ReadPosition[] = [];
+  const state: { gate: Promise<void> | undefined; gap: string | undefined } = { gate: undefined, gap: undefined };
+  const read = async (after: ReadPosition): Promise<HistoryAfter> => {
+    asked.push(after);
+    await state.gate;
+    if (state.gap !== undefined) return { gap: true, reason: state.gap };
+    const entries = seqs.map(stored).filter((entry) => {
+      const cursor = parseCursor(entry.id);
+      return cursor !== undefined && (cursor.ms > after.ms || (cursor.ms === after.ms && cursor.seq > after.seq));
+    });
+    return { gap: false, entries: entries.slice(0, pageSize), more: entries.length > pageSize };
+  };
+  return { read, asked, state, seqs };
+}
+
+function deferred(): { promise: Promise<void>; open: () => void } {
+  let open: () => void = () => undefined;
+  const promise = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { promise, open };
+}
+
+/** Lets every pending microtask and I/O callback run. */
+const settled = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+describe('createResumingObserver', () => {
+  it('without a cursor passes live notifications straight through and reads nothing', async () => {
+    const { sink, got } = recordingSink();
+    const { read, asked } = history([1, 2]);
+    const observer = createResumingObserver({ sink, read, maxHeld: 10 });
+    await observer.catchUp();
+    expect(observer.deliver(live(3))).toBe(true);
+    expect(got).toEqual(['n3']);
+    expect(asked).toEqual([]);
+  });
+
+  it('with a cursor gives every page of history first, then what arrived live meanwhile, without a duplicate', async () => {
+    const { sink, got } = recordingSink();
+    const { read, asked, state } = history([1, 2, 3, 4]);
+    const gate = deferred();
+    state.gate = gate.promise;
+    const observer = createResumingObserver({ sink, since: parseCursor(id(0)), read, maxHeld: 10 });
+
+    const caughtUp = observer.catchUp();
+    // Published while history is read: 4 is in the history too, 5 only live.
+    observer.deliver(live(4));
+    observer.deliver(live(5));
+    expect(got).toEqual([]);
+    gate.open();
+    await caughtUp;
+
+    expect(got).toEqual(['n1', 'n2', 'n3', 'n4', 'n5']);
+    expect(asked.map(({ seq }) => seq)).toEqual([0, 2]); // a page at a time, after the last of the one before
+    observer.deliver(live(6));
+    expect(got.at(-1)).toBe('n6');
+  });
+
+  it('tells a gap, then lets the held notifications through', async () => {
+    const { sink, got } = recordingSink();
+    const { read, state } = history([]);
+    state.gap = 'notifications after the cursor were trimmed';
+    const gate = deferred();
+    state.gate = gate.promise;
+    const observer = createResumingObserver({ sink, since: parseCursor(id(0)), read, maxHeld: 10 });
+    const caughtUp = observer.catchUp();
+    observer.deliver(live(7));
+    gate.open();
+    await caughtUp;
+    expect(got).toEqual(['gap', 'n7']);
+  });
+
+  it('after an interruption holds live notifications, reads after the last one given on resync, and skips what history gave', async () => {
+    const { sink, got } = recordingSink();
+    const { read, asked } = history([1, 2, 3, 4]);
+    const observer = createResumingObserver({ sink, read, maxHeld: 10 });
+    observer.deliver(live(1));
+    observer.interrupt?.();
+    // 2 and 3 were published while the connection was down: never heard live.
+    observer.deliver(live(4)); // heard on the new connection before the resync
+    expect(got).toEqual(['n1']);
+
+    observer.resync?.();
+    await settled();
+    expect(asked[0]).toMatchObject({ epoch: EPOCH, seq: 1 });
+    expect(got).toEqual(['n1', 'n2', 'n3', 'n4']);
+  });
+
+  it('after an interruption with nothing given yet, reads from its opening, less the clock margin', async () => {
+    const { sink, got } = recordingSink();
+    const { read, asked } = history([]);
+    const observer = createResumingObserver({ sink, read, maxHeld: 10, now: () => 50_000 });
+    observer.interrupt?.();
+    observer.resync?.();
+    await settled();
+    expect(asked).toEqual([{ epoch: undefined, ms: 50_000 - CLOCK_MARGIN_MS, seq: 0 }]);
+    expect(got).toEqual([]);
+  });
+
+  it('a sink that is full gets what did not fit from history once it has room, in order', async () => {
+    let full = false;
+    const { sink, got } = recordingSink({ takes: () => !full });
+    const { read, asked } = history([1, 2, 3, 4]);
+    const observer = createResumingObserver({ sink, read, maxHeld: 10 });
+    observer.deliver(live(1));
+    full = true;
+    expect(observer.deliver(live(2))).toBe(true); // not refused: it will come from history
+    full = false;
+    observer.deliver(live(3));
+    observer.deliver(live(4));
+    await settled();
+    expect(asked[0]).toMatchObject({ seq: 1 });
+    expect(got).toEqual(['n1', 'n2', 'n3', 'n4']);
+  });
+
+  it('lets go of more than maxHeld held notifications and reads them from history again', async () => {
+    const { sink, got } = recordingSink();
+    const { read, asked, state } = history([1, 2, 3, 4, 5, 6], 10);
+    const gate = deferred();
+    state.gate = gate.promise;
+    const observer = createResumingObserver({ sink, since: parseCursor(id(0)), read, maxHeld: 2 });
+    const caughtUp = observer.catchUp();
+    for (const seq of [4, 5, 6]) observer.deliver(live(seq)); // one more than maxHeld
+    state.gate = undefined;
+    gate.open();
+    await caughtUp;
+    await settled();
+    expect(asked.length).toBeGreaterThan(1);
+    expect(got).toEqual(['n1', 'n2', 'n3', 'n4', 'n5', 'n6']);
+  });
+
+  it('fails the sink with what the history read threw, unless an interruption explains it', async () => {
+    const { sink, failures } = recordingSink();
+    const broken = new Error('Redis is unavailable');
+    const observer = createResumingObserver({ sink, read: () => Promise.reject(broken), maxHeld: 10 });
+    observer.interrupt?.();
+    observer.resync?.();
+    await settled();
+    expect(failures).toEqual([broken]);
+  });
+
+  it('once ended (with its sink), reads nothing and reports nothing taken', async () => {
+    let ended = false;
+    const { sink, got } = recordingSink({ takes: () => !ended });
+    const { read, asked } = history([1, 2]);
+    const observer = createResumingObserver({ sink, read, maxHeld: 10 });
+    ended = true;
+    observer.end();
+    expect(observer.deliver(live(1))).toBe(false);
+    observer.resync?.();
+    await settled();
+    expect(got).toEqual([]);
+    expect(asked).toEqual([]);
+  });
+});
