@@ -72,9 +72,9 @@ export async function startSentinelTopology(options: SentinelTopologyOptions = {
   const failoverTimeoutMs = options.failoverTimeoutMs ?? 2000;
   const started: LocalRedis[] = [];
   try {
-    const master = await LocalRedis.start('master', started, ({ port }) => dataNodeArgs(port));
-    const replica = await LocalRedis.start('replica', started, ({ port }) => [
-      ...dataNodeArgs(port),
+    const master = await LocalRedis.start('master', started, ({ port }, dir) => dataNodeArgs(port, dir));
+    const replica = await LocalRedis.start('replica', started, ({ port }, dir) => [
+      ...dataNodeArgs(port, dir),
       '--replicaof',
       HOST,
       String(master.port),
@@ -242,7 +242,7 @@ export async function startClusterTopology(options: ClusterTopologyOptions = {})
           `cluster-${i}`,
           started,
           ({ port, busPort }, dir) => [
-            ...dataNodeArgs(port),
+            ...dataNodeArgs(port, dir),
             '--cluster-enabled',
             'yes',
             '--cluster-config-file',
@@ -402,9 +402,12 @@ export function parseClusterNodes(text: string): ClusterNodeState[] {
     });
 }
 
-/** Options every data node gets: loopback only, no snapshots, a private directory. */
-function dataNodeArgs(port: number): string[] {
-  return ['--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no', '--loglevel', 'warning'];
+/**
+ * Options every data node gets: loopback only, no snapshots, its own directory (a full
+ * resync still writes an RDB file, which must not land in the working directory).
+ */
+function dataNodeArgs(port: number, dir: string): string[] {
+  return ['--port', String(port), '--bind', HOST, '--dir', dir, '--save', '', '--appendonly', 'no', '--loglevel', 'warning'];
 }
 
 /** A `redis-server` child process and the clients opened to it. */
