@@ -7,6 +7,9 @@ import type { Retention } from '../broker/types.js';
 import type { GrpcKeepalive } from '../grpc/server.js';
 import { isValidName } from '../channels/index.js';
 import { PUBLISHED_JWT_SECRETS } from './published-secrets.js';
+import { readFileSync } from 'node:fs';
+import { FCM_URL, GOOGLE_TOKEN_URL, parseServiceAccountKey, type ServiceAccountKey } from '../push/senders/fcm.js';
+import type { VapidKeys } from '../push/senders/web-push.js';
 
 /** Hard limits that protect a server from one client. */
 export interface Limits {
@@ -176,6 +179,60 @@ export interface HeraldConfig {
    * @default undefined (no Cluster)
    */
   redisCluster: RedisClusterSettings | undefined;
+  /** The push worker's settings (`PUSH_*`). */
+  push: PushConfig;
+}
+
+/** The push worker's settings, read from `PUSH_*` variables. */
+export interface PushConfig {
+  /**
+   * Everything but the final send: outside production the worker logs what it would send
+   * and FCM gets `validate_only`. Only `NODE_ENV=production` sends for real.
+   * @default true outside production, false in production
+   */
+  dryRun: boolean;
+  /** `PUSH_CONCURRENCY`: most sends in flight per worker. @default 256 */
+  concurrency: number;
+  /** `PUSH_MAX_ATTEMPTS`: attempts per push before it is dead-lettered. @default 5 */
+  maxAttempts: number;
+  /**
+   * `PUSH_CLAIM_IDLE_MS`: an entry idle this long belongs to a dead worker and is taken
+   * over; must exceed `PUSH_SEND_TIMEOUT_MS`.
+   * @default 30000
+   */
+  claimIdleMs: number;
+  /** `PUSH_OFFLINE_GRACE_MS`: wait after publication before deciding who is offline (`WHEN_OFFLINE`). @default 2000 */
+  offlineGraceMs: number;
+  /** `PUSH_SEEN_LIVE_TTL_MS`: life of a subscribe server's seen-live mark. @default 300000 */
+  seenLiveTtlMs: number;
+  /** `PUSH_SEND_TIMEOUT_MS`: a send not answered within this is retried. @default 10000 */
+  sendTimeoutMs: number;
+  /** `PUSH_RETRY_BASE_MS`: first retry wait, doubled per attempt, with jitter. @default 1000 */
+  retryBaseMs: number;
+  /** `PUSH_RETRY_MAX_MS`: longest retry wait; a longer Retry-After dead-letters at once. @default 300000 */
+  retryMaxMs: number;
+  /** `PUSH_MAX_DEVICES_PER_USER`. @default 10 */
+  maxDevicesPerUser: number;
+  /** `PUSH_MAX_TOPICS_PER_USER`. @default 1000 */
+  maxTopicsPerUser: number;
+  /** `PUSH_FANOUT_PAGE_SIZE`: followers per page a topic is split into. @default 500 */
+  fanoutPageSize: number;
+  /** `PUSH_STREAM_MAX_LENGTH`: about the most entries waiting in the push stream. @default 1000000 */
+  streamMaxLength: number;
+  /** `PUSH_DEAD_LETTER_MAX_LENGTH`: about the most dead letters kept. @default 100000 */
+  deadLetterMaxLength: number;
+  /** `PUSH_DEDUP_TTL_SECONDS` (kept in ms): life of a per-(notification, device) send marker. @default 86400 (24 hours) */
+  dedupTtlMs: number;
+  /**
+   * `PUSH_FCM_SERVICE_ACCOUNT_FILE` (a service-account key JSON file, read at start-up),
+   * `PUSH_FCM_URL` (default https://fcm.googleapis.com) and `PUSH_FCM_TOKEN_URL` (default
+   * https://oauth2.googleapis.com/token). Unset file: FCM is not configured.
+   */
+  fcm: { serviceAccount: ServiceAccountKey; url: string; tokenUrl: string } | undefined;
+  /** `PUSH_VAPID_SUBJECT`, `PUSH_VAPID_PUBLIC_KEY`, `PUSH_VAPID_PRIVATE_KEY`, all or none. Unset: Web Push is not configured. */
+  vapid: VapidKeys | undefined;
+  /** `PUSH_WEBHOOK_SECRET`: `whsec_` and a base64 key of at least 24 bytes. Unset: webhooks are not configured. */
+  webhookSecret: string | undefined;
 }
 
 /** Thrown by {@link readConfig}; its message lists every bad variable. */
@@ -267,6 +324,7 @@ export function readConfig(env: Env = process.env): HeraldConfig {
     },
     redisSentinel: read.redisSentinel(),
     redisCluster: read.redisCluster(),
+    push: readPushConfig(read, production, problems),
   };
   const redisChoices = REDIS_TOPOLOGY_VARIABLES.filter((name) => read.string(name) !== undefined);
   if (redisChoices.length > 1) {
@@ -277,6 +335,96 @@ export function readConfig(env: Env = process.env): HeraldConfig {
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
+}
+
+function readPushConfig(read: EnvReader, production: boolean, problems: string[]): PushConfig {
+  const sendTimeoutMs = read.integer('PUSH_SEND_TIMEOUT_MS', 10_000, 100, 600_000);
+  const claimIdleMs = read.integer('PUSH_CLAIM_IDLE_MS', 30_000, 100, 24 * 3600 * 1000);
+  if (claimIdleMs <= sendTimeoutMs) {
+    problems.push(`PUSH_CLAIM_IDLE_MS (${claimIdleMs}) must be longer than PUSH_SEND_TIMEOUT_MS (${sendTimeoutMs}), or live workers' entries are taken over`);
+  }
+  return {
+    dryRun: !production,
+    concurrency: read.integer('PUSH_CONCURRENCY', 256, 1, 100_000),
+    maxAttempts: read.integer('PUSH_MAX_ATTEMPTS', 5, 1, 100),
+    claimIdleMs,
+    offlineGraceMs: read.integer('PUSH_OFFLINE_GRACE_MS', 2000, 0, 600_000),
+    seenLiveTtlMs: read.integer('PUSH_SEEN_LIVE_TTL_MS', 300_000, 1000, 24 * 3600 * 1000),
+    sendTimeoutMs,
+    retryBaseMs: read.integer('PUSH_RETRY_BASE_MS', 1000, 1, 3600 * 1000),
+    retryMaxMs: read.integer('PUSH_RETRY_MAX_MS', 300_000, 1, 24 * 3600 * 1000),
+    maxDevicesPerUser: read.integer('PUSH_MAX_DEVICES_PER_USER', 10, 1, 1000),
+    maxTopicsPerUser: read.integer('PUSH_MAX_TOPICS_PER_USER', 1000, 1, 1_000_000),
+    fanoutPageSize: read.integer('PUSH_FANOUT_PAGE_SIZE', 500, 1, 100_000),
+    streamMaxLength: read.integer('PUSH_STREAM_MAX_LENGTH', 1_000_000, 100, 1_000_000_000),
+    deadLetterMaxLength: read.integer('PUSH_DEAD_LETTER_MAX_LENGTH', 100_000, 100, 1_000_000_000),
+    dedupTtlMs: read.integer('PUSH_DEDUP_TTL_SECONDS', 86_400, 60, 30 * 24 * 3600) * 1000,
+    fcm: readFcm(read, problems),
+    vapid: readVapid(read, problems),
+    webhookSecret: readWebhookSecret(read, problems),
+  };
+}
+
+function readFcm(read: EnvReader, problems: string[]): PushConfig['fcm'] {
+  const url = read.httpUrl('PUSH_FCM_URL') ?? FCM_URL;
+  const tokenUrl = read.httpUrl('PUSH_FCM_TOKEN_URL') ?? GOOGLE_TOKEN_URL;
+  const file = read.string('PUSH_FCM_SERVICE_ACCOUNT_FILE');
+  if (file === undefined) return undefined;
+  let json: string;
+  try {
+    json = readFileSync(file, 'utf8');
+  } catch (error) {
+    problems.push(`PUSH_FCM_SERVICE_ACCOUNT_FILE "${file}" cannot be read: ${error instanceof Error ? error.message : String(error)}`);
+    return undefined;
+  }
+  try {
+    return { serviceAccount: parseServiceAccountKey(json), url, tokenUrl };
+  } catch (error) {
+    problems.push(`PUSH_FCM_SERVICE_ACCOUNT_FILE "${file}" ${error instanceof Error ? error.message : String(error)}`);
+    return undefined;
+  }
+}
+
+function readVapid(read: EnvReader, problems: string[]): VapidKeys | undefined {
+  const subject = read.string('PUSH_VAPID_SUBJECT');
+  const publicKey = read.string('PUSH_VAPID_PUBLIC_KEY');
+  const privateKey = read.string('PUSH_VAPID_PRIVATE_KEY');
+  const set = [subject, publicKey, privateKey].filter((value) => value !== undefined).length;
+  if (set === 0) return undefined;
+  if (subject === undefined || publicKey === undefined || privateKey === undefined) {
+    problems.push('PUSH_VAPID_SUBJECT, PUSH_VAPID_PUBLIC_KEY and PUSH_VAPID_PRIVATE_KEY must be set together (or none of them)');
+    return undefined;
+  }
+  let ok = true;
+  if (!/^(mailto:|https:\/\/)/.test(subject)) {
+    problems.push(`PUSH_VAPID_SUBJECT "${subject}" must be a mailto: or https:// URL`);
+    ok = false;
+  }
+  if (base64urlBytes(publicKey) !== 65) {
+    problems.push('PUSH_VAPID_PUBLIC_KEY must be a base64url uncompressed P-256 public key (65 bytes)');
+    ok = false;
+  }
+  if (base64urlBytes(privateKey) !== 32) {
+    problems.push('PUSH_VAPID_PRIVATE_KEY must be a base64url P-256 private key (32 bytes)');
+    ok = false;
+  }
+  return ok ? { subject, publicKey, privateKey } : undefined;
+}
+
+function readWebhookSecret(read: EnvReader, problems: string[]): string | undefined {
+  const secret = read.string('PUSH_WEBHOOK_SECRET');
+  if (secret === undefined) return undefined;
+  const key = secret.startsWith('whsec_') ? secret.slice('whsec_'.length) : undefined;
+  if (key === undefined || !/^[A-Za-z0-9+/]+={0,2}$/.test(key) || Buffer.from(key, 'base64').length < 24) {
+    problems.push('PUSH_WEBHOOK_SECRET must be whsec_ followed by a base64 key of at least 24 bytes (Standard Webhooks)');
+    return undefined;
+  }
+  return secret;
+}
+
+/** Bytes of a base64url string, or -1 if it is not one. */
+function base64urlBytes(value: string): number {
+  return /^[A-Za-z0-9_-]+={0,2}$/.test(value) ? Buffer.from(value, 'base64url').length : -1;
 }
 
 class EnvReader {
@@ -314,6 +462,20 @@ class EnvReader {
         this.problems.push(`${name} "${raw}" must be on or off`);
         return fallback;
     }
+  }
+
+  /** An http:// or https:// URL without a trailing slash. */
+  httpUrl(name: string): string | undefined {
+    const raw = this.string(name);
+    if (raw === undefined) return undefined;
+    try {
+      const url = new URL(raw);
+      if (url.protocol === 'http:' || url.protocol === 'https:') return raw.replace(/\/+$/, '');
+    } catch {
+      // reported below
+    }
+    this.problems.push(`${name} "${raw}" must be an http:// or https:// URL`);
+    return undefined;
   }
 
   redisUrl(name: string): string | undefined {

@@ -2,7 +2,9 @@
  * readConfig: defaults, and every bad variable reported by name, all at once.
  */
 import { generateKeyPairSync } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createTokenVerifier } from '../../src/auth/tokens.js';
 import { ConfigError, readConfig } from '../../src/config/index.js';
@@ -10,6 +12,27 @@ import { PUBLISHED_JWT_SECRETS } from '../../src/config/published-secrets.js';
 import { TEST_SECRET } from '../helpers/tokens.js';
 
 const LONG_SECRET = 'x'.repeat(32);
+
+const PUSH_DEFAULTS = {
+  dryRun: true,
+  concurrency: 256,
+  maxAttempts: 5,
+  claimIdleMs: 30_000,
+  offlineGraceMs: 2000,
+  seenLiveTtlMs: 300_000,
+  sendTimeoutMs: 10_000,
+  retryBaseMs: 1000,
+  retryMaxMs: 300_000,
+  maxDevicesPerUser: 10,
+  maxTopicsPerUser: 1000,
+  fanoutPageSize: 500,
+  streamMaxLength: 1_000_000,
+  deadLetterMaxLength: 100_000,
+  dedupTtlMs: 86_400_000,
+  fcm: undefined,
+  vapid: undefined,
+  webhookSecret: undefined,
+};
 
 /** The problems `readConfig(env)` reports; fails the test if it accepts `env`. */
 function problemsOf(env: Record<string, string | undefined>): string[] {
@@ -62,6 +85,7 @@ describe('readConfig', () => {
       },
       redisSentinel: undefined,
       redisCluster: undefined,
+      push: PUSH_DEFAULTS,
     });
   });
 
@@ -295,5 +319,79 @@ describe('a JWT_SECRET published in the repository', () => {
 
   it('leaves other secrets alone in production, the test suite\'s included', () => {
     expect(readConfig({ NODE_ENV: 'production', JWT_SECRET: TEST_SECRET }).jwtSecret).toBe(TEST_SECRET);
+  });
+});
+
+describe('push settings', () => {
+  const vapid = {
+    PUSH_VAPID_SUBJECT: 'mailto:ops@example.com',
+    PUSH_VAPID_PUBLIC_KEY: Buffer.concat([Buffer.from([4]), Buffer.alloc(64, 7)]).toString('base64url'),
+    PUSH_VAPID_PRIVATE_KEY: Buffer.alloc(32, 9).toString('base64url'),
+  };
+  const serviceAccountFile = (content: string): string => {
+    const file = join(mkdtempSync(join(tmpdir(), 'herald-config-')), 'key.json');
+    writeFileSync(file, content);
+    return file;
+  };
+  const privateKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+
+  it('sends for real only in production', () => {
+    expect(readConfig({}).push.dryRun).toBe(true);
+    expect(readConfig({ NODE_ENV: 'production', JWT_SECRET: LONG_SECRET }).push.dryRun).toBe(false);
+  });
+
+  it('reads the worker settings and the senders', () => {
+    const file = serviceAccountFile(
+      JSON.stringify({ type: 'service_account', project_id: 'herald-test', client_email: 'push@herald-test.iam.gserviceaccount.com', private_key: privateKey }),
+    );
+    const push = readConfig({
+      PUSH_CONCURRENCY: '512',
+      PUSH_MAX_ATTEMPTS: '3',
+      PUSH_CLAIM_IDLE_MS: '60000',
+      PUSH_OFFLINE_GRACE_MS: '0',
+      PUSH_MAX_DEVICES_PER_USER: '4',
+      PUSH_DEDUP_TTL_SECONDS: '3600',
+      PUSH_FCM_SERVICE_ACCOUNT_FILE: file,
+      PUSH_FCM_URL: 'http://127.0.0.1:9/',
+      PUSH_WEBHOOK_SECRET: `whsec_${Buffer.alloc(32, 1).toString('base64')}`,
+      ...vapid,
+    }).push;
+    expect(push).toMatchObject({ concurrency: 512, maxAttempts: 3, claimIdleMs: 60_000, offlineGraceMs: 0, maxDevicesPerUser: 4, dedupTtlMs: 3_600_000 });
+    expect(push.fcm).toEqual({
+      serviceAccount: { projectId: 'herald-test', clientEmail: 'push@herald-test.iam.gserviceaccount.com', privateKey },
+      url: 'http://127.0.0.1:9',
+      tokenUrl: 'https://oauth2.googleapis.com/token',
+    });
+    expect(push.vapid).toEqual({ subject: vapid.PUSH_VAPID_SUBJECT, publicKey: vapid.PUSH_VAPID_PUBLIC_KEY, privateKey: vapid.PUSH_VAPID_PRIVATE_KEY });
+    expect(push.webhookSecret).toMatch(/^whsec_/);
+  });
+
+  it('reports every bad push variable by name', () => {
+    const problems = problemsOf({
+      PUSH_CONCURRENCY: '0',
+      PUSH_CLAIM_IDLE_MS: '5000',
+      PUSH_FCM_SERVICE_ACCOUNT_FILE: serviceAccountFile(JSON.stringify({ type: 'service_account', project_id: 'p' })),
+      PUSH_FCM_TOKEN_URL: 'ftp://example.com',
+      PUSH_VAPID_SUBJECT: 'ops@example.com',
+      PUSH_VAPID_PUBLIC_KEY: 'short',
+      PUSH_VAPID_PRIVATE_KEY: vapid.PUSH_VAPID_PRIVATE_KEY,
+      PUSH_WEBHOOK_SECRET: 'not-a-secret',
+    });
+    expect(problems).toEqual([
+      expect.stringMatching(/^PUSH_CLAIM_IDLE_MS \(5000\) must be longer than PUSH_SEND_TIMEOUT_MS/),
+      expect.stringMatching(/^PUSH_CONCURRENCY "0"/),
+      expect.stringMatching(/^PUSH_FCM_TOKEN_URL "ftp:/),
+      expect.stringMatching(/^PUSH_FCM_SERVICE_ACCOUNT_FILE ".*" has no "private_key"/),
+      expect.stringMatching(/^PUSH_VAPID_SUBJECT "ops@example.com" must be a mailto:/),
+      expect.stringMatching(/^PUSH_VAPID_PUBLIC_KEY must be/),
+      expect.stringMatching(/^PUSH_WEBHOOK_SECRET must be whsec_/),
+    ]);
+  });
+
+  it('wants all three VAPID variables or none, and a readable key file', () => {
+    expect(problemsOf({ PUSH_VAPID_SUBJECT: 'mailto:ops@example.com' })).toEqual([expect.stringMatching(/must be set together/)]);
+    expect(problemsOf({ PUSH_FCM_SERVICE_ACCOUNT_FILE: '/nonexistent/key.json' })).toEqual([
+      expect.stringMatching(/^PUSH_FCM_SERVICE_ACCOUNT_FILE "\/nonexistent\/key.json" cannot be read/),
+    ]);
   });
 });

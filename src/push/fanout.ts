@@ -1,0 +1,196 @@
+/**
+ * What a worker does with one entry of the push stream: a topic entry becomes pages of
+ * followers on the stream (so every worker shares a big topic); a user, followers or
+ * device entry becomes one send per device, each claimed through its send marker,
+ * retried with backoff, and settled as sent, gone (device removed) or dead-lettered.
+ *
+ * Sends run in parallel up to the worker's limiter; the walk over an entry's users waits
+ * for a free slot before it starts the next send, so an entry of 500 followers holds one
+ * waiting slot request, not 500.
+ */
+import type { Logger } from '../common/logger.js';
+import type { PushCounters } from './counters.js';
+import type { DeadLetters } from './dead-letters.js';
+import type { Device, DeviceStore } from './devices.js';
+import type { PushEntry } from './entry.js';
+import type { Limiter } from './limiter.js';
+import type { PushQueue } from './queue.js';
+import { retryDelayMs, type RetryPolicy } from './retry.js';
+import type { SeenLive } from './seen-live.js';
+import type { FinalState, SendMarkers } from './send-markers.js';
+import type { PushMessage, Sender, Senders } from './senders/types.js';
+import type { TopicStore } from './topics.js';
+
+export interface FanoutDeps {
+  readonly devices: DeviceStore;
+  readonly topics: TopicStore;
+  readonly queue: PushQueue;
+  readonly deadLetters: DeadLetters;
+  readonly seenLive: SeenLive;
+  readonly markers: SendMarkers;
+  readonly senders: Senders;
+  readonly limiter: Limiter;
+  readonly counters: PushCounters;
+  readonly retry: RetryPolicy;
+  readonly maxAttempts: number;
+  readonly pageSize: number;
+  /** Aborted when the worker stops: no new send starts, retry waits end. */
+  readonly signal: AbortSignal;
+  readonly logger: Logger;
+}
+
+/** Which delivery of the entry this is. */
+export interface EntryDelivery {
+  readonly entryId: string;
+  /** Claimed from another worker (or re-read): markers of this entry may be left from before. */
+  readonly redelivered: boolean;
+}
+
+/**
+ * Handles one entry; resolves true when every push it holds is settled (the entry may be
+ * acknowledged), false when the worker stopped first (it stays pending for another).
+ * Rejects only when Redis fails, and then the entry also stays pending.
+ */
+export async function processEntry(deps: FanoutDeps, entry: PushEntry, delivery: EntryDelivery): Promise<boolean> {
+  const { target, notification } = entry;
+  if (target.kind === 'topic') {
+    for await (const users of deps.topics.followers(notification.tenant, target.topic, deps.pageSize)) {
+      await deps.queue.add({ ...entry, target: { kind: 'followers', topic: target.topic, users } });
+    }
+    return true;
+  }
+  const users = target.kind === 'followers' ? target.users : [target.user];
+  const sends: Array<Promise<boolean>> = [];
+  let complete = true;
+  walk: for (const user of users) {
+    if (entry.policy === 'WHEN_OFFLINE' && (await deps.seenLive.seen(notification.tenant, notification.id, user))) {
+      deps.counters.skippedSeenLive += 1;
+      continue;
+    }
+    let devices = await deps.devices.list(notification.tenant, user);
+    if (target.kind === 'device') devices = devices.filter((device) => device.id === target.deviceId);
+    for (const device of devices) {
+      const sender = senderFor(deps.senders, device);
+      if (sender === undefined) {
+        deps.counters.skippedUnconfigured += 1;
+        continue;
+      }
+      const release = await deps.limiter.acquire();
+      if (deps.signal.aborted) {
+        release();
+        complete = false;
+        break walk;
+      }
+      sends.push(deliver(deps, entry, delivery, { notification, user }, device, sender, release));
+    }
+  }
+  const settled = await Promise.all(sends);
+  return complete && settled.every(Boolean);
+}
+
+function senderFor(senders: Senders, device: Device): Sender<Device['kind']> | undefined {
+  // each sender only ever gets devices of its own kind
+  return senders[device.kind] as Sender<Device['kind']> | undefined;
+}
+
+/** One device: true when settled, false when abandoned at shutdown. Never rejects. */
+async function deliver(
+  deps: FanoutDeps,
+  entry: PushEntry,
+  delivery: EntryDelivery,
+  message: PushMessage,
+  device: Device,
+  sender: Sender<Device['kind']>,
+  firstRelease: () => void,
+): Promise<boolean> {
+  let release = firstRelease;
+  const { tenant, id } = message.notification;
+  const finish = (state: FinalState): Promise<void> => deps.markers.finish(tenant, id, device.id, state);
+  const deadLetter = async (reason: string, attempts: number): Promise<void> => {
+    await deps.deadLetters.add({
+      notification: message.notification,
+      user: message.user,
+      deviceId: device.id,
+      kind: device.kind,
+      reason,
+      attempts,
+      failedAt: Date.now(),
+    });
+    await finish('dead');
+    deps.counters.deadLettered += 1;
+  };
+  try {
+    const claim = await deps.markers.claim(tenant, id, device.id, delivery.entryId, entry.replay === true);
+    if (claim === 'done' || claim === 'elsewhere' || (claim === 'orphaned' && !delivery.redelivered)) {
+      deps.counters.skippedDuplicate += 1;
+      return true;
+    }
+    if (claim === 'orphaned') {
+      deps.counters.outcomeUnknown += 1;
+      await deadLetter('outcome unknown: the worker sending it stopped mid-send (replay to send it anyway)', 0);
+      return true;
+    }
+    for (let attempt = 1; ; attempt += 1) {
+      const result = await sender.send(message, device);
+      if (result.outcome === 'sent') {
+        if (result.dryRun) deps.counters.dryRun += 1;
+        else deps.counters.sent += 1;
+        await finish('sent');
+        return true;
+      }
+      deps.counters.failed += 1;
+      if (result.outcome === 'gone') {
+        await deps.devices.remove(tenant, message.user, device.id);
+        deps.counters.devicesRemoved += 1;
+        await finish('gone');
+        return true;
+      }
+      if (result.outcome === 'failed') {
+        await deadLetter(result.reason, attempt);
+        return true;
+      }
+      if (attempt >= deps.maxAttempts) {
+        await deadLetter(`${result.reason} (gave up after ${attempt} attempts)`, attempt);
+        return true;
+      }
+      const delayMs = retryDelayMs(attempt, result.retryAfterMs, deps.retry);
+      if (delayMs === undefined) {
+        await deadLetter(`${result.reason}; Retry-After of ${result.retryAfterMs} ms is past the longest wait`, attempt);
+        return true;
+      }
+      deps.counters.retried += 1;
+      release(); // nobody waits on a slot held by a sleeper
+      release = () => undefined;
+      if (!(await sleep(delayMs, deps.signal))) {
+        await deps.markers.release(tenant, id, device.id, delivery.entryId);
+        return false;
+      }
+      release = await deps.limiter.acquire();
+      if (deps.signal.aborted) {
+        await deps.markers.release(tenant, id, device.id, delivery.entryId);
+        return false;
+      }
+    }
+  } catch (error) {
+    deps.logger.error(`push: ${message.notification.id} to device ${device.id} of ${message.user}: ${error instanceof Error ? error.message : String(error)}`);
+    return false;
+  } finally {
+    release();
+  }
+}
+
+/** Resolves true after `ms`, or false as soon as `signal` aborts. */
+export function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
+  if (signal.aborted) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(true);
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -1,0 +1,94 @@
+/**
+ * The push worker as the process entry (`main.ts push`) starts it: senders made from the
+ * configuration — the real one where configured; in dry-run, a logging one where not —
+ * and a worker that closes them when it stops.
+ */
+import type { Redis } from 'ioredis';
+import type { Logger } from '../common/logger.js';
+import type { HeraldConfig, PushConfig } from '../config/index.js';
+import { createDeadLetters } from './dead-letters.js';
+import { createDeviceStore } from './devices.js';
+import { createPushKeys } from './keys.js';
+import { createPushQueue } from './queue.js';
+import { createSeenLive } from './seen-live.js';
+import { createDryRunSender } from './senders/dry-run.js';
+import { createFcmSender } from './senders/fcm.js';
+import type { Senders } from './senders/types.js';
+import { createWebPushSender } from './senders/web-push.js';
+import { createWebhookSender } from './senders/webhook.js';
+import { createTopicStore } from './topics.js';
+import { createPushWorker, type PushWorker } from './worker.js';
+
+/**
+ * One sender per configured kind. Outside production (dry-run) an unconfigured kind gets
+ * a sender that logs what it would send; in production it gets none, and its devices are
+ * counted as `skippedUnconfigured`.
+ */
+export function createPushSenders(push: PushConfig, logger: Logger): Senders & { close(): Promise<void> } {
+  const { dryRun, sendTimeoutMs: requestTimeoutMs } = push;
+  const fcm = push.fcm
+    ? createFcmSender({ serviceAccount: push.fcm.serviceAccount, baseUrl: push.fcm.url, tokenUrl: push.fcm.tokenUrl, dryRun, requestTimeoutMs, logger })
+    : dryRun
+      ? createDryRunSender('FCM', logger)
+      : undefined;
+  const webPush = push.vapid ? createWebPushSender({ vapid: push.vapid, dryRun, requestTimeoutMs, logger }) : dryRun ? createDryRunSender('WEB_PUSH', logger) : undefined;
+  const webhook = push.webhookSecret
+    ? createWebhookSender({ secret: push.webhookSecret, dryRun, requestTimeoutMs, logger })
+    : dryRun
+      ? createDryRunSender('WEBHOOK', logger)
+      : undefined;
+  return {
+    ...(fcm ? { FCM: fcm } : {}),
+    ...(webPush ? { WEB_PUSH: webPush } : {}),
+    ...(webhook ? { WEBHOOK: webhook } : {}),
+    close: async () => {
+      await Promise.all([fcm?.close(), webPush?.close(), webhook?.close()]);
+    },
+  };
+}
+
+export interface PushWorkerFromConfigOptions {
+  config: HeraldConfig;
+  /** Commands; ready before `start`. */
+  redis: Redis;
+  /** Blocking reads only; its command timeout above 5000 ms (the worker's block). */
+  reader: Redis;
+  logger: Logger;
+}
+
+/** A worker with every `PUSH_*` setting applied; its `stop` also closes the senders. */
+export function createPushWorkerFromConfig(options: PushWorkerFromConfigOptions): PushWorker {
+  const { config, redis, reader, logger } = options;
+  const push = config.push;
+  const keys = createPushKeys(config.channelPrefix);
+  const senders = createPushSenders(push, logger);
+  const queue = createPushQueue({ redis, keys, maxLength: push.streamMaxLength });
+  const worker = createPushWorker({
+    redis,
+    reader,
+    keys,
+    senders,
+    devices: createDeviceStore({ redis, keys, maxDevicesPerUser: push.maxDevicesPerUser, allowInsecureUrls: !config.production }),
+    topics: createTopicStore({ redis, keys, maxTopicsPerUser: push.maxTopicsPerUser }),
+    queue,
+    deadLetters: createDeadLetters({ redis, keys, queue, maxLength: push.deadLetterMaxLength }),
+    seenLive: createSeenLive({ redis, keys, ttlMs: push.seenLiveTtlMs }),
+    concurrency: push.concurrency,
+    maxAttempts: push.maxAttempts,
+    claimIdleMs: push.claimIdleMs,
+    offlineGraceMs: push.offlineGraceMs,
+    retryBaseMs: push.retryBaseMs,
+    retryMaxMs: push.retryMaxMs,
+    fanoutPageSize: push.fanoutPageSize,
+    dedupTtlMs: push.dedupTtlMs,
+    logger,
+  });
+  if (push.dryRun) logger.info('push: dry-run (NODE_ENV is not production): nothing is sent; FCM only validates');
+  return {
+    ...worker,
+    async stop() {
+      await worker.stop();
+      await senders.close();
+    },
+  };
+}

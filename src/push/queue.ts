@@ -1,0 +1,69 @@
+/**
+ * Writing to the push stream. The publish path calls {@link PushQueue.enqueue} once per
+ * notification — one XADD, whatever the audience: a topic's followers are expanded by a
+ * worker, never on the publish path.
+ *
+ * The stream is bounded: workers XDEL an entry once they have acknowledged it, so it
+ * only holds work not yet done, and XADD trims it to about `maxLength` entries. Past
+ * that (workers down for long), the oldest entries are dropped; a worker that then
+ * meets their ids among its pending ones counts them as `lost`.
+ */
+import type { Redis } from 'ioredis';
+import { encodePushEntry, type PushEntry, type PushNotification, type PushPolicy } from './entry.js';
+import type { PushKeys } from './keys.js';
+
+export interface PushQueueOptions {
+  /** A connection for commands. */
+  redis: Redis;
+  keys: PushKeys;
+  /**
+   * About how many entries the stream holds (`PUSH_STREAM_MAX_LENGTH`): XADD trims with
+   * `MAXLEN ~`, which may keep up to one stream node (100 entries) more.
+   * @default 1000000
+   */
+  maxLength?: number;
+  /** The clock, ms since the epoch. @default Date.now */
+  now?: () => number;
+}
+
+export interface PushQueue {
+  /**
+   * Adds a notification to the push stream, addressed to its user or topic; nothing for
+   * `NEVER`. Resolves with the stream entry id, or undefined when nothing was added.
+   */
+  enqueue(notification: PushNotification, policy: PushPolicy): Promise<string | undefined>;
+  /** Adds an entry as it is (a worker's follower pages, an operator's replay). */
+  add(entry: PushEntry): Promise<string>;
+}
+
+export function createPushQueue(options: PushQueueOptions): PushQueue {
+  const { redis, keys } = options;
+  const maxLength = options.maxLength ?? 1_000_000;
+  const now = options.now ?? Date.now;
+  const add = async (entry: PushEntry): Promise<string> => {
+    const id = await redis.xadd(keys.stream, 'MAXLEN', '~', maxLength, '*', ...encodePushEntry(entry));
+    if (id === null) throw new Error('XADD to the push stream returned no id');
+    return id;
+  };
+  return {
+    add,
+    async enqueue(notification, policy) {
+      if (policy === 'NEVER') return undefined;
+      const target =
+        notification.audience === 'TOPIC'
+          ? ({ kind: 'topic', topic: notification.to } as const)
+          : ({ kind: 'user', user: notification.to } as const);
+      return add({ notification, policy, target, queuedAt: now() });
+    },
+  };
+}
+
+/** Creates the workers' consumer group (and the stream) unless it exists. */
+export async function ensurePushGroup(redis: Redis, keys: PushKeys): Promise<void> {
+  try {
+    // from 0: entries published before any worker ever started are not skipped
+    await redis.xgroup('CREATE', keys.stream, keys.group, '0', 'MKSTREAM');
+  } catch (error) {
+    if (!(error instanceof Error && error.message.startsWith('BUSYGROUP'))) throw error;
+  }
+}

@@ -1,0 +1,19 @@
+/**
+ * The sender of a kind that has no configuration, outside production: logs what it
+ * would send, sends nothing. (In production such a kind has no sender at all, and the
+ * worker counts its devices as `skippedUnconfigured`.)
+ */
+import type { Logger } from '../../common/logger.js';
+import type { DeviceKind } from '../devices.js';
+import type { Sender } from './types.js';
+
+export function createDryRunSender<K extends DeviceKind>(kind: K, logger: Logger = console): Sender<K> {
+  return {
+    kind,
+    async send(message, device) {
+      logger.info(`push dry-run: would send ${kind} push for ${message.notification.id} to device ${device.id} of ${message.user} (${kind} not configured)`);
+      return { outcome: 'sent', dryRun: true };
+    },
+    close: async () => undefined,
+  };
+}

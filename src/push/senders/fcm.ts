@@ -1,0 +1,177 @@
+/**
+ * Firebase Cloud Messaging, HTTP v1 API: `POST /v1/projects/{id}/messages:send` over
+ * HTTP/2 ({@link createHttp2Pool}), authorised with an OAuth2 access token that
+ * `google-auth-library`'s `JWT` client gets for the service account (a JWT-bearer grant,
+ * cached and refreshed by the library).
+ *
+ * Answers, per FCM's error codes: 200 sent; 404 or `UNREGISTERED` — the app was
+ * uninstalled or the token expired — gone; 401 drops the cached token and retries;
+ * 429 and 5xx retry, honouring Retry-After; any other answer fails for good.
+ * Dry-run sends `validate_only: true`: FCM checks the message and the token, delivers
+ * nothing.
+ */
+import { JWT } from 'google-auth-library';
+import type { Logger } from '../../common/logger.js';
+import { parseRetryAfter } from './http.js';
+import { createHttp2Pool, type Http2Response } from './http2-pool.js';
+import type { PushMessage, SendOutcome, Sender } from './types.js';
+
+export const FCM_URL = 'https://fcm.googleapis.com';
+/** The token endpoint google-auth-library posts to; also the `aud` of the JWT it signs. */
+export const GOOGLE_TOKEN_URL = 'https://oauth2.googleapis.com/token';
+export const FCM_SCOPE = 'https://www.googleapis.com/auth/firebase.messaging';
+
+/** The fields Herald uses of a service-account key file. */
+export interface ServiceAccountKey {
+  readonly projectId: string;
+  readonly clientEmail: string;
+  /** PEM. */
+  readonly privateKey: string;
+}
+
+/** Parses a service-account key file's JSON; throws an error naming the missing field. */
+export function parseServiceAccountKey(json: string): ServiceAccountKey {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch {
+    throw new Error('is not JSON');
+  }
+  if (typeof value !== 'object' || value === null) throw new Error('is not a JSON object');
+  const fields = value as Record<string, unknown>;
+  const field = (name: string): string => {
+    const found = fields[name];
+    if (typeof found !== 'string' || found === '') throw new Error(`has no "${name}"`);
+    return found;
+  };
+  if (fields['type'] !== 'service_account') throw new Error('is not a service-account key ("type" is not "service_account")');
+  const privateKey = field('private_key');
+  if (!privateKey.includes('PRIVATE KEY')) throw new Error('has a "private_key" that is not a PEM private key');
+  return { projectId: field('project_id'), clientEmail: field('client_email'), privateKey };
+}
+
+export interface FcmSenderOptions {
+  serviceAccount: ServiceAccountKey;
+  /** Send with `validate_only: true`: FCM validates, delivers nothing. */
+  dryRun: boolean;
+  /** `PUSH_FCM_URL`: FCM's origin. @default 'https://fcm.googleapis.com' */
+  baseUrl?: string;
+  /** `PUSH_FCM_TOKEN_URL`: where access tokens are fetched. @default 'https://oauth2.googleapis.com/token' */
+  tokenUrl?: string;
+  /** A send not answered within this is retried. @default 10000 (ms) */
+  requestTimeoutMs?: number;
+  /**
+   * Most HTTP/2 connections to FCM; more than one is opened only while every open one
+   * is at FCM's stream limit.
+   * @default 4
+   */
+  maxConnections?: number;
+  /** Where dry-run validations are logged. @default console */
+  logger?: Logger;
+}
+
+export function createFcmSender(options: FcmSenderOptions): Sender<'FCM'> {
+  const { serviceAccount, dryRun } = options;
+  const timeoutMs = options.requestTimeoutMs ?? 10_000;
+  const logger = options.logger ?? console;
+  const pool = createHttp2Pool(options.baseUrl ?? FCM_URL, { maxConnections: options.maxConnections ?? 4 });
+  const path = `/v1/projects/${encodeURIComponent(serviceAccount.projectId)}/messages:send`;
+  const auth = new JWT({ email: serviceAccount.clientEmail, key: serviceAccount.privateKey, scopes: [FCM_SCOPE] });
+  const tokenUrl = options.tokenUrl ?? GOOGLE_TOKEN_URL;
+  if (tokenUrl !== GOOGLE_TOKEN_URL) {
+    // the library has no option for the token endpoint; its transport does have interceptors
+    auth.transporter.interceptors.request.add({
+      resolved: async (request) => {
+        if (request.url.href === GOOGLE_TOKEN_URL) request.url = new URL(tokenUrl);
+        return request;
+      },
+    });
+  }
+
+  const send = async (message: PushMessage, token: string): Promise<SendOutcome> => {
+    let accessToken: string | null | undefined;
+    try {
+      accessToken = (await auth.getAccessToken()).token;
+    } catch (error) {
+      return { outcome: 'retry', reason: `FCM access token: ${error instanceof Error ? error.message : String(error)}` };
+    }
+    if (!accessToken) return { outcome: 'retry', reason: 'FCM access token: none issued' };
+    let response: Http2Response;
+    try {
+      response = await pool.request(
+        { ':method': 'POST', ':path': path, authorization: `Bearer ${accessToken}`, 'content-type': 'application/json' },
+        JSON.stringify(fcmRequest(message, token, dryRun)),
+        timeoutMs,
+      );
+    } catch (error) {
+      return { outcome: 'retry', reason: `FCM: ${error instanceof Error ? error.message : String(error)}` };
+    }
+    if (response.status === 401) auth.credentials = {}; // fetched afresh on the next attempt
+    return fcmOutcome(response, dryRun);
+  };
+
+  return {
+    kind: 'FCM',
+    async send(message, device) {
+      const outcome = await send(message, device.token);
+      if (dryRun && outcome.outcome === 'sent') {
+        logger.info(`push dry-run: FCM validated ${message.notification.id} for device ${device.id} of ${message.user}`);
+      }
+      return outcome;
+    },
+    close: () => pool.close(),
+  };
+}
+
+/** The request body: a notification for the system tray, the ids as data for the app. */
+export function fcmRequest(message: PushMessage, token: string, validateOnly: boolean): Record<string, unknown> {
+  const { notification, user } = message;
+  return {
+    ...(validateOnly ? { validate_only: true } : {}),
+    message: {
+      token,
+      notification: { body: notification.text },
+      // FCM data values must be strings
+      data: {
+        id: notification.id,
+        tenant: notification.tenant,
+        audience: notification.audience,
+        to: notification.to,
+        user,
+        sender: notification.sender,
+        timestamp: String(notification.timestamp),
+      },
+    },
+  };
+}
+
+function fcmOutcome(response: Http2Response, dryRun: boolean): SendOutcome {
+  const { status } = response;
+  if (status === 200) return { outcome: 'sent', dryRun };
+  const code = fcmErrorCode(response.body);
+  const reason = `FCM answered ${status}${code === undefined ? '' : ` ${code}`}`;
+  if (status === 404 || code === 'UNREGISTERED') return { outcome: 'gone', reason };
+  if (status === 401 || status === 429 || status >= 500) {
+    const header = response.headers['retry-after'];
+    const retryAfterMs = parseRetryAfter(Array.isArray(header) ? header[0] : header);
+    return retryAfterMs === undefined ? { outcome: 'retry', reason } : { outcome: 'retry', reason, retryAfterMs };
+  }
+  return { outcome: 'failed', reason };
+}
+
+/** The FcmError `errorCode` of an error body, else its `error.status`; undefined if neither. */
+function fcmErrorCode(body: string): string | undefined {
+  try {
+    const parsed: unknown = JSON.parse(body);
+    const error = (parsed as { error?: { status?: unknown; details?: unknown } }).error;
+    if (Array.isArray(error?.details)) {
+      for (const detail of error.details as unknown[]) {
+        const code = (detail as { errorCode?: unknown } | null)?.errorCode;
+        if (typeof code === 'string') return code;
+      }
+    }
+    return typeof error?.status === 'string' ? error.status : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,54 @@
+/**
+ * What the worker asks of a sender, and what a sender answers. A sender never throws:
+ * every failure of the far side is one of the {@link SendOutcome}s, decided at this edge.
+ */
+import type { Device, DeviceKind } from '../devices.js';
+import type { PushNotification } from '../entry.js';
+
+/** One push: a notification, to one device of one user. */
+export interface PushMessage {
+  readonly notification: PushNotification;
+  /** The user whose device it is. */
+  readonly user: string;
+}
+
+export type SendOutcome =
+  /** Accepted by the push service (or, in dry-run, everything but the send went through). */
+  | { readonly outcome: 'sent'; readonly dryRun: boolean }
+  /** Worth trying again (429, 5xx, a network error, a timeout), after `retryAfterMs` if the far side said so. */
+  | { readonly outcome: 'retry'; readonly reason: string; readonly retryAfterMs?: number }
+  /** The device no longer exists (FCM `UNREGISTERED`, Web Push 404/410, webhook 410): remove it. */
+  | { readonly outcome: 'gone'; readonly reason: string }
+  /** Refused for good (a malformed message, a payload too large, bad credentials). */
+  | { readonly outcome: 'failed'; readonly reason: string };
+
+export interface Sender<K extends DeviceKind = DeviceKind> {
+  readonly kind: K;
+  /** Sends `message` to `device`; resolves with the outcome, never rejects. */
+  send(message: PushMessage, device: Extract<Device, { kind: K }>): Promise<SendOutcome>;
+  /** Closes connections; sends still in flight end with a `retry` outcome. */
+  close(): Promise<void>;
+}
+
+/** The senders a worker has; a kind without one is skipped (and counted). */
+export interface Senders {
+  readonly FCM?: Sender<'FCM'>;
+  readonly WEB_PUSH?: Sender<'WEB_PUSH'>;
+  readonly WEBHOOK?: Sender<'WEBHOOK'>;
+}
+
+/** The JSON a webhook receives and a Web Push service worker decrypts. */
+export function pushPayload(message: PushMessage): Record<string, string | number> {
+  const { notification, user } = message;
+  return {
+    type: 'notification',
+    id: notification.id,
+    text: notification.text,
+    timestamp: notification.timestamp,
+    audience: notification.audience,
+    to: notification.to,
+    user,
+    tenant: notification.tenant,
+    sender: notification.sender,
+  };
+}

@@ -1,0 +1,66 @@
+/**
+ * Webhook deliveries, signed per the Standard Webhooks spec (standardwebhooks.com):
+ * `webhook-id` is stable across retries of one notification to one device, so a receiver
+ * can drop repeats; `webhook-timestamp` is the attempt's time (receivers refuse stale
+ * ones); `webhook-signature` is `v1,<base64 HMAC-SHA256 of "id.timestamp.body">`.
+ *
+ * Per the spec, any answer but 2xx is retried, except 410 Gone, which removes the device.
+ */
+import { createHash } from 'node:crypto';
+import { Webhook } from 'standardwebhooks';
+import type { Logger } from '../../common/logger.js';
+import type { Device } from '../devices.js';
+import { networkRetry, post } from './http.js';
+import { pushPayload, type PushMessage, type Sender } from './types.js';
+
+export interface WebhookSenderOptions {
+  /** `PUSH_WEBHOOK_SECRET`: `whsec_` and the base64 key shared with receivers. */
+  secret: string;
+  /** Log what would be sent instead of sending it. */
+  dryRun: boolean;
+  /** A delivery not answered within this is retried. @default 10000 (ms) */
+  requestTimeoutMs?: number;
+  /** Where dry-run sends are logged. @default console */
+  logger?: Logger;
+}
+
+/** The `webhook-id` of `message` to `device`: the same for every attempt. */
+export function webhookId(message: PushMessage, device: Pick<Device, 'id'>): string {
+  const { tenant, id } = message.notification;
+  return `msg_${createHash('sha256').update(`${tenant}\0${id}\0${message.user}\0${device.id}`).digest('base64url').slice(0, 27)}`;
+}
+
+export function createWebhookSender(options: WebhookSenderOptions): Sender<'WEBHOOK'> {
+  const signer = new Webhook(options.secret);
+  const timeoutMs = options.requestTimeoutMs ?? 10_000;
+  const logger = options.logger ?? console;
+  return {
+    kind: 'WEBHOOK',
+    async send(message, device) {
+      const body = JSON.stringify(pushPayload(message));
+      const id = webhookId(message, device);
+      const now = new Date();
+      const headers = {
+        'content-type': 'application/json',
+        'user-agent': 'Herald-Push',
+        'webhook-id': id,
+        'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
+        'webhook-signature': signer.sign(id, now, body),
+      };
+      if (options.dryRun) {
+        logger.info(`push dry-run: would POST webhook ${id} (${body.length} bytes) to device ${device.id} of ${message.user}`);
+        return { outcome: 'sent', dryRun: true };
+      }
+      try {
+        const result = await post(device.url, headers, body, timeoutMs);
+        if (result.status >= 200 && result.status < 300) return { outcome: 'sent', dryRun: false };
+        if (result.status === 410) return { outcome: 'gone', reason: 'webhook answered 410 Gone' };
+        const reason = `webhook answered ${result.status}`;
+        return result.retryAfterMs === undefined ? { outcome: 'retry', reason } : { outcome: 'retry', reason, retryAfterMs: result.retryAfterMs };
+      } catch (error) {
+        return networkRetry(error, 'webhook');
+      }
+    },
+    close: async () => undefined,
+  };
+}

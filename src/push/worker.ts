@@ -1,0 +1,336 @@
+/**
+ * The push worker: reads the push stream through the workers' consumer group, hands each
+ * entry to {@link processEntry}, and acknowledges (XACK, then XDEL) an entry only once all
+ * its pushes are settled.
+ *
+ * Any number of workers share one stream. An entry stays in the group's pending list
+ * while its worker holds it; the worker re-claims what it holds every third of
+ * `claimIdleMs` (XCLAIM JUSTID, which resets the idle time), so only the entries of a
+ * worker that died or stalled grow idle, and the others take them over with XAUTOCLAIM.
+ * The send markers turn such a second delivery into no duplicate send.
+ *
+ * `WHEN_OFFLINE` entries are not handled before `offlineGraceMs` after publication: the
+ * read loop waits for each in stream order, so the wait delays work without holding any
+ * of the worker's slots.
+ */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Redis } from 'ioredis';
+import type { Logger } from '../common/logger.js';
+import { createPushCounters, type PushCounters } from './counters.js';
+import { createDeadLetters, type DeadLetters } from './dead-letters.js';
+import { createDeviceStore, type DeviceStore } from './devices.js';
+import { decodePushEntry, type PushEntry } from './entry.js';
+import { processEntry, sleep, type FanoutDeps } from './fanout.js';
+import type { PushKeys } from './keys.js';
+import { createLimiter } from './limiter.js';
+import { createPushQueue, ensurePushGroup, type PushQueue } from './queue.js';
+import { createSeenLive, type SeenLive } from './seen-live.js';
+import { createSendMarkers } from './send-markers.js';
+import type { Senders } from './senders/types.js';
+import { createTopicStore, type TopicStore } from './topics.js';
+
+export interface PushWorkerOptions {
+  /**
+   * A connection for commands, ready before `start` (Herald's connections have no offline
+   * queue). The caller owns it and closes it after `stop`.
+   */
+  redis: Redis;
+  /**
+   * A second connection, used only for the blocking XREADGROUP (a blocked connection
+   * cannot serve other commands). Its command timeout must exceed `blockMs`. The caller
+   * owns it.
+   */
+  reader: Redis;
+  keys: PushKeys;
+  /** One sender per device kind; devices of a kind without one are skipped and counted. */
+  senders: Senders;
+  /** @default a store on `redis` with its defaults */
+  devices?: DeviceStore;
+  /** @default a store on `redis` with its defaults */
+  topics?: TopicStore;
+  /** Where topic pages go. @default a queue on `redis` with its defaults */
+  queue?: PushQueue;
+  /** @default dead letters on `redis` with their defaults */
+  deadLetters?: DeadLetters;
+  /** @default marks read on `redis` */
+  seenLive?: SeenLive;
+  /** This worker's name in the consumer group; unique per process. @default `<host>-<pid>-<random>` */
+  consumer?: string;
+  /**
+   * `PUSH_CONCURRENCY`: most sends in flight at once (HTTP/2 streams, webhook POSTs); also
+   * the most stream entries the worker holds.
+   * @default 256
+   */
+  concurrency?: number;
+  /**
+   * `PUSH_MAX_ATTEMPTS`: attempts per push before it is dead-lettered (1: no retry).
+   * @default 5
+   */
+  maxAttempts?: number;
+  /**
+   * `PUSH_CLAIM_IDLE_MS`: an entry untouched this long belongs to a worker that died or
+   * stalled, and another worker takes it over. Longer than a send's timeout.
+   * @default 30000
+   */
+  claimIdleMs?: number;
+  /**
+   * `PUSH_OFFLINE_GRACE_MS`: how long after publication a `WHEN_OFFLINE` entry waits for
+   * the subscribe servers' seen-live marks before the worker decides who to push.
+   * @default 2000
+   */
+  offlineGraceMs?: number;
+  /** `PUSH_RETRY_BASE_MS`: first retry wait before jitter; doubles per attempt. @default 1000 */
+  retryBaseMs?: number;
+  /**
+   * `PUSH_RETRY_MAX_MS`: longest retry wait; a Retry-After asking for longer dead-letters
+   * the push at once.
+   * @default 300000 (5 minutes)
+   */
+  retryMaxMs?: number;
+  /** `PUSH_FANOUT_PAGE_SIZE`: followers per page entry a topic is split into. @default 500 */
+  fanoutPageSize?: number;
+  /**
+   * `PUSH_DEDUP_TTL_SECONDS` (here in ms): how long a send marker is kept; a delivery or
+   * replay of the same push later than this is sent again.
+   * @default 86400000 (24 hours)
+   */
+  dedupTtlMs?: number;
+  /**
+   * Longest XREADGROUP block; `stop` unblocks it at once (CLIENT UNBLOCK), so this only
+   * bounds how long a lost connection goes unnoticed.
+   * @default 5000 (ms)
+   */
+  blockMs?: number;
+  /** @default console */
+  logger?: Logger;
+}
+
+export interface PushLag {
+  /** Entries added to the stream that no worker has read yet (null when Redis cannot tell after trimming). */
+  readonly unread: number | null;
+  /** Entries read by a worker and not yet acknowledged. */
+  readonly pending: number;
+}
+
+export interface PushWorker {
+  readonly consumer: string;
+  /** Counts of what this worker did; plain integers, read at any time. */
+  readonly counters: Readonly<PushCounters>;
+  /** Creates the consumer group if needed and starts reading. */
+  start(): Promise<void>;
+  /**
+   * Stops reading, lets sends in flight finish, abandons retry waits (their entries stay
+   * pending for another worker) and resolves when nothing is left running.
+   */
+  stop(): Promise<void>;
+  /** The stream's backlog, for all workers together. */
+  lag(): Promise<PushLag>;
+}
+
+type StreamReply = Array<[string, Array<[string, string[]]>]> | null;
+type AutoclaimReply = [string, Array<[string, string[]] | null>, string[]?];
+
+export function createPushWorker(options: PushWorkerOptions): PushWorker {
+  const { redis, reader, keys, senders } = options;
+  const logger = options.logger ?? console;
+  const consumer = options.consumer ?? `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const concurrency = options.concurrency ?? 256;
+  const claimIdleMs = options.claimIdleMs ?? 30_000;
+  const offlineGraceMs = options.offlineGraceMs ?? 2000;
+  const blockMs = options.blockMs ?? 5000;
+  const queue = options.queue ?? createPushQueue({ redis, keys });
+  const counters = createPushCounters();
+  const abort = new AbortController();
+  const deps: FanoutDeps = {
+    devices: options.devices ?? createDeviceStore({ redis, keys }),
+    topics: options.topics ?? createTopicStore({ redis, keys }),
+    queue,
+    deadLetters: options.deadLetters ?? createDeadLetters({ redis, keys, queue }),
+    seenLive: options.seenLive ?? createSeenLive({ redis, keys }),
+    markers: createSendMarkers(redis, keys, consumer, options.dedupTtlMs ?? 86_400_000),
+    senders,
+    limiter: createLimiter(concurrency),
+    counters,
+    retry: { baseMs: options.retryBaseMs ?? 1000, maxMs: options.retryMaxMs ?? 300_000 },
+    maxAttempts: options.maxAttempts ?? 5,
+    pageSize: options.fanoutPageSize ?? 500,
+    signal: abort.signal,
+    logger,
+  };
+
+  /** Entries this worker holds (read or claimed, not yet acknowledged), kept alive by the heartbeat. */
+  const held = new Set<string>();
+  const tasks = new Set<Promise<void>>();
+  let roomWaiter: (() => void) | undefined;
+  let readerId: number | undefined;
+  let loops: Promise<void> | undefined;
+  let heartbeat: NodeJS.Timeout | undefined;
+
+  const room = (): number => concurrency - held.size;
+  const untilRoom = async (): Promise<void> => {
+    while (room() <= 0 && !abort.signal.aborted) {
+      await new Promise<void>((resolve) => (roomWaiter = resolve));
+    }
+  };
+  const wakeRoom = (): void => {
+    const waiter = roomWaiter;
+    roomWaiter = undefined;
+    waiter?.();
+  };
+  abort.signal.addEventListener('abort', wakeRoom);
+
+  const acknowledge = async (id: string): Promise<void> => {
+    // XDEL too: the stream then holds only work not yet done, so its bound is a backlog bound
+    await redis.multi().xack(keys.stream, keys.group, id).xdel(keys.stream, id).exec();
+  };
+
+  const dispatch = (id: string, entry: PushEntry, redelivered: boolean): void => {
+    const run = async (): Promise<void> => {
+      try {
+        if (redelivered && entry.policy === 'WHEN_OFFLINE') {
+          // a claimed entry is usually long past its grace; rarely (claim idle < grace) it is not
+          const waitMs = entry.queuedAt + offlineGraceMs - Date.now();
+          if (waitMs > 0 && !(await sleep(waitMs, abort.signal))) return;
+        }
+        if (await processEntry(deps, entry, { entryId: id, redelivered })) {
+          await acknowledge(id);
+          counters.entriesDone += 1;
+        }
+      } catch (error) {
+        logger.error(`push: entry ${id} left for another attempt: ${error instanceof Error ? error.message : String(error)}`);
+      } finally {
+        held.delete(id);
+        wakeRoom();
+      }
+    };
+    const task = run(); // never rejects
+    tasks.add(task);
+    void task.then(() => tasks.delete(task));
+  };
+
+  /** Parses and dispatches, or drops an unreadable entry (nobody could ever do it). */
+  const take = async (id: string, fields: string[], redelivered: boolean): Promise<void> => {
+    const entry = decodePushEntry(fields);
+    if (entry === undefined) {
+      counters.malformed += 1;
+      logger.warn(`push: dropping malformed stream entry ${id}`);
+      await acknowledge(id).catch(() => undefined);
+      held.delete(id);
+      return;
+    }
+    if (!redelivered && entry.policy === 'WHEN_OFFLINE' && entry.target.kind !== 'topic') {
+      const waitMs = entry.queuedAt + offlineGraceMs - Date.now();
+      if (waitMs > 0 && !(await sleep(waitMs, abort.signal))) return;
+    }
+    dispatch(id, entry, redelivered);
+  };
+
+  const readLoop = async (): Promise<void> => {
+    while (!abort.signal.aborted) {
+      await untilRoom();
+      if (abort.signal.aborted) return;
+      let reply: StreamReply;
+      try {
+        readerId ??= Number(await reader.client('ID'));
+        reply = (await reader.xreadgroup(
+          'GROUP', keys.group, consumer, 'COUNT', room(), 'BLOCK', blockMs, 'STREAMS', keys.stream, '>',
+        )) as StreamReply;
+      } catch (error) {
+        if (abort.signal.aborted) return;
+        readerId = undefined; // a reconnected reader has a new id
+        await recover(error);
+        continue;
+      }
+      for (const [, entries] of reply ?? []) {
+        for (const [id] of entries) held.add(id);
+        for (const [id, fields] of entries) {
+          if (abort.signal.aborted) return; // the rest stay pending: claimed by another worker
+          await take(id, fields, false);
+        }
+      }
+    }
+  };
+
+  let claimCursor = '0-0';
+  const claimLoop = async (): Promise<void> => {
+    const intervalMs = Math.max(10, Math.floor(claimIdleMs / 2));
+    while (await sleep(intervalMs, abort.signal)) {
+      try {
+        while (room() > 0 && !abort.signal.aborted) {
+          const [next, entries, deleted = []] = (await redis.xautoclaim(
+            keys.stream, keys.group, consumer, claimIdleMs, claimCursor, 'COUNT', room(),
+          )) as AutoclaimReply;
+          claimCursor = next;
+          // trimmed from the stream before anyone finished them; XAUTOCLAIM drops them from the pending list
+          counters.lost += deleted.length;
+          for (const entry of entries) {
+            // null: deleted meanwhile; held: its own entry, which a stalled event loop let go idle
+            if (entry === null || held.has(entry[0])) continue;
+            held.add(entry[0]);
+            await take(entry[0], entry[1], true);
+          }
+          if (next === '0-0') break;
+        }
+      } catch (error) {
+        if (!abort.signal.aborted) logger.error(`push: claiming idle entries failed: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    }
+  };
+
+  const recover = async (error: unknown): Promise<void> => {
+    const message = error instanceof Error ? error.message : String(error);
+    if (message.startsWith('NOGROUP')) {
+      // the stream was deleted (FLUSHALL, an operator): make it again
+      await ensurePushGroup(redis, keys).catch(() => undefined);
+      return;
+    }
+    logger.error(`push: reading the stream failed: ${message}`);
+    await sleep(1000, abort.signal);
+  };
+
+  const refreshHeld = async (): Promise<void> => {
+    if (held.size === 0) return;
+    try {
+      await redis.xclaim(keys.stream, keys.group, consumer, 0, ...held, 'JUSTID');
+    } catch (error) {
+      logger.error(`push: heartbeat for held entries failed: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  };
+
+  return {
+    consumer,
+    counters,
+    async start() {
+      if (loops !== undefined) throw new Error('push worker already started');
+      await ensurePushGroup(redis, keys);
+      heartbeat = setInterval(() => void refreshHeld(), Math.max(10, Math.floor(claimIdleMs / 3)));
+      loops = Promise.all([readLoop(), claimLoop()]).then(() => undefined);
+    },
+    async stop() {
+      if (abort.signal.aborted) return;
+      abort.abort();
+      // repeated: an UNBLOCK that lands just before the XREADGROUP does not end its block
+      const unblock = (): void => {
+        if (readerId !== undefined) void redis.client('UNBLOCK', readerId).catch(() => undefined);
+      };
+      unblock();
+      const unblocking = setInterval(unblock, 100);
+      await loops;
+      clearInterval(unblocking);
+      await Promise.allSettled([...tasks]);
+      clearInterval(heartbeat);
+    },
+    async lag() {
+      const groups = (await redis.xinfo('GROUPS', keys.stream)) as unknown[][];
+      for (const group of groups) {
+        const fields = new Map<string, unknown>();
+        for (let i = 0; i + 1 < group.length; i += 2) fields.set(String(group[i]), group[i + 1]);
+        if (fields.get('name') !== keys.group) continue;
+        const lag = fields.get('lag');
+        return { unread: typeof lag === 'number' ? lag : null, pending: Number(fields.get('pending') ?? 0) };
+      }
+      return { unread: null, pending: 0 };
+    },
+  };
+}
