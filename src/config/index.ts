@@ -197,6 +197,21 @@ export interface HeraldConfig {
    */
   idempotencyWindowMs: number;
   limits: Limits;
+  /**
+   * `REDIS_SENTINELS` (comma-separated `host:port` sentinels), `REDIS_SENTINEL_MASTER`
+   * (the name they monitor the master under), optional `REDIS_SENTINEL_PASSWORD` (the
+   * sentinels' own) and `REDIS_PASSWORD` (the master's and replicas'): Redis found
+   * through Sentinel, instead of `REDIS_URL`.
+   * @default undefined (no Sentinel)
+   */
+  redisSentinel: RedisSentinelSettings | undefined;
+  /**
+   * `REDIS_CLUSTER_NODES` (comma-separated `host:port` seed nodes) and optional
+   * `REDIS_PASSWORD`: a Redis Cluster, instead of `REDIS_URL`. The seeds only start
+   * discovery; the client learns every node from them.
+   * @default undefined (no Cluster)
+   */
+  redisCluster: RedisClusterSettings | undefined;
   /** The push worker's settings (`PUSH_*`). */
   push: PushConfig;
 }
@@ -340,8 +355,17 @@ export function readConfig(env: Env = process.env): HeraldConfig {
       maxQueuedNotifications: read.integer('MAX_QUEUED_NOTIFICATIONS', 1000, 1, 1_000_000),
       maxBufferedBytes: read.integer('MAX_BUFFERED_BYTES', 1_048_576, 1024, 1024 * 1024 * 1024),
     },
+    redisSentinel: read.redisSentinel(),
+    redisCluster: read.redisCluster(),
     push: readPushConfig(read, production, problems),
   };
+  const redisChoices = REDIS_TOPOLOGY_VARIABLES.filter((name) => read.string(name) !== undefined);
+  if (redisChoices.length > 1) {
+    problems.push(`${redisChoices.join(' and ')} are set: set at most one of REDIS_URL, REDIS_SENTINELS and REDIS_CLUSTER_NODES (each says how to reach Redis)`);
+  }
+  if (read.string('REDIS_PASSWORD') !== undefined && read.string('REDIS_SENTINELS') === undefined && read.string('REDIS_CLUSTER_NODES') === undefined) {
+    problems.push('REDIS_PASSWORD is used only with REDIS_SENTINELS or REDIS_CLUSTER_NODES (with REDIS_URL, put it in the URL: redis://:password@host:port)');
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }
@@ -500,6 +524,55 @@ class EnvReader {
     return undefined;
   }
 
+  /** `REDIS_SENTINELS` and the variables that only mean something with it. */
+  redisSentinel(): RedisSentinelSettings | undefined {
+    const sentinels = this.addresses('REDIS_SENTINELS');
+    const masterName = this.string('REDIS_SENTINEL_MASTER');
+    const sentinelPassword = this.string('REDIS_SENTINEL_PASSWORD');
+    if (this.string('REDIS_SENTINELS') === undefined) {
+      for (const name of ['REDIS_SENTINEL_MASTER', 'REDIS_SENTINEL_PASSWORD']) {
+        if (this.string(name) !== undefined) this.problems.push(`${name} is set but REDIS_SENTINELS is not: list the sentinels as host:port,host:port`);
+      }
+      return undefined;
+    }
+    if (masterName === undefined) {
+      this.problems.push('REDIS_SENTINELS needs REDIS_SENTINEL_MASTER: the name the sentinels monitor the master under');
+      return undefined;
+    }
+    if (/\s/.test(masterName)) {
+      this.problems.push(`REDIS_SENTINEL_MASTER "${masterName}" must not contain spaces (Sentinel master names are one word)`);
+      return undefined;
+    }
+    if (sentinels === undefined) return undefined;
+    return { sentinels, masterName, sentinelPassword, password: this.string('REDIS_PASSWORD') };
+  }
+
+  /** `REDIS_CLUSTER_NODES`, with `REDIS_PASSWORD`. */
+  redisCluster(): RedisClusterSettings | undefined {
+    const nodes = this.addresses('REDIS_CLUSTER_NODES');
+    return nodes === undefined ? undefined : { nodes, password: this.string('REDIS_PASSWORD') };
+  }
+
+  /** Comma-separated `host:port` (`[v6]:port` for IPv6); undefined when unset or any entry is bad. */
+  addresses(name: string): RedisAddress[] | undefined {
+    const raw = this.string(name);
+    if (raw === undefined) return undefined;
+    const entries = raw.split(',').map((part) => part.trim()).filter(Boolean);
+    const addresses: RedisAddress[] = [];
+    for (const entry of entries) {
+      const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9][A-Za-z0-9.-]*)):(\d{1,5})$/.exec(entry);
+      const host = match?.[1] ?? match?.[2];
+      const port = Number(match?.[3]);
+      if (host === undefined || port < 1 || port > 65535) {
+        this.problems.push(`${name} entry "${entry}" must be host:port, such as 10.0.0.5:26379 or [fd00::5]:26379`);
+      } else {
+        addresses.push({ host, port });
+      }
+    }
+    if (entries.length === 0) this.problems.push(`${name} lists no host:port`);
+    return addresses.length === entries.length && entries.length > 0 ? addresses : undefined;
+  }
+
   origins(name: string): string[] {
     const raw = this.string(name);
     if (raw === undefined) return [];
@@ -519,4 +592,33 @@ class EnvReader {
     }
     return origins;
   }
+}
+
+/** The variables that each choose how Herald reaches Redis; at most one may be set. */
+const REDIS_TOPOLOGY_VARIABLES = ['REDIS_URL', 'REDIS_SENTINELS', 'REDIS_CLUSTER_NODES'] as const;
+
+/** A Redis node or sentinel, from a `host:port` list. */
+export interface RedisAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Redis through Sentinel (`REDIS_SENTINELS`, issue 15). */
+export interface RedisSentinelSettings {
+  /** `REDIS_SENTINELS`: asked in order for the current master's address. */
+  readonly sentinels: readonly RedisAddress[];
+  /** `REDIS_SENTINEL_MASTER`: the name the sentinels monitor the master under. */
+  readonly masterName: string;
+  /** `REDIS_SENTINEL_PASSWORD`: the sentinels' own password. @default undefined (none) */
+  readonly sentinelPassword: string | undefined;
+  /** `REDIS_PASSWORD`: the master's and replicas' password. @default undefined (none) */
+  readonly password: string | undefined;
+}
+
+/** A Redis Cluster (`REDIS_CLUSTER_NODES`, issue 15). */
+export interface RedisClusterSettings {
+  /** `REDIS_CLUSTER_NODES`: seed nodes; the rest of the cluster is discovered from them. */
+  readonly nodes: readonly RedisAddress[];
+  /** `REDIS_PASSWORD`: every node's password. @default undefined (none) */
+  readonly password: string | undefined;
 }

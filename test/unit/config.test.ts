@@ -83,6 +83,8 @@ describe('readConfig', () => {
         maxQueuedNotifications: 1000,
         maxBufferedBytes: 1_048_576,
       },
+      redisSentinel: undefined,
+      redisCluster: undefined,
       push: PUSH_DEFAULTS,
     });
   });
@@ -151,6 +153,94 @@ describe('readConfig', () => {
     const problems = problemsOf(env);
     expect(problems).toEqual([problem]);
     expect(problems[0]).toContain(variable);
+  });
+
+  it('reads REDIS_SENTINELS, REDIS_SENTINEL_MASTER and both passwords', () => {
+    const config = readConfig({
+      REDIS_SENTINELS: ' sentinel-1:26379, 10.0.0.7:26380 ,[fd00::5]:26381',
+      REDIS_SENTINEL_MASTER: 'herald-main',
+      REDIS_SENTINEL_PASSWORD: 'sentinel-secret',
+      REDIS_PASSWORD: 'data-secret',
+    });
+    expect(config.redisSentinel).toEqual({
+      sentinels: [
+        { host: 'sentinel-1', port: 26379 },
+        { host: '10.0.0.7', port: 26380 },
+        { host: 'fd00::5', port: 26381 },
+      ],
+      masterName: 'herald-main',
+      sentinelPassword: 'sentinel-secret',
+      password: 'data-secret',
+    });
+    expect(config).toMatchObject({ redisUrl: undefined, redisCluster: undefined });
+    expect(readConfig({ REDIS_SENTINELS: 's:26379', REDIS_SENTINEL_MASTER: 'm' }).redisSentinel).toEqual({
+      sentinels: [{ host: 's', port: 26379 }],
+      masterName: 'm',
+      sentinelPassword: undefined,
+      password: undefined,
+    });
+  });
+
+  it('reads REDIS_CLUSTER_NODES and REDIS_PASSWORD', () => {
+    const config = readConfig({ REDIS_CLUSTER_NODES: 'redis-0:6379,redis-1:6379', REDIS_PASSWORD: 'data-secret' });
+    expect(config.redisCluster).toEqual({
+      nodes: [
+        { host: 'redis-0', port: 6379 },
+        { host: 'redis-1', port: 6379 },
+      ],
+      password: 'data-secret',
+    });
+    expect(config).toMatchObject({ redisUrl: undefined, redisSentinel: undefined });
+  });
+
+  it.each<[Record<string, string>, string[]]>([
+    [
+      { REDIS_URL: 'redis://a:6379', REDIS_SENTINELS: 's:26379', REDIS_SENTINEL_MASTER: 'm' },
+      ['REDIS_URL and REDIS_SENTINELS are set: set at most one of REDIS_URL, REDIS_SENTINELS and REDIS_CLUSTER_NODES (each says how to reach Redis)'],
+    ],
+    [
+      { REDIS_URL: 'redis://a:6379', REDIS_SENTINELS: 's:26379', REDIS_SENTINEL_MASTER: 'm', REDIS_CLUSTER_NODES: 'c:6379' },
+      [
+        'REDIS_URL and REDIS_SENTINELS and REDIS_CLUSTER_NODES are set: set at most one of REDIS_URL, REDIS_SENTINELS and REDIS_CLUSTER_NODES (each says how to reach Redis)',
+      ],
+    ],
+    [
+      { REDIS_SENTINELS: 's:26379', REDIS_SENTINEL_MASTER: 'm', REDIS_CLUSTER_NODES: 'c:6379' },
+      ['REDIS_SENTINELS and REDIS_CLUSTER_NODES are set: set at most one of REDIS_URL, REDIS_SENTINELS and REDIS_CLUSTER_NODES (each says how to reach Redis)'],
+    ],
+    [{ REDIS_SENTINELS: 's:26379' }, ['REDIS_SENTINELS needs REDIS_SENTINEL_MASTER: the name the sentinels monitor the master under']],
+    [
+      { REDIS_SENTINELS: 's:26379', REDIS_SENTINEL_MASTER: 'my master' },
+      ['REDIS_SENTINEL_MASTER "my master" must not contain spaces (Sentinel master names are one word)'],
+    ],
+    [
+      { REDIS_SENTINEL_MASTER: 'm', REDIS_SENTINEL_PASSWORD: 'p' },
+      [
+        'REDIS_SENTINEL_MASTER is set but REDIS_SENTINELS is not: list the sentinels as host:port,host:port',
+        'REDIS_SENTINEL_PASSWORD is set but REDIS_SENTINELS is not: list the sentinels as host:port,host:port',
+      ],
+    ],
+    [
+      { REDIS_SENTINELS: 's:26379,sentinel-2,:1,s:0,s:65536,s:2x', REDIS_SENTINEL_MASTER: 'm' },
+      ['sentinel-2', ':1', 's:0', 's:65536', 's:2x'].map(
+        (entry) => `REDIS_SENTINELS entry "${entry}" must be host:port, such as 10.0.0.5:26379 or [fd00::5]:26379`,
+      ),
+    ],
+    [{ REDIS_CLUSTER_NODES: ' , ' }, ['REDIS_CLUSTER_NODES lists no host:port']],
+    [
+      { REDIS_CLUSTER_NODES: 'redis://c:6379' },
+      ['REDIS_CLUSTER_NODES entry "redis://c:6379" must be host:port, such as 10.0.0.5:26379 or [fd00::5]:26379'],
+    ],
+    [
+      { REDIS_URL: 'redis://a:6379', REDIS_PASSWORD: 'p' },
+      ['REDIS_PASSWORD is used only with REDIS_SENTINELS or REDIS_CLUSTER_NODES (with REDIS_URL, put it in the URL: redis://:password@host:port)'],
+    ],
+    [
+      { REDIS_PASSWORD: 'p' },
+      ['REDIS_PASSWORD is used only with REDIS_SENTINELS or REDIS_CLUSTER_NODES (with REDIS_URL, put it in the URL: redis://:password@host:port)'],
+    ],
+  ])('reports a bad Redis topology: %j', (env, expected) => {
+    expect(problemsOf(env)).toEqual(expected);
   });
 
   it('reads MAX_QUERY_TOKENS and MAX_BATCH_BYTES', () => {

@@ -1,0 +1,79 @@
+/**
+ * ioredis options for Redis behind Sentinel and for Redis Cluster (issue 15), made from
+ * the settings `readConfig` validated. Each connection keeps the rules of
+ * {@link redisClientOptions}: commands fail at once while it is down, nothing is resent
+ * or resubscribed behind the broker's back, an unanswered command times out.
+ */
+import type { ClusterOptions, RedisOptions } from 'ioredis';
+import type { RedisClusterSettings, RedisSentinelSettings } from '../config/index.js';
+import { redisClientOptions } from './redis.js';
+
+/**
+ * Options for a `Redis` that asks the sentinels for the current master and follows a
+ * failover: on `+switch-master` (so also when the old master is still up, demoted), on
+ * a lost connection, and on a READONLY reply (it reached a node that is now a replica).
+ * After a failover the client reconnects to the master the sentinels name; commands
+ * sent meanwhile fail (no offline queue).
+ */
+export function sentinelClientOptions(settings: RedisSentinelSettings, commandTimeoutMs: number): RedisOptions {
+  return {
+    ...redisClientOptions(commandTimeoutMs),
+    sentinels: settings.sentinels.map(({ host, port }) => ({ host, port })),
+    name: settings.masterName,
+    role: 'master',
+    // A sentinel that accepts the connection but never answers must not stall the lookup.
+    sentinelCommandTimeout: commandTimeoutMs,
+    // Without it a client stays on a demoted master that is still reachable (a partition
+    // healed, a manual SENTINEL FAILOVER) until a write fails.
+    failoverDetector: true,
+    // Reconnect (true) without resending (2 would resend): the write failed, and whether
+    // to retry it is the caller's decision.
+    reconnectOnError: (error: Error) => error.message.startsWith('READONLY'),
+    ...(settings.password === undefined ? {} : { password: settings.password }),
+    ...(settings.sentinelPassword === undefined ? {} : { sentinelPassword: settings.sentinelPassword }),
+  };
+}
+
+/** What a cluster connection is used for. */
+export type ClusterConnectionRole =
+  /** Commands: the publish script, history reads, delivery reports (SPUBLISH). */
+  | 'commands'
+  /**
+   * SSUBSCRIBE: sharded Pub/Sub is served only by the master that owns a channel's slot,
+   * so this connection keeps one subscriber per master (`shardedSubscribers`). Unlike a
+   * single node's subscriber, ioredis itself re-sends SSUBSCRIBE after a slot moves or a
+   * master fails over (its `ClusterSubscriberGroup`, whatever `autoResubscribe` says).
+   */
+  | 'sharded-subscriber';
+
+/** A `Cluster`'s constructor arguments: the seed nodes and its options. */
+export interface ClusterConnection {
+  readonly startupNodes: Array<{ host: string; port: number }>;
+  readonly options: ClusterOptions;
+}
+
+/**
+ * Arguments for `new Cluster(startupNodes, options)`. MOVED, ASK, TRYAGAIN and
+ * CLUSTERDOWN replies are retried by ioredis (Redis ran nothing); a command whose
+ * connection closed before its reply is not (`retryDelayOnFailover: 0`): Redis may have
+ * run it, and resending the publish script would publish twice.
+ */
+export function clusterClientOptions(settings: RedisClusterSettings, commandTimeoutMs: number, role: ClusterConnectionRole): ClusterConnection {
+  // The Cluster takes the offline queue at its own level, not per node.
+  const { enableOfflineQueue, enableAutoPipelining, ...perNode } = redisClientOptions(commandTimeoutMs);
+  return {
+    startupNodes: settings.nodes.map(({ host, port }) => ({ host, port })),
+    options: {
+      enableOfflineQueue,
+      enableAutoPipelining,
+      retryDelayOnFailover: 0,
+      shardedSubscribers: role === 'sharded-subscriber',
+      // A slot-map refresh (CLUSTER SLOTS) unanswered this long fails and is tried on another node.
+      slotsRefreshTimeout: commandTimeoutMs,
+      redisOptions: {
+        ...perNode,
+        ...(settings.password === undefined ? {} : { password: settings.password }),
+      },
+    },
+  };
+}

@@ -1,0 +1,140 @@
+/**
+ * The ioredis options of src/broker/redis-connection.ts against real local topologies
+ * (issue 15): a Sentinel-backed client finds the master through the sentinels and
+ * follows a failover to the promoted replica; Cluster clients reach every master, and
+ * the sharded subscriber hears SPUBLISH from channels on every shard.
+ */
+import { Cluster, Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { clusterClientOptions, sentinelClientOptions } from '../../src/broker/redis-connection.js';
+import { startClusterTopology, startSentinelTopology, type ClusterTopology, type SentinelTopology } from '../support/redis-topology.js';
+
+const COMMAND_TIMEOUT_MS = 2000;
+
+/**
+ * The next `event` of `emitter`. Not `events.once`: that rejects on the 'error' events
+ * a client emits while it reconnects, which here are expected.
+ */
+function next(emitter: Redis | Cluster, event: 'ready' | 'close'): Promise<void> {
+  return new Promise((resolve) => emitter.once(event, () => resolve()));
+}
+
+/** The port of the server `client` is talking to, as that server reports it. */
+async function serverPort(client: Redis | Cluster, node?: Redis): Promise<number> {
+  const info = String(await (node ?? client).call('INFO', 'server'));
+  return Number(/tcp_port:(\d+)/.exec(info)?.[1]);
+}
+
+describe('sentinelClientOptions', () => {
+  let topology: SentinelTopology;
+  const clients: Redis[] = [];
+  beforeAll(async () => {
+    topology = await startSentinelTopology();
+  });
+  afterAll(async () => {
+    for (const client of clients) client.disconnect();
+    await topology?.stop();
+  });
+
+  it('connects to the master through the sentinels and, after the master dies, to the promoted replica', async () => {
+    const client = new Redis(
+      sentinelClientOptions(
+        { sentinels: topology.sentinels, masterName: topology.masterName, sentinelPassword: undefined, password: undefined },
+        COMMAND_TIMEOUT_MS,
+      ),
+    );
+    client.on('error', () => undefined); // the kill below makes the connection fail; 'ready' is what counts
+    clients.push(client);
+    await next(client, 'ready');
+    const first = await topology.master();
+    expect(await serverPort(client)).toBe(first.port);
+    await client.set('before-failover', '1');
+    expect(await client.wait(1, 1000)).toBe(1);
+
+    const closed = next(client, 'close');
+    const readyAgain = next(client, 'ready');
+    const killed = await topology.killMaster();
+    await closed;
+    // No offline queue: a command while the master is gone fails at once, unsent.
+    await expect(client.set('while-down', '1')).rejects.toThrow(/Stream isn't writeable|Connection is closed/);
+
+    const promoted = await topology.waitForPromotion(killed, 10_000);
+    await readyAgain;
+    expect(await serverPort(client)).toBe(promoted.port);
+    expect(await client.get('before-failover')).toBe('1');
+    expect(await client.set('after-failover', '1')).toBe('OK'); // a master: no READONLY
+    expect(await client.exists('while-down')).toBe(0);
+  });
+});
+
+describe('clusterClientOptions', () => {
+  let cluster: ClusterTopology;
+  const clients: Cluster[] = [];
+  beforeAll(async () => {
+    cluster = await startClusterTopology();
+  });
+  afterAll(async () => {
+    for (const client of clients) client.disconnect();
+    await cluster?.stop();
+  });
+
+  /** One hash tag per master: `{t<n>}` whose slot that master serves. */
+  async function tagPerMaster(): Promise<Map<string, string>> {
+    const masters = (await cluster.nodes()).filter((row) => row.role === 'master');
+    const tags = new Map<string, string>();
+    for (let n = 0; tags.size < masters.length; n++) {
+      const owner = await cluster.ownerOf(await cluster.slotOf(`{t${n}}`));
+      if (!tags.has(owner.id)) tags.set(owner.id, `t${n}`);
+    }
+    return tags;
+  }
+
+  function connect(role: 'commands' | 'sharded-subscriber'): Cluster {
+    // One seed only: the client discovers the other nodes.
+    const [seed] = cluster.seeds;
+    const { startupNodes, options } = clusterClientOptions({ nodes: seed ? [seed] : [], password: undefined }, COMMAND_TIMEOUT_MS, role);
+    expect(startupNodes).toHaveLength(1);
+    const client = new Cluster(startupNodes, options);
+    client.on('error', () => undefined);
+    clients.push(client);
+    return client;
+  }
+
+  it('reaches every master from one seed node', async () => {
+    const client = connect('commands');
+    await next(client, 'ready');
+    const tags = await tagPerMaster();
+    expect(tags.size).toBe(3);
+    for (const [masterId, tag] of tags) {
+      const key = `herald:{${tag}}:meta`;
+      expect(await client.hset(key, 'seq', masterId)).toBe(1);
+      const owner = cluster.servers.find((node) => node.id === masterId);
+      expect(await owner?.call('HGET', key, 'seq')).toBe(masterId);
+    }
+    const mastersSeen = client.nodes('master').map((node) => node.options.port).sort();
+    expect(mastersSeen).toEqual(
+      (await cluster.nodes())
+        .filter((row) => row.role === 'master')
+        .map((row) => row.port)
+        .sort(),
+    );
+  });
+
+  it('the sharded subscriber hears SPUBLISH on channels of every shard', async () => {
+    const publisher = connect('commands');
+    const subscriber = connect('sharded-subscriber');
+    await Promise.all([next(publisher, 'ready'), next(subscriber, 'ready')]);
+    const channels = [...(await tagPerMaster()).values()].map((tag) => `herald:${tag}:user:bob`.replace(`:${tag}:`, `:{${tag}}:`));
+    const heard: string[] = [];
+    const all = new Promise<void>((resolve) => {
+      subscriber.on('smessage', (channel: string, message: string) => {
+        heard.push(`${channel}=${message}`);
+        if (heard.length === channels.length) resolve();
+      });
+    });
+    for (const channel of channels) await subscriber.ssubscribe(channel);
+    for (const channel of channels) expect(await publisher.spublish(channel, 'hi')).toBe(1);
+    await all;
+    expect(heard.sort()).toEqual(channels.map((channel) => `${channel}=hi`).sort());
+  });
+});
