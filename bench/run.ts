@@ -5,7 +5,7 @@
  * handling (see bench/README.md for why each is built as it is).
  *
  * Every system runs compiled, as production runs (Herald `node dist/main.js`, each
- * reference from bench/.build/), as two processes: one holds the subscriptions, one takes
+ * reference from dist-bench/), as two processes: one holds the subscriptions, one takes
  * the mutations. Lean load clients (bench/load-client.ts) speak graphql-transport-ws;
  * a publishing driver (bench/publisher.ts) sends `sendNotification(…) { receivedUsers }`
  * open-loop at a scheduled rate or closed-loop at a concurrency; server CPU and RSS come
@@ -135,23 +135,23 @@ async function waitReady(url: string): Promise<void> {
 
 /**
  * Compiles what the systems run, as production runs it: Herald with `npm run build`
- * (dist/), the references into bench/.build/ (beside bench/reference/, so their
- * `../../schema.graphql` is the same file). tsx would cost every process ~30 MB of RSS
+ * (dist/), the references into dist-bench/reference/ (two levels below the root, as
+ * bench/reference/ is, so their `../../schema.graphql` is the same file). tsx would cost every process ~30 MB of RSS
  * and a loader thread that none of them has in production.
  */
 function build(): void {
-  console.info('bench: compiling Herald (npm run build) and the references (bench/.build/)');
+  console.info('bench: compiling Herald (npm run build) and the references (dist-bench/)');
   execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' });
-  mkdirSync(new URL('.build/', import.meta.url), { recursive: true });
+  mkdirSync(new URL('../dist-bench/', import.meta.url), { recursive: true });
   writeFileSync(
-    new URL('.build/tsconfig.json', import.meta.url),
+    new URL('../dist-bench/tsconfig.json', import.meta.url),
     JSON.stringify({
-      extends: '../../tsconfig.json',
-      compilerOptions: { noEmit: false, rootDir: '..', outDir: '.', declaration: false, sourceMap: false },
-      include: ['../reference/*.ts'],
+      extends: '../tsconfig.json',
+      compilerOptions: { noEmit: false, rootDir: '../bench', outDir: '.', declaration: false, sourceMap: false },
+      include: ['../bench/reference/*.ts'],
     }),
   );
-  execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'bench/.build/tsconfig.json'], { cwd: ROOT, stdio: 'inherit' });
+  execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'dist-bench/tsconfig.json'], { cwd: ROOT, stdio: 'inherit' });
 }
 
 type SystemName = 'herald' | 'yoga' | 'mercurius';
@@ -209,8 +209,8 @@ async function startHerald(redis: RedisServer): Promise<System> {
 /** A reference as two instances of its one server: `port` holds the subscriptions, `port + 1` takes the mutations. */
 async function startReference(name: 'yoga' | 'mercurius', redis: RedisServer, port: number): Promise<System> {
   const env = { REDIS_URL: redis.url, JWT_SECRET: SECRET, NODE_ENV: 'production' };
-  const subscribe = startNode(`bench/.build/reference/${name}.js`, [], { ...env, PORT: String(port) });
-  const publish = startNode(`bench/.build/reference/${name}.js`, [], { ...env, PORT: String(port + 1) });
+  const subscribe = startNode(`dist-bench/reference/${name}.js`, [], { ...env, PORT: String(port) });
+  const publish = startNode(`dist-bench/reference/${name}.js`, [], { ...env, PORT: String(port + 1) });
   const ready = (at: number) => waitReady(`http://127.0.0.1:${at}/graphql?query=${encodeURIComponent('{ __typename }')}`);
   await ready(port);
   await ready(port + 1);
