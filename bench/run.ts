@@ -1,53 +1,68 @@
 /**
- * `npm run bench`: Herald beside a plain GraphQL Yoga server, in one run, on one Redis.
+ * `npm run bench`: Herald beside two references — plain GraphQL Yoga
+ * (bench/reference/yoga.ts) and Mercurius (bench/reference/mercurius.ts) — in one run, on
+ * one Redis, with the same load clients, the same publishing driver and the same token
+ * handling (see bench/README.md for why each is built as it is).
  *
- * Starts its own redis-server, Herald's subscribe and publish servers, and the reference
- * (bench/reference/server.ts), each as its own process; forks lean load clients
- * (bench/load-client.ts) that speak graphql-transport-ws directly; publishes through each
- * system's own publish path; reads server CPU and RSS from /proc. Prints one table and
- * writes bench/results/latest.json and latest.md.
+ * Every system runs compiled, as production runs (Herald `node dist/main.js`, each
+ * reference from dist-bench/), as two processes: one holds the subscriptions, one takes
+ * the mutations. Lean load clients (bench/load-client.ts) speak graphql-transport-ws;
+ * a publishing driver (bench/publisher.ts) sends `sendNotification(…) { receivedUsers }`
+ * open-loop at a scheduled rate or closed-loop at a concurrency; server CPU and RSS come
+ * from /proc. Prints one table and writes bench/results/latest.json and latest.md.
  *
- *   npm run bench                 # the full run (a few minutes)
- *   BENCH_SCALE=0.25 npm run bench  # a quick, smaller run
- *   BENCH_ONLY=fanout,steadyFanout npm run bench  # some scenarios only
+ *   npm run bench                    # the full run (about 12 minutes on 2 cores)
+ *   BENCH_SCALE=0.25 npm run bench   # a quick, smaller run
+ *   BENCH_ONLY=fanout,steadyMany npm run bench   # some scenarios only
+ *   BENCH_SYSTEMS=herald,yoga npm run bench      # some systems only
  */
-import { execSync, fork, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { execFileSync, execSync, fork, spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
 import { cpus, setPriority, totalmem } from 'node:os';
 import jwt from 'jsonwebtoken';
 import { startRedisServer, type RedisServer } from '../test/support/redis-server.js';
 import type { ClientCommand, ClientStats } from './load-client.js';
+import type { SendCommand, SendReport } from './publisher.js';
 
 const SCALE = Number(process.env['BENCH_SCALE'] ?? '1');
 /** Rounds of each delivery scenario (`BENCH_ROUNDS`); figures are their medians. */
 const ROUNDS = Math.max(1, Number(process.env['BENCH_ROUNDS'] ?? '3'));
 /**
  * `BENCH_PROFILE=1` runs Herald alone (with BENCH_ONLY, the scenarios it names) and
- * writes a V8 CPU profile of its subscribe server to bench/results/profiles/.
+ * writes V8 CPU profiles of its processes to bench/results/profiles/.
  */
 const PROFILE = process.env['BENCH_PROFILE'] === '1';
+const SCENARIOS = ['idle', 'publish', 'fanout', 'many', 'steadyMany', 'halfFanout', 'halfMany', 'connections'] as const;
 /**
- * `BENCH_ONLY=fanout,steadyMany` runs only those scenarios (idle, publish, fanout, many,
- * burst, steadyFanout, steadyFanoutEighth, steadyMany, connections) and writes no result
- * files.
+ * `BENCH_ONLY=fanout,steadyMany` runs only those scenarios (see `SCENARIOS`) and writes
+ * no result files.
  */
 const ONLY = process.env['BENCH_ONLY'] ? new Set(process.env['BENCH_ONLY'].split(',').map((name) => name.trim())) : undefined;
-const wanted = (scenario: string): boolean => ONLY === undefined || ONLY.has(scenario);
-/** `BENCH_SYSTEMS=herald` measures Herald alone, for a quicker look (no ratios). */
-const SYSTEMS = new Set((process.env['BENCH_SYSTEMS'] ?? 'herald,reference').split(',').map((name) => name.trim()));
+const wanted = (scenario: (typeof SCENARIOS)[number]): boolean => ONLY === undefined || ONLY.has(scenario);
+/** `BENCH_SYSTEMS=herald` measures Herald alone (no ratios); `reference` names both references. */
+const SYSTEMS = new Set(
+  (process.env['BENCH_SYSTEMS'] ?? 'herald,yoga,mercurius').split(',').flatMap((name) => (name.trim() === 'reference' ? ['yoga', 'mercurius'] : [name.trim()])),
+);
+/** Sends in flight in the closed-loop (capacity) scenarios: enough to keep every system's subscribe side busy. */
+const CONCURRENCY = 32;
+/** The steady rate of the one-device-per-user rows, notifications per second (issue 17). */
+const STEADY_MANY_RATE = 1000;
 /**
- * Publishes in flight in the fan-out scenario: enough to keep each system's subscribe
- * side busy, so the scenario measures capacity (with 16, Herald's subscribe server sat
- * partly idle and the run measured the publishers).
+ * A steady rate is sustained when, over a step of {@link STEP_SECONDS}, nothing is lost
+ * and p99 stays within this: past it a backlog is growing (a server that keeps up answers
+ * in a few ms; one that does not adds a whole step's worth of lateness).
  */
-const FANOUT_CONCURRENCY = 32;
+const SUSTAINED_P99_MS = 50;
+const STEP_SECONDS = 3;
+/** Seconds of sends in each counted round of a steady row. */
+const STEADY_SECONDS = 3;
 /**
  * `BENCH_SUBSCRIBE_WORKERS=2` runs Herald's subscribe server as that many processes
  * (`SUBSCRIBE_WORKERS`); its CPU and RSS are then those of the whole process tree.
  */
 const SUBSCRIBE_WORKERS = process.env['BENCH_SUBSCRIBE_WORKERS'] ?? '1';
-/** Niceness of the load clients and of this driver (`setpriority`), below the servers'. */
+/** Niceness of the load clients, the publishing driver and this process (`setpriority`), below the servers'. */
 const LOAD_PRIORITY = 10;
 const NICE = process.env['BENCH_NICE'] !== '0';
 /** Quiet time before each delivery scenario, in ms. */
@@ -56,6 +71,10 @@ const SECRET = 'bench-secret-that-is-at-least-32-bytes-long!';
 const CLK_TCK = Number(execSync('getconf CLK_TCK').toString().trim()) || 100;
 const ROOT = new URL('..', import.meta.url).pathname;
 const QUERY = 'subscription On($userName: String!) { onNotificationReceived(userName: $userName) { text } }';
+/** The seed's mutation, as a user copies it from the README: it waits for the count. */
+const SEND_RECEIVED = 'mutation S($to: String!, $text: String!) { sendNotification(to: $to, text: $text) { receivedUsers } }';
+/** Herald's lighter form, answered once the notification is stored and published: an extra row. */
+const SEND_ID = 'mutation S($to: String!, $text: String!) { sendNotification(to: $to, text: $text) { id } }';
 const now = (): number => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const scaled = (n: number, min = 1) => Math.max(min, Math.round(n * SCALE));
@@ -67,7 +86,7 @@ const children: ChildProcess[] = [];
 let redisPid = 0;
 
 function startNode(script: string, args: string[], env: Record<string, string>, nodeArgs: string[] = []): ChildProcess {
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script, ...args], {
+  const child = spawn(process.execPath, [...nodeArgs, script, ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -114,41 +133,107 @@ async function waitReady(url: string): Promise<void> {
   }
 }
 
-// ---------------------------------------------------------------- the two systems
+/**
+ * Compiles what the systems run, as production runs it: Herald with `npm run build`
+ * (dist/), the references into dist-bench/reference/ (two levels below the root, as
+ * bench/reference/ is, so their `../../schema.graphql` is the same file). tsx would cost every process ~30 MB of RSS
+ * and a loader thread that none of them has in production.
+ */
+function build(): void {
+  console.info('bench: compiling Herald (npm run build) and the references (dist-bench/)');
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' });
+  mkdirSync(new URL('../dist-bench/', import.meta.url), { recursive: true });
+  writeFileSync(
+    new URL('../dist-bench/tsconfig.json', import.meta.url),
+    JSON.stringify({
+      extends: '../tsconfig.json',
+      compilerOptions: { noEmit: false, rootDir: '../bench', outDir: '.', declaration: false, sourceMap: false },
+      include: ['../bench/reference/*.ts'],
+    }),
+  );
+  execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'dist-bench/tsconfig.json'], { cwd: ROOT, stdio: 'inherit' });
+}
+
+type SystemName = 'herald' | 'yoga' | 'mercurius';
+const TITLES: Record<SystemName, string> = { herald: 'Herald', yoga: 'plain Yoga', mercurius: 'Mercurius' };
+const REFERENCES = ['yoga', 'mercurius'] as const;
 
 interface System {
-  readonly name: 'herald' | 'reference';
+  readonly name: SystemName;
   readonly wsUrl: string;
-  /** Processes whose CPU counts as the server's. */
+  /** Where mutations go (the second process). */
+  readonly publishUrl: string;
+  /** Processes whose CPU counts as the server's: both of them. */
   readonly pids: number[];
   /** The process that holds the connections (RSS per connection). */
   readonly connectionPid: number;
-  token(user: string): string | undefined;
-  /** Publishes one notification with `text`, through the system's own publish path. */
-  publish(to: string, text: string): Promise<void>;
+  /** A publisher's token (scope `notifications:publish`). */
+  readonly serviceToken: string;
+  token(user: string): string;
 }
 
-/**
- * Publishers keep their connections open, as services do: node:http with a keep-alive
- * agent, lighter than `fetch`, so the driver spends less of the shared cores than the
- * servers it measures. The same for both systems.
- */
+const sign = (claims: object) => jwt.sign(claims, SECRET, { algorithm: 'HS256', expiresIn: 3600 });
+const serviceToken = sign({ sub: 'bench', tenant: 'acme', scope: 'notifications:publish' });
+const userToken = (user: string) => sign({ sub: user, tenant: 'acme' });
+
+async function startHerald(redis: RedisServer): Promise<System> {
+  const env = {
+    REDIS_URL: redis.url,
+    JWT_SECRET: SECRET,
+    NODE_ENV: 'production',
+    HOST: '127.0.0.1',
+    CHANNEL_PREFIX: 'bench',
+    SUBSCRIBE_PORT: '4600',
+    PUBLISH_PORT: '4601',
+    GRPC_PORT: '4602',
+    PUBLISH_GRPC_PORT: '4603',
+    KEEPALIVE_MS: '600000',
+    HISTORY_MAX_LENGTH: '100',
+  };
+  const profile = PROFILE ? ['--cpu-prof', '--cpu-prof-dir=bench/results/profiles'] : [];
+  const subscribe = startNode('dist/main.js', ['subscribe'], { ...env, SUBSCRIBE_WORKERS }, profile);
+  const publish = startNode('dist/main.js', ['publish'], env, profile);
+  await waitReady('http://127.0.0.1:4600/readyz');
+  await waitReady('http://127.0.0.1:4601/readyz');
+  return {
+    name: 'herald',
+    wsUrl: 'ws://127.0.0.1:4600/graphql',
+    publishUrl: 'http://127.0.0.1:4601/graphql',
+    pids: [subscribe.pid ?? 0, publish.pid ?? 0],
+    connectionPid: subscribe.pid ?? 0,
+    serviceToken,
+    token: userToken,
+  };
+}
+
+/** A reference as two instances of its one server: `port` holds the subscriptions, `port + 1` takes the mutations. */
+async function startReference(name: 'yoga' | 'mercurius', redis: RedisServer, port: number): Promise<System> {
+  const env = { REDIS_URL: redis.url, JWT_SECRET: SECRET, NODE_ENV: 'production' };
+  const subscribe = startNode(`dist-bench/reference/${name}.js`, [], { ...env, PORT: String(port) });
+  const publish = startNode(`dist-bench/reference/${name}.js`, [], { ...env, PORT: String(port + 1) });
+  const ready = (at: number) => waitReady(`http://127.0.0.1:${at}/graphql?query=${encodeURIComponent('{ __typename }')}`);
+  await ready(port);
+  await ready(port + 1);
+  return {
+    name,
+    wsUrl: `ws://127.0.0.1:${port}/graphql`,
+    publishUrl: `http://127.0.0.1:${port + 1}/graphql`,
+    pids: [subscribe.pid ?? 0, publish.pid ?? 0],
+    connectionPid: subscribe.pid ?? 0,
+    serviceToken,
+    token: userToken,
+  };
+}
+
+/** Kept-alive connections for the driver's own sends (warm-ups, the connections scenario). */
 const agent = new Agent({ keepAlive: true, maxSockets: 64 });
 
-function postGraphQL(url: string, query: string, variables: object, token?: string, retried = false): Promise<unknown> {
+function postGraphQL(url: string, query: string, variables: object, token: string): Promise<unknown> {
   const body = JSON.stringify({ query, variables });
   return new Promise((resolve, reject) => {
     const request = httpRequest(
       url,
-      {
-        method: 'POST',
-        agent,
-        headers: {
-          'Content-Type': 'application/json',
-          'Content-Length': Buffer.byteLength(body),
-          ...(token ? { Authorization: `Bearer ${token}` } : {}),
-        },
-      },
+      { method: 'POST', agent, headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), Authorization: `Bearer ${token}` } },
       (response) => {
         const chunks: Buffer[] = [];
         response.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -164,70 +249,36 @@ function postGraphQL(url: string, query: string, variables: object, token?: stri
         response.once('error', reject);
       },
     );
-    request.once('error', (error: NodeJS.ErrnoException) => {
-      // A kept-alive connection the server closed just as it was reused: send again, once
-      // (what Node's docs advise for an agent with keepAlive).
-      if (request.reusedSocket && error.code === 'ECONNRESET' && !retried) {
-        postGraphQL(url, query, variables, token, true).then(resolve, reject);
-        return;
-      }
-      reject(error);
-    });
+    request.once('error', reject);
     request.end(body);
   });
 }
 
-const sign = (claims: object) => jwt.sign(claims, SECRET, { algorithm: 'HS256', expiresIn: 3600 });
+// ---------------------------------------------------------------- the publishing driver
 
-async function startHerald(redis: RedisServer): Promise<System & { publishUrl: string; serviceToken: string }> {
-  const env = {
-    REDIS_URL: redis.url,
-    JWT_SECRET: SECRET,
-    NODE_ENV: 'production',
-    HOST: '127.0.0.1',
-    CHANNEL_PREFIX: 'bench',
-    SUBSCRIBE_PORT: '4600',
-    PUBLISH_PORT: '4601',
-    GRPC_PORT: '4602',
-    PUBLISH_GRPC_PORT: '4603',
-    KEEPALIVE_MS: '600000',
-    HISTORY_MAX_LENGTH: '100',
-  };
-  const subscribe = startNode('src/main.ts', ['subscribe'], { ...env, SUBSCRIBE_WORKERS }, PROFILE ? ['--cpu-prof', '--cpu-prof-dir=bench/results/profiles'] : []);
-  const publish = startNode('src/main.ts', ['publish'], env, PROFILE ? ['--cpu-prof', '--cpu-prof-dir=bench/results/profiles'] : []);
-  await waitReady('http://127.0.0.1:4600/readyz');
-  await waitReady('http://127.0.0.1:4601/readyz');
-  const serviceToken = sign({ sub: 'bench', tenant: 'acme', scope: 'notifications:publish' });
-  const publishUrl = 'http://127.0.0.1:4601/graphql';
-  return {
-    name: 'herald',
-    wsUrl: 'ws://127.0.0.1:4600/graphql',
-    pids: [subscribe.pid ?? 0, publish.pid ?? 0],
-    connectionPid: subscribe.pid ?? 0,
-    publishUrl,
-    serviceToken,
-    token: (user) => sign({ sub: user, tenant: 'acme' }),
-    publish: async (to, text) => {
-      await postGraphQL(publishUrl, 'mutation S($to: String!, $text: String!) { sendNotification(to: $to, text: $text) { id } }', { to, text }, serviceToken);
-    },
-  };
+/** The publishing driver (bench/publisher.ts), forked once for the whole run. */
+let publisherProcess: ChildProcess | undefined;
+
+function publisher(): ChildProcess {
+  if (publisherProcess) return publisherProcess;
+  const child = fork(new URL('publisher.ts', import.meta.url).pathname, [], { execArgv: ['--import', 'tsx'] });
+  if (NICE && child.pid !== undefined) setPriority(child.pid, LOAD_PRIORITY);
+  children.push(child);
+  publisherProcess = child;
+  return child;
 }
 
-async function startReference(redis: RedisServer): Promise<System & { url: string }> {
-  const child = startNode('bench/reference/server.ts', [], { REDIS_URL: redis.url, PORT: '4610' });
-  const url = 'http://127.0.0.1:4610/graphql';
-  await waitReady(`${url}?query=${encodeURIComponent('{ __typename }')}`);
-  return {
-    name: 'reference',
-    wsUrl: 'ws://127.0.0.1:4610/graphql',
-    pids: [child.pid ?? 0],
-    connectionPid: child.pid ?? 0,
-    url,
-    token: () => undefined,
-    publish: async (to, text) => {
-      await postGraphQL(url, 'mutation S($to: String!, $text: String!) { sendNotification(to: $to, text: $text) { id } }', { to, text });
-    },
-  };
+/** Sends through the driver and waits for its report; a send refused by the server fails the run. */
+function drive(command: Omit<SendCommand, 'cmd'>): Promise<SendReport> {
+  const child = publisher();
+  return new Promise((resolve, reject) => {
+    child.once('message', (message: { report?: SendReport; error?: string }) => {
+      if (message.report === undefined) return reject(new Error(`publisher: ${message.error ?? 'no report'}`));
+      if (message.report.failed > 0) return reject(new Error(`publisher: ${message.report.failed} sends failed: ${message.report.firstError ?? ''}`));
+      resolve(message.report);
+    });
+    child.send({ cmd: 'send', ...command } satisfies SendCommand);
+  });
 }
 
 // ---------------------------------------------------------------- load clients
@@ -312,7 +363,7 @@ async function inParallel<T>(items: readonly T[], limit: number, work: (item: T)
 async function warmUp(system: System, pool: ClientPool, users: string[]): Promise<void> {
   const deadline = Date.now() + 60_000;
   for (;;) {
-    await inParallel(users, 32, (user) => system.publish(user, 'warm-up'));
+    await inParallel(users, 32, async (to) => void (await postGraphQL(system.publishUrl, SEND_ID, { to, text: 'warm-up' }, system.serviceToken)));
     await sleep(200);
     if ((await pool.count()).minPerConnection >= 1) break;
     if (Date.now() > deadline) throw new Error(`${system.name}: not every connection is subscribed after 60 s`);
@@ -333,57 +384,60 @@ interface DeliveryResult {
 }
 
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? NaN;
+const median = (values: number[]) => percentile([...values].sort((a, b) => a - b), 50);
 
-/**
- * Opens `devices` connections for each of `users`, publishes `perUser` notifications to
- * each user (at `eventsPerSecond`, or as fast as `concurrency` allows) and measures.
- */
-interface DeliveryOptions {
+/** One shape of load: who is subscribed, and how the driver publishes. */
+interface Shape {
   users: number;
   devices: number;
-  perUser: number;
-  /** Publishes in flight at once. */
-  concurrency: number;
-  /** A steady rate; unset publishes as fast as `concurrency` allows. */
-  eventsPerSecond?: number;
   /** Prefix of the user names, so no scenario hears another's notifications. */
   prefix: string;
 }
 
-async function deliveries(system: System, options: DeliveryOptions): Promise<DeliveryResult> {
-  const users = Array.from({ length: options.users }, (_, n) => `${options.prefix}${n}`);
+/** How a round publishes: closed loop (`concurrency`, `perUser` each) or open loop (`ratePerSecond` for `seconds`). */
+type Load = { concurrency: number; perUser: number } | { ratePerSecond: number; seconds: number };
+
+/** Connections of `shape` held open on `system`, every subscription proven live. */
+interface Audience {
+  readonly system: System;
+  readonly shape: Shape;
+  readonly users: string[];
+  readonly pool: ClientPool;
+  /** Publishes one round of `load` with `query` and measures what arrived. */
+  round(load: Load, query?: string, quiet?: boolean): Promise<DeliveryResult>;
+  close(): Promise<void>;
+}
+
+async function openAudience(system: System, shape: Shape): Promise<Audience> {
+  const users = Array.from({ length: shape.users }, (_, n) => `${shape.prefix}${n}`);
   const pool = await clientPool(2);
-  try {
-    await pool.open(system, users, options.devices);
-    await warmUp(system, pool, users);
-    // Quiet again before measuring, as before each scenario: opening thousands of
-    // connections is not what the rounds measure.
-    await sleep(SETTLE_MS);
-    const events = Array.from({ length: options.perUser }, () => users).flat();
-    const expected = events.length * options.devices;
-    /** Publishes `list` (paced, or as fast as `concurrency` allows) and waits until all arrived. */
-    const publishAll = async (list: readonly string[]) => {
+  await pool.open(system, users, shape.devices);
+  await warmUp(system, pool, users);
+  // Quiet again before measuring: opening thousands of connections is not what the rounds measure.
+  await sleep(SETTLE_MS);
+  return {
+    system,
+    shape,
+    users,
+    pool,
+    async round(load, query = SEND_RECEIVED, quiet = false) {
       await pool.reset();
+      const sends = 'perUser' in load ? users.length * load.perUser : Math.max(1, Math.round(load.ratePerSecond * load.seconds));
+      // Users in turn, so every send of a round goes to a different user than the last.
+      const targets = Array.from({ length: sends }, (_, n) => users[n % users.length] as string);
       const cpu = countCpu(system, pool);
       const started = now();
-      if (options.eventsPerSecond) {
-        const interval = 1000 / options.eventsPerSecond;
-        await inParallel(
-          list.map((user, n) => [user, n] as const),
-          options.concurrency,
-          async ([user, n]) => {
-            const wait = started + n * interval - now();
-            if (wait > 0) await sleep(wait);
-            await system.publish(user, String(now()));
-          },
-        );
-      } else {
-        await inParallel(list, options.concurrency, (user) => system.publish(user, String(now())));
-      }
-      const arriving = list.length * options.devices;
+      await drive({
+        url: system.publishUrl,
+        token: system.serviceToken,
+        query,
+        targets,
+        ...('perUser' in load ? { concurrency: load.concurrency } : { ratePerSecond: load.ratePerSecond }),
+      });
+      const expected = sends * shape.devices;
       let counted = await pool.count();
       const deadline = Date.now() + 60_000;
-      while (counted.received < arriving && Date.now() < deadline) {
+      while (counted.received < expected && Date.now() < deadline) {
         await sleep(50);
         counted = await pool.count();
       }
@@ -391,22 +445,8 @@ async function deliveries(system: System, options: DeliveryOptions): Promise<Del
       const stats = await pool.stats();
       // Up to the last delivery, as the clients saw it, not to when polling noticed it.
       const elapsed = (stats.lastAt || now()) - started;
-      return { stats, serversMs, elapsed, shares };
-    };
-    if (options.eventsPerSecond) {
-      // A steady rate is measured in steady state: two seconds of it first, not counted,
-      // so code is compiled and heaps have grown (the first seconds are always the slowest).
-      await publishAll(events.slice(0, Math.max(1, Math.round(options.eventsPerSecond * 2))));
-    }
-    const rounds: DeliveryResult[] = [];
-    for (let round = 0; round < ROUNDS; round++) {
-      const { stats, serversMs, elapsed, shares } = await publishAll(events);
       const sorted = stats.latenciesMs.sort((a, b) => a - b);
-      console.info(
-        `bench:   round ${round + 1}: p50 ${percentile(sorted, 50).toFixed(2)} ms, p99 ${percentile(sorted, 99).toFixed(2)} ms, ` +
-          `${Math.round(stats.received / (elapsed / 1000))} deliveries/s; cores busy: ${shares}`,
-      );
-      rounds.push({
+      const result: DeliveryResult = {
         deliveries: stats.received,
         lost: expected - stats.received,
         cpuUsPerDelivery: (serversMs * 1000) / Math.max(1, stats.received),
@@ -414,35 +454,76 @@ async function deliveries(system: System, options: DeliveryOptions): Promise<Del
         p50: percentile(sorted, 50),
         p99: percentile(sorted, 99),
         max: sorted.at(-1) ?? NaN,
-      });
-    }
-    // The machine is shared and noisy: each figure is the median of the rounds.
-    const median = (pick: (result: DeliveryResult) => number) => percentile(rounds.map(pick).sort((a, b) => a - b), 50);
-    return {
-      deliveries: rounds.reduce((sum, result) => sum + result.deliveries, 0),
-      lost: rounds.reduce((sum, result) => sum + result.lost, 0),
-      cpuUsPerDelivery: median((result) => result.cpuUsPerDelivery),
-      deliveriesPerSecond: median((result) => result.deliveriesPerSecond),
-      p50: median((result) => result.p50),
-      p99: median((result) => result.p99),
-      max: median((result) => result.max),
-    };
-  } finally {
-    await pool.close();
+      };
+      if (!quiet) {
+        console.info(
+          `bench:   ${system.name}: p50 ${result.p50.toFixed(2)} ms, p99 ${result.p99.toFixed(2)} ms, ${Math.round(result.deliveriesPerSecond)} deliveries/s, ` +
+            `${result.cpuUsPerDelivery.toFixed(1)} CPU µs/delivery, lost ${result.lost}; cores busy: ${shares}`,
+        );
+      }
+      return result;
+    },
+    close: () => pool.close(),
+  };
+}
+
+/** `ROUNDS` rounds of `load` (after one uncounted round for an open loop), and their medians. */
+async function measureRounds(audience: Audience, load: Load, query = SEND_RECEIVED): Promise<DeliveryResult> {
+  // A steady rate is measured in steady state: two seconds of it first, not counted, so
+  // code is compiled and heaps have grown (the first seconds are always the slowest).
+  if ('ratePerSecond' in load) await audience.round({ ratePerSecond: load.ratePerSecond, seconds: 2 }, query, true);
+  const rounds: DeliveryResult[] = [];
+  for (let round = 0; round < ROUNDS; round++) rounds.push(await audience.round(load, query));
+  // The machine is shared and noisy: each figure is the median of the rounds.
+  return {
+    deliveries: rounds.reduce((sum, result) => sum + result.deliveries, 0),
+    lost: rounds.reduce((sum, result) => sum + result.lost, 0),
+    cpuUsPerDelivery: median(rounds.map((result) => result.cpuUsPerDelivery)),
+    deliveriesPerSecond: median(rounds.map((result) => result.deliveriesPerSecond)),
+    p50: median(rounds.map((result) => result.p50)),
+    p99: median(rounds.map((result) => result.p99)),
+    max: median(rounds.map((result) => result.max)),
+  };
+}
+
+/**
+ * Herald's highest steady rate in `audience`'s shape, events per second: open-loop steps
+ * of {@link STEP_SECONDS}, up by a quarter while a step is sustained (nothing lost, p99
+ * within {@link SUSTAINED_P99_MS}), down by a fifth from `start` if the first is not.
+ */
+async function highestSteadyRate(audience: Audience, start: number): Promise<number> {
+  await audience.round({ ratePerSecond: start, seconds: 2 }, SEND_RECEIVED, true);
+  const sustains = async (rate: number) => {
+    const result = await audience.round({ ratePerSecond: rate, seconds: STEP_SECONDS }, SEND_RECEIVED, true);
+    const ok = result.lost === 0 && result.p99 <= SUSTAINED_P99_MS;
+    console.info(`bench:   herald at ${Math.round(rate)} events/s: p50 ${result.p50.toFixed(2)} ms, p99 ${result.p99.toFixed(2)} ms, lost ${result.lost}: ${ok ? 'sustained' : 'not sustained'}`);
+    await sleep(1000);
+    return ok;
+  };
+  let rate = start;
+  if (await sustains(rate)) {
+    for (let step = 0; step < 8 && (await sustains(rate * 1.25)); step++) rate *= 1.25;
+    return Math.round(rate);
   }
+  for (let step = 0; step < 8; step++) {
+    rate *= 0.8;
+    if (await sustains(rate)) return Math.round(rate);
+  }
+  return Math.round(rate);
 }
 
 /**
  * Starts counting the CPU time of every process in the run: the system's servers, Redis,
- * the load clients and this driver. The function it returns reads them all at once: the
- * servers' total in ms, and each process's share of a core over `elapsedMs` (to show what
- * the shared cores were doing).
+ * the load clients, the publishing driver and this process. The function it returns reads
+ * them all at once: the servers' total in ms, and each process's share of a core over
+ * `elapsedMs` (to show what the shared cores were doing).
  */
 function countCpu(system: System, pool: ClientPool): (elapsedMs: number) => { serversMs: number; shares: string } {
   const processes: Array<[string, number]> = [
-    ...system.pids.map((pid, n): [string, number] => [`${system.name}${system.pids.length > 1 ? ` ${n + 1}` : ''}`, pid]),
+    ...system.pids.map((pid, n): [string, number] => [`${system.name} ${n === 0 ? 'sub' : 'pub'}`, pid]),
     ['redis', redisPid],
     ...pool.pids.map((pid, n): [string, number] => [`client ${n + 1}`, pid]),
+    ['publisher', publisher().pid ?? 0],
   ];
   const before = processes.map(([, pid]) => cpuMs(pid));
   const driverBefore = process.cpuUsage();
@@ -450,12 +531,12 @@ function countCpu(system: System, pool: ClientPool): (elapsedMs: number) => { se
     const used = processes.map(([, pid], n) => cpuMs(pid) - (before[n] ?? 0));
     const driver = process.cpuUsage(driverBefore);
     const shares = processes.map(([name], n) => `${name} ${((used[n] ?? 0) / elapsedMs).toFixed(2)}`);
-    shares.push(`driver ${((driver.user + driver.system) / 1000 / elapsedMs).toFixed(2)}`);
+    shares.push(`run.ts ${((driver.user + driver.system) / 1000 / elapsedMs).toFixed(2)}`);
     return { serversMs: used.slice(0, system.pids.length).reduce((sum, ms) => sum + ms, 0), shares: shares.join(', ') };
   };
 }
 
-/** RSS the server gains per idle subscribed connection, in KB. */
+/** RSS the connection-holding process gains per idle subscribed connection, in KB. */
 async function idleRss(system: System, connections: number): Promise<number> {
   const users = Array.from({ length: connections }, (_, n) => `idle${n}`);
   const pool = await clientPool(2);
@@ -472,26 +553,8 @@ async function idleRss(system: System, connections: number): Promise<number> {
   }
 }
 
-/** Notifications accepted per second by one publish process, for `seconds`. */
-async function publishRate(send: () => Promise<number>, concurrency: number, seconds: number): Promise<number> {
-  let accepted = 0;
-  const started = now();
-  const until = started + seconds * 1000;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (now() < until) {
-        // Not `accepted += await send()`: that reads `accepted` before the await and
-        // loses the other workers' counts.
-        const sent = await send();
-        accepted += sent;
-      }
-    }),
-  );
-  return accepted / ((now() - started) / 1000);
-}
-
 /** Herald only: `count` connections on one subscribe process, a broadcast to each user, nothing lost. */
-async function manyConnections(herald: Awaited<ReturnType<typeof startHerald>>, count: number): Promise<{ connections: number; received: number; lost: number; closed: number; seconds: number }> {
+async function manyConnections(herald: System, count: number): Promise<{ connections: number; received: number; lost: number; closed: number; seconds: number }> {
   const users = Array.from({ length: count }, (_, n) => `m${n}`);
   const pool = await clientPool(3);
   try {
@@ -527,144 +590,284 @@ async function manyConnections(herald: Awaited<ReturnType<typeof startHerald>>, 
   }
 }
 
+// ---------------------------------------------------------------- the table
+
+type Better = 'lower' | 'higher';
+type Values = Partial<Record<SystemName, number>>;
+
+interface Row {
+  label: string;
+  better: Better;
+  digits: number;
+  values: Values;
+}
+
+/** The better of the references that ran, for `better`: its name, or undefined when none ran. */
+function bestReference(values: Values, better: Better): SystemName | undefined {
+  const ran = REFERENCES.filter((name) => values[name] !== undefined && Number.isFinite(values[name]));
+  if (ran.length === 0) return undefined;
+  return ran.reduce((best, name) => {
+    const value = values[name] as number;
+    const bestValue = values[best] as number;
+    return (better === 'lower' ? value < bestValue : value > bestValue) ? name : best;
+  });
+}
+
+function ratio(values: Values, better: Better): number | undefined {
+  const best = bestReference(values, better);
+  const herald = values.herald;
+  return best === undefined || herald === undefined ? undefined : herald / (values[best] as number);
+}
+
+function renderRow(row: Row): string {
+  const cell = (name: SystemName) => (row.values[name] === undefined ? '—' : (row.values[name] as number).toFixed(row.digits));
+  const best = bestReference(row.values, row.better);
+  const r = ratio(row.values, row.better);
+  return `| ${row.label} (${row.better} is better) | ${cell('herald')} | ${cell('yoga')} | ${cell('mercurius')} | ${best ? TITLES[best] : '—'} | ${r === undefined ? '—' : r.toFixed(2)} |`;
+}
+
 // ---------------------------------------------------------------- the run
 
 async function main(): Promise<void> {
+  build();
   const redis = await startRedisServer();
   redisPid = redis.pid;
   const results: Record<string, unknown> = {
     machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
     date: new Date().toISOString(),
     scale: SCALE,
+    rounds: ROUNDS,
   };
   try {
-    const herald = await startHerald(redis);
-    const reference = await startReference(redis);
-    // The publisher yields too, once Redis and the servers have started at normal priority.
+    const all: SystemName[] = PROFILE ? ['herald'] : ['herald', ...REFERENCES];
+    const names = all.filter((name) => PROFILE || SYSTEMS.has(name));
+    const systems: System[] = [];
+    for (const name of names) {
+      systems.push(name === 'herald' ? await startHerald(redis) : await startReference(name, redis, name === 'yoga' ? 4610 : 4620));
+    }
+    const herald = systems.find((system) => system.name === 'herald');
+    // The driver yields too, once Redis and the servers have started at normal priority.
     if (NICE) setPriority(LOAD_PRIORITY);
-    // A profiling run (BENCH_PROFILE=1) measures Herald alone.
-    const systems: readonly System[] = PROFILE ? [herald] : [herald, reference].filter((system) => SYSTEMS.has(system.name));
-    const table: Array<[string, string, string]> = [];
-    const row = (label: string, h: number | undefined, r: number | undefined, digits = 1, better: 'lower' | 'higher' = 'lower') => {
-      if (h === undefined) return; // a scenario that did not run
-      // The reference is missing from a run that measures Herald alone (BENCH_PROFILE, BENCH_SYSTEMS).
-      if (r === undefined) return void table.push([`${label} (${better} is better)`, `${h.toFixed(digits)} / —`, '—']);
-      table.push([`${label} (${better} is better)`, `${h.toFixed(digits)} / ${r.toFixed(digits)}`, `${(h / r).toFixed(2)}`]);
+    const rows: Row[] = [];
+    const row = (label: string, values: Values, digits = 1, better: Better = 'lower') => {
+      if (Object.keys(values).length > 0) rows.push({ label, better, digits, values });
     };
-    const fanout = { users: 10, devices: scaled(200, 10), perUser: scaled(100, 5), concurrency: FANOUT_CONCURRENCY, prefix: 'fan' };
-    const many = { users: scaled(2000, 50), devices: 1, perUser: 5, concurrency: 32, prefix: 'many' };
-    const burst = { users: scaled(1000, 50), devices: 1, perUser: 2, concurrency: 64, prefix: 'burst' };
-    const notes: string[] = [];
-
-    // Idle memory first, on fresh processes, before other scenarios leave garbage behind.
-    const idleConnections = scaled(4000, 200);
-    if (wanted('idle')) {
-      const idle: Record<string, number> = {};
-      for (const system of systems) {
-        console.info(`bench: ${system.name}: ${idleConnections} idle connections`);
-        idle[system.name] = await idleRss(system, idleConnections);
+    const targets: string[] = [];
+    /** A target of issue 17: against the better reference (`maxRatio`/`minRatio`) or absolute (`under`). */
+    const target = (text: string, values: Values, better: Better, check: { maxRatio?: number; minRatio?: number; under?: number }) => {
+      const herald = values.herald;
+      const best = bestReference(values, better);
+      const r = ratio(values, better);
+      let met: boolean | undefined;
+      let figure = herald === undefined ? 'not measured' : `Herald ${herald.toFixed(2)}`;
+      if (check.under !== undefined && herald !== undefined) met = herald < check.under;
+      if (check.maxRatio !== undefined || check.minRatio !== undefined) {
+        if (r === undefined || best === undefined) met = undefined;
+        else {
+          figure += ` vs ${TITLES[best]} ${(values[best] as number).toFixed(2)} (${r.toFixed(2)}×)`;
+          met = check.maxRatio !== undefined ? r <= check.maxRatio : r >= (check.minRatio as number);
+        }
       }
+      targets.push(`- ${text}: ${figure} — **${met === undefined ? 'not measured' : met ? 'met' : 'not met'}**`);
+    };
+    const each = async (run: (system: System) => Promise<number | undefined>): Promise<Values> => {
+      const values: Values = {};
+      for (const system of systems) {
+        const value = await run(system);
+        if (value !== undefined) values[system.name] = value;
+      }
+      return values;
+    };
+
+    // RSS before any connection, on fresh processes.
+    await sleep(2000);
+    const startRss = await each(async (system) => rssKb(system.connectionPid) / 1024);
+    results['rssBeforeMb'] = startRss;
+    row('RSS before any connection, MB (the connection-holding process)', startRss, 0);
+
+    // Idle memory next, before other scenarios leave garbage behind.
+    const idleConnections = scaled(5000, 200);
+    if (wanted('idle')) {
+      const idle = await each(async (system) => {
+        console.info(`bench: ${system.name}: ${idleConnections} idle connections`);
+        return idleRss(system, idleConnections);
+      });
       results['idle'] = idle;
-      row(`idle RSS per subscribed connection, KB (${idleConnections})`, idle['herald'], idle['reference'], 1);
+      row(`idle RSS per subscribed connection, KB (${idleConnections})`, idle);
+      target('Idle RSS per subscribed connection ≤ 0.5× the better reference', idle, 'lower', { maxRatio: 0.5 });
     }
 
-    // Publishing next, while both systems are quiet (no connections yet).
+    // Publishing, while every system is quiet (no connections).
     if (wanted('publish') && !PROFILE) {
       await sleep(2000);
-      console.info('bench: publish throughput');
-      const batchSize = 500;
-      const publishSeconds = 5 * Math.min(1, SCALE * 2);
-      const heraldBatch = await publishRate(
-        async () => {
-          await postGraphQL(
-            herald.publishUrl,
-            'mutation B($n: [NotificationInput!]!) { sendNotifications(notifications: $n) { id } }',
-            { n: Array.from({ length: batchSize }, (_, n) => ({ to: `nobody${n}`, text: 'x' })) },
-            herald.serviceToken,
-          );
-          return batchSize;
-        },
-        4,
-        publishSeconds,
-      );
-      const heraldSingle = await publishRate(async () => {
-        await herald.publish('nobody', 'x');
-        return 1;
-      }, 32, publishSeconds);
-      const referenceSingle = systems.includes(reference)
-        ? await publishRate(async () => {
-            await reference.publish('nobody', 'x');
-            return 1;
-          }, 32, publishSeconds)
-        : undefined;
-      results['publish'] = { heraldBatch, heraldSingle, referenceSingle };
-      row('publish: notifications accepted / s, Herald batch vs reference single mutation', heraldBatch, referenceSingle, 0, 'higher');
-      row('publish: notifications accepted / s, single mutation each', heraldSingle, referenceSingle, 0, 'higher');
+      const seconds = 5 * Math.min(1, SCALE * 2);
+      const rate = async (system: System, query: string) => {
+        const report = await drive({ url: system.publishUrl, token: system.serviceToken, query, targets: ['nobody'], concurrency: CONCURRENCY, seconds });
+        return report.accepted / (report.elapsedMs / 1000);
+      };
+      const single = await each(async (system) => {
+        console.info(`bench: ${system.name}: single mutations, ${CONCURRENCY} in flight`);
+        return rate(system, SEND_RECEIVED);
+      });
+      row(`single mutations / s at concurrency ${CONCURRENCY}, { receivedUsers }`, single, 0, 'higher');
+      const publish: Record<string, Values> = { single };
+      if (herald) {
+        const heraldId = await rate(herald, SEND_ID);
+        publish['heraldId'] = { herald: heraldId };
+        row(`single mutations / s at concurrency ${CONCURRENCY}, Herald { id } vs the references' { receivedUsers }`, { ...single, herald: heraldId }, 0, 'higher');
+        // Herald's batch mutation, 500 a call, 4 in flight: an earlier issue's target (≥ 5× a reference's single mutations).
+        const batchSize = 500;
+        let accepted = 0;
+        const started = now();
+        await Promise.all(
+          Array.from({ length: 4 }, async () => {
+            while (now() < started + seconds * 1000) {
+              const batch = Array.from({ length: batchSize }, (_, n) => ({ to: `nobody${n}`, text: 'x' }));
+              await postGraphQL(herald.publishUrl, 'mutation B($n: [NotificationInput!]!) { sendNotifications(notifications: $n) { id } }', { n: batch }, herald.serviceToken);
+              accepted += batchSize;
+            }
+          }),
+        );
+        publish['heraldBatch'] = { herald: accepted / ((now() - started) / 1000) };
+        row('notifications accepted / s, Herald sendNotifications batch (500) vs the references\' single mutations', { ...single, herald: accepted / ((now() - started) / 1000) }, 0, 'higher');
+      }
+      results['publish'] = publish;
     }
 
     const measured: Record<string, Record<string, DeliveryResult>> = {};
     results['measured'] = measured;
-    const measure = async (scenario: string, label: string, options: DeliveryOptions, on: readonly System[] = systems) => {
+    const record = (scenario: string, system: System, result: DeliveryResult) => {
       measured[scenario] ??= {};
-      for (const system of on) {
-        // A few quiet seconds first, so what the last scenario left running (a backlog,
-        // a garbage collection) does not count against this one.
+      measured[scenario][system.name] = result;
+    };
+    const pick = (scenario: string, get: (result: DeliveryResult) => number): Values =>
+      Object.fromEntries(Object.entries(measured[scenario] ?? {}).map(([name, result]) => [name, get(result)]));
+    const rates: Record<string, number> = {};
+    results['steadyRates'] = rates;
+
+    /**
+     * One shape on every system in turn, Herald first: its capacity (closed loop), the
+     * extra steady rows, and the steady rate of half of Herald's highest steady rate,
+     * which is found on Herald's connections before the references run at it.
+     */
+    const shapeRuns = async (
+      shape: Shape,
+      saturation: { scenario: 'fanout' | 'many'; perUser: number },
+      half: 'halfFanout' | 'halfMany',
+      extra: (audience: Audience) => Promise<void>,
+      defaultStart: number,
+    ) => {
+      const runSaturation = wanted(saturation.scenario);
+      const runHalf = wanted(half) && herald !== undefined;
+      for (const system of systems) {
         await sleep(SETTLE_MS);
-        console.info(`bench: ${system.name}: ${label}`);
-        measured[scenario]![system.name] = await deliveries(system, options);
+        console.info(`bench: ${system.name}: ${shape.users} users × ${shape.devices} devices`);
+        const audience = await openAudience(system, shape);
+        try {
+          if (runSaturation || (runHalf && system === herald)) {
+            console.info(`bench: ${system.name}: ${saturation.scenario} at capacity (${CONCURRENCY} in flight), { receivedUsers }`);
+            record(saturation.scenario, system, await measureRounds(audience, { concurrency: CONCURRENCY, perUser: saturation.perUser }));
+            if (system === herald && saturation.scenario === 'fanout') {
+              console.info('bench: herald: fan-out at capacity, { id }');
+              record('fanoutId', system, await measureRounds(audience, { concurrency: CONCURRENCY, perUser: saturation.perUser }, SEND_ID));
+            }
+          }
+          await extra(audience);
+          if (runHalf) {
+            if (system === herald) {
+              const capacity = measured[saturation.scenario]?.['herald']?.deliveriesPerSecond;
+              const start = capacity ? capacity / shape.devices / 2 : defaultStart;
+              console.info(`bench: herald: highest steady rate, ${shape.users} × ${shape.devices}, from ${Math.round(start)} events/s`);
+              rates[half] = await highestSteadyRate(audience, start);
+            }
+            const rate = Math.max(1, Math.round((rates[half] ?? defaultStart) / 2));
+            console.info(`bench: ${system.name}: steady ${rate} events/s (half of Herald's highest steady rate)`);
+            record(half, system, await measureRounds(audience, { ratePerSecond: rate, seconds: STEADY_SECONDS }));
+          }
+        } finally {
+          await audience.close();
+        }
       }
     };
-    const fanoutLabel = `fan-out (${fanout.users} users × ${fanout.devices} devices)`;
-    const manyLabel = `many users (${many.users} × 1 device)`;
-    const burstLabel = `burst (${burst.users * burst.perUser} at once)`;
-    if (wanted('fanout')) await measure('fanout', fanoutLabel, fanout);
-    if (wanted('many')) await measure('many', manyLabel, many);
-    if (wanted('burst')) await measure('burst', burstLabel, burst);
-    for (const [scenario, label] of [
-      ['fanout', fanoutLabel],
-      ['many', manyLabel],
-      ['burst', burstLabel],
-    ] as const) {
-      const h = measured[scenario]?.['herald'];
-      const r = measured[scenario]?.['reference'];
-      row(`${label}: server CPU µs / delivery`, h?.cpuUsPerDelivery, r?.cpuUsPerDelivery);
-      row(`${label}: deliveries / s`, h?.deliveriesPerSecond, r?.deliveriesPerSecond, 0, 'higher');
-      row(`${label}: latency p50 ms`, h?.p50, r?.p50, 2);
-      row(`${label}: latency p99 ms`, h?.p99, r?.p99, 2);
+
+    // Fan-out: 10 users × 200 devices.
+    const fanout: Shape = { users: 10, devices: scaled(200, 10), prefix: 'fan' };
+    if (wanted('fanout') || wanted('halfFanout')) {
+      await shapeRuns(fanout, { scenario: 'fanout', perUser: scaled(100, 5) }, 'halfFanout', async () => undefined, 400);
+    }
+    // One device per user: 2,000 users.
+    const many: Shape = { users: scaled(2000, 50), devices: 1, prefix: 'many' };
+    if (wanted('many') || wanted('steadyMany') || wanted('halfMany')) {
+      await shapeRuns(
+        many,
+        { scenario: 'many', perUser: 5 },
+        'halfMany',
+        async (audience) => {
+          if (!wanted('steadyMany')) return;
+          const load = { ratePerSecond: STEADY_MANY_RATE, seconds: STEADY_SECONDS };
+          console.info(`bench: ${audience.system.name}: steady ${STEADY_MANY_RATE}/s open loop, { receivedUsers }`);
+          record('steadyMany', audience.system, await measureRounds(audience, load));
+          if (audience.system === herald) {
+            console.info(`bench: herald: steady ${STEADY_MANY_RATE}/s open loop, { id }`);
+            record('steadyManyId', audience.system, await measureRounds(audience, load, SEND_ID));
+          }
+        },
+        4000,
+      );
     }
 
-    // Steady rates: half of Herald's capacity in each shape, the same rate for both systems;
-    // and, for fan-out, an eighth of it for Herald alone (the reference is past its own
-    // capacity even there), to show the rate at which Herald's fan-out meets the target.
-    for (const [scenario, base, shape, share, on] of [
-      ['steadyFanout', 'fanout', fanout, 2, systems],
-      ['steadyFanoutEighth', 'fanout', fanout, 8, [herald]],
-      ['steadyMany', 'many', many, 2, systems],
+    const fanoutLabel = `fan-out ${fanout.users} × ${fanout.devices} at capacity`;
+    const manyLabel = `${many.users} users × 1 device`;
+    const withId = (scenario: string, base: string, get: (result: DeliveryResult) => number): Values => ({ ...pick(base, get), ...pick(scenario, get) });
+    if (measured['fanout']) {
+      const cpu = pick('fanout', (result) => result.cpuUsPerDelivery);
+      row(`${fanoutLabel}: server CPU µs / delivery`, cpu);
+      if (measured['fanoutId']) row(`${fanoutLabel}: server CPU µs / delivery, Herald { id }`, withId('fanoutId', 'fanout', (result) => result.cpuUsPerDelivery));
+      row(`${fanoutLabel}: deliveries / s`, pick('fanout', (result) => result.deliveriesPerSecond), 0, 'higher');
+      target('Fan-out stays ≤ 0.2× CPU per delivery with { receivedUsers }', cpu, 'lower', { maxRatio: 0.2 });
+    }
+    if (measured['steadyMany']) {
+      const label = `${manyLabel}, steady ${STEADY_MANY_RATE}/s open loop`;
+      const cpu = pick('steadyMany', (result) => result.cpuUsPerDelivery);
+      const p99 = pick('steadyMany', (result) => result.p99);
+      row(`${label}: server CPU µs / delivery`, cpu);
+      row(`${label}: latency p50 ms`, pick('steadyMany', (result) => result.p50), 2);
+      row(`${label}: latency p99 ms`, p99, 2);
+      if (measured['steadyManyId']) {
+        row(`${label}: server CPU µs / delivery, Herald { id }`, withId('steadyManyId', 'steadyMany', (result) => result.cpuUsPerDelivery));
+        row(`${label}: latency p99 ms, Herald { id }`, withId('steadyManyId', 'steadyMany', (result) => result.p99), 2);
+      }
+      target(`One device per user, steady open-loop ${STEADY_MANY_RATE}/s: server CPU per delivery ≤ 0.5×`, cpu, 'lower', { maxRatio: 0.5 });
+      target(`One device per user, steady open-loop ${STEADY_MANY_RATE}/s: p99 under 10 ms`, p99, 'lower', { under: 10 });
+    }
+    if (measured['many']) {
+      const perSecond = pick('many', (result) => result.deliveriesPerSecond);
+      row(`${manyLabel} at capacity: deliveries / s`, perSecond, 0, 'higher');
+      row(`${manyLabel} at capacity: server CPU µs / delivery`, pick('many', (result) => result.cpuUsPerDelivery));
+      target('One device per user at saturation: deliveries per second ≥ 2×', perSecond, 'higher', { minRatio: 2 });
+    }
+    for (const [scenario, shape, name] of [
+      ['halfFanout', fanout, 'fan-out'],
+      ['halfMany', many, 'one device per user'],
     ] as const) {
-      if (!wanted(scenario)) continue;
-      if (!measured[base]?.['herald']) await measure(base, `${base} (Herald's capacity, for the steady rate)`, shape, [herald]);
-      const capacity = measured[base]!['herald']!.deliveriesPerSecond;
-      const eventsPerSecond = Math.max(1, Math.round(capacity / share / shape.devices));
-      const steady = { ...shape, perUser: Math.max(5, Math.round((eventsPerSecond * 5) / shape.users)), eventsPerSecond, prefix: scenario };
-      const part = share === 2 ? 'half' : `1/${share}`;
-      const label =
-        shape.devices > 1
-          ? `steady fan-out, ${eventsPerSecond * shape.devices} deliveries/s (${part} of Herald's capacity)`
-          : `steady, ${eventsPerSecond} notifications/s to ${shape.users} users (${part} of Herald's capacity)`;
-      await measure(scenario, label, steady, on);
-      const h = measured[scenario]!['herald']!;
-      const r = measured[scenario]!['reference'];
-      row(`${label}: latency p50 ms`, h.p50, r?.p50, 2);
-      row(`${label}: latency p99 ms`, h.p99, r?.p99, 2);
-      row(`${label}: latency max ms`, h.max, r?.max, 2);
-      row(`${label}: server CPU µs / delivery`, h.cpuUsPerDelivery, r?.cpuUsPerDelivery);
+      if (!measured[scenario]) continue;
+      const rate = Math.round((rates[scenario] ?? 0) / 2);
+      const label = `${name}, steady ${rate} events/s = ${rate * shape.devices} deliveries/s (half of Herald's highest steady ${rates[scenario] ?? '?'}/s)`;
+      const p50 = pick(scenario, (result) => result.p50);
+      const p99 = pick(scenario, (result) => result.p99);
+      row(`${label}: latency p50 ms`, p50, 2);
+      row(`${label}: latency p99 ms`, p99, 2);
+      row(`${label}: server CPU µs / delivery`, pick(scenario, (result) => result.cpuUsPerDelivery));
+      target(`Latency at half of Herald's highest steady rate, ${name}: p50 < 2 ms`, p50, 'lower', { under: 2 });
+      target(`Latency at half of Herald's highest steady rate, ${name}: p99 < 10 ms`, p99, 'lower', { under: 10 });
     }
 
     if (PROFILE) {
       console.info(JSON.stringify(measured, null, 2));
       return;
     }
-    if (wanted('connections')) {
+    const notes: string[] = [];
+    if (wanted('connections') && herald) {
       const manyCount = scaled(18_000, 500);
       const where = SUBSCRIBE_WORKERS === '1' ? 'one subscribe process' : `${SUBSCRIBE_WORKERS} subscribe processes`;
       console.info(`bench: herald: ${manyCount} connections on ${where}`);
@@ -674,18 +877,21 @@ async function main(): Promise<void> {
         `${connections.connections} connections on ${where}: ${connections.received} received a broadcast to their user, ${connections.lost} lost, ${connections.closed} closed, in ${connections.seconds.toFixed(1)} s.`,
       );
     }
-    const lost = Object.entries(measured).flatMap(([scenario, bySystem]) =>
-      Object.entries(bySystem).map(([name, result]) => `${scenario} ${name}: ${result.lost}`),
-    );
+    const lost = Object.entries(measured).flatMap(([scenario, bySystem]) => Object.entries(bySystem).map(([name, result]) => `${scenario} ${name}: ${result.lost}`));
     notes.push(`Lost in delivery scenarios (expected − received): ${lost.join(', ')}.`);
+    results['targets'] = targets;
 
     const lines = [
-      `Machine: ${String(results['machine'])}; ${String(results['date'])}; scale ${SCALE}; medians of ${ROUNDS} rounds per scenario` +
+      `Machine: ${String(results['machine'])}; ${String(results['date'])}; scale ${SCALE}; medians of ${ROUNDS} rounds per delivery scenario` +
         `${SUBSCRIBE_WORKERS === '1' ? '' : `; ${SUBSCRIBE_WORKERS} subscribe workers`}${ONLY ? `; only ${[...ONLY].join(', ')}` : ''}.`,
       '',
-      '| measure | Herald / reference | Herald ÷ reference |',
-      '|---|---|---|',
-      ...table.map(([label, values, ratio]) => `| ${label} | ${values} | ${ratio} |`),
+      '| measure | Herald | plain Yoga | Mercurius | better reference | Herald ÷ better reference |',
+      '|---|---|---|---|---|---|',
+      ...rows.map(renderRow),
+      '',
+      'Targets of issue 17, in this run:',
+      '',
+      ...targets,
       '',
       ...notes,
     ];
@@ -693,7 +899,7 @@ async function main(): Promise<void> {
     console.info(`\n${markdown}\n`);
     // A partial or reconfigured run (BENCH_ONLY, BENCH_SYSTEMS, BENCH_SUBSCRIBE_WORKERS,
     // BENCH_PROFILE) prints its figures but keeps the last full run's files.
-    if (!ONLY && systems.length === 2 && SUBSCRIBE_WORKERS === '1') {
+    if (!ONLY && systems.length === 3 && SUBSCRIBE_WORKERS === '1') {
       mkdirSync(new URL('results/', import.meta.url), { recursive: true });
       writeFileSync(new URL('results/latest.md', import.meta.url), `${markdown}\n`);
       writeFileSync(new URL('results/latest.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`);
