@@ -13,14 +13,14 @@ const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
 
 /** The layers, bottom up; each module's layer is that of the first pattern it matches. */
 const LAYERS: ReadonlyArray<readonly [name: string, patterns: readonly RegExp[]]> = [
-  ['common', [/^common\//]],
+  ['common', [/^common\//, /^metrics\/metrics\.ts$/]],
   ['names', [/^names\//]],
   ['config', [/^config\//]],
   ['auth', [/^auth\//]],
   ['broker', [/^broker\//]],
   ['core', [/^subscribe\/(observers|subscriptions|resume|queue|sink)\.ts$/, /^publish\/send\.ts$/, /^push\/(?!replay\.ts$)/]],
   ['graphql', [/^graphql\//, /^subscribe\/fanout\.ts$/, /^publish\/resolvers\.ts$/]],
-  ['transports', [/^subscribe\/(websocket|sse|frames|send-bound)\.ts$/, /^http\//, /^grpc\/(?!index\.ts$)/]],
+  ['transports', [/^metrics\/server\.ts$/, /^subscribe\/(websocket|sse|frames|send-bound)\.ts$/, /^http\//, /^grpc\/(?!index\.ts$)/]],
   ['servers', [/^subscribe\/server\.ts$/, /^publish\/server\.ts$/, /^grpc\/index\.ts$/]],
   ['main', [/^herald\.ts$/, /^main\.ts$/, /^healthcheck\.ts$/, /^token\.ts$/, /^push\/replay\.ts$/]],
 ];
