@@ -97,6 +97,7 @@ function printBanner(herald: RunningHerald, redisUrl: string | undefined, mode: 
   if (herald.grpcPort !== undefined) lines.push(`  gRPC feed (herald.v1.NotificationFeed): localhost:${herald.grpcPort}`);
   if (herald.publishPort !== undefined) lines.push(`  publish (HTTP POST): http://localhost:${herald.publishPort}/graphql`);
   if (herald.publishGrpcPort !== undefined) lines.push(`  gRPC publish (herald.v1.NotificationPublisher): localhost:${herald.publishGrpcPort}`);
+  if (herald.metricsPort !== undefined) lines.push(`  metrics (Prometheus, internal): http://localhost:${herald.metricsPort}/metrics`);
   const dev = herald.devTokens;
   if (dev) {
     lines.push(

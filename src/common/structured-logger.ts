@@ -7,8 +7,9 @@ import { pino, type DestinationStream, type Level, type Logger as PinoLogger } f
 import pretty from 'pino-pretty';
 import type { Logger } from './logger.js';
 
-/** The levels `LOG_LEVEL` may name. */
-export const LOG_LEVELS: readonly Level[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
+/** The levels `LOG_LEVEL` may name, most severe first. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const satisfies readonly Level[];
+export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export interface StructuredLoggerOptions {
   /** `subscribe`, `publish`, `all` or `push`: the `role` field of every line. */

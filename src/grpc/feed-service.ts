@@ -27,6 +27,8 @@ export interface FeedService {
   readonly implementation: UntypedServiceImplementation;
   /** Ends every open stream with UNAVAILABLE (server shutting down). */
   closeAll(): void;
+  /** Feed calls open now: each is one connection's one subscription. */
+  openCalls(): number;
 }
 
 type FeedCall = ServerWritableStream<FeedRequest, FeedResponse>;
@@ -90,5 +92,6 @@ export function createFeedService(options: FeedServiceOptions): FeedService {
       }
       open.clear();
     },
+    openCalls: () => open.size,
   };
 }

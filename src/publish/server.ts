@@ -16,7 +16,8 @@ import { createValidationRules } from '../graphql/rules.js';
 import { buildSchema } from '../graphql/schema.js';
 import { createHttpEdge, listen, shutdown } from '../http/edge.js';
 import { createPublishResolvers } from './resolvers.js';
-import { createSender, type Sender } from './send.js';
+import type { HeraldMetrics } from '../metrics/metrics.js';
+import { createMeasuredSender, createSender, type Sender } from './send.js';
 
 /**
  * The settings the publish server takes from config, each documented (with its default)
@@ -30,6 +31,8 @@ export interface PublishServerOptions extends PublishSettings {
   verifier: TokenVerifier;
   namer: Namer;
   logger: Logger;
+  /** The process's metrics: mutation latency by field and outcome, notifications published. */
+  metrics: HeraldMetrics;
 }
 
 export interface PublishServer extends HeraldServer {
@@ -40,12 +43,15 @@ export interface PublishServer extends HeraldServer {
 export function createPublishServer(options: PublishServerOptions): PublishServer {
   const { broker, limits, verifier, logger, production } = options;
   let stopping = false;
-  const sender = createSender({
-    broker,
-    namer: options.namer,
-    maxTextLength: limits.maxTextLength,
-    idempotencyWindowMs: options.idempotencyWindowMs,
-  });
+  const sender = createMeasuredSender(
+    createSender({
+      broker,
+      namer: options.namer,
+      maxTextLength: limits.maxTextLength,
+      idempotencyWindowMs: options.idempotencyWindowMs,
+    }),
+    options.metrics,
+  );
   const schema = buildSchema({ broker, namer: options.namer, resolvers: createPublishResolvers(sender) });
   // At most 8 MiB of documents (`DEFAULT_DOCUMENT_CACHE_BYTES`), only those of authenticated requests.
   const documents = createDocumentCache({
@@ -69,7 +75,8 @@ export function createPublishServer(options: PublishServerOptions): PublishServe
       variable: 'MAX_BATCH_BYTES',
       allows: (request) => {
         try {
-          return principalFromHeader(verifier, request.headers.authorization)?.scopes.has(PUBLISH_SCOPE) ?? false;
+          // Not counted here: the request is refused (and counted) once it reaches GraphQL.
+          return principalFromHeader(verifier, request.headers.authorization, { counted: false })?.scopes.has(PUBLISH_SCOPE) ?? false;
         } catch {
           return false; // refused with 401 once the request reaches GraphQL
         }

@@ -12,6 +12,7 @@ import type { Logger } from '../common/logger.js';
 import type { HeraldServer } from '../common/server.js';
 import { createTurnEnd } from '../common/timers.js';
 import type { HeraldConfig } from '../config/index.js';
+import type { HeraldMetrics } from '../metrics/metrics.js';
 import { createDocumentCache } from '../graphql/documents.js';
 import { createYogaHandler } from '../http/yoga.js';
 import { createValidationRules } from '../graphql/rules.js';
@@ -37,6 +38,8 @@ export interface SubscribeServerOptions extends SubscribeSettings {
   /** Headers GraphiQL starts with, e.g. a dev token. @default none */
   graphiqlHeaders?: Record<string, string>;
   logger: Logger;
+  /** The process's metrics: connections, subscriptions, channels, deliveries, slow-consumer closes. */
+  metrics: HeraldMetrics;
 }
 
 export interface SubscribeServer extends HeraldServer {
@@ -60,7 +63,9 @@ subscription {
 
 export function createSubscribeServer(options: SubscribeServerOptions): SubscribeServer {
   const { broker, verifier, limits, logger, production, keepAliveMs } = options;
-  const observers = new ObserverMap(broker, { logger });
+  const { metrics } = options;
+  const observers = new ObserverMap(broker, { logger, counts: metrics.counts });
+  metrics.channels(() => observers.channelCount);
   let stopping = false;
   const subscriptions = createSubscriptions({
     observers,
@@ -134,15 +139,22 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
     connectionInitTimeoutMs: options.connectionInitTimeoutMs,
     keepAliveMs,
     logger,
+    counts: metrics.counts,
   });
+  metrics.connections('websocket', websocket.connections);
+  metrics.subscriptions('websocket', websocket.subscriptions);
+  metrics.connections('sse', sse.connections);
+  metrics.subscriptions('sse', sse.subscriptions);
   return {
     observers,
     subscriptions,
     start: (port, host) => listen(http, port, host),
     async stop() {
       stopping = true;
-      await websocket.close();
-      await sse.close();
+      // WebSockets close over the first half of the drain, so their clients reconnect to
+      // the other instances a few at a time; SSE streams end at once (a reader reconnects
+      // with its Last-Event-ID whenever it does).
+      await Promise.all([websocket.close(options.shutdownDrainMs / 2), sse.close()]);
       await shutdown(http, options.shutdownDrainMs);
     },
   };

@@ -52,6 +52,8 @@ export function createSseTransport(options: SseTransportOptions) {
   const { schema, verifier, documents, subscriptions, fanout } = options;
   /** Each open stream's shutdown: its final events, then its end. */
   const streams = new Map<ServerResponse, () => void>();
+  /** Streams whose subscription is open (a query's stream holds none). */
+  let openSubscriptions = 0;
   const mask = options.maskError;
   /** A result as it may leave: every error through the mask. */
   const masked = (result: ExecutionResult): ExecutionResult => (result.errors ? { ...result, errors: result.errors.map(mask) } : result);
@@ -125,7 +127,11 @@ export function createSseTransport(options: SseTransportOptions) {
       const plan = fanout.plan({ document, query: operation.query, operationName: operation.operationName, variables: operation.variables });
       // graphql-js coerces the field's arguments and hands them here; a refusal comes back as errors.
       args.subscribeFieldResolver = async (_root: unknown, { userName, since }: SubscriptionArguments) =>
-        (queue = await subscriptions.open({ principal: requirePrincipal(contextValue), userName, since: since ?? lastEventId }));
+        {
+          queue = await subscriptions.open({ principal: requirePrincipal(contextValue), userName, since: since ?? lastEventId });
+          openSubscriptions += 1;
+          return queue;
+        };
       const source = await createSourceEventStream(args);
       if (!queue) {
         if (!gone) writeEvent(response, 'next', masked(source as ExecutionResult), undefined);
@@ -147,6 +153,7 @@ export function createSseTransport(options: SseTransportOptions) {
       clearInterval(keepAlive);
       response.off('close', onGone);
       streams.delete(response);
+      if (queue) openSubscriptions -= 1;
       if (!gone) {
         response.write('event: complete\ndata:\n\n');
         response.end();
@@ -155,6 +162,10 @@ export function createSseTransport(options: SseTransportOptions) {
   }
 
   return {
+    /** Open event streams. */
+    connections: (): number => streams.size,
+    /** Open subscriptions, one at most per stream. */
+    subscriptions: (): number => openSubscriptions,
     handle(request: IncomingMessage, response: ServerResponse): void {
       handle(request, response).catch((error: unknown) => {
         const unexpected = mask(error);
