@@ -24,11 +24,12 @@ export interface StructuredLoggerOptions {
 
 /** A {@link Logger} that can bind fields (a connection or request id) to the lines it writes. */
 export interface StructuredLogger extends Logger {
+  debug(...args: unknown[]): void;
   child(bindings: Record<string, string | number>): StructuredLogger;
 }
 
 export function createStructuredLogger(options: StructuredLoggerOptions): StructuredLogger {
-  const destination = options.destination ?? (options.pretty ? pretty({ colorize: true, sync: true, ignore: 'pid,hostname' }) : pino.destination({ dest: 1, sync: true }));
+  const destination = options.destination ?? (options.pretty ? pretty({ colorize: process.stdout.isTTY === true, sync: true, ignore: 'pid,hostname' }) : pino.destination({ dest: 1, sync: true }));
   const base = pino({ level: options.level ?? 'info', base: { role: options.role }, timestamp: pino.stdTimeFunctions.isoTime }, destination);
   return wrap(base);
 }
@@ -36,7 +37,7 @@ export function createStructuredLogger(options: StructuredLoggerOptions): Struct
 /** Console-style calls (`warn('herald: …', error)`) onto pino's (`warn({ err }, msg)`). */
 function wrap(target: PinoLogger): StructuredLogger {
   const write =
-    (level: 'info' | 'warn' | 'error') =>
+    (level: 'debug' | 'info' | 'warn' | 'error') =>
     (...args: unknown[]): void => {
       const error = args.find((arg): arg is Error => arg instanceof Error);
       const message = args
@@ -47,6 +48,7 @@ function wrap(target: PinoLogger): StructuredLogger {
       else target[level](message);
     };
   return {
+    debug: write('debug'),
     info: write('info'),
     warn: write('warn'),
     error: write('error'),

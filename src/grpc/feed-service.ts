@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { status, type ServerWritableStream, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { TokenVerifier } from '../auth/index.js';
 import { createErrorMask } from '../common/errors.js';
-import type { Logger } from '../common/logger.js';
+import { bound, type Logger } from '../common/logger.js';
 import type { Queue } from '../subscribe/queue.js';
 import type { SubscriptionItem } from '../common/notification.js';
 import type { Subscriptions } from '../subscribe/subscriptions.js';
@@ -37,6 +37,8 @@ export function createFeedService(options: FeedServiceOptions): FeedService {
   const { subscriptions, verifier } = options;
   const maskError = createErrorMask(options);
   const open = new Map<FeedCall, Queue<SubscriptionItem>>();
+  /** Calls served so far: `connection: "grpc-<n>"` on a call's log lines. */
+  let calls = 0;
 
   const fail = (call: FeedCall, error: unknown): void => {
     call.emit('error', toServiceError(error, maskError));
@@ -55,6 +57,8 @@ export function createFeedService(options: FeedServiceOptions): FeedService {
       return;
     }
     open.set(call, queue);
+    const log = bound(options.logger, { connection: `grpc-${++calls}` });
+    log.debug?.('herald: gRPC Feed call opened');
     call.once('cancelled', () => void queue.return());
     try {
       for await (const item of queue) {
@@ -77,6 +81,7 @@ export function createFeedService(options: FeedServiceOptions): FeedService {
     } catch (error) {
       if (!call.cancelled) fail(call, error);
     } finally {
+      log.debug?.(call.cancelled ? 'herald: gRPC Feed call cancelled' : 'herald: gRPC Feed call ended');
       open.delete(call);
       await queue.return();
     }

@@ -18,6 +18,7 @@ import { createYogaHandler } from '../http/yoga.js';
 import { createValidationRules } from '../graphql/rules.js';
 import { buildSchema } from '../graphql/schema.js';
 import { createHttpEdge, createOriginPolicy, listen, shutdown } from '../http/edge.js';
+import { createRefusedOriginLog } from '../http/refused-origins.js';
 import { createFanout } from './fanout.js';
 import { ObserverMap } from './observers.js';
 import { createSubscriptions, type Subscriptions } from './subscriptions.js';
@@ -118,8 +119,10 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
       ...(options.graphiqlHeaders ? { headers: JSON.stringify(options.graphiqlHeaders, null, 2) } : {}),
     },
   });
+  // One policy for HTTP and WebSocket upgrades, so a refused origin is logged once for both.
+  const origins = createOriginPolicy(options.corsOrigins, createRefusedOriginLog(logger));
   const http = createHttpEdge({
-    corsOrigins: options.corsOrigins,
+    origins,
     maxBodyBytes: limits.maxMessageBytes,
     isReady: () => !stopping && broker.isReady(),
     graphql: (request, response) => (wantsEventStream(request) ? sse.handle(request, response) : yoga(request, response)),
@@ -132,7 +135,7 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
     maskError,
     documents,
     verifier,
-    origins: createOriginPolicy(options.corsOrigins),
+    origins,
     maxMessageBytes: limits.maxMessageBytes,
     maxSubscriptionsPerConnection: limits.maxSubscriptionsPerConnection,
     maxBufferedBytes: limits.maxBufferedBytes,

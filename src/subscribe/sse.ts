@@ -16,7 +16,7 @@ import { createSourceEventStream, execute, getOperationAST, GraphQLError, type E
 import { AuthenticationError, principalFromHeader, type Principal, type TokenVerifier } from '../auth/index.js';
 import { graphqlError, type MaskError } from '../common/errors.js';
 import { FAILURES } from '../common/failures.js';
-import type { Logger } from '../common/logger.js';
+import { bound, type Logger } from '../common/logger.js';
 import type { SubscriptionItem } from '../common/notification.js';
 import type { DocumentCache } from '../graphql/documents.js';
 import { BadRequestError, paramsFromJson, paramsFromSearch, type OperationParams } from '../graphql/params.js';
@@ -54,6 +54,8 @@ export function createSseTransport(options: SseTransportOptions) {
   const streams = new Map<ServerResponse, () => void>();
   /** Streams whose subscription is open (a query's stream holds none). */
   let openSubscriptions = 0;
+  /** Streams opened so far: `connection: "sse-<n>"` on a stream's log lines. */
+  let opened = 0;
   const mask = options.maskError;
   /** A result as it may leave: every error through the mask. */
   const masked = (result: ExecutionResult): ExecutionResult => (result.errors ? { ...result, errors: result.errors.map(mask) } : result);
@@ -110,6 +112,8 @@ export function createSseTransport(options: SseTransportOptions) {
       void queue?.return();
     };
     response.once('close', onGone);
+    const log = bound(options.logger, { connection: `sse-${++opened}` });
+    log.debug?.('herald: event stream opened');
     streams.set(response, () => {
       if (gone) return;
       clearInterval(keepAlive);
@@ -154,6 +158,7 @@ export function createSseTransport(options: SseTransportOptions) {
       response.off('close', onGone);
       streams.delete(response);
       if (queue) openSubscriptions -= 1;
+      log.debug?.(gone ? 'herald: event stream closed' : 'herald: event stream completed');
       if (!gone) {
         response.write('event: complete\ndata:\n\n');
         response.end();

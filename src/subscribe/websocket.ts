@@ -20,7 +20,7 @@ import { CloseCode, GRAPHQL_TRANSPORT_WS_PROTOCOL, makeServer, type Context, typ
 import { WebSocketServer, type WebSocket } from 'ws';
 import { AuthenticationError, bearerToken, type Principal, type TokenVerifier } from '../auth/index.js';
 import { graphqlError, type MaskError } from '../common/errors.js';
-import type { Logger } from '../common/logger.js';
+import { bound as boundLogger, type Logger } from '../common/logger.js';
 import type { HotCounts } from '../metrics/metrics.js';
 import { runAt, type AfterThisTurn } from '../common/timers.js';
 import type { DocumentCache } from '../graphql/documents.js';
@@ -68,6 +68,8 @@ export interface WebSocketTransportOptions {
 }
 
 interface Extra extends Record<PropertyKey, unknown> {
+  /** This process's number for the connection: `connection: "ws-<n>"` on its log lines. */
+  readonly connection: number;
   readonly socket: WebSocket;
   /** The TCP socket under `ws`. */
   readonly raw: Duplex;
@@ -142,6 +144,9 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
   const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxMessageBytes, perMessageDeflate: false });
   /** Subscriptions open over all sockets: counted for the metrics, never on the fan-out path. */
   let openSubscriptions = 0;
+  let connections = 0;
+  /** The logger of one connection's lines, made only when it has something to say. */
+  const connectionLogger = (extra: Extra): Logger => boundLogger(logger, { connection: `ws-${extra.connection}` });
   const frames = createFrameWriter(options.afterThisTurn);
 
   /**
@@ -225,7 +230,7 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
     const logged = (extra.logged ??= new Set());
     if (logged.has(kind)) return;
     logged.add(kind);
-    logger.warn(`herald: websocket client ${kind}: ${message}`);
+    connectionLogger(extra).warn(`herald: websocket client ${kind}: ${message}`);
   };
 
   // Logged (by the mask) and closed for once: what follows on the same connection is its echo.
@@ -272,6 +277,7 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
     const raw = (socket as unknown as { _socket: Duplex })._socket;
     const bound = new SendBound(socket, raw, { beforeInit: UNINITIALISED_BUFFERED_BYTES, afterInit: options.maxBufferedBytes });
     const extra: Extra = {
+      connection: ++connections,
       socket,
       raw,
       outbox: frames.outbox(raw, () => socket.readyState === socket.OPEN, () => bound.wrote()),
@@ -320,10 +326,12 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
       extra,
     );
     // `on`, not `once`: the socket closes once, and `once` costs a wrapper per connection.
+    connectionLogger(extra).debug?.('herald: websocket connection opened');
     socket.on('close', (code, reason) => {
       extra.cancelExpiry?.();
       alive.delete(socket);
-      closed(code, String(reason)).catch((error: unknown) => logger.error(`herald: websocket clean-up failed: ${String(error)}`));
+      connectionLogger(extra).debug?.(`herald: websocket connection closed with ${code}`);
+      closed(code, String(reason)).catch((error: unknown) => connectionLogger(extra).error(`herald: websocket clean-up failed: ${String(error)}`));
     });
   });
 
