@@ -141,7 +141,10 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
 
   /** Runs the publish script; `frameHead` is `<report channel>\n<sequence>`. Resolves with [id, receivers]. */
   const runPublishScript = async ({ destination, tenantKey, payload, idempotency }: PublishRequest, frameHead: string): Promise<[string, number]> => {
-    if (publisher.status !== 'ready') throw new BrokerUnavailableError('Redis is unavailable: not connected (nothing was sent)');
+    if (publisher.status !== 'ready') {
+      counts.redisCommandErrors += 1;
+      throw new BrokerUnavailableError('Redis is unavailable: not connected (nothing was sent)');
+    }
     try {
       return await publisher.heraldPublish(
         tenantKey,

@@ -18,7 +18,7 @@ let publish: HeraldProcess;
 
 beforeAll(async () => {
   redis = await startRedisServer();
-  const env = { REDIS_URL: redis.url, METRICS_PORT: '0' };
+  const env = { REDIS_URL: redis.url, METRICS_PORT: '0', REDIS_COMMAND_TIMEOUT_MS: '300' };
   [subscribe, publish] = await Promise.all([startHeraldProcess('subscribe', { env }), startHeraldProcess('publish', { env })]);
 });
 afterAll(async () => {
@@ -107,5 +107,24 @@ describe('METRICS_PORT', () => {
     expect(subscribed).toContain('role="subscribe"');
     expect(published).toContain('role="publish"');
     await sse.body?.cancel();
+  });
+
+  it('counts Redis reconnects and failed commands', async () => {
+    // Every Pub/Sub connection dropped: each process's subscriber connection comes back.
+    await redis.client().call('CLIENT', 'KILL', 'TYPE', 'pubsub');
+    await waitFor(async () => (sample(await scrape(subscribe), 'herald_redis_reconnects_total') ?? 0) >= 1, 'the subscribe process to count a reconnect');
+    await waitFor(async () => (sample(await scrape(publish), 'herald_redis_reconnects_total') ?? 0) >= 1, 'the publish process to count a reconnect');
+
+    // Writes paused past REDIS_COMMAND_TIMEOUT_MS: the publish script times out, and is counted.
+    await redis.client().call('CLIENT', 'PAUSE', '1500', 'WRITE');
+    const { body } = await postGraphQL(`http://127.0.0.1:${publish.publishPort}/graphql`, SEND, {
+      token: serviceToken(),
+      variables: { to: 'mia', text: 'paused' },
+    });
+    expect(body.errors?.[0]?.extensions?.['code']).toMatch(/OUTCOME_UNKNOWN|SERVICE_UNAVAILABLE/);
+    const published = await scrape(publish);
+    expect(sample(published, 'herald_redis_command_errors_total')).toBeGreaterThanOrEqual(1);
+    expect(sample(published, 'herald_mutation_duration_seconds_count', { field: 'sendNotification', outcome: String(body.errors?.[0]?.extensions?.['code']) })).toBe(1);
+    await redis.client().call('CLIENT', 'UNPAUSE');
   });
 });
