@@ -39,6 +39,8 @@ function wrap(target: PinoLogger): StructuredLogger {
   const write =
     (level: 'debug' | 'info' | 'warn' | 'error') =>
     (...args: unknown[]): void => {
+      // Below LOG_LEVEL: not even the message is built (debug lines are per connection).
+      if (!target.isLevelEnabled(level)) return;
       const error = args.find((arg): arg is Error => arg instanceof Error);
       const message = args
         .filter((arg) => arg !== error)

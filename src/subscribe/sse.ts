@@ -130,12 +130,11 @@ export function createSseTransport(options: SseTransportOptions) {
       }
       const plan = fanout.plan({ document, query: operation.query, operationName: operation.operationName, variables: operation.variables });
       // graphql-js coerces the field's arguments and hands them here; a refusal comes back as errors.
-      args.subscribeFieldResolver = async (_root: unknown, { userName, since }: SubscriptionArguments) =>
-        {
-          queue = await subscriptions.open({ principal: requirePrincipal(contextValue), userName, since: since ?? lastEventId });
-          openSubscriptions += 1;
-          return queue;
-        };
+      args.subscribeFieldResolver = async (_root: unknown, { userName, since }: SubscriptionArguments) => {
+        queue = await subscriptions.open({ principal: requirePrincipal(contextValue), userName, since: since ?? lastEventId });
+        openSubscriptions += 1;
+        return queue;
+      };
       const source = await createSourceEventStream(args);
       if (!queue) {
         if (!gone) writeEvent(response, 'next', masked(source as ExecutionResult), undefined);
