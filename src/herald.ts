@@ -15,6 +15,8 @@ import { listenFailure, redactUrl, StartupError } from './common/startup.js';
 import type { HeraldServer } from './common/server.js';
 import type { HeraldConfig } from './config/index.js';
 import { createFeedGrpcServer, createPublishGrpcServer } from './grpc/index.js';
+import { createMetrics, type HeraldMetrics } from './metrics/metrics.js';
+import { createMetricsServer } from './metrics/server.js';
 import { createPublishServer } from './publish/server.js';
 import { createSubscribeServer } from './subscribe/server.js';
 
@@ -32,6 +34,8 @@ export interface RunningHerald {
   readonly grpcPort: number | undefined;
   /** The gRPC `Send` port, beside the publish server. */
   readonly publishGrpcPort: number | undefined;
+  /** The internal `/metrics` port (`METRICS_PORT`), when set. */
+  readonly metricsPort: number | undefined;
   readonly broker: Broker;
   /** Sample tokens, in dev mode only (no `JWT_SECRET` nor `JWT_PUBLIC_KEY`). */
   readonly devTokens: DevTokens | undefined;
@@ -75,7 +79,13 @@ export interface ConnectedBroker {
  * connections open: the caller quits them after `broker.close()`. `redisOptions` are
  * laid over Herald's own client options (tests reconnect faster).
  */
-export function connectBroker(settings: BrokerSettings, namer: Namer, logger: Logger, redisOptions: RedisOptions = {}): ConnectedBroker {
+export function connectBroker(
+  settings: BrokerSettings,
+  namer: Namer,
+  logger: Logger,
+  redisOptions: RedisOptions = {},
+  metrics?: Pick<HeraldMetrics, 'counts' | 'reportWait'>,
+): ConnectedBroker {
   if (settings.redisUrl === undefined) {
     return { broker: createInProcessBroker({ retention: settings.retention }), subscriber: undefined, publisher: undefined, lastRedisError: () => undefined };
   }
@@ -91,6 +101,7 @@ export function connectBroker(settings: BrokerSettings, namer: Namer, logger: Lo
     reportTimeoutMs: settings.deliveryAckTimeoutMs,
     retention: settings.retention,
     logger,
+    ...(metrics ? { counts: metrics.counts, onReportWait: metrics.reportWait } : {}),
   });
   return { broker, subscriber, publisher, lastRedisError: () => lastRedisError };
 }
@@ -100,11 +111,13 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
     throw new StartupError(`REDIS_URL is required to run the ${mode} server alone (only \`npm start\` may use the in-process broker)`);
   }
   const devSecret = config.jwtSecret === undefined && config.jwtPublicKey === undefined ? generateDevSecret() : undefined;
-  const verifier = createTokenVerifier({ secret: config.jwtSecret ?? devSecret, publicKey: config.jwtPublicKey });
+  // One registry for every server of this process; the process metrics only when someone scrapes them.
+  const metrics = createMetrics({ role: mode, processMetrics: config.metricsPort !== undefined });
+  const verifier = createTokenVerifier({ secret: config.jwtSecret ?? devSecret, publicKey: config.jwtPublicKey, onRefused: metrics.authRefused });
   const devTokens = devSecret === undefined ? undefined : signDevTokens(devSecret);
   const namer = createNamer(config.channelPrefix);
 
-  const connected = connectBroker(config, namer, logger);
+  const connected = connectBroker(config, namer, logger, {}, metrics);
   const { broker } = connected;
   const clients = [connected.subscriber, connected.publisher].filter((client): client is Redis => client !== undefined);
 
@@ -118,6 +131,7 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
     introspection: config.introspection,
     shutdownDrainMs: config.shutdownDrainMs,
     logger,
+    metrics,
   };
   const subscribe =
     mode === 'publish'
@@ -138,13 +152,16 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
     isReady: () => broker.isReady(),
     logger,
   };
-  const grpcFeed = subscribe && createFeedGrpcServer({ ...grpcCommon, subscriptions: subscribe.subscriptions });
+  const grpcFeed = subscribe && createFeedGrpcServer({ ...grpcCommon, subscriptions: subscribe.subscriptions, metrics });
+  const metricsServer = config.metricsPort === undefined ? undefined : createMetricsServer(metrics.registry);
   const grpcPublish = publish && createPublishGrpcServer({ ...grpcCommon, sender: publish.sender });
 
   // Every server starts stopping at once (each answers /readyz with 503 from its first
   // step), lets what is in flight finish, and only then does the broker close.
   const stop = async (): Promise<void> => {
     await Promise.all([grpcFeed?.stop(), grpcPublish?.stop(), subscribe?.stop(), publish?.stop()]);
+    // Scraped until the servers have drained, so the last numbers can be read.
+    await metricsServer?.stop();
     await broker.close();
     await Promise.all(clients.map((client) => client.quit().catch(() => client.disconnect())));
   };
@@ -169,7 +186,8 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
     const publishPort = await listenOn(publish, 'PUBLISH_PORT', config.publishPort);
     const grpcPort = await listenOn(grpcFeed, 'GRPC_PORT', config.grpcPort);
     const publishGrpcPort = await listenOn(grpcPublish, 'PUBLISH_GRPC_PORT', config.publishGrpcPort);
-    return { subscribePort, playground: config.playground, publishPort, grpcPort, publishGrpcPort, broker, devTokens, stop };
+    const metricsPort = config.metricsPort === undefined ? undefined : await listenOn(metricsServer, 'METRICS_PORT', config.metricsPort);
+    return { subscribePort, playground: config.playground, publishPort, grpcPort, publishGrpcPort, metricsPort, broker, devTokens, stop };
   } catch (error) {
     await stop();
     throw error;

@@ -1,24 +1,38 @@
 /**
  * Herald's command line: `tsx src/main.ts [all|subscribe|publish]`.
  * Reads the environment, starts the servers, prints where they are, stops on SIGINT/SIGTERM.
+ * Everything it says goes through the structured logger: JSON lines in production,
+ * readable ones in development (where the banner is printed as it is, for people).
  */
 import cluster from 'node:cluster';
-import { ConfigError, readConfig } from './config/index.js';
+import { createStructuredLogger, type StructuredLogger } from './common/structured-logger.js';
+import { ConfigError, readConfig, type HeraldConfig } from './config/index.js';
 import { startHerald, StartupError, type Mode, type RunningHerald } from './herald.js';
 
 const MODES: readonly Mode[] = ['all', 'subscribe', 'publish'];
 /** What a subscribe worker tells the primary once its servers listen. */
 const WORKER_STARTED = 'herald:started';
 
+const production = process.env['NODE_ENV'] === 'production';
+/** The process's logger; until the configuration is read (and if it cannot be), at `info`. */
+let logger = loggerFor(process.argv[2] ?? 'all', undefined);
+
+/** A logger whose lines name `role` (and the cluster worker, in one), at `config`'s `LOG_LEVEL`. */
+function loggerFor(role: string, config: HeraldConfig | undefined): StructuredLogger {
+  const base = createStructuredLogger({ role, level: config?.logLevel ?? 'info', pretty: !production });
+  return cluster.isWorker && cluster.worker ? base.child({ worker: cluster.worker.id }) : base;
+}
+
 async function main(): Promise<void> {
   const mode = (process.argv[2] ?? 'all') as Mode;
   if (!MODES.includes(mode)) throw new StartupError(`unknown mode "${mode}": use ${MODES.join(', ')}`);
   const config = readConfig();
+  logger = loggerFor(mode, config);
   if (config.subscribeWorkers > 1 && mode !== 'subscribe') {
     throw new StartupError('SUBSCRIBE_WORKERS applies to `npm run start:subscribe` only');
   }
   if (config.subscribeWorkers > 1 && cluster.isPrimary) return superviseWorkers(config.subscribeWorkers);
-  const herald = await startHerald(config, mode);
+  const herald = await startHerald(config, mode, logger);
   if (cluster.isWorker) process.send?.(WORKER_STARTED);
   // With workers, one banner is enough: they all listen on the same ports.
   if (cluster.isPrimary || cluster.worker?.id === 1) printBanner(herald, config.redisUrl, mode);
@@ -27,11 +41,11 @@ async function main(): Promise<void> {
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
-    console.info(`herald: ${signal}: stopping`);
+    logger.info(`herald: ${signal}: stopping`);
     herald.stop().then(
       () => process.exit(0),
       (error: unknown) => {
-        console.error('herald: stop failed', error);
+        logger.error('herald: stop failed', error);
         process.exit(1);
       },
     );
@@ -55,13 +69,13 @@ function superviseWorkers(count: number): void {
   });
   cluster.on('listening', (worker) => {
     listening.add(worker.id);
-    if (listening.size === count) console.info(`herald: all ${count} subscribe workers are listening`);
+    if (listening.size === count) logger.info(`herald: all ${count} subscribe workers are listening`);
   });
   for (let n = 0; n < count; n++) cluster.fork();
   cluster.on('exit', (worker, code, signal) => {
     if (!stopping && !started.has(worker.id)) {
       // It failed at start-up (it printed why): another would fail the same way, forever.
-      console.error('herald: a subscribe worker could not start; stopping');
+      logger.error('herald: a subscribe worker could not start; stopping');
       process.exitCode = 1;
       stop('SIGTERM');
     }
@@ -69,18 +83,18 @@ function superviseWorkers(count: number): void {
       if (Object.keys(cluster.workers ?? {}).length === 0) process.exit();
       return;
     }
-    console.error(`herald: subscribe worker ${worker.process.pid} exited (${signal ?? code}); starting another`);
+    logger.error(`herald: subscribe worker ${worker.process.pid} exited (${signal ?? code}); starting another`);
     cluster.fork();
   });
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) return;
     stopping = true;
-    console.info(`herald: ${signal}: stopping ${count} subscribe workers`);
+    logger.info(`herald: ${signal}: stopping ${count} subscribe workers`);
     for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal);
   };
   process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));
-  console.info(`herald: ${count} subscribe workers`);
+  logger.info(`herald: ${count} subscribe workers`);
 }
 
 function printBanner(herald: RunningHerald, redisUrl: string | undefined, mode: Mode): void {
@@ -97,6 +111,7 @@ function printBanner(herald: RunningHerald, redisUrl: string | undefined, mode: 
   if (herald.grpcPort !== undefined) lines.push(`  gRPC feed (herald.v1.NotificationFeed): localhost:${herald.grpcPort}`);
   if (herald.publishPort !== undefined) lines.push(`  publish (HTTP POST): http://localhost:${herald.publishPort}/graphql`);
   if (herald.publishGrpcPort !== undefined) lines.push(`  gRPC publish (herald.v1.NotificationPublisher): localhost:${herald.publishGrpcPort}`);
+  if (herald.metricsPort !== undefined) lines.push(`  metrics (Prometheus, internal): http://localhost:${herald.metricsPort}/metrics`);
   const dev = herald.devTokens;
   if (dev) {
     lines.push(
@@ -117,7 +132,10 @@ function printBanner(herald: RunningHerald, redisUrl: string | undefined, mode: 
       );
     }
   }
-  console.info(lines.join('\n'));
+  // In production the banner is one log line like any other (its ports are in `msg`);
+  // in development it is printed as it is, for the person at the terminal.
+  if (production) logger.info(lines.join('\n'));
+  else console.info(lines.join('\n'));
 }
 
 function redactUrl(url: string): string {
@@ -128,9 +146,9 @@ function redactUrl(url: string): string {
 
 main().catch((error: unknown) => {
   if (error instanceof ConfigError || error instanceof StartupError) {
-    console.error(`herald: ${error.message}`);
+    logger.error(`herald: ${error.message}`);
   } else {
-    console.error('herald: failed to start', error);
+    logger.error('herald: failed to start', error);
   }
   process.exit(1);
 });

@@ -35,6 +35,23 @@ export interface TokenVerifierOptions {
    * @default 1000
    */
   cacheSize?: number;
+  /**
+   * Told why each token was refused (the process's metrics count them by reason).
+   * @default nothing
+   */
+  onRefused?: (reason: RefusalReason) => void;
+}
+
+/** Why a token was refused, in few enough kinds to be a metric's label. */
+export type RefusalReason = 'missing' | 'expired' | 'not-yet-valid' | 'signature' | 'malformed' | 'claims';
+
+export interface VerifyOptions {
+  /**
+   * Whether a refusal is reported to `onRefused`. False for a look at a token that the
+   * same request has verified again, counted, where it is answered.
+   * @default true
+   */
+  counted?: boolean;
 }
 
 export interface TokenVerifier {
@@ -42,47 +59,66 @@ export interface TokenVerifier {
    * Verifies `token`, refusing an expired one (remembered or not); throws
    * {@link AuthenticationError} saying what was wrong.
    */
-  verify(token: unknown): Principal;
+  verify(token: unknown, options?: VerifyOptions): Principal;
 }
 
 export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
   const { key, algorithm } = verificationKey(options);
   const maxStores = options.maxStores ?? 50;
   const verified = createLruCache<string, Principal>(options.cacheSize ?? 1000);
+  const onRefused = options.onRefused ?? (() => undefined);
+  const verify = (token: unknown): Principal => {
+    if (typeof token !== 'string' || token.length === 0) {
+      throw new AuthenticationError('missing token: send "Authorization: Bearer <jwt>"');
+    }
+    const known = verified.get(token);
+    if (known !== undefined) {
+      if (isExpired(known)) {
+        verified.delete(token);
+        throw new AuthenticationError('token expired');
+      }
+      return known;
+    }
+    let claims: string | jwt.JwtPayload;
+    try {
+      claims = jwt.verify(token, key, { algorithms: [algorithm] });
+    } catch (error) {
+      throw new AuthenticationError(describeJwtError(error));
+    }
+    if (typeof claims === 'string') throw new AuthenticationError('token payload is not a JSON object');
+    const principal = principalFromClaims(claims, maxStores);
+    verified.set(token, principal);
+    return principal;
+  };
   return {
-    verify(token) {
-      if (typeof token !== 'string' || token.length === 0) {
-        throw new AuthenticationError('missing token: send "Authorization: Bearer <jwt>"');
-      }
-      const known = verified.get(token);
-      if (known !== undefined) {
-        if (isExpired(known)) {
-          verified.delete(token);
-          throw new AuthenticationError('token expired');
-        }
-        return known;
-      }
-      let claims: string | jwt.JwtPayload;
+    verify(token, { counted = true } = {}) {
       try {
-        claims = jwt.verify(token, key, { algorithms: [algorithm] });
+        return verify(token);
       } catch (error) {
-        throw new AuthenticationError(describeJwtError(error));
+        if (counted && error instanceof AuthenticationError) onRefused(refusalReason(token, error));
+        throw error;
       }
-      if (typeof claims === 'string') throw new AuthenticationError('token payload is not a JSON object');
-      const principal = principalFromClaims(claims, maxStores);
-      verified.set(token, principal);
-      return principal;
     },
   };
+}
+
+/** The kind of a refusal, from what was refused and the message it was refused with. */
+function refusalReason(token: unknown, error: AuthenticationError): RefusalReason {
+  if (typeof token !== 'string' || token.length === 0) return 'missing';
+  if (error.message === 'token expired') return 'expired';
+  if (error.message.startsWith('token not active')) return 'not-yet-valid';
+  if (/signature|algorithm/.test(error.message)) return 'signature';
+  if (/malformed|jwt must be|invalid token|unexpected token/i.test(error.message)) return 'malformed';
+  return 'claims';
 }
 
 /**
  * The principal of an optional `Authorization` header: undefined without one; throws
  * {@link AuthenticationError} for a malformed header or a refused token.
  */
-export function principalFromHeader(verifier: TokenVerifier, header: unknown): Principal | undefined {
+export function principalFromHeader(verifier: TokenVerifier, header: unknown, options?: VerifyOptions): Principal | undefined {
   const token = bearerToken(header);
-  return token === undefined ? undefined : verifier.verify(token);
+  return token === undefined ? undefined : verifier.verify(token, options);
 }
 
 /** Takes the token out of `Bearer <jwt>` (case-insensitive scheme); undefined if absent. */

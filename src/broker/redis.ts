@@ -21,6 +21,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Retention } from '../config/index.js';
+import type { HotCounts } from '../metrics/metrics.js';
 import { createRedisChannels } from './redis-channels.js';
 import { outcomeOf } from './redis-errors.js';
 import { UNCOUNTED_FRAME_HEAD } from './redis-frame.js';
@@ -56,6 +57,13 @@ export interface RedisBrokerOptions {
    * @default 1000 (ms)
    */
   healthCheckIntervalMs?: number;
+  /**
+   * Where the broker counts Redis reconnects and failed commands (the process's metrics,
+   * read at scrape time). @default counts nobody reads
+   */
+  counts?: Pick<HotCounts, 'redisReconnects' | 'redisCommandErrors'>;
+  /** Told how long each counted publish waited for its delivery reports, in seconds. @default nothing */
+  onReportWait?: (seconds: number) => void;
 }
 
 /**
@@ -103,6 +111,7 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
         healthy = true;
       },
       (error: unknown) => {
+        counts.redisCommandErrors += 1;
         if (healthy) logger.warn(`herald: Redis did not answer a PING: ${String(error)}`);
         healthy = false;
       },
@@ -114,10 +123,28 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
   };
   subscriber.on('error', onError);
   publisher.on('error', onError);
+  const counts = options.counts ?? { redisReconnects: 0, redisCommandErrors: 0 };
+  // A connection's first `ready` is its start; each later one is a reconnect.
+  for (const client of [subscriber, publisher]) {
+    let wasReady = client.status === 'ready';
+    client.on('ready', () => {
+      if (wasReady) counts.redisReconnects += 1;
+      wasReady = true;
+    });
+  }
+  /** Counts a Redis command that failed (not sent, timed out, refused), and rethrows. */
+  const countFailure = (error: unknown): never => {
+    counts.redisCommandErrors += 1;
+    throw error;
+  };
+  const history = createRedisHistory(publisher, retention);
 
   /** Runs the publish script; `frameHead` is `<report channel>\n<sequence>`. Resolves with [id, receivers]. */
   const runPublishScript = async ({ destination, tenantKey, payload, idempotency }: PublishRequest, frameHead: string): Promise<[string, number]> => {
-    if (publisher.status !== 'ready') throw new BrokerUnavailableError('Redis is unavailable: not connected (nothing was sent)');
+    if (publisher.status !== 'ready') {
+      counts.redisCommandErrors += 1;
+      throw new BrokerUnavailableError('Redis is unavailable: not connected (nothing was sent)');
+    }
     try {
       return await publisher.heraldPublish(
         tenantKey,
@@ -132,13 +159,14 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
         idempotency ? idempotency.windowMs : '',
       );
     } catch (error) {
+      counts.redisCommandErrors += 1;
       throw outcomeOf('PUBLISH', error);
     }
   };
 
   return {
     listen: channels.listen,
-    subscribe: channels.subscribe,
+    subscribe: (channel) => channels.subscribe(channel).catch(countFailure),
     unsubscribe: channels.unsubscribe,
     async publish(request) {
       if (closed) throw new BrokerUnavailableError('the broker is closed');
@@ -156,10 +184,13 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
           const [firstId = id, remembered = '0'] = id.split(' ');
           return { id: firstId, receivedUsers: Number(remembered), duplicate: true };
         }
+        const waitStarted = performance.now();
         const delivered = await count.delivered(receivers);
+        options.onReportWait?.((performance.now() - waitStarted) / 1000);
         if (idempotency) {
           // A repeat of the key reports what the first publish reached.
           await publisher.set(idempotency.key, `${id} ${delivered}`, 'KEEPTTL', 'XX').catch((error: unknown) => {
+            counts.redisCommandErrors += 1;
             logger.warn(`herald: could not remember deliveries of ${id}: ${String(error)}`);
           });
         }
@@ -168,7 +199,8 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
         count.close();
       }
     },
-    ...createRedisHistory(publisher, retention),
+    readAfter: (request) => history.readAfter(request).catch(countFailure),
+    readPage: (request) => history.readPage(request).catch(countFailure),
     isReady: () => !closed && healthy && channels.heard && subscriber.status === 'ready' && publisher.status === 'ready',
     async close() {
       closed = true;

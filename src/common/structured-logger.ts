@@ -7,8 +7,9 @@ import { pino, type DestinationStream, type Level, type Logger as PinoLogger } f
 import pretty from 'pino-pretty';
 import type { Logger } from './logger.js';
 
-/** The levels `LOG_LEVEL` may name. */
-export const LOG_LEVELS: readonly Level[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
+/** The levels `LOG_LEVEL` may name, most severe first. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const satisfies readonly Level[];
+export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export interface StructuredLoggerOptions {
   /** `subscribe`, `publish`, `all` or `push`: the `role` field of every line. */
@@ -23,11 +24,12 @@ export interface StructuredLoggerOptions {
 
 /** A {@link Logger} that can bind fields (a connection or request id) to the lines it writes. */
 export interface StructuredLogger extends Logger {
+  debug(...args: unknown[]): void;
   child(bindings: Record<string, string | number>): StructuredLogger;
 }
 
 export function createStructuredLogger(options: StructuredLoggerOptions): StructuredLogger {
-  const destination = options.destination ?? (options.pretty ? pretty({ colorize: true, sync: true, ignore: 'pid,hostname' }) : pino.destination({ dest: 1, sync: true }));
+  const destination = options.destination ?? (options.pretty ? pretty({ colorize: process.stdout.isTTY === true, sync: true, ignore: 'pid,hostname' }) : pino.destination({ dest: 1, sync: true }));
   const base = pino({ level: options.level ?? 'info', base: { role: options.role }, timestamp: pino.stdTimeFunctions.isoTime }, destination);
   return wrap(base);
 }
@@ -35,8 +37,10 @@ export function createStructuredLogger(options: StructuredLoggerOptions): Struct
 /** Console-style calls (`warn('herald: …', error)`) onto pino's (`warn({ err }, msg)`). */
 function wrap(target: PinoLogger): StructuredLogger {
   const write =
-    (level: 'info' | 'warn' | 'error') =>
+    (level: 'debug' | 'info' | 'warn' | 'error') =>
     (...args: unknown[]): void => {
+      // Below LOG_LEVEL: not even the message is built (debug lines are per connection).
+      if (!target.isLevelEnabled(level)) return;
       const error = args.find((arg): arg is Error => arg instanceof Error);
       const message = args
         .filter((arg) => arg !== error)
@@ -46,6 +50,7 @@ function wrap(target: PinoLogger): StructuredLogger {
       else target[level](message);
     };
   return {
+    debug: write('debug'),
     info: write('info'),
     warn: write('warn'),
     error: write('error'),

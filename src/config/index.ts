@@ -2,11 +2,14 @@
  * Reads and checks Herald's environment once, at start-up. Every problem is collected
  * and reported together, so an operator fixes a bad deployment in one pass.
  */
+import { LOG_LEVELS, type LogLevel } from '../common/structured-logger.js';
 import { isValidName } from '../names/index.js';
 import { publicKey } from './jwt-key.js';
 import { PUBLISHED_JWT_SECRETS } from './published-secrets.js';
 import { readFileSync } from 'node:fs';
 import { FCM_URL, GOOGLE_TOKEN_URL, parseServiceAccountKey, type ServiceAccountKey, type VapidKeys } from './push.js';
+
+export { LOG_LEVELS, type LogLevel };
 
 /** How much history each stream keeps. */
 export interface Retention {
@@ -129,6 +132,18 @@ export interface HeraldConfig {
    * @default 1
    */
   subscribeWorkers: number;
+  /**
+   * `METRICS_PORT`: the internal port that serves Prometheus' text format at
+   * `GET /metrics` (never the public ports, which answer `/metrics` with 404).
+   * @default undefined (no metrics server)
+   */
+  metricsPort: number | undefined;
+  /**
+   * `LOG_LEVEL` (`fatal`, `error`, `warn`, `info`, `debug`, `trace`): the lowest level
+   * written. Anything else is a start-up error.
+   * @default 'info'
+   */
+  logLevel: LogLevel;
   /** `GRPC_PORT`: the subscribe server's gRPC `Feed`. @default 4002 */
   grpcPort: number;
   /** `PUBLISH_GRPC_PORT`: the publish server's gRPC `Send`. @default 4003 */
@@ -319,6 +334,8 @@ export function readConfig(env: Env = process.env): HeraldConfig {
     subscribePort: read.integer('SUBSCRIBE_PORT', 4000, 0, 65535),
     publishPort: read.integer('PUBLISH_PORT', 4001, 0, 65535),
     subscribeWorkers: read.integer('SUBSCRIBE_WORKERS', 1, 1, 256),
+    metricsPort: read.string('METRICS_PORT') === undefined ? undefined : read.integer('METRICS_PORT', 0, 0, 65535),
+    logLevel: read.logLevel('LOG_LEVEL'),
     grpcPort: read.integer('GRPC_PORT', 4002, 0, 65535),
     publishGrpcPort: read.integer('PUBLISH_GRPC_PORT', 4003, 0, 65535),
     grpcKeepalive: {
@@ -480,6 +497,15 @@ class EnvReader {
       return fallback;
     }
     return value;
+  }
+
+  /** One of {@link LOG_LEVELS}, any case. */
+  logLevel(name: string): LogLevel {
+    const raw = this.string(name);
+    if (raw === undefined) return 'info';
+    const level = LOG_LEVELS.find((candidate) => candidate === raw.toLowerCase());
+    if (level === undefined) this.problems.push(`${name} "${raw}" must be one of ${LOG_LEVELS.join(', ')}`);
+    return level ?? 'info';
   }
 
   /** `on` or `off`, any case. */

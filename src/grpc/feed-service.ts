@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { status, type ServerWritableStream, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { TokenVerifier } from '../auth/index.js';
 import { createErrorMask } from '../common/errors.js';
-import type { Logger } from '../common/logger.js';
+import { bound, type Logger } from '../common/logger.js';
 import type { Queue } from '../subscribe/queue.js';
 import type { SubscriptionItem } from '../common/notification.js';
 import type { Subscriptions } from '../subscribe/subscriptions.js';
@@ -27,6 +27,8 @@ export interface FeedService {
   readonly implementation: UntypedServiceImplementation;
   /** Ends every open stream with UNAVAILABLE (server shutting down). */
   closeAll(): void;
+  /** Feed calls open now: each is one connection's one subscription. */
+  openCalls(): number;
 }
 
 type FeedCall = ServerWritableStream<FeedRequest, FeedResponse>;
@@ -35,6 +37,8 @@ export function createFeedService(options: FeedServiceOptions): FeedService {
   const { subscriptions, verifier } = options;
   const maskError = createErrorMask(options);
   const open = new Map<FeedCall, Queue<SubscriptionItem>>();
+  /** Calls served so far: `connection: "grpc-<n>"` on a call's log lines. */
+  let calls = 0;
 
   const fail = (call: FeedCall, error: unknown): void => {
     call.emit('error', toServiceError(error, maskError));
@@ -53,6 +57,8 @@ export function createFeedService(options: FeedServiceOptions): FeedService {
       return;
     }
     open.set(call, queue);
+    const log = bound(options.logger, { connection: `grpc-${++calls}` });
+    log.debug?.('herald: gRPC Feed call opened');
     call.once('cancelled', () => void queue.return());
     try {
       for await (const item of queue) {
@@ -75,6 +81,7 @@ export function createFeedService(options: FeedServiceOptions): FeedService {
     } catch (error) {
       if (!call.cancelled) fail(call, error);
     } finally {
+      log.debug?.(call.cancelled ? 'herald: gRPC Feed call cancelled' : 'herald: gRPC Feed call ended');
       open.delete(call);
       await queue.return();
     }
@@ -90,5 +97,6 @@ export function createFeedService(options: FeedServiceOptions): FeedService {
       }
       open.clear();
     },
+    openCalls: () => open.size,
   };
 }

@@ -6,6 +6,7 @@ import type { TokenVerifier } from '../auth/index.js';
 import type { Logger } from '../common/logger.js';
 import type { HeraldServer } from '../common/server.js';
 import type { GrpcKeepalive } from '../config/index.js';
+import type { HeraldMetrics } from '../metrics/metrics.js';
 import type { Sender } from '../publish/send.js';
 import type { Subscriptions } from '../subscribe/subscriptions.js';
 import { createFeedService } from './feed-service.js';
@@ -25,8 +26,11 @@ interface CommonOptions {
 }
 
 /** `NotificationFeed` over the subscribe server's own {@link Subscriptions} (its observer map). */
-export function createFeedGrpcServer(options: CommonOptions & { subscriptions: Subscriptions }): HeraldServer {
+export function createFeedGrpcServer(options: CommonOptions & { subscriptions: Subscriptions; metrics: HeraldMetrics }): HeraldServer {
   const service = createFeedService(options);
+  // A Feed call is both a connection and its one subscription.
+  options.metrics.connections('grpc', service.openCalls);
+  options.metrics.subscriptions('grpc', service.openCalls);
   return createGrpcServer({
     services: [service],
     keepalive: options.keepalive,

@@ -7,8 +7,8 @@ import type { AddressInfo } from 'node:net';
 import { escapeControlCharacters } from '../common/errors.js';
 
 export interface HttpEdgeOptions {
-  /** Origins allowed besides the server's own (`CORS_ORIGINS`). */
-  corsOrigins: readonly string[];
+  /** Which browser origins may talk to the server (`CORS_ORIGINS`): {@link createOriginPolicy}. */
+  origins: OriginPolicy;
   /** Largest request body, in bytes (`MAX_MESSAGE_BYTES`); a bigger one gets 413 unread. */
   maxBodyBytes: number;
   /**
@@ -38,24 +38,31 @@ export interface OriginPolicy {
   isListed(origin: string): boolean;
 }
 
-export function createOriginPolicy(corsOrigins: readonly string[]): OriginPolicy {
+/**
+ * The policy of `corsOrigins`; `onRefused` is told each origin it refuses (to log it).
+ * @param onRefused @default nothing
+ */
+export function createOriginPolicy(corsOrigins: readonly string[], onRefused: (origin: string) => void = () => undefined): OriginPolicy {
   const listed = new Set(corsOrigins);
+  const sameHost = (origin: string, host: string | undefined): boolean => {
+    try {
+      return host !== undefined && new URL(origin).host === host;
+    } catch {
+      return false;
+    }
+  };
   return {
     isListed: (origin) => listed.has(origin),
     allows(origin, host) {
-      if (origin === undefined) return true;
-      if (listed.has(origin)) return true;
-      try {
-        return host !== undefined && new URL(origin).host === host;
-      } catch {
-        return false;
-      }
+      if (origin === undefined || listed.has(origin) || sameHost(origin, host)) return true;
+      onRefused(origin);
+      return false;
     },
   };
 }
 
 export function createHttpEdge(options: HttpEdgeOptions): Server {
-  const origins = createOriginPolicy(options.corsOrigins);
+  const { origins } = options;
   const messageLimit: BodyLimit = { bytes: options.maxBodyBytes, variable: 'MAX_MESSAGE_BYTES' };
   const { largerBody } = options;
   return createServer((request, response) => {

@@ -8,6 +8,7 @@ import type { Broker, PublishRequest, PublishResult } from '../broker/types.js';
 import type { Namer } from '../names/index.js';
 import { Failure, InvalidInputError } from '../common/failures.js';
 import { AUDIENCES, encodeNotification, type Audience } from '../common/notification.js';
+import type { HeraldMetrics } from '../metrics/metrics.js';
 
 export interface SenderOptions {
   broker: Broker;
@@ -84,5 +85,30 @@ export function createSender(options: SenderOptions): Sender {
       });
       return Promise.all(prepared.map((request) => broker.publish(request)));
     },
+  };
+}
+
+/**
+ * `sender`, timed and counted into `metrics`: each call's time by field
+ * (`sendNotification`, `sendNotifications`) and outcome (`OK` or the failure's code),
+ * and each notification published (a repeated `idempotencyKey` is not published again). Both the GraphQL mutation and gRPC `Send` go
+ * through it, so the histogram is the mutation latency of either transport.
+ */
+export function createMeasuredSender(sender: Sender, metrics: Pick<HeraldMetrics, 'counts' | 'mutation'>): Sender {
+  const measured = async <T>(field: string, published: (result: T) => number, run: () => Promise<T>): Promise<T> => {
+    const started = performance.now();
+    try {
+      const result = await run();
+      metrics.counts.published += published(result);
+      metrics.mutation(field, 'OK', (performance.now() - started) / 1000);
+      return result;
+    } catch (error) {
+      metrics.mutation(field, error instanceof Failure ? error.code : 'INTERNAL_SERVER_ERROR', (performance.now() - started) / 1000);
+      throw error;
+    }
+  };
+  return {
+    send: (principal, request, options) => measured('sendNotification', (result) => (result.duplicate ? 0 : 1), () => sender.send(principal, request, options)),
+    sendBatch: (principal, requests, options) => measured('sendNotifications', (results) => results.filter((result) => !result.duplicate).length, () => sender.sendBatch(principal, requests, options)),
   };
 }

@@ -3,20 +3,23 @@
  * (graphql-http), `/healthz` and `/readyz`.
  * It holds no subscriptions; it meets the subscribe servers only in the broker.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { OperationTypeNode } from 'graphql';
 import { principalFromHeader, PUBLISH_SCOPE, type TokenVerifier } from '../auth/index.js';
 import type { Broker } from '../broker/types.js';
 import type { Namer } from '../names/index.js';
-import type { Logger } from '../common/logger.js';
+import { bound, type Logger } from '../common/logger.js';
 import type { HeraldServer } from '../common/server.js';
 import type { HeraldConfig } from '../config/index.js';
 import { createDocumentCache } from '../graphql/documents.js';
 import { createGraphQLHttpHandler } from '../http/graphql-http.js';
 import { createValidationRules } from '../graphql/rules.js';
 import { buildSchema } from '../graphql/schema.js';
-import { createHttpEdge, listen, shutdown } from '../http/edge.js';
+import { createHttpEdge, createOriginPolicy, listen, shutdown } from '../http/edge.js';
+import { createRefusedOriginLog } from '../http/refused-origins.js';
 import { createPublishResolvers } from './resolvers.js';
-import { createSender, type Sender } from './send.js';
+import type { HeraldMetrics } from '../metrics/metrics.js';
+import { createMeasuredSender, createSender, type Sender } from './send.js';
 
 /**
  * The settings the publish server takes from config, each documented (with its default)
@@ -30,6 +33,8 @@ export interface PublishServerOptions extends PublishSettings {
   verifier: TokenVerifier;
   namer: Namer;
   logger: Logger;
+  /** The process's metrics: mutation latency by field and outcome, notifications published. */
+  metrics: HeraldMetrics;
 }
 
 export interface PublishServer extends HeraldServer {
@@ -40,12 +45,15 @@ export interface PublishServer extends HeraldServer {
 export function createPublishServer(options: PublishServerOptions): PublishServer {
   const { broker, limits, verifier, logger, production } = options;
   let stopping = false;
-  const sender = createSender({
-    broker,
-    namer: options.namer,
-    maxTextLength: limits.maxTextLength,
-    idempotencyWindowMs: options.idempotencyWindowMs,
-  });
+  const sender = createMeasuredSender(
+    createSender({
+      broker,
+      namer: options.namer,
+      maxTextLength: limits.maxTextLength,
+      idempotencyWindowMs: options.idempotencyWindowMs,
+    }),
+    options.metrics,
+  );
   const schema = buildSchema({ broker, namer: options.namer, resolvers: createPublishResolvers(sender) });
   // At most 8 MiB of documents (`DEFAULT_DOCUMENT_CACHE_BYTES`), only those of authenticated requests.
   const documents = createDocumentCache({
@@ -60,7 +68,7 @@ export function createPublishServer(options: PublishServerOptions): PublishServe
     }),
   });
   const http = createHttpEdge({
-    corsOrigins: options.corsOrigins,
+    origins: createOriginPolicy(options.corsOrigins, createRefusedOriginLog(logger)),
     maxBodyBytes: limits.maxMessageBytes,
     // A publisher's batch needs more room than anyone else's request; its token is
     // checked from the headers, before a byte of the body is read.
@@ -69,14 +77,15 @@ export function createPublishServer(options: PublishServerOptions): PublishServe
       variable: 'MAX_BATCH_BYTES',
       allows: (request) => {
         try {
-          return principalFromHeader(verifier, request.headers.authorization)?.scopes.has(PUBLISH_SCOPE) ?? false;
+          // Not counted here: the request is refused (and counted) once it reaches GraphQL.
+          return principalFromHeader(verifier, request.headers.authorization, { counted: false })?.scopes.has(PUBLISH_SCOPE) ?? false;
         } catch {
           return false; // refused with 401 once the request reaches GraphQL
         }
       },
     },
     isReady: () => !stopping && broker.isReady(),
-    graphql: createGraphQLHttpHandler({ schema, verifier, documents, production, logger }),
+    graphql: withRequestIds(createGraphQLHttpHandler({ schema, verifier, documents, production, logger }), logger),
   });
   return {
     sender,
@@ -86,5 +95,25 @@ export function createPublishServer(options: PublishServerOptions): PublishServe
       stopping = true;
       return shutdown(http, options.shutdownDrainMs);
     },
+  };
+}
+
+/** A caller's own `X-Request-Id`, if it is short and plain enough to log as it is. */
+const REQUEST_ID = /^[\w.:-]{1,64}$/;
+
+/**
+ * `handle`, with each request's id (the caller's `X-Request-Id`, else this process's
+ * `req-<n>`) on the debug line that says how it was answered.
+ */
+function withRequestIds(handle: (request: IncomingMessage, response: ServerResponse) => void, logger: Logger) {
+  let requests = 0;
+  return (request: IncomingMessage, response: ServerResponse): void => {
+    const header = request.headers['x-request-id'];
+    const id = typeof header === 'string' && REQUEST_ID.test(header) ? header : `req-${++requests}`;
+    const started = performance.now();
+    response.once('finish', () => {
+      bound(logger, { request: id }).debug?.(`herald: ${request.method ?? 'GET'} /graphql answered ${response.statusCode} in ${(performance.now() - started).toFixed(1)} ms`);
+    });
+    handle(request, response);
   };
 }

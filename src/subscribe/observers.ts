@@ -9,6 +9,7 @@
  */
 import type { Broker, BrokerMessage } from '../broker/types.js';
 import { decodeNotification, type Notification } from '../common/notification.js';
+import type { HotCounts } from '../metrics/metrics.js';
 
 /** One live subscription, as the map sees it. */
 export interface Observer {
@@ -41,11 +42,18 @@ interface ChannelEntry {
 export interface ObserverMapOptions {
   /** Where malformed broker messages are reported. @default console */
   logger?: Pick<Console, 'warn'>;
+  /**
+   * Where deliveries are counted: one addition per notification, however many observers
+   * took it (the process's metrics read it at scrape time).
+   * @default counts nobody reads
+   */
+  counts?: Pick<HotCounts, 'delivered'>;
 }
 
 export class ObserverMap {
   readonly #broker: Broker;
   readonly #logger: Pick<Console, 'warn'>;
+  readonly #counts: Pick<HotCounts, 'delivered'>;
   readonly #entries = new Map<string, ChannelEntry>();
   /** The last SUBSCRIBE/UNSUBSCRIBE of each channel, so the next waits for it. */
   readonly #tails = new Map<string, Promise<void>>();
@@ -55,6 +63,7 @@ export class ObserverMap {
   constructor(broker: Broker, options: ObserverMapOptions = {}) {
     this.#broker = broker;
     this.#logger = options.logger ?? console;
+    this.#counts = options.counts ?? { delivered: 0 };
     broker.listen((channel, message) => this.#deliver(channel, message), {
       interrupted: (channels) => {
         for (const channel of channels) this.#interrupted.add(channel);
@@ -140,6 +149,7 @@ export class ObserverMap {
         this.#logger.warn(`herald: an observer of ${channel} failed: ${error instanceof Error ? error.message : String(error)}`);
       }
     }
+    this.#counts.delivered += delivered;
     return delivered;
   }
 

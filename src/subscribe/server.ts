@@ -12,11 +12,13 @@ import type { Logger } from '../common/logger.js';
 import type { HeraldServer } from '../common/server.js';
 import { createTurnEnd } from '../common/timers.js';
 import type { HeraldConfig } from '../config/index.js';
+import type { HeraldMetrics } from '../metrics/metrics.js';
 import { createDocumentCache } from '../graphql/documents.js';
 import { createYogaHandler } from '../http/yoga.js';
 import { createValidationRules } from '../graphql/rules.js';
 import { buildSchema } from '../graphql/schema.js';
 import { createHttpEdge, createOriginPolicy, listen, shutdown } from '../http/edge.js';
+import { createRefusedOriginLog } from '../http/refused-origins.js';
 import { createFanout } from './fanout.js';
 import { ObserverMap } from './observers.js';
 import { createSubscriptions, type Subscriptions } from './subscriptions.js';
@@ -37,6 +39,8 @@ export interface SubscribeServerOptions extends SubscribeSettings {
   /** Headers GraphiQL starts with, e.g. a dev token. @default none */
   graphiqlHeaders?: Record<string, string>;
   logger: Logger;
+  /** The process's metrics: connections, subscriptions, channels, deliveries, slow-consumer closes. */
+  metrics: HeraldMetrics;
 }
 
 export interface SubscribeServer extends HeraldServer {
@@ -60,7 +64,9 @@ subscription {
 
 export function createSubscribeServer(options: SubscribeServerOptions): SubscribeServer {
   const { broker, verifier, limits, logger, production, keepAliveMs } = options;
-  const observers = new ObserverMap(broker, { logger });
+  const { metrics } = options;
+  const observers = new ObserverMap(broker, { logger, counts: metrics.counts });
+  metrics.channels(() => observers.channelCount);
   let stopping = false;
   const subscriptions = createSubscriptions({
     observers,
@@ -113,8 +119,10 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
       ...(options.graphiqlHeaders ? { headers: JSON.stringify(options.graphiqlHeaders, null, 2) } : {}),
     },
   });
+  // One policy for HTTP and WebSocket upgrades, so a refused origin is logged once for both.
+  const origins = createOriginPolicy(options.corsOrigins, createRefusedOriginLog(logger));
   const http = createHttpEdge({
-    corsOrigins: options.corsOrigins,
+    origins,
     maxBodyBytes: limits.maxMessageBytes,
     isReady: () => !stopping && broker.isReady(),
     graphql: (request, response) => (wantsEventStream(request) ? sse.handle(request, response) : yoga(request, response)),
@@ -127,22 +135,29 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
     maskError,
     documents,
     verifier,
-    origins: createOriginPolicy(options.corsOrigins),
+    origins,
     maxMessageBytes: limits.maxMessageBytes,
     maxSubscriptionsPerConnection: limits.maxSubscriptionsPerConnection,
     maxBufferedBytes: limits.maxBufferedBytes,
     connectionInitTimeoutMs: options.connectionInitTimeoutMs,
     keepAliveMs,
     logger,
+    counts: metrics.counts,
   });
+  metrics.connections('websocket', websocket.connections);
+  metrics.subscriptions('websocket', websocket.subscriptions);
+  metrics.connections('sse', sse.connections);
+  metrics.subscriptions('sse', sse.subscriptions);
   return {
     observers,
     subscriptions,
     start: (port, host) => listen(http, port, host),
     async stop() {
       stopping = true;
-      await websocket.close();
-      await sse.close();
+      // WebSockets close over the first half of the drain, so their clients reconnect to
+      // the other instances a few at a time; SSE streams end at once (a reader reconnects
+      // with its Last-Event-ID whenever it does).
+      await Promise.all([websocket.close(options.shutdownDrainMs / 2), sse.close()]);
       await shutdown(http, options.shutdownDrainMs);
     },
   };

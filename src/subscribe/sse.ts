@@ -16,7 +16,7 @@ import { createSourceEventStream, execute, getOperationAST, GraphQLError, type E
 import { AuthenticationError, principalFromHeader, type Principal, type TokenVerifier } from '../auth/index.js';
 import { graphqlError, type MaskError } from '../common/errors.js';
 import { FAILURES } from '../common/failures.js';
-import type { Logger } from '../common/logger.js';
+import { bound, type Logger } from '../common/logger.js';
 import type { SubscriptionItem } from '../common/notification.js';
 import type { DocumentCache } from '../graphql/documents.js';
 import { BadRequestError, paramsFromJson, paramsFromSearch, type OperationParams } from '../graphql/params.js';
@@ -52,6 +52,10 @@ export function createSseTransport(options: SseTransportOptions) {
   const { schema, verifier, documents, subscriptions, fanout } = options;
   /** Each open stream's shutdown: its final events, then its end. */
   const streams = new Map<ServerResponse, () => void>();
+  /** Streams whose subscription is open (a query's stream holds none). */
+  let openSubscriptions = 0;
+  /** Streams opened so far: `connection: "sse-<n>"` on a stream's log lines. */
+  let opened = 0;
   const mask = options.maskError;
   /** A result as it may leave: every error through the mask. */
   const masked = (result: ExecutionResult): ExecutionResult => (result.errors ? { ...result, errors: result.errors.map(mask) } : result);
@@ -108,6 +112,8 @@ export function createSseTransport(options: SseTransportOptions) {
       void queue?.return();
     };
     response.once('close', onGone);
+    const log = bound(options.logger, { connection: `sse-${++opened}` });
+    log.debug?.('herald: event stream opened');
     streams.set(response, () => {
       if (gone) return;
       clearInterval(keepAlive);
@@ -124,8 +130,11 @@ export function createSseTransport(options: SseTransportOptions) {
       }
       const plan = fanout.plan({ document, query: operation.query, operationName: operation.operationName, variables: operation.variables });
       // graphql-js coerces the field's arguments and hands them here; a refusal comes back as errors.
-      args.subscribeFieldResolver = async (_root: unknown, { userName, since }: SubscriptionArguments) =>
-        (queue = await subscriptions.open({ principal: requirePrincipal(contextValue), userName, since: since ?? lastEventId }));
+      args.subscribeFieldResolver = async (_root: unknown, { userName, since }: SubscriptionArguments) => {
+        queue = await subscriptions.open({ principal: requirePrincipal(contextValue), userName, since: since ?? lastEventId });
+        openSubscriptions += 1;
+        return queue;
+      };
       const source = await createSourceEventStream(args);
       if (!queue) {
         if (!gone) writeEvent(response, 'next', masked(source as ExecutionResult), undefined);
@@ -147,6 +156,8 @@ export function createSseTransport(options: SseTransportOptions) {
       clearInterval(keepAlive);
       response.off('close', onGone);
       streams.delete(response);
+      if (queue) openSubscriptions -= 1;
+      log.debug?.(gone ? 'herald: event stream closed' : 'herald: event stream completed');
       if (!gone) {
         response.write('event: complete\ndata:\n\n');
         response.end();
@@ -155,6 +166,10 @@ export function createSseTransport(options: SseTransportOptions) {
   }
 
   return {
+    /** Open event streams. */
+    connections: (): number => streams.size,
+    /** Open subscriptions, one at most per stream. */
+    subscriptions: (): number => openSubscriptions,
     handle(request: IncomingMessage, response: ServerResponse): void {
       handle(request, response).catch((error: unknown) => {
         const unexpected = mask(error);

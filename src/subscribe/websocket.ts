@@ -20,7 +20,8 @@ import { CloseCode, GRAPHQL_TRANSPORT_WS_PROTOCOL, makeServer, type Context, typ
 import { WebSocketServer, type WebSocket } from 'ws';
 import { AuthenticationError, bearerToken, type Principal, type TokenVerifier } from '../auth/index.js';
 import { graphqlError, type MaskError } from '../common/errors.js';
-import type { Logger } from '../common/logger.js';
+import { bound as boundLogger, type Logger } from '../common/logger.js';
+import type { HotCounts } from '../metrics/metrics.js';
 import { runAt, type AfterThisTurn } from '../common/timers.js';
 import type { DocumentCache } from '../graphql/documents.js';
 import { requirePrincipal, type HeraldContext, type SubscriptionArguments } from '../graphql/schema.js';
@@ -62,9 +63,13 @@ export interface WebSocketTransportOptions {
   /** Ping interval, and how long a pong may take before the socket is terminated, in ms. */
   keepAliveMs: number;
   logger: Logger;
+  /** Where slow-consumer closes are counted (the process's metrics). */
+  counts: Pick<HotCounts, 'slowConsumerCloses'>;
 }
 
 interface Extra extends Record<PropertyKey, unknown> {
+  /** This process's number for the connection: `connection: "ws-<n>"` on its log lines. */
+  readonly connection: number;
   readonly socket: WebSocket;
   /** The TCP socket under `ws`. */
   readonly raw: Duplex;
@@ -121,13 +126,27 @@ function socketErrorKind(error: NodeJS.ErrnoException): Misbehaviour {
 }
 
 export interface WebSocketTransport {
-  /** Closes every socket with 1001 and stops accepting upgrades. */
-  close(): Promise<void>;
+  /**
+   * Stops accepting upgrades and closes every socket with 1001, spread evenly over
+   * `spreadMs` (so its clients do not all reconnect elsewhere in the same millisecond);
+   * resolves once all are closed. A peer that does not answer its close frame within
+   * a second is cut off.
+   */
+  close(spreadMs?: number): Promise<void>;
+  /** Open WebSockets. */
+  connections(): number;
+  /** Open subscriptions over all of them. */
+  subscriptions(): number;
 }
 
 export function attachWebSocketTransport(server: Server, options: WebSocketTransportOptions): WebSocketTransport {
   const { schema, verifier, logger, documents, subscriptions, fanout, maskError } = options;
   const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxMessageBytes, perMessageDeflate: false });
+  /** Subscriptions open over all sockets: counted for the metrics, never on the fan-out path. */
+  let openSubscriptions = 0;
+  let connections = 0;
+  /** The logger of one connection's lines, made only when it has something to say. */
+  const connectionLogger = (extra: Extra): Logger => boundLogger(logger, { connection: `ws-${extra.connection}` });
   const frames = createFrameWriter(options.afterThisTurn);
 
   /**
@@ -137,7 +156,9 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
    */
   const openOnSocket = async (extra: Extra, id: string, plan: OperationPlan, { userName, since }: SubscriptionArguments): Promise<AsyncIterableIterator<never>> => {
     const request = { principal: requirePrincipal(extra), userName, since };
-    const sink = await subscriptions.openInto(request, socketSink(extra, id, plan, options.maxBufferedBytes), { endsAtExpiry: false });
+    const sink = await subscriptions.openInto(request, socketSink(extra, id, plan, options.maxBufferedBytes, options.counts), { endsAtExpiry: false });
+    openSubscriptions += 1;
+    void sink.ended.then(() => (openSubscriptions -= 1));
     return untilEnded(sink);
   };
 
@@ -209,7 +230,7 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
     const logged = (extra.logged ??= new Set());
     if (logged.has(kind)) return;
     logged.add(kind);
-    logger.warn(`herald: websocket client ${kind}: ${message}`);
+    connectionLogger(extra).warn(`herald: websocket client ${kind}: ${message}`);
   };
 
   // Logged (by the mask) and closed for once: what follows on the same connection is its echo.
@@ -220,6 +241,7 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
   };
 
   const slowConsumer = (socket: WebSocket, bound: SendBound): void => {
+    options.counts.slowConsumerCloses += 1;
     const setting = bound.limit === options.maxBufferedBytes ? 'MAX_BUFFERED_BYTES' : 'before connection_init';
     socket.close(HeraldCloseCode.SlowConsumer, `slow consumer: more than ${bound.limit} bytes waiting (${setting})`);
   };
@@ -255,6 +277,7 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
     const raw = (socket as unknown as { _socket: Duplex })._socket;
     const bound = new SendBound(socket, raw, { beforeInit: UNINITIALISED_BUFFERED_BYTES, afterInit: options.maxBufferedBytes });
     const extra: Extra = {
+      connection: ++connections,
       socket,
       raw,
       outbox: frames.outbox(raw, () => socket.readyState === socket.OPEN, () => bound.wrote()),
@@ -303,24 +326,29 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
       extra,
     );
     // `on`, not `once`: the socket closes once, and `once` costs a wrapper per connection.
+    connectionLogger(extra).debug?.('herald: websocket connection opened');
     socket.on('close', (code, reason) => {
       extra.cancelExpiry?.();
       alive.delete(socket);
-      closed(code, String(reason)).catch((error: unknown) => logger.error(`herald: websocket clean-up failed: ${String(error)}`));
+      connectionLogger(extra).debug?.(`herald: websocket connection closed with ${code}`);
+      closed(code, String(reason)).catch((error: unknown) => connectionLogger(extra).error(`herald: websocket clean-up failed: ${String(error)}`));
     });
   });
 
   return {
-    async close() {
+    async close(spreadMs = 0) {
       server.off('upgrade', onUpgrade);
       clearInterval(heartbeat);
-      for (const socket of wss.clients) socket.close(HeraldCloseCode.GoingAway, 'server shutting down');
+      // With `noServer`, this resolves once the last client has closed.
       const closed = new Promise<void>((resolve) => wss.close(() => resolve()));
+      await closeSpread([...wss.clients], spreadMs, (socket) => socket.close(HeraldCloseCode.GoingAway, 'server shutting down'));
       // A peer that never answers the close frame is cut off rather than waited for.
       const cutOff = setTimeout(() => wss.clients.forEach((socket) => socket.terminate()), 1000);
       await closed;
       clearTimeout(cutOff);
     },
+    connections: () => wss.clients.size,
+    subscriptions: () => openSubscriptions,
   };
 }
 
@@ -335,7 +363,13 @@ interface SocketSink extends Sink {
  * operation's plan (shared by every observer with the same operation) and sent with
  * this subscription's id spliced in. No queue, no promise per delivery.
  */
-function socketSink({ socket, raw, outbox }: Extra, id: string, plan: OperationPlan, maxBufferedBytes: number): SinkFactory<SocketSink> {
+function socketSink(
+  { socket, raw, outbox }: Extra,
+  id: string,
+  plan: OperationPlan,
+  maxBufferedBytes: number,
+  counts: Pick<HotCounts, 'slowConsumerCloses'>,
+): SinkFactory<SocketSink> {
   return ({ onEnd }) => {
     const head = Buffer.from(`{"id":${JSON.stringify(id)},"type":"next","payload":`);
     let ended = false;
@@ -356,6 +390,7 @@ function socketSink({ socket, raw, outbox }: Extra, id: string, plan: OperationP
         // Judged on the turn's first frame: what waits then is what the client has not
         // read from earlier turns.
         if (!outbox.holding && socket.bufferedAmount > maxBufferedBytes) {
+          counts.slowConsumerCloses += 1;
           socket.close(HeraldCloseCode.SlowConsumer, `slow consumer: more than ${maxBufferedBytes} bytes waiting (MAX_BUFFERED_BYTES)`);
           void end();
           return false;
@@ -464,4 +499,25 @@ function closeReason(reason: string): string {
   let cut = reason.slice(0, 120);
   while (Buffer.byteLength(cut) > 120) cut = cut.slice(0, -1);
   return `${cut}…`;
+}
+
+/** How often a spread close wakes to close the next share of sockets, in ms. */
+const SPREAD_TICK_MS = 10;
+
+/**
+ * Calls `close` on each of `sockets`, evenly spread over `spreadMs`: every
+ * {@link SPREAD_TICK_MS} the share of sockets due by then. Resolves after the last.
+ */
+function closeSpread(sockets: readonly WebSocket[], spreadMs: number, close: (socket: WebSocket) => void): Promise<void> {
+  const started = performance.now();
+  let next = 0;
+  return new Promise((resolve) => {
+    const tick = (): void => {
+      const due = spreadMs <= 0 ? sockets.length : Math.min(sockets.length, Math.ceil((sockets.length * (performance.now() - started)) / spreadMs));
+      for (; next < due; next++) close(sockets[next] as WebSocket);
+      if (next >= sockets.length) return resolve();
+      setTimeout(tick, SPREAD_TICK_MS);
+    };
+    tick();
+  });
 }

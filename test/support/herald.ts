@@ -12,6 +12,7 @@ import type { Audience } from '../../src/common/notification.js';
 import type { Logger } from '../../src/common/logger.js';
 import { readConfig, type GrpcKeepalive, type HeraldConfig, type Limits, type Retention } from '../../src/config/index.js';
 import { createFeedGrpcServer, createPublishGrpcServer } from '../../src/grpc/index.js';
+import { createMetrics } from '../../src/metrics/metrics.js';
 import { connectBroker } from '../../src/herald.js';
 import { createPublishServer, type PublishServer } from '../../src/publish/server.js';
 import { createSubscribeServer, type SubscribeServer } from '../../src/subscribe/server.js';
@@ -112,7 +113,7 @@ export interface RunningSubscribeServer {
 }
 
 export async function startSubscribeServer(broker: Broker, options: ServerOptions = {}): Promise<RunningSubscribeServer> {
-  const server = createSubscribeServer({ ...configFor(options), broker, verifier, namer: channels, logger: options.logger ?? quietLogger });
+  const server = createSubscribeServer({ ...configFor(options), broker, verifier, namer: channels, logger: options.logger ?? quietLogger, metrics: createMetrics({ role: 'test', processMetrics: false }) });
   const port = await server.start(0, '127.0.0.1');
   let stopped = false;
   const stop = async (): Promise<void> => {
@@ -133,7 +134,7 @@ export interface RunningPublishServer {
 }
 
 export async function startPublishServer(broker: Broker, options: ServerOptions = {}): Promise<RunningPublishServer> {
-  const server = createPublishServer({ ...configFor(options), broker, verifier, namer: channels, logger: options.logger ?? quietLogger });
+  const server = createPublishServer({ ...configFor(options), broker, verifier, namer: channels, logger: options.logger ?? quietLogger, metrics: createMetrics({ role: 'test', processMetrics: false }) });
   const port = await server.start(0, '127.0.0.1');
   const stop = (): Promise<void> => server.stop();
   stops.push(stop);
@@ -150,6 +151,7 @@ export async function startGrpcFeed(subscribe: RunningSubscribeServer, keepalive
     drainMs: DEFAULTS.shutdownDrainMs,
     isReady: () => subscribe.broker.isReady(),
     logger: quietLogger,
+    metrics: createMetrics({ role: 'test', processMetrics: false }),
   });
   const port = await server.start(0, '127.0.0.1');
   stops.push(() => server.stop());

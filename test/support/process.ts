@@ -23,6 +23,8 @@ export interface HeraldProcess {
   readonly publishPort: number | undefined;
   readonly grpcPort: number | undefined;
   readonly publishGrpcPort: number | undefined;
+  /** The internal metrics port, when `METRICS_PORT` is set. */
+  readonly metricsPort: number | undefined;
   /** Resolves with the exit code, or the signal that ended it. */
   readonly exited: Promise<number | string | null>;
   /** Its resident set size now, in bytes (from /proc). */
@@ -102,10 +104,11 @@ export async function startHeraldProcess(mode: 'all' | 'subscribe' | 'publish', 
     child,
     pid,
     output,
-    subscribePort: port(/subscribe \(WebSocket[^\n]*:(\d+)\/graphql/),
+    subscribePort: port(/subscribe \(WebSocket[^\n]*?:(\d+)\/graphql/),
     publishPort: port(/publish \(HTTP POST\): http:\/\/localhost:(\d+)/),
-    grpcPort: port(/gRPC feed[^\n]*localhost:(\d+)/),
-    publishGrpcPort: port(/gRPC publish[^\n]*localhost:(\d+)/),
+    grpcPort: port(/gRPC feed[^\n]*?localhost:(\d+)/),
+    publishGrpcPort: port(/gRPC publish[^\n]*?localhost:(\d+)/),
+    metricsPort: port(/metrics \(Prometheus[^\n]*?localhost:(\d+)\/metrics/),
     exited,
     rss: () => residentBytes(pid),
     async stop(signal = 'SIGTERM') {

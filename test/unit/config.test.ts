@@ -55,6 +55,8 @@ describe('readConfig', () => {
       subscribePort: 4000,
       publishPort: 4001,
       subscribeWorkers: 1,
+      metricsPort: undefined,
+      logLevel: 'info',
       grpcPort: 4002,
       publishGrpcPort: 4003,
       grpcKeepalive: { timeMs: 30_000, timeoutMs: 10_000, minPingIntervalMs: 10_000, maxPingStrikes: 2 },
@@ -241,6 +243,26 @@ describe('readConfig', () => {
     ],
   ])('reports a bad Redis topology: %j', (env, expected) => {
     expect(problemsOf(env)).toEqual(expected);
+  });
+
+  it('reads METRICS_PORT and LOG_LEVEL, and refuses a level pino does not have', () => {
+    const config = readConfig({ METRICS_PORT: '9464', LOG_LEVEL: 'DEBUG' });
+    expect(config.metricsPort).toBe(9464);
+    expect(config.logLevel).toBe('debug');
+    expect(readConfig({ METRICS_PORT: '0' }).metricsPort).toBe(0);
+    const thrown = (() => {
+      try {
+        readConfig({ METRICS_PORT: 'x', LOG_LEVEL: 'verbose' });
+      } catch (error) {
+        return error;
+      }
+      return undefined;
+    })();
+    expect(thrown).toBeInstanceOf(ConfigError);
+    expect((thrown as ConfigError).problems).toEqual([
+      'METRICS_PORT "x" must be a whole number from 0 to 65535',
+      'LOG_LEVEL "verbose" must be one of fatal, error, warn, info, debug, trace',
+    ]);
   });
 
   it('reads MAX_QUERY_TOKENS and MAX_BATCH_BYTES', () => {

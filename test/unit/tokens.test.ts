@@ -240,3 +240,26 @@ describe('policy', () => {
     expect(isExpired(principal([], Date.now() - 1))).toBe(true);
   });
 });
+
+describe('refusals reported to onRefused', () => {
+  const secret = 'a-secret-that-is-at-least-32-bytes-long!!';
+  const sign = (claims: object, options: jwt.SignOptions = {}): string => jwt.sign(claims, secret, { algorithm: 'HS256', expiresIn: 60, ...options });
+
+  it('names each refusal by kind, once per verification, and not when the caller asks it not to count', () => {
+    const reasons: string[] = [];
+    const verifier = createTokenVerifier({ secret, onRefused: (reason) => reasons.push(reason) });
+    const refuse = (token: unknown, counted = true): void => {
+      expect(() => verifier.verify(token, { counted })).toThrow(AuthenticationError);
+    };
+    refuse(undefined);
+    refuse(sign({ sub: 'ann', tenant: 'acme' }, { expiresIn: -10 }));
+    refuse(sign({ sub: 'ann', tenant: 'acme' }, { notBefore: 60 }));
+    refuse(`${sign({ sub: 'ann', tenant: 'acme' })}x`);
+    refuse('not.a.jwt');
+    refuse(sign({ sub: 'ann', tenant: 'acme', stores: 'one' }));
+    refuse(`${sign({ sub: 'ann', tenant: 'acme' })}x`, false);
+    expect(reasons).toEqual(['missing', 'expired', 'not-yet-valid', 'signature', 'malformed', 'claims']);
+    verifier.verify(sign({ sub: 'ann', tenant: 'acme' }));
+    expect(reasons).toHaveLength(6);
+  });
+});

@@ -104,7 +104,10 @@ it('a flooder that resets its connection with pongs waiting is logged once, as t
   await waitFor(() => fromNow().length > 0, 'the reset to be logged');
   // A bounded wait for any further line about it: each waiting answer once made one.
   await new Promise((resolve) => setTimeout(resolve, 500));
-  expect(fromNow()).toEqual([expect.stringMatching(/^herald: websocket client peer-reset: .*ECONNRESET/)]);
+  // One JSON line, at warn, bound to the connection it is about.
+  expect(fromNow().map((line) => JSON.parse(line) as Record<string, unknown>)).toEqual([
+    expect.objectContaining({ level: 40, connection: expect.stringMatching(/^ws-\d+$/), msg: expect.stringMatching(/^herald: websocket client peer-reset: .*ECONNRESET/) }),
+  ]);
 });
 
 /** A graphql-ws client's error: a close event (code and reason) or an error. */
