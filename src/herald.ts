@@ -17,6 +17,7 @@ import type { HeraldConfig } from './config/index.js';
 import { createFeedGrpcServer, createPublishGrpcServer } from './grpc/index.js';
 import { createPublishServer } from './publish/server.js';
 import { createSubscribeServer } from './subscribe/server.js';
+import { createPushParts } from './push/index.js';
 
 /** Which servers one process runs. */
 export type Mode = 'all' | 'subscribe' | 'publish';
@@ -108,6 +109,8 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
   const { broker } = connected;
   const clients = [connected.subscriber, connected.publisher].filter((client): client is Redis => client !== undefined);
 
+  // Devices, topics, seen-live marks and the push queue share the broker's command connection.
+  const pushParts = connected.publisher && createPushParts(config, connected.publisher);
   const common = {
     broker,
     verifier,
@@ -127,9 +130,10 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
           connectionInitTimeoutMs: config.connectionInitTimeoutMs,
           keepAliveMs: config.keepAliveMs,
           playground: config.playground,
+          pushStores: pushParts && { stores: pushParts, seenLive: pushParts.seenLive },
           ...(devTokens ? { graphiqlHeaders: { Authorization: `Bearer ${devTokens.user.token}` } } : {}),
         });
-  const publish = mode === 'subscribe' ? undefined : createPublishServer({ ...common, idempotencyWindowMs: config.idempotencyWindowMs });
+  const publish = mode === 'subscribe' ? undefined : createPublishServer({ ...common, idempotencyWindowMs: config.idempotencyWindowMs, pushQueue: pushParts?.queue });
   const grpcCommon = {
     verifier,
     keepalive: config.grpcKeepalive,

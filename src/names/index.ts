@@ -58,8 +58,11 @@ export interface Destination {
 export interface Namer {
   /** The channel and history stream of `audience`/`to` inside `tenant` (validated here). */
   destination(tenant: string, audience: Audience, to: string): Destination;
-  /** Everything a subscriber hears, in this order: its user, each of its stores, its company. */
-  subscriberDestinations(owner: ChannelOwner): Destination[];
+  /**
+   * Everything a subscriber hears, in this order: its user, each of its stores, its
+   * company, then each of the `topics` it follows (read from the topic store).
+   */
+  subscriberDestinations(owner: ChannelOwner, topics?: readonly string[]): Destination[];
   /** The hash holding a tenant's history epoch and sequence. */
   tenantKey(tenant: string): string;
   /** Where a publisher's idempotency key is remembered (validated here). */
@@ -83,6 +86,8 @@ export function createNamer(prefix: string): Namer {
           throw new InvalidNameError(`a COMPANY notification must be sent to your own tenant "${tenant}"`);
         }
         return 'company';
+      case 'TOPIC':
+        return `topic:${assertValidName('topic', to)}`;
     }
   };
   const destination = (tenant: string, audience: Audience, to: string): Destination => {
@@ -96,7 +101,10 @@ export function createNamer(prefix: string): Namer {
   ];
   return {
     destination,
-    subscriberDestinations: (owner) => subscriberAudiences(owner).map(([audience, to]) => destination(owner.tenant, audience, to)),
+    subscriberDestinations: (owner, topics = []) => [
+      ...subscriberAudiences(owner).map(([audience, to]) => destination(owner.tenant, audience, to)),
+      ...topics.map((topic) => destination(owner.tenant, 'TOPIC', topic)),
+    ],
     tenantKey: (tenant) => `${prefix}:{${assertValidName('tenant', tenant)}}:meta`,
     idempotencyKey: (tenant, sender, key) =>
       `${prefix}:{${assertValidName('tenant', tenant)}}:idempotency:${assertValidName('sender', sender)}:${assertValidName('idempotencyKey', key)}`,

@@ -41,6 +41,14 @@ export interface SubscriptionsOptions {
    * them yet (`MAX_BUFFERED_BYTES`, the WebSocket's bound too).
    */
   maxBufferedBytes: number;
+  /**
+   * The topics a user follows (at most `PUSH_MAX_TOPICS_PER_USER`), read once when a
+   * subscription opens: it hears them live, and resumes them from history, like its
+   * user, stores and company. A topic followed later is heard by subscriptions opened
+   * after it. Rejects with a typed error (Redis unavailable).
+   * @default none: no topics (the in-process broker keeps none)
+   */
+  topicsOf?: ((principal: Principal) => Promise<readonly string[]>) | undefined;
 }
 
 /**
@@ -85,13 +93,14 @@ export interface OpenOptions {
 }
 
 export function createSubscriptions(options: SubscriptionsOptions): Subscriptions {
-  const { observers, broker, namer, maxQueued, maxBufferedBytes } = options;
+  const { observers, broker, namer, maxQueued, maxBufferedBytes, topicsOf } = options;
 
   async function openInto<S extends Sink>({ principal, userName, since }: OpenRequest, makeSink: SinkFactory<S>, options: OpenOptions = {}): Promise<S> {
     authorizeSubscription(principal, assertValidName('userName', userName));
     if (isExpired(principal)) throw new AuthenticationError('token expired');
     const after = since == null || since === '' ? undefined : parseCursor(since);
     if (since != null && since !== '' && after === undefined) throw new InvalidInputError('since is not a notification id');
+    const topics = topicsOf === undefined ? [] : await topicsOf(principal);
 
     let observation: Observation | undefined;
     let observer: ResumingObserver | undefined;
@@ -105,7 +114,7 @@ export function createSubscriptions(options: SubscriptionsOptions): Subscription
         await observation?.release();
       },
     });
-    const destinations = namer.subscriberDestinations(principal);
+    const destinations = namer.subscriberDestinations(principal, topics);
     const tenantKey = namer.tenantKey(principal.tenant);
     const streams = destinations.map(({ stream }) => stream);
     observer = createResumingObserver({
@@ -113,6 +122,7 @@ export function createSubscriptions(options: SubscriptionsOptions): Subscription
       since: after,
       read: (position) => broker.readAfter({ tenantKey, streams, after: position, limit: HISTORY_PAGE_SIZE }),
       maxHeld: maxQueued,
+      owner: principal,
     });
     try {
       // Live first, so nothing published while history is read can slip between the two.
