@@ -157,7 +157,7 @@ const PUSH_BLOCK_MS = 5000;
 
 export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logger = console): Promise<RunningHerald> {
   if (mode !== 'all' && config.redisUrl === undefined) {
-    throw new StartupError(`REDIS_URL is required to run the ${mode} ${mode === 'push' ? 'worker' : 'server'} (only \`npm start\` may use the in-process broker)`);
+    throw new StartupError(`REDIS_URL is required to run the ${mode === 'push' ? 'push worker' : `${mode} server alone`} (only \`npm start\` may use the in-process broker)`);
   }
   if (mode === 'push') {
     const pushWorker = await startPushWorker(config, config.redisUrl ?? '', logger);
