@@ -12,6 +12,7 @@ import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readConfig } from '../../../src/config/index.js';
 import { startHerald, type RunningHerald } from '../../../src/herald.js';
+import { closeGrpcClients, grpcSend, publisherClient } from '../../support/grpc.js';
 import { errorCode, postGraphQL, type GraphQLResponse } from '../../support/http.js';
 import { quietLogger } from '../../support/herald.js';
 import { startHttpRecorder, type HttpRecorder, type RecordedRequest } from '../../support/push-servers.js';
@@ -52,6 +53,7 @@ beforeAll(async () => {
   publishUrl = `http://127.0.0.1:${herald.publishPort}/graphql`;
 });
 afterAll(async () => {
+  closeGrpcClients();
   await closeAllClients();
   await herald?.stop();
   await Promise.all([hooks?.close(), redis?.stop()]);
@@ -213,5 +215,18 @@ describe('topics', () => {
     expect(to('rock-fay')).toEqual([]);
 
     expect(errorCode(await follow('fay', 'no:colons'))).toBe('BAD_USER_INPUT');
+  });
+});
+
+describe('gRPC Send', () => {
+  it('takes the push policy and the TOPIC audience: NEVER queues nothing, unspecified is WHEN_OFFLINE', async () => {
+    await postGraphQL(subscribeUrl, 'mutation { follow(topic: "grpc-news") }', { token: userToken('hugo', { tenant: 'acme' }) });
+    await registerHook('hugo', 'grpc-hugo');
+    const client = publisherClient(herald.publishGrpcPort ?? 0);
+    await grpcSend(client, service, { to: 'grpc-news', text: 'not pushed', audience: 'AUDIENCE_TOPIC', push: 'PUSH_POLICY_NEVER' });
+    const pushed = await grpcSend(client, service, { to: 'grpc-news', text: 'pushed', audience: 'AUDIENCE_TOPIC' });
+    await eventually(() => to('grpc-hugo').length > 0, "hugo's webhook delivery");
+    await workerIdle();
+    expect(to('grpc-hugo').map((request) => verified(request))).toEqual([expect.objectContaining({ id: pushed.id, audience: 'TOPIC', text: 'pushed' })]);
   });
 });
