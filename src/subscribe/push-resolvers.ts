@@ -78,8 +78,6 @@ export function createPushResolvers({ stores, absent }: PushResolverOptions) {
       },
       removeDevice: (_root: unknown, args: { id: string; userName?: string | null }, context: HeraldContext) => {
         const { tenant, user } = owner(context, args.userName);
-        // An id the store never makes cannot be held: no Redis call for it.
-        if (!/^[A-Za-z0-9_-]{1,64}$/.test(args.id)) return false;
         return withStores(({ devices }) => devices.remove(tenant, user, args.id));
       },
       follow: (_root: unknown, args: { topic: string }, context: HeraldContext) => {

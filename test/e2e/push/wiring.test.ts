@@ -216,6 +216,13 @@ describe('topics', () => {
 
     expect(errorCode(await follow('fay', 'no:colons'))).toBe('BAD_USER_INPUT');
   });
+
+  it('follow works over the WebSocket too', async () => {
+    const result = collect(wsClient(wsUrl, { token: userToken('ivy', { tenant: 'acme' }) }), 'mutation { follow(topic: "blues") }');
+    expect(await result.nth(0)).toEqual({ data: { follow: true } });
+    const following = await postGraphQL(subscribeUrl, '{ following }', { token: userToken('ivy', { tenant: 'acme' }) });
+    expect(following.body.data?.['following']).toEqual(['blues']);
+  });
 });
 
 describe('gRPC Send', () => {
