@@ -1,7 +1,8 @@
 /**
  * What queuing the push costs the publish path: `sendNotification` latency through the
  * Sender on a real Redis, with the push queue (one XADD after the publish script, before
- * the answer) and without it (`push: NEVER`), in alternating rounds so drift hits both.
+ * the answer) and without it (`push: NEVER`), in alternating rounds so drift hits both;
+ * then batches of 1000 (`sendNotifications`) the same way.
  *
  *   npx tsx bench/push-publish.ts [count=2000]
  */
@@ -40,6 +41,18 @@ for (let round = 0; round < 10; round++) {
 const percentile = (values: number[], p: number): number => [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) * p)] ?? NaN;
 for (const [push, values] of Object.entries(samples)) {
   console.log(`push ${push.padEnd(12)} n=${values.length} p50 ${percentile(values, 0.5).toFixed(3)} ms  p99 ${percentile(values, 0.99).toFixed(3)} ms`);
+}
+const batches: Record<'WHEN_OFFLINE' | 'NEVER', number[]> = { WHEN_OFFLINE: [], NEVER: [] };
+for (let round = 0; round < 10; round++) {
+  for (const push of ['WHEN_OFFLINE', 'NEVER'] as const) {
+    const batch = Array.from({ length: 1000 }, (_, n) => ({ to: `user-${n % 50}`, text: 'a notification of typical length', push }));
+    const start = performance.now();
+    await sender.sendBatch(principal, batch, { countDeliveries: false });
+    batches[push].push(performance.now() - start);
+  }
+}
+for (const [push, values] of Object.entries(batches)) {
+  console.log(`batch of 1000, push ${push.padEnd(12)} n=${values.length} p50 ${percentile(values, 0.5).toFixed(1)} ms  max ${Math.max(...values).toFixed(1)} ms`);
 }
 await broker.close();
 for (const client of [subscriber, publisher, commands]) client?.disconnect();

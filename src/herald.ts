@@ -226,9 +226,9 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
     await broker.close();
     await Promise.all(clients.map((client) => client.quit().catch(() => client.disconnect())));
   };
-  let redisReady = true;
   try {
-    if (config.redisUrl !== undefined && !(redisReady = await becomesReady(broker, REDIS_READY_WAIT_MS))) {
+    const redisReady = config.redisUrl === undefined || (await becomesReady(broker, REDIS_READY_WAIT_MS));
+    if (config.redisUrl !== undefined && !redisReady) {
       // Serve anyway: in a container, Redis may come up later; readiness keeps traffic away until it does.
       logger.warn(
         `herald: REDIS_URL ${redactUrl(config.redisUrl)} is not reachable after ${REDIS_READY_WAIT_MS / 1000} s` +
