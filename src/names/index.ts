@@ -58,11 +58,8 @@ export interface Destination {
 export interface Namer {
   /** The channel and history stream of `audience`/`to` inside `tenant` (validated here). */
   destination(tenant: string, audience: Audience, to: string): Destination;
-  /**
-   * Everything a subscriber hears, in this order: its user, each of its stores, its
-   * company, then each of the `topics` it follows (read from the topic store).
-   */
-  subscriberDestinations(owner: ChannelOwner, topics?: readonly string[]): Destination[];
+  /** Everything a subscriber hears, in this order: its user, each of its stores, its company. */
+  subscriberDestinations(owner: ChannelOwner): Destination[];
   /** The hash holding a tenant's history epoch and sequence. */
   tenantKey(tenant: string): string;
   /** Where a publisher's idempotency key is remembered (validated here). */
@@ -101,10 +98,7 @@ export function createNamer(prefix: string): Namer {
   ];
   return {
     destination,
-    subscriberDestinations: (owner, topics = []) => [
-      ...subscriberAudiences(owner).map(([audience, to]) => destination(owner.tenant, audience, to)),
-      ...topics.map((topic) => destination(owner.tenant, 'TOPIC', topic)),
-    ],
+    subscriberDestinations: (owner) => subscriberAudiences(owner).map(([audience, to]) => destination(owner.tenant, audience, to)),
     tenantKey: (tenant) => `${prefix}:{${assertValidName('tenant', tenant)}}:meta`,
     idempotencyKey: (tenant, sender, key) =>
       `${prefix}:{${assertValidName('tenant', tenant)}}:idempotency:${assertValidName('sender', sender)}:${assertValidName('idempotencyKey', key)}`,

@@ -100,9 +100,9 @@ export function createSubscriptions(options: SubscriptionsOptions): Subscription
     if (isExpired(principal)) throw new AuthenticationError('token expired');
     const after = since == null || since === '' ? undefined : parseCursor(since);
     if (since != null && since !== '' && after === undefined) throw new InvalidInputError('since is not a notification id');
-    const topics = topicsOf === undefined ? [] : await topicsOf(principal);
 
     let observation: Observation | undefined;
+    let topicObservation: Observation | undefined;
     let observer: ResumingObserver | undefined;
     let cancelExpiry: Cancel = () => undefined;
     let ended = false;
@@ -111,12 +111,13 @@ export function createSubscriptions(options: SubscriptionsOptions): Subscription
         ended = true;
         cancelExpiry();
         observer?.end();
-        await observation?.release();
+        await Promise.all([observation?.release(), topicObservation?.release()]);
       },
     });
-    const destinations = namer.subscriberDestinations(principal, topics);
+    const destinations = namer.subscriberDestinations(principal);
     const tenantKey = namer.tenantKey(principal.tenant);
-    const streams = destinations.map(({ stream }) => stream);
+    /** The streams history is read from: the topics' join them once they are known. */
+    let streams = destinations.map(({ stream }) => stream);
     observer = createResumingObserver({
       sink,
       since: after,
@@ -130,6 +131,18 @@ export function createSubscriptions(options: SubscriptionsOptions): Subscription
         destinations.map(({ channel }) => channel),
         observer,
       );
+      // The topics are read only now: the user's own channels are in the observer map
+      // from the first turn of the opening, as they always were, and the topics join
+      // before anything is read from history or the subscription is reported open.
+      const topics = topicsOf === undefined || ended ? [] : await topicsOf(principal);
+      if (topics.length > 0 && !ended) {
+        const topicDestinations = topics.map((topic) => namer.destination(principal.tenant, 'TOPIC', topic));
+        streams = [...streams, ...topicDestinations.map(({ stream }) => stream)];
+        topicObservation = await observers.observe(
+          topicDestinations.map(({ channel }) => channel),
+          observer,
+        );
+      }
       await observer.catchUp();
     } catch (error) {
       await sink.return();
@@ -137,7 +150,7 @@ export function createSubscriptions(options: SubscriptionsOptions): Subscription
     }
     if (ended) {
       // The reader left while the SUBSCRIBE (or the history read) was in flight.
-      await observation.release();
+      await Promise.all([observation.release(), topicObservation?.release()]);
       return sink;
     }
     if (options.endsAtExpiry ?? true) cancelExpiry = runAt(principal.expiresAt, () => sink.fail(new AuthenticationError('token expired')));
