@@ -19,9 +19,11 @@ import { createMetrics, type HeraldMetrics } from './metrics/metrics.js';
 import { createMetricsServer } from './metrics/server.js';
 import { createPublishServer } from './publish/server.js';
 import { createSubscribeServer } from './subscribe/server.js';
+import { createPushParts, createPushWorkerFromConfig } from './push/index.js';
+import type { PushCounters } from './push/counters.js';
 
-/** Which servers one process runs. */
-export type Mode = 'all' | 'subscribe' | 'publish';
+/** Which servers one process runs (`push`: the push worker alone). */
+export type Mode = 'all' | 'subscribe' | 'publish' | 'push';
 
 export interface RunningHerald {
   /** The subscribe server's port, when this mode runs one. */
@@ -36,9 +38,12 @@ export interface RunningHerald {
   readonly publishGrpcPort: number | undefined;
   /** The internal `/metrics` port (`METRICS_PORT`), when set. */
   readonly metricsPort: number | undefined;
-  readonly broker: Broker;
+  /** The servers' broker; none for the push worker alone. */
+  readonly broker: Broker | undefined;
   /** Sample tokens, in dev mode only (no `JWT_SECRET` nor `JWT_PUBLIC_KEY`). */
   readonly devTokens: DevTokens | undefined;
+  /** The push worker this process runs: `push` mode, and `all` with `REDIS_URL`. */
+  readonly pushWorker: RunningPushWorker | undefined;
   /** Stops the servers, then the broker, then the Redis connections. */
   stop(): Promise<void>;
 }
@@ -106,9 +111,79 @@ export function connectBroker(
   return { broker, subscriber, publisher, lastRedisError: () => lastRedisError };
 }
 
+export interface RunningPushWorker {
+  /** Its consumer name in the `push-workers` group. */
+  readonly consumer: string;
+  /** Whether it only logs what it would send (`NODE_ENV` is not production). */
+  readonly dryRun: boolean;
+  /** What it has done since it started (for the metrics work to export). */
+  readonly counters: Readonly<PushCounters>;
+  /** Stops reading, lets the sends in flight finish, then closes its connections. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The push worker on two connections of its own: one for commands, one for its blocking
+ * XREADGROUP (whose command timeout outlasts the 5 s block). It starts once both are
+ * ready — waiting, with a warning after {@link REDIS_READY_WAIT_MS}, while Redis is
+ * away — since Herald's connections queue nothing while disconnected.
+ */
+export async function startPushWorker(config: HeraldConfig, redisUrl: string, logger: Logger = console): Promise<RunningPushWorker> {
+  const options = redisClientOptions(config.redisCommandTimeoutMs);
+  const redis = new Redis(redisUrl, { ...options, connectionName: 'herald-push' });
+  const reader = new Redis(redisUrl, { ...options, commandTimeout: config.redisCommandTimeoutMs + PUSH_BLOCK_MS, connectionName: 'herald-push-reader' });
+  const clients = [redis, reader];
+  let lastError: string | undefined;
+  for (const client of clients) client.on('error', (error: Error) => (lastError = error.message));
+  const close = () => Promise.all(clients.map((client) => client.quit().catch(() => client.disconnect())));
+  const ready = Promise.all(clients.map((client) => (client.status === 'ready' ? undefined : new Promise((resolve) => client.once('ready', resolve)))));
+  const warning = setTimeout(() => {
+    logger.warn(`herald: push worker: Redis at ${redactUrl(redisUrl)} is not reachable after ${REDIS_READY_WAIT_MS / 1000} s${lastError === undefined ? '' : ` (${lastError})`}: waiting for it`);
+  }, REDIS_READY_WAIT_MS);
+  try {
+    await ready;
+  } finally {
+    clearTimeout(warning);
+  }
+  const worker = createPushWorkerFromConfig({ config, redis, reader, logger });
+  try {
+    await worker.start();
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  return {
+    consumer: worker.consumer,
+    dryRun: config.push.dryRun,
+    counters: worker.counters,
+    async stop() {
+      await worker.stop();
+      await close();
+    },
+  };
+}
+
+/** How long the worker's XREADGROUP blocks (the worker's `blockMs` default). */
+const PUSH_BLOCK_MS = 5000;
+
 export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logger = console): Promise<RunningHerald> {
   if (mode !== 'all' && config.redisUrl === undefined) {
-    throw new StartupError(`REDIS_URL is required to run the ${mode} server alone (only \`npm start\` may use the in-process broker)`);
+    throw new StartupError(`REDIS_URL is required to run the ${mode === 'push' ? 'push worker' : `${mode} server alone`} (only \`npm start\` may use the in-process broker)`);
+  }
+  if (mode === 'push') {
+    const pushWorker = await startPushWorker(config, config.redisUrl ?? '', logger);
+    return {
+      subscribePort: undefined,
+      playground: false,
+      publishPort: undefined,
+      grpcPort: undefined,
+      publishGrpcPort: undefined,
+      metricsPort: undefined,
+      broker: undefined,
+      devTokens: undefined,
+      pushWorker,
+      stop: () => pushWorker.stop(),
+    };
   }
   const devSecret = config.jwtSecret === undefined && config.jwtPublicKey === undefined ? generateDevSecret() : undefined;
   // One registry for every server of this process; the process metrics only when someone scrapes them.
@@ -121,6 +196,8 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
   const { broker } = connected;
   const clients = [connected.subscriber, connected.publisher].filter((client): client is Redis => client !== undefined);
 
+  // Devices, topics, seen-live marks and the push queue share the broker's command connection.
+  const pushParts = connected.publisher && createPushParts(config, connected.publisher);
   const common = {
     broker,
     verifier,
@@ -141,9 +218,10 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
           connectionInitTimeoutMs: config.connectionInitTimeoutMs,
           keepAliveMs: config.keepAliveMs,
           playground: config.playground,
+          pushStores: pushParts && { stores: pushParts, seenLive: pushParts.seenLive },
           ...(devTokens ? { graphiqlHeaders: { Authorization: `Bearer ${devTokens.user.token}` } } : {}),
         });
-  const publish = mode === 'subscribe' ? undefined : createPublishServer({ ...common, idempotencyWindowMs: config.idempotencyWindowMs });
+  const publish = mode === 'subscribe' ? undefined : createPublishServer({ ...common, idempotencyWindowMs: config.idempotencyWindowMs, pushQueue: pushParts?.queue });
   const grpcCommon = {
     verifier,
     keepalive: config.grpcKeepalive,
@@ -158,15 +236,17 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
 
   // Every server starts stopping at once (each answers /readyz with 503 from its first
   // step), lets what is in flight finish, and only then does the broker close.
+  let pushWorker: RunningPushWorker | undefined;
   const stop = async (): Promise<void> => {
-    await Promise.all([grpcFeed?.stop(), grpcPublish?.stop(), subscribe?.stop(), publish?.stop()]);
+    await Promise.all([grpcFeed?.stop(), grpcPublish?.stop(), subscribe?.stop(), publish?.stop(), pushWorker?.stop()]);
     // Scraped until the servers have drained, so the last numbers can be read.
     await metricsServer?.stop();
     await broker.close();
     await Promise.all(clients.map((client) => client.quit().catch(() => client.disconnect())));
   };
   try {
-    if (config.redisUrl !== undefined && !(await becomesReady(broker, REDIS_READY_WAIT_MS))) {
+    const redisReady = config.redisUrl === undefined || (await becomesReady(broker, REDIS_READY_WAIT_MS));
+    if (config.redisUrl !== undefined && !redisReady) {
       // Serve anyway: in a container, Redis may come up later; readiness keeps traffic away until it does.
       logger.warn(
         `herald: REDIS_URL ${redactUrl(config.redisUrl)} is not reachable after ${REDIS_READY_WAIT_MS / 1000} s` +
@@ -187,7 +267,13 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
     const grpcPort = await listenOn(grpcFeed, 'GRPC_PORT', config.grpcPort);
     const publishGrpcPort = await listenOn(grpcPublish, 'PUBLISH_GRPC_PORT', config.publishGrpcPort);
     const metricsPort = config.metricsPort === undefined ? undefined : await listenOn(metricsServer, 'METRICS_PORT', config.metricsPort);
-    return { subscribePort, playground: config.playground, publishPort, grpcPort, publishGrpcPort, metricsPort, broker, devTokens, stop };
+    // The development all-in-one runs the push worker too, when there is a Redis for it.
+    // Not with Redis away: the worker would wait for it, and the servers must not.
+    if (mode === 'all' && config.redisUrl !== undefined) {
+      if (redisReady) pushWorker = await startPushWorker(config, config.redisUrl, logger);
+      else logger.warn('herald: the push worker is not started: Redis is not reachable (run `npm run start:push` once it is)');
+    }
+    return { subscribePort, playground: config.playground, publishPort, grpcPort, publishGrpcPort, metricsPort, broker, devTokens, pushWorker, stop };
   } catch (error) {
     await stop();
     throw error;

@@ -1,5 +1,5 @@
 /**
- * Herald's command line: `tsx src/main.ts [all|subscribe|publish]`.
+ * Herald's command line: `tsx src/main.ts [all|subscribe|publish|push]`.
  * Reads the environment, starts the servers, prints where they are, stops on SIGINT/SIGTERM.
  * Everything it says goes through the structured logger: JSON lines in production,
  * readable ones in development (where the banner is printed as it is, for people).
@@ -9,7 +9,7 @@ import { createStructuredLogger, type StructuredLogger } from './common/structur
 import { ConfigError, readConfig, type HeraldConfig } from './config/index.js';
 import { startHerald, StartupError, type Mode, type RunningHerald } from './herald.js';
 
-const MODES: readonly Mode[] = ['all', 'subscribe', 'publish'];
+const MODES: readonly Mode[] = ['all', 'subscribe', 'publish', 'push'];
 /** What a subscribe worker tells the primary once its servers listen. */
 const WORKER_STARTED = 'herald:started';
 
@@ -99,7 +99,14 @@ function superviseWorkers(count: number): void {
 
 function printBanner(herald: RunningHerald, redisUrl: string | undefined, mode: Mode): void {
   const broker = redisUrl === undefined ? 'in-process broker (no REDIS_URL)' : `Redis at ${redactUrl(redisUrl)}`;
-  const lines = [`herald: ${mode === 'all' ? 'subscribe + publish servers' : `${mode} server`} on the ${broker}`];
+  const what = mode === 'all' ? 'subscribe + publish servers' : mode === 'push' ? 'push worker' : `${mode} server`;
+  const lines = [`herald: ${what} on the ${broker}`];
+  const worker = herald.pushWorker;
+  if (worker !== undefined) {
+    lines.push(`  push worker ${worker.consumer}: ${worker.dryRun ? 'dry-run (NODE_ENV is not production): logs what it would send' : 'sending'}`);
+  } else if (mode === 'all') {
+    lines.push('  push worker: off (devices, topics and pushes need Redis: set REDIS_URL)');
+  }
   if (herald.subscribePort !== undefined) {
     lines.push(
       herald.playground

@@ -35,3 +35,16 @@ export function authorizePublish(principal: Principal, audience?: string, to?: s
     throw new ForbiddenError(`a COMPANY notification must be sent to your own tenant "${principal.tenant}"`);
   }
 }
+
+/**
+ * Whose devices a request manages: the principal's own, or — for a service with
+ * {@link PUBLISH_SCOPE} — `userName`'s inside the principal's tenant (a backend that
+ * registers its users' phones). Returns the user name to act for.
+ */
+export function authorizeDeviceOwner(principal: Principal, userName: string | null | undefined): string {
+  if (userName == null || userName === principal.name) return principal.name;
+  if (!principal.scopes.has(PUBLISH_SCOPE)) {
+    throw new ForbiddenError(`you may only manage your own devices ("${principal.name}"); another user's needs the "${PUBLISH_SCOPE}" scope`);
+  }
+  return userName;
+}

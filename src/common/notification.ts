@@ -4,9 +4,9 @@
  */
 
 /** Who a notification is addressed to; mirrors `enum Audience` in schema.graphql. */
-export type Audience = 'USER' | 'STORE' | 'COMPANY';
+export type Audience = 'USER' | 'STORE' | 'COMPANY' | 'TOPIC';
 
-export const AUDIENCES: readonly Audience[] = ['USER', 'STORE', 'COMPANY'];
+export const AUDIENCES: readonly Audience[] = ['USER', 'STORE', 'COMPANY', 'TOPIC'];
 
 /** What the publish server encodes; the broker assigns the id. */
 export interface NotificationBody {

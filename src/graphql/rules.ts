@@ -30,6 +30,14 @@ export interface RuleOptions {
   operations: readonly OperationTypeNode[];
   /** Where to send the other kinds, e.g. "mutations go to the publish server". */
   elsewhere: string;
+  /**
+   * The `Mutation` fields this server answers, when it answers mutations; any other is
+   * `WRONG_SERVER`, with `mutationsElsewhere` saying where it goes.
+   * @default every field
+   */
+  mutationFields?: readonly string[];
+  /** Where the other mutation fields go. @default elsewhere */
+  mutationsElsewhere?: string;
 }
 
 export function createValidationRules(options: RuleOptions): ValidationRule[] {
@@ -45,6 +53,7 @@ export function createValidationRules(options: RuleOptions): ValidationRule[] {
     repeatedFieldsRule(MAX_FIELD_REPEATS),
     ...(options.introspection ? [] : [introspectionOffRule]),
     operationKindRule(options.operations, options.elsewhere),
+    ...(options.mutationFields ? [mutationFieldRule(options.mutationFields, options.mutationsElsewhere ?? options.elsewhere)] : []),
   ];
 }
 
@@ -206,6 +215,25 @@ function operationKindRule(operations: readonly OperationTypeNode[], elsewhere: 
           }),
         );
       }
+    },
+  });
+}
+
+/**
+ * Both servers share one schema, but each answers only its own mutations: the subscribe
+ * server a user's own (devices, topics), the publish server a service's (sending).
+ */
+function mutationFieldRule(fields: readonly string[], elsewhere: string): ValidationRule {
+  return (context) => ({
+    Field(node) {
+      const parent = context.getParentType();
+      if (parent === null || parent !== context.getSchema().getMutationType() || fields.includes(node.name.value)) return;
+      context.reportError(
+        new GraphQLError(`this server does not answer Mutation.${node.name.value}: ${elsewhere}`, {
+          nodes: [node],
+          extensions: { code: 'WRONG_SERVER' },
+        }),
+      );
     },
   });
 }

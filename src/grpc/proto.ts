@@ -18,7 +18,9 @@ const PROTO_FILES = ['herald/v1/notifications.proto', 'grpc/health/v1/health.pro
 /** How messages look in JavaScript: camelCase fields, enums as their names, int64 as number. */
 const LOADER_OPTIONS = { keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true } as const;
 
-export type GrpcAudience = 'AUDIENCE_UNSPECIFIED' | 'AUDIENCE_USER' | 'AUDIENCE_STORE' | 'AUDIENCE_COMPANY';
+export type GrpcAudience = 'AUDIENCE_UNSPECIFIED' | 'AUDIENCE_USER' | 'AUDIENCE_STORE' | 'AUDIENCE_COMPANY' | 'AUDIENCE_TOPIC';
+
+export type GrpcPushPolicy = 'PUSH_POLICY_UNSPECIFIED' | 'PUSH_POLICY_WHEN_OFFLINE' | 'PUSH_POLICY_ALWAYS' | 'PUSH_POLICY_NEVER';
 
 export interface FeedRequest {
   userName: string;
@@ -40,6 +42,7 @@ export interface SendRequest {
   text: string;
   audience: GrpcAudience;
   idempotencyKey: string;
+  push: GrpcPushPolicy;
 }
 
 export interface SendResponse {
@@ -89,6 +92,11 @@ export function loadHeraldProto(): HeraldV1 {
 /** The `grpc.health.v1` package. */
 export function loadHealthProto(): HealthV1 {
   return loadProtos().grpc.health.v1;
+}
+
+/** GraphQL's push policy names from the proto's. */
+export function fromGrpcPushPolicy(policy: GrpcPushPolicy | string): string {
+  return policy === 'PUSH_POLICY_UNSPECIFIED' || policy === '' ? 'WHEN_OFFLINE' : policy.replace(/^PUSH_POLICY_/, '');
 }
 
 /** GraphQL's audience names from the proto's. */

@@ -9,7 +9,7 @@ import { createErrorMask } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type { Sender } from '../publish/send.js';
 import { principalOf } from './auth.js';
-import { fromGrpcAudience, loadHeraldProto, type SendRequest, type SendResponse } from './proto.js';
+import { fromGrpcAudience, fromGrpcPushPolicy, loadHeraldProto, type SendRequest, type SendResponse } from './proto.js';
 import { toServiceError } from './status.js';
 
 export interface PublishServiceOptions {
@@ -31,6 +31,7 @@ export function createPublishService(options: PublishServiceOptions): {
     text: request.text,
     audience: fromGrpcAudience(request.audience),
     idempotencyKey: request.idempotencyKey === '' ? undefined : request.idempotencyKey,
+    push: fromGrpcPushPolicy(request.push),
   });
   const toResponse = (result: PublishResult): SendResponse => ({ id: result.id, receivedUsers: result.receivedUsers ?? 0, duplicate: result.duplicate });
 

@@ -83,6 +83,8 @@ export function createNamer(prefix: string): Namer {
           throw new InvalidNameError(`a COMPANY notification must be sent to your own tenant "${tenant}"`);
         }
         return 'company';
+      case 'TOPIC':
+        return `topic:${assertValidName('topic', to)}`;
     }
   };
   const destination = (tenant: string, audience: Audience, to: string): Destination => {

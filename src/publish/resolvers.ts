@@ -14,6 +14,7 @@ interface SendNotificationArgs {
   text: string;
   audience?: string | null;
   idempotencyKey?: string | null;
+  push?: string | null;
 }
 
 export function createPublishResolvers(sender: Sender) {

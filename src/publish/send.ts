@@ -9,6 +9,8 @@ import type { Namer } from '../names/index.js';
 import { Failure, InvalidInputError } from '../common/failures.js';
 import { AUDIENCES, encodeNotification, type Audience } from '../common/notification.js';
 import type { HeraldMetrics } from '../metrics/metrics.js';
+import { PUSH_POLICIES, type PushPolicy } from '../push/entry.js';
+import type { PushQueue } from '../push/queue.js';
 
 export interface SenderOptions {
   broker: Broker;
@@ -17,6 +19,13 @@ export interface SenderOptions {
   maxTextLength: number;
   /** How long an `idempotencyKey` is remembered, in ms (`IDEMPOTENCY_WINDOW_SECONDS`). */
   idempotencyWindowMs: number;
+  /**
+   * Where notifications to a `USER` or a `TOPIC` that may need a push are queued for the
+   * push worker (one XADD each, before the publish is answered). Without it (the
+   * in-process broker: no Redis), nothing is pushed.
+   * @default none
+   */
+  pushQueue?: PushQueue | undefined;
 }
 
 /** One notification to send, as it arrives from a client (checked here). */
@@ -26,6 +35,8 @@ export interface SendRequest {
   /** @default 'USER' */
   readonly audience?: unknown;
   readonly idempotencyKey?: unknown;
+  /** `ALWAYS`, `NEVER` or `WHEN_OFFLINE`. @default 'WHEN_OFFLINE' */
+  readonly push?: unknown;
 }
 
 export interface SendOptions {
@@ -47,9 +58,15 @@ export interface Sender {
 }
 
 export function createSender(options: SenderOptions): Sender {
-  const { broker, namer, maxTextLength, idempotencyWindowMs } = options;
+  const { broker, namer, maxTextLength, idempotencyWindowMs, pushQueue } = options;
 
-  const prepare = (principal: Principal, request: SendRequest, { countDeliveries }: SendOptions): PublishRequest => {
+  /** A checked publish, and what its push entry is made of once the id is known. */
+  interface Prepared {
+    readonly publish: PublishRequest;
+    readonly push: { readonly policy: PushPolicy; readonly audience: Audience; readonly to: string; readonly text: string; readonly timestamp: number } | undefined;
+  }
+
+  const prepare = (principal: Principal, request: SendRequest, { countDeliveries }: SendOptions): Prepared => {
     const audience = (request.audience ?? 'USER') as Audience;
     if (!AUDIENCES.includes(audience)) throw new InvalidInputError(`audience must be one of ${AUDIENCES.join(', ')}`);
     const { text, to, idempotencyKey } = request;
@@ -58,20 +75,49 @@ export function createSender(options: SenderOptions): Sender {
     if (typeof to !== 'string') throw new InvalidInputError('to must be a string');
     authorizePublish(principal, audience, to);
     if (idempotencyKey != null && typeof idempotencyKey !== 'string') throw new InvalidInputError('idempotencyKey must be a string');
-    return {
+    const policy = (request.push ?? 'WHEN_OFFLINE') as PushPolicy;
+    if (!PUSH_POLICIES.includes(policy)) throw new InvalidInputError(`push must be one of ${PUSH_POLICIES.join(', ')}`);
+    const timestamp = Math.floor(Date.now() / 1000);
+    const publish: PublishRequest = {
       destination: namer.destination(principal.tenant, audience, to),
       tenantKey: namer.tenantKey(principal.tenant),
-      payload: encodeNotification({ text, timestamp: Math.floor(Date.now() / 1000), audience, sender: principal.name }),
+      payload: encodeNotification({ text, timestamp, audience, sender: principal.name }),
       idempotency:
         idempotencyKey == null || idempotencyKey === ''
           ? undefined
           : { key: namer.idempotencyKey(principal.tenant, principal.name, idempotencyKey), windowMs: idempotencyWindowMs },
       countDeliveries,
     };
+    // Stores and companies have no member list to push to; NEVER enters no stream.
+    const pushes = pushQueue !== undefined && policy !== 'NEVER' && (audience === 'USER' || audience === 'TOPIC');
+    return { publish, push: pushes ? { policy, audience, to, text, timestamp } : undefined };
+  };
+
+  /**
+   * Publishes, then queues the push (before the caller is answered, so an acknowledged
+   * notification always has its push entry). A duplicate queues it again: if the first
+   * attempt's XADD failed after its publish, the retry with the same idempotency key is
+   * what queues it; the worker's per-(notification, device) markers keep a push from
+   * being sent twice when both entries exist.
+   */
+  const publishAndQueue = async (principal: Principal, { publish, push }: Prepared): Promise<PublishResult> => {
+    const result = await broker.publish(publish);
+    if (push === undefined || pushQueue === undefined) return result;
+    const { policy, audience, to, text, timestamp } = push;
+    try {
+      await pushQueue.enqueue({ id: result.id, tenant: principal.tenant, audience: audience as 'USER' | 'TOPIC', to, text, timestamp, sender: principal.name }, policy);
+    } catch (error) {
+      throw new Failure(
+        'OUTCOME_UNKNOWN',
+        `notification ${result.id} was sent live and stored, but its push could not be queued: retry with the same idempotencyKey to queue it`,
+        { cause: error },
+      );
+    }
+    return result;
   };
 
   return {
-    send: (principal, request, options = {}) => broker.publish(prepare(principal, request, options)),
+    send: (principal, request, options = {}) => publishAndQueue(principal, prepare(principal, request, options)),
     async sendBatch(principal, requests, options = {}) {
       if (requests.length > MAX_BATCH_SIZE) throw new InvalidInputError(`a batch holds at most ${MAX_BATCH_SIZE} notifications`);
       const prepared = requests.map((request, index) => {
@@ -83,7 +129,7 @@ export function createSender(options: SenderOptions): Sender {
           throw error;
         }
       });
-      return Promise.all(prepared.map((request) => broker.publish(request)));
+      return Promise.all(prepared.map((request) => publishAndQueue(principal, request)));
     },
   };
 }

@@ -19,6 +19,9 @@ import { createHttpEdge, createOriginPolicy, listen, shutdown } from '../http/ed
 import { createRefusedOriginLog } from '../http/refused-origins.js';
 import { createPublishResolvers } from './resolvers.js';
 import type { HeraldMetrics } from '../metrics/metrics.js';
+import type { PushQueue } from '../push/queue.js';
+import { Failure } from '../common/failures.js';
+import { createPushResolvers } from '../subscribe/push-resolvers.js';
 import { createMeasuredSender, createSender, type Sender } from './send.js';
 
 /**
@@ -32,6 +35,8 @@ export interface PublishServerOptions extends PublishSettings {
   broker: Broker;
   verifier: TokenVerifier;
   namer: Namer;
+  /** Queues pushes (see `SenderOptions.pushQueue`). @default none: nothing is pushed */
+  pushQueue?: PushQueue | undefined;
   logger: Logger;
   /** The process's metrics: mutation latency by field and outcome, notifications published. */
   metrics: HeraldMetrics;
@@ -51,10 +56,19 @@ export function createPublishServer(options: PublishServerOptions): PublishServe
       namer: options.namer,
       maxTextLength: limits.maxTextLength,
       idempotencyWindowMs: options.idempotencyWindowMs,
+      pushQueue: options.pushQueue,
     }),
     options.metrics,
   );
-  const schema = buildSchema({ broker, namer: options.namer, resolvers: createPublishResolvers(sender) });
+  const schema = buildSchema({
+    broker,
+    namer: options.namer,
+    resolvers: {
+      ...createPublishResolvers(sender),
+      // The one schema has them; a user's push settings live on the subscribe server.
+      Query: createPushResolvers({ stores: undefined, absent: new Failure('WRONG_SERVER', 'ask the subscribe server for devices and topics') }).Query,
+    },
+  });
   // At most 8 MiB of documents (`DEFAULT_DOCUMENT_CACHE_BYTES`), only those of authenticated requests.
   const documents = createDocumentCache({
     schema,
@@ -65,6 +79,8 @@ export function createPublishServer(options: PublishServerOptions): PublishServe
       introspection: options.introspection,
       operations: [OperationTypeNode.QUERY, OperationTypeNode.MUTATION],
       elsewhere: 'subscribe on the subscribe server',
+      mutationFields: ['sendNotification', 'sendNotifications'],
+      mutationsElsewhere: "send a user's device and topic mutations to the subscribe server",
     }),
   });
   const http = createHttpEdge({

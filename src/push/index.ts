@@ -7,16 +7,16 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../common/logger.js';
 import type { HeraldConfig, PushConfig } from '../config/index.js';
 import { createDeadLetters } from './dead-letters.js';
-import { createDeviceStore } from './devices.js';
+import { createDeviceStore, type DeviceStore } from './devices.js';
 import { createPushKeys } from './keys.js';
-import { createPushQueue } from './queue.js';
-import { createSeenLive } from './seen-live.js';
+import { createPushQueue, type PushQueue } from './queue.js';
+import { createSeenLive, type SeenLive } from './seen-live.js';
 import { createDryRunSender } from './senders/dry-run.js';
 import { createFcmSender } from './senders/fcm.js';
 import type { Senders } from './senders/types.js';
 import { createWebPushSender } from './senders/web-push.js';
 import { createWebhookSender } from './senders/webhook.js';
-import { createTopicStore } from './topics.js';
+import { createTopicStore, type TopicStore } from './topics.js';
 import { createPushWorker, type PushWorker } from './worker.js';
 
 /**
@@ -90,5 +90,29 @@ export function createPushWorkerFromConfig(options: PushWorkerFromConfigOptions)
       await worker.stop();
       await senders.close();
     },
+  };
+}
+
+/** What the servers use of the push module, on their command connection. */
+export interface PushParts {
+  readonly devices: DeviceStore;
+  readonly topics: TopicStore;
+  readonly seenLive: SeenLive;
+  readonly queue: PushQueue;
+}
+
+/**
+ * The device and topic stores and the seen-live marks (subscribe server) and the push
+ * queue (publish server), with every `PUSH_*` setting applied; `redis` is a connection
+ * for commands.
+ */
+export function createPushParts(config: HeraldConfig, redis: Redis): PushParts {
+  const push = config.push;
+  const keys = createPushKeys(config.channelPrefix);
+  return {
+    devices: createDeviceStore({ redis, keys, maxDevicesPerUser: push.maxDevicesPerUser, allowInsecureUrls: !config.production }),
+    topics: createTopicStore({ redis, keys, maxTopicsPerUser: push.maxTopicsPerUser }),
+    seenLive: createSeenLive({ redis, keys, ttlMs: push.seenLiveTtlMs }),
+    queue: createPushQueue({ redis, keys, maxLength: push.streamMaxLength }),
   };
 }

@@ -25,7 +25,16 @@ export interface Observer {
   interrupt?(): void;
   /** Its channels are heard again: history holds whatever was missed since {@link interrupt}. */
   resync?(): void;
+  /** The user whose subscription it is, for {@link ObserverMapOptions.onDelivered}. */
+  readonly owner?: { readonly tenant: string; readonly name: string } | undefined;
 }
+
+/**
+ * Told, once per notification to a `USER` or a `TOPIC` (the pushable audiences), which
+ * users of one tenant it reached live in this process. Called synchronously on the
+ * delivery path: it must not throw, and must not wait.
+ */
+export type DeliveredHandler = (notification: Notification, tenant: string, users: readonly string[]) => void;
 
 /** What {@link ObserverMap.observe} hands back: the one way to leave. */
 export interface Observation {
@@ -48,12 +57,15 @@ export interface ObserverMapOptions {
    * @default counts nobody reads
    */
   counts?: Pick<HotCounts, 'delivered'>;
+  /** Who is told which users a pushable notification reached (the push worker's `WHEN_OFFLINE`). @default none */
+  onDelivered?: DeliveredHandler | undefined;
 }
 
 export class ObserverMap {
   readonly #broker: Broker;
   readonly #logger: Pick<Console, 'warn'>;
   readonly #counts: Pick<HotCounts, 'delivered'>;
+  readonly #onDelivered: DeliveredHandler | undefined;
   readonly #entries = new Map<string, ChannelEntry>();
   /** The last SUBSCRIBE/UNSUBSCRIBE of each channel, so the next waits for it. */
   readonly #tails = new Map<string, Promise<void>>();
@@ -64,6 +76,7 @@ export class ObserverMap {
     this.#broker = broker;
     this.#logger = options.logger ?? console;
     this.#counts = options.counts ?? { delivered: 0 };
+    this.#onDelivered = options.onDelivered;
     broker.listen((channel, message) => this.#deliver(channel, message), {
       interrupted: (channels) => {
         for (const channel of channels) this.#interrupted.add(channel);
@@ -140,16 +153,26 @@ export class ObserverMap {
       this.#logger.warn(`herald: dropped a malformed notification on ${channel}`);
       return 0;
     }
+    // Only notifications that may be pushed collect who got them; the rest pay nothing.
+    const reached = this.#onDelivered && (notification.audience === 'USER' || notification.audience === 'TOPIC') ? new Set<string>() : undefined;
+    let tenant: string | undefined;
     let delivered = 0;
     for (const observer of entry.observers) {
       try {
-        if (observer.deliver(notification)) delivered += 1;
+        if (observer.deliver(notification)) {
+          delivered += 1;
+          if (reached && observer.owner) {
+            reached.add(observer.owner.name);
+            tenant = observer.owner.tenant; // one channel lives in one tenant
+          }
+        }
       } catch (error) {
         // One observer's fault must not cost the others their notification.
         this.#logger.warn(`herald: an observer of ${channel} failed: ${error instanceof Error ? error.message : String(error)}`);
       }
     }
     this.#counts.delivered += delivered;
+    if (reached && tenant !== undefined && reached.size > 0) this.#onDelivered?.(notification, tenant, [...reached]);
     return delivered;
   }
 

@@ -53,6 +53,8 @@ export interface ResumingObserverOptions {
   maxHeld: number;
   /** @default Date.now */
   now?: () => number;
+  /** Whose subscription it is (see `Observer.owner`). @default none */
+  owner?: { readonly tenant: string; readonly name: string } | undefined;
 }
 
 export interface ResumingObserver extends Observer {
@@ -80,6 +82,7 @@ class Resuming implements ResumingObserver {
   readonly #maxHeld: number;
   readonly #now: () => number;
   readonly #since: Cursor | undefined;
+  readonly owner: { readonly tenant: string; readonly name: string } | undefined;
   /** Live notifications held back while history is read (undefined: none are). */
   #held: Notification[] | undefined;
   /** The newest id the sink was given, live or from history. */
@@ -99,6 +102,7 @@ class Resuming implements ResumingObserver {
     this.#maxHeld = options.maxHeld;
     this.#now = options.now ?? Date.now;
     this.#since = options.since;
+    this.owner = options.owner;
     this.#held = options.since ? [] : undefined;
     this.#last = options.since ? formatCursor(options.since) : undefined;
     this.#startedAt = this.#now();

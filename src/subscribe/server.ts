@@ -24,6 +24,9 @@ import { ObserverMap } from './observers.js';
 import { createSubscriptions, type Subscriptions } from './subscriptions.js';
 import { createSseTransport, wantsEventStream } from './sse.js';
 import { attachWebSocketTransport } from './websocket.js';
+import { Failure } from '../common/failures.js';
+import type { SeenLive } from '../push/seen-live.js';
+import { createPushResolvers, type PushStores } from './push-resolvers.js';
 
 /** The settings the subscribe server takes from config, each documented (with its default) there. */
 export type SubscribeSettings = Pick<
@@ -38,6 +41,13 @@ export interface SubscribeServerOptions extends SubscribeSettings {
   namer: Namer;
   /** Headers GraphiQL starts with, e.g. a dev token. @default none */
   graphiqlHeaders?: Record<string, string>;
+  /**
+   * Devices, topics and the seen-live marks of `WHEN_OFFLINE`, on Redis. Without it (the
+   * in-process broker) the device and topic fields answer `SERVICE_UNAVAILABLE` and
+   * subscriptions hear no topics.
+   * @default none
+   */
+  pushStores?: { readonly stores: PushStores; readonly seenLive: SeenLive } | undefined;
   logger: Logger;
   /** The process's metrics: connections, subscriptions, channels, deliveries, slow-consumer closes. */
   metrics: HeraldMetrics;
@@ -65,7 +75,20 @@ subscription {
 export function createSubscribeServer(options: SubscribeServerOptions): SubscribeServer {
   const { broker, verifier, limits, logger, production, keepAliveMs } = options;
   const { metrics } = options;
-  const observers = new ObserverMap(broker, { logger, counts: metrics.counts });
+  const push = options.pushStores;
+  const observers = new ObserverMap(broker, {
+    logger,
+    counts: metrics.counts,
+    // One pipelined write per notification and process, never awaited by the delivery:
+    // a lost mark costs at most one push to a user who saw the notification live.
+    onDelivered:
+      push &&
+      ((notification, tenant, users) => {
+        push.seenLive.mark(tenant, notification.id, users).catch((error: unknown) => {
+          logger.warn(`herald: could not mark notification ${notification.id} seen live: ${error instanceof Error ? error.message : String(error)}`);
+        });
+      }),
+  });
   metrics.channels(() => observers.channelCount);
   let stopping = false;
   const subscriptions = createSubscriptions({
@@ -74,8 +97,24 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
     namer: options.namer,
     maxQueued: limits.maxQueuedNotifications,
     maxBufferedBytes: limits.maxBufferedBytes,
+    topicsOf:
+      push &&
+      (async (principal) => {
+        try {
+          return await push.stores.topics.following(principal.tenant, principal.name);
+        } catch (error) {
+          throw new Failure('SERVICE_UNAVAILABLE', 'Redis is unavailable: the topics followed cannot be read', { cause: error });
+        }
+      }),
   });
-  const schema = buildSchema({ broker, namer: options.namer });
+  const schema = buildSchema({
+    broker,
+    namer: options.namer,
+    resolvers: createPushResolvers({
+      stores: push?.stores,
+      absent: new Failure('SERVICE_UNAVAILABLE', 'devices and topics are kept in Redis: run Herald with REDIS_URL'),
+    }),
+  });
   const maskError = createErrorMask({ production, logger });
   // One end-of-turn for the renderings of a turn's events and the frames held that turn.
   const afterThisTurn = createTurnEnd();
@@ -92,8 +131,10 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
       maxDepth: limits.maxQueryDepth,
       maxAliases: limits.maxQueryAliases,
       introspection: options.introspection,
-      operations: [OperationTypeNode.QUERY, OperationTypeNode.SUBSCRIPTION],
+      operations: [OperationTypeNode.QUERY, OperationTypeNode.SUBSCRIPTION, OperationTypeNode.MUTATION],
       elsewhere: 'send mutations to the publish server',
+      mutationFields: ['registerDevice', 'removeDevice', 'follow', 'unfollow'],
+      mutationsElsewhere: 'send notifications through the publish server',
     }),
   });
   const sse = createSseTransport({

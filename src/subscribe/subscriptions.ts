@@ -41,6 +41,14 @@ export interface SubscriptionsOptions {
    * them yet (`MAX_BUFFERED_BYTES`, the WebSocket's bound too).
    */
   maxBufferedBytes: number;
+  /**
+   * The topics a user follows (at most `PUSH_MAX_TOPICS_PER_USER`), read once when a
+   * subscription opens: it hears them live, and resumes them from history, like its
+   * user, stores and company. A topic followed later is heard by subscriptions opened
+   * after it. Rejects with a typed error (Redis unavailable).
+   * @default none: no topics (the in-process broker keeps none)
+   */
+  topicsOf?: ((principal: Principal) => Promise<readonly string[]>) | undefined;
 }
 
 /**
@@ -85,7 +93,7 @@ export interface OpenOptions {
 }
 
 export function createSubscriptions(options: SubscriptionsOptions): Subscriptions {
-  const { observers, broker, namer, maxQueued, maxBufferedBytes } = options;
+  const { observers, broker, namer, maxQueued, maxBufferedBytes, topicsOf } = options;
 
   async function openInto<S extends Sink>({ principal, userName, since }: OpenRequest, makeSink: SinkFactory<S>, options: OpenOptions = {}): Promise<S> {
     authorizeSubscription(principal, assertValidName('userName', userName));
@@ -94,6 +102,7 @@ export function createSubscriptions(options: SubscriptionsOptions): Subscription
     if (since != null && since !== '' && after === undefined) throw new InvalidInputError('since is not a notification id');
 
     let observation: Observation | undefined;
+    let topicObservation: Observation | undefined;
     let observer: ResumingObserver | undefined;
     let cancelExpiry: Cancel = () => undefined;
     let ended = false;
@@ -102,17 +111,19 @@ export function createSubscriptions(options: SubscriptionsOptions): Subscription
         ended = true;
         cancelExpiry();
         observer?.end();
-        await observation?.release();
+        await Promise.all([observation?.release(), topicObservation?.release()]);
       },
     });
     const destinations = namer.subscriberDestinations(principal);
     const tenantKey = namer.tenantKey(principal.tenant);
-    const streams = destinations.map(({ stream }) => stream);
+    /** The streams history is read from: the topics' join them once they are known. */
+    let streams = destinations.map(({ stream }) => stream);
     observer = createResumingObserver({
       sink,
       since: after,
       read: (position) => broker.readAfter({ tenantKey, streams, after: position, limit: HISTORY_PAGE_SIZE }),
       maxHeld: maxQueued,
+      owner: principal,
     });
     try {
       // Live first, so nothing published while history is read can slip between the two.
@@ -120,6 +131,18 @@ export function createSubscriptions(options: SubscriptionsOptions): Subscription
         destinations.map(({ channel }) => channel),
         observer,
       );
+      // The topics are read only now: the user's own channels are in the observer map
+      // from the first turn of the opening, as they always were, and the topics join
+      // before anything is read from history or the subscription is reported open.
+      const topics = topicsOf === undefined || ended ? [] : await topicsOf(principal);
+      if (topics.length > 0 && !ended) {
+        const topicDestinations = topics.map((topic) => namer.destination(principal.tenant, 'TOPIC', topic));
+        streams = [...streams, ...topicDestinations.map(({ stream }) => stream)];
+        topicObservation = await observers.observe(
+          topicDestinations.map(({ channel }) => channel),
+          observer,
+        );
+      }
       await observer.catchUp();
     } catch (error) {
       await sink.return();
@@ -127,7 +150,7 @@ export function createSubscriptions(options: SubscriptionsOptions): Subscription
     }
     if (ended) {
       // The reader left while the SUBSCRIBE (or the history read) was in flight.
-      await observation.release();
+      await Promise.all([observation.release(), topicObservation?.release()]);
       return sink;
     }
     if (options.endsAtExpiry ?? true) cancelExpiry = runAt(principal.expiresAt, () => sink.fail(new AuthenticationError('token expired')));

@@ -7,6 +7,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { channels, waitFor } from '../support/herald.js';
 import { send } from '../support/http.js';
 import { startRedisServer, type RedisServer } from '../support/redis-server.js';
+import { startHttpRecorder } from '../support/push-servers.js';
+import { createPushKeys } from '../../src/push/keys.js';
+import { createDeviceStore } from '../../src/push/devices.js';
+import { createPushQueue } from '../../src/push/queue.js';
+import { Webhook } from 'standardwebhooks';
 import { serviceToken, TEST_SECRET, userToken } from '../support/tokens.js';
 import { closeAllClients, collect, ON_NOTIFICATION, wsClient } from '../support/ws.js';
 
@@ -87,6 +92,7 @@ describe('npm start (all-in-one, no Redis)', () => {
     const herald = run('start', {});
     await waitFor(() => herald.output.includes('send alice a notification'), 'the banner', 15_000);
     expect(herald.output).toContain('in-process broker (no REDIS_URL)');
+    expect(herald.output).toContain('push worker: off (devices, topics and pushes need Redis: set REDIS_URL)');
     const subscribePort = portOf(herald.output, /playground \(GraphiQL\): http:\/\/localhost:(\d+)\/graphql/);
     const publishPort = portOf(herald.output, /publish \(HTTP POST\): http:\/\/localhost:(\d+)\/graphql/);
     const [userLine, serviceLine] = herald.output
@@ -175,5 +181,37 @@ describe('split servers', () => {
       await waitFor(() => events.results.some((result) => (result.data?.['onNotificationReceived'] as { text: string } | undefined)?.text === 'to every worker'), 'the notification');
     }
     await Promise.all([stopGracefully(subscribe), stopGracefully(publish)]);
+  });
+});
+
+describe('npm run start:push', () => {
+  it('refuses to start without REDIS_URL', async () => {
+    const push = run('start:push', {});
+    expect(await push.exited).toBe(1);
+    expect(push.output).toContain('REDIS_URL is required to run the push worker');
+  });
+
+  it('sends what the stream holds, signed, in production, and stops on SIGTERM', async () => {
+    const hooks = await startHttpRecorder();
+    const secret = `whsec_${Buffer.alloc(32, 9).toString('base64')}`;
+    const client = redis.client();
+    try {
+      const keys = createPushKeys('cli-push');
+      // Registered as the subscribe server does in development: production refuses a loopback URL.
+      await createDeviceStore({ redis: client, keys, allowInsecureUrls: true }).register('acme', 'ann', { kind: 'WEBHOOK', url: `${hooks.url}/ann` });
+      const push = run('start:push', { REDIS_URL: redis.url, NODE_ENV: 'production', JWT_SECRET: TEST_SECRET, CHANNEL_PREFIX: 'cli-push', PUSH_WEBHOOK_SECRET: secret });
+      await waitFor(() => push.output.includes('herald: push worker on the Redis at'), 'the banner', 15_000);
+      expect(push.output).toMatch(/push worker \S+: sending/);
+      const notification = { id: '1_1000-1', tenant: 'acme', audience: 'USER', to: 'ann', text: 'from the stream', timestamp: 1, sender: 'billing' } as const;
+      await createPushQueue({ redis: client, keys }).enqueue(notification, 'ALWAYS');
+      await waitFor(() => hooks.requests.length > 0, 'the webhook delivery', 10_000);
+      const [delivery] = hooks.requests;
+      const headers = Object.fromEntries(Object.entries(delivery?.headers ?? {}).map(([name, value]) => [name, String(value)]));
+      expect(new Webhook(secret).verify(delivery?.body.toString('utf8') ?? '', headers)).toMatchObject({ id: '1_1000-1', user: 'ann', tenant: 'acme' });
+      await stopGracefully(push);
+    } finally {
+      client.disconnect();
+      await hooks.close();
+    }
   });
 });

@@ -327,3 +327,33 @@ describe('ObserverMap', () => {
     });
   });
 });
+
+describe('who a notification reached (WHEN_OFFLINE)', () => {
+  it('tells onDelivered once per USER or TOPIC notification with the users that took it, and nothing for STORE or COMPANY', async () => {
+    const { broker } = await createTestBroker();
+    const told: Array<{ id: string; tenant: string; users: readonly string[] }> = [];
+    const map = new ObserverMap(broker, { onDelivered: (notification, tenant, users) => told.push({ id: notification.id, tenant, users }) });
+    const user = channels.destination('acme', 'USER', 'ann');
+    const topic = channels.destination('acme', 'TOPIC', 'jazz');
+    const store = channels.destination('acme', 'STORE', 'store-9');
+    const taking = (name: string): Observer => ({ owner: { tenant: 'acme', name }, deliver: () => true });
+    const refusing: Observer = { owner: { tenant: 'acme', name: 'slow' }, deliver: () => false };
+    const observations = await Promise.all([
+      map.observe([user.channel], taking('ann')),
+      map.observe([user.channel], taking('ann')), // a second tab of the same user: one name
+      map.observe([topic.channel, store.channel], taking('bob')),
+      map.observe([topic.channel, store.channel], refusing),
+    ]);
+    const body = (audience: 'USER' | 'TOPIC' | 'STORE') => encodeNotification({ text: 't', timestamp: 1, audience, sender: 's' });
+    const toUser = await publish(broker, user, body('USER'));
+    const toTopic = await publish(broker, topic, body('TOPIC'));
+    await publish(broker, store, body('STORE'));
+    await waitFor(() => told.length >= 2, 'the deliveries');
+    await turn();
+    expect(told).toEqual([
+      { id: toUser.id, tenant: 'acme', users: ['ann'] },
+      { id: toTopic.id, tenant: 'acme', users: ['bob'] },
+    ]);
+    await Promise.all(observations.map((observation) => observation.release()));
+  });
+});

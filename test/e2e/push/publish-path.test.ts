@@ -1,0 +1,81 @@
+/**
+ * The publish path's half of the push guarantee (issue 16): the push entry is queued
+ * before the publish is answered, a failed enqueue after the publish is reported rather
+ * than swallowed, and the publisher's retry with the same idempotency key queues it.
+ * Real Redis; the failing queue is a real ioredis client whose connection is gone.
+ */
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { redisClientOptions } from '../../../src/broker/redis.js';
+import { decodePushEntry } from '../../../src/push/entry.js';
+import { createPushKeys } from '../../../src/push/keys.js';
+import { createPushQueue } from '../../../src/push/queue.js';
+import { createSender } from '../../../src/publish/send.js';
+import { channels, createTestBroker, stopAll, verifier } from '../../support/herald.js';
+import { startRedisServer, type RedisServer } from '../../support/redis-server.js';
+import { serviceToken } from '../../support/tokens.js';
+import { thrown } from '../../support/thrown.js';
+
+let redis: RedisServer;
+beforeAll(async () => {
+  redis = await startRedisServer();
+});
+afterAll(async () => {
+  await stopAll();
+  await redis.stop();
+});
+
+const keys = createPushKeys('path');
+const principal = () => verifier.verify(serviceToken({ tenant: 'acme' }));
+
+async function queued(client: Redis) {
+  const entries = await client.xrange(keys.stream, '-', '+');
+  return entries.map(([, fields]) => decodePushEntry(fields));
+}
+
+describe('the publish path', () => {
+  it('queues one entry per USER or TOPIC notification before it answers, none for NEVER, STORE or COMPANY', async () => {
+    const { broker } = await createTestBroker(redis.url);
+    const client = redis.client();
+    const sender = createSender({ broker, namer: channels, maxTextLength: 100, idempotencyWindowMs: 60_000, pushQueue: createPushQueue({ redis: client, keys }) });
+    const user = await sender.send(principal(), { to: 'ann', text: 'a' });
+    const topic = await sender.send(principal(), { to: 'jazz', text: 'b', audience: 'TOPIC', push: 'ALWAYS' });
+    await sender.send(principal(), { to: 'ann', text: 'c', push: 'NEVER' });
+    await sender.sendBatch(principal(), [
+      { to: 'store-1', text: 'd', audience: 'STORE', push: 'ALWAYS' },
+      { to: 'acme', text: 'e', audience: 'COMPANY' },
+    ]);
+    // no waiting: each entry was in the stream when its send resolved
+    expect(await queued(client)).toEqual([
+      expect.objectContaining({ policy: 'WHEN_OFFLINE', target: { kind: 'user', user: 'ann' }, notification: expect.objectContaining({ id: user.id, text: 'a', tenant: 'acme', sender: 'billing' }) }),
+      expect.objectContaining({ policy: 'ALWAYS', target: { kind: 'topic', topic: 'jazz' }, notification: expect.objectContaining({ id: topic.id, audience: 'TOPIC' }) }),
+    ]);
+    await client.del(keys.stream);
+  });
+
+  it('refuses an unknown policy before sending anything', async () => {
+    const { broker } = await createTestBroker(redis.url);
+    const sender = createSender({ broker, namer: channels, maxTextLength: 100, idempotencyWindowMs: 60_000 });
+    const error = thrown(() => sender.send(principal(), { to: 'ann', text: 'a', push: 'SOMETIMES' }));
+    expect(error).toMatchObject({ code: 'BAD_USER_INPUT', message: 'push must be one of ALWAYS, NEVER, WHEN_OFFLINE' });
+  });
+
+  it('reports OUTCOME_UNKNOWN when the enqueue fails after the publish, and the retry with the same idempotency key queues it', async () => {
+    const { broker } = await createTestBroker(redis.url);
+    const lost = new Redis(redis.url, redisClientOptions(1000));
+    await new Promise((resolve) => lost.once('ready', resolve));
+    lost.disconnect(); // no offline queue: its commands fail at once, like a connection just dropped
+    const failing = createSender({ broker, namer: channels, maxTextLength: 100, idempotencyWindowMs: 60_000, pushQueue: createPushQueue({ redis: lost, keys }) });
+    const error: unknown = await failing.send(principal(), { to: 'bob', text: 'lost push?', idempotencyKey: 'order-7' }).then(() => undefined, (caught: unknown) => caught);
+    expect(error).toMatchObject({ code: 'OUTCOME_UNKNOWN' });
+    expect((error as Error).message).toMatch(/sent live and stored, but its push could not be queued: retry with the same idempotencyKey/);
+
+    const client = redis.client();
+    expect(await client.xlen(keys.stream)).toBe(0);
+    const working = createSender({ broker, namer: channels, maxTextLength: 100, idempotencyWindowMs: 60_000, pushQueue: createPushQueue({ redis: client, keys }) });
+    const retry = await working.send(principal(), { to: 'bob', text: 'lost push?', idempotencyKey: 'order-7' });
+    expect(retry.duplicate).toBe(true);
+    const [entry] = await queued(client);
+    expect(entry?.notification).toMatchObject({ id: retry.id, to: 'bob' });
+  });
+});
