@@ -4,7 +4,7 @@
  */
 import cluster from 'node:cluster';
 import { ConfigError, readConfig } from './config/index.js';
-import { startHerald, StartupError, type Mode, type RunningHerald } from './herald.js';
+import { redisLocation, startHerald, StartupError, type Mode, type RunningHerald } from './herald.js';
 
 const MODES: readonly Mode[] = ['all', 'subscribe', 'publish'];
 /** What a subscribe worker tells the primary once its servers listen. */
@@ -21,7 +21,7 @@ async function main(): Promise<void> {
   const herald = await startHerald(config, mode);
   if (cluster.isWorker) process.send?.(WORKER_STARTED);
   // With workers, one banner is enough: they all listen on the same ports.
-  if (cluster.isPrimary || cluster.worker?.id === 1) printBanner(herald, config.redisUrl, mode);
+  if (cluster.isPrimary || cluster.worker?.id === 1) printBanner(herald, redisLocation(config), mode);
 
   let stopping = false;
   const stop = (signal: string): void => {
@@ -83,8 +83,8 @@ function superviseWorkers(count: number): void {
   console.info(`herald: ${count} subscribe workers`);
 }
 
-function printBanner(herald: RunningHerald, redisUrl: string | undefined, mode: Mode): void {
-  const broker = redisUrl === undefined ? 'in-process broker (no REDIS_URL)' : `Redis at ${redactUrl(redisUrl)}`;
+function printBanner(herald: RunningHerald, redisAt: string | undefined, mode: Mode): void {
+  const broker = redisAt === undefined ? 'in-process broker (no REDIS_URL)' : `Redis at ${redisAt}`;
   const lines = [`herald: ${mode === 'all' ? 'subscribe + publish servers' : `${mode} server`} on the ${broker}`];
   if (herald.subscribePort !== undefined) {
     lines.push(
@@ -118,12 +118,6 @@ function printBanner(herald: RunningHerald, redisUrl: string | undefined, mode: 
     }
   }
   console.info(lines.join('\n'));
-}
-
-function redactUrl(url: string): string {
-  const parsed = new URL(url);
-  if (parsed.password) parsed.password = '***';
-  return parsed.toString();
 }
 
 main().catch((error: unknown) => {

@@ -15,7 +15,12 @@ const PUBLISH_SCRIPT = `
 local windowMs = ARGV[7]
 if windowMs ~= '' then
   local seen = redis.call('GET', KEYS[3])
-  if seen then return {seen, -1} end
+  if seen then
+    -- Written again (same value, same expiry) so that the caller's WAIT covers the
+    -- first publish's writes too, whichever connection made them.
+    redis.call('SET', KEYS[3], seen, 'KEEPTTL')
+    return {seen, -1}
+  end
 end
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)

@@ -27,7 +27,7 @@ import { UNCOUNTED_FRAME_HEAD } from './redis-frame.js';
 import { createRedisHistory } from './redis-history.js';
 import { createDeliveryReports } from './redis-reports.js';
 import { defineScripts } from './redis-scripts.js';
-import { BrokerUnavailableError, type Broker, type PublishRequest } from './types.js';
+import { BrokerUnavailableError, OutcomeUnknownError, type Broker, type PublishRequest } from './types.js';
 
 export interface RedisBrokerOptions {
   /**
@@ -56,6 +56,16 @@ export interface RedisBrokerOptions {
    * @default 1000 (ms)
    */
   healthCheckIntervalMs?: number;
+  /**
+   * How many replicas must acknowledge a publish (`REDIS_MIN_REPLICAS_ACKED`): after the
+   * publish script the publisher sends `WAIT <n> <waitTimeoutMs>`, and a publish that
+   * fewer replicas acknowledged fails with {@link OutcomeUnknownError} — it is stored on
+   * the master and was delivered live, but may not survive a failover.
+   * @default 0 (no WAIT)
+   */
+  minReplicasAcked?: number;
+  /** How long `WAIT` waits for the replicas (`REDIS_COMMAND_TIMEOUT_MS`). @default 2000 (ms) */
+  waitTimeoutMs?: number;
 }
 
 /**
@@ -136,6 +146,31 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
     }
   };
 
+  const minReplicasAcked = options.minReplicasAcked ?? 0;
+  const waitTimeoutMs = options.waitTimeoutMs ?? 2000;
+  /**
+   * Waits until `minReplicasAcked` replicas hold everything this connection wrote, the
+   * publish just made included. `WAIT` counts the connection's own writes; the publish
+   * script writes on a repeated idempotency key too, so a retry waits for the first
+   * publish's replication as well.
+   */
+  const replicated = async (): Promise<void> => {
+    if (minReplicasAcked === 0) return;
+    let acked: number;
+    try {
+      acked = await publisher.wait(minReplicasAcked, waitTimeoutMs);
+    } catch (error) {
+      throw new OutcomeUnknownError(
+        `Redis stored the notification but did not answer the WAIT for replicas (${String(error)}): it may not survive a failover; retry with the same idempotencyKey to be sure`,
+      );
+    }
+    if (acked < minReplicasAcked) {
+      throw new OutcomeUnknownError(
+        `Redis stored the notification but only ${acked} of ${minReplicasAcked} replicas acknowledged it within ${waitTimeoutMs} ms: it may not survive a failover; retry with the same idempotencyKey to be sure`,
+      );
+    }
+  };
+
   return {
     listen: channels.listen,
     subscribe: channels.subscribe,
@@ -146,6 +181,7 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
       if (request.countDeliveries === false && idempotency === undefined) {
         // The frame names no report channel: no subscribe server reports, nobody waits.
         const [id] = await runPublishScript(request, UNCOUNTED_FRAME_HEAD);
+        await replicated();
         return { id, receivedUsers: undefined, duplicate: false };
       }
       if (!channels.heard) throw new BrokerUnavailableError('Redis is unavailable: not connected (nothing was sent)');
@@ -153,9 +189,16 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
       try {
         const [id, receivers] = await runPublishScript(request, count.head);
         if (receivers < 0) {
+          await replicated();
           const [firstId = id, remembered = '0'] = id.split(' ');
           return { id: firstId, receivedUsers: Number(remembered), duplicate: true };
         }
+        // The reports arrive while the replicas acknowledge: wait for both at once, and
+        // remember the deliveries even when the WAIT fails, for the publisher's retry.
+        const replicas = replicated().then(
+          () => undefined,
+          (error: unknown) => error,
+        );
         const delivered = await count.delivered(receivers);
         if (idempotency) {
           // A repeat of the key reports what the first publish reached.
@@ -163,6 +206,8 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
             logger.warn(`herald: could not remember deliveries of ${id}: ${String(error)}`);
           });
         }
+        const failure = await replicas;
+        if (failure !== undefined) throw failure;
         return { id, receivedUsers: delivered, duplicate: false };
       } finally {
         count.close();

@@ -115,7 +115,7 @@ describe('split servers', () => {
   it('refuse to start without REDIS_URL', async () => {
     const subscribe = run('start:subscribe', {});
     expect(await subscribe.exited).toBe(1);
-    expect(subscribe.output).toContain('REDIS_URL is required to run the subscribe server alone');
+    expect(subscribe.output).toContain('REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES is required to run the subscribe server alone');
   });
 
   it('refuse a bad configuration, naming every bad variable', async () => {
