@@ -116,7 +116,9 @@ export function connectBroker(settings: BrokerSettings, namer: Namer, logger: Lo
     retention: settings.retention,
     logger,
     minReplicasAcked: settings.redisMinReplicasAcked ?? 0,
-    waitTimeoutMs: settings.redisCommandTimeoutMs,
+    // Half the command timeout: Redis' own answer to WAIT (how many replicas acknowledged)
+    // must arrive before ioredis gives up on the command.
+    waitTimeoutMs: Math.max(1, Math.floor(settings.redisCommandTimeoutMs / 2)),
   });
   return { broker, subscriber, publisher, lastRedisError: () => lastRedisError };
 }

@@ -64,7 +64,11 @@ export interface RedisBrokerOptions {
    * @default 0 (no WAIT)
    */
   minReplicasAcked?: number;
-  /** How long `WAIT` waits for the replicas (`REDIS_COMMAND_TIMEOUT_MS`). @default 2000 (ms) */
+  /**
+   * How long `WAIT` waits for the replicas; keep it below the connection's command
+   * timeout, so that Redis' answer arrives before the command times out.
+   * @default 1000 (ms)
+   */
   waitTimeoutMs?: number;
 }
 
@@ -124,6 +128,17 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
   };
   subscriber.on('error', onError);
   publisher.on('error', onError);
+  // ioredis can give up on a Sentinel connection for good (status `end`): a failover
+  // detector left from the lost connection disconnects the reconnection it races with
+  // on `+switch-master`, and that attempt is not retried. While the broker is open, a
+  // connection that ends is connected again.
+  const reviveOnEnd = (client: Redis, role: string) => (): void => {
+    if (closed) return;
+    logger.warn(`herald: the Redis ${role} connection ended unasked; connecting again`);
+    client.connect().catch((error: unknown) => logger.warn(`herald: reconnecting the Redis ${role} connection failed: ${String(error)}`));
+  };
+  subscriber.on('end', reviveOnEnd(subscriber, 'subscriber'));
+  publisher.on('end', reviveOnEnd(publisher, 'publisher'));
 
   /** Runs the publish script; `frameHead` is `<report channel>\n<sequence>`. Resolves with [id, receivers]. */
   const runPublishScript = async ({ destination, tenantKey, payload, idempotency }: PublishRequest, frameHead: string): Promise<[string, number]> => {
@@ -147,7 +162,7 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
   };
 
   const minReplicasAcked = options.minReplicasAcked ?? 0;
-  const waitTimeoutMs = options.waitTimeoutMs ?? 2000;
+  const waitTimeoutMs = options.waitTimeoutMs ?? 1000;
   /**
    * Waits until `minReplicasAcked` replicas hold everything this connection wrote, the
    * publish just made included. `WAIT` counts the connection's own writes; the publish
@@ -172,7 +187,26 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
   };
 
   return {
-    listen: channels.listen,
+    listen(handler, events) {
+      channels.listen(
+        handler,
+        events && {
+          interrupted: events.interrupted,
+          // Observers fill the gap from history, read on the publisher connection. Each
+          // connection finds the (new) master by itself — behind Sentinel, seconds apart —
+          // and a read before the publisher is back would fail the subscriptions it was
+          // meant to save. A fill still waiting when the channels drop again is left to
+          // the next resubscription.
+          resubscribed: (resubscribed) => {
+            const tell = (): void => {
+              if (!closed && channels.heard) events.resubscribed(resubscribed);
+            };
+            if (publisher.status === 'ready') tell();
+            else publisher.once('ready', tell);
+          },
+        },
+      );
+    },
     subscribe: channels.subscribe,
     unsubscribe: channels.unsubscribe,
     async publish(request) {

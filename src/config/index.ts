@@ -183,9 +183,9 @@ export interface HeraldConfig {
    */
   redisCommandTimeoutMs: number;
   /**
-   * `REDIS_MIN_REPLICAS_ACKED`: after the publish script, Herald sends
-   * `WAIT <n> <redisCommandTimeoutMs>`; when fewer than this many replicas acknowledged
-   * the write in time, the mutation fails with `OUTCOME_UNKNOWN` (the notification is
+   * `REDIS_MIN_REPLICAS_ACKED`: after the publish script, Herald sends `WAIT <n> <t>`
+   * with `t` half of `REDIS_COMMAND_TIMEOUT_MS` (so Redis answers before the command
+   * times out); when fewer than this many replicas acknowledged the write in time, the mutation fails with `OUTCOME_UNKNOWN` (the notification is
    * stored on the master and was delivered live, but may not survive a failover). With
    * Sentinel, a success then means the notification is on the master and on `n` replicas.
    * @default 0 (no wait: a success means the master stored it)
