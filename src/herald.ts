@@ -8,7 +8,7 @@ import { createTokenVerifier, generateDevSecret } from './auth/index.js';
 import { signDevTokens, type DevTokens } from './auth/dev-tokens.js';
 import { createInProcessBroker } from './broker/in-process.js';
 import { createRedisBroker, redisClientOptions } from './broker/redis.js';
-import { sentinelClientOptions } from './broker/redis-connection.js';
+import { keepSentinelClientConnected, sentinelClientOptions } from './broker/redis-connection.js';
 import type { Broker } from './broker/types.js';
 import { createNamer, type Namer } from './names/index.js';
 import type { Logger } from './common/logger.js';
@@ -106,9 +106,13 @@ export function connectBroker(settings: BrokerSettings, namer: Namer, logger: Lo
   };
   const subscriber = connect('herald-subscriber');
   const publisher = connect('herald-publisher');
+  let closing = false;
+  if (redisSentinel !== undefined) {
+    for (const client of [subscriber, publisher]) keepSentinelClientConnected(client, () => !closing, logger);
+  }
   let lastRedisError: string | undefined;
   publisher.on('error', (error: Error) => (lastRedisError = error.message));
-  const broker = createRedisBroker({
+  const redisBroker = createRedisBroker({
     subscriber,
     publisher,
     reportChannel: namer.deliveryReportChannel(randomUUID()),
@@ -120,6 +124,13 @@ export function connectBroker(settings: BrokerSettings, namer: Namer, logger: Lo
     // must arrive before ioredis gives up on the command.
     waitTimeoutMs: Math.max(1, Math.floor(settings.redisCommandTimeoutMs / 2)),
   });
+  const broker: Broker = {
+    ...redisBroker,
+    close() {
+      closing = true;
+      return redisBroker.close();
+    },
+  };
   return { broker, subscriber, publisher, lastRedisError: () => lastRedisError };
 }
 

@@ -128,17 +128,6 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
   };
   subscriber.on('error', onError);
   publisher.on('error', onError);
-  // ioredis can give up on a Sentinel connection for good (status `end`): a failover
-  // detector left from the lost connection disconnects the reconnection it races with
-  // on `+switch-master`, and that attempt is not retried. While the broker is open, a
-  // connection that ends is connected again.
-  const reviveOnEnd = (client: Redis, role: string) => (): void => {
-    if (closed) return;
-    logger.warn(`herald: the Redis ${role} connection ended unasked; connecting again`);
-    client.connect().catch((error: unknown) => logger.warn(`herald: reconnecting the Redis ${role} connection failed: ${String(error)}`));
-  };
-  subscriber.on('end', reviveOnEnd(subscriber, 'subscriber'));
-  publisher.on('end', reviveOnEnd(publisher, 'publisher'));
 
   /** Runs the publish script; `frameHead` is `<report channel>\n<sequence>`. Resolves with [id, receivers]. */
   const runPublishScript = async ({ destination, tenantKey, payload, idempotency }: PublishRequest, frameHead: string): Promise<[string, number]> => {
