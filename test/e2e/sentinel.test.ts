@@ -6,10 +6,13 @@
  * against what a live subscriber and a client resuming with `since` received — counted.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OutcomeUnknownError, type PublishRequest } from '../../src/broker/types.js';
+import { encodeNotification } from '../../src/common/notification.js';
 import type { RedisSentinelSettings } from '../../src/config/index.js';
 import { channels, createTestBroker, startPublishServer, startSubscribeServer, stopAll, waitFor } from '../support/herald.js';
 import { errorCode, postGraphQL, SEND } from '../support/http.js';
-import { startSentinelTopology, type SentinelTopology, type TopologyNode } from '../support/redis-topology.js';
+import { startRedisServer, type RedisServer } from '../support/redis-server.js';
+import { startSentinelTopology, waitUntil, type SentinelTopology, type TopologyNode } from '../support/redis-topology.js';
 import { serviceToken, userToken } from '../support/tokens.js';
 import { closeAllClients, collect, wsClient, type Collected } from '../support/ws.js';
 
@@ -145,4 +148,57 @@ describe('Herald on Sentinel with REDIS_MIN_REPLICAS_ACKED=1', () => {
     );
     expect(acknowledged.filter((outcome) => resumedIds().has(outcome.id ?? ''))).toHaveLength(acknowledged.length);
   }, 60_000);
+});
+
+describe('REDIS_MIN_REPLICAS_ACKED on one Redis, without and then with a replica', () => {
+  const servers: RedisServer[] = [];
+  afterAll(async () => {
+    await stopAll();
+    await Promise.all(servers.map((server) => server.stop()));
+  });
+
+  it('reports OUTCOME_UNKNOWN for a publish no replica acknowledged (a retry with its key too), success once one does', async () => {
+    const master = await startRedisServer();
+    servers.push(master);
+    const { broker } = await createTestBroker(master.url, { settings: { redisMinReplicasAcked: 1 } });
+    const destination = channels.destination('acme', 'USER', 'alice');
+    const request = (text: string, key: string): PublishRequest => ({
+      destination,
+      tenantKey: channels.tenantKey('acme'),
+      payload: encodeNotification({ text, timestamp: 1_700_000_000, audience: 'USER', sender: 'billing' }),
+      idempotency: { key: channels.idempotencyKey('acme', 'billing', key), windowMs: 60_000 },
+      countDeliveries: false,
+    });
+    const inspect = master.client();
+
+    const lone = broker.publish(request('unreplicated', 'k1'));
+    await expect(lone).rejects.toBeInstanceOf(OutcomeUnknownError);
+    await expect(lone).rejects.toThrow(/only 0 of 1 replicas acknowledged/);
+    expect(await inspect.xlen(destination.stream)).toBe(1); // stored on the master all the same
+    // The retry finds the key, and still waits for a replica before it reports success.
+    await expect(broker.publish(request('unreplicated', 'k1'))).rejects.toThrow(/only 0 of 1 replicas acknowledged/);
+
+    const replica = await startRedisServer();
+    servers.push(replica);
+    await replica.client().replicaof('127.0.0.1', master.port);
+    await waitUntil('the replica to be in sync', 10_000, async () => /slave0:.*state=online/.test(await inspect.info('replication')));
+
+    // A retry from another connection (another publish server) waits for the first
+    // publish's replication too, not only for its own writes: with the replica stopped,
+    // neither reports success.
+    const other = await createTestBroker(master.url, { settings: { redisMinReplicasAcked: 1 } });
+    process.kill(replica.pid, 'SIGSTOP');
+    try {
+      await expect(broker.publish(request('lagging', 'k3'))).rejects.toThrow(/only 0 of 1 replicas acknowledged/);
+      await expect(other.broker.publish(request('lagging', 'k3'))).rejects.toThrow(/only 0 of 1 replicas acknowledged/);
+    } finally {
+      process.kill(replica.pid, 'SIGCONT');
+    }
+
+    const retried = await broker.publish(request('unreplicated', 'k1'));
+    expect(retried.duplicate).toBe(true);
+    const fresh = await broker.publish(request('replicated', 'k2'));
+    expect(fresh.duplicate).toBe(false);
+    expect(await replica.client().xlen(destination.stream)).toBe(3);
+  }, 30_000);
 });
