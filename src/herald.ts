@@ -8,6 +8,7 @@ import { createTokenVerifier, generateDevSecret } from './auth/index.js';
 import { signDevTokens, type DevTokens } from './auth/dev-tokens.js';
 import { createInProcessBroker } from './broker/in-process.js';
 import { createRedisBroker, redisClientOptions } from './broker/redis.js';
+import { keepSentinelClientConnected, sentinelClientOptions } from './broker/redis-connection.js';
 import type { Broker } from './broker/types.js';
 import { createNamer, type Namer } from './names/index.js';
 import type { Logger } from './common/logger.js';
@@ -67,7 +68,8 @@ async function becomesReady(broker: Broker, timeoutMs: number): Promise<boolean>
 export { StartupError };
 
 /** The settings a broker is made from. */
-export type BrokerSettings = Pick<HeraldConfig, 'redisUrl' | 'redisCommandTimeoutMs' | 'deliveryAckTimeoutMs' | 'retention'>;
+export type BrokerSettings = Pick<HeraldConfig, 'redisUrl' | 'redisCommandTimeoutMs' | 'deliveryAckTimeoutMs' | 'retention'> &
+  Partial<Pick<HeraldConfig, 'redisSentinel' | 'redisCluster' | 'redisMinReplicasAcked'>>;
 
 export interface ConnectedBroker {
   readonly broker: Broker;
@@ -78,11 +80,23 @@ export interface ConnectedBroker {
   lastRedisError(): string | undefined;
 }
 
+/** Where the settings say Redis is, for messages (password hidden); undefined in-process. */
+export function redisLocation(settings: BrokerSettings): string | undefined {
+  if (settings.redisUrl !== undefined) return `REDIS_URL ${redactUrl(settings.redisUrl)}`;
+  if (settings.redisSentinel !== undefined) {
+    const { sentinels, masterName } = settings.redisSentinel;
+    return `REDIS_SENTINELS ${sentinels.map(({ host, port }) => `${host}:${port}`).join(',')} (master "${masterName}")`;
+  }
+  if (settings.redisCluster !== undefined) return `REDIS_CLUSTER_NODES ${settings.redisCluster.nodes.map(({ host, port }) => `${host}:${port}`).join(',')}`;
+  return undefined;
+}
+
 /**
  * The broker `settings` ask for: on Redis (two connections of its own, this process's
- * own report channel) with `redisUrl`, else in-process. Closing it leaves the
- * connections open: the caller quits them after `broker.close()`. `redisOptions` are
- * laid over Herald's own client options (tests reconnect faster).
+ * own report channel) with `redisUrl` or `redisSentinel` (whose connections follow a
+ * failover to the promoted replica), else in-process. Closing it leaves the connections
+ * open: the caller quits them after `broker.close()`. `redisOptions` are laid over
+ * Herald's own client options (tests reconnect faster).
  */
 export function connectBroker(
   settings: BrokerSettings,
@@ -91,15 +105,29 @@ export function connectBroker(
   redisOptions: RedisOptions = {},
   metrics?: Pick<HeraldMetrics, 'counts' | 'reportWait'>,
 ): ConnectedBroker {
-  if (settings.redisUrl === undefined) {
+  if (settings.redisCluster !== undefined) {
+    // Sharded Pub/Sub and slot-aware delivery reports are not wired yet (issue 15).
+    throw new StartupError('REDIS_CLUSTER_NODES is not supported yet: use REDIS_URL or REDIS_SENTINELS');
+  }
+  const { redisUrl, redisSentinel } = settings;
+  if (redisUrl === undefined && redisSentinel === undefined) {
     return { broker: createInProcessBroker({ retention: settings.retention }), subscriber: undefined, publisher: undefined, lastRedisError: () => undefined };
   }
-  const options = { ...redisClientOptions(settings.redisCommandTimeoutMs), ...redisOptions };
-  const subscriber = new Redis(settings.redisUrl, { ...options, connectionName: 'herald-subscriber' });
-  const publisher = new Redis(settings.redisUrl, { ...options, connectionName: 'herald-publisher' });
+  const connect = (connectionName: string): Redis => {
+    if (redisSentinel !== undefined) {
+      return new Redis({ ...sentinelClientOptions(redisSentinel, settings.redisCommandTimeoutMs), ...redisOptions, connectionName });
+    }
+    return new Redis(redisUrl ?? '', { ...redisClientOptions(settings.redisCommandTimeoutMs), ...redisOptions, connectionName });
+  };
+  const subscriber = connect('herald-subscriber');
+  const publisher = connect('herald-publisher');
+  let closing = false;
+  if (redisSentinel !== undefined) {
+    for (const client of [subscriber, publisher]) keepSentinelClientConnected(client, () => !closing, logger);
+  }
   let lastRedisError: string | undefined;
   publisher.on('error', (error: Error) => (lastRedisError = error.message));
-  const broker = createRedisBroker({
+  const redisBroker = createRedisBroker({
     subscriber,
     publisher,
     reportChannel: namer.deliveryReportChannel(randomUUID()),
@@ -107,7 +135,18 @@ export function connectBroker(
     retention: settings.retention,
     logger,
     ...(metrics ? { counts: metrics.counts, onReportWait: metrics.reportWait } : {}),
+    minReplicasAcked: settings.redisMinReplicasAcked ?? 0,
+    // Half the command timeout: Redis' own answer to WAIT (how many replicas acknowledged)
+    // must arrive before ioredis gives up on the command.
+    waitTimeoutMs: Math.max(1, Math.floor(settings.redisCommandTimeoutMs / 2)),
   });
+  const broker: Broker = {
+    ...redisBroker,
+    close() {
+      closing = true;
+      return redisBroker.close();
+    },
+  };
   return { broker, subscriber, publisher, lastRedisError: () => lastRedisError };
 }
 
@@ -167,8 +206,14 @@ export async function startPushWorker(config: HeraldConfig, redisUrl: string, lo
 const PUSH_BLOCK_MS = 5000;
 
 export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logger = console): Promise<RunningHerald> {
-  if (mode !== 'all' && config.redisUrl === undefined) {
-    throw new StartupError(`REDIS_URL is required to run the ${mode === 'push' ? 'push worker' : `${mode} server alone`} (only \`npm start\` may use the in-process broker)`);
+  if (mode === 'push' && config.redisUrl === undefined) {
+    throw new StartupError('REDIS_URL is required to run the push worker (it does not run behind Sentinel or on a Cluster yet)');
+  }
+  const location = redisLocation(config);
+  if (mode !== 'all' && location === undefined) {
+    throw new StartupError(
+      `REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES is required to run the ${mode} server alone (only \`npm start\` may use the in-process broker)`,
+    );
   }
   if (mode === 'push') {
     const pushWorker = await startPushWorker(config, config.redisUrl ?? '', logger);
@@ -245,12 +290,12 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
     await Promise.all(clients.map((client) => client.quit().catch(() => client.disconnect())));
   };
   try {
-    const redisReady = config.redisUrl === undefined || (await becomesReady(broker, REDIS_READY_WAIT_MS));
-    if (config.redisUrl !== undefined && !redisReady) {
+    const redisReady = location === undefined || (await becomesReady(broker, REDIS_READY_WAIT_MS));
+    if (location !== undefined && !redisReady) {
       // Serve anyway: in a container, Redis may come up later; readiness keeps traffic away until it does.
       logger.warn(
-        `herald: REDIS_URL ${redactUrl(config.redisUrl)} is not reachable after ${REDIS_READY_WAIT_MS / 1000} s` +
-          `${connected.lastRedisError() === undefined ? '' : ` (${connected.lastRedisError()})`}: check REDIS_URL; ` +
+        `herald: ${location} is not reachable after ${REDIS_READY_WAIT_MS / 1000} s` +
+          `${connected.lastRedisError() === undefined ? '' : ` (${connected.lastRedisError()})`}: check ${location.split(' ')[0]}; ` +
           'serving anyway, with /readyz 503 and gRPC health NOT_SERVING until Redis answers',
       );
     }

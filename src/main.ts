@@ -7,7 +7,7 @@
 import cluster from 'node:cluster';
 import { createStructuredLogger, type StructuredLogger } from './common/structured-logger.js';
 import { ConfigError, readConfig, type HeraldConfig } from './config/index.js';
-import { startHerald, StartupError, type Mode, type RunningHerald } from './herald.js';
+import { redisLocation, startHerald, StartupError, type Mode, type RunningHerald } from './herald.js';
 
 const MODES: readonly Mode[] = ['all', 'subscribe', 'publish', 'push'];
 /** What a subscribe worker tells the primary once its servers listen. */
@@ -35,7 +35,7 @@ async function main(): Promise<void> {
   const herald = await startHerald(config, mode, logger);
   if (cluster.isWorker) process.send?.(WORKER_STARTED);
   // With workers, one banner is enough: they all listen on the same ports.
-  if (cluster.isPrimary || cluster.worker?.id === 1) printBanner(herald, config.redisUrl, mode);
+  if (cluster.isPrimary || cluster.worker?.id === 1) printBanner(herald, redisLocation(config), mode);
 
   let stopping = false;
   const stop = (signal: string): void => {
@@ -97,8 +97,8 @@ function superviseWorkers(count: number): void {
   logger.info(`herald: ${count} subscribe workers`);
 }
 
-function printBanner(herald: RunningHerald, redisUrl: string | undefined, mode: Mode): void {
-  const broker = redisUrl === undefined ? 'in-process broker (no REDIS_URL)' : `Redis at ${redactUrl(redisUrl)}`;
+function printBanner(herald: RunningHerald, redisAt: string | undefined, mode: Mode): void {
+  const broker = redisAt === undefined ? 'in-process broker (no REDIS_URL)' : `Redis at ${redisAt}`;
   const what = mode === 'all' ? 'subscribe + publish servers' : mode === 'push' ? 'push worker' : `${mode} server`;
   const lines = [`herald: ${what} on the ${broker}`];
   const worker = herald.pushWorker;
@@ -143,12 +143,6 @@ function printBanner(herald: RunningHerald, redisUrl: string | undefined, mode: 
   // in development it is printed as it is, for the person at the terminal.
   if (production) logger.info(lines.join('\n'));
   else console.info(lines.join('\n'));
-}
-
-function redactUrl(url: string): string {
-  const parsed = new URL(url);
-  if (parsed.password) parsed.password = '***';
-  return parsed.toString();
 }
 
 main().catch((error: unknown) => {

@@ -4,7 +4,7 @@
  * {@link redisClientOptions}: commands fail at once while it is down, nothing is resent
  * or resubscribed behind the broker's back, an unanswered command times out.
  */
-import type { ClusterOptions, RedisOptions } from 'ioredis';
+import type { ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import type { RedisClusterSettings, RedisSentinelSettings } from '../config/index.js';
 import { redisClientOptions } from './redis.js';
 
@@ -32,6 +32,20 @@ export function sentinelClientOptions(settings: RedisSentinelSettings, commandTi
     ...(settings.password === undefined ? {} : { password: settings.password }),
     ...(settings.sentinelPassword === undefined ? {} : { sentinelPassword: settings.sentinelPassword }),
   };
+}
+
+/**
+ * Connects a Sentinel-backed `client` again whenever ioredis gives up on it (status
+ * `end`) while `wanted()` holds. ioredis 5 does give up: the failover detector of a
+ * connection that was lost (not closed by ioredis) stays subscribed to the sentinels, and
+ * on `+switch-master` it closes the reconnection then under way, which is not retried.
+ */
+export function keepSentinelClientConnected(client: Redis, wanted: () => boolean, logger: Pick<Console, 'warn'>): void {
+  client.on('end', () => {
+    if (!wanted()) return;
+    logger.warn('herald: ioredis stopped reconnecting to the Sentinel master; connecting again');
+    client.connect().catch((error: unknown) => logger.warn(`herald: reconnecting through Sentinel failed: ${String(error)}`));
+  });
 }
 
 /** What a cluster connection is used for. */

@@ -15,7 +15,14 @@ const PUBLISH_SCRIPT = `
 local windowMs = ARGV[7]
 if windowMs ~= '' then
   local seen = redis.call('GET', KEYS[3])
-  if seen then return {seen, -1} end
+  if seen then
+    -- Written again (same value, same expiry) so that the caller's WAIT covers the
+    -- first publish's writes too, whichever connection made them: WAIT is documented
+    -- to count the calling connection's own writes (Redis 7.0 also waits on a
+    -- connection that wrote nothing, but that is not promised).
+    redis.call('SET', KEYS[3], seen, 'KEEPTTL')
+    return {seen, -1}
+  end
 end
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)

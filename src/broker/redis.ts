@@ -28,7 +28,7 @@ import { UNCOUNTED_FRAME_HEAD } from './redis-frame.js';
 import { createRedisHistory } from './redis-history.js';
 import { createDeliveryReports } from './redis-reports.js';
 import { defineScripts } from './redis-scripts.js';
-import { BrokerUnavailableError, type Broker, type PublishRequest } from './types.js';
+import { BrokerUnavailableError, OutcomeUnknownError, type Broker, type PublishRequest } from './types.js';
 
 export interface RedisBrokerOptions {
   /**
@@ -64,6 +64,20 @@ export interface RedisBrokerOptions {
   counts?: Pick<HotCounts, 'redisReconnects' | 'redisCommandErrors'>;
   /** Told how long each counted publish waited for its delivery reports, in seconds. @default nothing */
   onReportWait?: (seconds: number) => void;
+  /**
+   * How many replicas must acknowledge a publish (`REDIS_MIN_REPLICAS_ACKED`): after the
+   * publish script the publisher sends `WAIT <n> <waitTimeoutMs>`, and a publish that
+   * fewer replicas acknowledged fails with {@link OutcomeUnknownError} — it is stored on
+   * the master and was delivered live, but may not survive a failover.
+   * @default 0 (no WAIT)
+   */
+  minReplicasAcked?: number;
+  /**
+   * How long `WAIT` waits for the replicas; keep it below the connection's command
+   * timeout, so that Redis' answer arrives before the command times out.
+   * @default 1000 (ms)
+   */
+  waitTimeoutMs?: number;
 }
 
 /**
@@ -164,8 +178,52 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
     }
   };
 
+  const minReplicasAcked = options.minReplicasAcked ?? 0;
+  const waitTimeoutMs = options.waitTimeoutMs ?? 1000;
+  /**
+   * Waits until `minReplicasAcked` replicas hold everything this connection wrote, the
+   * publish just made included. `WAIT` counts the connection's own writes; the publish
+   * script writes on a repeated idempotency key too, so a retry waits for the first
+   * publish's replication as well.
+   */
+  const replicated = async (): Promise<void> => {
+    if (minReplicasAcked === 0) return;
+    let acked: number;
+    try {
+      acked = await publisher.wait(minReplicasAcked, waitTimeoutMs);
+    } catch (error) {
+      throw new OutcomeUnknownError(
+        `Redis stored the notification but did not answer the WAIT for replicas (${String(error)}): it may not survive a failover; retry with the same idempotencyKey to be sure`,
+      );
+    }
+    if (acked < minReplicasAcked) {
+      throw new OutcomeUnknownError(
+        `Redis stored the notification but only ${acked} of ${minReplicasAcked} replicas acknowledged it within ${waitTimeoutMs} ms: it may not survive a failover; retry with the same idempotencyKey to be sure`,
+      );
+    }
+  };
+
   return {
-    listen: channels.listen,
+    listen(handler, events) {
+      channels.listen(
+        handler,
+        events && {
+          interrupted: events.interrupted,
+          // Observers fill the gap from history, read on the publisher connection. Each
+          // connection finds the (new) master by itself — behind Sentinel, seconds apart —
+          // and a read before the publisher is back would fail the subscriptions it was
+          // meant to save. A fill still waiting when the channels drop again is left to
+          // the next resubscription.
+          resubscribed: (resubscribed) => {
+            const tell = (): void => {
+              if (!closed && channels.heard) events.resubscribed(resubscribed);
+            };
+            if (publisher.status === 'ready') tell();
+            else publisher.once('ready', tell);
+          },
+        },
+      );
+    },
     subscribe: (channel) => channels.subscribe(channel).catch(countFailure),
     unsubscribe: channels.unsubscribe,
     async publish(request) {
@@ -174,6 +232,7 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
       if (request.countDeliveries === false && idempotency === undefined) {
         // The frame names no report channel: no subscribe server reports, nobody waits.
         const [id] = await runPublishScript(request, UNCOUNTED_FRAME_HEAD);
+        await replicated();
         return { id, receivedUsers: undefined, duplicate: false };
       }
       if (!channels.heard) throw new BrokerUnavailableError('Redis is unavailable: not connected (nothing was sent)');
@@ -181,10 +240,17 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
       try {
         const [id, receivers] = await runPublishScript(request, count.head);
         if (receivers < 0) {
+          await replicated();
           const [firstId = id, remembered = '0'] = id.split(' ');
           return { id: firstId, receivedUsers: Number(remembered), duplicate: true };
         }
         const waitStarted = performance.now();
+        // The reports arrive while the replicas acknowledge: wait for both at once, and
+        // remember the deliveries even when the WAIT fails, for the publisher's retry.
+        const replicas = replicated().then(
+          () => undefined,
+          (error: unknown) => error,
+        );
         const delivered = await count.delivered(receivers);
         options.onReportWait?.((performance.now() - waitStarted) / 1000);
         if (idempotency) {
@@ -194,6 +260,8 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
             logger.warn(`herald: could not remember deliveries of ${id}: ${String(error)}`);
           });
         }
+        const failure = await replicas;
+        if (failure !== undefined) throw failure;
         return { id, receivedUsers: delivered, duplicate: false };
       } finally {
         count.close();

@@ -197,6 +197,15 @@ export interface HeraldConfig {
    * @default 2000
    */
   redisCommandTimeoutMs: number;
+  /**
+   * `REDIS_MIN_REPLICAS_ACKED`: after the publish script, Herald sends `WAIT <n> <t>`
+   * with `t` half of `REDIS_COMMAND_TIMEOUT_MS` (so Redis answers before the command
+   * times out); when fewer than this many replicas acknowledged the write in time, the mutation fails with `OUTCOME_UNKNOWN` (the notification is
+   * stored on the master and was delivered live, but may not survive a failover). With
+   * Sentinel, a success then means the notification is on the master and on `n` replicas.
+   * @default 0 (no wait: a success means the master stored it)
+   */
+  redisMinReplicasAcked: number;
   /** How much history each stream keeps; see {@link Retention}. */
   retention: Retention;
   /**
@@ -355,6 +364,7 @@ export function readConfig(env: Env = process.env): HeraldConfig {
     keepAliveMs: read.integer('KEEPALIVE_MS', 12_000, 1, 600_000),
     deliveryAckTimeoutMs: read.integer('DELIVERY_ACK_TIMEOUT_MS', 1000, 1, 60_000),
     redisCommandTimeoutMs: read.integer('REDIS_COMMAND_TIMEOUT_MS', 2000, 1, 60_000),
+    redisMinReplicasAcked: read.integer('REDIS_MIN_REPLICAS_ACKED', 0, 0, 100),
     retention: {
       maxLength: read.integer('HISTORY_MAX_LENGTH', 1000, 1, 1_000_000),
       maxAgeMs: read.integer('HISTORY_MAX_AGE_SECONDS', 7 * 24 * 3600, 1, 365 * 24 * 3600) * 1000,

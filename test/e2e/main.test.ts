@@ -121,7 +121,13 @@ describe('split servers', () => {
   it('refuse to start without REDIS_URL', async () => {
     const subscribe = run('start:subscribe', {});
     expect(await subscribe.exited).toBe(1);
-    expect(subscribe.output).toContain('REDIS_URL is required to run the subscribe server alone');
+    expect(subscribe.output).toContain('REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES is required to run the subscribe server alone');
+  });
+
+  it('refuse REDIS_CLUSTER_NODES, whose broker is not wired yet, rather than run without Redis', async () => {
+    const publish = run('start:publish', { REDIS_CLUSTER_NODES: '127.0.0.1:7000', JWT_SECRET: TEST_SECRET });
+    expect(await publish.exited).toBe(1);
+    expect(publish.output).toContain('REDIS_CLUSTER_NODES is not supported yet: use REDIS_URL or REDIS_SENTINELS');
   });
 
   it('refuse a bad configuration, naming every bad variable', async () => {

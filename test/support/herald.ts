@@ -13,7 +13,7 @@ import type { Logger } from '../../src/common/logger.js';
 import { readConfig, type GrpcKeepalive, type HeraldConfig, type Limits, type Retention } from '../../src/config/index.js';
 import { createFeedGrpcServer, createPublishGrpcServer } from '../../src/grpc/index.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
-import { connectBroker } from '../../src/herald.js';
+import { connectBroker, type BrokerSettings } from '../../src/herald.js';
 import { createPublishServer, type PublishServer } from '../../src/publish/server.js';
 import { createSubscribeServer, type SubscribeServer } from '../../src/subscribe/server.js';
 import { TEST_SECRET } from './tokens.js';
@@ -55,12 +55,14 @@ export interface TestBrokerOptions {
   /** How long a publish waits for delivery reports; generous, so a busy CI machine cannot cut a count short. @default 5000 */
   reportTimeoutMs?: number;
   retention?: Retention;
+  /** Settings laid over the test's own (`redisSentinel`, `redisMinReplicasAcked`…). */
+  settings?: Partial<BrokerSettings>;
 }
 
-/** A broker of its own: Redis (two new connections) when `redisUrl` is given, else in-process. */
+/** A broker of its own: Redis (two new connections) when `redisUrl` or `settings.redisSentinel` is given, else in-process. */
 export async function createTestBroker(redisUrl?: string, options: TestBrokerOptions = {}): Promise<TestBroker> {
   const retention = options.retention ?? DEFAULTS.retention;
-  const settings = { redisUrl, redisCommandTimeoutMs: 1000, deliveryAckTimeoutMs: options.reportTimeoutMs ?? 5000, retention };
+  const settings = { redisUrl, redisCommandTimeoutMs: 1000, deliveryAckTimeoutMs: options.reportTimeoutMs ?? 5000, retention, ...options.settings };
   const { broker, subscriber, publisher } = connectBroker(settings, channels, quietLogger, { retryStrategy: () => 50 });
   stops.push(async () => {
     await broker.close();

@@ -71,6 +71,7 @@ describe('readConfig', () => {
       keepAliveMs: 12_000,
       deliveryAckTimeoutMs: 1000,
       redisCommandTimeoutMs: 2000,
+      redisMinReplicasAcked: 0,
       retention: { maxLength: 1000, maxAgeMs: 7 * 24 * 3600 * 1000 },
       idempotencyWindowMs: 600_000,
       shutdownDrainMs: 10_000,
@@ -181,6 +182,12 @@ describe('readConfig', () => {
       sentinelPassword: undefined,
       password: undefined,
     });
+  });
+
+  it('reads REDIS_MIN_REPLICAS_ACKED (0, no WAIT, when unset) and refuses a negative count', () => {
+    expect(readConfig({ REDIS_MIN_REPLICAS_ACKED: '2' }).redisMinReplicasAcked).toBe(2);
+    expect(readConfig({}).redisMinReplicasAcked).toBe(0);
+    expect(() => readConfig({ REDIS_MIN_REPLICAS_ACKED: '-1' })).toThrow(/REDIS_MIN_REPLICAS_ACKED/);
   });
 
   it('reads REDIS_CLUSTER_NODES and REDIS_PASSWORD', () => {
