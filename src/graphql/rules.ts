@@ -12,6 +12,7 @@ import {
   GraphQLError,
   isIntrospectionType,
   type ASTVisitor,
+  type FieldNode,
   type OperationDefinitionNode,
   type OperationTypeNode,
   type SelectionSetNode,
@@ -30,6 +31,13 @@ export interface RuleOptions {
   operations: readonly OperationTypeNode[];
   /** Where to send the other kinds, e.g. "mutations go to the publish server". */
   elsewhere: string;
+  /**
+   * Mutation fields another server answers although this one answers mutations (the
+   * user's own mutations are the subscribe server's, the services' the publish
+   * server's), each refused as `WRONG_SERVER` with where to send it.
+   * @default none
+   */
+  mutationsElsewhere?: Readonly<Record<string, string>>;
 }
 
 export function createValidationRules(options: RuleOptions): ValidationRule[] {
@@ -45,6 +53,7 @@ export function createValidationRules(options: RuleOptions): ValidationRule[] {
     repeatedFieldsRule(MAX_FIELD_REPEATS),
     ...(options.introspection ? [] : [introspectionOffRule]),
     operationKindRule(options.operations, options.elsewhere),
+    ...(options.mutationsElsewhere ? [mutationFieldRule(options.mutationsElsewhere)] : []),
   ];
 }
 
@@ -204,6 +213,22 @@ function operationKindRule(operations: readonly OperationTypeNode[], elsewhere: 
             nodes: [node],
             extensions: { code: 'WRONG_SERVER' },
           }),
+        );
+      }
+    },
+  });
+}
+
+function mutationFieldRule(elsewhere: Readonly<Record<string, string>>): ValidationRule {
+  return (context) => ({
+    Field(node: FieldNode) {
+      // Fragments on Mutation included: the parent type is what counts, not the spelling.
+      const parent = context.getParentType();
+      if (!parent || parent !== context.getSchema().getMutationType()) return;
+      const where = Object.hasOwn(elsewhere, node.name.value) ? elsewhere[node.name.value] : undefined;
+      if (where !== undefined) {
+        context.reportError(
+          new GraphQLError(`this server does not answer ${node.name.value}: ${where}`, { nodes: [node], extensions: { code: 'WRONG_SERVER' } }),
         );
       }
     },

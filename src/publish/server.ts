@@ -57,6 +57,7 @@ export function createPublishServer(options: PublishServerOptions): PublishServe
       introspection: options.introspection,
       operations: [OperationTypeNode.QUERY, OperationTypeNode.MUTATION],
       elsewhere: 'subscribe on the subscribe server',
+      mutationsElsewhere: { markNotificationsRead: 'a user marks notifications read on the subscribe server' },
     }),
   });
   const http = createHttpEdge({

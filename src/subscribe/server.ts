@@ -86,8 +86,13 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
       maxDepth: limits.maxQueryDepth,
       maxAliases: limits.maxQueryAliases,
       introspection: options.introspection,
-      operations: [OperationTypeNode.QUERY, OperationTypeNode.SUBSCRIPTION],
+      operations: [OperationTypeNode.QUERY, OperationTypeNode.SUBSCRIPTION, OperationTypeNode.MUTATION],
       elsewhere: 'send mutations to the publish server',
+      // A user's own mutations (read state) are answered here; the services' are not.
+      mutationsElsewhere: {
+        sendNotification: 'send notifications to the publish server',
+        sendNotifications: 'send notifications to the publish server',
+      },
     }),
   });
   const sse = createSseTransport({

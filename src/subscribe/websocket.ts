@@ -15,7 +15,7 @@
  */
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { createSourceEventStream, getOperationAST, type ExecutionArgs, type GraphQLSchema } from 'graphql';
+import { createSourceEventStream, getOperationAST, type ExecutionArgs, type GraphQLResolveInfo, type GraphQLSchema } from 'graphql';
 import { CloseCode, GRAPHQL_TRANSPORT_WS_PROTOCOL, makeServer, type Context, type OperationResult } from 'graphql-ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { AuthenticationError, bearerToken, type Principal, type TokenVerifier } from '../auth/index.js';
@@ -23,7 +23,7 @@ import { graphqlError, type MaskError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { runAt, type AfterThisTurn } from '../common/timers.js';
 import type { DocumentCache } from '../graphql/documents.js';
-import { requirePrincipal, type HeraldContext, type SubscriptionArguments } from '../graphql/schema.js';
+import { requirePrincipal, yieldsReadState, type HeraldContext, type SubscriptionArguments } from '../graphql/schema.js';
 import { GRAPHQL_PATH, type OriginPolicy } from '../http/edge.js';
 import type { Fanout, OperationPlan } from './fanout.js';
 import { createFrameWriter, textFrame, type Outbox } from './frames.js';
@@ -135,8 +135,14 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
    * `plan`, straight to the socket. graphql-js calls it with the field's coerced
    * arguments; graphql-ws gets an iterator that yields nothing and ends with the sink.
    */
-  const openOnSocket = async (extra: Extra, id: string, plan: OperationPlan, { userName, since }: SubscriptionArguments): Promise<AsyncIterableIterator<never>> => {
-    const request = { principal: requirePrincipal(extra), userName, since };
+  const openOnSocket = async (
+    extra: Extra,
+    id: string,
+    plan: OperationPlan,
+    { userName, since }: SubscriptionArguments,
+    readState: boolean,
+  ): Promise<AsyncIterableIterator<never>> => {
+    const request = { principal: requirePrincipal(extra), userName, since, readState };
     const sink = await subscriptions.openInto(request, socketSink(extra, id, plan, options.maxBufferedBytes), { endsAtExpiry: false });
     return untilEnded(sink);
   };
@@ -198,7 +204,8 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
       if (getOperationAST(document, payload.operationName)?.operation === 'subscription') {
         // The fan-out path: rendered once per event and operation, written straight to the socket.
         const plan = fanout.plan({ document, query: payload.query, operationName: payload.operationName ?? undefined, variables: payload.variables ?? undefined });
-        args.subscribeFieldResolver = (_root: unknown, fieldArgs: SubscriptionArguments) => openOnSocket(ctx.extra, id, plan, fieldArgs);
+        args.subscribeFieldResolver = (_root: unknown, fieldArgs: SubscriptionArguments, _context: unknown, info: GraphQLResolveInfo) =>
+          openOnSocket(ctx.extra, id, plan, fieldArgs, yieldsReadState(info.fieldName));
       }
       return args;
     },
