@@ -3,6 +3,8 @@
  * verifier and the servers a mode asks for. `main.ts` calls it; so can tests.
  */
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Redis, type RedisOptions } from 'ioredis';
 import { createTokenVerifier, generateDevSecret } from './auth/index.js';
 import { signDevTokens, type DevTokens } from './auth/dev-tokens.js';
@@ -26,6 +28,8 @@ export interface RunningHerald {
   readonly subscribePort: number | undefined;
   /** Whether the subscribe server serves GraphiQL (`PLAYGROUND`). */
   readonly playground: boolean;
+  /** The inbox page's path on the subscribe server, when it serves it (development, once built). */
+  readonly inboxPath: string | undefined;
   /** The publish server's port, when this mode runs one. */
   readonly publishPort: number | undefined;
   /** The gRPC `Feed` port, beside the subscribe server. */
@@ -56,6 +60,10 @@ async function becomesReady(broker: Broker, timeoutMs: number): Promise<boolean>
 }
 
 export { StartupError };
+
+/** Where `npm run build:inbox` writes the inbox page (from src/ or dist/ alike). */
+const INBOX_DIRECTORY = fileURLToPath(new URL('../examples/inbox/dist', import.meta.url));
+const INBOX_PATH = '/inbox';
 
 /** The settings a broker is made from. */
 export type BrokerSettings = Pick<HeraldConfig, 'redisUrl' | 'redisCommandTimeoutMs' | 'deliveryAckTimeoutMs' | 'retention'>;
@@ -119,6 +127,9 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
     shutdownDrainMs: config.shutdownDrainMs,
     logger,
   };
+  // The example inbox page is a development aid: `npm start` builds and serves it; a
+  // production server serves nothing but its API.
+  const inboxPath = !config.production && mode !== 'publish' && existsSync(`${INBOX_DIRECTORY}/index.html`) ? INBOX_PATH : undefined;
   const subscribe =
     mode === 'publish'
       ? undefined
@@ -127,6 +138,7 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
           connectionInitTimeoutMs: config.connectionInitTimeoutMs,
           keepAliveMs: config.keepAliveMs,
           playground: config.playground,
+          ...(inboxPath ? { pages: [{ path: inboxPath, directory: INBOX_DIRECTORY }] } : {}),
           ...(devTokens ? { graphiqlHeaders: { Authorization: `Bearer ${devTokens.user.token}` } } : {}),
         });
   const publish = mode === 'subscribe' ? undefined : createPublishServer({ ...common, idempotencyWindowMs: config.idempotencyWindowMs });
@@ -169,7 +181,7 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
     const publishPort = await listenOn(publish, 'PUBLISH_PORT', config.publishPort);
     const grpcPort = await listenOn(grpcFeed, 'GRPC_PORT', config.grpcPort);
     const publishGrpcPort = await listenOn(grpcPublish, 'PUBLISH_GRPC_PORT', config.publishGrpcPort);
-    return { subscribePort, playground: config.playground, publishPort, grpcPort, publishGrpcPort, broker, devTokens, stop };
+    return { subscribePort, playground: config.playground, inboxPath, publishPort, grpcPort, publishGrpcPort, broker, devTokens, stop };
   } catch (error) {
     await stop();
     throw error;

@@ -5,6 +5,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { escapeControlCharacters } from '../common/errors.js';
+import type { StaticPages } from './pages.js';
 
 export interface HttpEdgeOptions {
   /** Origins allowed besides the server's own (`CORS_ORIGINS`). */
@@ -20,6 +21,8 @@ export interface HttpEdgeOptions {
   isReady: () => boolean;
   /** Serves `/graphql` once the edge has let the request through. */
   graphql: (request: IncomingMessage, response: ServerResponse) => void;
+  /** Static pages beside GraphQL (the development inbox page). @default none */
+  pages?: StaticPages | undefined;
 }
 
 export const GRAPHQL_PATH = '/graphql';
@@ -99,6 +102,7 @@ export function createHttpEdge(options: HttpEdgeOptions): Server {
         }
         return options.graphql(request, response);
       default:
+        if (options.pages?.serve(request, response, path ?? '/')) return;
         return sendError(response, 404, 'NOT_FOUND', `no route ${path}: use ${GRAPHQL_PATH}, /healthz or /readyz`);
     }
   });

@@ -17,6 +17,7 @@ import { createYogaHandler } from '../http/yoga.js';
 import { createValidationRules } from '../graphql/rules.js';
 import { buildSchema } from '../graphql/schema.js';
 import { createHttpEdge, createOriginPolicy, listen, shutdown } from '../http/edge.js';
+import { createStaticPages, type PageMount } from '../http/pages.js';
 import { createFanout } from './fanout.js';
 import { ObserverMap } from './observers.js';
 import { createSubscriptions, type Subscriptions } from './subscriptions.js';
@@ -36,6 +37,11 @@ export interface SubscribeServerOptions extends SubscribeSettings {
   namer: Namer;
   /** Headers GraphiQL starts with, e.g. a dev token. @default none */
   graphiqlHeaders?: Record<string, string>;
+  /**
+   * Static pages served beside `/graphql` on the same origin, so they need no CORS (the
+   * development inbox page, `examples/inbox`). @default none
+   */
+  pages?: readonly PageMount[];
   logger: Logger;
 }
 
@@ -123,6 +129,7 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
     maxBodyBytes: limits.maxMessageBytes,
     isReady: () => !stopping && broker.isReady(),
     graphql: (request, response) => (wantsEventStream(request) ? sse.handle(request, response) : yoga(request, response)),
+    pages: options.pages && createStaticPages(options.pages),
   });
   const websocket = attachWebSocketTransport(http, {
     schema,
