@@ -21,8 +21,8 @@ export interface HttpEdgeOptions {
   isReady: () => boolean;
   /** Serves `/graphql` once the edge has let the request through. */
   graphql: (request: IncomingMessage, response: ServerResponse) => void;
-  /** Static pages beside GraphQL (the development inbox page). @default none */
-  pages?: StaticPages | undefined;
+  /** Static pages beside GraphQL (the playground's files, the development inbox page). @default none */
+  pages?: readonly StaticPages[];
 }
 
 export const GRAPHQL_PATH = '/graphql';
@@ -102,7 +102,7 @@ export function createHttpEdge(options: HttpEdgeOptions): Server {
         }
         return options.graphql(request, response);
       default:
-        if (options.pages?.serve(request, response, path ?? '/')) return;
+        if (options.pages?.some((pages) => pages.serve(request, response, path ?? '/'))) return;
         return sendError(response, 404, 'NOT_FOUND', `no route ${path}: use ${GRAPHQL_PATH}, /healthz or /readyz`);
     }
   });

@@ -17,7 +17,8 @@ import { createYogaHandler } from '../http/yoga.js';
 import { createValidationRules } from '../graphql/rules.js';
 import { buildSchema } from '../graphql/schema.js';
 import { createHttpEdge, createOriginPolicy, listen, shutdown } from '../http/edge.js';
-import { createStaticPages, type PageMount } from '../http/pages.js';
+import { createStaticPages, type PageMount, type StaticPages } from '../http/pages.js';
+import { createPlaygroundAssets, PLAYGROUND_CSP, renderPlayground } from '../http/playground.js';
 import { createFanout } from './fanout.js';
 import { ObserverMap } from './observers.js';
 import { createSubscriptions, type Subscriptions } from './subscriptions.js';
@@ -123,13 +124,23 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
       defaultQuery: SAMPLE_SUBSCRIPTION,
       ...(options.graphiqlHeaders ? { headers: JSON.stringify(options.graphiqlHeaders, null, 2) } : {}),
     },
+    renderGraphiQL: renderPlayground,
   });
+  const pages: StaticPages[] = [
+    ...(options.playground ? [createPlaygroundAssets()] : []),
+    ...(options.pages ? [createStaticPages(options.pages)] : []),
+  ];
   const http = createHttpEdge({
     corsOrigins: options.corsOrigins,
     maxBodyBytes: limits.maxMessageBytes,
     isReady: () => !stopping && broker.isReady(),
-    graphql: (request, response) => (wantsEventStream(request) ? sse.handle(request, response) : yoga(request, response)),
-    pages: options.pages && createStaticPages(options.pages),
+    graphql: (request, response) => {
+      if (wantsEventStream(request)) return sse.handle(request, response);
+      // The playground page loads from this origin only; an API answer is unaffected.
+      if (request.method === 'GET') response.setHeader('Content-Security-Policy', PLAYGROUND_CSP);
+      return yoga(request, response);
+    },
+    pages,
   });
   const websocket = attachWebSocketTransport(http, {
     schema,

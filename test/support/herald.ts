@@ -88,6 +88,8 @@ export interface ServerOptions {
   port?: number;
   /** Static pages beside GraphQL (the inbox page). @default none */
   pages?: readonly PageMount[];
+  /** Headers the playground starts with. @default none */
+  graphiqlHeaders?: Record<string, string>;
 }
 
 /**
@@ -124,6 +126,7 @@ export async function startSubscribeServer(broker: Broker, options: ServerOption
     namer: channels,
     logger: options.logger ?? quietLogger,
     ...(options.pages ? { pages: options.pages } : {}),
+    ...(options.graphiqlHeaders ? { graphiqlHeaders: options.graphiqlHeaders } : {}),
   });
   const port = await server.start(options.port ?? 0, '127.0.0.1');
   let stopped = false;
