@@ -28,6 +28,8 @@ export interface RunningHerald {
   readonly subscribePort: number | undefined;
   /** Whether the subscribe server serves GraphiQL (`PLAYGROUND`). */
   readonly playground: boolean;
+  /** Whether any localhost origin may call the servers (development CORS). */
+  readonly corsLocalhost: boolean;
   /** The inbox page's path on the subscribe server, when it serves it (development, once built). */
   readonly inboxPath: string | undefined;
   /** The publish server's port, when this mode runs one. */
@@ -122,6 +124,7 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
     namer,
     limits: config.limits,
     corsOrigins: config.corsOrigins,
+    corsLocalhost: config.corsLocalhost,
     production: config.production,
     introspection: config.introspection,
     shutdownDrainMs: config.shutdownDrainMs,
@@ -181,7 +184,7 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
     const publishPort = await listenOn(publish, 'PUBLISH_PORT', config.publishPort);
     const grpcPort = await listenOn(grpcFeed, 'GRPC_PORT', config.grpcPort);
     const publishGrpcPort = await listenOn(grpcPublish, 'PUBLISH_GRPC_PORT', config.publishGrpcPort);
-    return { subscribePort, playground: config.playground, inboxPath, publishPort, grpcPort, publishGrpcPort, broker, devTokens, stop };
+    return { subscribePort, playground: config.playground, corsLocalhost: config.corsLocalhost, inboxPath, publishPort, grpcPort, publishGrpcPort, broker, devTokens, stop };
   } catch (error) {
     await stop();
     throw error;

@@ -102,6 +102,9 @@ function printBanner(herald: RunningHerald, redisUrl: string | undefined, mode: 
       );
     }
   }
+  if (herald.corsLocalhost) {
+    lines.push('  CORS (development): pages on any http://localhost:<port> or http://127.0.0.1:<port> may call these servers; production allows only CORS_ORIGINS');
+  }
   if (herald.grpcPort !== undefined) lines.push(`  gRPC feed (herald.v1.NotificationFeed): localhost:${herald.grpcPort}`);
   if (herald.publishPort !== undefined) lines.push(`  publish (HTTP POST): http://localhost:${herald.publishPort}/graphql`);
   if (herald.publishGrpcPort !== undefined) lines.push(`  gRPC publish (herald.v1.NotificationPublisher): localhost:${herald.publishGrpcPort}`);

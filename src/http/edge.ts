@@ -10,6 +10,8 @@ import type { StaticPages } from './pages.js';
 export interface HttpEdgeOptions {
   /** Origins allowed besides the server's own (`CORS_ORIGINS`). */
   corsOrigins: readonly string[];
+  /** Whether any `http://localhost:<port>` and `http://127.0.0.1:<port>` origin is allowed too (development). @default false */
+  corsLocalhost?: boolean;
   /** Largest request body, in bytes (`MAX_MESSAGE_BYTES`); a bigger one gets 413 unread. */
   maxBodyBytes: number;
   /**
@@ -21,6 +23,8 @@ export interface HttpEdgeOptions {
   isReady: () => boolean;
   /** Serves `/graphql` once the edge has let the request through. */
   graphql: (request: IncomingMessage, response: ServerResponse) => void;
+  /** Told of each request refused for its origin (to log it). @default none */
+  onRefusedOrigin?: (origin: string | undefined) => void;
   /** Static pages beside GraphQL (the playground's files, the development inbox page). @default none */
   pages?: readonly StaticPages[];
 }
@@ -41,13 +45,35 @@ export interface OriginPolicy {
   isListed(origin: string): boolean;
 }
 
-export function createOriginPolicy(corsOrigins: readonly string[]): OriginPolicy {
+/** A local development origin: plain HTTP on localhost or 127.0.0.1, any port. */
+const LOCAL_ORIGIN = /^http:\/\/(localhost|127\.0\.0\.1)(:\d{1,5})?$/;
+
+/** What a refused browser is told (in the body of its 403, HTTP or WebSocket upgrade). */
+export function originRefusal(origin: string | undefined): string {
+  return `origin ${origin} is not allowed: the server's CORS_ORIGINS must list it (comma-separated exact origins, e.g. CORS_ORIGINS=${origin})`;
+}
+
+/** Distinct refused origins logged per process: enough to see a misconfiguration, too few to flood a log. */
+const LOGGED_REFUSED_ORIGINS = 100;
+
+/** Logs each refused origin once (up to {@link LOGGED_REFUSED_ORIGINS} of them), saying what to set. */
+export function createRefusedOriginLog(logger: Pick<Console, 'warn'>): (origin: string | undefined) => void {
+  const logged = new Set<string>();
+  return (origin) => {
+    const key = String(origin);
+    if (logged.has(key) || logged.size >= LOGGED_REFUSED_ORIGINS) return;
+    logged.add(key);
+    logger.warn(`herald: refused a browser request from ${escapeControlCharacters(originRefusal(origin))}`);
+  };
+}
+
+export function createOriginPolicy(corsOrigins: readonly string[], corsLocalhost = false): OriginPolicy {
   const listed = new Set(corsOrigins);
   return {
-    isListed: (origin) => listed.has(origin),
+    isListed: (origin) => listed.has(origin) || (corsLocalhost && LOCAL_ORIGIN.test(origin)),
     allows(origin, host) {
       if (origin === undefined) return true;
-      if (listed.has(origin)) return true;
+      if (listed.has(origin) || (corsLocalhost && LOCAL_ORIGIN.test(origin))) return true;
       try {
         return host !== undefined && new URL(origin).host === host;
       } catch {
@@ -58,14 +84,18 @@ export function createOriginPolicy(corsOrigins: readonly string[]): OriginPolicy
 }
 
 export function createHttpEdge(options: HttpEdgeOptions): Server {
-  const origins = createOriginPolicy(options.corsOrigins);
+  const origins = createOriginPolicy(options.corsOrigins, options.corsLocalhost);
   const messageLimit: BodyLimit = { bytes: options.maxBodyBytes, variable: 'MAX_MESSAGE_BYTES' };
   const { largerBody } = options;
   return createServer((request, response) => {
     const path = (request.url ?? '/').split('?')[0];
     const origin = request.headers.origin;
     if (!origins.allows(origin, request.headers.host)) {
-      return sendError(response, 403, 'FORBIDDEN', `origin ${origin} is not allowed (CORS_ORIGINS)`);
+      // The refusal alone is shared with the page (no credentials, nothing served), so
+      // its script can read why and say so; the server's log says it too.
+      options.onRefusedOrigin?.(origin);
+      if (origin !== undefined) response.setHeader('Access-Control-Allow-Origin', origin).setHeader('Vary', 'Origin');
+      return sendError(response, 403, 'FORBIDDEN', originRefusal(origin));
     }
     response.setHeader('Vary', 'Origin');
     if (origin !== undefined && origins.isListed(origin)) {

@@ -14,7 +14,7 @@ import { createDocumentCache } from '../graphql/documents.js';
 import { createGraphQLHttpHandler } from '../http/graphql-http.js';
 import { createValidationRules } from '../graphql/rules.js';
 import { buildSchema } from '../graphql/schema.js';
-import { createHttpEdge, listen, shutdown } from '../http/edge.js';
+import { createHttpEdge, createRefusedOriginLog, listen, shutdown } from '../http/edge.js';
 import { createPublishResolvers } from './resolvers.js';
 import { createSender, type Sender } from './send.js';
 
@@ -22,7 +22,7 @@ import { createSender, type Sender } from './send.js';
  * The settings the publish server takes from config, each documented (with its default)
  * there. A mutation cut off by `shutdownDrainMs` may have been sent.
  */
-export type PublishSettings = Pick<HeraldConfig, 'limits' | 'corsOrigins' | 'idempotencyWindowMs' | 'shutdownDrainMs' | 'production' | 'introspection'>;
+export type PublishSettings = Pick<HeraldConfig, 'limits' | 'corsOrigins' | 'corsLocalhost' | 'idempotencyWindowMs' | 'shutdownDrainMs' | 'production' | 'introspection'>;
 
 export interface PublishServerOptions extends PublishSettings {
   /** Carries notifications out. */
@@ -62,6 +62,8 @@ export function createPublishServer(options: PublishServerOptions): PublishServe
   });
   const http = createHttpEdge({
     corsOrigins: options.corsOrigins,
+    corsLocalhost: options.corsLocalhost,
+    onRefusedOrigin: createRefusedOriginLog(logger),
     maxBodyBytes: limits.maxMessageBytes,
     // A publisher's batch needs more room than anyone else's request; its token is
     // checked from the headers, before a byte of the body is read.

@@ -16,7 +16,7 @@ import { createDocumentCache } from '../graphql/documents.js';
 import { createYogaHandler } from '../http/yoga.js';
 import { createValidationRules } from '../graphql/rules.js';
 import { buildSchema } from '../graphql/schema.js';
-import { createHttpEdge, createOriginPolicy, listen, shutdown } from '../http/edge.js';
+import { createHttpEdge, createOriginPolicy, createRefusedOriginLog, listen, shutdown } from '../http/edge.js';
 import { createStaticPages, type PageMount, type StaticPages } from '../http/pages.js';
 import { createPlaygroundAssets, PLAYGROUND_CSP, renderPlayground } from '../http/playground.js';
 import { createFanout } from './fanout.js';
@@ -28,7 +28,7 @@ import { attachWebSocketTransport } from './websocket.js';
 /** The settings the subscribe server takes from config, each documented (with its default) there. */
 export type SubscribeSettings = Pick<
   HeraldConfig,
-  'limits' | 'corsOrigins' | 'connectionInitTimeoutMs' | 'keepAliveMs' | 'production' | 'introspection' | 'playground' | 'shutdownDrainMs'
+  'limits' | 'corsOrigins' | 'corsLocalhost' | 'connectionInitTimeoutMs' | 'keepAliveMs' | 'production' | 'introspection' | 'playground' | 'shutdownDrainMs'
 >;
 
 export interface SubscribeServerOptions extends SubscribeSettings {
@@ -78,6 +78,7 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
   });
   const schema = buildSchema({ broker, namer: options.namer });
   const maskError = createErrorMask({ production, logger });
+  const onRefusedOrigin = createRefusedOriginLog(logger);
   // One end-of-turn for the renderings of a turn's events and the frames held that turn.
   const afterThisTurn = createTurnEnd();
   /** One renderer for WebSocket and SSE: an event is rendered once per distinct operation. */
@@ -132,6 +133,8 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
   ];
   const http = createHttpEdge({
     corsOrigins: options.corsOrigins,
+    corsLocalhost: options.corsLocalhost,
+    onRefusedOrigin,
     maxBodyBytes: limits.maxMessageBytes,
     isReady: () => !stopping && broker.isReady(),
     graphql: (request, response) => {
@@ -150,7 +153,8 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
     maskError,
     documents,
     verifier,
-    origins: createOriginPolicy(options.corsOrigins),
+    origins: createOriginPolicy(options.corsOrigins, options.corsLocalhost),
+    onRefusedOrigin,
     maxMessageBytes: limits.maxMessageBytes,
     maxSubscriptionsPerConnection: limits.maxSubscriptionsPerConnection,
     maxBufferedBytes: limits.maxBufferedBytes,

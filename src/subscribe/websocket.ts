@@ -24,7 +24,7 @@ import type { Logger } from '../common/logger.js';
 import { runAt, type AfterThisTurn } from '../common/timers.js';
 import type { DocumentCache } from '../graphql/documents.js';
 import { requirePrincipal, yieldsReadState, type HeraldContext, type SubscriptionArguments } from '../graphql/schema.js';
-import { GRAPHQL_PATH, type OriginPolicy } from '../http/edge.js';
+import { GRAPHQL_PATH, originRefusal, type OriginPolicy } from '../http/edge.js';
 import type { Fanout, OperationPlan } from './fanout.js';
 import { createFrameWriter, textFrame, type Outbox } from './frames.js';
 import { SendBound, UNINITIALISED_BUFFERED_BYTES } from './send-bound.js';
@@ -45,6 +45,8 @@ export interface WebSocketTransportOptions {
   documents: DocumentCache;
   verifier: TokenVerifier;
   origins: OriginPolicy;
+  /** Told of each upgrade refused for its origin (to log it). @default none */
+  onRefusedOrigin?: (origin: string | undefined) => void;
   /** Largest frame accepted, in bytes; a bigger one closes the socket with 1009. */
   maxMessageBytes: number;
   /** Subscriptions one connection may hold at once. */
@@ -160,6 +162,7 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
   const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on('error', onSocketError);
     const refusal = refuseUpgrade(request, options.origins);
+    if (refusal?.status.startsWith('403')) options.onRefusedOrigin?.(request.headers.origin);
     if (refusal) {
       socket.end(
         `HTTP/1.1 ${refusal.status}\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(refusal.message)}\r\n\r\n${refusal.message}`,
@@ -431,7 +434,7 @@ function refuseUpgrade(request: IncomingMessage, origins: OriginPolicy): { statu
   if (path !== GRAPHQL_PATH) return { status: '404 Not Found', message: `WebSocket endpoint is ${GRAPHQL_PATH}` };
   const origin = request.headers.origin;
   if (!origins.allows(origin, request.headers.host)) {
-    return { status: '403 Forbidden', message: `origin ${origin} is not allowed (CORS_ORIGINS)` };
+    return { status: '403 Forbidden', message: originRefusal(origin) };
   }
   const offered = (request.headers['sec-websocket-protocol'] ?? '').split(',').map((protocol) => protocol.trim());
   if (!offered.includes(GRAPHQL_TRANSPORT_WS_PROTOCOL)) {

@@ -237,8 +237,8 @@ describe('limits', () => {
     socket.send({ id: '1', type: 'subscribe', payload: { query: 'mutation { sendNotification(to: "a", text: "b") { receivedUsers } }' } });
     const message = await socket.nextMessage();
     expect(message['payload']).toContainEqual({
-      message: 'this server does not answer mutations: send mutations to the publish server',
-      locations: [{ line: 1, column: 1 }],
+      message: 'this server does not answer sendNotification: send notifications to the publish server',
+      locations: [{ line: 1, column: 12 }],
       extensions: { code: 'WRONG_SERVER' },
     });
   });
