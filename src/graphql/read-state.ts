@@ -15,7 +15,7 @@ import { READ_STATE_PAYLOAD } from '../common/notification.js';
  * The unread count stops here: a badge shows "99+" long before, and counting is a
  * history read bounded by it.
  */
-export const MAX_UNREAD_COUNT = 100;
+const MAX_UNREAD_COUNT = 100;
 
 /** Whether the notification `id` is at or before `readUpTo` (a position of another history reads nothing as read). */
 export function isRead(id: string, readUpTo: Cursor | undefined): boolean {

@@ -10,7 +10,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { StaticPages } from './pages.js';
 
 /** Where the playground's files are served. */
-export const PLAYGROUND_ASSETS = '/graphiql';
+const PLAYGROUND_ASSETS = '/graphiql';
 
 /** What the page starts with (Yoga's GraphiQL options). */
 export interface PlaygroundOptions {
