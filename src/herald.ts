@@ -3,6 +3,8 @@
  * verifier and the servers a mode asks for. `main.ts` calls it; so can tests.
  */
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Redis, type RedisOptions } from 'ioredis';
 import { createTokenVerifier, generateDevSecret } from './auth/index.js';
 import { signDevTokens, type DevTokens } from './auth/dev-tokens.js';
@@ -31,6 +33,10 @@ export interface RunningHerald {
   readonly subscribePort: number | undefined;
   /** Whether the subscribe server serves GraphiQL (`PLAYGROUND`). */
   readonly playground: boolean;
+  /** Whether any localhost origin may call the servers (development CORS). */
+  readonly corsLocalhost: boolean;
+  /** The inbox page's path on the subscribe server, when it serves it (development, once built). */
+  readonly inboxPath: string | undefined;
   /** The publish server's port, when this mode runs one. */
   readonly publishPort: number | undefined;
   /** The gRPC `Feed` port, beside the subscribe server. */
@@ -66,6 +72,10 @@ async function becomesReady(broker: Broker, timeoutMs: number): Promise<boolean>
 }
 
 export { StartupError };
+
+/** Where `npm run build:inbox` writes the inbox page (from src/ or dist/ alike). */
+const INBOX_DIRECTORY = fileURLToPath(new URL('../examples/inbox/dist', import.meta.url));
+const INBOX_PATH = '/inbox';
 
 /** The settings a broker is made from. */
 export type BrokerSettings = Pick<HeraldConfig, 'redisUrl' | 'redisCommandTimeoutMs' | 'deliveryAckTimeoutMs' | 'retention'> &
@@ -220,6 +230,8 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
     return {
       subscribePort: undefined,
       playground: false,
+      corsLocalhost: false,
+      inboxPath: undefined,
       publishPort: undefined,
       grpcPort: undefined,
       publishGrpcPort: undefined,
@@ -249,12 +261,16 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
     namer,
     limits: config.limits,
     corsOrigins: config.corsOrigins,
+    corsLocalhost: config.corsLocalhost,
     production: config.production,
     introspection: config.introspection,
     shutdownDrainMs: config.shutdownDrainMs,
     logger,
     metrics,
   };
+  // The example inbox page is a development aid: `npm start` builds and serves it; a
+  // production server serves nothing but its API.
+  const inboxPath = !config.production && mode !== 'publish' && existsSync(`${INBOX_DIRECTORY}/index.html`) ? INBOX_PATH : undefined;
   const subscribe =
     mode === 'publish'
       ? undefined
@@ -264,6 +280,7 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
           keepAliveMs: config.keepAliveMs,
           playground: config.playground,
           pushStores: pushParts && { stores: pushParts, seenLive: pushParts.seenLive },
+          ...(inboxPath ? { pages: [{ path: inboxPath, directory: INBOX_DIRECTORY }] } : {}),
           ...(devTokens ? { graphiqlHeaders: { Authorization: `Bearer ${devTokens.user.token}` } } : {}),
         });
   const publish = mode === 'subscribe' ? undefined : createPublishServer({ ...common, idempotencyWindowMs: config.idempotencyWindowMs, pushQueue: pushParts?.queue });
@@ -318,7 +335,7 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
       if (redisReady) pushWorker = await startPushWorker(config, config.redisUrl, logger);
       else logger.warn('herald: the push worker is not started: Redis is not reachable (run `npm run start:push` once it is)');
     }
-    return { subscribePort, playground: config.playground, publishPort, grpcPort, publishGrpcPort, metricsPort, broker, devTokens, pushWorker, stop };
+    return { subscribePort, playground: config.playground, corsLocalhost: config.corsLocalhost, inboxPath, publishPort, grpcPort, publishGrpcPort, metricsPort, broker, devTokens, pushWorker, stop };
   } catch (error) {
     await stop();
     throw error;

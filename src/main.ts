@@ -114,6 +114,17 @@ function printBanner(herald: RunningHerald, redisAt: string | undefined, mode: M
         : '  playground (GraphiQL): off (PLAYGROUND=on, with GRAPHQL_INTROSPECTION=on, serves it)',
     );
     lines.push(`  subscribe (WebSocket graphql-transport-ws, SSE): ws://localhost:${herald.subscribePort}/graphql`);
+    if (herald.inboxPath !== undefined) {
+      const page = `http://localhost:${herald.subscribePort}${herald.inboxPath}/`;
+      lines.push(
+        herald.devTokens
+          ? `  inbox page (signed in as ${herald.devTokens.user.name}): ${page}#token=${herald.devTokens.user.token}`
+          : `  inbox page: ${page}#token=<a user's token>`,
+      );
+    }
+  }
+  if (herald.corsLocalhost) {
+    lines.push('  CORS (development): pages on any http://localhost:<port> or http://127.0.0.1:<port> may call these servers; production allows only CORS_ORIGINS');
   }
   if (herald.grpcPort !== undefined) lines.push(`  gRPC feed (herald.v1.NotificationFeed): localhost:${herald.grpcPort}`);
   if (herald.publishPort !== undefined) lines.push(`  publish (HTTP POST): http://localhost:${herald.publishPort}/graphql`);

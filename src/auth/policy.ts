@@ -23,6 +23,13 @@ export function authorizeSubscription(principal: Principal, userName: string): v
   }
 }
 
+/** A user's read state is the user's own: nobody marks another user's notifications read. */
+export function authorizeReadState(principal: Principal, userName: string): void {
+  if (userName !== principal.name) {
+    throw new ForbiddenError(`you may only mark your own notifications read ("${principal.name}")`);
+  }
+}
+
 /**
  * Publishing needs {@link PUBLISH_SCOPE}, and stays inside the principal's tenant: a
  * `COMPANY` notification can only go to the publisher's own company.

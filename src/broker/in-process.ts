@@ -5,7 +5,7 @@
  * new epoch, so old cursors get a gap, exactly as with a Redis that restarted empty.
  */
 import { randomBytes } from 'node:crypto';
-import { compareStreamIds, streamId } from '../common/cursor.js';
+import { compareStreamIds, formatCursor, parseCursor, streamId } from '../common/cursor.js';
 import { findGap, mergeNewestFirst, mergePage, perStreamLimit } from './history.js';
 import type { Retention } from '../config/index.js';
 import { BrokerUnavailableError, type Broker, type BrokerMessage, type MessageHandler } from './types.js';
@@ -37,6 +37,8 @@ export function createInProcessBroker(options: InProcessBrokerOptions): Broker {
   const tenants = new Map<string, Tenant>();
   const streams = new Map<string, Stream>();
   const remembered = new Map<string, { value: string; expiresAt: number }>();
+  /** Read positions by key (`Namer.readStateKey`), as formatted cursors. */
+  const readPositions = new Map<string, string>();
   let handler: MessageHandler | undefined;
   let closed = false;
 
@@ -128,6 +130,21 @@ export function createInProcessBroker(options: InProcessBrokerOptions): Broker {
         keys.map((key) => messages(epoch, key, (id) => beforeId === undefined || compareStreamIds(id, beforeId) < 0).reverse()),
       );
       return { gap: false, entries: merged.slice(0, limit), hasMore: merged.length > limit };
+    },
+    async markRead({ key, channel, upTo, payload }) {
+      if (closed) throw new BrokerUnavailableError('the broker is closed');
+      const kept = parseCursor(readPositions.get(key));
+      if (kept && kept.epoch === upTo.epoch && compareStreamIds(streamId(kept), streamId(upTo)) >= 0) {
+        return { readUpTo: kept, advanced: false };
+      }
+      const id = formatCursor(upTo);
+      readPositions.set(key, id);
+      if (handler && channels.has(channel)) handler(channel, { id, payload });
+      return { readUpTo: upTo, advanced: true };
+    },
+    async readPosition(key) {
+      if (closed) throw new BrokerUnavailableError('the broker is closed');
+      return parseCursor(readPositions.get(key));
     },
     isReady: () => !closed,
     async close() {

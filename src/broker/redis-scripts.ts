@@ -70,6 +70,28 @@ end
 return result
 `;
 
+/**
+ * KEYS: the read-state key. ARGV: channel, frame head, new position (`epoch_ms-seq`),
+ * payload. Keeps the new position unless one of the same epoch at or past it is kept,
+ * and then PUBLISHes the change with the position as its id.
+ * Returns {kept position, 1 if it moved else 0}.
+ */
+const MARK_READ_SCRIPT = `
+local function parse(id)
+  local epoch, ms, seq = string.match(id or '', '^(%w+)_(%d+)-(%d+)$')
+  return epoch, tonumber(ms), tonumber(seq)
+end
+local kept = redis.call('GET', KEYS[1])
+local keptEpoch, keptMs, keptSeq = parse(kept)
+local epoch, ms, seq = parse(ARGV[3])
+if keptEpoch and keptEpoch == epoch and (keptMs > ms or (keptMs == ms and keptSeq >= seq)) then
+  return {kept, 0}
+end
+redis.call('SET', KEYS[1], ARGV[3])
+redis.call('PUBLISH', ARGV[1], ARGV[2] .. '\\n' .. ARGV[3] .. '\\n' .. ARGV[4])
+return {ARGV[3], 1}
+`;
+
 /** Stream entries as XRANGE returns them: `[id, [field, value, …]]`. */
 export type StreamEntries = Array<[string, string[]]>;
 
@@ -91,6 +113,8 @@ declare module 'ioredis' {
       maxAgeMs: number,
       idempotencyWindowMs: number | '',
     ): Result<[string, number], Context>;
+    /** The read-state update; see `MARK_READ_SCRIPT` in broker/redis-scripts.ts. */
+    heraldMarkRead(key: string, channel: string, frameHead: string, upTo: string, payload: string): Result<[string, number], Context>;
     /** The history read; see `READ_AFTER_SCRIPT` in broker/redis-scripts.ts. */
     heraldReadAfter(numberOfKeys: number, ...keysThenArgs: Array<string | number>): Result<ReadAfterReply, Context>;
   }
@@ -99,6 +123,7 @@ declare module 'ioredis' {
 /** Defines Herald's scripts as commands of `client` (again, harmlessly, on a client that has them). */
 export function defineScripts(client: Redis): void {
   client.defineCommand('heraldPublish', { numberOfKeys: 3, lua: PUBLISH_SCRIPT });
+  client.defineCommand('heraldMarkRead', { numberOfKeys: 1, lua: MARK_READ_SCRIPT });
   // The number of keys varies with the subscriber's streams: given first on each call.
   client.defineCommand('heraldReadAfter', { lua: READ_AFTER_SCRIPT });
 }

@@ -20,6 +20,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { formatCursor, parseCursor } from '../common/cursor.js';
 import type { Retention } from '../config/index.js';
 import type { HotCounts } from '../metrics/metrics.js';
 import { createRedisChannels } from './redis-channels.js';
@@ -265,6 +266,24 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
         return { id, receivedUsers: delivered, duplicate: false };
       } finally {
         count.close();
+      }
+    },
+    async markRead({ key, channel, upTo, payload }) {
+      if (closed) throw new BrokerUnavailableError('the broker is closed');
+      if (publisher.status !== 'ready') throw new BrokerUnavailableError('Redis is unavailable: not connected (nothing was changed)');
+      try {
+        const [kept, moved] = await publisher.heraldMarkRead(key, channel, UNCOUNTED_FRAME_HEAD, formatCursor(upTo), payload);
+        return { readUpTo: parseCursor(kept) ?? upTo, advanced: moved === 1 };
+      } catch (error) {
+        throw outcomeOf('PUBLISH', error);
+      }
+    },
+    async readPosition(key) {
+      if (closed) throw new BrokerUnavailableError('the broker is closed');
+      try {
+        return parseCursor(await publisher.get(key));
+      } catch (error) {
+        throw outcomeOf('GET', error);
       }
     },
     readAfter: (request) => history.readAfter(request).catch(countFailure),

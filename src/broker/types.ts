@@ -81,6 +81,25 @@ export type HistoryPage =
   | { readonly gap: false; readonly entries: readonly BrokerMessage[]; readonly hasMore: boolean }
   | { readonly gap: true; readonly reason: string };
 
+/** Moves a user's read position forward, and tells the user's devices when it moved. */
+export interface MarkReadRequest {
+  /** Where the position is kept (`Namer.readStateKey`). */
+  readonly key: string;
+  /** The user's own channel, on which the change is published. */
+  readonly channel: string;
+  /** The id of the newest notification read. */
+  readonly upTo: Cursor;
+  /** The encoded change, published with `upTo` as its id. */
+  readonly payload: string;
+}
+
+export interface MarkReadResult {
+  /** The position now kept: `upTo`, or a later one already kept. */
+  readonly readUpTo: Cursor;
+  /** False when the kept position was already at or past `upTo`: nothing was published. */
+  readonly advanced: boolean;
+}
+
 export interface Broker {
   /**
    * Sets the one message handler of this broker (the observer map), and who is told when subscribed channels may have
@@ -111,6 +130,14 @@ export interface Broker {
   readAfter(request: HistoryRequest & { readonly after: ReadPosition; readonly limit: number }): Promise<HistoryAfter>;
   /** Up to `limit` entries of `streams` before `before` (or the newest), newest first. */
   readPage(request: HistoryRequest & { readonly before: Cursor | undefined; readonly limit: number }): Promise<HistoryPage>;
+  /**
+   * Keeps `upTo` as the read position at `key` unless a later one (same epoch) is kept,
+   * and then publishes the change on `channel`, in one atomic step. A position from
+   * another epoch is replaced. Kept until deleted; rejects as `publish` does.
+   */
+  markRead(request: MarkReadRequest): Promise<MarkReadResult>;
+  /** The read position kept at `key`, if any. */
+  readPosition(key: string): Promise<Cursor | undefined>;
   /** Whether the broker can subscribe and publish right now (`/readyz`). */
   isReady(): boolean;
   /** Releases everything the broker holds. The clients given to it are not closed. */

@@ -29,8 +29,27 @@ export interface HistoryGap {
   readonly gap: string;
 }
 
-/** What a subscription yields. */
-export type SubscriptionItem = Notification | HistoryGap;
+/**
+ * The user's read position moved: every notification up to `readUpTo` is read. Sent on
+ * the user's own channel (never kept in history), so the user's other devices follow.
+ */
+export interface ReadStateChange {
+  readonly readUpTo: string;
+}
+
+/** What a subscription yields; only an inbox subscription (`onInboxEvent`) yields read-state changes. */
+export type SubscriptionItem = Notification | HistoryGap | ReadStateChange;
+
+/**
+ * The body of a read-state change as the broker carries it (its id is the new read
+ * position). A notification body always has `text`, so the two never mix up.
+ */
+export const READ_STATE_PAYLOAD = '{"kind":"read"}';
+
+/** Whether a broker message's body is a read-state change rather than a notification. */
+export function isReadStatePayload(raw: string): boolean {
+  return raw === READ_STATE_PAYLOAD;
+}
 
 export function encodeNotification(notification: NotificationBody): string {
   return JSON.stringify(notification);

@@ -156,6 +156,13 @@ export interface HeraldConfig {
   jwtPublicKey: string | undefined;
   /** `CORS_ORIGINS`: exact origins allowed besides the server's own. @default [] */
   corsOrigins: string[];
+  /**
+   * Whether any `http://localhost:<port>` and `http://127.0.0.1:<port>` origin is allowed
+   * too, so a page on a local dev server talks to `npm start` without setup. Never in
+   * production, where only `CORS_ORIGINS` counts.
+   * @default true, false with `NODE_ENV=production`
+   */
+  corsLocalhost: boolean;
   /** `CHANNEL_PREFIX`: prefix of every Redis key and channel. @default 'herald' */
   channelPrefix: string;
   /** `NODE_ENV === 'production'`: no generated secrets, no internal error messages. */
@@ -356,6 +363,7 @@ export function readConfig(env: Env = process.env): HeraldConfig {
     jwtSecret,
     jwtPublicKey,
     corsOrigins: read.origins('CORS_ORIGINS'),
+    corsLocalhost: !production,
     channelPrefix,
     production,
     introspection: read.toggle('GRAPHQL_INTROSPECTION', !production),

@@ -10,9 +10,10 @@ import { createSchema } from 'graphql-yoga';
 import type { Principal } from '../auth/index.js';
 import type { Broker } from '../broker/types.js';
 import type { Namer } from '../names/index.js';
-import { parseCursor } from '../common/cursor.js';
+import { formatCursor, parseCursor } from '../common/cursor.js';
 import { graphqlError } from '../common/errors.js';
 import { decodeNotification, type SubscriptionItem, type Notification } from '../common/notification.js';
+import { countUnread, isRead, markRead } from './read-state.js';
 
 const schemaPath = fileURLToPath(new URL('../../schema.graphql', import.meta.url));
 
@@ -35,6 +36,14 @@ export interface HeraldContext {
 export interface SubscriptionArguments {
   readonly userName?: unknown;
   readonly since?: unknown;
+}
+
+/**
+ * Whether the subscription field `fieldName` yields read-state changes besides
+ * notifications (`onInboxEvent`); transports pass it on when they open the subscription.
+ */
+export function yieldsReadState(fieldName: string): boolean {
+  return fieldName === 'onInboxEvent';
 }
 
 /** One resolver map, as `createSchema` takes it. */
@@ -70,9 +79,13 @@ export function buildSchema({ broker, namer, resolvers }: SchemaOptions): GraphQ
     const nodes = page.entries
       .map((entry) => decodeNotification(entry.id, entry.payload))
       .filter((node): node is Notification => node !== undefined);
+    const readUpTo = await broker.readPosition(namer.readStateKey(principal.tenant, principal.name));
     return {
-      edges: nodes.map((node) => ({ cursor: node.id, node })),
+      edges: nodes.map((node) => ({ cursor: node.id, node, read: isRead(node.id, readUpTo) })),
       pageInfo: { hasNextPage: page.hasMore, endCursor: nodes.at(-1)?.id ?? null },
+      // Counted only when asked for: it is one more history read.
+      unreadCount: () => countUnread(broker, namer, principal, readUpTo),
+      readUpTo: readUpTo ? formatCursor(readUpTo) : null,
     };
   };
   return createSchema<HeraldContext>({
@@ -92,6 +105,15 @@ export function buildSchema({ broker, namer, resolvers }: SchemaOptions): GraphQ
           },
           notifications,
         },
+        // Both servers' schema has it; the publish server's validation refuses it as
+        // WRONG_SERVER: it is a user's action, answered where the user's socket is.
+        Mutation: {
+          markNotificationsRead: (_root: unknown, args: { userName?: unknown; upTo?: unknown }, context: HeraldContext) =>
+            markRead(broker, namer, requirePrincipal(context), { userName: args.userName, upTo: args.upTo }),
+        },
+        InboxEvent: {
+          __resolveType: (item: SubscriptionItem) => ('readUpTo' in item ? 'ReadStateChange' : 'Notification'),
+        },
       },
       {
         // No `subscribe` here: each transport opens the subscription on the core itself,
@@ -99,17 +121,19 @@ export function buildSchema({ broker, namer, resolvers }: SchemaOptions): GraphQ
         // arguments. What stays is `resolve`, for graphql-ws' and GraphQL's validation
         // and for the fan-out plan, which executes the selection set on each item.
         Subscription: {
-          onNotificationReceived: {
-            resolve: (item: SubscriptionItem) => {
-              if ('gap' in item) throw graphqlError('HISTORY_GAP', item.gap);
-              return item;
-            },
-          },
+          onNotificationReceived: { resolve: resolveItem },
+          onInboxEvent: { resolve: resolveItem },
         },
       },
       ...(resolvers ? [resolvers] : []),
     ],
   });
+}
+
+/** A subscription's item as its field's value: a gap is a `HISTORY_GAP` error. */
+function resolveItem(item: SubscriptionItem): SubscriptionItem {
+  if ('gap' in item) throw graphqlError('HISTORY_GAP', item.gap);
+  return item;
 }
 
 /** The context's principal, or an `UNAUTHENTICATED` error naming what to send. */

@@ -62,6 +62,8 @@ export function createFeedService(options: FeedServiceOptions): FeedService {
     call.once('cancelled', () => void queue.return());
     try {
       for await (const item of queue) {
+        // The feed opens no inbox subscription, so no read-state change reaches it.
+        if ('readUpTo' in item) continue;
         const response: FeedResponse =
           'gap' in item
             ? { historyGap: { reason: item.gap } }

@@ -5,6 +5,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { escapeControlCharacters } from '../common/errors.js';
+import type { StaticPages } from './pages.js';
 
 export interface HttpEdgeOptions {
   /** Which browser origins may talk to the server (`CORS_ORIGINS`): {@link createOriginPolicy}. */
@@ -20,6 +21,8 @@ export interface HttpEdgeOptions {
   isReady: () => boolean;
   /** Serves `/graphql` once the edge has let the request through. */
   graphql: (request: IncomingMessage, response: ServerResponse) => void;
+  /** Static pages beside GraphQL (the playground's files, the development inbox page). @default none */
+  pages?: readonly StaticPages[];
 }
 
 export const GRAPHQL_PATH = '/graphql';
@@ -38,11 +41,25 @@ export interface OriginPolicy {
   isListed(origin: string): boolean;
 }
 
-/**
- * The policy of `corsOrigins`; `onRefused` is told each origin it refuses (to log it).
- * @param onRefused @default nothing
- */
-export function createOriginPolicy(corsOrigins: readonly string[], onRefused: (origin: string) => void = () => undefined): OriginPolicy {
+/** A local development origin: plain HTTP on localhost or 127.0.0.1, any port. */
+const LOCAL_ORIGIN = /^http:\/\/(localhost|127\.0\.0\.1)(:\d{1,5})?$/;
+
+/** What a refused browser is told (in the body of its 403, HTTP or WebSocket upgrade). */
+export function originRefusal(origin: string | undefined): string {
+  return `origin ${origin} is not allowed: the server's CORS_ORIGINS must list it (comma-separated exact origins, e.g. CORS_ORIGINS=${origin})`;
+}
+
+export interface OriginPolicyOptions {
+  /** Whether any `http://localhost:<port>` and `http://127.0.0.1:<port>` origin is allowed too (development). @default false */
+  localhost?: boolean;
+  /** Told each origin the policy refuses (to log it). @default nothing */
+  onRefused?: (origin: string) => void;
+}
+
+/** The policy of `corsOrigins` (`CORS_ORIGINS`), for HTTP and WebSocket upgrades alike. */
+export function createOriginPolicy(corsOrigins: readonly string[], options: OriginPolicyOptions = {}): OriginPolicy {
+  const corsLocalhost = options.localhost ?? false;
+  const onRefused = options.onRefused ?? (() => undefined);
   const listed = new Set(corsOrigins);
   const sameHost = (origin: string, host: string | undefined): boolean => {
     try {
@@ -52,9 +69,9 @@ export function createOriginPolicy(corsOrigins: readonly string[], onRefused: (o
     }
   };
   return {
-    isListed: (origin) => listed.has(origin),
+    isListed: (origin) => listed.has(origin) || (corsLocalhost && LOCAL_ORIGIN.test(origin)),
     allows(origin, host) {
-      if (origin === undefined || listed.has(origin) || sameHost(origin, host)) return true;
+      if (origin === undefined || listed.has(origin) || (corsLocalhost && LOCAL_ORIGIN.test(origin)) || sameHost(origin, host)) return true;
       onRefused(origin);
       return false;
     },
@@ -69,7 +86,10 @@ export function createHttpEdge(options: HttpEdgeOptions): Server {
     const path = (request.url ?? '/').split('?')[0];
     const origin = request.headers.origin;
     if (!origins.allows(origin, request.headers.host)) {
-      return sendError(response, 403, 'FORBIDDEN', `origin ${origin} is not allowed (CORS_ORIGINS)`);
+      // The refusal alone is shared with the page (no credentials, nothing served), so
+      // its script can read why and say so; the policy has logged it.
+      if (origin !== undefined) response.setHeader('Access-Control-Allow-Origin', origin).setHeader('Vary', 'Origin');
+      return sendError(response, 403, 'FORBIDDEN', originRefusal(origin));
     }
     response.setHeader('Vary', 'Origin');
     if (origin !== undefined && origins.isListed(origin)) {
@@ -106,6 +126,7 @@ export function createHttpEdge(options: HttpEdgeOptions): Server {
         }
         return options.graphql(request, response);
       default:
+        if (options.pages?.some((pages) => pages.serve(request, response, path ?? '/'))) return;
         return sendError(response, 404, 'NOT_FOUND', `no route ${path}: use ${GRAPHQL_PATH}, /healthz or /readyz`);
     }
   });

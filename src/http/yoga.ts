@@ -28,6 +28,8 @@ export interface YogaHandlerOptions {
   documents: DocumentCache;
   /** GraphiQL on `GET /graphql` from a browser; false to turn it off. */
   graphiql: YogaServerOptions<object, HeraldContext>['graphiql'];
+  /** Renders the GraphiQL page (the offline playground). @default Yoga's, which loads from a CDN */
+  renderGraphiQL?: YogaServerOptions<object, HeraldContext>['renderGraphiQL'];
   /** Hides the messages of unexpected errors (and GraphQL's suggestions) from clients. */
   production: boolean;
   logger: Logger;
@@ -102,6 +104,7 @@ export function createYogaHandler(options: YogaHandlerOptions): NodeHandler {
     cors: false, // the HTTP edge owns CORS
     landingPage: false,
     graphiql: options.graphiql,
+    ...(options.renderGraphiQL ? { renderGraphiQL: options.renderGraphiQL } : {}),
     parserAndValidationCache: false,
     // Errors are masked once, by Herald's mask, as the result leaves (`onResultProcess`).
     maskedErrors: false,

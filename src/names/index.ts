@@ -66,6 +66,8 @@ export interface Namer {
   idempotencyKey(tenant: string, sender: string, key: string): string;
   /** The channel on which one process collects delivery reports for its publishes. */
   deliveryReportChannel(processId: string): string;
+  /** Where a user's read position (the id of the newest notification read) is kept. */
+  readStateKey(tenant: string, user: string): string;
 }
 
 export function createNamer(prefix: string): Namer {
@@ -103,6 +105,7 @@ export function createNamer(prefix: string): Namer {
     idempotencyKey: (tenant, sender, key) =>
       `${prefix}:{${assertValidName('tenant', tenant)}}:idempotency:${assertValidName('sender', sender)}:${assertValidName('idempotencyKey', key)}`,
     deliveryReportChannel: (processId) => `${prefix}:_reports:${assertValidName('process id', processId)}`,
+    readStateKey: (tenant, user) => `${prefix}:{${assertValidName('tenant', tenant)}}:read:user:${assertValidName('user name', user)}`,
   };
 }
 

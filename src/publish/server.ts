@@ -28,7 +28,7 @@ import { createMeasuredSender, createSender, type Sender } from './send.js';
  * The settings the publish server takes from config, each documented (with its default)
  * there. A mutation cut off by `shutdownDrainMs` may have been sent.
  */
-export type PublishSettings = Pick<HeraldConfig, 'limits' | 'corsOrigins' | 'idempotencyWindowMs' | 'shutdownDrainMs' | 'production' | 'introspection'>;
+export type PublishSettings = Pick<HeraldConfig, 'limits' | 'corsOrigins' | 'corsLocalhost' | 'idempotencyWindowMs' | 'shutdownDrainMs' | 'production' | 'introspection'>;
 
 export interface PublishServerOptions extends PublishSettings {
   /** Carries notifications out. */
@@ -80,11 +80,11 @@ export function createPublishServer(options: PublishServerOptions): PublishServe
       operations: [OperationTypeNode.QUERY, OperationTypeNode.MUTATION],
       elsewhere: 'subscribe on the subscribe server',
       mutationFields: ['sendNotification', 'sendNotifications'],
-      mutationsElsewhere: "send a user's device and topic mutations to the subscribe server",
+      mutationsElsewhere: "send a user's own mutations (devices, topics, read state) to the subscribe server",
     }),
   });
   const http = createHttpEdge({
-    origins: createOriginPolicy(options.corsOrigins, createRefusedOriginLog(logger)),
+    origins: createOriginPolicy(options.corsOrigins, { localhost: options.corsLocalhost ?? false, onRefused: createRefusedOriginLog(logger) }),
     maxBodyBytes: limits.maxMessageBytes,
     // A publisher's batch needs more room than anyone else's request; its token is
     // checked from the headers, before a byte of the body is read.

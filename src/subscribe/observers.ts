@@ -8,7 +8,7 @@
  * GraphQL: an observer is anything with `deliver`.
  */
 import type { Broker, BrokerMessage } from '../broker/types.js';
-import { decodeNotification, type Notification } from '../common/notification.js';
+import { decodeNotification, isReadStatePayload, type Notification, type ReadStateChange } from '../common/notification.js';
 import type { HotCounts } from '../metrics/metrics.js';
 
 /** One live subscription, as the map sees it. */
@@ -18,6 +18,11 @@ export interface Observer {
    * observer could not take it (it has ended, or fell too far behind). Must not throw.
    */
   deliver(notification: Notification): boolean;
+  /**
+   * Called when the user's read position moved (a change on the user's channel).
+   * Not a notification: it is never in history and is not counted. Must not throw.
+   */
+  readStateChanged?(change: ReadStateChange): void;
   /**
    * Its channels' connection dropped: notifications may be lost until {@link resync}.
    * Also called for an observer that joins a channel while it is interrupted.
@@ -148,6 +153,10 @@ export class ObserverMap {
   #deliver(channel: string, message: BrokerMessage): number {
     const entry = this.#entries.get(channel);
     if (!entry || entry.observers.size === 0) return 0;
+    if (isReadStatePayload(message.payload)) {
+      this.#tell([channel], (observer) => observer.readStateChanged?.({ readUpTo: message.id }));
+      return 0;
+    }
     const notification = decodeNotification(message.id, message.payload);
     if (!notification) {
       this.#logger.warn(`herald: dropped a malformed notification on ${channel}`);

@@ -28,7 +28,7 @@
 import { compareIds } from '../broker/history.js';
 import type { HistoryAfter } from '../broker/types.js';
 import { formatCursor, parseCursor, type Cursor, type ReadPosition } from '../common/cursor.js';
-import { decodeNotification, type Notification } from '../common/notification.js';
+import { decodeNotification, type Notification, type ReadStateChange } from '../common/notification.js';
 import type { Observer } from './observers.js';
 import type { Sink } from './sink.js';
 
@@ -51,6 +51,13 @@ export interface ResumingObserverOptions {
   read(after: ReadPosition): Promise<HistoryAfter>;
   /** Most live notifications held back while history is read; past it they are read from history again. */
   maxHeld: number;
+  /**
+   * Whether read-state changes go to the sink. They pass at once, even while history is
+   * read: a read position only moves forward, so its order against notifications does
+   * not matter.
+   * @default false
+   */
+  readState?: boolean;
   /** @default Date.now */
   now?: () => number;
   /** Whose subscription it is (see `Observer.owner`). @default none */
@@ -95,8 +102,10 @@ class Resuming implements ResumingObserver {
   #interrupted = false;
   #readAgain = false;
   #ended = false;
+  readonly #readState: boolean;
 
   constructor(options: ResumingObserverOptions) {
+    this.#readState = options.readState ?? false;
     this.#sink = options.sink;
     this.#read = options.read;
     this.#maxHeld = options.maxHeld;
@@ -119,6 +128,10 @@ class Resuming implements ResumingObserver {
       held.push(notification);
     }
     return true;
+  }
+
+  readStateChanged(change: ReadStateChange): void {
+    if (this.#readState && !this.#ended) this.#sink.deliver(change);
   }
 
   interrupt(): void {

@@ -18,6 +18,8 @@ import { createYogaHandler } from '../http/yoga.js';
 import { createValidationRules } from '../graphql/rules.js';
 import { buildSchema } from '../graphql/schema.js';
 import { createHttpEdge, createOriginPolicy, listen, shutdown } from '../http/edge.js';
+import { createStaticPages, type PageMount, type StaticPages } from '../http/pages.js';
+import { createPlaygroundAssets, PLAYGROUND_CSP, renderPlayground } from '../http/playground.js';
 import { createRefusedOriginLog } from '../http/refused-origins.js';
 import { createFanout } from './fanout.js';
 import { ObserverMap } from './observers.js';
@@ -31,7 +33,7 @@ import { createPushResolvers, type PushStores } from './push-resolvers.js';
 /** The settings the subscribe server takes from config, each documented (with its default) there. */
 export type SubscribeSettings = Pick<
   HeraldConfig,
-  'limits' | 'corsOrigins' | 'connectionInitTimeoutMs' | 'keepAliveMs' | 'production' | 'introspection' | 'playground' | 'shutdownDrainMs'
+  'limits' | 'corsOrigins' | 'corsLocalhost' | 'connectionInitTimeoutMs' | 'keepAliveMs' | 'production' | 'introspection' | 'playground' | 'shutdownDrainMs'
 >;
 
 export interface SubscribeServerOptions extends SubscribeSettings {
@@ -48,6 +50,11 @@ export interface SubscribeServerOptions extends SubscribeSettings {
    * @default none
    */
   pushStores?: { readonly stores: PushStores; readonly seenLive: SeenLive } | undefined;
+  /**
+   * Static pages served beside `/graphql` on the same origin, so they need no CORS (the
+   * development inbox page, `examples/inbox`). @default none
+   */
+  pages?: readonly PageMount[];
   logger: Logger;
   /** The process's metrics: connections, subscriptions, channels, deliveries, slow-consumer closes. */
   metrics: HeraldMetrics;
@@ -133,7 +140,7 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
       introspection: options.introspection,
       operations: [OperationTypeNode.QUERY, OperationTypeNode.SUBSCRIPTION, OperationTypeNode.MUTATION],
       elsewhere: 'send mutations to the publish server',
-      mutationFields: ['registerDevice', 'removeDevice', 'follow', 'unfollow'],
+      mutationFields: ['registerDevice', 'removeDevice', 'follow', 'unfollow', 'markNotificationsRead'],
       mutationsElsewhere: 'send notifications through the publish server',
     }),
   });
@@ -159,14 +166,25 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
       defaultQuery: SAMPLE_SUBSCRIPTION,
       ...(options.graphiqlHeaders ? { headers: JSON.stringify(options.graphiqlHeaders, null, 2) } : {}),
     },
+    renderGraphiQL: renderPlayground,
   });
   // One policy for HTTP and WebSocket upgrades, so a refused origin is logged once for both.
-  const origins = createOriginPolicy(options.corsOrigins, createRefusedOriginLog(logger));
+  const origins = createOriginPolicy(options.corsOrigins, { localhost: options.corsLocalhost ?? false, onRefused: createRefusedOriginLog(logger) });
+  const pages: StaticPages[] = [
+    ...(options.playground ? [createPlaygroundAssets()] : []),
+    ...(options.pages ? [createStaticPages(options.pages)] : []),
+  ];
   const http = createHttpEdge({
     origins,
     maxBodyBytes: limits.maxMessageBytes,
     isReady: () => !stopping && broker.isReady(),
-    graphql: (request, response) => (wantsEventStream(request) ? sse.handle(request, response) : yoga(request, response)),
+    graphql: (request, response) => {
+      if (wantsEventStream(request)) return sse.handle(request, response);
+      // The playground page loads from this origin only; an API answer is unaffected.
+      if (request.method === 'GET') response.setHeader('Content-Security-Policy', PLAYGROUND_CSP);
+      return yoga(request, response);
+    },
+    pages,
   });
   const websocket = attachWebSocketTransport(http, {
     schema,

@@ -12,7 +12,7 @@
  * ends the subscription, releasing its channels.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createSourceEventStream, execute, getOperationAST, GraphQLError, type ExecutionArgs, type ExecutionResult, type GraphQLSchema } from 'graphql';
+import { createSourceEventStream, execute, getOperationAST, GraphQLError, type ExecutionArgs, type ExecutionResult, type GraphQLResolveInfo, type GraphQLSchema } from 'graphql';
 import { AuthenticationError, principalFromHeader, type Principal, type TokenVerifier } from '../auth/index.js';
 import { graphqlError, type MaskError } from '../common/errors.js';
 import { FAILURES } from '../common/failures.js';
@@ -20,7 +20,7 @@ import { bound, type Logger } from '../common/logger.js';
 import type { SubscriptionItem } from '../common/notification.js';
 import type { DocumentCache } from '../graphql/documents.js';
 import { BadRequestError, paramsFromJson, paramsFromSearch, type OperationParams } from '../graphql/params.js';
-import { requirePrincipal, type HeraldContext, type SubscriptionArguments } from '../graphql/schema.js';
+import { requirePrincipal, yieldsReadState, type HeraldContext, type SubscriptionArguments } from '../graphql/schema.js';
 import type { Fanout } from './fanout.js';
 import type { Queue } from './queue.js';
 import type { Subscriptions } from './subscriptions.js';
@@ -130,8 +130,13 @@ export function createSseTransport(options: SseTransportOptions) {
       }
       const plan = fanout.plan({ document, query: operation.query, operationName: operation.operationName, variables: operation.variables });
       // graphql-js coerces the field's arguments and hands them here; a refusal comes back as errors.
-      args.subscribeFieldResolver = async (_root: unknown, { userName, since }: SubscriptionArguments) => {
-        queue = await subscriptions.open({ principal: requirePrincipal(contextValue), userName, since: since ?? lastEventId });
+      args.subscribeFieldResolver = async (_root: unknown, { userName, since }: SubscriptionArguments, _context: unknown, info: GraphQLResolveInfo) => {
+        queue = await subscriptions.open({
+          principal: requirePrincipal(contextValue),
+          userName,
+          since: since ?? lastEventId,
+          readState: yieldsReadState(info.fieldName),
+        });
         openSubscriptions += 1;
         return queue;
       };
@@ -147,7 +152,7 @@ export function createSseTransport(options: SseTransportOptions) {
         if (next.done || gone) break;
         const item = next.value;
         // The notification's id is the event's `id:`, the cursor a reconnect resumes from.
-        const event = `${'gap' in item ? '' : `id: ${item.id}\n`}event: next\ndata: ${plan.render(item).toString()}\n\n`;
+        const event = `${'id' in item ? `id: ${item.id}\n` : ''}event: next\ndata: ${plan.render(item).toString()}\n\n`;
         if (!response.write(event)) await drained(response);
       }
     } catch (error) {

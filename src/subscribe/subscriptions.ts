@@ -56,7 +56,9 @@ export interface SubscriptionsOptions {
  * framing; characters of more than one byte are counted as one).
  */
 function queuedBytes(item: SubscriptionItem): number {
-  return 'gap' in item ? 64 + item.gap.length : 64 + item.id.length + item.sender.length + item.text.length;
+  if ('gap' in item) return 64 + item.gap.length;
+  if ('readUpTo' in item) return 64 + item.readUpTo.length;
+  return 64 + item.id.length + item.sender.length + item.text.length;
 }
 
 export interface OpenRequest {
@@ -65,6 +67,12 @@ export interface OpenRequest {
   readonly userName: unknown;
   /** A resume cursor (a notification id), if any. */
   readonly since?: unknown;
+  /**
+   * Whether the subscription also yields the user's read-state changes (`onInboxEvent`);
+   * `onNotificationReceived` and the gRPC feed yield notifications only.
+   * @default false
+   */
+  readonly readState?: boolean;
 }
 
 /** Makes the sink of one subscription; `onEnd` must be called once when it ends, however it ends. */
@@ -95,7 +103,7 @@ export interface OpenOptions {
 export function createSubscriptions(options: SubscriptionsOptions): Subscriptions {
   const { observers, broker, namer, maxQueued, maxBufferedBytes, topicsOf } = options;
 
-  async function openInto<S extends Sink>({ principal, userName, since }: OpenRequest, makeSink: SinkFactory<S>, options: OpenOptions = {}): Promise<S> {
+  async function openInto<S extends Sink>({ principal, userName, since, readState }: OpenRequest, makeSink: SinkFactory<S>, options: OpenOptions = {}): Promise<S> {
     authorizeSubscription(principal, assertValidName('userName', userName));
     if (isExpired(principal)) throw new AuthenticationError('token expired');
     const after = since == null || since === '' ? undefined : parseCursor(since);
@@ -124,6 +132,7 @@ export function createSubscriptions(options: SubscriptionsOptions): Subscription
       read: (position) => broker.readAfter({ tenantKey, streams, after: position, limit: HISTORY_PAGE_SIZE }),
       maxHeld: maxQueued,
       owner: principal,
+      readState: readState ?? false,
     });
     try {
       // Live first, so nothing published while history is read can slip between the two.

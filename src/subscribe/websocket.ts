@@ -15,7 +15,7 @@
  */
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { createSourceEventStream, getOperationAST, type ExecutionArgs, type GraphQLSchema } from 'graphql';
+import { createSourceEventStream, getOperationAST, type ExecutionArgs, type GraphQLResolveInfo, type GraphQLSchema } from 'graphql';
 import { CloseCode, GRAPHQL_TRANSPORT_WS_PROTOCOL, makeServer, type Context, type OperationResult } from 'graphql-ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { AuthenticationError, bearerToken, type Principal, type TokenVerifier } from '../auth/index.js';
@@ -24,8 +24,8 @@ import { bound as boundLogger, type Logger } from '../common/logger.js';
 import type { HotCounts } from '../metrics/metrics.js';
 import { runAt, type AfterThisTurn } from '../common/timers.js';
 import type { DocumentCache } from '../graphql/documents.js';
-import { requirePrincipal, type HeraldContext, type SubscriptionArguments } from '../graphql/schema.js';
-import { GRAPHQL_PATH, type OriginPolicy } from '../http/edge.js';
+import { requirePrincipal, yieldsReadState, type HeraldContext, type SubscriptionArguments } from '../graphql/schema.js';
+import { GRAPHQL_PATH, originRefusal, type OriginPolicy } from '../http/edge.js';
 import type { Fanout, OperationPlan } from './fanout.js';
 import { createFrameWriter, textFrame, type Outbox } from './frames.js';
 import { SendBound, UNINITIALISED_BUFFERED_BYTES } from './send-bound.js';
@@ -154,8 +154,14 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
    * `plan`, straight to the socket. graphql-js calls it with the field's coerced
    * arguments; graphql-ws gets an iterator that yields nothing and ends with the sink.
    */
-  const openOnSocket = async (extra: Extra, id: string, plan: OperationPlan, { userName, since }: SubscriptionArguments): Promise<AsyncIterableIterator<never>> => {
-    const request = { principal: requirePrincipal(extra), userName, since };
+  const openOnSocket = async (
+    extra: Extra,
+    id: string,
+    plan: OperationPlan,
+    { userName, since }: SubscriptionArguments,
+    readState: boolean,
+  ): Promise<AsyncIterableIterator<never>> => {
+    const request = { principal: requirePrincipal(extra), userName, since, readState };
     const sink = await subscriptions.openInto(request, socketSink(extra, id, plan, options.maxBufferedBytes, options.counts), { endsAtExpiry: false });
     openSubscriptions += 1;
     void sink.ended.then(() => (openSubscriptions -= 1));
@@ -219,7 +225,8 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
       if (getOperationAST(document, payload.operationName)?.operation === 'subscription') {
         // The fan-out path: rendered once per event and operation, written straight to the socket.
         const plan = fanout.plan({ document, query: payload.query, operationName: payload.operationName ?? undefined, variables: payload.variables ?? undefined });
-        args.subscribeFieldResolver = (_root: unknown, fieldArgs: SubscriptionArguments) => openOnSocket(ctx.extra, id, plan, fieldArgs);
+        args.subscribeFieldResolver = (_root: unknown, fieldArgs: SubscriptionArguments, _context: unknown, info: GraphQLResolveInfo) =>
+          openOnSocket(ctx.extra, id, plan, fieldArgs, yieldsReadState(info.fieldName));
       }
       return args;
     },
@@ -459,7 +466,7 @@ function refuseUpgrade(request: IncomingMessage, origins: OriginPolicy): { statu
   if (path !== GRAPHQL_PATH) return { status: '404 Not Found', message: `WebSocket endpoint is ${GRAPHQL_PATH}` };
   const origin = request.headers.origin;
   if (!origins.allows(origin, request.headers.host)) {
-    return { status: '403 Forbidden', message: `origin ${origin} is not allowed (CORS_ORIGINS)` };
+    return { status: '403 Forbidden', message: originRefusal(origin) };
   }
   const offered = (request.headers['sec-websocket-protocol'] ?? '').split(',').map((protocol) => protocol.trim());
   if (!offered.includes(GRAPHQL_TRANSPORT_WS_PROTOCOL)) {

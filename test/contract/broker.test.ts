@@ -10,7 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Destination } from '../../src/names/index.js';
-import { encodeNotification } from '../../src/common/notification.js';
+import { encodeNotification, READ_STATE_PAYLOAD } from '../../src/common/notification.js';
 import {
   BrokerUnavailableError,
   type Broker,
@@ -204,6 +204,59 @@ describe.each<[string, () => string | undefined]>([
       const { channel } = freshDestination();
       await expect(side.broker.subscribe(channel)).rejects.toBeInstanceOf(BrokerUnavailableError);
       expect(await redis.numsub(channel)).toBe(0);
+    });
+  });
+
+  describe('read state', () => {
+    const readKey = () => channels.readStateKey('acme', `u-${randomUUID().slice(0, 8)}`);
+    const cursor = (id: string): Cursor => {
+      const parsed = parseCursor(id);
+      if (!parsed) throw new Error(`not a cursor: ${id}`);
+      return parsed;
+    };
+
+    it('keeps the position, moves only forward, and publishes each move on the channel (never a move back)', async () => {
+      const { subscriber, publisher } = await subscribeAndPublish();
+      const { sink, heard } = recordingSink(1);
+      subscriber.listen(sink);
+      const destination = freshDestination();
+      await subscriber.subscribe(destination.channel);
+      const key = readKey();
+      expect(await publisher.readPosition(key)).toBeUndefined();
+      const first = await publish(publisher, destination, 'one');
+      const second = await publish(publisher, destination, 'two');
+      const change = (upTo: string) => ({ key, channel: destination.channel, upTo: cursor(upTo), payload: READ_STATE_PAYLOAD });
+
+      expect(await publisher.markRead(change(second.id))).toEqual({ readUpTo: cursor(second.id), advanced: true });
+      expect(await publisher.markRead(change(first.id))).toEqual({ readUpTo: cursor(second.id), advanced: false });
+      expect(await publisher.markRead(change(second.id))).toEqual({ readUpTo: cursor(second.id), advanced: false });
+      expect(await publisher.readPosition(key)).toEqual(cursor(second.id));
+      // A sentinel after the refused moves: delivery is in order, so they would be here.
+      await publish(publisher, destination, 'sentinel');
+      await waitFor(() => heard.length === 4, 'the sentinel');
+      expect(heard.map(({ message }) => message)).toEqual([
+        { id: first.id, payload: 'one' },
+        { id: second.id, payload: 'two' },
+        { id: second.id, payload: READ_STATE_PAYLOAD },
+        { id: expect.any(String), payload: 'sentinel' },
+      ]);
+    });
+
+    it('replaces a position of another epoch (a history that was lost)', async () => {
+      const { broker } = await newBroker();
+      const key = readKey();
+      const { channel } = freshDestination();
+      await broker.markRead({ key, channel, upTo: { epoch: 'old', ms: 9_000_000_000_000, seq: 9 }, payload: READ_STATE_PAYLOAD });
+      const now: Cursor = { epoch: 'new', ms: 1, seq: 1 };
+      expect(await broker.markRead({ key, channel, upTo: now, payload: READ_STATE_PAYLOAD })).toEqual({ readUpTo: now, advanced: true });
+    });
+
+    it.runIf(isRedis)('keeps the position in Redis, where a new broker (a restarted server) finds it', async () => {
+      const key = readKey();
+      const upTo: Cursor = { epoch: 'e1', ms: 5, seq: 7 };
+      await (await newBroker()).broker.markRead({ key, channel: freshDestination().channel, upTo, payload: READ_STATE_PAYLOAD });
+      expect(await (await newBroker()).broker.readPosition(key)).toEqual(upTo);
+      expect(key).toMatch(/^[^:]+:\{acme\}:read:user:/);
     });
   });
 

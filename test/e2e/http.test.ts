@@ -142,13 +142,15 @@ describe('CORS', () => {
     expect(response.headers.get('vary')).toBe('Origin');
   });
 
-  it.each(['subscribe', 'publish'] as const)('the %s server refuses another origin and never reflects it', async (which) => {
+  it.each(['subscribe', 'publish'] as const)('the %s server refuses another origin, sharing only the refusal with it (no credentials)', async (which) => {
     const url = which === 'subscribe' ? herald.subscribe.httpUrl : herald.publish.url;
     const response = await preflight(url, 'https://evil.example.com');
     expect(response.status).toBe(403);
-    expect(response.headers.get('access-control-allow-origin')).toBeNull();
+    // A preflight that is not 2xx lets nothing through, whatever its headers.
+    expect(response.headers.get('access-control-allow-credentials')).toBeNull();
+    expect(response.headers.get('access-control-allow-methods')).toBeNull();
     expect(await response.json()).toEqual({
-      errors: [{ message: 'origin https://evil.example.com is not allowed (CORS_ORIGINS)', extensions: { code: 'FORBIDDEN' } }],
+      errors: [{ message: "origin https://evil.example.com is not allowed: the server's CORS_ORIGINS must list it (comma-separated exact origins, e.g. CORS_ORIGINS=https://evil.example.com)", extensions: { code: 'FORBIDDEN' } }],
     });
 
     const post = await fetch(url, {
@@ -157,7 +159,9 @@ describe('CORS', () => {
       body: JSON.stringify({ query: SEND, variables: { to: 'alice', text: 'x' } }),
     });
     expect(post.status).toBe(403);
-    expect(post.headers.get('access-control-allow-origin')).toBeNull();
+    expect(post.headers.get('access-control-allow-origin')).toBe('https://evil.example.com');
+    expect(post.headers.get('access-control-allow-credentials')).toBeNull();
+    expect((await post.json()).errors[0].extensions.code).toBe('FORBIDDEN');
   });
 
   it('a request with no Origin (a service) gets no CORS headers and is served', async () => {

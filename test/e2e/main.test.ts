@@ -104,6 +104,13 @@ describe('npm start (all-in-one, no Redis)', () => {
 
     const graphiql = await fetch(`http://127.0.0.1:${subscribePort}/graphql`, { headers: { Accept: 'text/html' } });
     expect(await graphiql.text()).toContain(userLine); // the playground starts with the dev token
+    // The inbox page, built by `npm start` and signed in with the dev token; development CORS.
+    const inbox = /inbox page \(signed in as alice\): (http:\/\/localhost:\d+\/inbox\/)#token=(\S+)/.exec(herald.output);
+    expect(inbox?.[2]).toBe(userLine);
+    const inboxPage = await fetch((inbox?.[1] ?? '').replace('localhost', '127.0.0.1'));
+    expect(inboxPage.status).toBe(200);
+    expect(await inboxPage.text()).toContain('<script type="module" src="inbox.js">');
+    expect(herald.output).toContain('CORS (development): pages on any http://localhost:<port>');
 
     const events = collect(wsClient(`ws://127.0.0.1:${subscribePort}/graphql`, { token: userLine ?? '' }), ON_NOTIFICATION, {
       userName: 'alice',

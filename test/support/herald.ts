@@ -16,6 +16,7 @@ import { createMetrics } from '../../src/metrics/metrics.js';
 import { connectBroker, type BrokerSettings } from '../../src/herald.js';
 import { createPublishServer, type PublishServer } from '../../src/publish/server.js';
 import { createSubscribeServer, type SubscribeServer } from '../../src/subscribe/server.js';
+import type { PageMount } from '../../src/http/pages.js';
 import { TEST_SECRET } from './tokens.js';
 
 /** A logger that drops everything below `error`. */
@@ -86,6 +87,12 @@ export interface ServerOptions {
   playground?: boolean;
   /** @default quietLogger */
   logger?: Logger;
+  /** The port to listen on (a restarted server takes its old one). @default 0 */
+  port?: number;
+  /** Static pages beside GraphQL (the inbox page). @default none */
+  pages?: readonly PageMount[];
+  /** Headers the playground starts with. @default none */
+  graphiqlHeaders?: Record<string, string>;
 }
 
 /**
@@ -115,8 +122,17 @@ export interface RunningSubscribeServer {
 }
 
 export async function startSubscribeServer(broker: Broker, options: ServerOptions = {}): Promise<RunningSubscribeServer> {
-  const server = createSubscribeServer({ ...configFor(options), broker, verifier, namer: channels, logger: options.logger ?? quietLogger, metrics: createMetrics({ role: 'test', processMetrics: false }) });
-  const port = await server.start(0, '127.0.0.1');
+  const server = createSubscribeServer({
+    ...configFor(options),
+    broker,
+    verifier,
+    namer: channels,
+    logger: options.logger ?? quietLogger,
+    ...(options.pages ? { pages: options.pages } : {}),
+    ...(options.graphiqlHeaders ? { graphiqlHeaders: options.graphiqlHeaders } : {}),
+    metrics: createMetrics({ role: 'test', processMetrics: false }),
+  });
+  const port = await server.start(options.port ?? 0, '127.0.0.1');
   let stopped = false;
   const stop = async (): Promise<void> => {
     if (stopped) return;

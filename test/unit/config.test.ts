@@ -63,6 +63,7 @@ describe('readConfig', () => {
       jwtSecret: undefined,
       jwtPublicKey: undefined,
       corsOrigins: [],
+      corsLocalhost: true,
       channelPrefix: 'herald',
       production: false,
       introspection: true,
@@ -110,6 +111,7 @@ describe('readConfig', () => {
       jwtSecret: LONG_SECRET,
       host: '0.0.0.0',
       production: true,
+      corsLocalhost: false, // only CORS_ORIGINS in production
     });
   });
 

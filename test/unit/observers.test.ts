@@ -14,6 +14,8 @@ import {
   type HistoryAfter,
   type HistoryPage,
   type MessageHandler,
+  type MarkReadRequest,
+  type MarkReadResult,
   type PublishRequest,
   type PublishResult,
 } from '../../src/broker/types.js';
@@ -88,6 +90,12 @@ class SpyBroker implements Broker {
   }
   readPage(request: { tenantKey: string; streams: readonly string[]; before: Cursor | undefined; limit: number }): Promise<HistoryPage> {
     return this.#inner.readPage(request);
+  }
+  markRead(request: MarkReadRequest): Promise<MarkReadResult> {
+    return this.#inner.markRead(request);
+  }
+  readPosition(key: string): Promise<Cursor | undefined> {
+    return this.#inner.readPosition(key);
   }
   isReady(): boolean {
     return this.#inner.isReady();

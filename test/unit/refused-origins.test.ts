@@ -10,7 +10,7 @@ function capture() {
 describe('refused origins', () => {
   it('logs a refused origin once, at warn, naming CORS_ORIGINS; allowed origins are not logged', () => {
     const { lines, logger } = capture();
-    const policy = createOriginPolicy(['https://app.example'], createRefusedOriginLog(logger));
+    const policy = createOriginPolicy(['https://app.example'], { onRefused: createRefusedOriginLog(logger) });
     expect(policy.allows('https://evil.example', 'herald.example')).toBe(false);
     expect(policy.allows('https://evil.example', 'herald.example')).toBe(false);
     expect(policy.allows('https://app.example', 'herald.example')).toBe(true);

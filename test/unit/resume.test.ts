@@ -20,7 +20,7 @@ const stored = (seq: number): BrokerMessage => ({ id: id(seq), payload: encodeNo
 function recordingSink(options: { takes?: () => boolean } = {}) {
   const got: string[] = [];
   const failures: Error[] = [];
-  const name = (item: SubscriptionItem): string => ('gap' in item ? 'gap' : item.text);
+  const name = (item: SubscriptionItem): string => ('gap' in item ? 'gap' : 'readUpTo' in item ? `read ${item.readUpTo}` : item.text);
   const sink: Sink = {
     deliver(item) {
       if (!(options.takes?.() ?? true)) return false;

@@ -1,0 +1,98 @@
+/**
+ * The inbox page (`examples/inbox`) in headless Chromium, against real servers on one
+ * Redis: two devices of one user follow each other's read state, and a page outlives a
+ * restart of its subscribe server without losing or repeating a notification.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Browser, Page } from 'playwright-core';
+import { INBOX_DIST } from '../../../examples/inbox/build.js';
+import { createTestBroker, startPublishServer, startSubscribeServer, stopAll, type RunningSubscribeServer } from '../../support/herald.js';
+import { send } from '../../support/http.js';
+import { closeBrowsers, launchChromium, pageProblems, screenshot } from '../../support/browser.js';
+import { startRedisServer, type RedisServer } from '../../support/redis-server.js';
+import { serviceToken, userToken } from '../../support/tokens.js';
+
+const PAGES = [{ path: '/inbox', directory: INBOX_DIST }];
+
+let redis: RedisServer;
+let browser: Browser;
+let subscribe: RunningSubscribeServer;
+let publishUrl: string;
+
+beforeAll(async () => {
+  redis = await startRedisServer();
+  subscribe = await startSubscribeServer((await createTestBroker(redis.url)).broker, { pages: PAGES });
+  publishUrl = (await startPublishServer((await createTestBroker(redis.url)).broker)).url;
+  browser = await launchChromium();
+});
+afterAll(async () => {
+  await closeBrowsers();
+  await stopAll();
+  await redis?.stop();
+});
+
+const inboxUrl = (port: number, user: string): string => `http://127.0.0.1:${port}/inbox/#token=${userToken(user, { stores: ['store-1'] })}`;
+
+/** Opens the inbox of `user` in a context of its own (a device) and waits until it is live. */
+async function openDevice(user: string): Promise<{ page: Page; problems: string[] }> {
+  const context = await browser.newContext({ viewport: { width: 720, height: 560 } });
+  const page = await context.newPage();
+  const problems = pageProblems(page);
+  await page.goto(inboxUrl(subscribe.port, user));
+  await expect.poll(() => page.getByTestId('status').getAttribute('data-state'), { timeout: 10_000 }).toBe('live');
+  return { page, problems };
+}
+
+const shownTexts = (page: Page): Promise<string[]> => page.locator('[data-testid="notification"] .item__text').allTextContents();
+const badge = async (page: Page): Promise<string | undefined> => {
+  const element = page.getByTestId('badge');
+  return (await element.isHidden()) ? undefined : ((await element.textContent()) ?? '');
+};
+
+describe('the inbox page', () => {
+  it('two devices of one user both show a new notification; marking it read on one drops the badge on the other', async () => {
+    await send(publishUrl, serviceToken(), 'dana', 'Your invoice #1042 is ready');
+    const phone = await openDevice('dana');
+    const laptop = await openDevice('dana');
+    // Loaded with `notifications` before the socket was up.
+    expect(await shownTexts(phone.page)).toEqual(['Your invoice #1042 is ready']);
+    expect(await badge(laptop.page)).toBe('1');
+
+    await send(publishUrl, serviceToken(), 'dana', 'Build #311 passed on main');
+    for (const { page } of [phone, laptop]) {
+      await expect.poll(() => shownTexts(page)).toEqual(['Build #311 passed on main', 'Your invoice #1042 is ready']);
+      await expect.poll(() => badge(page)).toBe('2');
+    }
+    await screenshot(laptop.page, 'inbox-unread');
+
+    await phone.page.getByTestId('mark-all').click();
+    await expect.poll(() => badge(laptop.page)).toBeUndefined();
+    await expect.poll(() => laptop.page.locator('[data-testid="notification"][data-read="false"]').count()).toBe(0);
+    expect(await badge(phone.page)).toBeUndefined();
+    await screenshot(laptop.page, 'inbox-read-on-other-device');
+    expect([...phone.problems, ...laptop.problems]).toEqual([]);
+  });
+
+  it('reconnects after its subscribe server restarts and shows each notification sent meanwhile once, in order', async () => {
+    const { page, problems } = await openDevice('erin');
+    await send(publishUrl, serviceToken(), 'erin', 'before the restart');
+    await expect.poll(() => shownTexts(page)).toEqual(['before the restart']);
+
+    const { port } = subscribe;
+    await subscribe.stop();
+    await expect.poll(() => page.getByTestId('status').getAttribute('data-state')).toBe('reconnecting');
+    const missed = ['missed 1', 'missed 2', 'missed 3'];
+    for (const text of missed) await send(publishUrl, serviceToken(), 'erin', text);
+    subscribe = await startSubscribeServer((await createTestBroker(redis.url)).broker, { pages: PAGES, port });
+
+    await expect.poll(() => page.getByTestId('status').getAttribute('data-state'), { timeout: 15_000 }).toBe('live');
+    // While the server was down, its refused reconnects were logged by the browser; from here on nothing may be.
+    const problemsBefore = problems.length;
+    await send(publishUrl, serviceToken(), 'erin', 'after the restart');
+    const expected = ['after the restart', ...[...missed].reverse(), 'before the restart'];
+    await expect.poll(() => shownTexts(page), { timeout: 10_000 }).toEqual(expected);
+    expect(await badge(page)).toBe('5');
+    await screenshot(page, 'inbox-after-restart');
+    expect(problems.slice(problemsBefore)).toEqual([]);
+  });
+});
