@@ -9,7 +9,7 @@
 import type { Redis } from 'ioredis';
 import { isValidName } from '../names/index.js';
 import { DEVICE_KINDS, type DeviceKind } from './devices.js';
-import { parsePushNotification, type PushNotification } from './entry.js';
+import { parsePushNotification, readJsonField, type PushNotification } from './entry.js';
 import type { PushKeys } from './keys.js';
 import type { PushQueue } from './queue.js';
 
@@ -106,17 +106,9 @@ export function createDeadLetters(options: DeadLettersOptions): DeadLetters {
 }
 
 function decodeDeadLetter(fields: readonly string[]): DeadLetterRecord | undefined {
-  const index = fields.indexOf('d');
-  const raw = index % 2 === 0 ? fields[index + 1] : undefined;
-  if (raw === undefined) return undefined;
-  let value: unknown;
-  try {
-    value = JSON.parse(raw);
-  } catch {
-    return undefined;
-  }
-  if (typeof value !== 'object' || value === null) return undefined;
-  const { notification, user, deviceId, kind, reason, attempts, failedAt } = value as Record<string, unknown>;
+  const value = readJsonField(fields, 'd');
+  if (value === undefined) return undefined;
+  const { notification, user, deviceId, kind, reason, attempts, failedAt } = value;
   const parsed = parsePushNotification(notification);
   if (parsed === undefined || !isValidName(user) || typeof deviceId !== 'string') return undefined;
   if (!DEVICE_KINDS.includes(kind as DeviceKind) || typeof reason !== 'string') return undefined;

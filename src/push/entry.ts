@@ -56,9 +56,12 @@ export function encodePushEntry(entry: PushEntry): string[] {
   return ['e', JSON.stringify(entry)];
 }
 
-/** Parses a stream entry's fields; undefined if they are not a well-formed entry. */
-export function decodePushEntry(fields: readonly string[]): PushEntry | undefined {
-  const index = fields.indexOf('e');
+/**
+ * The JSON object in field `name` of a stream entry's fields (`[name, value, …]`), or
+ * undefined when there is none or it is not a JSON object.
+ */
+export function readJsonField(fields: readonly string[], name: string): Record<string, unknown> | undefined {
+  const index = fields.indexOf(name);
   const raw = index % 2 === 0 ? fields[index + 1] : undefined;
   if (raw === undefined) return undefined;
   let value: unknown;
@@ -67,7 +70,13 @@ export function decodePushEntry(fields: readonly string[]): PushEntry | undefine
   } catch {
     return undefined;
   }
-  if (!isObject(value)) return undefined;
+  return isObject(value) ? value : undefined;
+}
+
+/** Parses a stream entry's fields; undefined if they are not a well-formed entry. */
+export function decodePushEntry(fields: readonly string[]): PushEntry | undefined {
+  const value = readJsonField(fields, 'e');
+  if (value === undefined) return undefined;
   const notification = parsePushNotification(value['notification']);
   const target = parseTarget(value['target']);
   const { policy, queuedAt, replay } = value;
