@@ -20,10 +20,12 @@ import type { Duplex } from 'node:stream';
  * Bytes that may wait on a socket that has not completed `connection_init`. Nothing an
  * honest client does before then needs more than the kernel's socket buffers already
  * hold (a `connection_ack`, the odd `pong`), so it is a constant, not a setting. It is
- * the TCP socket's own high-water mark: any socket over it is one whose `drain` will
- * come, so paused reads are always resumed.
+ * the TCP socket's own high-water mark on Node 20; where that is larger (64 KiB from
+ * Node 22 on) the bound is that, so any socket over it is one whose `drain` will come,
+ * and paused reads are always resumed.
  */
 export const UNINITIALISED_BUFFERED_BYTES = 16 * 1024;
+
 
 /** The members of a `ws` WebSocket the bound uses. */
 export interface PausableSocket {
@@ -57,7 +59,10 @@ export class SendBound {
   constructor(socket: PausableSocket, raw: Duplex, limits: SendBoundLimits) {
     this.#socket = socket;
     this.#raw = raw;
-    this.#limit = Math.min(limits.beforeInit, limits.afterInit);
+    // Never below the TCP socket's own high-water mark (16 KiB on Node 20, 64 KiB from
+    // Node 22 on): reads are paused only once the socket has asked for a `drain`, so a
+    // smaller bound could be passed without ever pausing.
+    this.#limit = Math.max(Math.min(limits.beforeInit, limits.afterInit), raw.writableHighWaterMark);
     this.#afterInit = limits.afterInit;
     // One listener for the connection's life rather than one per pause.
     raw.on('drain', this.#onDrain);

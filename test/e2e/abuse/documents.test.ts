@@ -66,10 +66,12 @@ async function codeOf(response: Response): Promise<string | undefined> {
 const MB = 1024 * 1024;
 /**
  * RSS growth allowed over a whole run: the document cache's 8 MiB, with room for the
- * heap's own slack on a busy machine. Without the bounds, 200 documents of the
- * reproduction keep over 600 MB, and the 256 MB heap gives out long before.
+ * heap's own slack on a busy machine (10–20 MB measured on Node 20; up to 107 MB on
+ * Node 24, whose young generation is larger and fills with the parsed garbage). Without
+ * the bounds, 200 documents of the reproduction keep over 600 MB, and the 256 MB heap
+ * gives out long before.
  */
-const RSS_GROWTH_BOUND = 96 * MB;
+const RSS_GROWTH_BOUND = 160 * MB;
 
 describe('the document caches', () => {
   it('the publish server stays up with bounded RSS: anonymous documents over the token limit, under it, and authenticated ones', async () => {

@@ -23,7 +23,10 @@ import { startRedisServer, type RedisServer } from '../../support/redis-server.j
 import { serviceToken, userToken } from '../../support/tokens.js';
 
 /** Growth of the subscribe process' RSS over the flood, from its level with the healthy client connected. */
-const RSS_GROWTH_BOUND = 80 * 1024 * 1024;
+// Peaks measured here: 14–41 MB on Node 20, 111 MB on Node 24 (its young generation is
+// larger, and the flood is mostly garbage); without the bound, the process died at its
+// 256 MB heap within seconds.
+const RSS_GROWTH_BOUND = 160 * 1024 * 1024;
 /** The healthy subscriber's 99th-percentile delivery time (publish request to arrival). */
 const P99_BOUND_MS = 500;
 const FLOOD_MS = 8000;
