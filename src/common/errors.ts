@@ -31,7 +31,7 @@ function isClientFacing(error: unknown): error is GraphQLError {
  */
 const UNSAFE_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g;
 
-/** `text` with every unsafe character written as a `\uXXXX` escape. */
+/** `text` with every unsafe character written as a `\u` escape of four hex digits. */
 export function escapeControlCharacters(text: string): string {
   return text.replace(UNSAFE_CHARACTERS, (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
