@@ -60,14 +60,14 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
       return Number(reply[1]);
     },
     async kill() {
-      await killChild(child, 'SIGKILL');
+      await endChild(child, 'SIGKILL');
     },
     async restart() {
       child = await spawnRedis(port, dir, persistence);
     },
     async stop() {
       for (const redis of clients) redis.disconnect();
-      await killChild(child, 'SIGTERM');
+      await endChild(child, 'SIGTERM');
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -85,16 +85,18 @@ function freePort(): Promise<number> {
 }
 
 function spawnRedis(port: number, dir: string, persistence: string[]): Promise<ChildProcess> {
+  return spawnUntilPing(port, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--dir', dir, '--loglevel', 'warning']);
+}
+
+/** Starts `redis-server` with `args` and resolves once it answers PING on `port` (10 s at most). */
+export function spawnUntilPing(port: number, args: string[]): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn(
-      'redis-server',
-      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--dir', dir, '--loglevel', 'warning'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     let settled = false;
     const timer = setTimeout(() => fail(new Error(`redis-server on ${port} did not start: ${output}`)), 10_000);
     const fail = (error: Error): void => {
+      if (settled) return;
       settled = true;
       clearTimeout(timer);
       child.kill('SIGKILL');
@@ -102,6 +104,8 @@ function spawnRedis(port: number, dir: string, persistence: string[]): Promise<C
     };
     child.once('error', fail);
     child.once('exit', (code) => fail(new Error(`redis-server on ${port} exited with ${code}: ${output}`)));
+    child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
     const probe = async (): Promise<void> => {
       if (settled) return;
       const redis = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
@@ -109,24 +113,23 @@ function spawnRedis(port: number, dir: string, persistence: string[]): Promise<C
       try {
         await redis.connect();
         await redis.ping();
-        redis.disconnect();
         settled = true;
         clearTimeout(timer);
         child.removeAllListeners('exit');
         child.removeAllListeners('error');
         resolve(child);
       } catch {
-        redis.disconnect();
         setTimeout(() => void probe(), 20);
+      } finally {
+        redis.disconnect();
       }
     };
-    child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
     void probe();
   });
 }
 
-function killChild(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+/** Sends `signal` to `child` and resolves once it has exited. */
+export function endChild(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
     child.once('exit', () => resolve());

@@ -4,12 +4,13 @@
  * Every process gets free ports and its own temp directory; one `stop()` ends them all.
  * Timeouts are tuned down so a failover takes seconds, not the production minute.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { endChild, spawnUntilPing } from './redis-server.js';
 
 const HOST = '127.0.0.1';
 
@@ -518,53 +519,6 @@ async function freePorts(count: number): Promise<number[]> {
   });
   await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
   return ports;
-}
-
-function spawnUntilPing(port: number, args: string[]): Promise<ChildProcess> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    let settled = false;
-    const timer = setTimeout(() => fail(new Error(`redis-server on ${port} did not start: ${output}`)), 10_000);
-    const fail = (error: Error): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      child.kill('SIGKILL');
-      reject(error);
-    };
-    child.once('error', fail);
-    child.once('exit', (code) => fail(new Error(`redis-server on ${port} exited with ${code}: ${output}`)));
-    child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    const probe = async (): Promise<void> => {
-      if (settled) return;
-      const redis = new Redis(port, HOST, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-      redis.on('error', () => undefined);
-      try {
-        await redis.connect();
-        await redis.ping();
-        settled = true;
-        clearTimeout(timer);
-        child.removeAllListeners('exit');
-        child.removeAllListeners('error');
-        resolve(child);
-      } catch {
-        setTimeout(() => void probe(), 20);
-      } finally {
-        redis.disconnect();
-      }
-    };
-    void probe();
-  });
-}
-
-function endChild(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    child.once('exit', () => resolve());
-    child.kill(signal);
-  });
 }
 
 function run(command: string, args: string[]): Promise<string> {
