@@ -5,12 +5,12 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { createTokenVerifier, generateDevSecret } from './auth/index.js';
 import { signDevTokens, type DevTokens } from './auth/dev-tokens.js';
 import { createInProcessBroker } from './broker/in-process.js';
 import { createRedisBroker, redisClientOptions } from './broker/redis.js';
-import { keepSentinelClientConnected, sentinelClientOptions } from './broker/redis-connection.js';
+import { clusterClientOptions, keepSentinelClientConnected, sentinelClientOptions, shardSubscriberOptions } from './broker/redis-connection.js';
 import type { Broker } from './broker/types.js';
 import { createNamer, type Namer } from './names/index.js';
 import type { Logger } from './common/logger.js';
@@ -83,9 +83,11 @@ export type BrokerSettings = Pick<HeraldConfig, 'redisUrl' | 'redisCommandTimeou
 
 export interface ConnectedBroker {
   readonly broker: Broker;
-  /** The Redis broker's connections (SUBSCRIBE only, and everything else); none in-process. */
+  /** The Redis broker's connections on one node or behind Sentinel (SUBSCRIBE only, and everything else); none in-process or on a Cluster. */
   readonly subscriber: Redis | undefined;
   readonly publisher: Redis | undefined;
+  /** The Redis broker's command client on a Cluster (its shard subscribers are the broker's own). */
+  readonly cluster: Cluster | undefined;
   /** ioredis' last connection error, to say why Redis is unreachable. */
   lastRedisError(): string | undefined;
 }
@@ -115,13 +117,33 @@ export function connectBroker(
   redisOptions: RedisOptions = {},
   metrics?: Pick<HeraldMetrics, 'counts' | 'reportWait'>,
 ): ConnectedBroker {
-  if (settings.redisCluster !== undefined) {
-    // Sharded Pub/Sub and slot-aware delivery reports are not wired yet (issue 15).
-    throw new StartupError('REDIS_CLUSTER_NODES is not supported yet: use REDIS_URL or REDIS_SENTINELS');
+  const { redisUrl, redisSentinel, redisCluster } = settings;
+  if (redisUrl === undefined && redisSentinel === undefined && redisCluster === undefined) {
+    const broker = createInProcessBroker({ retention: settings.retention });
+    return { broker, subscriber: undefined, publisher: undefined, cluster: undefined, lastRedisError: () => undefined };
   }
-  const { redisUrl, redisSentinel } = settings;
-  if (redisUrl === undefined && redisSentinel === undefined) {
-    return { broker: createInProcessBroker({ retention: settings.retention }), subscriber: undefined, publisher: undefined, lastRedisError: () => undefined };
+  const brokerOptions = {
+    reportChannel: namer.deliveryReportChannel(randomUUID()),
+    reportTimeoutMs: settings.deliveryAckTimeoutMs,
+    retention: settings.retention,
+    logger,
+    ...(metrics ? { counts: metrics.counts, onReportWait: metrics.reportWait } : {}),
+    minReplicasAcked: settings.redisMinReplicasAcked ?? 0,
+    // Half the command timeout: Redis' own answer to WAIT (how many replicas acknowledged)
+    // must arrive before ioredis gives up on the command.
+    waitTimeoutMs: Math.max(1, Math.floor(settings.redisCommandTimeoutMs / 2)),
+  };
+  let lastRedisError: string | undefined;
+  if (redisCluster !== undefined) {
+    const { startupNodes, options } = clusterClientOptions(redisCluster, settings.redisCommandTimeoutMs);
+    const cluster = new Cluster(startupNodes, { ...options, redisOptions: { ...options.redisOptions, connectionName: 'herald-publisher' } });
+    cluster.on('error', (error: Error) => (lastRedisError = error.message));
+    const broker = createRedisBroker({
+      ...brokerOptions,
+      publisher: cluster,
+      subscriber: (node) => new Redis({ ...shardSubscriberOptions(redisCluster, settings.redisCommandTimeoutMs), ...node, connectionName: 'herald-subscriber' }),
+    });
+    return { broker, subscriber: undefined, publisher: undefined, cluster, lastRedisError: () => lastRedisError };
   }
   const connect = (connectionName: string): Redis => {
     if (redisSentinel !== undefined) {
@@ -135,21 +157,8 @@ export function connectBroker(
   if (redisSentinel !== undefined) {
     for (const client of [subscriber, publisher]) keepSentinelClientConnected(client, () => !closing, logger);
   }
-  let lastRedisError: string | undefined;
   publisher.on('error', (error: Error) => (lastRedisError = error.message));
-  const redisBroker = createRedisBroker({
-    subscriber,
-    publisher,
-    reportChannel: namer.deliveryReportChannel(randomUUID()),
-    reportTimeoutMs: settings.deliveryAckTimeoutMs,
-    retention: settings.retention,
-    logger,
-    ...(metrics ? { counts: metrics.counts, onReportWait: metrics.reportWait } : {}),
-    minReplicasAcked: settings.redisMinReplicasAcked ?? 0,
-    // Half the command timeout: Redis' own answer to WAIT (how many replicas acknowledged)
-    // must arrive before ioredis gives up on the command.
-    waitTimeoutMs: Math.max(1, Math.floor(settings.redisCommandTimeoutMs / 2)),
-  });
+  const redisBroker = createRedisBroker({ ...brokerOptions, subscriber, publisher });
   const broker: Broker = {
     ...redisBroker,
     close() {
@@ -157,7 +166,7 @@ export function connectBroker(
       return redisBroker.close();
     },
   };
-  return { broker, subscriber, publisher, lastRedisError: () => lastRedisError };
+  return { broker, subscriber, publisher, cluster: undefined, lastRedisError: () => lastRedisError };
 }
 
 export interface RunningPushWorker {
@@ -251,9 +260,10 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
 
   const connected = connectBroker(config, namer, logger, {}, metrics);
   const { broker } = connected;
-  const clients = [connected.subscriber, connected.publisher].filter((client): client is Redis => client !== undefined);
+  const clients = [connected.subscriber, connected.publisher, connected.cluster].filter((client): client is Redis | Cluster => client !== undefined);
 
-  // Devices, topics, seen-live marks and the push queue share the broker's command connection.
+  // Devices, topics, seen-live marks and the push queue share the broker's command
+  // connection (one node or Sentinel: push does not run on a Cluster yet).
   const pushParts = connected.publisher && createPushParts(config, connected.publisher);
   const common = {
     broker,

@@ -26,6 +26,35 @@ export interface RedisChannelsOptions {
   logger: Pick<Console, 'warn' | 'error'>;
 }
 
+/**
+ * What to do with one message heard on a channel: a report goes to `onReport`; a
+ * notification frame to the handler `handlerOf` gives for its channel (none when the
+ * channel is no longer wanted), and how many subscriptions it reached to `onDelivered`.
+ */
+export function createMessageReceiver(
+  options: Pick<RedisChannelsOptions, 'reportChannel' | 'onReport' | 'onDelivered' | 'logger'>,
+  handlerOf: (channel: string) => MessageHandler | undefined,
+): (channel: string, message: string) => void {
+  const { reportChannel, logger } = options;
+  return (channel, message) => {
+    if (channel === reportChannel) return options.onReport(message);
+    const frame = parseFrame(message);
+    if (!frame) {
+      logger.warn(`herald: ignored a malformed message on ${channel}`);
+      return;
+    }
+    let delivered = 0;
+    try {
+      const handler = handlerOf(channel);
+      if (handler) delivered = handler(channel, { id: frame.id, payload: frame.payload });
+    } catch (error) {
+      // Thrown here, it would escape into ioredis' reply parser and take the process down.
+      logger.error(`herald: delivering a message on ${channel} failed: ${String(error)}`);
+    }
+    options.onDelivered(frame, delivered);
+  };
+}
+
 export interface RedisChannels {
   /** Sets the one handler of notifications, and who is told of interruptions; a second call throws. */
   listen(handler: MessageHandler, events?: ChannelEvents): void;
@@ -48,22 +77,7 @@ export function createRedisChannels(options: RedisChannelsOptions): RedisChannel
   let channelsHeard = false;
   let closed = false;
 
-  const onMessage = (channel: string, message: string): void => {
-    if (channel === reportChannel) return options.onReport(message);
-    const frame = parseFrame(message);
-    if (!frame) {
-      logger.warn(`herald: ignored a malformed message on ${channel}`);
-      return;
-    }
-    let delivered = 0;
-    try {
-      if (handler && subscribed.has(channel)) delivered = handler(channel, { id: frame.id, payload: frame.payload });
-    } catch (error) {
-      // Thrown here, it would escape into ioredis' reply parser and take the process down.
-      logger.error(`herald: delivering a message on ${channel} failed: ${String(error)}`);
-    }
-    options.onDelivered(frame, delivered);
-  };
+  const onMessage = createMessageReceiver(options, (channel) => (subscribed.has(channel) ? handler : undefined));
 
   // Subscribes everything again on every (re)connection: after Redis comes back, every
   // open channel is heard again without any observer doing anything, and its observers
@@ -131,7 +145,7 @@ export function createRedisChannels(options: RedisChannelsOptions): RedisChannel
       }
     },
     get heard() {
-      return heard;
+      return heard && subscriber.status === 'ready';
     },
     async close() {
       closed = true;

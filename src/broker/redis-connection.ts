@@ -1,5 +1,5 @@
 /**
- * ioredis options for Redis behind Sentinel and for Redis Cluster (issue 15), made from
+ * ioredis options for Redis behind Sentinel and for Redis Cluster, made from
  * the settings `readConfig` validated. Each connection keeps the rules of
  * {@link redisClientOptions}: commands fail at once while it is down, nothing is resent
  * or resubscribed behind the broker's back, an unanswered command times out.
@@ -48,18 +48,6 @@ export function keepSentinelClientConnected(client: Redis, wanted: () => boolean
   });
 }
 
-/** What a cluster connection is used for. */
-export type ClusterConnectionRole =
-  /** Commands: the publish script, history reads, delivery reports (SPUBLISH). */
-  | 'commands'
-  /**
-   * SSUBSCRIBE: sharded Pub/Sub is served only by the master that owns a channel's slot,
-   * so this connection keeps one subscriber per master (`shardedSubscribers`). Unlike a
-   * single node's subscriber, ioredis itself re-sends SSUBSCRIBE after a slot moves or a
-   * master fails over (its `ClusterSubscriberGroup`, whatever `autoResubscribe` says).
-   */
-  | 'sharded-subscriber';
-
 /** A `Cluster`'s constructor arguments: the seed nodes and its options. */
 export interface ClusterConnection {
   readonly startupNodes: Array<{ host: string; port: number }>;
@@ -67,12 +55,21 @@ export interface ClusterConnection {
 }
 
 /**
- * Arguments for `new Cluster(startupNodes, options)`. MOVED, ASK, TRYAGAIN and
- * CLUSTERDOWN replies are retried by ioredis (Redis ran nothing); a command whose
- * connection closed before its reply is not (`retryDelayOnFailover: 0`): Redis may have
- * run it, and resending the publish script would publish twice.
+ * How often the command client reads the slot map again (CLUSTER SLOTS) without being
+ * told to: a slot that moved is noticed this late at worst, and the sharded channels
+ * heard on its old master are placed again (`redis-shard-channels.ts`).
  */
-export function clusterClientOptions(settings: RedisClusterSettings, commandTimeoutMs: number, role: ClusterConnectionRole): ClusterConnection {
+const SLOTS_REFRESH_INTERVAL_MS = 2000;
+
+/**
+ * Arguments for the command client, `new Cluster(startupNodes, options)`. MOVED, ASK,
+ * TRYAGAIN and CLUSTERDOWN replies are retried by ioredis (Redis ran nothing); a command
+ * whose connection closed before its reply is not (`retryDelayOnFailover: 0`): Redis may
+ * have run it, and resending the publish script would publish twice. The Cluster's own
+ * sharded subscribers stay off: the broker keeps its own, which say when channels were
+ * unheard.
+ */
+export function clusterClientOptions(settings: RedisClusterSettings, commandTimeoutMs: number): ClusterConnection {
   // The Cluster takes the offline queue at its own level, not per node.
   const { enableOfflineQueue, enableAutoPipelining, ...perNode } = redisClientOptions(commandTimeoutMs);
   return {
@@ -81,7 +78,8 @@ export function clusterClientOptions(settings: RedisClusterSettings, commandTime
       enableOfflineQueue,
       enableAutoPipelining,
       retryDelayOnFailover: 0,
-      shardedSubscribers: role === 'sharded-subscriber',
+      shardedSubscribers: false,
+      slotsRefreshInterval: SLOTS_REFRESH_INTERVAL_MS,
       // A slot-map refresh (CLUSTER SLOTS) unanswered this long fails and is tried on another node.
       slotsRefreshTimeout: commandTimeoutMs,
       redisOptions: {
@@ -89,5 +87,19 @@ export function clusterClientOptions(settings: RedisClusterSettings, commandTime
         ...(settings.password === undefined ? {} : { password: settings.password }),
       },
     },
+  };
+}
+
+/**
+ * Options for one sharded subscriber connection to a master (SSUBSCRIBE only): Herald's
+ * client rules, and no reconnection — a lost one is replaced by a connection to
+ * whichever master serves its channels' slots by then.
+ */
+export function shardSubscriberOptions(settings: RedisClusterSettings, commandTimeoutMs: number): RedisOptions {
+  return {
+    ...redisClientOptions(commandTimeoutMs),
+    enableAutoPipelining: false,
+    retryStrategy: () => null,
+    ...(settings.password === undefined ? {} : { password: settings.password }),
   };
 }

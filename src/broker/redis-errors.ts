@@ -8,10 +8,26 @@ import { BrokerUnavailableError, OutcomeUnknownError } from './types.js';
 const NOT_SENT = "Stream isn't writeable";
 
 /**
+ * Replies with which Redis refused a command without running it: a Cluster whose slots
+ * are not all served (a master is failing over) or moving, a node still loading its
+ * data or demoted to a replica. ioredis retries some of them first; when they still
+ * reach the caller, Redis is unavailable, not wrong. ioredis' own "Too many Cluster
+ * redirections" and "Cluster isn't ready" mean the same.
+ */
+const REFUSED = /^(CLUSTERDOWN|TRYAGAIN|MOVED|ASK|LOADING|READONLY|MASTERDOWN)\b|^Too many Cluster redirections|^Cluster isn't ready/;
+
+function refused(error: unknown): string | undefined {
+  const reason = error instanceof Error ? error.message : String(error);
+  return REFUSED.test(reason) ? reason : undefined;
+}
+
+/**
  * A failure to reach Redis becomes {@link BrokerUnavailableError}; an error Redis itself
  * answered (a script bug, a wrong type) is a fault of Herald's and is rethrown as it is.
  */
 export function unavailable(command: string, error: unknown): Error {
+  const refusal = refused(error);
+  if (refusal !== undefined) return new BrokerUnavailableError(`Redis is unavailable (${command} was refused: ${refusal})`);
   if (error instanceof ReplyError) return error as Error;
   const reason = error instanceof Error ? error.message : String(error);
   return new BrokerUnavailableError(`Redis is unavailable (${command} failed: ${reason})`);
@@ -23,6 +39,8 @@ export function unavailable(command: string, error: unknown): Error {
  * its connection may have been carried out, and is {@link OutcomeUnknownError}.
  */
 export function outcomeOf(command: string, error: unknown): Error {
+  const refusal = refused(error);
+  if (refusal !== undefined) return new BrokerUnavailableError(`Redis is unavailable (${command} was refused, nothing was done: ${refusal})`);
   if (error instanceof ReplyError) return error as Error;
   const reason = error instanceof Error ? error.message : String(error);
   if (reason.startsWith(NOT_SENT)) return new BrokerUnavailableError(`Redis is unavailable (${command} was not sent: ${reason})`);

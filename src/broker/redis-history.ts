@@ -2,7 +2,7 @@
  * History reads on Redis streams: a page after a position (resume, catch-up), through
  * the read-after script, and a page before a cursor (`Query.notifications`), pipelined.
  */
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { streamId } from '../common/cursor.js';
 import type { Retention } from '../config/index.js';
 import { findGap, mergeNewestFirst, mergePage, perStreamLimit, type StreamState } from './history.js';
@@ -11,7 +11,7 @@ import type { StreamEntries } from './redis-scripts.js';
 import type { Broker, BrokerMessage } from './types.js';
 
 /** The broker's history reads over `client` (on which the scripts are defined). */
-export function createRedisHistory(client: Redis, retention: Retention): Pick<Broker, 'readAfter' | 'readPage'> {
+export function createRedisHistory(client: Redis | Cluster, retention: Retention): Pick<Broker, 'readAfter' | 'readPage'> {
   return {
     async readAfter({ tenantKey, streams, after, limit }) {
       const perStreamCount = perStreamLimit(limit, streams.length);

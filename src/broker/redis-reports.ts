@@ -7,12 +7,11 @@
  * and the publish resolves with the sum once every one has reported, or once the report
  * timeout passes, counting what arrived.
  */
-import type { Redis } from 'ioredis';
 import { formatReport, frameHead, parseReport, type Frame } from './redis-frame.js';
 
 export interface DeliveryReportsOptions {
-  /** Where reports are sent (the publisher connection). */
-  publisher: Redis;
+  /** Sends a report: PUBLISH on the publisher connection (SPUBLISH on a Cluster). */
+  publish(channel: string, message: string): Promise<unknown>;
   /** This process's report channel, which the subscriber connection listens on. */
   reportChannel: string;
   /** How long a count waits for the reports (`HeraldConfig.deliveryAckTimeoutMs`). */
@@ -48,7 +47,7 @@ interface Pending {
   settle: (() => void) | undefined;
 }
 
-export function createDeliveryReports({ publisher, reportChannel, timeoutMs, logger }: DeliveryReportsOptions): DeliveryReports {
+export function createDeliveryReports({ publish, reportChannel, timeoutMs, logger }: DeliveryReportsOptions): DeliveryReports {
   const pending = new Map<string, Pending>();
   let sequence = 0;
   return {
@@ -88,7 +87,7 @@ export function createDeliveryReports({ publisher, reportChannel, timeoutMs, log
     },
     reply(frame, delivered) {
       if (frame.replyTo === '') return; // the publisher did not ask for a count
-      publisher.publish(frame.replyTo, formatReport(frame.sequence, delivered)).catch((error: unknown) => {
+      publish(frame.replyTo, formatReport(frame.sequence, delivered)).catch((error: unknown) => {
         logger.warn(`herald: could not report ${delivered} deliveries of ${frame.id}: ${String(error)}`);
       });
     },

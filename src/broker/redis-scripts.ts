@@ -3,12 +3,13 @@
  * ioredis sends EVALSHA, falls back to EVAL when the server lacks the script (NOSCRIPT,
  * after a restart or SCRIPT FLUSH) and does the same inside pipelines.
  */
-import type { Redis, Result } from 'ioredis';
+import type { Cluster, Redis, Result } from 'ioredis';
 
 /**
  * KEYS: tenant hash, stream, idempotency key (the tenant hash again when unused).
  * ARGV: channel, frame head (`<report channel>\n<sequence>`), payload, candidate epoch,
- * max length, max age (ms), idempotency window (ms, '' when unused).
+ * max length, max age (ms), idempotency window (ms, '' when unused), the publish command
+ * (`PUBLISH`, or `SPUBLISH` on a Cluster: the channel shares the keys' slot).
  * Returns {id, receivers}, or {remembered value, -1} for a repeated idempotency key.
  */
 const PUBLISH_SCRIPT = `
@@ -45,7 +46,7 @@ redis.call('XADD', KEYS[2], entryId, 'n', ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[6])
 local id = epoch .. '_' .. entryId
 if windowMs ~= '' then redis.call('SET', KEYS[3], id, 'PX', windowMs) end
-local receivers = redis.call('PUBLISH', ARGV[1], ARGV[2] .. '\\n' .. id .. '\\n' .. ARGV[3])
+local receivers = redis.call(ARGV[8], ARGV[1], ARGV[2] .. '\\n' .. id .. '\\n' .. ARGV[3])
 return {id, receivers}
 `;
 
@@ -72,7 +73,7 @@ return result
 
 /**
  * KEYS: the read-state key. ARGV: channel, frame head, new position (`epoch_ms-seq`),
- * payload. Keeps the new position unless one of the same epoch at or past it is kept,
+ * payload, the publish command (`PUBLISH` or `SPUBLISH`). Keeps the new position unless one of the same epoch at or past it is kept,
  * and then PUBLISHes the change with the position as its id.
  * Returns {kept position, 1 if it moved else 0}.
  */
@@ -88,9 +89,12 @@ if keptEpoch and keptEpoch == epoch and (keptMs > ms or (keptMs == ms and keptSe
   return {kept, 0}
 end
 redis.call('SET', KEYS[1], ARGV[3])
-redis.call('PUBLISH', ARGV[1], ARGV[2] .. '\\n' .. ARGV[3] .. '\\n' .. ARGV[4])
+redis.call(ARGV[5], ARGV[1], ARGV[2] .. '\\n' .. ARGV[3] .. '\\n' .. ARGV[4])
 return {ARGV[3], 1}
 `;
+
+/** How a script publishes: classic Pub/Sub on one node, sharded Pub/Sub on a Cluster. */
+export type PublishCommand = 'PUBLISH' | 'SPUBLISH';
 
 /** Stream entries as XRANGE returns them: `[id, [field, value, …]]`. */
 export type StreamEntries = Array<[string, string[]]>;
@@ -112,16 +116,17 @@ declare module 'ioredis' {
       maxLength: number,
       maxAgeMs: number,
       idempotencyWindowMs: number | '',
+      publishCommand: PublishCommand,
     ): Result<[string, number], Context>;
     /** The read-state update; see `MARK_READ_SCRIPT` in broker/redis-scripts.ts. */
-    heraldMarkRead(key: string, channel: string, frameHead: string, upTo: string, payload: string): Result<[string, number], Context>;
+    heraldMarkRead(key: string, channel: string, frameHead: string, upTo: string, payload: string, publishCommand: PublishCommand): Result<[string, number], Context>;
     /** The history read; see `READ_AFTER_SCRIPT` in broker/redis-scripts.ts. */
     heraldReadAfter(numberOfKeys: number, ...keysThenArgs: Array<string | number>): Result<ReadAfterReply, Context>;
   }
 }
 
 /** Defines Herald's scripts as commands of `client` (again, harmlessly, on a client that has them). */
-export function defineScripts(client: Redis): void {
+export function defineScripts(client: Redis | Cluster): void {
   client.defineCommand('heraldPublish', { numberOfKeys: 3, lua: PUBLISH_SCRIPT });
   client.defineCommand('heraldMarkRead', { numberOfKeys: 1, lua: MARK_READ_SCRIPT });
   // The number of keys varies with the subscriber's streams: given first on each call.

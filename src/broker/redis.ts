@@ -19,26 +19,33 @@
  * (`redis-frame.ts`). This module puts them together, publishes, and watches health.
  */
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { formatCursor, parseCursor } from '../common/cursor.js';
 import type { Retention } from '../config/index.js';
 import type { HotCounts } from '../metrics/metrics.js';
 import { createRedisChannels } from './redis-channels.js';
+import { createShardChannels, type ShardNode } from './redis-shard-channels.js';
 import { outcomeOf } from './redis-errors.js';
 import { UNCOUNTED_FRAME_HEAD } from './redis-frame.js';
 import { createRedisHistory } from './redis-history.js';
 import { createDeliveryReports } from './redis-reports.js';
-import { defineScripts } from './redis-scripts.js';
+import { defineScripts, type PublishCommand } from './redis-scripts.js';
 import { BrokerUnavailableError, OutcomeUnknownError, type Broker, type PublishRequest } from './types.js';
 
 export interface RedisBrokerOptions {
   /**
-   * The connection used for SUBSCRIBE; it enters subscriber mode and is used for
-   * nothing else. Create it with {@link redisClientOptions}.
+   * Where notifications are heard. On one node (or behind Sentinel): the connection used
+   * for SUBSCRIBE, which enters subscriber mode and is used for nothing else; create it
+   * with {@link redisClientOptions}. On a Cluster: how to open a subscriber connection to
+   * one master, for sharded Pub/Sub (SSUBSCRIBE on the master that serves a channel's
+   * slot; see `redis-shard-channels.ts`).
    */
-  subscriber: Redis;
-  /** The connection used for PUBLISH (notifications and delivery reports) and history reads. */
-  publisher: Redis;
+  subscriber: Redis | ((node: ShardNode) => Redis);
+  /**
+   * The client for everything else: the publish script, delivery reports, history reads.
+   * A `Cluster` when `subscriber` opens shard connections, else a `Redis`.
+   */
+  publisher: Redis | Cluster;
   /** This process's report channel (`Namer.deliveryReportChannel`). */
   reportChannel: string;
   /**
@@ -102,15 +109,21 @@ export function redisClientOptions(commandTimeoutMs: number) {
 export function createRedisBroker(options: RedisBrokerOptions): Broker {
   const { subscriber, publisher, reportChannel, retention } = options;
   const logger = options.logger ?? console;
+  const sharded = typeof subscriber === 'function';
+  if (sharded !== isCluster(publisher)) throw new Error('a Cluster publisher needs a shard subscriber factory, and only it');
+  /** Classic Pub/Sub on one node; sharded Pub/Sub on a Cluster, so a message stays inside its slot's shard. */
+  const publishCommand: PublishCommand = sharded ? 'SPUBLISH' : 'PUBLISH';
   defineScripts(publisher);
-  const reports = createDeliveryReports({ publisher, reportChannel, timeoutMs: options.reportTimeoutMs, logger });
-  const channels = createRedisChannels({
-    subscriber,
+  const reports = createDeliveryReports({
+    publish: sharded ? (channel, message) => publisher.spublish(channel, message) : (channel, message) => publisher.publish(channel, message),
     reportChannel,
-    onReport: reports.onReport,
-    onDelivered: reports.reply,
+    timeoutMs: options.reportTimeoutMs,
     logger,
   });
+  const channelOptions = { reportChannel, onReport: reports.onReport, onDelivered: reports.reply, logger };
+  const channels = sharded
+    ? createShardChannels({ ...channelOptions, cluster: publisher as Cluster, connect: subscriber })
+    : createRedisChannels({ ...channelOptions, subscriber });
   // A tenant's epoch candidate must differ from any epoch it had before (a Redis that
   // restarted empty draws a new one): this process's random prefix and a counter make
   // each one new without drawing random bytes per publish.
@@ -136,11 +149,11 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
   const onError = (error: Error): void => {
     logger.warn(`herald: redis connection error: ${error.message}`);
   };
-  subscriber.on('error', onError);
-  publisher.on('error', onError);
+  const clients = typeof subscriber === 'function' ? [publisher] : [subscriber, publisher];
+  for (const client of clients) client.on('error', onError);
   const counts = options.counts ?? { redisReconnects: 0, redisCommandErrors: 0 };
   // A connection's first `ready` is its start; each later one is a reconnect.
-  for (const client of [subscriber, publisher]) {
+  for (const client of clients) {
     let wasReady = client.status === 'ready';
     client.on('ready', () => {
       if (wasReady) counts.redisReconnects += 1;
@@ -154,53 +167,74 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
   };
   const history = createRedisHistory(publisher, retention);
 
-  /** Runs the publish script; `frameHead` is `<report channel>\n<sequence>`. Resolves with [id, receivers]. */
-  const runPublishScript = async ({ destination, tenantKey, payload, idempotency }: PublishRequest, frameHead: string): Promise<[string, number]> => {
+  const minReplicasAcked = options.minReplicasAcked ?? 0;
+  const waitTimeoutMs = options.waitTimeoutMs ?? 1000;
+  /** Why a stored publish may not survive a failover: the replicas did not acknowledge it. */
+  const unreplicated = (why: string): OutcomeUnknownError =>
+    new OutcomeUnknownError(`Redis stored the notification but ${why}: it may not survive a failover; retry with the same idempotencyKey to be sure`);
+
+  /**
+   * The publish script and `WAIT` in one pipeline. ioredis follows a Cluster's redirections
+   * for a single command, but not for a pipeline in which WAIT (not a read) succeeded, so
+   * it is done here: while the script was refused without running — its slot moved
+   * (MOVED: the slot map is read again first), is moving (ASK, TRYAGAIN) or has no master
+   * yet (CLUSTERDOWN) — the pipeline is sent again, up to {@link MAX_REDIRECTIONS} times.
+   */
+  const publishAndWait = async (args: Parameters<Redis['heraldPublish']>): Promise<Array<[Error | null, unknown]>> => {
+    for (let attempt = 1; ; attempt++) {
+      const replies = (await publisher.pipeline().heraldPublish(...args).wait(minReplicasAcked, waitTimeoutMs).exec()) ?? [];
+      const refusal = replies[0]?.[0]?.message;
+      if (!sharded || attempt >= MAX_REDIRECTIONS || refusal === undefined || !REDIRECTION.test(refusal)) return replies;
+      if (refusal.startsWith('MOVED')) await refreshSlots(publisher as Cluster);
+      else await new Promise((resolve) => setTimeout(resolve, REDIRECTION_RETRY_MS));
+    }
+  };
+
+  /**
+   * Runs the publish script; `frameHead` is `<report channel>\n<sequence>`. With
+   * `minReplicasAcked`, a `WAIT` follows it in one pipeline — on the same connection, so
+   * on a Cluster on the master that ran the script — and `replicaFailure` says when fewer
+   * replicas acknowledged it. `WAIT` counts the connection's writes; the script writes on
+   * a repeated idempotency key too, so a retry waits for the first publish's replication.
+   */
+  const runPublishScript = async (
+    { destination, tenantKey, payload, idempotency }: PublishRequest,
+    frameHead: string,
+  ): Promise<{ id: string; receivers: number; replicaFailure: OutcomeUnknownError | undefined }> => {
     if (publisher.status !== 'ready') {
       counts.redisCommandErrors += 1;
       throw new BrokerUnavailableError('Redis is unavailable: not connected (nothing was sent)');
     }
+    const args: Parameters<Redis['heraldPublish']> = [
+      tenantKey,
+      destination.stream,
+      idempotency?.key ?? tenantKey,
+      destination.channel,
+      frameHead,
+      payload,
+      `${epochPrefix}${(++epochCandidates).toString(36)}`,
+      retention.maxLength,
+      retention.maxAgeMs,
+      idempotency ? idempotency.windowMs : '',
+      publishCommand,
+    ];
     try {
-      return await publisher.heraldPublish(
-        tenantKey,
-        destination.stream,
-        idempotency?.key ?? tenantKey,
-        destination.channel,
-        frameHead,
-        payload,
-        `${epochPrefix}${(++epochCandidates).toString(36)}`,
-        retention.maxLength,
-        retention.maxAgeMs,
-        idempotency ? idempotency.windowMs : '',
-      );
+      if (minReplicasAcked === 0) {
+        const [id, receivers] = await publisher.heraldPublish(...args);
+        return { id, receivers, replicaFailure: undefined };
+      }
+      const [[scriptError, published] = [], [waitError, acked] = []] = await publishAndWait(args);
+      if (scriptError || !published) throw scriptError ?? new Error('no reply to the publish script');
+      const [id, receivers] = published as [string, number];
+      let replicaFailure: OutcomeUnknownError | undefined;
+      if (waitError) replicaFailure = unreplicated(`did not answer the WAIT for replicas (${String(waitError)})`);
+      else if (Number(acked) < minReplicasAcked) {
+        replicaFailure = unreplicated(`only ${Number(acked)} of ${minReplicasAcked} replicas acknowledged it within ${waitTimeoutMs} ms`);
+      }
+      return { id, receivers, replicaFailure };
     } catch (error) {
       counts.redisCommandErrors += 1;
       throw outcomeOf('PUBLISH', error);
-    }
-  };
-
-  const minReplicasAcked = options.minReplicasAcked ?? 0;
-  const waitTimeoutMs = options.waitTimeoutMs ?? 1000;
-  /**
-   * Waits until `minReplicasAcked` replicas hold everything this connection wrote, the
-   * publish just made included. `WAIT` counts the connection's own writes; the publish
-   * script writes on a repeated idempotency key too, so a retry waits for the first
-   * publish's replication as well.
-   */
-  const replicated = async (): Promise<void> => {
-    if (minReplicasAcked === 0) return;
-    let acked: number;
-    try {
-      acked = await publisher.wait(minReplicasAcked, waitTimeoutMs);
-    } catch (error) {
-      throw new OutcomeUnknownError(
-        `Redis stored the notification but did not answer the WAIT for replicas (${String(error)}): it may not survive a failover; retry with the same idempotencyKey to be sure`,
-      );
-    }
-    if (acked < minReplicasAcked) {
-      throw new OutcomeUnknownError(
-        `Redis stored the notification but only ${acked} of ${minReplicasAcked} replicas acknowledged it within ${waitTimeoutMs} ms: it may not survive a failover; retry with the same idempotencyKey to be sure`,
-      );
     }
   };
 
@@ -232,37 +266,31 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
       const { idempotency } = request;
       if (request.countDeliveries === false && idempotency === undefined) {
         // The frame names no report channel: no subscribe server reports, nobody waits.
-        const [id] = await runPublishScript(request, UNCOUNTED_FRAME_HEAD);
-        await replicated();
+        const { id, replicaFailure } = await runPublishScript(request, UNCOUNTED_FRAME_HEAD);
+        if (replicaFailure) throw replicaFailure;
         return { id, receivedUsers: undefined, duplicate: false };
       }
       if (!channels.heard) throw new BrokerUnavailableError('Redis is unavailable: not connected (nothing was sent)');
       const count = reports.count();
       try {
-        const [id, receivers] = await runPublishScript(request, count.head);
+        const { id, receivers, replicaFailure } = await runPublishScript(request, count.head);
         if (receivers < 0) {
-          await replicated();
+          if (replicaFailure) throw replicaFailure;
           const [firstId = id, remembered = '0'] = id.split(' ');
           return { id: firstId, receivedUsers: Number(remembered), duplicate: true };
         }
         const waitStarted = performance.now();
-        // The reports arrive while the replicas acknowledge: wait for both at once, and
-        // remember the deliveries even when the WAIT fails, for the publisher's retry.
-        const replicas = replicated().then(
-          () => undefined,
-          (error: unknown) => error,
-        );
         const delivered = await count.delivered(receivers);
         options.onReportWait?.((performance.now() - waitStarted) / 1000);
         if (idempotency) {
-          // A repeat of the key reports what the first publish reached.
+          // A repeat of the key reports what the first publish reached — remembered even
+          // when the replicas did not acknowledge, for the publisher's retry.
           await publisher.set(idempotency.key, `${id} ${delivered}`, 'KEEPTTL', 'XX').catch((error: unknown) => {
             counts.redisCommandErrors += 1;
             logger.warn(`herald: could not remember deliveries of ${id}: ${String(error)}`);
           });
         }
-        const failure = await replicas;
-        if (failure !== undefined) throw failure;
+        if (replicaFailure) throw replicaFailure;
         return { id, receivedUsers: delivered, duplicate: false };
       } finally {
         count.close();
@@ -272,7 +300,7 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
       if (closed) throw new BrokerUnavailableError('the broker is closed');
       if (publisher.status !== 'ready') throw new BrokerUnavailableError('Redis is unavailable: not connected (nothing was changed)');
       try {
-        const [kept, moved] = await publisher.heraldMarkRead(key, channel, UNCOUNTED_FRAME_HEAD, formatCursor(upTo), payload);
+        const [kept, moved] = await publisher.heraldMarkRead(key, channel, UNCOUNTED_FRAME_HEAD, formatCursor(upTo), payload, publishCommand);
         return { readUpTo: parseCursor(kept) ?? upTo, advanced: moved === 1 };
       } catch (error) {
         throw outcomeOf('PUBLISH', error);
@@ -288,7 +316,7 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
     },
     readAfter: (request) => history.readAfter(request).catch(countFailure),
     readPage: (request) => history.readPage(request).catch(countFailure),
-    isReady: () => !closed && healthy && channels.heard && subscriber.status === 'ready' && publisher.status === 'ready',
+    isReady: () => !closed && healthy && channels.heard && publisher.status === 'ready',
     async close() {
       closed = true;
       clearInterval(healthCheck);
@@ -296,4 +324,20 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
       await channels.close();
     },
   };
+}
+
+/** Replies with which a Cluster refused a command it did not run, and that a retry can get past. */
+const REDIRECTION = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN)\b/;
+/** ioredis' own limit (`maxRedirections`). */
+const MAX_REDIRECTIONS = 16;
+/** ioredis' own delay before a TRYAGAIN or CLUSTERDOWN retry (`retryDelayOnTryAgain`). */
+const REDIRECTION_RETRY_MS = 100;
+
+/** Reads a Cluster's slot map again; resolves either way (the next attempt says whether it helped). */
+function refreshSlots(cluster: Cluster): Promise<void> {
+  return new Promise((resolve) => cluster.refreshSlotsCache(() => resolve()));
+}
+
+function isCluster(client: Redis | Cluster): client is Cluster {
+  return (client as Partial<Cluster>).isCluster === true;
 }

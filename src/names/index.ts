@@ -1,7 +1,10 @@
 /**
  * The only place a Redis channel name is made.
  *
- * A channel is `<prefix>:<tenant>:<kind>[:<name>]`. Every part is checked against
+ * A channel is `<prefix>:{<tenant>}:<kind>[:<name>]`; a tenant's history streams, counter,
+ * idempotency and read-state keys carry the same `{tenant}` hash tag, so on a Redis
+ * Cluster all of them (channels included, for sharded Pub/Sub) live in one hash slot and
+ * the publish script, which touches them together, stays atomic. Every part is checked against
  * {@link NAME_PATTERN}, which admits no ':' (the separator), no glob characters
  * (`*?[]`), no spaces and no control characters, so no name can escape its tenant or
  * reach another kind of channel. Tenants and user names come from verified token
@@ -48,7 +51,7 @@ export function assertValidName(what: string, value: unknown): string {
 
 /** Where one audience's notifications go: the Pub/Sub channel and the history stream. */
 export interface Destination {
-  /** The Redis Pub/Sub channel (live delivery). */
+  /** The Redis Pub/Sub channel (live delivery); `{tenant}`-tagged like the stream, so a Cluster keeps both in one slot. */
   readonly channel: string;
   /** The Redis stream key (history); `{tenant}` hash tag keeps a tenant's keys in one cluster slot. */
   readonly stream: string;
@@ -91,7 +94,7 @@ export function createNamer(prefix: string): Namer {
   };
   const destination = (tenant: string, audience: Audience, to: string): Destination => {
     const tail = suffix(tenant, audience, to);
-    return { channel: `${prefix}:${tenant}:${tail}`, stream: `${prefix}:{${tenant}}:history:${tail}` };
+    return { channel: `${prefix}:{${tenant}}:${tail}`, stream: `${prefix}:{${tenant}}:history:${tail}` };
   };
   const subscriberAudiences = (owner: ChannelOwner): Array<[Audience, string]> => [
     ['USER', owner.name],

@@ -3,8 +3,7 @@
  * with Redis, its own connections: two servers here are as separate as two processes).
  * Everything started is stopped by {@link stopAll}, which each file calls in `afterAll`.
  */
-import { once } from 'node:events';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { createTokenVerifier } from '../../src/auth/index.js';
 import type { Broker } from '../../src/broker/types.js';
 import { createNamer } from '../../src/names/index.js';
@@ -50,6 +49,8 @@ export interface TestBroker {
   /** The broker's Redis connections, if it has any. */
   readonly subscriber: Redis | undefined;
   readonly publisher: Redis | undefined;
+  /** The command client on a Cluster (`settings.redisCluster`). */
+  readonly cluster: Cluster | undefined;
 }
 
 export interface TestBrokerOptions {
@@ -60,20 +61,20 @@ export interface TestBrokerOptions {
   settings?: Partial<BrokerSettings>;
 }
 
-/** A broker of its own: Redis (two new connections) when `redisUrl` or `settings.redisSentinel` is given, else in-process. */
+/** A broker of its own: Redis (new connections) when `redisUrl`, `settings.redisSentinel` or `settings.redisCluster` is given, else in-process. */
 export async function createTestBroker(redisUrl?: string, options: TestBrokerOptions = {}): Promise<TestBroker> {
   const retention = options.retention ?? DEFAULTS.retention;
   const settings = { redisUrl, redisCommandTimeoutMs: 1000, deliveryAckTimeoutMs: options.reportTimeoutMs ?? 5000, retention, ...options.settings };
-  const { broker, subscriber, publisher } = connectBroker(settings, channels, quietLogger, { retryStrategy: () => 50 });
+  const { broker, subscriber, publisher, cluster } = connectBroker(settings, channels, quietLogger, { retryStrategy: () => 50 });
   stops.push(async () => {
     await broker.close();
     subscriber?.disconnect();
     publisher?.disconnect();
+    cluster?.disconnect();
   });
-  if (subscriber === undefined || publisher === undefined) return { broker, subscriber, publisher };
-  await Promise.all([once(subscriber, 'ready'), once(publisher, 'ready')]);
-  await waitFor(() => broker.isReady(), 'the Redis broker to be ready');
-  return { broker, subscriber, publisher };
+  if (subscriber === undefined && publisher === undefined && cluster === undefined) return { broker, subscriber, publisher, cluster };
+  await waitFor(() => broker.isReady(), 'the Redis broker to be ready', 15_000);
+  return { broker, subscriber, publisher, cluster };
 }
 
 export interface ServerOptions {

@@ -66,14 +66,14 @@ describe('createNamer', () => {
 
   it('subscriberDestinations: the user, each store, then the company, each with its stream', () => {
     expect(channels.subscriberDestinations({ name: 'alice', tenant: 'acme', stores: ['s1', 's2'] })).toEqual([
-      { channel: 'herald:acme:user:alice', stream: 'herald:{acme}:history:user:alice' },
-      { channel: 'herald:acme:store:s1', stream: 'herald:{acme}:history:store:s1' },
-      { channel: 'herald:acme:store:s2', stream: 'herald:{acme}:history:store:s2' },
-      { channel: 'herald:acme:company', stream: 'herald:{acme}:history:company' },
+      { channel: 'herald:{acme}:user:alice', stream: 'herald:{acme}:history:user:alice' },
+      { channel: 'herald:{acme}:store:s1', stream: 'herald:{acme}:history:store:s1' },
+      { channel: 'herald:{acme}:store:s2', stream: 'herald:{acme}:history:store:s2' },
+      { channel: 'herald:{acme}:company', stream: 'herald:{acme}:history:company' },
     ]);
     expect(channels.subscriberDestinations({ name: 'bob', tenant: 'globex', stores: [] })).toEqual([
-      { channel: 'herald:globex:user:bob', stream: 'herald:{globex}:history:user:bob' },
-      { channel: 'herald:globex:company', stream: 'herald:{globex}:history:company' },
+      { channel: 'herald:{globex}:user:bob', stream: 'herald:{globex}:history:user:bob' },
+      { channel: 'herald:{globex}:company', stream: 'herald:{globex}:history:company' },
     ]);
   });
 
@@ -84,9 +84,9 @@ describe('createNamer', () => {
   });
 
   it.each([
-    ['USER', 'alice', 'herald:acme:user:alice'],
-    ['STORE', 's-17', 'herald:acme:store:s-17'],
-    ['COMPANY', 'acme', 'herald:acme:company'],
+    ['USER', 'alice', 'herald:{acme}:user:alice'],
+    ['STORE', 's-17', 'herald:{acme}:store:s-17'],
+    ['COMPANY', 'acme', 'herald:{acme}:company'],
   ] as const)('destination(%s, %s) is channel %s', (audience, to, channel) => {
     expect(channels.destination('acme', audience, to).channel).toBe(channel);
   });

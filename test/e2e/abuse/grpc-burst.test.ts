@@ -39,7 +39,7 @@ describe('a burst to a gRPC reader at full speed', () => {
     const user = 'burst';
     const feed = readFeed(feedClient(subscribe.grpcPort ?? 0).feed({ userName: user, since: '' }, bearer(userToken(user))));
     const tightFeed = readFeed(feedClient(tight.grpcPort ?? 0).feed({ userName: user, since: '' }, bearer(userToken(user))));
-    await waitFor(async () => (await redis.numsub(`herald:acme:user:${user}`)) === 2, 'both feeds');
+    await waitFor(async () => (await redis.numsub(`herald:{acme}:user:${user}`)) === 2, 'both feeds');
     const url = `http://127.0.0.1:${publish.publishPort}/graphql`;
     const ids: string[] = [];
     // Ten batches of 1000 in flight at a time, five times over.

@@ -49,7 +49,7 @@ describe('Redis frozen', () => {
     const alice = collect(wsClient(`ws://127.0.0.1:${subscribe.subscribePort}/graphql`, { token: userToken('alice') }), ON_NOTIFICATION, {
       userName: 'alice',
     });
-    await waitFor(async () => (await redis.numsub('herald:acme:user:alice')) === 1, 'the subscription');
+    await waitFor(async () => (await redis.numsub('herald:{acme}:user:alice')) === 1, 'the subscription');
     // Loads the publish script, so the frozen Redis holds an EVALSHA it will run, not a NOSCRIPT.
     const warmUp = await postGraphQL(`http://127.0.0.1:${publish.publishPort}/graphql`, SEND, { token: serviceToken(), variables: { to: 'alice', text: 'warm-up' } });
     expect(warmUp.body.errors).toBeUndefined();
@@ -87,7 +87,7 @@ describe('Redis frozen', () => {
   });
 
   it('a SUBSCRIBE that timed out is undone once Redis resumes', async () => {
-    const channel = 'herald:acme:user:bruno';
+    const channel = 'herald:{acme}:user:bruno';
     freeze();
     let bruno;
     try {

@@ -76,10 +76,10 @@ describe('the subscriber connection is killed mid-stream', () => {
     });
     const sse = readEvents(sseResponse);
     const grpc = readFeed(feedClient(subscribe.grpcPort ?? 0).feed({ userName: user, since: '' }, bearer(token)));
-    await waitFor(async () => (await redis.numsub(`herald:acme:user:${user}`)) === 1, 'the subscriptions');
+    await waitFor(async () => (await redis.numsub(`herald:{acme}:user:${user}`)) === 1, 'the subscriptions');
 
     const acknowledged = await sendSeries(user, 300, 5, async (n) => {
-      if (n === 150) await killSubscriberConnection(`herald:acme:user:${user}`);
+      if (n === 150) await killSubscriberConnection(`herald:{acme}:user:${user}`);
     });
     // A send may be refused while the publish server's own report connection reconnects:
     // refused is not acknowledged, and the publisher knows to retry.
@@ -114,10 +114,10 @@ describe('the subscriber connection is killed mid-stream', () => {
   it('a subscription that had received nothing yet still gets what was published while its channel was not heard', async () => {
     const user = 'reconnect-quiet';
     const ws = collect(wsClient(`ws://127.0.0.1:${subscribe.subscribePort}/graphql`, { token: userToken(user) }), ON_TEXT, { userName: user });
-    await waitFor(async () => (await redis.numsub(`herald:acme:user:${user}`)) === 1, 'the subscription');
+    await waitFor(async () => (await redis.numsub(`herald:{acme}:user:${user}`)) === 1, 'the subscription');
     // Killed again and again while sending: some sends land while the channel is not heard.
     const acknowledged = await sendSeries(user, 40, 3, async (n) => {
-      if (n % 10 === 0) await killSubscriberConnection(`herald:acme:user:${user}`);
+      if (n % 10 === 0) await killSubscriberConnection(`herald:{acme}:user:${user}`);
     });
     await ws.nth(acknowledged.length - 1, 15_000);
     expect(ws.results.map((result) => (result.data?.['onNotificationReceived'] as { id: string }).id)).toEqual(acknowledged);
