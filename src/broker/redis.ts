@@ -173,8 +173,12 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
   const unreplicated = (why: string): OutcomeUnknownError =>
     new OutcomeUnknownError(`Redis stored the notification but ${why}: it may not survive a failover; retry with the same idempotencyKey to be sure`);
 
+  const replicaOutcome = (acked: number): OutcomeUnknownError | undefined =>
+    acked < minReplicasAcked ? unreplicated(`only ${acked} of ${minReplicasAcked} replicas acknowledged it within ${waitTimeoutMs} ms`) : undefined;
+  const waitFailed = (error: unknown): OutcomeUnknownError => unreplicated(`did not answer the WAIT for replicas (${String(error)})`);
+
   /**
-   * The publish script and `WAIT` in one pipeline. ioredis follows a Cluster's redirections
+   * The publish script and `WAIT` in one pipeline (on a Cluster). ioredis follows a Cluster's redirections
    * for a single command, but not for a pipeline in which WAIT (not a read) succeeded, so
    * it is done here: while the script was refused without running — its slot moved
    * (MOVED: the slot map is read again first), is moving (ASK, TRYAGAIN) or has no master
@@ -192,15 +196,15 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
 
   /**
    * Runs the publish script; `frameHead` is `<report channel>\n<sequence>`. With
-   * `minReplicasAcked`, a `WAIT` follows it in one pipeline — on the same connection, so
-   * on a Cluster on the master that ran the script — and `replicaFailure` says when fewer
-   * replicas acknowledged it. `WAIT` counts the connection's writes; the script writes on
+   * `minReplicasAcked`, a `WAIT` follows it on the same connection — on a Cluster in one
+   * pipeline with it, so that it reaches the master that ran the script — and `replicas`
+   * resolves with the failure when fewer replicas acknowledged it. `WAIT` counts the connection's writes; the script writes on
    * a repeated idempotency key too, so a retry waits for the first publish's replication.
    */
   const runPublishScript = async (
     { destination, tenantKey, payload, idempotency }: PublishRequest,
     frameHead: string,
-  ): Promise<{ id: string; receivers: number; replicaFailure: OutcomeUnknownError | undefined }> => {
+  ): Promise<{ id: string; receivers: number; replicas: Promise<OutcomeUnknownError | undefined> }> => {
     if (publisher.status !== 'ready') {
       counts.redisCommandErrors += 1;
       throw new BrokerUnavailableError('Redis is unavailable: not connected (nothing was sent)');
@@ -219,19 +223,16 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
       publishCommand,
     ];
     try {
-      if (minReplicasAcked === 0) {
+      if (minReplicasAcked === 0 || !sharded) {
         const [id, receivers] = await publisher.heraldPublish(...args);
-        return { id, receivers, replicaFailure: undefined };
+        // One node: WAIT on the same connection after the reply, while the reports arrive.
+        const replicas = minReplicasAcked === 0 ? Promise.resolve(undefined) : (publisher as Redis).wait(minReplicasAcked, waitTimeoutMs).then(replicaOutcome, waitFailed);
+        return { id, receivers, replicas };
       }
       const [[scriptError, published] = [], [waitError, acked] = []] = await publishAndWait(args);
       if (scriptError || !published) throw scriptError ?? new Error('no reply to the publish script');
       const [id, receivers] = published as [string, number];
-      let replicaFailure: OutcomeUnknownError | undefined;
-      if (waitError) replicaFailure = unreplicated(`did not answer the WAIT for replicas (${String(waitError)})`);
-      else if (Number(acked) < minReplicasAcked) {
-        replicaFailure = unreplicated(`only ${Number(acked)} of ${minReplicasAcked} replicas acknowledged it within ${waitTimeoutMs} ms`);
-      }
-      return { id, receivers, replicaFailure };
+      return { id, receivers, replicas: Promise.resolve(waitError ? waitFailed(waitError) : replicaOutcome(Number(acked))) };
     } catch (error) {
       counts.redisCommandErrors += 1;
       throw outcomeOf('PUBLISH', error);
@@ -266,15 +267,17 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
       const { idempotency } = request;
       if (request.countDeliveries === false && idempotency === undefined) {
         // The frame names no report channel: no subscribe server reports, nobody waits.
-        const { id, replicaFailure } = await runPublishScript(request, UNCOUNTED_FRAME_HEAD);
+        const { id, replicas } = await runPublishScript(request, UNCOUNTED_FRAME_HEAD);
+        const replicaFailure = await replicas;
         if (replicaFailure) throw replicaFailure;
         return { id, receivedUsers: undefined, duplicate: false };
       }
       if (!channels.heard) throw new BrokerUnavailableError('Redis is unavailable: not connected (nothing was sent)');
       const count = reports.count();
       try {
-        const { id, receivers, replicaFailure } = await runPublishScript(request, count.head);
+        const { id, receivers, replicas } = await runPublishScript(request, count.head);
         if (receivers < 0) {
+          const replicaFailure = await replicas;
           if (replicaFailure) throw replicaFailure;
           const [firstId = id, remembered = '0'] = id.split(' ');
           return { id: firstId, receivedUsers: Number(remembered), duplicate: true };
@@ -290,6 +293,7 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
             logger.warn(`herald: could not remember deliveries of ${id}: ${String(error)}`);
           });
         }
+        const replicaFailure = await replicas;
         if (replicaFailure) throw replicaFailure;
         return { id, receivedUsers: delivered, duplicate: false };
       } finally {
