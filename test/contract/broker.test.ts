@@ -1,6 +1,7 @@
 /**
- * The broker contract, run against both brokers (the observer map on top of a broker
- * has its own unit tests, `test/unit/observers.test.ts`).
+ * The broker contract, run against both brokers — the Redis one on one node and on a
+ * 3-master Redis Cluster (sharded Pub/Sub) — (the observer map on top of a broker has
+ * its own unit tests, `test/unit/observers.test.ts`).
  *
  * With Redis, subscribing and publishing happen on separate brokers (separate
  * connections, as in two processes) wherever the contract allows; the in-process
@@ -21,17 +22,35 @@ import {
 } from '../../src/broker/types.js';
 import { parseCursor, type Cursor, type ReadPosition } from '../../src/common/cursor.js';
 import { compareIds } from '../../src/broker/history.js';
-import { channels, createTestBroker, stopAll, waitFor, type TestBroker } from '../support/herald.js';
+import { channels, createTestBroker, stopAll, waitFor, type TestBroker, type TestBrokerOptions } from '../support/herald.js';
 import { startRedisServer, type RedisServer } from '../support/redis-server.js';
+import { startClusterTopology, type ClusterTopology } from '../support/redis-topology.js';
 
 let redis: RedisServer;
+let cluster: ClusterTopology;
 beforeAll(async () => {
-  redis = await startRedisServer();
-});
+  [redis, cluster] = await Promise.all([startRedisServer(), startClusterTopology()]);
+}, 60_000);
 afterAll(async () => {
   await stopAll();
-  await redis.stop();
+  await Promise.all([redis?.stop(), cluster?.stop()]);
 });
+
+type Kind = 'in-process' | 'redis' | 'redis cluster';
+
+/** How many subscriber connections listen on `channel`: PUBSUB NUMSUB, or SHARDNUMSUB on the master serving its slot. */
+async function listeners(kind: Kind, channel: string): Promise<number> {
+  if (kind === 'redis') return redis.numsub(channel);
+  const owner = await cluster.ownerOf(await cluster.slotOf(channel));
+  const [, count] = (await owner.call('PUBSUB', 'SHARDNUMSUB', channel)) as [string, number];
+  return Number(count);
+}
+
+/** Makes Redis forget Herald's scripts, on every master of the cluster. */
+async function flushScripts(kind: Kind): Promise<void> {
+  if (kind === 'redis') await redis.client().script('FLUSH');
+  else await Promise.all(cluster.servers.filter((node) => node.alive).map((node) => node.call('SCRIPT', 'FLUSH')));
+}
 
 const TENANT_KEY = channels.tenantKey('acme');
 
@@ -56,13 +75,13 @@ function recordingSink(count: number): { sink: MessageHandler; heard: Array<{ ch
 
 const notification = (text: string) => ({ text, timestamp: 1_700_000_000, audience: 'USER', sender: 'billing' }) as const;
 
-describe.each<[string, () => string | undefined]>([
-  ['in-process', () => undefined],
-  ['redis', () => redis.url],
-])('the %s broker', (kind, redisUrl) => {
-  const isRedis = kind === 'redis';
+describe.each<[Kind]>([['in-process'], ['redis'], ['redis cluster']])('the %s broker', (kind) => {
+  const isRedis = kind !== 'in-process';
   /** A broker of its own; a generous report timeout, so a busy machine cannot cut a count short. */
-  const newBroker = (): Promise<TestBroker> => createTestBroker(redisUrl(), { reportTimeoutMs: 5000 });
+  const newBroker = (options: TestBrokerOptions = {}): Promise<TestBroker> =>
+    kind === 'redis cluster'
+      ? createTestBroker(undefined, { reportTimeoutMs: 5000, ...options, settings: { redisCluster: { nodes: cluster.seeds, password: undefined } } })
+      : createTestBroker(kind === 'redis' ? redis.url : undefined, { reportTimeoutMs: 5000, ...options });
 
   /** A broker to subscribe on and one to publish on: separate with Redis, the same one in-process. */
   async function subscribeAndPublish(): Promise<{ subscriber: Broker; publisher: Broker }> {
@@ -72,7 +91,7 @@ describe.each<[string, () => string | undefined]>([
   }
 
   /** NUMSUB of `channel` with Redis; `expected` in-process, where there is nothing to count. */
-  const numsub = (channel: string, expected: number): Promise<number> => (isRedis ? redis.numsub(channel) : Promise.resolve(expected));
+  const numsub = (channel: string, expected: number): Promise<number> => (isRedis ? listeners(kind, channel) : Promise.resolve(expected));
 
   describe('contract', () => {
     it.runIf(isRedis)('publishes and reads history after Redis lost its scripts (SCRIPT FLUSH: EVALSHA falls back to EVAL)', async () => {
@@ -82,11 +101,11 @@ describe.each<[string, () => string | undefined]>([
       const destination = freshDestination();
       await subscriber.subscribe(destination.channel);
       const first = await publish(publisher, destination, 'before the flush');
-      await redis.client().script('FLUSH');
+      await flushScripts(kind);
       const second = await publish(publisher, destination, 'after the flush');
       expect(second.receivedUsers).toBe(1);
       expect(payloads()).toEqual(['before the flush', 'after the flush']);
-      await redis.client().script('FLUSH');
+      await flushScripts(kind);
       const after = parseCursor(first.id);
       if (!after) throw new Error(`not a cursor: ${first.id}`);
       const page = await publisher.readAfter({ tenantKey: TENANT_KEY, streams: [destination.stream], after, limit: 10 });
@@ -136,7 +155,7 @@ describe.each<[string, () => string | undefined]>([
       second.listen(other.sink);
       const destination = freshDestination();
       await Promise.all([first.subscribe(destination.channel), second.subscribe(destination.channel)]);
-      expect(await redis.numsub(destination.channel)).toBe(2);
+      expect(await listeners(kind, destination.channel)).toBe(2);
 
       const result = await publish(publisher, destination, 'to both');
       expect(result.receivedUsers).toBe(7);
@@ -197,7 +216,7 @@ describe.each<[string, () => string | undefined]>([
       expect(heard).toEqual([]);
     });
 
-    it.runIf(isRedis)('refuses a SUBSCRIBE with BrokerUnavailableError while its Redis connection is lost, and subscribes nothing', async () => {
+    it.runIf(kind === 'redis')('refuses a SUBSCRIBE with BrokerUnavailableError while its Redis connection is lost, and subscribes nothing', async () => {
       const side = await newBroker();
       side.subscriber?.disconnect();
       await waitFor(() => !side.broker.isReady(), 'the broker to be unavailable');
@@ -266,7 +285,7 @@ describe.each<[string, () => string | undefined]>([
       const tenant = `t-${randomUUID().slice(0, 8)}`;
       const user = channels.destination(tenant, 'USER', 'ann');
       const store = channels.destination(tenant, 'STORE', 's1');
-      return { tenantKey: channels.tenantKey(tenant), user, store, streams: [user.stream, store.stream] };
+      return { tenant, tenantKey: channels.tenantKey(tenant), user, store, streams: [user.stream, store.stream] };
     };
     const send = (broker: Broker, tenantKey: string, destination: Destination, text: string, idempotency?: PublishRequest['idempotency']) =>
       broker.publish({ destination, tenantKey, payload: encodeNotification(notification(text)), idempotency });
@@ -362,7 +381,7 @@ describe.each<[string, () => string | undefined]>([
     });
 
     it('reports a gap for a cursor whose successors were trimmed, and none for one still kept', async () => {
-      const { broker } = await createTestBroker(redisUrl(), { retention: { maxLength: 2, maxAgeMs: 3_600_000 } });
+      const { broker } = await newBroker({ retention: { maxLength: 2, maxAgeMs: 3_600_000 } });
       const { tenantKey, user, streams } = freshTenant();
       const ids: string[] = [];
       for (let n = 0; n < 5; n++) ids.push((await send(broker, tenantKey, user, `n${n}`)).id);
@@ -392,10 +411,10 @@ describe.each<[string, () => string | undefined]>([
       const { subscriber, publisher } = await subscribeAndPublish();
       const { sink, heard } = recordingSink(1);
       subscriber.listen(sink);
-      const { tenantKey, user, streams } = freshTenant();
+      const { tenant, tenantKey, user, streams } = freshTenant();
       await subscriber.subscribe(user.channel);
       const start = await send(publisher, tenantKey, user, 'start');
-      const key = { key: channels.idempotencyKey('acme', 'billing', randomUUID()), windowMs: 60_000 };
+      const key = { key: channels.idempotencyKey(tenant, 'billing', randomUUID()), windowMs: 60_000 };
       const first = await send(publisher, tenantKey, user, 'once', key);
       const repeat = await send(publisher, tenantKey, user, 'once', key);
       expect(first).toEqual({ id: expect.any(String), receivedUsers: 1, duplicate: false });
