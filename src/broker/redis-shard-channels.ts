@@ -223,6 +223,22 @@ export function createShardChannels(options: ShardChannelsOptions): RedisChannel
   cluster.on('ready', onClusterReady);
   if (cluster.status === 'ready') schedulePlacement(0);
 
+  const unsubscribe = async (channel: string): Promise<void> => {
+    if (channel === reportChannel) return;
+    wanted.delete(channel);
+    interrupted.delete(channel);
+    const shard = placement.get(channel);
+    if (!shard) return;
+    placement.delete(channel);
+    shard.channels.delete(channel);
+    if (shard.redis.status !== 'ready') return;
+    try {
+      await shard.redis.sunsubscribe(channel);
+    } catch (error) {
+      logger.warn(`herald: SUNSUBSCRIBE ${channel} failed: ${String(error)}`);
+    }
+  };
+
   return {
     listen(next, channelEvents) {
       if (handler) throw new Error('the broker already has a message handler');
@@ -252,23 +268,9 @@ export function createShardChannels(options: ShardChannelsOptions): RedisChannel
         throw error instanceof BrokerUnavailableError ? error : new BrokerUnavailableError(`Redis is unavailable (SSUBSCRIBE failed: ${String(error)})`);
       }
       // Unsubscribed meanwhile: undo it.
-      if (!wanted.has(channel)) await this.unsubscribe(channel);
+      if (!wanted.has(channel)) await unsubscribe(channel);
     },
-    async unsubscribe(channel) {
-      if (channel === reportChannel) return;
-      wanted.delete(channel);
-      interrupted.delete(channel);
-      const shard = placement.get(channel);
-      if (!shard) return;
-      placement.delete(channel);
-      shard.channels.delete(channel);
-      if (shard.redis.status !== 'ready') return;
-      try {
-        await shard.redis.sunsubscribe(channel);
-      } catch (error) {
-        logger.warn(`herald: SUNSUBSCRIBE ${channel} failed: ${String(error)}`);
-      }
-    },
+    unsubscribe,
     get heard() {
       return placement.has(reportChannel) && placement.get(reportChannel)?.redis.status === 'ready';
     },

@@ -178,9 +178,9 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
   const waitFailed = (error: unknown): OutcomeUnknownError => unreplicated(`did not answer the WAIT for replicas (${String(error)})`);
 
   /**
-   * The publish script and `WAIT` in one pipeline (on a Cluster). ioredis follows a Cluster's redirections
-   * for a single command, but not for a pipeline in which WAIT (not a read) succeeded, so
-   * it is done here: while the script was refused without running — its slot moved
+   * The publish script and `WAIT` in one pipeline (on a Cluster). ioredis follows a
+   * Cluster's redirections for a single command, but not for a pipeline in which WAIT
+   * (not a read) succeeded, so it is done here: while the script was refused without running — its slot moved
    * (MOVED: the slot map is read again first), is moving (ASK, TRYAGAIN) or has no master
    * yet (CLUSTERDOWN) — the pipeline is sent again, up to {@link MAX_REDIRECTIONS} times.
    */
@@ -198,13 +198,14 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
    * Runs the publish script; `frameHead` is `<report channel>\n<sequence>`. With
    * `minReplicasAcked`, a `WAIT` follows it on the same connection — on a Cluster in one
    * pipeline with it, so that it reaches the master that ran the script — and `replicas`
-   * resolves with the failure when fewer replicas acknowledged it. `WAIT` counts the connection's writes; the script writes on
-   * a repeated idempotency key too, so a retry waits for the first publish's replication.
+   * resolves with the failure when fewer replicas acknowledged it (none without the
+   * option). `WAIT` counts the connection's writes; the script writes on a repeated
+   * idempotency key too, so a retry waits for the first publish's replication.
    */
   const runPublishScript = async (
     { destination, tenantKey, payload, idempotency }: PublishRequest,
     frameHead: string,
-  ): Promise<{ id: string; receivers: number; replicas: Promise<OutcomeUnknownError | undefined> }> => {
+  ): Promise<{ id: string; receivers: number; replicas: Promise<OutcomeUnknownError | undefined> | undefined }> => {
     if (publisher.status !== 'ready') {
       counts.redisCommandErrors += 1;
       throw new BrokerUnavailableError('Redis is unavailable: not connected (nothing was sent)');
@@ -226,7 +227,7 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
       if (minReplicasAcked === 0 || !sharded) {
         const [id, receivers] = await publisher.heraldPublish(...args);
         // One node: WAIT on the same connection after the reply, while the reports arrive.
-        const replicas = minReplicasAcked === 0 ? Promise.resolve(undefined) : (publisher as Redis).wait(minReplicasAcked, waitTimeoutMs).then(replicaOutcome, waitFailed);
+        const replicas = minReplicasAcked === 0 ? undefined : (publisher as Redis).wait(minReplicasAcked, waitTimeoutMs).then(replicaOutcome, waitFailed);
         return { id, receivers, replicas };
       }
       const [[scriptError, published] = [], [waitError, acked] = []] = await publishAndWait(args);
@@ -268,7 +269,7 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
       if (request.countDeliveries === false && idempotency === undefined) {
         // The frame names no report channel: no subscribe server reports, nobody waits.
         const { id, replicas } = await runPublishScript(request, UNCOUNTED_FRAME_HEAD);
-        const replicaFailure = await replicas;
+        const replicaFailure = replicas && (await replicas);
         if (replicaFailure) throw replicaFailure;
         return { id, receivedUsers: undefined, duplicate: false };
       }
@@ -277,7 +278,7 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
       try {
         const { id, receivers, replicas } = await runPublishScript(request, count.head);
         if (receivers < 0) {
-          const replicaFailure = await replicas;
+          const replicaFailure = replicas && (await replicas);
           if (replicaFailure) throw replicaFailure;
           const [firstId = id, remembered = '0'] = id.split(' ');
           return { id: firstId, receivedUsers: Number(remembered), duplicate: true };
@@ -293,7 +294,7 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
             logger.warn(`herald: could not remember deliveries of ${id}: ${String(error)}`);
           });
         }
-        const replicaFailure = await replicas;
+        const replicaFailure = replicas && (await replicas);
         if (replicaFailure) throw replicaFailure;
         return { id, receivedUsers: delivered, duplicate: false };
       } finally {

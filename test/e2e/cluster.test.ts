@@ -276,7 +276,7 @@ describe('Herald on a Redis Cluster (3 masters, 3 replicas)', () => {
       const atPromotion = loop.outcomes.length;
       reachedPromoted = [];
       await waitFor(
-        () => (reachedPromoted = loop.outcomes.slice(atPromotion).filter((outcome) => /replicas acknowledged/.test(outcome.message ?? ''))).length >= 10,
+        () => (reachedPromoted = loop.outcomes.slice(atPromotion).filter((outcome) => /^Redis stored the notification but/.test(outcome.message ?? ''))).length >= 10,
         'publishes to reach the promoted master',
         20_000,
       ).catch((error: unknown) => {

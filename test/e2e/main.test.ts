@@ -131,10 +131,10 @@ describe('split servers', () => {
     expect(subscribe.output).toContain('REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES is required to run the subscribe server alone');
   });
 
-  it('refuse REDIS_CLUSTER_NODES, whose broker is not wired yet, rather than run without Redis', async () => {
-    const publish = run('start:publish', { REDIS_CLUSTER_NODES: '127.0.0.1:7000', JWT_SECRET: TEST_SECRET });
-    expect(await publish.exited).toBe(1);
-    expect(publish.output).toContain('REDIS_CLUSTER_NODES is not supported yet: use REDIS_URL or REDIS_SENTINELS');
+  it('refuse to run the push worker on REDIS_CLUSTER_NODES, which it does not support yet, rather than run without Redis', async () => {
+    const push = run('start:push', { REDIS_CLUSTER_NODES: '127.0.0.1:7000', JWT_SECRET: TEST_SECRET });
+    expect(await push.exited).toBe(1);
+    expect(push.output).toContain('REDIS_URL is required to run the push worker (it does not run behind Sentinel or on a Cluster yet)');
   });
 
   it('refuse a bad configuration, naming every bad variable', async () => {
