@@ -38,13 +38,16 @@ describe('the token limit', () => {
     ]);
   });
 
-  it('stops the issue’s 64 KB document of 2,700 operations in well under a millisecond a request', () => {
+  it('stops the issue’s 64 KB document of 2,700 operations at the limit, without reading the rest', () => {
     const documents = cache();
     let text = '';
     for (let i = 0; text.length < 64_000; i++) text += `query q_${i}{__typename}`;
-    const started = performance.now();
-    for (let n = 0; n < 100; n++) expect(documents.prepare(`${text}#${n}`, { keep: false }).errors?.[0]?.extensions['code']).toBe('LIMIT_EXCEEDED');
-    expect((performance.now() - started) / 100).toBeLessThan(5);
+    // A syntax error at the very end: a parser that read the whole document would report
+    // it; one that stopped at MAX_QUERY_TOKENS never gets there. (How long it takes is
+    // `bench/documents.ts`' business, not a test's.)
+    expect(() => parse(`${text} }`)).toThrow(/Syntax Error/);
+    const refused = documents.prepare(`${text} }`, { keep: false });
+    expect(refused.errors?.map((error) => error.extensions['code'])).toEqual(['LIMIT_EXCEEDED']);
   });
 
   it('lets GraphiQL’s schema query through at the default limit', () => {
