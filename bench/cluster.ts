@@ -26,14 +26,16 @@
  * received) — and the deltas make the per-node division table. (S)SUBSCRIBE counts are
  * those of opening the scenario's connections; the rest are those of its counted rounds.
  * Server CPU is user + system time of Herald's processes (/proc); Redis CPU is the
- * nodes' own `INFO cpu`. Figures are medians of the rounds. Prints both tables and writes
- * bench/results/cluster.md.
+ * nodes' own `INFO cpu`. Figures are medians of the rounds. Prints both tables.
  *
  *   npx tsx bench/cluster.ts                          # the full run (a few minutes on 2 cores)
  *   BENCH_SCALE=0.25 npx tsx bench/cluster.ts         # fewer devices, users and sends
  *   BENCH_ROUNDS=5 npx tsx bench/cluster.ts           # counted rounds per scenario (default 3)
  *   BENCH_CLUSTER_SUBSCRIBERS=2 npx tsx bench/cluster.ts  # two subscribe processes per topology
  *   BENCH_ONLY=publish,fanout npx tsx bench/cluster.ts    # some scenarios (no result file written)
+ *
+ * A full run writes bench/results/cluster.md (cluster-<n>-subscribers.md with
+ * BENCH_CLUSTER_SUBSCRIBERS=n).
  *   BENCH_NICE=0 npx tsx bench/cluster.ts             # clients and driver at normal priority
  */
 import { execFileSync, execSync, fork, type ChildProcess } from 'node:child_process';
@@ -42,7 +44,7 @@ import { cpus, loadavg, setPriority, totalmem } from 'node:os';
 import calculateSlot from 'cluster-key-slot';
 import { startHeraldProcess, stopAllProcesses, type HeraldProcess } from '../test/support/process.js';
 import { startRedisServer } from '../test/support/redis-server.js';
-import { startClusterTopology } from '../test/support/redis-topology.js';
+import { startClusterTopology, type ClusterNode } from '../test/support/redis-topology.js';
 import { serviceToken, userToken } from '../test/support/tokens.js';
 import type { ClientCommand, ClientStats } from './load-client.js';
 import type { SendCommand, SendReport } from './publisher.js';
@@ -134,6 +136,8 @@ interface RedisNode {
   /** `M1`, `R1 (of M1)`, or `single`. */
   readonly label: string;
   readonly role: 'master' | 'replica';
+  /** A replica's master, by its index in {@link Topology.nodes}. */
+  readonly of: number | undefined;
   info(section: string): Promise<Record<string, string>>;
   /** `CLUSTER INFO`, on a cluster node. */
   clusterInfo: (() => Promise<Record<string, string>>) | undefined;
@@ -176,7 +180,7 @@ async function startOneNode(tenants: string[]): Promise<Topology> {
   return {
     title: 'one node',
     env: { REDIS_URL: redis.url },
-    nodes: [{ label: 'single', role: 'master', info: async (section) => parseFields(await client.info(section)), clusterInfo: undefined }],
+    nodes: [{ label: 'single', role: 'master', of: undefined, info: async (section) => parseFields(await client.info(section)), clusterInfo: undefined }],
     tenantHomes: new Map(tenants.map((tenant) => [tenant, 'single'])),
   };
 }
@@ -185,23 +189,33 @@ async function startCluster(tenants: string[]): Promise<Topology> {
   // The production node timeout: on 2 busy cores a 1 s timeout could fail a master over mid-run.
   const cluster = await startClusterTopology({ nodeTimeoutMs: 15_000 });
   cleanups.push(() => cluster.stop());
+  // Roles as each node states them (INFO replication): another node's gossip view of a
+  // replica can lag just after the cluster is created. Slots from CLUSTER NODES.
   const rows = await cluster.nodes();
-  const masters = rows.filter((row) => row.role === 'master').sort((a, b) => (a.slots[0]?.[0] ?? 0) - (b.slots[0]?.[0] ?? 0));
+  const replication = await Promise.all(cluster.servers.map(async (server) => ({ server, info: await server.info('replication') })));
+  const slotsOf = (id: string) => rows.find((row) => row.id === id)?.slots ?? [];
+  const masters = replication
+    .filter(({ info }) => info['role'] === 'master')
+    .map(({ server }) => server)
+    .sort((a, b) => (slotsOf(a.id)[0]?.[0] ?? 0) - (slotsOf(b.id)[0]?.[0] ?? 0));
   const labels = new Map<string, string>();
-  masters.forEach((row, n) => labels.set(row.id, `M${n + 1} (slots ${row.slots.map(([from, to]) => `${from}–${to}`).join(', ')})`));
+  masters.forEach((master, n) => labels.set(master.id, `M${n + 1} (slots ${slotsOf(master.id).map(([from, to]) => `${from}–${to}`).join(', ')})`));
   const nodes: RedisNode[] = [];
+  const asNode = (server: ClusterNode, label: string, role: RedisNode['role'], of?: number): RedisNode => ({
+    label,
+    role,
+    of,
+    info: (section) => server.info(section),
+    clusterInfo: () => server.clusterInfo(),
+  });
   for (const [n, master] of masters.entries()) {
-    for (const row of [master, ...rows.filter((candidate) => candidate.masterId === master.id)]) {
-      const server = cluster.servers.find((candidate) => candidate.id === row.id);
-      if (!server) throw new Error(`no server for cluster node ${row.id}`);
-      nodes.push({
-        label: row.role === 'master' ? (labels.get(row.id) ?? row.id) : `R${n + 1} (replica of M${n + 1})`,
-        role: row.role,
-        info: (section) => server.info(section),
-        clusterInfo: () => server.clusterInfo(),
-      });
+    const at = nodes.length;
+    nodes.push(asNode(master, labels.get(master.id) ?? master.id, 'master'));
+    for (const { server } of replication.filter(({ info }) => info['role'] === 'slave' && Number(info['master_port']) === master.port)) {
+      nodes.push(asNode(server, `R${n + 1} (replica of M${n + 1})`, 'replica', at));
     }
   }
+  if (masters.length !== 3 || nodes.length !== cluster.servers.length) throw new Error(`expected 3 masters with a replica each: ${nodes.map((node) => node.label).join(', ')}`);
   const tenantHomes = new Map<string, string>();
   for (const tenant of tenants) {
     const owner = await cluster.ownerOf(await cluster.slotOf(`{${tenant}}`));
@@ -249,6 +263,8 @@ async function sampleAll(topology: Topology): Promise<NodeSample[]> {
   }
   return last;
 }
+
+const NOTHING: NodeSample = { calls: { evalsha: 0, eval: 0, spublish: 0, publish: 0, ssubscribe: 0, subscribe: 0 }, cpuMs: 0, busSharded: 0, busClassic: 0 };
 
 const difference = (after: NodeSample, before: NodeSample | undefined): NodeSample => ({
   calls: Object.fromEntries(COMMANDS.map((command) => [command, after.calls[command] - (before?.calls[command] ?? 0)])) as Record<Command, number>,
@@ -586,6 +602,29 @@ function render(topologies: Topology[], results: Measured[], rows: Row[]): strin
       });
     });
   }
+  // What the counts show, part by part, on the cluster: deterministic, unlike the timings.
+  const clusterAt = topologies.findIndex((topology) => topology.nodes.some((node) => node.clusterInfo !== undefined));
+  const clustered = topologies[clusterAt];
+  const clusterResult = results[clusterAt];
+  if (clustered && clusterResult) {
+    lines.push('', 'On the cluster, from the counts above:', '');
+    const percent = (values: number[]) => values.map((value) => `${Math.round((value / Math.max(1, sum(values))) * 100)}%`).join(' / ');
+    for (const entry of clusterResult.division) {
+      const masters = clustered.nodes.flatMap((node, n) => (node.role === 'master' ? [n] : []));
+      const at = (n: number): NodeSample => entry.counted[n] ?? NOTHING;
+      const scripts = masters.map((n) => at(n).calls.evalsha + at(n).calls.eval);
+      const spublish = masters.map((n) => at(n).calls.spublish);
+      const replicasHeard = clustered.nodes.every((node, n) => node.role !== 'replica' || node.of === undefined || at(n).busSharded === at(node.of).calls.spublish);
+      const elsewhere = clustered.nodes.every((node, n) => node.role !== 'master' || at(n).busSharded === 0);
+      const classic = sum(entry.counted.map((delta) => delta.busClassic + delta.calls.publish));
+      const opening = entry.opening ? `; SSUBSCRIBE calls while opening, M1 / M2 / M3: ${masters.map((n) => entry.opening?.[n]?.calls.ssubscribe ?? 0).join(' / ')}` : '';
+      lines.push(
+        `- ${entry.part}: publish scripts on M1 / M2 / M3: ${percent(scripts)}; SPUBLISH: ${percent(spublish)}; ` +
+          `each replica received ${replicasHeard ? 'exactly' : 'NOT'} as many sharded messages over the bus as its master SPUBLISHed, ` +
+          `${elsewhere ? 'no master received any' : 'SOME MASTER RECEIVED SOME'}; classic PUBLISH calls and classic bus messages: ${classic}${opening}.`,
+      );
+    }
+  }
   return lines;
 }
 
@@ -670,8 +709,10 @@ async function main(): Promise<void> {
   const markdown = [header, '', ...render(topologies, results, rows), '', `Lost in delivery scenarios (expected − received): ${lost}.`].join('\n');
   console.info(`\n${markdown}\n`);
   if (!ONLY) {
+    const file = SUBSCRIBERS === 1 ? 'cluster.md' : `cluster-${SUBSCRIBERS}-subscribers.md`;
     mkdirSync(new URL('results/', import.meta.url), { recursive: true });
-    writeFileSync(new URL('results/cluster.md', import.meta.url), `${markdown}\n`);
+    writeFileSync(new URL(`results/${file}`, import.meta.url), `${markdown}\n`);
+    console.info(`bench: wrote bench/results/${file}`);
   }
 }
 
