@@ -3,11 +3,13 @@
  * 3-replica Redis Cluster, side by side, with the same scenarios (issue 15's bench item),
  * and how the Pub/Sub work divides across the cluster's nodes.
  *
- * For each topology it starts Redis (test/support: `startRedisServer`, then
- * `startClusterTopology`), Herald compiled as production runs it (`npm run build`, then
- * `node dist/main.js subscribe|publish`, NODE_ENV=production, ports 0), the load clients
- * (bench/load-client.ts) and the publishing driver (bench/publisher.ts), as bench/run.ts
- * uses them. Three tenants take part, picked so that on the cluster each `{tenant}` slot
+ * It starts both topologies (test/support: `startRedisServer`, `startClusterTopology`),
+ * each with Herald compiled as production runs it (`npm run build`, then
+ * `node dist/main.js subscribe|publish`, NODE_ENV=production, ports 0), and drives them
+ * with the load clients (bench/load-client.ts) and the publishing driver
+ * (bench/publisher.ts) as bench/run.ts uses them. Both stay up for the whole run and
+ * every round runs on one topology and then on the other, alternating which goes first:
+ * on shared cores, whatever else is running then weighs on both sides of a ratio alike. Three tenants take part, picked so that on the cluster each `{tenant}` slot
  * falls on a different master (`redis-cli --cluster create` gives the masters slots
  * 0–5460, 5461–10922, 10923–16383; checked against `CLUSTER NODES`); users are named
  * `<tenant>.<name>`, each publish carries a service token of its user's tenant, and the
@@ -37,6 +39,8 @@
  * A full run writes bench/results/cluster.md (cluster-<n>-subscribers.md with
  * BENCH_CLUSTER_SUBSCRIBERS=n).
  *   BENCH_NICE=0 npx tsx bench/cluster.ts             # clients and driver at normal priority
+ *
+ * Ctrl-C (SIGINT) or SIGTERM stops every process it started.
  */
 import { execFileSync, execSync, fork, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -471,91 +475,140 @@ async function across<T>(topology: Topology, work: () => Promise<T>): Promise<{ 
   return { deltas: after.map((sample, n) => difference(sample, before[n])), result };
 }
 
+/** Per-node deltas added up over several windows. */
+const added = (total: NodeSample[], deltas: NodeSample[]): NodeSample[] =>
+  deltas.map((delta, n) => {
+    const so = total[n] ?? NOTHING;
+    return {
+      calls: Object.fromEntries(COMMANDS.map((command) => [command, so.calls[command] + delta.calls[command]])) as Record<Command, number>,
+      cpuMs: so.cpuMs + delta.cpuMs,
+      busSharded: so.busSharded + delta.busSharded,
+      busClassic: so.busClassic + delta.busClassic,
+    };
+  });
+
 const redisCpuMs = (deltas: NodeSample[]) => sum(deltas.map((delta) => delta.cpuMs));
 
 /** Users `<tenant>.<prefix><n>`, `perTenant` in each tenant, interleaved so consecutive sends change tenant. */
 const usersOf = (tenants: string[], prefix: string, perTenant: number): string[] =>
   Array.from({ length: perTenant }, (_, n) => tenants.map((tenant) => `${tenant}.${prefix}${n}`)).flat();
 
-async function publishScenario(topology: Topology, herald: Herald, tenants: string[], measured: Measured): Promise<void> {
+/** One topology with its Herald, and what was measured on it. */
+interface Side {
+  readonly topology: Topology;
+  readonly herald: Herald;
+  readonly measured: Measured;
+}
+
+/**
+ * The sides in turn, for round `n`: one node first in even rounds, the cluster first in
+ * odd ones. Both run in every round, back to back, so a change in what else the shared
+ * cores are doing falls on both, not on one topology's whole run.
+ */
+const inTurn = (sides: Side[], n: number): Side[] => (n % 2 === 0 ? sides : [...sides].reverse());
+
+async function publishScenario(sides: Side[], tenants: string[]): Promise<void> {
   const targets = tenants.map((tenant) => `${tenant}.nobody`);
-  for (const [key, query] of [
-    ['publishReceived', SEND_RECEIVED],
-    ['publishId', SEND_ID],
+  const seconds = PUBLISH_SECONDS * Math.min(1, SCALE * 2);
+  for (const [key, query, label] of [
+    ['publishReceived', SEND_RECEIVED, 'publish { receivedUsers }'],
+    ['publishId', SEND_ID, 'publish { id }'],
   ] as const) {
-    console.info(`bench: ${topology.title}: single mutations, ${CONCURRENCY} in flight, ${key === 'publishId' ? '{ id }' : '{ receivedUsers }'}`);
+    console.info(`bench: single mutations, ${CONCURRENCY} in flight, ${label}`);
     // Fresh processes compile the mutation path on their first sends: one uncounted round first.
-    await drive({ url: herald.publishUrl, query, concurrency: CONCURRENCY, seconds: PUBLISH_SECONDS * Math.min(1, SCALE * 2), ...sendsTo(targets) });
-    const { deltas, result } = await across(topology, async () => {
-      const rates: number[] = [];
-      const heraldCpu: number[] = [];
-      let accepted = 0;
-      for (let n = 0; n < ROUNDS; n++) {
+    for (const side of sides) await drive({ url: side.herald.publishUrl, query, concurrency: CONCURRENCY, seconds, ...sendsTo(targets) });
+    const rates = new Map<Side, number[]>(sides.map((side) => [side, []]));
+    const heraldCpu = new Map<Side, number[]>(sides.map((side) => [side, []]));
+    const accepted = new Map<Side, number>(sides.map((side) => [side, 0]));
+    const deltas = new Map<Side, NodeSample[]>(sides.map((side) => [side, []]));
+    for (let n = 0; n < ROUNDS; n++) {
+      for (const side of inTurn(sides, n)) {
+        const { herald, topology } = side;
         const cpuBefore = herald.cpuMs();
-        const report = await drive({ url: herald.publishUrl, query, concurrency: CONCURRENCY, seconds: PUBLISH_SECONDS * Math.min(1, SCALE * 2), ...sendsTo(targets) });
-        rates.push(report.accepted / (report.elapsedMs / 1000));
-        heraldCpu.push(((herald.cpuMs() - cpuBefore) * 1000) / Math.max(1, report.accepted));
-        accepted += report.accepted;
+        const counted = await across(topology, () => drive({ url: herald.publishUrl, query, concurrency: CONCURRENCY, seconds, ...sendsTo(targets) }));
+        const report = counted.result;
+        const rate = report.accepted / (report.elapsedMs / 1000);
+        const cpu = ((herald.cpuMs() - cpuBefore) * 1000) / Math.max(1, report.accepted);
+        console.info(`bench:   ${topology.title}: ${Math.round(rate)} mutations/s, Herald ${cpu.toFixed(1)} CPU µs/mutation`);
+        rates.get(side)?.push(rate);
+        heraldCpu.get(side)?.push(cpu);
+        accepted.set(side, (accepted.get(side) ?? 0) + report.accepted);
+        deltas.set(side, added(deltas.get(side) ?? [], counted.deltas));
       }
-      return { rate: median(rates), heraldCpu: median(heraldCpu), accepted };
-    });
-    console.info(`bench:   ${Math.round(result.rate)} mutations/s, Herald ${result.heraldCpu.toFixed(1)} CPU µs/mutation`);
-    measured.figures[`${key}.rate`] = result.rate;
-    measured.figures[`${key}.heraldCpu`] = result.heraldCpu;
-    measured.figures[`${key}.redisCpu`] = (redisCpuMs(deltas) * 1000) / Math.max(1, result.accepted);
-    measured.figures[`${key}.accepted`] = result.accepted;
-    measured.division.push({ part: `publish ${key === 'publishId' ? '{ id }' : '{ receivedUsers }'}`, counted: deltas, opening: undefined });
+    }
+    for (const side of sides) {
+      const { figures, division } = side.measured;
+      const counted = deltas.get(side) ?? [];
+      figures[`${key}.rate`] = median(rates.get(side) ?? []);
+      figures[`${key}.heraldCpu`] = median(heraldCpu.get(side) ?? []);
+      figures[`${key}.redisCpu`] = (redisCpuMs(counted) * 1000) / Math.max(1, accepted.get(side) ?? 0);
+      division.push({ part: label, counted, opening: undefined });
+    }
   }
 }
 
 /**
- * Opens `devices` connections for each of `users` (every subscription proven live), then
- * runs each of `parts` as `ROUNDS` counted rounds, an uncounted one first for an open loop.
+ * Opens `devices` connections for each of `users` on every side (every subscription
+ * proven live), then runs each of `parts` as `ROUNDS` counted rounds, the sides in turn
+ * ({@link inTurn}), after an uncounted one for an open loop.
  */
 async function deliveryScenario(
-  topology: Topology,
-  herald: Herald,
+  sides: Side[],
   users: string[],
   devices: number,
   parts: Array<{ key: string; label: string; load: Load; query: string }>,
-  measured: Measured,
 ): Promise<void> {
   await sleep(SETTLE_MS);
-  let pool: ClientPool | undefined;
+  const pools = new Map<Side, ClientPool>();
   try {
-    console.info(`bench: ${topology.title}: ${users.length} users × ${devices} devices`);
-    const opened = await across(topology, async () => {
-      pool = await openClients(herald, users, devices);
-      await warmUp(herald, pool, users);
-      await sleep(SETTLE_MS);
-      return pool;
-    });
-    const audience = opened.result;
+    const opening = new Map<Side, NodeSample[]>();
+    for (const side of sides) {
+      console.info(`bench: ${side.topology.title}: ${users.length} users × ${devices} devices`);
+      const opened = await across(side.topology, async () => {
+        const pool = await openClients(side.herald, users, devices);
+        pools.set(side, pool);
+        await warmUp(side.herald, pool, users);
+      });
+      opening.set(side, opened.deltas);
+    }
+    await sleep(SETTLE_MS);
     for (const [index, part] of parts.entries()) {
-      if ('ratePerSecond' in part.load) await round(herald, audience, users, devices, { ratePerSecond: part.load.ratePerSecond, seconds: 2 }, part.query);
-      const { deltas, result: rounds } = await across(topology, async () => {
-        const rounds: Round[] = [];
-        for (let n = 0; n < ROUNDS; n++) {
-          const result = await round(herald, audience, users, devices, part.load, part.query);
+      const rounds = new Map<Side, Round[]>(sides.map((side) => [side, []]));
+      const deltas = new Map<Side, NodeSample[]>(sides.map((side) => [side, []]));
+      for (let n = -1; n < ROUNDS; n++) {
+        for (const side of inTurn(sides, n + 1)) {
+          const pool = pools.get(side);
+          if (!pool) throw new Error('no clients');
+          if (n < 0) {
+            // An open loop is measured in steady state: 2 s of it first, not counted.
+            if ('ratePerSecond' in part.load) await round(side.herald, pool, users, devices, { ratePerSecond: part.load.ratePerSecond, seconds: 2 }, part.query);
+            continue;
+          }
+          const counted = await across(side.topology, () => round(side.herald, pool, users, devices, part.load, part.query));
+          const result = counted.result;
           console.info(
-            `bench:   ${part.label}: ${Math.round(result.deliveriesPerSecond)} deliveries/s, Herald ${result.heraldCpuUsPerDelivery.toFixed(1)} CPU µs/delivery, ` +
+            `bench:   ${side.topology.title}: ${part.label}: ${Math.round(result.deliveriesPerSecond)} deliveries/s, Herald ${result.heraldCpuUsPerDelivery.toFixed(1)} CPU µs/delivery, ` +
               `p50 ${result.p50.toFixed(2)} ms, p99 ${result.p99.toFixed(2)} ms, lost ${result.lost}`,
           );
-          rounds.push(result);
+          rounds.get(side)?.push(result);
+          deltas.set(side, added(deltas.get(side) ?? [], counted.deltas));
         }
-        return rounds;
-      });
-      const deliveries = sum(rounds.map((result) => result.deliveries));
-      measured.lost += sum(rounds.map((result) => result.lost));
-      measured.figures[`${part.key}.rate`] = median(rounds.map((result) => result.deliveriesPerSecond));
-      measured.figures[`${part.key}.heraldCpu`] = median(rounds.map((result) => result.heraldCpuUsPerDelivery));
-      measured.figures[`${part.key}.redisCpu`] = (redisCpuMs(deltas) * 1000) / Math.max(1, deliveries);
-      measured.figures[`${part.key}.p50`] = median(rounds.map((result) => result.p50));
-      measured.figures[`${part.key}.p99`] = median(rounds.map((result) => result.p99));
-      measured.division.push({ part: part.label, counted: deltas, opening: index === 0 ? opened.deltas : undefined });
+      }
+      for (const side of sides) {
+        const results = rounds.get(side) ?? [];
+        const counted = deltas.get(side) ?? [];
+        const { figures } = side.measured;
+        side.measured.lost += sum(results.map((result) => result.lost));
+        figures[`${part.key}.rate`] = median(results.map((result) => result.deliveriesPerSecond));
+        figures[`${part.key}.heraldCpu`] = median(results.map((result) => result.heraldCpuUsPerDelivery));
+        figures[`${part.key}.redisCpu`] = (redisCpuMs(counted) * 1000) / Math.max(1, sum(results.map((result) => result.deliveries)));
+        figures[`${part.key}.p50`] = median(results.map((result) => result.p50));
+        figures[`${part.key}.p99`] = median(results.map((result) => result.p99));
+        side.measured.division.push({ part: part.label, counted, opening: index === 0 ? opening.get(side) : undefined });
+      }
     }
   } finally {
-    await pool?.close();
+    for (const pool of pools.values()) await pool.close();
   }
 }
 
@@ -642,50 +695,36 @@ async function main(): Promise<void> {
   const steadyUsers = usersOf(tenants, 'one', scaled(667, 20));
   const fanoutLabel = `fan-out ${fanoutUsers.length} users (4 per tenant) × ${fanoutDevices} devices at capacity`;
   const steadyLabel = `${steadyUsers.length} users × 1 device, steady ${STEADY_RATE}/s open loop`;
-  const topologies: Topology[] = [];
-  const results: Measured[] = [];
-  const loads: number[] = [];
-
+  // Both topologies and both Heralds stay up for the whole run: every round runs on one,
+  // then on the other (see `inTurn`).
+  const sides: Side[] = [];
   for (const start of [startOneNode, startCluster]) {
     const topology = await start(tenants);
-    topologies.push(topology);
     const herald = await startHerald(topology);
-    if (NICE) setPriority(LOAD_PRIORITY);
     console.info(`bench: ${topology.title}: Herald up (${SUBSCRIBERS} subscribe, 1 publish process); tenants ${tenants.map((tenant) => `${tenant} on ${topology.tenantHomes.get(tenant)}`).join(', ')}`);
-    const measured: Measured = { figures: {}, division: [], lost: 0 };
-    results.push(measured);
-    if (wanted('publish')) {
-      await sleep(SETTLE_MS);
-      await publishScenario(topology, herald, tenants, measured);
-    }
-    if (wanted('fanout')) {
-      const load = { concurrency: CONCURRENCY, perUser: fanoutPerUser };
-      await deliveryScenario(
-        topology,
-        herald,
-        fanoutUsers,
-        fanoutDevices,
-        [
-          { key: 'fanout', label: 'fan-out { receivedUsers }', load, query: SEND_RECEIVED },
-          { key: 'fanoutId', label: 'fan-out { id }', load, query: SEND_ID },
-        ],
-        measured,
-      );
-    }
-    if (wanted('steady')) {
-      await deliveryScenario(
-        topology,
-        herald,
-        steadyUsers,
-        1,
-        [{ key: 'steady', label: `steady ${STEADY_RATE}/s { receivedUsers }`, load: { ratePerSecond: STEADY_RATE, seconds: STEADY_SECONDS }, query: SEND_RECEIVED }],
-        measured,
-      );
-    }
-    loads.push(loadavg()[0] ?? 0);
-    await herald.stop();
-    await cleanups.pop()?.();
+    sides.push({ topology, herald, measured: { figures: {}, division: [], lost: 0 } });
   }
+  if (NICE) setPriority(LOAD_PRIORITY);
+  const loadAtStart = loadavg()[0] ?? 0;
+  if (wanted('publish')) {
+    await sleep(SETTLE_MS);
+    await publishScenario(sides, tenants);
+  }
+  if (wanted('fanout')) {
+    const load = { concurrency: CONCURRENCY, perUser: fanoutPerUser };
+    await deliveryScenario(sides, fanoutUsers, fanoutDevices, [
+      { key: 'fanout', label: 'fan-out { receivedUsers }', load, query: SEND_RECEIVED },
+      { key: 'fanoutId', label: 'fan-out { id }', load, query: SEND_ID },
+    ]);
+  }
+  if (wanted('steady')) {
+    await deliveryScenario(sides, steadyUsers, 1, [
+      { key: 'steady', label: `steady ${STEADY_RATE}/s { receivedUsers }`, load: { ratePerSecond: STEADY_RATE, seconds: STEADY_SECONDS }, query: SEND_RECEIVED },
+    ]);
+  }
+  const loads = [loadAtStart, loadavg()[0] ?? 0];
+  const topologies = sides.map((side) => side.topology);
+  const results = sides.map((side) => side.measured);
 
   const rows: Row[] = [
     { label: `single mutations / s at concurrency ${CONCURRENCY}, { receivedUsers }`, key: 'publishReceived.rate', digits: 0, better: 'higher' },
@@ -706,7 +745,7 @@ async function main(): Promise<void> {
     `Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; ${new Date().toISOString()}; ` +
     `scale ${SCALE}; medians of ${ROUNDS} rounds; Herald: ${SUBSCRIBERS} subscribe + 1 publish process per topology; ` +
     `tenants ${tenants.map((tenant) => `${tenant} (cluster: ${topologies[1]?.tenantHomes.get(tenant) ?? '?'})`).join(', ')}; ` +
-    `load average at the end of each topology's run: ${loads.map((load) => load.toFixed(1)).join(', ')}${ONLY ? `; only ${[...ONLY].join(', ')}` : ''}.`;
+    `each round run on one topology then the other (alternating which goes first); 1-minute load average at the start and the end: ${loads.map((load) => load.toFixed(1)).join(', ')}${ONLY ? `; only ${[...ONLY].join(', ')}` : ''}.`;
   const lost = results.map((result, n) => `${topologies[n]?.title}: ${result.lost}`).join(', ');
   const markdown = [header, '', ...render(topologies, results, rows), '', `Lost in delivery scenarios (expected − received): ${lost}.`].join('\n');
   console.info(`\n${markdown}\n`);
