@@ -46,7 +46,7 @@ import { execFileSync, execSync, fork, type ChildProcess } from 'node:child_proc
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, setPriority, totalmem } from 'node:os';
 import calculateSlot from 'cluster-key-slot';
-import { startHeraldProcess, stopAllProcesses, type HeraldProcess } from '../test/support/process.js';
+import { startHeraldProcess, stopAllProcesses } from '../test/support/process.js';
 import { startRedisServer } from '../test/support/redis-server.js';
 import { startClusterTopology, type ClusterNode } from '../test/support/redis-topology.js';
 import { serviceToken, userToken } from '../test/support/tokens.js';
@@ -280,37 +280,26 @@ const difference = (after: NodeSample, before: NodeSample | undefined): NodeSamp
 // ---------------------------------------------------------------- Herald
 
 interface Herald {
-  readonly subscribers: HeraldProcess[];
-  readonly publisher: HeraldProcess;
   readonly publishUrl: string;
+  /** The subscribe process load client `n` connects to. */
   wsUrl(n: number): string;
   /** CPU so far of every Herald process, in ms. */
   cpuMs(): number;
-  stop(): Promise<void>;
 }
 
+/** Herald's processes on `topology`; `stopAllProcesses` (registered in `main`) ends them. */
 async function startHerald(topology: Topology): Promise<Herald> {
   const env = { ...topology.env, CHANNEL_PREFIX: 'bench', KEEPALIVE_MS: '600000', HISTORY_MAX_LENGTH: '100' };
   const options = { entry: 'dist' as const, startTimeoutMs: 60_000, env };
   const subscribers = await Promise.all(Array.from({ length: SUBSCRIBERS }, () => startHeraldProcess('subscribe', options)));
   const publisher = await startHeraldProcess('publish', options);
-  const stop = async () => {
-    await stopAllProcesses();
-  };
-  cleanups.push(stop);
   for (const subscriber of subscribers) await waitReady(`http://127.0.0.1:${subscriber.subscribePort}/readyz`);
   await waitReady(`http://127.0.0.1:${publisher.publishPort}/readyz`);
   const pids = [...subscribers.map((subscriber) => subscriber.pid), publisher.pid];
   return {
-    subscribers,
-    publisher,
     publishUrl: `http://127.0.0.1:${publisher.publishPort}/graphql`,
     wsUrl: (n) => `ws://127.0.0.1:${subscribers[n % subscribers.length]?.subscribePort}/graphql`,
     cpuMs: () => sum(pids.map(cpuMs)),
-    async stop() {
-      cleanups.splice(cleanups.indexOf(stop), 1);
-      await stop();
-    },
   };
 }
 
@@ -700,6 +689,8 @@ async function main(): Promise<void> {
   const sides: Side[] = [];
   for (const start of [startOneNode, startCluster]) {
     const topology = await start(tenants);
+    // Every Herald process the run starts (SIGKILLed on the way out): registered once.
+    if (sides.length === 0) cleanups.push(stopAllProcesses);
     const herald = await startHerald(topology);
     console.info(`bench: ${topology.title}: Herald up (${SUBSCRIBERS} subscribe, 1 publish process); tenants ${tenants.map((tenant) => `${tenant} on ${topology.tenantHomes.get(tenant)}`).join(', ')}`);
     sides.push({ topology, herald, measured: { figures: {}, division: [], lost: 0 } });
