@@ -22,6 +22,11 @@ export interface SendCommand {
   query: string;
   /** Who each send goes to, in order; repeated from the start when `seconds` is set. */
   targets: string[];
+  /**
+   * The token of each target, beside `targets` (a service token of that user's tenant), for
+   * sends to several tenants in one run (bench/cluster.ts); unset: `token` for every send.
+   */
+  tokens?: string[];
   /** Open loop at this many sends per second. */
   ratePerSecond?: number;
   /** Closed loop with this many in flight. */
@@ -87,9 +92,10 @@ async function send(command: SendCommand): Promise<SendReport> {
   let accepted = 0;
   let failed = 0;
   let firstError: string | undefined;
-  const one = async (to: string, text: string): Promise<void> => {
+  const one = async (index: number, text: string): Promise<void> => {
+    const to = command.targets[index] as string;
     try {
-      await post(command.url, command.token, JSON.stringify({ query: command.query, variables: { to, text } }));
+      await post(command.url, command.tokens?.[index] ?? command.token, JSON.stringify({ query: command.query, variables: { to, text } }));
       accepted += 1;
     } catch (error) {
       failed += 1;
@@ -108,7 +114,7 @@ async function send(command: SendCommand): Promise<SendReport> {
         // Every send whose time has come goes now, each with its own scheduled time.
         for (; next < command.targets.length && started + next * interval <= at; next++) {
           maxStartLagMs = Math.max(maxStartLagMs, at - (started + next * interval));
-          inFlight.push(one(command.targets[next] as string, String(started + next * interval)));
+          inFlight.push(one(next, String(started + next * interval)));
         }
         if (next >= command.targets.length) return resolve();
         // setTimeout's 1 ms grain is fine: a send that is late by it still counts from its time.
@@ -124,8 +130,7 @@ async function send(command: SendCommand): Promise<SendReport> {
     await Promise.all(
       Array.from({ length: command.concurrency ?? 1 }, async () => {
         while (more()) {
-          const to = command.targets[next++ % command.targets.length] as string;
-          await one(to, String(now()));
+          await one(next++ % command.targets.length, String(now()));
         }
       }),
     );
