@@ -53,8 +53,13 @@ const SYSTEMS = new Set(
 );
 /** Sends in flight in the closed-loop (capacity) scenarios: enough to keep every system's subscribe side busy. */
 const CONCURRENCY = 32;
-/** The steady rate of the one-device-per-user rows, notifications per second (issue 17). */
-const STEADY_MANY_RATE = 1000;
+/**
+ * The steady rate of the one-device-per-user rows, notifications per second (issue 17);
+ * `BENCH_STEADY_RATE` sets another (with `BENCH_COUNT`, a rate at which a shared machine
+ * still handles every notification on its own, so the counts are per notification, not
+ * per backlog).
+ */
+const STEADY_MANY_RATE = Number(process.env['BENCH_STEADY_RATE'] ?? '1000');
 /**
  * A steady rate is sustained when, over a step of {@link STEP_SECONDS}, nothing is lost
  * and p99 stays within this: past it a backlog is growing (a server that keeps up answers
@@ -913,8 +918,8 @@ async function main(): Promise<void> {
     const markdown = lines.join('\n');
     console.info(`\n${markdown}\n`);
     // A partial or reconfigured run (BENCH_ONLY, BENCH_SYSTEMS, BENCH_SUBSCRIBE_WORKERS,
-    // BENCH_PROFILE) prints its figures but keeps the last full run's files.
-    if (!ONLY && systems.length === 3 && SUBSCRIBE_WORKERS === '1') {
+    // BENCH_PROFILE, BENCH_COUNT, BENCH_STEADY_RATE) prints its figures but keeps the last full run's files.
+    if (!ONLY && systems.length === 3 && SUBSCRIBE_WORKERS === '1' && !COUNT && process.env['BENCH_STEADY_RATE'] === undefined) {
       mkdirSync(new URL('results/', import.meta.url), { recursive: true });
       writeFileSync(new URL('results/latest.md', import.meta.url), `${markdown}\n`);
       writeFileSync(new URL('results/latest.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`);
