@@ -24,6 +24,7 @@ import jwt from 'jsonwebtoken';
 import { startRedisServer, type RedisServer } from '../test/support/redis-server.js';
 import type { ClientCommand, ClientStats } from './load-client.js';
 import type { SendCommand, SendReport } from './publisher.js';
+import { describeCounts, startCounting } from './counts.js';
 
 const SCALE = Number(process.env['BENCH_SCALE'] ?? '1');
 /** Rounds of each delivery scenario (`BENCH_ROUNDS`); figures are their medians. */
@@ -33,6 +34,12 @@ const ROUNDS = Math.max(1, Number(process.env['BENCH_ROUNDS'] ?? '3'));
  * writes V8 CPU profiles of its processes to bench/results/profiles/.
  */
 const PROFILE = process.env['BENCH_PROFILE'] === '1';
+/**
+ * `BENCH_COUNT=1` counts, in every counted round of a steady row, each server process's
+ * system calls by kind and context switches (`perf stat`) and Redis' commands by name,
+ * and prints them per notification (bench/counts.ts). `perf` must be installed.
+ */
+const COUNT = process.env['BENCH_COUNT'] === '1';
 const SCENARIOS = ['idle', 'publish', 'fanout', 'many', 'steadyMany', 'halfFanout', 'halfMany', 'connections'] as const;
 /**
  * `BENCH_ONLY=fanout,steadyMany` runs only those scenarios (see `SCENARIOS`) and writes
@@ -46,8 +53,13 @@ const SYSTEMS = new Set(
 );
 /** Sends in flight in the closed-loop (capacity) scenarios: enough to keep every system's subscribe side busy. */
 const CONCURRENCY = 32;
-/** The steady rate of the one-device-per-user rows, notifications per second (issue 17). */
-const STEADY_MANY_RATE = 1000;
+/**
+ * The steady rate of the one-device-per-user rows, notifications per second (issue 17);
+ * `BENCH_STEADY_RATE` sets another (with `BENCH_COUNT`, a rate at which a shared machine
+ * still handles every notification on its own, so the counts are per notification, not
+ * per backlog).
+ */
+const STEADY_MANY_RATE = Number(process.env['BENCH_STEADY_RATE'] ?? '1000');
 /**
  * A steady rate is sustained when, over a step of {@link STEP_SECONDS}, nothing is lost
  * and p99 stays within this: past it a backlog is growing (a server that keeps up answers
@@ -84,6 +96,8 @@ const scaled = (n: number, min = 1) => Math.max(min, Math.round(n * SCALE));
 const children: ChildProcess[] = [];
 /** The run's own redis-server, whose CPU each round reports (`countCpu`). */
 let redisPid = 0;
+/** Its port, for `INFO commandstats` (`BENCH_COUNT`). */
+let redisPort = 0;
 
 function startNode(script: string, args: string[], env: Record<string, string>, nodeArgs: string[] = []): ChildProcess {
   const child = spawn(process.execPath, [...nodeArgs, script, ...args], {
@@ -425,6 +439,10 @@ async function openAudience(system: System, shape: Shape): Promise<Audience> {
       const sends = 'perUser' in load ? users.length * load.perUser : Math.max(1, Math.round(load.ratePerSecond * load.seconds));
       // Users in turn, so every send of a round goes to a different user than the last.
       const targets = Array.from({ length: sends }, (_, n) => users[n % users.length] as string);
+      const counting =
+        COUNT && !quiet && 'ratePerSecond' in load
+          ? await startCounting(Object.fromEntries(system.pids.map((pid, n) => [n === 0 ? 'sub' : 'pub', pid])), redisPort)
+          : undefined;
       const cpu = countCpu(system, pool);
       const started = now();
       await drive({
@@ -442,6 +460,7 @@ async function openAudience(system: System, shape: Shape): Promise<Audience> {
         counted = await pool.count();
       }
       const { serversMs, shares } = cpu(now() - started);
+      if (counting) console.info(describeCounts(system.name, await counting(), sends));
       const stats = await pool.stats();
       // Up to the last delivery, as the clients saw it, not to when polling noticed it.
       const elapsed = (stats.lastAt || now()) - started;
@@ -632,6 +651,7 @@ async function main(): Promise<void> {
   build();
   const redis = await startRedisServer();
   redisPid = redis.pid;
+  redisPort = redis.port;
   const results: Record<string, unknown> = {
     machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
     date: new Date().toISOString(),
@@ -898,8 +918,8 @@ async function main(): Promise<void> {
     const markdown = lines.join('\n');
     console.info(`\n${markdown}\n`);
     // A partial or reconfigured run (BENCH_ONLY, BENCH_SYSTEMS, BENCH_SUBSCRIBE_WORKERS,
-    // BENCH_PROFILE) prints its figures but keeps the last full run's files.
-    if (!ONLY && systems.length === 3 && SUBSCRIBE_WORKERS === '1') {
+    // BENCH_PROFILE, BENCH_COUNT, BENCH_STEADY_RATE) prints its figures but keeps the last full run's files.
+    if (!ONLY && systems.length === 3 && SUBSCRIBE_WORKERS === '1' && !COUNT && process.env['BENCH_STEADY_RATE'] === undefined) {
       mkdirSync(new URL('results/', import.meta.url), { recursive: true });
       writeFileSync(new URL('results/latest.md', import.meta.url), `${markdown}\n`);
       writeFileSync(new URL('results/latest.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`);

@@ -6,7 +6,11 @@
  * (the payload may). An empty report channel means the publisher counts nothing.
  *
  * A delivery report, which a subscribe server PUBLISHes on the frame's report channel:
- * `<sequence> <delivered>`.
+ * `<sequence> <delivered>`. A subscribe server sends the reports of one turn of its event
+ * loop to one publisher as one message, one report a line (issue 17); a single report
+ * is the same text as before, so a publish server reads old and new subscribe servers
+ * alike. An older publish server ignores a message of several lines (its counts wait
+ * out the report timeout): upgrade publish servers before subscribe servers.
  */
 import type { BrokerMessage } from './types.js';
 
@@ -49,6 +53,30 @@ export interface Report {
 
 export function formatReport(sequence: string, delivered: number): string {
   return `${sequence} ${delivered}`;
+}
+
+/** Several reports (each from {@link formatReport}) as one message. */
+export function joinReports(reports: readonly string[]): string {
+  return reports.join(SEPARATOR);
+}
+
+/**
+ * The reports in a message of one or more lines, each line one report; a malformed line
+ * is skipped (and counted in `malformed`), the others are read.
+ */
+export function parseReports(message: string): { reports: Report[]; malformed: number } {
+  const reports: Report[] = [];
+  let malformed = 0;
+  let start = 0;
+  while (start <= message.length) {
+    let end = message.indexOf(SEPARATOR, start);
+    if (end < 0) end = message.length;
+    const report = parseReport(message.slice(start, end));
+    if (report) reports.push(report);
+    else malformed += 1;
+    start = end + 1;
+  }
+  return { reports, malformed };
 }
 
 /** The report in `message`, or undefined if it is not one (a count that is not a whole number ≥ 0). */

@@ -24,7 +24,6 @@ export interface StructuredLoggerOptions {
 
 /** A {@link Logger} that can bind fields (a connection or request id) to the lines it writes. */
 export interface StructuredLogger extends Logger {
-  debug(...args: unknown[]): void;
   child(bindings: Record<string, string | number>): StructuredLogger;
 }
 
@@ -50,7 +49,9 @@ function wrap(target: PinoLogger): StructuredLogger {
       else target[level](message);
     };
   return {
-    debug: write('debug'),
+    // Absent below LOG_LEVEL=debug (`Logger.debug`): a caller that would build a line
+    // per request or connection sees that and builds nothing.
+    ...(target.isLevelEnabled('debug') ? { debug: write('debug') } : {}),
     info: write('info'),
     warn: write('warn'),
     error: write('error'),

@@ -21,7 +21,8 @@ export interface SenderOptions {
   idempotencyWindowMs: number;
   /**
    * Where notifications to a `USER` or a `TOPIC` that may need a push are queued for the
-   * push worker (one XADD each, before the publish is answered). Without it (the
+   * push worker (one XADD each, before the publish is answered; none for a `WHEN_OFFLINE`
+   * notification whose count shows it reached its user live). Without it (the
    * in-process broker: no Redis), nothing is pushed.
    * @default none
    */
@@ -94,6 +95,17 @@ export function createSender(options: SenderOptions): Sender {
   };
 
   /**
+   * Whether a `WHEN_OFFLINE` notification to a user is already known to have reached them
+   * live: the count says so. Every subscription on a user's channel is that user's, and a
+   * subscribe server that counts a delivery also marks the user seen live, so the worker
+   * would take the entry only to skip it; queueing none saves the XADD and its round trip
+   * (issue 17). An uncounted publish (`{ id }`), a count of 0 (the user is offline, or the
+   * reports did not arrive in time) and every other policy and audience queue as before.
+   */
+  const reachedLive = (push: NonNullable<Prepared['push']>, result: PublishResult): boolean =>
+    push.policy === 'WHEN_OFFLINE' && push.audience === 'USER' && result.receivedUsers !== undefined && result.receivedUsers > 0;
+
+  /**
    * Publishes, then queues the push (before the caller is answered, so an acknowledged
    * notification always has its push entry). A duplicate queues it again: if the first
    * attempt's XADD failed after its publish, the retry with the same idempotency key is
@@ -102,7 +114,7 @@ export function createSender(options: SenderOptions): Sender {
    */
   const publishAndQueue = async (principal: Principal, { publish, push }: Prepared): Promise<PublishResult> => {
     const result = await broker.publish(publish);
-    if (push === undefined || pushQueue === undefined) return result;
+    if (push === undefined || pushQueue === undefined || reachedLive(push, result)) return result;
     const { policy, audience, to, text, timestamp } = push;
     try {
       await pushQueue.enqueue({ id: result.id, tenant: principal.tenant, audience: audience as 'USER' | 'TOPIC', to, text, timestamp, sender: principal.name }, policy);

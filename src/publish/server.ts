@@ -122,6 +122,8 @@ const REQUEST_ID = /^[\w.:-]{1,64}$/;
  * `req-<n>`) on the debug line that says how it was answered.
  */
 function withRequestIds(handle: (request: IncomingMessage, response: ServerResponse) => void, logger: Logger) {
+  // Below LOG_LEVEL=debug nothing is written: no listener, clock or child logger per request.
+  if (logger.debug === undefined) return handle;
   let requests = 0;
   return (request: IncomingMessage, response: ServerResponse): void => {
     const header = request.headers['x-request-id'];

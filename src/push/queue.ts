@@ -1,7 +1,8 @@
 /**
  * Writing to the push stream. The publish path calls {@link PushQueue.enqueue} once per
- * notification — one XADD, whatever the audience: a topic's followers are expanded by a
- * worker, never on the publish path.
+ * notification that may need a push (not for a `WHEN_OFFLINE` one whose count shows it
+ * reached its user live) — one XADD, whatever the audience: a topic's followers are
+ * expanded by a worker, never on the publish path.
  *
  * The stream is bounded: workers XDEL an entry once they have acknowledged it, so it
  * only holds work not yet done, and XADD trims it to about `maxLength` entries. Past

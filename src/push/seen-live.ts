@@ -35,12 +35,11 @@ export function createSeenLive(options: SeenLiveOptions): SeenLive {
   const ttlMs = options.ttlMs ?? 300_000;
   return {
     async mark(tenant, notificationId, users) {
-      if (users.length === 0) return;
-      const pipeline = redis.pipeline();
-      for (const user of new Set(users)) pipeline.set(keys.seenLive(tenant, notificationId, user), '1', 'PX', ttlMs);
-      const replies = await pipeline.exec();
-      const failure = replies?.find(([error]) => error !== null)?.[0];
-      if (failure) throw failure;
+      // Plain commands, not a pipeline of their own: on Herald's connections
+      // (`redisClientOptions`: auto-pipelining) they leave in the same write as the
+      // turn's other commands — the delivery reports — instead of one write more per
+      // notification (issue 17).
+      await Promise.all([...new Set(users)].map((user) => redis.set(keys.seenLive(tenant, notificationId, user), '1', 'PX', ttlMs)));
     },
     async seen(tenant, notificationId, user) {
       return (await redis.exists(keys.seenLive(tenant, notificationId, user))) === 1;

@@ -48,4 +48,12 @@ describe('the structured logger', () => {
     logger.warn('loud');
     expect(out.read().map((line) => line['msg'])).toEqual(['loud']);
   });
+
+  it('has no debug below LOG_LEVEL=debug, so callers build no line per request', () => {
+    const out = lines();
+    expect(createStructuredLogger({ role: 'publish', destination: out.stream }).debug).toBeUndefined();
+    const debugging = createStructuredLogger({ role: 'publish', level: 'debug', destination: out.stream });
+    debugging.child({ request: 'req-1' }).debug?.('herald: POST /graphql answered 200');
+    expect(out.read()).toEqual([expect.objectContaining({ level: 20, request: 'req-1', msg: 'herald: POST /graphql answered 200' })]);
+  });
 });
