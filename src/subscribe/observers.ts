@@ -47,10 +47,69 @@ export interface Observation {
   release(): Promise<void>;
 }
 
-interface ChannelEntry {
-  readonly observers: Set<Observer>;
+const NO_OBSERVERS: readonly Observer[] = Object.freeze([]);
+
+/**
+ * One channel's observers. Most channels are one user's and have one observer: it is
+ * held in an array of one, and a Set (about 100 bytes more) is made only for a second
+ * (issue 17).
+ */
+class ChannelEntry {
+  readonly channel: string;
   /** Settles once the broker has confirmed (or refused) the SUBSCRIBE. */
   readonly subscribed: Promise<void>;
+  /** In the order they joined: none, one alone, or from the second on a Set. */
+  observers: readonly Observer[] | Set<Observer> = NO_OBSERVERS;
+
+  constructor(channel: string, subscribed: Promise<void>) {
+    this.channel = channel;
+    this.subscribed = subscribed;
+  }
+
+  get size(): number {
+    const observers = this.observers;
+    return observers instanceof Set ? observers.size : observers.length;
+  }
+
+  add(observer: Observer): void {
+    const observers = this.observers;
+    if (observers instanceof Set) observers.add(observer);
+    else if (observers.length === 0) this.observers = [observer];
+    else if (observers[0] !== observer) this.observers = new Set([...observers, observer]);
+  }
+
+  /** Whether `observer` was there. */
+  delete(observer: Observer): boolean {
+    const observers = this.observers;
+    if (observers instanceof Set) return observers.delete(observer);
+    if (observers[0] !== observer) return false;
+    this.observers = NO_OBSERVERS;
+    return true;
+  }
+}
+
+/** One observer's place in its channels: the one way to leave them. */
+class ChannelObservation implements Observation {
+  readonly #leave: (entry: ChannelEntry, observer: Observer) => Promise<void>;
+  readonly #entries: readonly ChannelEntry[];
+  readonly #observer: Observer;
+  #released = false;
+
+  constructor(leave: (entry: ChannelEntry, observer: Observer) => Promise<void>, entries: readonly ChannelEntry[], observer: Observer) {
+    this.#leave = leave;
+    this.#entries = entries;
+    this.#observer = observer;
+  }
+
+  get released(): boolean {
+    return this.#released;
+  }
+
+  async release(): Promise<void> {
+    if (this.#released) return;
+    this.#released = true;
+    await Promise.all(this.#entries.map((entry) => this.#leave(entry, this.#observer)));
+  }
 }
 
 export interface ObserverMapOptions {
@@ -100,11 +159,11 @@ export class ObserverMap {
    * (a `BrokerUnavailableError`) is rethrown.
    */
   async observe(channels: readonly string[], observer: Observer): Promise<Observation> {
-    const joined: Array<[string, ChannelEntry]> = [];
+    const joined: ChannelEntry[] = [];
     for (const channel of new Set(channels)) {
       let entry = this.#entries.get(channel);
       if (!entry) {
-        entry = { observers: new Set(), subscribed: this.#serialize(channel, () => this.#broker.subscribe(channel)) };
+        entry = new ChannelEntry(channel, this.#serialize(channel, () => this.#broker.subscribe(channel)));
         this.#entries.set(channel, entry);
         const created = entry;
         // A refused SUBSCRIBE must not stay in the map: the next observer tries again.
@@ -112,29 +171,24 @@ export class ObserverMap {
           if (this.#entries.get(channel) === created) this.#entries.delete(channel);
         });
       }
-      entry.observers.add(observer);
-      joined.push([channel, entry]);
+      entry.add(observer);
+      joined.push(entry);
     }
-    let released = false;
-    const release = async (): Promise<void> => {
-      if (released) return;
-      released = true;
-      await Promise.all(joined.map(([channel, entry]) => this.#leave(channel, entry, observer)));
-    };
+    const observation = new ChannelObservation(this.#leaveOne, joined, observer);
     try {
-      await Promise.all(joined.map(([, entry]) => entry.subscribed));
+      await Promise.all(joined.map((entry) => entry.subscribed));
     } catch (error) {
-      await release();
+      await observation.release();
       throw error;
     }
     // Joined a channel that is not heard right now: it must fill what it misses too.
-    if (!released && joined.some(([channel]) => this.#interrupted.has(channel))) observer.interrupt?.();
-    return { release };
+    if (!observation.released && joined.some((entry) => this.#interrupted.has(entry.channel))) observer.interrupt?.();
+    return observation;
   }
 
   /** How many observers `channel` has in this process. */
   observerCount(channel: string): number {
-    return this.#entries.get(channel)?.observers.size ?? 0;
+    return this.#entries.get(channel)?.size ?? 0;
   }
 
   /** How many channels this process holds open. */
@@ -142,8 +196,11 @@ export class ObserverMap {
     return this.#entries.size;
   }
 
-  async #leave(channel: string, entry: ChannelEntry, observer: Observer): Promise<void> {
-    if (!entry.observers.delete(observer) || entry.observers.size > 0) return;
+  readonly #leaveOne = (entry: ChannelEntry, observer: Observer): Promise<void> => this.#leave(entry, observer);
+
+  async #leave(entry: ChannelEntry, observer: Observer): Promise<void> {
+    const { channel } = entry;
+    if (!entry.delete(observer) || entry.size > 0) return;
     if (this.#entries.get(channel) !== entry) return; // its SUBSCRIBE failed; nothing to undo
     this.#entries.delete(channel);
     this.#interrupted.delete(channel);
@@ -152,7 +209,7 @@ export class ObserverMap {
 
   #deliver(channel: string, message: BrokerMessage): number {
     const entry = this.#entries.get(channel);
-    if (!entry || entry.observers.size === 0) return 0;
+    if (!entry || entry.size === 0) return 0;
     if (isReadStatePayload(message.payload)) {
       this.#tell([channel], (observer) => observer.readStateChanged?.({ readUpTo: message.id }));
       return 0;
@@ -189,7 +246,7 @@ export class ObserverMap {
   #tell(channels: readonly string[], tell: (observer: Observer) => void): void {
     const told = new Set<Observer>();
     for (const channel of channels) {
-      for (const observer of this.#entries.get(channel)?.observers ?? []) {
+      for (const observer of this.#entries.get(channel)?.observers ?? NO_OBSERVERS) {
         if (told.has(observer)) continue;
         told.add(observer);
         try {

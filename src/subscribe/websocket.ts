@@ -30,7 +30,8 @@ import type { Fanout, OperationPlan } from './fanout.js';
 import { createFrameWriter, textFrame, type Outbox } from './frames.js';
 import { SendBound, UNINITIALISED_BUFFERED_BYTES } from './send-bound.js';
 import type { Sink } from './sink.js';
-import type { SinkFactory, Subscriptions } from './subscriptions.js';
+import type { SubscriptionItem } from '../common/notification.js';
+import type { SinkHooks, Subscriptions } from './subscriptions.js';
 
 export interface WebSocketTransportOptions {
   schema: GraphQLSchema;
@@ -78,18 +79,20 @@ interface Extra extends Record<PropertyKey, unknown> {
   /** The bound on every byte waiting to be sent on the socket. */
   readonly bound: SendBound;
   /** The kinds of client misbehaviour already logged for this connection. */
-  logged?: Set<Misbehaviour>;
+  logged: Set<Misbehaviour> | undefined;
   /** Set once an internal error has been logged and the socket closed for it. */
-  failed?: boolean;
+  failed: boolean;
   /**
    * The upgrade request's `Authorization` header, until `connection_init`. Only the
    * header is kept, not the request: a connection lives for hours, a request object is
    * kilobytes.
    */
   upgradeAuthorization: string | undefined;
-  principal?: Principal;
+  principal: Principal | undefined;
   /** Disarms the token-expiry close; called when the socket closes. */
-  cancelExpiry?: () => void;
+  cancelExpiry: (() => void) | undefined;
+  /** Disarms the 4408 close of a socket without `connection_init`; called when it arrives, or the socket closes. */
+  cancelInit: (() => void) | undefined;
 }
 
 /** Herald's close codes beyond graphql-ws' own (4400, 4401, 4403, 4406, 4408, 4409, 4429). */
@@ -154,6 +157,12 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
    * `plan`, straight to the socket. graphql-js calls it with the field's coerced
    * arguments; graphql-ws gets an iterator that yields nothing and ends with the sink.
    */
+  /** What every socket sink of this transport shares. */
+  const shared: SocketSinkShared = {
+    maxBufferedBytes: options.maxBufferedBytes,
+    counts: options.counts,
+    onEnded: () => (openSubscriptions -= 1),
+  };
   const openOnSocket = async (
     extra: Extra,
     id: string,
@@ -162,10 +171,11 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
     readState: boolean,
   ): Promise<AsyncIterableIterator<never>> => {
     const request = { principal: requirePrincipal(extra), userName, since, readState };
-    const sink = await subscriptions.openInto(request, socketSink(extra, id, plan, options.maxBufferedBytes, options.counts), { endsAtExpiry: false });
+    const sink = await subscriptions.openInto(request, (hooks) => new SocketSink(extra, id, plan, shared, hooks), { endsAtExpiry: false });
     openSubscriptions += 1;
-    void sink.ended.then(() => (openSubscriptions -= 1));
-    return untilEnded(sink);
+    // Counted out once it ends; one that ended before it was counted in is counted out now.
+    sink.counted();
+    return sink;
   };
 
   // Defined apart from `onUpgrade`, so the listener that stays on the socket for the
@@ -192,7 +202,9 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
   server.on('upgrade', onUpgrade);
 
   const protocol = makeServer<Record<string, unknown>, Extra>({
-    connectionInitWaitTimeout: options.connectionInitTimeoutMs,
+    // Herald's own deadline instead (`cancelInit`): graphql-ws' timer stays in the
+    // connection's scope, fired or not, for the connection's life (issue 17).
+    connectionInitWaitTimeout: 0,
     // Called for subscriptions only. Each renders its own events: its source stream is all
     // graphql-ws needs, without graphql's per-subscriber mapping of every event.
     subscribe: (args) => createSourceEventStream(args) as unknown as OperationResult,
@@ -290,7 +302,17 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
       outbox: frames.outbox(raw, () => socket.readyState === socket.OPEN, () => bound.wrote()),
       bound,
       upgradeAuthorization: request.headers.authorization,
+      // Every field from the start: one added later costs the object a property array.
+      logged: undefined,
+      failed: false,
+      principal: undefined,
+      cancelExpiry: undefined,
+      cancelInit: undefined,
     };
+    // graphql-ws' rule: the deadline is met by receiving `connection_init`, accepted or not.
+    extra.cancelInit = runAt(Date.now() + options.connectionInitTimeoutMs, () =>
+      socket.close(CloseCode.ConnectionInitialisationTimeout, 'Connection initialisation timeout'),
+    );
     alive.add(socket);
     bounds.set(socket, bound);
     socket.on('pong', () => alive.add(socket));
@@ -335,6 +357,7 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
     // `on`, not `once`: the socket closes once, and `once` costs a wrapper per connection.
     connectionLogger(extra).debug?.('herald: websocket connection opened');
     socket.on('close', (code, reason) => {
+      extra.cancelInit?.();
       extra.cancelExpiry?.();
       alive.delete(socket);
       connectionLogger(extra).debug?.(`herald: websocket connection closed with ${code}`);
@@ -359,93 +382,122 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
   };
 }
 
-/** A sink that writes straight to its socket and says when, and why, it ended. */
-interface SocketSink extends Sink {
-  /** Settles when the sink ends: with the error it failed with, or undefined. */
-  readonly ended: Promise<Error | undefined>;
+/** What every socket sink of one transport shares. */
+interface SocketSinkShared {
+  readonly maxBufferedBytes: number;
+  readonly counts: Pick<HotCounts, 'slowConsumerCloses'>;
+  /** Called once when a counted sink ends. */
+  readonly onEnded: () => void;
 }
+
+const DONE: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, done: true });
 
 /**
  * The sink of one subscription on the fan-out path: each item is rendered by the
  * operation's plan (shared by every observer with the same operation) and sent with
  * this subscription's id spliced in. No queue, no promise per delivery.
+ *
+ * It is also what graphql-ws holds for the subscription: an iterator that yields
+ * nothing, ends when the sink ends (rejecting with the sink's error, which the mask
+ * turns into its code), and ends the sink when graphql-ws returns it (a `complete` from
+ * the client, or the socket closed). One object per subscription, where a sink and an
+ * iterator made of closures cost a dozen functions and their contexts (issue 17).
  */
-function socketSink(
-  { socket, raw, outbox }: Extra,
-  id: string,
-  plan: OperationPlan,
-  maxBufferedBytes: number,
-  counts: Pick<HotCounts, 'slowConsumerCloses'>,
-): SinkFactory<SocketSink> {
-  return ({ onEnd }) => {
-    const head = Buffer.from(`{"id":${JSON.stringify(id)},"type":"next","payload":`);
-    let ended = false;
-    let settle: (error: Error | undefined) => void = () => undefined;
-    const done = new Promise<Error | undefined>((resolve) => {
-      settle = resolve;
-    });
-    const end = async (error?: Error): Promise<void> => {
-      if (ended) return;
-      ended = true;
-      settle(error);
-      await onEnd();
-    };
-    return {
-      ended: done,
-      deliver(item) {
-        if (ended || socket.readyState !== socket.OPEN) return false;
-        // Judged on the turn's first frame: what waits then is what the client has not
-        // read from earlier turns.
-        if (!outbox.holding && socket.bufferedAmount > maxBufferedBytes) {
-          counts.slowConsumerCloses += 1;
-          socket.close(HeraldCloseCode.SlowConsumer, `slow consumer: more than ${maxBufferedBytes} bytes waiting (MAX_BUFFERED_BYTES)`);
-          void end();
-          return false;
-        }
-        outbox.add(textFrame(head, plan.render(item)));
-        return true;
-      },
-      preload(items) {
-        if (ended) return;
-        for (const item of items) outbox.add(textFrame(head, plan.render(item)));
-      },
-      async room() {
-        // What was added this turn leaves when the turn ends; then the client must read it.
-        await new Promise((resolve) => setImmediate(resolve));
-        while (!ended && socket.readyState === socket.OPEN && socket.bufferedAmount > maxBufferedBytes / 2) {
-          await drainedOrClosed(raw);
-        }
-      },
-      fail: (error) => void end(error),
-      return: () => end(),
-    };
-  };
-}
+class SocketSink implements Sink, AsyncIterableIterator<never> {
+  readonly #connection: Extra;
+  /** `{"id":<id>,"type":"next","payload":`: the frame up to the rendered payload. */
+  readonly #head: Buffer;
+  readonly #plan: OperationPlan;
+  readonly #shared: SocketSinkShared;
+  readonly #hooks: SinkHooks;
+  #ended = false;
+  #counted = false;
+  #error: Error | undefined;
+  /** graphql-ws' pending `next()`, settled when the sink ends. */
+  #resolveNext: ((result: IteratorReturnResult<undefined>) => void) | undefined;
+  #rejectNext: ((error: Error) => void) | undefined;
 
-/**
- * What graphql-ws holds for a subscription whose sink writes to its socket itself: an
- * iterator that yields nothing, ends when the sink ends (rejecting with the sink's
- * error, which the mask turns into its code), and ends the sink when graphql-ws returns
- * it (a `complete` from the client, or the socket closed).
- */
-function untilEnded(sink: SocketSink): AsyncIterableIterator<never> {
-  const iterator: AsyncIterableIterator<never> = {
-    next: () =>
-      sink.ended.then((error) => {
-        if (error) throw error;
-        return { value: undefined, done: true };
-      }),
-    return: async () => {
-      await sink.return();
-      return { value: undefined, done: true };
-    },
-    throw: async (error: unknown) => {
-      await sink.return();
-      throw error;
-    },
-    [Symbol.asyncIterator]: () => iterator,
-  };
-  return iterator;
+  constructor(connection: Extra, id: string, plan: OperationPlan, shared: SocketSinkShared, hooks: SinkHooks) {
+    this.#connection = connection;
+    this.#head = Buffer.from(`{"id":${JSON.stringify(id)},"type":"next","payload":`);
+    this.#plan = plan;
+    this.#shared = shared;
+    this.#hooks = hooks;
+  }
+
+  /** The subscription is counted as open: {@link SocketSinkShared.onEnded} is due when it ends. */
+  counted(): void {
+    this.#counted = true;
+    if (this.#ended) this.#shared.onEnded();
+  }
+
+  deliver(item: SubscriptionItem): boolean {
+    const { socket, outbox } = this.#connection;
+    if (this.#ended || socket.readyState !== socket.OPEN) return false;
+    // Judged on the turn's first frame: what waits then is what the client has not
+    // read from earlier turns.
+    const { maxBufferedBytes } = this.#shared;
+    if (!outbox.holding && socket.bufferedAmount > maxBufferedBytes) {
+      this.#shared.counts.slowConsumerCloses += 1;
+      socket.close(HeraldCloseCode.SlowConsumer, `slow consumer: more than ${maxBufferedBytes} bytes waiting (MAX_BUFFERED_BYTES)`);
+      void this.#end();
+      return false;
+    }
+    outbox.add(textFrame(this.#head, this.#plan.render(item)));
+    return true;
+  }
+
+  preload(items: readonly SubscriptionItem[]): void {
+    if (this.#ended) return;
+    for (const item of items) this.#connection.outbox.add(textFrame(this.#head, this.#plan.render(item)));
+  }
+
+  async room(): Promise<void> {
+    // What was added this turn leaves when the turn ends; then the client must read it.
+    await new Promise((resolve) => setImmediate(resolve));
+    const { socket, raw } = this.#connection;
+    while (!this.#ended && socket.readyState === socket.OPEN && socket.bufferedAmount > this.#shared.maxBufferedBytes / 2) {
+      await drainedOrClosed(raw);
+    }
+  }
+
+  fail(error: Error): void {
+    void this.#end(error);
+  }
+
+  next(): Promise<IteratorResult<never>> {
+    if (this.#ended) return this.#error ? Promise.reject(this.#error) : Promise.resolve(DONE);
+    return new Promise((resolve, reject) => {
+      this.#resolveNext = resolve;
+      this.#rejectNext = reject;
+    });
+  }
+
+  async return(): Promise<IteratorReturnResult<undefined>> {
+    await this.#end();
+    return DONE;
+  }
+
+  async throw(error: unknown): Promise<never> {
+    await this.#end();
+    throw error;
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  async #end(error?: Error): Promise<void> {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#error = error;
+    if (this.#counted) this.#shared.onEnded();
+    const [resolve, reject] = [this.#resolveNext, this.#rejectNext];
+    this.#resolveNext = this.#rejectNext = undefined;
+    if (error) reject?.(error);
+    else resolve?.(DONE);
+    await this.#hooks.onEnd();
+  }
 }
 
 /** Resolves when `raw` has written everything it buffered, or closed. */
@@ -481,6 +533,8 @@ function refuseUpgrade(request: IncomingMessage, origins: OriginPolicy): { statu
 /** `connection_init`: verifies the token, remembers the principal, arms the expiry close. */
 function authenticate(ctx: Context<Record<string, unknown>, Extra>, verifier: TokenVerifier): boolean {
   const { socket } = ctx.extra;
+  ctx.extra.cancelInit?.();
+  ctx.extra.cancelInit = undefined;
   const params = ctx.connectionParams ?? {};
   const header = params['authorization'] ?? params['Authorization'] ?? ctx.extra.upgradeAuthorization;
   // Neither is needed again once the principal is known.
