@@ -16,19 +16,19 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { createSourceEventStream, getOperationAST, type ExecutionArgs, type GraphQLResolveInfo, type GraphQLSchema } from 'graphql';
-import { CloseCode, GRAPHQL_TRANSPORT_WS_PROTOCOL, makeServer, type Context, type OperationResult } from 'graphql-ws';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { CloseCode, GRAPHQL_TRANSPORT_WS_PROTOCOL, makeServer, type Context, type OperationResult, type WebSocket as GraphQLWebSocket } from 'graphql-ws';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { AuthenticationError, bearerToken, type Principal, type TokenVerifier } from '../auth/index.js';
 import { graphqlError, type MaskError } from '../common/errors.js';
 import { bound as boundLogger, type Logger } from '../common/logger.js';
 import type { HotCounts } from '../metrics/metrics.js';
-import { runAt, type AfterThisTurn } from '../common/timers.js';
+import { runAt, type AfterThisTurn, type Cancel } from '../common/timers.js';
 import type { DocumentCache } from '../graphql/documents.js';
 import { requirePrincipal, yieldsReadState, type HeraldContext, type SubscriptionArguments } from '../graphql/schema.js';
 import { GRAPHQL_PATH, originRefusal, type OriginPolicy } from '../http/edge.js';
 import type { Fanout, OperationPlan } from './fanout.js';
-import { createFrameWriter, textFrame, type Outbox } from './frames.js';
-import { SendBound, UNINITIALISED_BUFFERED_BYTES } from './send-bound.js';
+import { createFrameWriter, textFrame, type FrameWriter, type Outbox, type OutboxOwner } from './frames.js';
+import { SendBound, UNINITIALISED_BUFFERED_BYTES, type SendBoundLimits } from './send-bound.js';
 import type { Sink } from './sink.js';
 import type { SubscriptionItem } from '../common/notification.js';
 import type { SinkHooks, Subscriptions } from './subscriptions.js';
@@ -66,33 +66,6 @@ export interface WebSocketTransportOptions {
   logger: Logger;
   /** Where slow-consumer closes are counted (the process's metrics). */
   counts: Pick<HotCounts, 'slowConsumerCloses'>;
-}
-
-interface Extra extends Record<PropertyKey, unknown> {
-  /** This process's number for the connection: `connection: "ws-<n>"` on its log lines. */
-  readonly connection: number;
-  readonly socket: WebSocket;
-  /** The TCP socket under `ws`. */
-  readonly raw: Duplex;
-  /** The fan-out frames of the current turn, written together when it ends. */
-  readonly outbox: Outbox;
-  /** The bound on every byte waiting to be sent on the socket. */
-  readonly bound: SendBound;
-  /** The kinds of client misbehaviour already logged for this connection. */
-  logged: Set<Misbehaviour> | undefined;
-  /** Set once an internal error has been logged and the socket closed for it. */
-  failed: boolean;
-  /**
-   * The upgrade request's `Authorization` header, until `connection_init`. Only the
-   * header is kept, not the request: a connection lives for hours, a request object is
-   * kilobytes.
-   */
-  upgradeAuthorization: string | undefined;
-  principal: Principal | undefined;
-  /** Disarms the token-expiry close; called when the socket closes. */
-  cancelExpiry: (() => void) | undefined;
-  /** Disarms the 4408 close of a socket without `connection_init`; called when it arrives, or the socket closes. */
-  cancelInit: (() => void) | undefined;
 }
 
 /** Herald's close codes beyond graphql-ws' own (4400, 4401, 4403, 4406, 4408, 4409, 4429). */
@@ -149,7 +122,7 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
   let openSubscriptions = 0;
   let connections = 0;
   /** The logger of one connection's lines, made only when it has something to say. */
-  const connectionLogger = (extra: Extra): Logger => boundLogger(logger, { connection: `ws-${extra.connection}` });
+  const connectionLogger = (extra: Connection): Logger => boundLogger(logger, { connection: `ws-${extra.number}` });
   const frames = createFrameWriter(options.afterThisTurn);
 
   /**
@@ -164,7 +137,7 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
     onEnded: () => (openSubscriptions -= 1),
   };
   const openOnSocket = async (
-    extra: Extra,
+    extra: Connection,
     id: string,
     plan: OperationPlan,
     { userName, since }: SubscriptionArguments,
@@ -201,7 +174,7 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
   };
   server.on('upgrade', onUpgrade);
 
-  const protocol = makeServer<Record<string, unknown>, Extra>({
+  const protocol = makeServer<Record<string, unknown>, Connection>({
     // Herald's own deadline instead (`cancelInit`): graphql-ws' timer stays in the
     // connection's scope, fired or not, for the connection's life (issue 17).
     connectionInitWaitTimeout: 0,
@@ -231,9 +204,17 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
       if (prepared.errors) return [...prepared.errors];
       const { document } = prepared;
       const contextValue: HeraldContext = { principal: ctx.extra.principal };
-      const args: ExecutionArgs = { schema, document, contextValue };
-      if (payload.operationName != null) args.operationName = payload.operationName;
-      if (payload.variables != null) args.variableValues = payload.variables;
+      // Every field graphql-ws reads or sets, from the start (`rootValue` is one it would
+      // add): one added later costs the object a property array, for the subscription's life.
+      const args: ExecutionArgs = {
+        schema,
+        document,
+        contextValue,
+        rootValue: undefined,
+        operationName: payload.operationName,
+        variableValues: payload.variables,
+        subscribeFieldResolver: undefined,
+      };
       if (getOperationAST(document, payload.operationName)?.operation === 'subscription') {
         // The fan-out path: rendered once per event and operation, written straight to the socket.
         const plan = fanout.plan({ document, query: payload.query, operationName: payload.operationName ?? undefined, variables: payload.variables ?? undefined });
@@ -245,7 +226,7 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
   });
 
   /** Logs one kind of a client's misbehaviour, the first time only on each connection. */
-  const misbehaved = (extra: Extra, kind: Misbehaviour, message: string): void => {
+  const misbehaved = (extra: Connection, kind: Misbehaviour, message: string): void => {
     const logged = (extra.logged ??= new Set());
     if (logged.has(kind)) return;
     logged.add(kind);
@@ -253,7 +234,7 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
   };
 
   // Logged (by the mask) and closed for once: what follows on the same connection is its echo.
-  const internalError = (extra: Extra, error: unknown): void => {
+  const internalError = (extra: Connection, error: unknown): void => {
     if (extra.failed) return;
     extra.failed = true;
     extra.socket.close(HeraldCloseCode.InternalError, closeReason(maskError(error).message));
@@ -264,13 +245,15 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
     const setting = bound.limit === options.maxBufferedBytes ? 'MAX_BUFFERED_BYTES' : 'before connection_init';
     socket.close(HeraldCloseCode.SlowConsumer, `slow consumer: more than ${bound.limit} bytes waiting (${setting})`);
   };
+  const connectionShared: ConnectionShared = { slowConsumer };
 
   // One timer for every socket: a socket that has not answered the previous ping by the
   // next tick is terminated, so a vanished peer is dropped within two intervals. One
   // still over its send bound since the last tick is closed as a slow consumer (its
   // reads are paused, so its answer could not be read: the next tick drops it).
   const alive = new WeakSet<WebSocket>();
-  const bounds = new WeakMap<WebSocket, SendBound>();
+  /** Each connection, by its WebSocket and by the TCP socket under it: the shared listeners find it there. */
+  const connectionOf = new WeakMap<object, Connection>();
   const heartbeat = setInterval(() => {
     for (const socket of wss.clients) {
       if (!alive.has(socket)) {
@@ -278,7 +261,7 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
         continue;
       }
       alive.delete(socket);
-      const bound = bounds.get(socket);
+      const bound = connectionOf.get(socket)?.bound;
       if (bound?.over) {
         slowConsumer(socket, bound);
         continue;
@@ -289,80 +272,75 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
   }, options.keepAliveMs);
   heartbeat.unref();
 
+  // The listeners on every socket, shared by all: a listener per connection cost a
+  // function each, for the connection's life (issue 17). Each is called with the socket
+  // it fires on as `this`.
+  const listeners = {
+    pong(this: WebSocket): void {
+      alive.add(this);
+    },
+    /** `ws` has answered it with a pong of its own: one more write under the bound. */
+    ping(this: WebSocket): void {
+      connectionOf.get(this)?.bound.wrote();
+    },
+    error(this: WebSocket, error: Error): void {
+      // `ws` has already closed the socket for protocol errors: 1009 for a frame over
+      // MAX_MESSAGE_BYTES, 1002 for a malformed frame.
+      const connection = connectionOf.get(this);
+      if (connection) misbehaved(connection, 'protocol-error', `closed: ${error.message}`);
+    },
+    /** A reset by the peer, or a write racing its close: `ws` destroys the socket, and nothing is Herald's fault. */
+    rawError(this: Duplex, error: NodeJS.ErrnoException): void {
+      const connection = connectionOf.get(this);
+      if (connection) misbehaved(connection, socketErrorKind(error), error.message);
+    },
+    message(this: WebSocket, data: RawData, isBinary: boolean): void {
+      // The rest of a chunk read before the socket started closing: not worth parsing.
+      if (this.readyState !== this.OPEN) return;
+      const connection = connectionOf.get(this);
+      if (connection?.receive === undefined) return;
+      if (isBinary) {
+        misbehaved(connection, 'binary-frame', 'closed with 4400');
+        this.close(HeraldCloseCode.BadRequest, 'binary frames are not accepted: graphql-transport-ws sends text frames only');
+        return;
+      }
+      connection.receive(String(data)).catch((error: unknown) => internalError(connection, error));
+    },
+    close(this: WebSocket, code: number, reason: Buffer): void {
+      alive.delete(this);
+      const connection = connectionOf.get(this);
+      if (connection === undefined) return;
+      connection.cancelInit?.();
+      connection.cancelExpiry?.();
+      connectionLogger(connection).debug?.(`herald: websocket connection closed with ${code}`);
+      connection.closed?.(code, String(reason)).catch((error: unknown) => connectionLogger(connection).error(`herald: websocket clean-up failed: ${String(error)}`));
+    },
+  };
+  const onInitTimeout = (socket: WebSocket): void => socket.close(CloseCode.ConnectionInitialisationTimeout, 'Connection initialisation timeout');
+
   wss.on('connection', (socket: WebSocket, request: IncomingMessage) => {
     // The one `ws` internal Herald touches, here only: `WebSocket#_socket`, the net.Socket
     // of ws 8.23.0 (pinned exactly in package.json). Fan-out frames are written to it
     // directly, one write per socket and turn instead of ws' sender queue per message.
     const raw = (socket as unknown as { _socket: Duplex })._socket;
-    const bound = new SendBound(socket, raw, { beforeInit: UNINITIALISED_BUFFERED_BYTES, afterInit: options.maxBufferedBytes });
-    const extra: Extra = {
-      connection: ++connections,
-      socket,
-      raw,
-      outbox: frames.outbox(raw, () => socket.readyState === socket.OPEN, () => bound.wrote()),
-      bound,
-      upgradeAuthorization: request.headers.authorization,
-      // Every field from the start: one added later costs the object a property array.
-      logged: undefined,
-      failed: false,
-      principal: undefined,
-      cancelExpiry: undefined,
-      cancelInit: undefined,
-    };
+    const connection = new Connection(++connections, socket, raw, frames, connectionShared, request.headers.authorization, {
+      beforeInit: UNINITIALISED_BUFFERED_BYTES,
+      afterInit: options.maxBufferedBytes,
+    });
     // graphql-ws' rule: the deadline is met by receiving `connection_init`, accepted or not.
-    extra.cancelInit = runAt(Date.now() + options.connectionInitTimeoutMs, () =>
-      socket.close(CloseCode.ConnectionInitialisationTimeout, 'Connection initialisation timeout'),
-    );
+    connection.cancelInit = runAt(Date.now() + options.connectionInitTimeoutMs, onInitTimeout.bind(undefined, socket));
     alive.add(socket);
-    bounds.set(socket, bound);
-    socket.on('pong', () => alive.add(socket));
-    // `ws` has answered it with a pong of its own: one more write under the bound.
-    socket.on('ping', () => bound.wrote());
-    socket.on('error', (error) => {
-      // `ws` has already closed the socket for protocol errors: 1009 for a frame over
-      // MAX_MESSAGE_BYTES, 1002 for a malformed frame.
-      misbehaved(extra, 'protocol-error', `closed: ${error.message}`);
-    });
-    // A reset by the peer, or a write racing its close: `ws` destroys the socket, and
-    // nothing is Herald's fault.
-    raw.on('error', (error: NodeJS.ErrnoException) => misbehaved(extra, socketErrorKind(error), error.message));
-    const closed = protocol.opened(
-      {
-        protocol: socket.protocol,
-        // Not waiting for the write: a client that does not read would hold a promise,
-        // and graphql-ws its message, per answer. The bound limits what waits instead.
-        send: (data) => {
-          if (socket.readyState !== socket.OPEN) return;
-          // A `complete` or `error` must not overtake the `next` frames held this turn.
-          extra.outbox.flush();
-          if (bound.over) return slowConsumer(socket, bound);
-          socket.send(data);
-          bound.wrote();
-        },
-        close: (code, reason) => socket.close(code, reason),
-        onMessage: (receive) =>
-          socket.on('message', (data, isBinary) => {
-            // The rest of a chunk read before the socket started closing: not worth parsing.
-            if (socket.readyState !== socket.OPEN) return;
-            if (isBinary) {
-              misbehaved(extra, 'binary-frame', 'closed with 4400');
-              socket.close(HeraldCloseCode.BadRequest, 'binary frames are not accepted: graphql-transport-ws sends text frames only');
-              return;
-            }
-            receive(String(data)).catch((error: unknown) => internalError(extra, error));
-          }),
-      },
-      extra,
-    );
+    connectionOf.set(socket, connection);
+    connectionOf.set(raw, connection);
+    socket.on('pong', listeners.pong);
+    socket.on('ping', listeners.ping);
+    socket.on('error', listeners.error);
+    raw.on('error', listeners.rawError);
+    socket.on('message', listeners.message);
     // `on`, not `once`: the socket closes once, and `once` costs a wrapper per connection.
-    connectionLogger(extra).debug?.('herald: websocket connection opened');
-    socket.on('close', (code, reason) => {
-      extra.cancelInit?.();
-      extra.cancelExpiry?.();
-      alive.delete(socket);
-      connectionLogger(extra).debug?.(`herald: websocket connection closed with ${code}`);
-      closed(code, String(reason)).catch((error: unknown) => connectionLogger(extra).error(`herald: websocket clean-up failed: ${String(error)}`));
-    });
+    socket.on('close', listeners.close);
+    connection.closed = protocol.opened(connection, connection);
+    connectionLogger(connection).debug?.('herald: websocket connection opened');
   });
 
   return {
@@ -380,6 +358,95 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
     connections: () => wss.clients.size,
     subscriptions: () => openSubscriptions,
   };
+}
+
+/** What every connection of one transport shares. */
+interface ConnectionShared {
+  /** Closes `socket` with 4413, counted. */
+  readonly slowConsumer: (socket: WebSocket, bound: SendBound) => void;
+}
+
+/**
+ * One WebSocket connection: graphql-ws' socket (`protocol`, `send`, `close`,
+ * `onMessage`), its `extra`, and the outbox's owner, in one object. A connection lives
+ * for hours: closures per connection cost a function each and kept their scope alive
+ * (issue 17).
+ */
+class Connection implements GraphQLWebSocket, OutboxOwner {
+  [key: PropertyKey]: unknown;
+  /** This process's number for the connection: `connection: "ws-<n>"` on its log lines. */
+  readonly number: number;
+  readonly socket: WebSocket;
+  /** The TCP socket under `ws`. */
+  readonly raw: Duplex;
+  /** The fan-out frames of the current turn, written together when it ends. */
+  readonly outbox: Outbox;
+  /** The bound on every byte waiting to be sent on the socket. */
+  readonly bound: SendBound;
+  readonly #shared: ConnectionShared;
+  /** The kinds of client misbehaviour already logged for this connection. */
+  logged: Set<Misbehaviour> | undefined;
+  /** Set once an internal error has been logged and the socket closed for it. */
+  failed = false;
+  /**
+   * The upgrade request's `Authorization` header, until `connection_init`. Only the
+   * header is kept, not the request: a connection lives for hours, a request object is
+   * kilobytes.
+   */
+  upgradeAuthorization: string | undefined;
+  principal: Principal | undefined;
+  /** Disarms the token-expiry close; called when the socket closes. */
+  cancelExpiry: Cancel | undefined;
+  /** Disarms the 4408 close of a socket without `connection_init`; called when it arrives, or the socket closes. */
+  cancelInit: Cancel | undefined;
+  /** graphql-ws' handler of each message. */
+  receive: ((data: string) => Promise<void>) | undefined;
+  /** graphql-ws' clean-up, called when the socket closes. */
+  closed: ((code: number, reason: string) => Promise<void>) | undefined;
+
+  constructor(number: number, socket: WebSocket, raw: Duplex, frames: FrameWriter, shared: ConnectionShared, upgradeAuthorization: string | undefined, limits: SendBoundLimits) {
+    this.number = number;
+    this.socket = socket;
+    this.raw = raw;
+    this.#shared = shared;
+    this.upgradeAuthorization = upgradeAuthorization;
+    this.bound = new SendBound(socket, raw, limits);
+    this.outbox = frames.outbox(raw, this);
+  }
+
+  get protocol(): string {
+    return this.socket.protocol;
+  }
+
+  isOpen(): boolean {
+    return this.socket.readyState === this.socket.OPEN;
+  }
+
+  wrote(): void {
+    this.bound.wrote();
+  }
+
+  /**
+   * Not waiting for the write: a client that does not read would hold a promise, and
+   * graphql-ws its message, per answer. The bound limits what waits instead.
+   */
+  send(data: string): void {
+    const { socket, bound } = this;
+    if (socket.readyState !== socket.OPEN) return;
+    // A `complete` or `error` must not overtake the `next` frames held this turn.
+    this.outbox.flush();
+    if (bound.over) return this.#shared.slowConsumer(socket, bound);
+    socket.send(data);
+    bound.wrote();
+  }
+
+  close(code: number, reason: string): void {
+    this.socket.close(code, reason);
+  }
+
+  onMessage(receive: (data: string) => Promise<void>): void {
+    this.receive = receive;
+  }
 }
 
 /** What every socket sink of one transport shares. */
@@ -404,7 +471,7 @@ const DONE: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, 
  * iterator made of closures cost a dozen functions and their contexts (issue 17).
  */
 class SocketSink implements Sink, AsyncIterableIterator<never> {
-  readonly #connection: Extra;
+  readonly #connection: Connection;
   /** `{"id":<id>,"type":"next","payload":`: the frame up to the rendered payload. */
   readonly #head: Buffer;
   readonly #plan: OperationPlan;
@@ -417,7 +484,7 @@ class SocketSink implements Sink, AsyncIterableIterator<never> {
   #resolveNext: ((result: IteratorReturnResult<undefined>) => void) | undefined;
   #rejectNext: ((error: Error) => void) | undefined;
 
-  constructor(connection: Extra, id: string, plan: OperationPlan, shared: SocketSinkShared, hooks: SinkHooks) {
+  constructor(connection: Connection, id: string, plan: OperationPlan, shared: SocketSinkShared, hooks: SinkHooks) {
     this.#connection = connection;
     this.#head = Buffer.from(`{"id":${JSON.stringify(id)},"type":"next","payload":`);
     this.#plan = plan;
@@ -531,7 +598,7 @@ function refuseUpgrade(request: IncomingMessage, origins: OriginPolicy): { statu
 }
 
 /** `connection_init`: verifies the token, remembers the principal, arms the expiry close. */
-function authenticate(ctx: Context<Record<string, unknown>, Extra>, verifier: TokenVerifier): boolean {
+function authenticate(ctx: Context<Record<string, unknown>, Connection>, verifier: TokenVerifier): boolean {
   const { socket } = ctx.extra;
   ctx.extra.cancelInit?.();
   ctx.extra.cancelInit = undefined;
