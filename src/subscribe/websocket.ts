@@ -15,8 +15,20 @@
  */
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { createSourceEventStream, getOperationAST, type ExecutionArgs, type GraphQLResolveInfo, type GraphQLSchema } from 'graphql';
-import { CloseCode, GRAPHQL_TRANSPORT_WS_PROTOCOL, makeServer, type Context, type OperationResult, type WebSocket as GraphQLWebSocket } from 'graphql-ws';
+import { createSourceEventStream, getOperationAST, GraphQLError, type DocumentNode, type ExecutionArgs, type GraphQLResolveInfo, type GraphQLSchema } from 'graphql';
+import {
+  CloseCode,
+  GRAPHQL_TRANSPORT_WS_PROTOCOL,
+  makeServer,
+  MessageType,
+  parseMessage,
+  stringifyMessage,
+  type Context,
+  type Message,
+  type OperationResult,
+  type SubscribePayload,
+  type WebSocket as GraphQLWebSocket,
+} from 'graphql-ws';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { AuthenticationError, bearerToken, type Principal, type TokenVerifier } from '../auth/index.js';
 import { graphqlError, type MaskError } from '../common/errors.js';
@@ -135,6 +147,7 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
     maxBufferedBytes: options.maxBufferedBytes,
     counts: options.counts,
     onEnded: () => (openSubscriptions -= 1),
+    sendErrors: (connection, id, errors) => sendErrors(connection, id, errors),
   };
   const openOnSocket = async (
     extra: Connection,
@@ -190,40 +203,102 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
         errors: errors.map((error) => maskError(error).toJSON()),
         ...(extensions === undefined ? {} : { extensions }),
       },
-    onSubscribe: (ctx, id, payload) => {
-      const open = Object.keys(ctx.subscriptions).length; // includes this one, already reserved
-      if (open > options.maxSubscriptionsPerConnection) {
-        return [
-          graphqlError(
-            'LIMIT_EXCEEDED',
-            `this connection already holds ${options.maxSubscriptionsPerConnection} subscriptions (MAX_SUBSCRIPTIONS_PER_CONNECTION)`,
-          ),
-        ];
-      }
+    // Queries and mutations: a subscription is opened by `subscribeHere` instead.
+    onSubscribe: (ctx, _id, payload) => {
+      const refusal = limitRefusal(ctx);
+      if (refusal) return [refusal];
       const prepared = documents.prepare(payload.query, { keep: true });
       if (prepared.errors) return [...prepared.errors];
-      const { document } = prepared;
-      const contextValue: HeraldContext = { principal: ctx.extra.principal };
       // Every field graphql-ws reads or sets, from the start (`rootValue` is one it would
-      // add): one added later costs the object a property array, for the subscription's life.
+      // add): one added later costs the object a property array.
       const args: ExecutionArgs = {
         schema,
-        document,
-        contextValue,
+        document: prepared.document,
+        contextValue: { principal: ctx.extra.principal } satisfies HeraldContext,
         rootValue: undefined,
         operationName: payload.operationName,
         variableValues: payload.variables,
-        subscribeFieldResolver: undefined,
       };
-      if (getOperationAST(document, payload.operationName)?.operation === 'subscription') {
-        // The fan-out path: rendered once per event and operation, written straight to the socket.
-        const plan = fanout.plan({ document, query: payload.query, operationName: payload.operationName ?? undefined, variables: payload.variables ?? undefined });
-        args.subscribeFieldResolver = (_root: unknown, fieldArgs: SubscriptionArguments, _context: unknown, info: GraphQLResolveInfo) =>
-          openOnSocket(ctx.extra, id, plan, fieldArgs, yieldsReadState(info.fieldName));
-      }
       return args;
     },
   });
+
+  /** The `LIMIT_EXCEEDED` error when the connection's subscriptions (this one, already reserved, included) are too many. */
+  const limitRefusal = (ctx: ProtocolContext): GraphQLError | undefined =>
+    Object.keys(ctx.subscriptions).length > options.maxSubscriptionsPerConnection
+      ? graphqlError('LIMIT_EXCEEDED', `this connection already holds ${options.maxSubscriptionsPerConnection} subscriptions (MAX_SUBSCRIPTIONS_PER_CONNECTION)`)
+      : undefined;
+
+  /** Sends graphql-ws' `error` message for `id`, every error through the mask. */
+  const sendErrors = (connection: Connection, id: string, errors: readonly GraphQLError[]): void =>
+    connection.send(stringifyMessage({ id, type: MessageType.Error, payload: errors.map((error) => maskError(error).toJSON()) }));
+
+  /**
+   * A `subscribe` message of a subscription, on an acknowledged connection, is opened
+   * here rather than by graphql-ws: graphql-ws holds each subscription in an async
+   * function suspended in a `for await` — its message, its execution arguments, three
+   * callbacks and a promise chain, about 2 KB a subscription for its whole life (issue
+   * 17). Everything else (`connection_init`, pings, queries and mutations, `complete`, a
+   * malformed or duplicate message) stays graphql-ws'. The subscription is registered in
+   * graphql-ws' own `ctx.subscriptions`, as graphql-ws would: its `complete` and its
+   * close return the sink. Returns false for a message graphql-ws must handle.
+   */
+  const subscribeHere = (connection: Connection, data: string): boolean => {
+    const ctx = connection.context;
+    if (ctx === undefined || !ctx.acknowledged) return false;
+    let message: Message;
+    try {
+      message = parseMessage(data);
+    } catch {
+      return false; // graphql-ws closes with 4400
+    }
+    if (message.type !== MessageType.Subscribe || message.id in ctx.subscriptions) return false;
+    const { id, payload } = message;
+    const prepared = documents.prepare(payload.query, { keep: true });
+    if (prepared.errors || getOperationAST(prepared.document, payload.operationName)?.operation !== 'subscription') return false;
+    // Reserved, as graphql-ws does: a `complete` before it is open cancels it.
+    ctx.subscriptions[id] = null;
+    openSubscription(connection, ctx, id, payload, prepared.document).catch((error: unknown) => {
+      delete ctx.subscriptions[id];
+      internalError(connection, error);
+    });
+    return true;
+  };
+
+  const openSubscription = async (connection: Connection, ctx: ProtocolContext, id: string, payload: SubscribePayload, document: DocumentNode): Promise<void> => {
+    const refusal = limitRefusal(ctx);
+    if (refusal) {
+      delete ctx.subscriptions[id];
+      return sendErrors(connection, id, [refusal]);
+    }
+    const operationName = payload.operationName ?? undefined;
+    const variables = payload.variables ?? undefined;
+    // The fan-out path: rendered once per event and operation, written straight to the socket.
+    const plan = fanout.plan({ document, query: payload.query, operationName, variables });
+    const result = await createSourceEventStream({
+      schema,
+      document,
+      contextValue: { principal: connection.principal } satisfies HeraldContext,
+      operationName,
+      variableValues: variables,
+      subscribeFieldResolver: (_root: unknown, fieldArgs: SubscriptionArguments, _context: unknown, info: GraphQLResolveInfo) =>
+        openOnSocket(connection, id, plan, fieldArgs, yieldsReadState(info.fieldName)),
+    });
+    if (result instanceof SocketSink) {
+      // The client completed it, or left, while it was opening.
+      if (ctx.subscriptions[id] !== null) return void (await result.return());
+      ctx.subscriptions[id] = result;
+      result.registered(ctx);
+      return;
+    }
+    // Refused (a wrong user, a bad cursor, Redis unavailable): as graphql-ws answers a
+    // source stream that is an error, a `next` with the errors, then `complete`.
+    if (!(id in ctx.subscriptions)) return;
+    delete ctx.subscriptions[id];
+    const errors = 'errors' in result ? (result.errors ?? []) : [];
+    connection.send(stringifyMessage({ id, type: MessageType.Next, payload: { errors: errors.map((error) => maskError(error).toJSON()) } }));
+    connection.send(stringifyMessage({ id, type: MessageType.Complete }));
+  };
 
   /** Logs one kind of a client's misbehaviour, the first time only on each connection. */
   const misbehaved = (extra: Connection, kind: Misbehaviour, message: string): void => {
@@ -304,7 +379,9 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
         this.close(HeraldCloseCode.BadRequest, 'binary frames are not accepted: graphql-transport-ws sends text frames only');
         return;
       }
-      connection.receive(String(data)).catch((error: unknown) => internalError(connection, error));
+      const text = String(data);
+      if (subscribeHere(connection, text)) return;
+      connection.receive(text).catch((error: unknown) => internalError(connection, error));
     },
     close(this: WebSocket, code: number, reason: Buffer): void {
       alive.delete(this);
@@ -360,6 +437,9 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
   };
 }
 
+/** graphql-ws' context of one connection. */
+type ProtocolContext = Context<Record<string, unknown>, Connection>;
+
 /** What every connection of one transport shares. */
 interface ConnectionShared {
   /** Closes `socket` with 4413, counted. */
@@ -399,6 +479,8 @@ class Connection implements GraphQLWebSocket, OutboxOwner {
   cancelExpiry: Cancel | undefined;
   /** Disarms the 4408 close of a socket without `connection_init`; called when it arrives, or the socket closes. */
   cancelInit: Cancel | undefined;
+  /** graphql-ws' context of the connection, from `connection_init` on. */
+  context: ProtocolContext | undefined;
   /** graphql-ws' handler of each message. */
   receive: ((data: string) => Promise<void>) | undefined;
   /** graphql-ws' clean-up, called when the socket closes. */
@@ -455,6 +537,8 @@ interface SocketSinkShared {
   readonly counts: Pick<HotCounts, 'slowConsumerCloses'>;
   /** Called once when a counted sink ends. */
   readonly onEnded: () => void;
+  /** Sends the `error` message for a subscription that failed. */
+  readonly sendErrors: (connection: Connection, id: string, errors: readonly GraphQLError[]) => void;
 }
 
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, done: true });
@@ -472,6 +556,9 @@ const DONE: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, 
  */
 class SocketSink implements Sink, AsyncIterableIterator<never> {
   readonly #connection: Connection;
+  readonly #id: string;
+  /** graphql-ws' record of the connection's subscriptions, once this one is in it. */
+  #registry: ProtocolContext | undefined;
   /** `{"id":<id>,"type":"next","payload":`: the frame up to the rendered payload. */
   readonly #head: Buffer;
   readonly #plan: OperationPlan;
@@ -486,6 +573,7 @@ class SocketSink implements Sink, AsyncIterableIterator<never> {
 
   constructor(connection: Connection, id: string, plan: OperationPlan, shared: SocketSinkShared, hooks: SinkHooks) {
     this.#connection = connection;
+    this.#id = id;
     this.#head = Buffer.from(`{"id":${JSON.stringify(id)},"type":"next","payload":`);
     this.#plan = plan;
     this.#shared = shared;
@@ -496,6 +584,15 @@ class SocketSink implements Sink, AsyncIterableIterator<never> {
   counted(): void {
     this.#counted = true;
     if (this.#ended) this.#shared.onEnded();
+  }
+
+  /**
+   * It is in graphql-ws' `ctx.subscriptions`: when it ends on its own, the client is told
+   * (`error`, or `complete`), and it leaves them.
+   */
+  registered(registry: ProtocolContext): void {
+    this.#registry = registry;
+    if (this.#ended) this.#leave();
   }
 
   deliver(item: SubscriptionItem): boolean {
@@ -563,7 +660,18 @@ class SocketSink implements Sink, AsyncIterableIterator<never> {
     this.#resolveNext = this.#rejectNext = undefined;
     if (error) reject?.(error);
     else resolve?.(DONE);
+    this.#leave();
     await this.#hooks.onEnd();
+  }
+
+  /** As graphql-ws ends a subscription whose stream ended: unless the client completed it (or left), an `error` or a `complete`. */
+  #leave(): void {
+    const registry = this.#registry;
+    if (registry === undefined || registry.subscriptions[this.#id] !== this) return;
+    delete registry.subscriptions[this.#id];
+    const error = this.#error;
+    if (error) this.#shared.sendErrors(this.#connection, this.#id, [new GraphQLError(error.message, { originalError: error })]);
+    else this.#connection.send(stringifyMessage({ id: this.#id, type: MessageType.Complete }));
   }
 }
 
@@ -598,8 +706,9 @@ function refuseUpgrade(request: IncomingMessage, origins: OriginPolicy): { statu
 }
 
 /** `connection_init`: verifies the token, remembers the principal, arms the expiry close. */
-function authenticate(ctx: Context<Record<string, unknown>, Connection>, verifier: TokenVerifier): boolean {
+function authenticate(ctx: ProtocolContext, verifier: TokenVerifier): boolean {
   const { socket } = ctx.extra;
+  ctx.extra.context = ctx;
   ctx.extra.cancelInit?.();
   ctx.extra.cancelInit = undefined;
   const params = ctx.connectionParams ?? {};
