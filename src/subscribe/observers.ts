@@ -49,6 +49,12 @@ export interface Observation {
 
 const NO_OBSERVERS: readonly Observer[] = Object.freeze([]);
 
+/** Which users of which tenant a pushable notification reached. */
+interface Reached {
+  readonly users: Set<string>;
+  tenant: string | undefined;
+}
+
 /**
  * One channel's observers. Most channels are one user's and have one observer: it is
  * held in an array of one, and a Set (about 100 bytes more) is made only for a second
@@ -220,26 +226,35 @@ export class ObserverMap {
       return 0;
     }
     // Only notifications that may be pushed collect who got them; the rest pay nothing.
-    const reached = this.#onDelivered && (notification.audience === 'USER' || notification.audience === 'TOPIC') ? new Set<string>() : undefined;
-    let tenant: string | undefined;
+    const reached: Reached | undefined =
+      this.#onDelivered && (notification.audience === 'USER' || notification.audience === 'TOPIC') ? { users: new Set(), tenant: undefined } : undefined;
     let delivered = 0;
-    for (const observer of entry.observers) {
-      try {
-        if (observer.deliver(notification)) {
-          delivered += 1;
-          if (reached && observer.owner) {
-            reached.add(observer.owner.name);
-            tenant = observer.owner.tenant; // one channel lives in one tenant
-          }
-        }
-      } catch (error) {
-        // One observer's fault must not cost the others their notification.
-        this.#logger.warn(`herald: an observer of ${channel} failed: ${error instanceof Error ? error.message : String(error)}`);
-      }
+    // Two loops, each over one kind of collection, so neither iterates both.
+    const { observers } = entry;
+    if (observers instanceof Set) {
+      for (const observer of observers) delivered += this.#offer(channel, observer, notification, reached);
+    } else {
+      for (const observer of observers) delivered += this.#offer(channel, observer, notification, reached);
     }
     this.#counts.delivered += delivered;
-    if (reached && tenant !== undefined && reached.size > 0) this.#onDelivered?.(notification, tenant, [...reached]);
+    if (reached?.tenant !== undefined && reached.users.size > 0) this.#onDelivered?.(notification, reached.tenant, [...reached.users]);
     return delivered;
+  }
+
+  /** Gives `observer` the notification: 1 if it took it, else 0. */
+  #offer(channel: string, observer: Observer, notification: Notification, reached: Reached | undefined): number {
+    try {
+      if (!observer.deliver(notification)) return 0;
+      if (reached && observer.owner) {
+        reached.users.add(observer.owner.name);
+        reached.tenant = observer.owner.tenant; // one channel lives in one tenant
+      }
+      return 1;
+    } catch (error) {
+      // One observer's fault must not cost the others their notification.
+      this.#logger.warn(`herald: an observer of ${channel} failed: ${error instanceof Error ? error.message : String(error)}`);
+      return 0;
+    }
   }
 
   /** Calls `tell` once for each observer of any of `channels`. */

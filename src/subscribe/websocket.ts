@@ -7,8 +7,9 @@
  * upgrade's `Authorization` header), closes the socket with 4403 when the token
  * expires, and never throws into the socket library: a bad frame, query or token is
  * answered with an error or a close code. Each subscription is opened on the core
- * (`subscriptions.openInto`) by this module, with a sink that writes to the socket; the
- * token expiry that closes the connection (4403) ends its subscriptions, so none arms a
+ * (`subscriptions.openInto`) by this module, with a sink that writes to the socket, and
+ * registered in graphql-ws' own `ctx.subscriptions` rather than held by graphql-ws (see
+ * `subscribeHere`: a connection holds what it needs, issue 17); the token expiry that closes the connection (4403) ends its subscriptions, so none arms a
  * timer of its own. Every byte it sends on a socket is under that socket's
  * {@link SendBound}; a client's misbehaviour is logged once per connection and kind,
  * however often it repeats.
