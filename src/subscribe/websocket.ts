@@ -26,7 +26,6 @@ import {
   stringifyMessage,
   type Context,
   type Message,
-  type OperationResult,
   type SubscribePayload,
   type WebSocket as GraphQLWebSocket,
 } from 'graphql-ws';
@@ -138,11 +137,6 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
   const connectionLogger = (extra: Connection): Logger => boundLogger(logger, { connection: `ws-${extra.number}` });
   const frames = createFrameWriter(options.afterThisTurn);
 
-  /**
-   * Opens one subscription on the core, into a sink that writes its events, rendered by
-   * `plan`, straight to the socket. graphql-js calls it with the field's coerced
-   * arguments; graphql-ws gets an iterator that yields nothing and ends with the sink.
-   */
   /** What every socket sink of this transport shares. */
   const shared: SocketSinkShared = {
     maxBufferedBytes: options.maxBufferedBytes,
@@ -150,6 +144,11 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
     onEnded: () => (openSubscriptions -= 1),
     sendErrors: (connection, id, errors) => sendErrors(connection, id, errors),
   };
+  /**
+   * Opens one subscription on the core, into a sink that writes its events, rendered by
+   * `plan`, straight to the socket. graphql-js calls it with the field's coerced
+   * arguments, from `openSubscription`.
+   */
   const openOnSocket = async (
     extra: Connection,
     id: string,
@@ -192,9 +191,6 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
     // Herald's own deadline instead (`cancelInit`): graphql-ws' timer stays in the
     // connection's scope, fired or not, for the connection's life (issue 17).
     connectionInitWaitTimeout: 0,
-    // Called for subscriptions only. Each renders its own events: its source stream is all
-    // graphql-ws needs, without graphql's per-subscriber mapping of every event.
-    subscribe: (args) => createSourceEventStream(args) as unknown as OperationResult,
     onConnect: (ctx) => authenticate(ctx, verifier),
     // Every error a client is sent goes through the mask: refusals, and errors in results.
     onError: (_ctx, _id, _payload, errors) => errors.map((error) => maskError(error).toJSON()),
