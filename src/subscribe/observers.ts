@@ -47,75 +47,10 @@ export interface Observation {
   release(): Promise<void>;
 }
 
-const NO_OBSERVERS: readonly Observer[] = Object.freeze([]);
-
-/** Which users of which tenant a pushable notification reached. */
-interface Reached {
-  readonly users: Set<string>;
-  tenant: string | undefined;
-}
-
-/**
- * One channel's observers. Most channels are one user's and have one observer: it is
- * held in an array of one, and a Set (about 100 bytes more) is made only for a second
- * (issue 17).
- */
-class ChannelEntry {
-  readonly channel: string;
+interface ChannelEntry {
+  readonly observers: Set<Observer>;
   /** Settles once the broker has confirmed (or refused) the SUBSCRIBE. */
   readonly subscribed: Promise<void>;
-  /** In the order they joined: none, one alone, or from the second on a Set. */
-  observers: readonly Observer[] | Set<Observer> = NO_OBSERVERS;
-
-  constructor(channel: string, subscribed: Promise<void>) {
-    this.channel = channel;
-    this.subscribed = subscribed;
-  }
-
-  get size(): number {
-    const observers = this.observers;
-    return observers instanceof Set ? observers.size : observers.length;
-  }
-
-  add(observer: Observer): void {
-    const observers = this.observers;
-    if (observers instanceof Set) observers.add(observer);
-    else if (observers.length === 0) this.observers = [observer];
-    else if (observers[0] !== observer) this.observers = new Set([...observers, observer]);
-  }
-
-  /** Whether `observer` was there. */
-  delete(observer: Observer): boolean {
-    const observers = this.observers;
-    if (observers instanceof Set) return observers.delete(observer);
-    if (observers[0] !== observer) return false;
-    this.observers = NO_OBSERVERS;
-    return true;
-  }
-}
-
-/** One observer's place in its channels: the one way to leave them. */
-class ChannelObservation implements Observation {
-  readonly #leave: (entry: ChannelEntry, observer: Observer) => Promise<void>;
-  readonly #entries: readonly ChannelEntry[];
-  readonly #observer: Observer;
-  #released = false;
-
-  constructor(leave: (entry: ChannelEntry, observer: Observer) => Promise<void>, entries: readonly ChannelEntry[], observer: Observer) {
-    this.#leave = leave;
-    this.#entries = entries;
-    this.#observer = observer;
-  }
-
-  get released(): boolean {
-    return this.#released;
-  }
-
-  async release(): Promise<void> {
-    if (this.#released) return;
-    this.#released = true;
-    await Promise.all(this.#entries.map((entry) => this.#leave(entry, this.#observer)));
-  }
 }
 
 export interface ObserverMapOptions {
@@ -165,11 +100,11 @@ export class ObserverMap {
    * (a `BrokerUnavailableError`) is rethrown.
    */
   async observe(channels: readonly string[], observer: Observer): Promise<Observation> {
-    const joined: ChannelEntry[] = [];
+    const joined: Array<[string, ChannelEntry]> = [];
     for (const channel of new Set(channels)) {
       let entry = this.#entries.get(channel);
       if (!entry) {
-        entry = new ChannelEntry(channel, this.#serialize(channel, () => this.#broker.subscribe(channel)));
+        entry = { observers: new Set(), subscribed: this.#serialize(channel, () => this.#broker.subscribe(channel)) };
         this.#entries.set(channel, entry);
         const created = entry;
         // A refused SUBSCRIBE must not stay in the map: the next observer tries again.
@@ -177,24 +112,29 @@ export class ObserverMap {
           if (this.#entries.get(channel) === created) this.#entries.delete(channel);
         });
       }
-      entry.add(observer);
-      joined.push(entry);
+      entry.observers.add(observer);
+      joined.push([channel, entry]);
     }
-    const observation = new ChannelObservation(this.#leaveOne, joined, observer);
+    let released = false;
+    const release = async (): Promise<void> => {
+      if (released) return;
+      released = true;
+      await Promise.all(joined.map(([channel, entry]) => this.#leave(channel, entry, observer)));
+    };
     try {
-      await Promise.all(joined.map((entry) => entry.subscribed));
+      await Promise.all(joined.map(([, entry]) => entry.subscribed));
     } catch (error) {
-      await observation.release();
+      await release();
       throw error;
     }
     // Joined a channel that is not heard right now: it must fill what it misses too.
-    if (!observation.released && joined.some((entry) => this.#interrupted.has(entry.channel))) observer.interrupt?.();
-    return observation;
+    if (!released && joined.some(([channel]) => this.#interrupted.has(channel))) observer.interrupt?.();
+    return { release };
   }
 
   /** How many observers `channel` has in this process. */
   observerCount(channel: string): number {
-    return this.#entries.get(channel)?.size ?? 0;
+    return this.#entries.get(channel)?.observers.size ?? 0;
   }
 
   /** How many channels this process holds open. */
@@ -202,11 +142,8 @@ export class ObserverMap {
     return this.#entries.size;
   }
 
-  readonly #leaveOne = (entry: ChannelEntry, observer: Observer): Promise<void> => this.#leave(entry, observer);
-
-  async #leave(entry: ChannelEntry, observer: Observer): Promise<void> {
-    const { channel } = entry;
-    if (!entry.delete(observer) || entry.size > 0) return;
+  async #leave(channel: string, entry: ChannelEntry, observer: Observer): Promise<void> {
+    if (!entry.observers.delete(observer) || entry.observers.size > 0) return;
     if (this.#entries.get(channel) !== entry) return; // its SUBSCRIBE failed; nothing to undo
     this.#entries.delete(channel);
     this.#interrupted.delete(channel);
@@ -215,7 +152,7 @@ export class ObserverMap {
 
   #deliver(channel: string, message: BrokerMessage): number {
     const entry = this.#entries.get(channel);
-    if (!entry || entry.size === 0) return 0;
+    if (!entry || entry.observers.size === 0) return 0;
     if (isReadStatePayload(message.payload)) {
       this.#tell([channel], (observer) => observer.readStateChanged?.({ readUpTo: message.id }));
       return 0;
@@ -226,42 +163,33 @@ export class ObserverMap {
       return 0;
     }
     // Only notifications that may be pushed collect who got them; the rest pay nothing.
-    const reached: Reached | undefined =
-      this.#onDelivered && (notification.audience === 'USER' || notification.audience === 'TOPIC') ? { users: new Set(), tenant: undefined } : undefined;
+    const reached = this.#onDelivered && (notification.audience === 'USER' || notification.audience === 'TOPIC') ? new Set<string>() : undefined;
+    let tenant: string | undefined;
     let delivered = 0;
-    // Two loops, each over one kind of collection, so neither iterates both.
-    const { observers } = entry;
-    if (observers instanceof Set) {
-      for (const observer of observers) delivered += this.#offer(channel, observer, notification, reached);
-    } else {
-      for (const observer of observers) delivered += this.#offer(channel, observer, notification, reached);
+    for (const observer of entry.observers) {
+      try {
+        if (observer.deliver(notification)) {
+          delivered += 1;
+          if (reached && observer.owner) {
+            reached.add(observer.owner.name);
+            tenant = observer.owner.tenant; // one channel lives in one tenant
+          }
+        }
+      } catch (error) {
+        // One observer's fault must not cost the others their notification.
+        this.#logger.warn(`herald: an observer of ${channel} failed: ${error instanceof Error ? error.message : String(error)}`);
+      }
     }
     this.#counts.delivered += delivered;
-    if (reached?.tenant !== undefined && reached.users.size > 0) this.#onDelivered?.(notification, reached.tenant, [...reached.users]);
+    if (reached && tenant !== undefined && reached.size > 0) this.#onDelivered?.(notification, tenant, [...reached]);
     return delivered;
-  }
-
-  /** Gives `observer` the notification: 1 if it took it, else 0. */
-  #offer(channel: string, observer: Observer, notification: Notification, reached: Reached | undefined): number {
-    try {
-      if (!observer.deliver(notification)) return 0;
-      if (reached && observer.owner) {
-        reached.users.add(observer.owner.name);
-        reached.tenant = observer.owner.tenant; // one channel lives in one tenant
-      }
-      return 1;
-    } catch (error) {
-      // One observer's fault must not cost the others their notification.
-      this.#logger.warn(`herald: an observer of ${channel} failed: ${error instanceof Error ? error.message : String(error)}`);
-      return 0;
-    }
   }
 
   /** Calls `tell` once for each observer of any of `channels`. */
   #tell(channels: readonly string[], tell: (observer: Observer) => void): void {
     const told = new Set<Observer>();
     for (const channel of channels) {
-      for (const observer of this.#entries.get(channel)?.observers ?? NO_OBSERVERS) {
+      for (const observer of this.#entries.get(channel)?.observers ?? []) {
         if (told.has(observer)) continue;
         told.add(observer);
         try {
