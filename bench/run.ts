@@ -15,6 +15,7 @@
  *   BENCH_SCALE=0.25 npm run bench   # a quick, smaller run
  *   BENCH_ONLY=fanout,steadyMany npm run bench   # some scenarios only
  *   BENCH_SYSTEMS=herald,yoga npm run bench      # some systems only
+ *   BENCH_PORT=4800 npm run bench                # servers on other ports (another run beside it)
  */
 import { execFileSync, execSync, fork, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -79,6 +80,11 @@ const LOAD_PRIORITY = 10;
 const NICE = process.env['BENCH_NICE'] !== '0';
 /** Quiet time before each delivery scenario, in ms. */
 const SETTLE_MS = 3000;
+/**
+ * `BENCH_PORT=4800` moves every server's ports (Herald from it, plain Yoga from +10,
+ * Mercurius from +20), so two runs on one machine (two worktrees) do not meet.
+ */
+const PORT = Number(process.env['BENCH_PORT'] ?? '4600');
 const SECRET = 'bench-secret-that-is-at-least-32-bytes-long!';
 const CLK_TCK = Number(execSync('getconf CLK_TCK').toString().trim()) || 100;
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -197,22 +203,22 @@ async function startHerald(redis: RedisServer): Promise<System> {
     NODE_ENV: 'production',
     HOST: '127.0.0.1',
     CHANNEL_PREFIX: 'bench',
-    SUBSCRIBE_PORT: '4600',
-    PUBLISH_PORT: '4601',
-    GRPC_PORT: '4602',
-    PUBLISH_GRPC_PORT: '4603',
+    SUBSCRIBE_PORT: String(PORT),
+    PUBLISH_PORT: String(PORT + 1),
+    GRPC_PORT: String(PORT + 2),
+    PUBLISH_GRPC_PORT: String(PORT + 3),
     KEEPALIVE_MS: '600000',
     HISTORY_MAX_LENGTH: '100',
   };
   const profile = PROFILE ? ['--cpu-prof', '--cpu-prof-dir=bench/results/profiles'] : [];
   const subscribe = startNode('dist/main.js', ['subscribe'], { ...env, SUBSCRIBE_WORKERS }, profile);
   const publish = startNode('dist/main.js', ['publish'], env, profile);
-  await waitReady('http://127.0.0.1:4600/readyz');
-  await waitReady('http://127.0.0.1:4601/readyz');
+  await waitReady(`http://127.0.0.1:${PORT}/readyz`);
+  await waitReady(`http://127.0.0.1:${PORT + 1}/readyz`);
   return {
     name: 'herald',
-    wsUrl: 'ws://127.0.0.1:4600/graphql',
-    publishUrl: 'http://127.0.0.1:4601/graphql',
+    wsUrl: `ws://127.0.0.1:${PORT}/graphql`,
+    publishUrl: `http://127.0.0.1:${PORT + 1}/graphql`,
     pids: [subscribe.pid ?? 0, publish.pid ?? 0],
     connectionPid: subscribe.pid ?? 0,
     serviceToken,
@@ -663,7 +669,7 @@ async function main(): Promise<void> {
     const names = all.filter((name) => PROFILE || SYSTEMS.has(name));
     const systems: System[] = [];
     for (const name of names) {
-      systems.push(name === 'herald' ? await startHerald(redis) : await startReference(name, redis, name === 'yoga' ? 4610 : 4620));
+      systems.push(name === 'herald' ? await startHerald(redis) : await startReference(name, redis, name === 'yoga' ? PORT + 10 : PORT + 20));
     }
     const herald = systems.find((system) => system.name === 'herald');
     // The driver yields too, once Redis and the servers have started at normal priority.

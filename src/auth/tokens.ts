@@ -143,6 +143,9 @@ function verificationKey(options: TokenVerifierOptions): VerificationKey {
   return publicKey(options.publicKey);
 }
 
+const NO_STORES: readonly string[] = Object.freeze([]);
+const NO_SCOPES: ReadonlySet<string> = new Set();
+
 function principalFromClaims(claims: jwt.JwtPayload, maxStores: number): Principal {
   if (typeof claims.exp !== 'number') throw new AuthenticationError('token has no "exp" claim');
   const stores = claims['stores'] ?? [];
@@ -154,8 +157,10 @@ function principalFromClaims(claims: jwt.JwtPayload, maxStores: number): Princip
     return {
       name: assertValidName('token claim "sub"', claims.sub),
       tenant: assertValidName('token claim "tenant"', claims['tenant']),
-      stores: [...new Set(stores.map((store: unknown) => assertValidName('a store id in token claim "stores"', store)))],
-      scopes: new Set(scope.split(' ').filter(Boolean)),
+      // Most subscribers' tokens have neither: they share one empty of each, as every
+      // connection keeps its principal (issue 17).
+      stores: stores.length === 0 ? NO_STORES : [...new Set(stores.map((store: unknown) => assertValidName('a store id in token claim "stores"', store)))],
+      scopes: scope === '' ? NO_SCOPES : new Set(scope.split(' ').filter(Boolean)),
       expiresAt: claims.exp * 1000,
     };
   } catch (error) {

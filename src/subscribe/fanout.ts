@@ -1,9 +1,10 @@
 /**
  * The fan-out engine's renderer: per event, a subscription's selection set is executed
- * once per distinct operation (document, operation name and variables) and serialised
- * once; every observer with that operation sends the same payload.
+ * once per distinct operation (document, operation name and the variables its rendering
+ * can read) and serialised once; every observer with that operation sends the same
+ * payload.
  */
-import { execute, type DocumentNode, type GraphQLSchema } from 'graphql';
+import { execute, getOperationAST, Kind, visit, type ASTNode, type DocumentNode, type FieldNode, type GraphQLSchema } from 'graphql';
 import type { MaskError } from '../common/errors.js';
 import type { AfterThisTurn } from '../common/timers.js';
 import type { HeraldContext } from '../graphql/schema.js';
@@ -33,7 +34,7 @@ export function createFanout(schema: GraphQLSchema, afterThisTurn: AfterThisTurn
   });
   return {
     plan({ document, query, operationName, variables }) {
-      const key = `${operationName ?? ''}\n${query}\n${JSON.stringify(variables ?? {})}`;
+      const key = `${operationName ?? ''}\n${query}\n${JSON.stringify(renderingVariables(document, operationName, variables))}`;
       const existing = plans.get(key)?.deref();
       if (existing) return existing;
       // The observer map hands one event to every observer of a channel in one go, so the
@@ -70,4 +71,38 @@ export function createFanout(schema: GraphQLSchema, afterThisTurn: AfterThisTurn
       return plan;
     },
   };
+}
+
+/**
+ * The variables a rendering can read: all but those used only in the subscription
+ * field's own arguments (`userName`, `since`), which choose what is heard, not how it is
+ * shown — the field's `resolve` returns the item whatever they are. Without this every
+ * user's `onNotificationReceived(userName: $userName)` was a plan of its own: a plan per
+ * connection, ~0.5 KB each (issue 17). The plan renders with its first subscriber's
+ * variables, the same as every later one's wherever the rendering reads them.
+ */
+function renderingVariables(document: DocumentNode, operationName: string | undefined, variables: Record<string, unknown> | undefined): Record<string, unknown> {
+  if (variables === undefined) return {};
+  const rootFields = new Set<FieldNode>();
+  for (const selection of getOperationAST(document, operationName)?.selectionSet.selections ?? []) {
+    if (selection.kind === Kind.FIELD) rootFields.add(selection);
+  }
+  const read = new Set<string>();
+  const collect = (node: ASTNode): void => {
+    visit(node, {
+      Variable: (variable) => void read.add(variable.name.value),
+      // Definitions declare variables; they are not read there.
+      VariableDefinition: () => false,
+      Field(field) {
+        if (!rootFields.has(field)) return undefined;
+        for (const directive of field.directives ?? []) collect(directive);
+        if (field.selectionSet) collect(field.selectionSet);
+        return false;
+      },
+    });
+  };
+  collect(document);
+  const kept: Record<string, unknown> = {};
+  for (const name of Object.keys(variables).sort()) if (read.has(name)) kept[name] = variables[name];
+  return kept;
 }

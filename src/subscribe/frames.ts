@@ -58,16 +58,21 @@ export interface Outbox {
   flush(): void;
 }
 
+/** What an outbox asks of its connection; called as methods (the connection is one object). */
+export interface OutboxOwner {
+  /** Whether the WebSocket is still open: frames held when it started closing are dropped (nothing may follow a close frame). */
+  isOpen(): boolean;
+  /** Called after each write (the socket's send bound checks what now waits). */
+  wrote?(): void;
+}
+
 export interface FrameWriter {
   /**
-   * The outbox of one connection: `socket` is the TCP socket under `ws`, `isOpen` says
-   * whether the WebSocket is still open (frames held when it started closing are
-   * dropped: nothing may follow a close frame). Safe because permessage-deflate is off
-   * (so `ws` never holds frames back) and every frame is written whole; `ws`'
-   * `bufferedAmount` counts these bytes once written. `wrote` is called after each write
-   * (the socket's send bound checks what now waits).
+   * The outbox of one connection: `socket` is the TCP socket under `ws`. Safe because
+   * permessage-deflate is off (so `ws` never holds frames back) and every frame is
+   * written whole; `ws`' `bufferedAmount` counts these bytes once written.
    */
-  outbox(socket: Duplex, isOpen: () => boolean, wrote?: () => void): Outbox;
+  outbox(socket: Duplex, owner: OutboxOwner): Outbox;
 }
 
 export function createFrameWriter(afterThisTurn: AfterThisTurn): FrameWriter {
@@ -85,23 +90,21 @@ export function createFrameWriter(afterThisTurn: AfterThisTurn): FrameWriter {
     if (count === 0) afterThisTurn(flushAll);
     waiting[count++] = outbox;
   };
-  return { outbox: (socket, isOpen, wrote) => new SocketOutbox(socket, isOpen, enqueue, wrote) };
+  return { outbox: (socket, owner) => new SocketOutbox(socket, owner, enqueue) };
 }
 
 class SocketOutbox implements Outbox {
   readonly #socket: Duplex;
-  readonly #isOpen: () => boolean;
+  readonly #owner: OutboxOwner;
   readonly #enqueue: (outbox: SocketOutbox) => void;
-  readonly #wrote: (() => void) | undefined;
   /** The turn's first frame: most turns give a socket only one. */
   #first: Buffer | undefined;
   #more: Buffer[] | undefined;
 
-  constructor(socket: Duplex, isOpen: () => boolean, enqueue: (outbox: SocketOutbox) => void, wrote: (() => void) | undefined) {
+  constructor(socket: Duplex, owner: OutboxOwner, enqueue: (outbox: SocketOutbox) => void) {
     this.#socket = socket;
-    this.#isOpen = isOpen;
+    this.#owner = owner;
     this.#enqueue = enqueue;
-    this.#wrote = wrote;
   }
 
   get holding(): boolean {
@@ -123,8 +126,8 @@ class SocketOutbox implements Outbox {
     const more = this.#more;
     this.#first = undefined;
     this.#more = undefined;
-    if (this.#socket.destroyed || !this.#isOpen()) return;
+    if (this.#socket.destroyed || !this.#owner.isOpen()) return;
     this.#socket.write(more === undefined ? first : Buffer.concat([first, ...more]));
-    this.#wrote?.();
+    this.#owner.wrote?.();
   }
 }

@@ -47,8 +47,8 @@ export interface ResumingObserverOptions {
    * ResumingObserver.catchUp} has read the history after it.
    */
   since?: Cursor | undefined;
-  /** Reads one page of the subscription's history after a position. */
-  read(after: ReadPosition): Promise<HistoryAfter>;
+  /** Where the subscription's history is read from. */
+  history: HistorySource;
   /** Most live notifications held back while history is read; past it they are read from history again. */
   maxHeld: number;
   /**
@@ -62,6 +62,12 @@ export interface ResumingObserverOptions {
   now?: () => number;
   /** Whose subscription it is (see `Observer.owner`). @default none */
   owner?: { readonly tenant: string; readonly name: string } | undefined;
+}
+
+/** The history of one subscription's channels. */
+export interface HistorySource {
+  /** Reads one page of the history after a position (called as a method). */
+  read(after: ReadPosition): Promise<HistoryAfter>;
 }
 
 export interface ResumingObserver extends Observer {
@@ -85,7 +91,7 @@ export function createResumingObserver(options: ResumingObserverOptions): Resumi
 
 class Resuming implements ResumingObserver {
   readonly #sink: Sink;
-  readonly #read: (after: ReadPosition) => Promise<HistoryAfter>;
+  readonly #history: HistorySource;
   readonly #maxHeld: number;
   readonly #now: () => number;
   readonly #since: Cursor | undefined;
@@ -107,7 +113,7 @@ class Resuming implements ResumingObserver {
   constructor(options: ResumingObserverOptions) {
     this.#readState = options.readState ?? false;
     this.#sink = options.sink;
-    this.#read = options.read;
+    this.#history = options.history;
     this.#maxHeld = options.maxHeld;
     this.#now = options.now ?? Date.now;
     this.#since = options.since;
@@ -196,7 +202,7 @@ class Resuming implements ResumingObserver {
     for (;;) {
       await sink.room();
       if (this.#ended) return;
-      const page = await this.#read(after);
+      const page = await this.#history.read(after);
       if (this.#ended) return;
       if (page.gap) {
         // A new history began: everything held, and everything after it, is new.

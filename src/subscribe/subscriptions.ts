@@ -9,15 +9,15 @@
  * each reads).
  */
 import { AuthenticationError, authorizeSubscription, isExpired, type Principal } from '../auth/index.js';
-import type { Broker } from '../broker/types.js';
+import type { Broker, HistoryAfter } from '../broker/types.js';
 import { assertValidName, type Namer } from '../names/index.js';
-import { parseCursor } from '../common/cursor.js';
+import { parseCursor, type ReadPosition } from '../common/cursor.js';
 import { InvalidInputError } from '../common/failures.js';
 import { runAt, type Cancel } from '../common/timers.js';
 import type { SubscriptionItem } from '../common/notification.js';
 import { createQueue, type Queue } from './queue.js';
 import type { Observation, ObserverMap } from './observers.js';
-import { createResumingObserver, type ResumingObserver } from './resume.js';
+import { createResumingObserver, type HistorySource, type ResumingObserver } from './resume.js';
 import type { Sink } from './sink.js';
 
 /**
@@ -75,8 +75,16 @@ export interface OpenRequest {
   readonly readState?: boolean;
 }
 
-/** Makes the sink of one subscription; `onEnd` must be called once when it ends, however it ends. */
-export type SinkFactory<S extends Sink> = (hooks: { onEnd: () => Promise<void> }) => S;
+/**
+ * What a sink is given: `onEnd` must be called once when it ends, however it ends, as a
+ * method of `hooks` (it is one subscription's object, not a function of its own).
+ */
+export interface SinkHooks {
+  onEnd(): Promise<void>;
+}
+
+/** Makes the sink of one subscription. */
+export type SinkFactory<S extends Sink> = (hooks: SinkHooks) => S;
 
 export interface Subscriptions {
   /**
@@ -109,45 +117,25 @@ export function createSubscriptions(options: SubscriptionsOptions): Subscription
     const after = since == null || since === '' ? undefined : parseCursor(since);
     if (since != null && since !== '' && after === undefined) throw new InvalidInputError('since is not a notification id');
 
-    let observation: Observation | undefined;
-    let topicObservation: Observation | undefined;
-    let observer: ResumingObserver | undefined;
-    let cancelExpiry: Cancel = () => undefined;
-    let ended = false;
-    const sink = makeSink({
-      onEnd: async () => {
-        ended = true;
-        cancelExpiry();
-        observer?.end();
-        await Promise.all([observation?.release(), topicObservation?.release()]);
-      },
-    });
     const destinations = namer.subscriberDestinations(principal);
-    const tenantKey = namer.tenantKey(principal.tenant);
-    /** The streams history is read from: the topics' join them once they are known. */
-    let streams = destinations.map(({ stream }) => stream);
-    observer = createResumingObserver({
-      sink,
-      since: after,
-      read: (position) => broker.readAfter({ tenantKey, streams, after: position, limit: HISTORY_PAGE_SIZE }),
-      maxHeld: maxQueued,
-      owner: principal,
-      readState: readState ?? false,
-    });
+    const opened = new OpenSubscription(broker, namer.tenantKey(principal.tenant), destinations.map(({ stream }) => stream));
+    const sink = makeSink(opened);
+    const observer = createResumingObserver({ sink, since: after, history: opened, maxHeld: maxQueued, owner: principal, readState: readState ?? false });
+    opened.observer = observer;
     try {
       // Live first, so nothing published while history is read can slip between the two.
-      observation = await observers.observe(
+      opened.observation = await observers.observe(
         destinations.map(({ channel }) => channel),
         observer,
       );
       // The topics are read only now: the user's own channels are in the observer map
       // from the first turn of the opening, as they always were, and the topics join
       // before anything is read from history or the subscription is reported open.
-      const topics = topicsOf === undefined || ended ? [] : await topicsOf(principal);
-      if (topics.length > 0 && !ended) {
+      const topics = topicsOf === undefined || opened.ended ? [] : await topicsOf(principal);
+      if (topics.length > 0 && !opened.ended) {
         const topicDestinations = topics.map((topic) => namer.destination(principal.tenant, 'TOPIC', topic));
-        streams = [...streams, ...topicDestinations.map(({ stream }) => stream)];
-        topicObservation = await observers.observe(
+        opened.streams = [...opened.streams, ...topicDestinations.map(({ stream }) => stream)];
+        opened.topicObservation = await observers.observe(
           topicDestinations.map(({ channel }) => channel),
           observer,
         );
@@ -157,21 +145,59 @@ export function createSubscriptions(options: SubscriptionsOptions): Subscription
       await sink.return();
       throw error;
     }
-    if (ended) {
+    if (opened.ended) {
       // The reader left while the SUBSCRIBE (or the history read) was in flight.
-      await Promise.all([observation.release(), topicObservation?.release()]);
+      await opened.release();
       return sink;
     }
-    if (options.endsAtExpiry ?? true) cancelExpiry = runAt(principal.expiresAt, () => sink.fail(new AuthenticationError('token expired')));
+    if (options.endsAtExpiry ?? true) opened.cancelExpiry = runAt(principal.expiresAt, () => sink.fail(new AuthenticationError('token expired')));
     return sink;
   }
 
   return {
     openInto,
     open: (request) =>
-      openInto(request, ({ onEnd }) =>
+      openInto(request, (hooks) =>
         // Full is not fatal: what does not fit is read from history once the reader has room.
-        createQueue<SubscriptionItem>({ maxQueued: maxBufferedBytes, weigh: queuedBytes, onEnd }),
+        createQueue<SubscriptionItem>({ maxQueued: maxBufferedBytes, weigh: queuedBytes, onEnd: () => hooks.onEnd() }),
       ),
   };
+}
+
+/**
+ * One open subscription's records, in one object: the sink's hooks and the resuming
+ * observer's history. A subscription lives as long as its connection; closures over
+ * `openInto`'s scope cost a function each and kept the whole scope alive (issue 17).
+ */
+class OpenSubscription implements SinkHooks, HistorySource {
+  observation: Observation | undefined;
+  topicObservation: Observation | undefined;
+  observer: ResumingObserver | undefined;
+  cancelExpiry: Cancel | undefined;
+  ended = false;
+  readonly #broker: Broker;
+  readonly #tenantKey: string;
+  /** The streams history is read from: the topics' join them once they are known. */
+  streams: readonly string[];
+
+  constructor(broker: Broker, tenantKey: string, streams: readonly string[]) {
+    this.#broker = broker;
+    this.#tenantKey = tenantKey;
+    this.streams = streams;
+  }
+
+  async onEnd(): Promise<void> {
+    this.ended = true;
+    this.cancelExpiry?.();
+    this.observer?.end();
+    await this.release();
+  }
+
+  async release(): Promise<void> {
+    await Promise.all([this.observation?.release(), this.topicObservation?.release()]);
+  }
+
+  read(after: ReadPosition): Promise<HistoryAfter> {
+    return this.#broker.readAfter({ tenantKey: this.#tenantKey, streams: this.streams, after, limit: HISTORY_PAGE_SIZE });
+  }
 }

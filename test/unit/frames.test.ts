@@ -55,7 +55,7 @@ describe('frame writer', () => {
   it('writes a turn’s frames for one socket in one call, in order, once the turn ends', async () => {
     const writer = createFrameWriter(createTurnEnd());
     const { socket, writes } = recordingSocket();
-    const outbox = writer.outbox(socket, () => true);
+    const outbox = writer.outbox(socket, { isOpen: () => true });
     expect(outbox.holding).toBe(false);
     outbox.add(frame('a'));
     expect(outbox.holding).toBe(true);
@@ -72,8 +72,8 @@ describe('frame writer', () => {
     const writer = createFrameWriter(createTurnEnd());
     const first = recordingSocket();
     const second = recordingSocket();
-    writer.outbox(first.socket, () => true).add(frame('to first'));
-    writer.outbox(second.socket, () => true).add(frame('to second'));
+    writer.outbox(first.socket, { isOpen: () => true }).add(frame('to first'));
+    writer.outbox(second.socket, { isOpen: () => true }).add(frame('to second'));
     await nextTurn();
     expect(await messages(Buffer.concat(first.writes))).toEqual([expect.stringContaining('to first')]);
     expect(await messages(Buffer.concat(second.writes))).toEqual([expect.stringContaining('to second')]);
@@ -82,7 +82,7 @@ describe('frame writer', () => {
   it('flush writes what is held at once, so a message written after it comes after it', async () => {
     const writer = createFrameWriter(createTurnEnd());
     const { socket, writes } = recordingSocket();
-    const outbox = writer.outbox(socket, () => true);
+    const outbox = writer.outbox(socket, { isOpen: () => true });
     outbox.add(frame('held'));
     outbox.flush();
     socket.write(textFrame(Buffer.from('{"id":"1","type":"complete"'), Buffer.alloc(0)));
@@ -95,10 +95,10 @@ describe('frame writer', () => {
     const writer = createFrameWriter(createTurnEnd());
     const closing = recordingSocket();
     let open = true;
-    writer.outbox(closing.socket, () => open).add(frame('too late'));
+    writer.outbox(closing.socket, { isOpen: () => open }).add(frame('too late'));
     open = false;
     const destroyed = recordingSocket();
-    writer.outbox(destroyed.socket, () => true).add(frame('gone'));
+    writer.outbox(destroyed.socket, { isOpen: () => true }).add(frame('gone'));
     destroyed.socket.destroy();
     await nextTurn();
     await nextTurn();
@@ -109,7 +109,7 @@ describe('frame writer', () => {
   it('starts afresh each turn', async () => {
     const writer = createFrameWriter(createTurnEnd());
     const { socket, writes } = recordingSocket();
-    const outbox = writer.outbox(socket, () => true);
+    const outbox = writer.outbox(socket, { isOpen: () => true });
     outbox.add(frame('one'));
     await nextTurn();
     outbox.add(frame('two'));

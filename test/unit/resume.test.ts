@@ -70,7 +70,7 @@ describe('createResumingObserver', () => {
   it('without a cursor passes live notifications straight through and reads nothing', async () => {
     const { sink, got } = recordingSink();
     const { read, asked } = history([1, 2]);
-    const observer = createResumingObserver({ sink, read, maxHeld: 10 });
+    const observer = createResumingObserver({ sink, history: { read }, maxHeld: 10 });
     await observer.catchUp();
     expect(observer.deliver(live(3))).toBe(true);
     expect(got).toEqual(['n3']);
@@ -82,7 +82,7 @@ describe('createResumingObserver', () => {
     const { read, asked, state } = history([1, 2, 3, 4]);
     const gate = deferred();
     state.gate = gate.promise;
-    const observer = createResumingObserver({ sink, since: parseCursor(id(0)), read, maxHeld: 10 });
+    const observer = createResumingObserver({ sink, since: parseCursor(id(0)), history: { read }, maxHeld: 10 });
 
     const caughtUp = observer.catchUp();
     // Published while history is read: 4 is in the history too, 5 only live.
@@ -104,7 +104,7 @@ describe('createResumingObserver', () => {
     state.gap = 'notifications after the cursor were trimmed';
     const gate = deferred();
     state.gate = gate.promise;
-    const observer = createResumingObserver({ sink, since: parseCursor(id(0)), read, maxHeld: 10 });
+    const observer = createResumingObserver({ sink, since: parseCursor(id(0)), history: { read }, maxHeld: 10 });
     const caughtUp = observer.catchUp();
     observer.deliver(live(7));
     gate.open();
@@ -115,7 +115,7 @@ describe('createResumingObserver', () => {
   it('after an interruption holds live notifications, reads after the last one given on resync, and skips what history gave', async () => {
     const { sink, got } = recordingSink();
     const { read, asked } = history([1, 2, 3, 4]);
-    const observer = createResumingObserver({ sink, read, maxHeld: 10 });
+    const observer = createResumingObserver({ sink, history: { read }, maxHeld: 10 });
     observer.deliver(live(1));
     observer.interrupt?.();
     // 2 and 3 were published while the connection was down: never heard live.
@@ -131,7 +131,7 @@ describe('createResumingObserver', () => {
   it('after an interruption with nothing given yet, reads from its opening, less the clock margin', async () => {
     const { sink, got } = recordingSink();
     const { read, asked } = history([]);
-    const observer = createResumingObserver({ sink, read, maxHeld: 10, now: () => 50_000 });
+    const observer = createResumingObserver({ sink, history: { read }, maxHeld: 10, now: () => 50_000 });
     observer.interrupt?.();
     observer.resync?.();
     await settled();
@@ -143,7 +143,7 @@ describe('createResumingObserver', () => {
     let full = false;
     const { sink, got } = recordingSink({ takes: () => !full });
     const { read, asked } = history([1, 2, 3, 4]);
-    const observer = createResumingObserver({ sink, read, maxHeld: 10 });
+    const observer = createResumingObserver({ sink, history: { read }, maxHeld: 10 });
     observer.deliver(live(1));
     full = true;
     expect(observer.deliver(live(2))).toBe(true); // not refused: it will come from history
@@ -160,7 +160,7 @@ describe('createResumingObserver', () => {
     const { read, asked, state } = history([1, 2, 3, 4, 5, 6], 10);
     const gate = deferred();
     state.gate = gate.promise;
-    const observer = createResumingObserver({ sink, since: parseCursor(id(0)), read, maxHeld: 2 });
+    const observer = createResumingObserver({ sink, since: parseCursor(id(0)), history: { read }, maxHeld: 2 });
     const caughtUp = observer.catchUp();
     for (const seq of [4, 5, 6]) observer.deliver(live(seq)); // one more than maxHeld
     state.gate = undefined;
@@ -174,7 +174,7 @@ describe('createResumingObserver', () => {
   it('fails the sink with what the history read threw, unless an interruption explains it', async () => {
     const { sink, failures } = recordingSink();
     const broken = new Error('Redis is unavailable');
-    const observer = createResumingObserver({ sink, read: () => Promise.reject(broken), maxHeld: 10 });
+    const observer = createResumingObserver({ sink, history: { read: () => Promise.reject(broken) }, maxHeld: 10 });
     observer.interrupt?.();
     observer.resync?.();
     await settled();
@@ -185,7 +185,7 @@ describe('createResumingObserver', () => {
     let ended = false;
     const { sink, got } = recordingSink({ takes: () => !ended });
     const { read, asked } = history([1, 2]);
-    const observer = createResumingObserver({ sink, read, maxHeld: 10 });
+    const observer = createResumingObserver({ sink, history: { read }, maxHeld: 10 });
     ended = true;
     observer.end();
     expect(observer.deliver(live(1))).toBe(false);
