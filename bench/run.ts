@@ -75,6 +75,11 @@ const STEADY_SECONDS = 3;
  * (`SUBSCRIBE_WORKERS`); its CPU and RSS are then those of the whole process tree.
  */
 const SUBSCRIBE_WORKERS = process.env['BENCH_SUBSCRIBE_WORKERS'] ?? '1';
+/**
+ * `BENCH_HERALD_NODE_ARGS='--max-semi-space-size=4'` starts Herald's processes with those
+ * node flags (the references keep node's defaults): to measure a runtime setting.
+ */
+const HERALD_NODE_ARGS = (process.env['BENCH_HERALD_NODE_ARGS'] ?? '').split(' ').filter((arg) => arg !== '');
 /** Niceness of the load clients, the publishing driver and this process (`setpriority`), below the servers'. */
 const LOAD_PRIORITY = 10;
 const NICE = process.env['BENCH_NICE'] !== '0';
@@ -210,9 +215,9 @@ async function startHerald(redis: RedisServer): Promise<System> {
     KEEPALIVE_MS: '600000',
     HISTORY_MAX_LENGTH: '100',
   };
-  const profile = PROFILE ? ['--cpu-prof', '--cpu-prof-dir=bench/results/profiles'] : [];
-  const subscribe = startNode('dist/main.js', ['subscribe'], { ...env, SUBSCRIBE_WORKERS }, profile);
-  const publish = startNode('dist/main.js', ['publish'], env, profile);
+  const nodeArgs = [...HERALD_NODE_ARGS, ...(PROFILE ? ['--cpu-prof', '--cpu-prof-dir=bench/results/profiles'] : [])];
+  const subscribe = startNode('dist/main.js', ['subscribe'], { ...env, SUBSCRIBE_WORKERS }, nodeArgs);
+  const publish = startNode('dist/main.js', ['publish'], env, nodeArgs);
   await waitReady(`http://127.0.0.1:${PORT}/readyz`);
   await waitReady(`http://127.0.0.1:${PORT + 1}/readyz`);
   return {
@@ -924,8 +929,8 @@ async function main(): Promise<void> {
     const markdown = lines.join('\n');
     console.info(`\n${markdown}\n`);
     // A partial or reconfigured run (BENCH_ONLY, BENCH_SYSTEMS, BENCH_SUBSCRIBE_WORKERS,
-    // BENCH_PROFILE, BENCH_COUNT, BENCH_STEADY_RATE) prints its figures but keeps the last full run's files.
-    if (!ONLY && systems.length === 3 && SUBSCRIBE_WORKERS === '1' && !COUNT && process.env['BENCH_STEADY_RATE'] === undefined) {
+    // BENCH_PROFILE, BENCH_COUNT, BENCH_STEADY_RATE, BENCH_HERALD_NODE_ARGS) prints its figures but keeps the last full run's files.
+    if (!ONLY && systems.length === 3 && SUBSCRIBE_WORKERS === '1' && !COUNT && process.env['BENCH_STEADY_RATE'] === undefined && HERALD_NODE_ARGS.length === 0) {
       mkdirSync(new URL('results/', import.meta.url), { recursive: true });
       writeFileSync(new URL('results/latest.md', import.meta.url), `${markdown}\n`);
       writeFileSync(new URL('results/latest.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`);
