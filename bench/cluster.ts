@@ -42,7 +42,7 @@
  *
  * Ctrl-C (SIGINT) or SIGTERM stops every process it started.
  */
-import { execFileSync, execSync, fork, type ChildProcess } from 'node:child_process';
+import { execFileSync, execSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, setPriority, totalmem } from 'node:os';
 import calculateSlot from 'cluster-key-slot';
@@ -50,8 +50,9 @@ import { startHeraldProcess, stopAllProcesses } from '../test/support/process.js
 import { startRedisServer } from '../test/support/redis-server.js';
 import { startClusterTopology, type ClusterNode } from '../test/support/redis-topology.js';
 import { serviceToken, userToken } from '../test/support/tokens.js';
-import type { ClientCommand, ClientStats } from './load-client.js';
+import type { ClientStats } from './load-client.js';
 import type { SendCommand, SendReport } from './publisher.js';
+import { ask, drive as driveThrough, forkHelper } from './ipc.js';
 
 const SCALE = Number(process.env['BENCH_SCALE'] ?? '1');
 /** Counted rounds of each scenario (`BENCH_ROUNDS`); figures are their medians. */
@@ -309,25 +310,15 @@ let driverProcess: ChildProcess | undefined;
 
 function driver(): ChildProcess {
   if (driverProcess) return driverProcess;
-  const child = fork(new URL('publisher.ts', import.meta.url).pathname, [], { execArgv: ['--import', 'tsx'] });
+  const child = forkHelper('publisher.ts');
   if (NICE && child.pid !== undefined) setPriority(child.pid, LOAD_PRIORITY);
   forked.push(child);
   driverProcess = child;
   return child;
 }
 
-/** Sends through the driver and waits for its report; a send refused by the server fails the run. */
-function drive(command: Omit<SendCommand, 'cmd'>): Promise<SendReport> {
-  const child = driver();
-  return new Promise((resolve, reject) => {
-    child.once('message', (message: { report?: SendReport; error?: string }) => {
-      if (message.report === undefined) return reject(new Error(`publisher: ${message.error ?? 'no report'}`));
-      if (message.report.failed > 0) return reject(new Error(`publisher: ${message.report.failed} sends failed: ${message.report.firstError ?? ''}`));
-      resolve(message.report);
-    });
-    child.send({ cmd: 'send', ...command } satisfies SendCommand);
-  });
-}
+/** Sends through the driver (see `ipc.ts`). */
+const drive = (command: Omit<SendCommand, 'cmd'>): Promise<SendReport> => driveThrough(driver(), command);
 
 /** `<tenant>.<name>`: the tenant of a bench user. */
 const tenantOf = (user: string): string => user.slice(0, user.indexOf('.'));
@@ -354,22 +345,11 @@ interface ClientPool {
 /** Two load-client processes holding `devices` connections per user, dealt out in turn; client n on subscribe process n. */
 async function openClients(herald: Herald, users: string[], devices: number): Promise<ClientPool> {
   const clients = Array.from({ length: 2 }, () => {
-    const client = fork(new URL('load-client.ts', import.meta.url).pathname, [], { execArgv: ['--import', 'tsx'] });
+    const client = forkHelper('load-client.ts');
     if (NICE && client.pid !== undefined) setPriority(client.pid, LOAD_PRIORITY);
     forked.push(client);
     return client;
   });
-  const ask = <T>(client: ChildProcess, command: ClientCommand, key: string): Promise<T> =>
-    new Promise((resolve, reject) => {
-      const onMessage = (message: Record<string, unknown>) => {
-        if ('error' in message) return reject(new Error(String(message['error'])));
-        if (!(key in message)) return;
-        client.off('message', onMessage);
-        resolve(message[key] as T);
-      };
-      client.on('message', onMessage);
-      client.send(command);
-    });
   const gather = async (cmd: 'count' | 'stats'): Promise<ClientStats> => {
     const all = await Promise.all(clients.map((client) => ask<ClientStats>(client, { cmd }, cmd)));
     return {

@@ -9,12 +9,13 @@
  * total, and RSS. Snapshots are left in `bench/results/heap/` for a closer look (Chrome
  * DevTools' Memory tab, "Comparison").
  */
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import jwt from 'jsonwebtoken';
 import { startRedisServer } from '../test/support/redis-server.js';
-import type { ClientCommand, ClientStats } from './load-client.js';
+import type { ClientStats } from './load-client.js';
+import { ask, forkHelper } from './ipc.js';
 
 const CONNECTIONS = Number(process.argv[2] ?? '3000');
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -107,18 +108,6 @@ function startNode(args: string[], env: Record<string, string>, nodeArgs: string
   return child;
 }
 
-function ask<T>(client: ChildProcess, command: ClientCommand, key: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const onMessage = (message: Record<string, unknown>) => {
-      if ('error' in message) return reject(new Error(String(message['error'])));
-      if (!(key in message)) return;
-      client.off('message', onMessage);
-      resolve(message[key] as T);
-    };
-    client.on('message', onMessage);
-    client.send(command);
-  });
-}
 
 async function main(): Promise<void> {
   rmSync(DIR, { recursive: true, force: true });
@@ -151,7 +140,7 @@ async function main(): Promise<void> {
     const memoryBefore = await memory();
 
     const users = Array.from({ length: CONNECTIONS }, (_, n) => `heap${n}`);
-    for (let n = 0; n < 2; n++) clients.push(fork(new URL('load-client.ts', import.meta.url).pathname, [], { execArgv: ['--import', 'tsx'] }));
+    for (let n = 0; n < 2; n++) clients.push(forkHelper('load-client.ts'));
     await Promise.all(
       clients.map((client, n) =>
         ask(

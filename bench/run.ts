@@ -17,14 +17,15 @@
  *   BENCH_SYSTEMS=herald,yoga npm run bench      # some systems only
  *   BENCH_PORT=4800 npm run bench                # servers on other ports (another run beside it)
  */
-import { execFileSync, execSync, fork, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, execSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
 import { cpus, setPriority, totalmem } from 'node:os';
 import jwt from 'jsonwebtoken';
 import { startRedisServer, type RedisServer } from '../test/support/redis-server.js';
-import type { ClientCommand, ClientStats } from './load-client.js';
+import type { ClientStats } from './load-client.js';
 import type { SendCommand, SendReport } from './publisher.js';
+import { ask, drive as driveThrough, forkHelper } from './ipc.js';
 import { describeCounts, startCounting } from './counts.js';
 
 const SCALE = Number(process.env['BENCH_SCALE'] ?? '1');
@@ -286,25 +287,15 @@ let publisherProcess: ChildProcess | undefined;
 
 function publisher(): ChildProcess {
   if (publisherProcess) return publisherProcess;
-  const child = fork(new URL('publisher.ts', import.meta.url).pathname, [], { execArgv: ['--import', 'tsx'] });
+  const child = forkHelper('publisher.ts');
   if (NICE && child.pid !== undefined) setPriority(child.pid, LOAD_PRIORITY);
   children.push(child);
   publisherProcess = child;
   return child;
 }
 
-/** Sends through the driver and waits for its report; a send refused by the server fails the run. */
-function drive(command: Omit<SendCommand, 'cmd'>): Promise<SendReport> {
-  const child = publisher();
-  return new Promise((resolve, reject) => {
-    child.once('message', (message: { report?: SendReport; error?: string }) => {
-      if (message.report === undefined) return reject(new Error(`publisher: ${message.error ?? 'no report'}`));
-      if (message.report.failed > 0) return reject(new Error(`publisher: ${message.report.failed} sends failed: ${message.report.firstError ?? ''}`));
-      resolve(message.report);
-    });
-    child.send({ cmd: 'send', ...command } satisfies SendCommand);
-  });
-}
+/** Sends through the driver (see `ipc.ts`). */
+const drive = (command: Omit<SendCommand, 'cmd'>): Promise<SendReport> => driveThrough(publisher(), command);
 
 // ---------------------------------------------------------------- load clients
 
@@ -322,22 +313,11 @@ interface ClientPool {
 
 async function clientPool(size: number): Promise<ClientPool> {
   const clients = Array.from({ length: size }, () => {
-    const client = fork(new URL('load-client.ts', import.meta.url).pathname, [], { execArgv: ['--import', 'tsx'] });
+    const client = forkHelper('load-client.ts');
     // Load generators stand in for other machines: they yield the cores to the servers.
     if (NICE && client.pid !== undefined) setPriority(client.pid, LOAD_PRIORITY);
     return client;
   });
-  const ask = <T>(client: ChildProcess, command: ClientCommand, key: string): Promise<T> =>
-    new Promise((resolve, reject) => {
-      const onMessage = (message: Record<string, unknown>) => {
-        if ('error' in message) return reject(new Error(String(message['error'])));
-        if (!(key in message)) return;
-        client.off('message', onMessage);
-        resolve(message[key] as T);
-      };
-      client.on('message', onMessage);
-      client.send(command);
-    });
   const gather = async (cmd: 'count' | 'stats'): Promise<ClientStats> => {
     const all = await Promise.all(clients.map((client) => ask<ClientStats>(client, { cmd }, cmd)));
     return {
