@@ -109,9 +109,13 @@ describe('an old cursor across many busy stores', () => {
     // (a few MB each way) and 1 MiB of MAX_BUFFERED_BYTES take a few dozen at most.
     expect(pagesRead).toBeGreaterThan(0);
     expect(pagesRead).toBeLessThan(45);
-    // What the server holds for it is one page and the socket's bound, not the 40 MB it asked for.
+    // What the server holds for it is one page and the socket's bound, not the 40 MB it
+    // asked for: `pagesRead` above says so exactly. RSS only guards against a gross leak:
+    // it also holds what the collector has not yet given back, which differs by Node
+    // version (17–23 MB on Node 20, 34–36 MB on Node 24 for some 20 pages read, alone on
+    // the machine; 42 MB once on Node 24 under a full run).
     const rssGrowth = subscribe.rss() - rssBefore;
-    expect(rssGrowth).toBeLessThan(40 * 1024 * 1024);
+    expect(rssGrowth).toBeLessThan(64 * 1024 * 1024);
 
     // A client that reads gets every one, once and in order, after the cursor.
     const { socket, ids } = await resume(oldest);
