@@ -129,13 +129,26 @@ function processTree(pid: number): number[] {
   return [pid, ...children.flatMap(processTree)];
 }
 
+/** System (kernel) CPU time of a process and its descendants so far, in ms. */
+function systemCpuMs(pid: number): number {
+  return processTree(pid).reduce((sum, member) => sum + ((statFields(member)[12] ?? 0) * 1000) / CLK_TCK, 0);
+}
+
 /** User + system CPU time of a process and its descendants so far, in ms. */
 function cpuMs(pid: number): number {
   return processTree(pid).reduce((sum, member) => {
-    const stat = readFileSync(`/proc/${member}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return sum + ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
+    const fields = statFields(member);
+    return sum + (((fields[11] ?? 0) + (fields[12] ?? 0)) * 1000) / CLK_TCK;
   }, 0);
+}
+
+/** The numeric fields of `/proc/<pid>/stat` after the command name (utime is [11], stime [12]). */
+function statFields(pid: number): number[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat
+    .slice(stat.lastIndexOf(')') + 2)
+    .split(' ')
+    .map(Number);
 }
 
 /** Resident memory of a process and its descendants, in KB. */
@@ -180,9 +193,15 @@ function build(): void {
   execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'dist-bench/tsconfig.json'], { cwd: ROOT, stdio: 'inherit' });
 }
 
-type SystemName = 'herald' | 'yoga' | 'mercurius';
-const TITLES: Record<SystemName, string> = { herald: 'Herald', yoga: 'plain Yoga', mercurius: 'Mercurius' };
+type SystemName = 'herald' | 'yoga' | 'mercurius' | 'floor';
+const TITLES: Record<SystemName, string> = { herald: 'Herald', yoga: 'plain Yoga', mercurius: 'Mercurius', floor: 'floor' };
 const REFERENCES = ['yoga', 'mercurius'] as const;
+/**
+ * `BENCH_SYSTEMS=…,floor` also runs bench/reference/floor.ts — `node:http`, one PUBLISH and
+ * `ws`, no GraphQL — in its own column: the least any system of this shape costs here. It
+ * is never a reference: ratios stay against Yoga and Mercurius.
+ */
+const FLOOR = SYSTEMS.has('floor');
 
 interface System {
   readonly name: SystemName;
@@ -233,7 +252,7 @@ async function startHerald(redis: RedisServer): Promise<System> {
 }
 
 /** A reference as two instances of its one server: `port` holds the subscriptions, `port + 1` takes the mutations. */
-async function startReference(name: 'yoga' | 'mercurius', redis: RedisServer, port: number): Promise<System> {
+async function startReference(name: 'yoga' | 'mercurius' | 'floor', redis: RedisServer, port: number): Promise<System> {
   const env = { REDIS_URL: redis.url, JWT_SECRET: SECRET, NODE_ENV: 'production' };
   const subscribe = startNode(`dist-bench/reference/${name}.js`, [], { ...env, PORT: String(port) });
   const publish = startNode(`dist-bench/reference/${name}.js`, [], { ...env, PORT: String(port + 1) });
@@ -536,11 +555,16 @@ function countCpu(system: System, pool: ClientPool): (elapsedMs: number) => { se
     ['publisher', publisher().pid ?? 0],
   ];
   const before = processes.map(([, pid]) => cpuMs(pid));
+  const serversSystemBefore = system.pids.map(systemCpuMs);
   const driverBefore = process.cpuUsage();
   return (elapsedMs) => {
     const used = processes.map(([, pid], n) => cpuMs(pid) - (before[n] ?? 0));
+    // A server's kernel share beside its total: system calls and wake-ups against JavaScript.
+    const kernel = system.pids.map((pid, n) => systemCpuMs(pid) - (serversSystemBefore[n] ?? 0));
     const driver = process.cpuUsage(driverBefore);
-    const shares = processes.map(([name], n) => `${name} ${((used[n] ?? 0) / elapsedMs).toFixed(2)}`);
+    const shares = processes.map(
+      ([name], n) => `${name} ${((used[n] ?? 0) / elapsedMs).toFixed(2)}${n < kernel.length ? ` (kernel ${((kernel[n] ?? 0) / elapsedMs).toFixed(2)})` : ''}`,
+    );
     shares.push(`run.ts ${((driver.user + driver.system) / 1000 / elapsedMs).toFixed(2)}`);
     return { serversMs: used.slice(0, system.pids.length).reduce((sum, ms) => sum + ms, 0), shares: shares.join(', ') };
   };
@@ -633,7 +657,8 @@ function renderRow(row: Row): string {
   const cell = (name: SystemName) => (row.values[name] === undefined ? '—' : (row.values[name] as number).toFixed(row.digits));
   const best = bestReference(row.values, row.better);
   const r = ratio(row.values, row.better);
-  return `| ${row.label} (${row.better} is better) | ${cell('herald')} | ${cell('yoga')} | ${cell('mercurius')} | ${best ? TITLES[best] : '—'} | ${r === undefined ? '—' : r.toFixed(2)} |`;
+  const floor = FLOOR ? ` ${cell('floor')} |` : '';
+  return `| ${row.label} (${row.better} is better) | ${cell('herald')} | ${cell('yoga')} | ${cell('mercurius')} |${floor} ${best ? TITLES[best] : '—'} | ${r === undefined ? '—' : r.toFixed(2)} |`;
 }
 
 // ---------------------------------------------------------------- the run
@@ -650,11 +675,11 @@ async function main(): Promise<void> {
     rounds: ROUNDS,
   };
   try {
-    const all: SystemName[] = PROFILE ? ['herald'] : ['herald', ...REFERENCES];
+    const all: SystemName[] = PROFILE ? ['herald'] : ['herald', ...REFERENCES, 'floor'];
     const names = all.filter((name) => PROFILE || SYSTEMS.has(name));
     const systems: System[] = [];
     for (const name of names) {
-      systems.push(name === 'herald' ? await startHerald(redis) : await startReference(name, redis, name === 'yoga' ? PORT + 10 : PORT + 20));
+      systems.push(name === 'herald' ? await startHerald(redis) : await startReference(name, redis, { yoga: PORT + 10, mercurius: PORT + 20, floor: PORT + 30 }[name]));
     }
     const herald = systems.find((system) => system.name === 'herald');
     // The driver yields too, once Redis and the servers have started at normal priority.
@@ -896,8 +921,8 @@ async function main(): Promise<void> {
       `Machine: ${String(results['machine'])}; ${String(results['date'])}; scale ${SCALE}; medians of ${ROUNDS} rounds per delivery scenario` +
         `${SUBSCRIBE_WORKERS === '1' ? '' : `; ${SUBSCRIBE_WORKERS} subscribe workers`}${ONLY ? `; only ${[...ONLY].join(', ')}` : ''}.`,
       '',
-      '| measure | Herald | plain Yoga | Mercurius | better reference | Herald ÷ better reference |',
-      '|---|---|---|---|---|---|',
+      `| measure | Herald | plain Yoga | Mercurius |${FLOOR ? ' floor (no GraphQL) |' : ''} better reference | Herald ÷ better reference |`,
+      `|---|---|---|---|${FLOOR ? '---|' : ''}---|---|`,
       ...rows.map(renderRow),
       '',
       'Targets of issue 17, in this run:',
@@ -910,7 +935,7 @@ async function main(): Promise<void> {
     console.info(`\n${markdown}\n`);
     // A partial or reconfigured run (BENCH_ONLY, BENCH_SYSTEMS, BENCH_SUBSCRIBE_WORKERS,
     // BENCH_PROFILE, BENCH_COUNT, BENCH_STEADY_RATE, BENCH_HERALD_NODE_ARGS) prints its figures but keeps the last full run's files.
-    if (!ONLY && systems.length === 3 && SUBSCRIBE_WORKERS === '1' && !COUNT && process.env['BENCH_STEADY_RATE'] === undefined && HERALD_NODE_ARGS.length === 0) {
+    if (!ONLY && systems.length === 3 && !FLOOR && SUBSCRIBE_WORKERS === '1' && !COUNT && process.env['BENCH_STEADY_RATE'] === undefined && HERALD_NODE_ARGS.length === 0) {
       mkdirSync(new URL('results/', import.meta.url), { recursive: true });
       writeFileSync(new URL('results/latest.md', import.meta.url), `${markdown}\n`);
       writeFileSync(new URL('results/latest.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`);
@@ -921,7 +946,10 @@ async function main(): Promise<void> {
   }
 }
 
-/** SIGTERMs every server and waits (5 s at most) for each to exit, before Redis goes. */
+/**
+ * SIGTERMs every server and waits (5 s at most; 60 s with `BENCH_PROFILE`, as a server
+ * writes its profile only once it has drained) for each to exit, before Redis goes.
+ */
 async function stopChildren(): Promise<void> {
   await Promise.all(
     children.map(
@@ -931,7 +959,7 @@ async function stopChildren(): Promise<void> {
           const timer = setTimeout(() => {
             child.kill('SIGKILL');
             resolve();
-          }, 5000);
+          }, PROFILE ? 60_000 : 5000);
           child.once('exit', () => {
             clearTimeout(timer);
             resolve();
