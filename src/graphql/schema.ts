@@ -130,8 +130,11 @@ export function buildSchema({ broker, namer, resolvers }: SchemaOptions): GraphQ
   });
 }
 
-/** A subscription's item as its field's value: a gap is a `HISTORY_GAP` error. */
-function resolveItem(item: SubscriptionItem): SubscriptionItem {
+/**
+ * A subscription's item as its field's value: a gap is a `HISTORY_GAP` error. Exported so
+ * the fan-out's direct rendering can tell a field that shows a notification as it is.
+ */
+export function resolveItem(item: SubscriptionItem): SubscriptionItem {
   if ('gap' in item) throw graphqlError('HISTORY_GAP', item.gap);
   return item;
 }

@@ -9,6 +9,7 @@ import type { MaskError } from '../common/errors.js';
 import type { AfterThisTurn } from '../common/timers.js';
 import type { HeraldContext } from '../graphql/schema.js';
 import type { SubscriptionItem } from '../common/notification.js';
+import { compileDirectRender } from './direct-render.js';
 
 export interface OperationPlan {
   /** The payload of a graphql-transport-ws `next` message for `item`, as UTF-8 JSON. */
@@ -42,6 +43,7 @@ export function createFanout(schema: GraphQLSchema, afterThisTurn: AfterThisTurn
       // on: no map per event, and no event outlives its delivery.
       let lastItem: SubscriptionItem | undefined;
       let lastJson: Buffer | undefined;
+      const direct = compileDirectRender(schema, document, operationName);
       const forgetLast = (): void => {
         lastItem = undefined;
         lastJson = undefined;
@@ -49,6 +51,13 @@ export function createFanout(schema: GraphQLSchema, afterThisTurn: AfterThisTurn
       const plan: OperationPlan = {
         render(item) {
           if (item === lastItem && lastJson !== undefined) return lastJson;
+          const json = direct?.(item);
+          if (json !== undefined) {
+            if (lastItem === undefined) afterThisTurn(forgetLast);
+            lastItem = item;
+            lastJson = Buffer.from(json);
+            return lastJson;
+          }
           const result = execute({
             schema,
             document,

@@ -19,7 +19,7 @@ const LAYERS: ReadonlyArray<readonly [name: string, patterns: readonly RegExp[]]
   ['auth', [/^auth\//]],
   ['broker', [/^broker\//]],
   ['core', [/^subscribe\/(observers|subscriptions|resume|queue|sink)\.ts$/, /^publish\/send\.ts$/, /^push\/(?!replay\.ts$)/]],
-  ['graphql', [/^graphql\//, /^subscribe\/(fanout|push-resolvers)\.ts$/, /^publish\/resolvers\.ts$/]],
+  ['graphql', [/^graphql\//, /^subscribe\/(fanout|direct-render|push-resolvers)\.ts$/, /^publish\/resolvers\.ts$/]],
   ['transports', [/^metrics\/server\.ts$/, /^subscribe\/(websocket|sse|frames|send-bound)\.ts$/, /^http\//, /^grpc\/(?!index\.ts$)/]],
   ['servers', [/^subscribe\/server\.ts$/, /^publish\/server\.ts$/, /^grpc\/index\.ts$/]],
   ['main', [/^herald\.ts$/, /^main\.ts$/, /^healthcheck\.ts$/, /^token\.ts$/, /^push\/replay\.ts$/]],
