@@ -51,7 +51,7 @@ const ONLY = process.env['BENCH_ONLY'] ? new Set(process.env['BENCH_ONLY'].split
 const wanted = (scenario: (typeof SCENARIOS)[number]): boolean => ONLY === undefined || ONLY.has(scenario);
 /** `BENCH_SYSTEMS=herald` measures Herald alone (no ratios); `reference` names both references. */
 const SYSTEMS = new Set(
-  (process.env['BENCH_SYSTEMS'] ?? 'herald,yoga,mercurius').split(',').flatMap((name) => (name.trim() === 'reference' ? ['yoga', 'mercurius'] : [name.trim()])),
+  (process.env['BENCH_SYSTEMS'] ?? 'herald,yoga,mercurius,floor').split(',').flatMap((name) => (name.trim() === 'reference' ? ['yoga', 'mercurius'] : [name.trim()])),
 );
 /** Sends in flight in the closed-loop (capacity) scenarios: enough to keep every system's subscribe side busy. */
 const CONCURRENCY = 32;
@@ -197,9 +197,10 @@ type SystemName = 'herald' | 'yoga' | 'mercurius' | 'floor';
 const TITLES: Record<SystemName, string> = { herald: 'Herald', yoga: 'plain Yoga', mercurius: 'Mercurius', floor: 'floor' };
 const REFERENCES = ['yoga', 'mercurius'] as const;
 /**
- * `BENCH_SYSTEMS=…,floor` also runs bench/reference/floor.ts — `node:http`, one PUBLISH and
- * `ws`, no GraphQL — in its own column: the least any system of this shape costs here. It
- * is never a reference: ratios stay against Yoga and Mercurius.
+ * bench/reference/floor.ts — `node:http`, one PUBLISH and `ws`, no GraphQL — runs in a
+ * column of its own (leave `floor` out of `BENCH_SYSTEMS` to skip it): the least any
+ * system of this shape costs here. It is never a reference: ratios stay against Yoga and
+ * Mercurius, and a target shows the floor's own ratio beside Herald's.
  */
 const FLOOR = SYSTEMS.has('floor');
 
@@ -701,6 +702,8 @@ async function main(): Promise<void> {
         if (r === undefined || best === undefined) met = undefined;
         else {
           figure += ` vs ${TITLES[best]} ${(values[best] as number).toFixed(2)} (${r.toFixed(2)}×)`;
+          // How far the stack itself goes: a target beyond the floor's ratio is beyond any implementation on it.
+          if (values.floor !== undefined) figure += `; the floor ${values.floor.toFixed(2)} (${(values.floor / (values[best] as number)).toFixed(2)}×)`;
           met = check.maxRatio !== undefined ? r <= check.maxRatio : r >= (check.minRatio as number);
         }
       }
@@ -935,7 +938,7 @@ async function main(): Promise<void> {
     console.info(`\n${markdown}\n`);
     // A partial or reconfigured run (BENCH_ONLY, BENCH_SYSTEMS, BENCH_SUBSCRIBE_WORKERS,
     // BENCH_PROFILE, BENCH_COUNT, BENCH_STEADY_RATE, BENCH_HERALD_NODE_ARGS) prints its figures but keeps the last full run's files.
-    if (!ONLY && systems.length === 3 && !FLOOR && SUBSCRIBE_WORKERS === '1' && !COUNT && process.env['BENCH_STEADY_RATE'] === undefined && HERALD_NODE_ARGS.length === 0) {
+    if (!ONLY && systems.length === 4 && SUBSCRIBE_WORKERS === '1' && !COUNT && process.env['BENCH_STEADY_RATE'] === undefined && HERALD_NODE_ARGS.length === 0) {
       mkdirSync(new URL('results/', import.meta.url), { recursive: true });
       writeFileSync(new URL('results/latest.md', import.meta.url), `${markdown}\n`);
       writeFileSync(new URL('results/latest.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`);

@@ -12,8 +12,8 @@ import type { Notification, SubscriptionItem } from '../../src/common/notificati
 const schema = buildSchema(typeDefs);
 const subscriptionField = (name: string) =>
   (schema.getSubscriptionType()?.getFields() as Record<string, GraphQLField<unknown, unknown>>)[name] as GraphQLField<unknown, unknown>;
-subscriptionField('onNotificationReceived').resolve = resolveItem as GraphQLField<unknown, unknown>['resolve'];
-subscriptionField('onInboxEvent').resolve = resolveItem as GraphQLField<unknown, unknown>['resolve'];
+subscriptionField('onNotificationReceived').resolve = resolveItem as NonNullable<GraphQLField<unknown, unknown>['resolve']>;
+subscriptionField('onInboxEvent').resolve = resolveItem as NonNullable<GraphQLField<unknown, unknown>['resolve']>;
 
 const item: Notification = { id: 'e1_1000-0', text: 'say "hi" \u2028 ✓', timestamp: 1_700_000_000, audience: 'STORE', sender: 'billing' };
 const executed = (query: string, rendered: SubscriptionItem) => JSON.stringify(execute({ schema, document: parse(query), rootValue: rendered, contextValue: {}, variableValues: { u: 'a' } }));
