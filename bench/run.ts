@@ -18,6 +18,7 @@
  *   BENCH_PORT=4800 npm run bench                # servers on other ports (another run beside it)
  */
 import { execFileSync, execSync, spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
 import { cpus, setPriority, totalmem } from 'node:os';
@@ -119,7 +120,8 @@ function startNode(script: string, args: string[], env: Record<string, string>, 
   });
   children.push(child);
   child.stderr?.on('data', (chunk: Buffer) => process.stderr.write(`[${script}] ${chunk.toString()}`));
-  child.stdout?.resume();
+  if (process.env['BENCH_STDOUT_DIR']) child.stdout?.pipe(createWriteStream(`${process.env['BENCH_STDOUT_DIR']}/${args[0] ?? script.replace(/\W/g, '_')}-${child.pid}.log`));
+  else child.stdout?.resume();
   return child;
 }
 

@@ -264,7 +264,7 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
 
   // Devices, topics, seen-live marks and the push queue share the broker's command
   // connection (one node or Sentinel: push does not run on a Cluster yet).
-  const pushParts = connected.publisher && createPushParts(config, connected.publisher);
+  const pushParts = connected.publisher && createPushParts(config, connected.publisher, logger);
   const common = {
     broker,
     verifier,
@@ -311,6 +311,8 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
   let pushWorker: RunningPushWorker | undefined;
   const stop = async (): Promise<void> => {
     await Promise.all([grpcFeed?.stop(), grpcPublish?.stop(), subscribe?.stop(), publish?.stop(), pushWorker?.stop()]);
+    // The last deliveries' seen-live marks, before the command connection goes.
+    await pushParts?.seenLive.flush();
     // Scraped until the servers have drained, so the last numbers can be read.
     await metricsServer?.stop();
     await broker.close();

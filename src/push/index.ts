@@ -106,13 +106,14 @@ export interface PushParts {
  * queue (publish server), with every `PUSH_*` setting applied; `redis` is a connection
  * for commands.
  */
-export function createPushParts(config: HeraldConfig, redis: Redis): PushParts {
+export function createPushParts(config: HeraldConfig, redis: Redis, logger: Pick<Console, 'warn'>): PushParts {
   const push = config.push;
   const keys = createPushKeys(config.channelPrefix);
   return {
     devices: createDeviceStore({ redis, keys, maxDevicesPerUser: push.maxDevicesPerUser, allowInsecureUrls: !config.production }),
     topics: createTopicStore({ redis, keys, maxTopicsPerUser: push.maxTopicsPerUser }),
-    seenLive: createSeenLive({ redis, keys, ttlMs: push.seenLiveTtlMs }),
+    // Marks are written a tenth of a second at a time, or within a quarter of a shorter grace window.
+    seenLive: createSeenLive({ redis, keys, ttlMs: push.seenLiveTtlMs, batchMs: Math.min(100, Math.floor(push.offlineGraceMs / 4)), logger }),
     queue: createPushQueue({ redis, keys, maxLength: push.streamMaxLength }),
   };
 }

@@ -7,6 +7,12 @@
  * The mark outlives the grace window by a wide margin (`PUSH_SEEN_LIVE_TTL_MS`), so a
  * worker running behind still sees it; a worker more than that behind may push to a
  * user who saw the notification live.
+ *
+ * Marks are written in batches (issue 17): nobody reads one before the grace window has
+ * passed, so the marks of a short window (`batchMs`, well inside the grace window) go to
+ * Redis as one script call per tenant. One command per delivered notification — its
+ * ioredis pipeline, its reply and the wake-up that reads it — had been most of what a
+ * subscribe server allocated per notification when notifications come one at a time.
  */
 import type { Redis } from 'ioredis';
 import type { PushKeys } from './keys.js';
@@ -21,26 +27,92 @@ export interface SeenLiveOptions {
    * @default 300000 (5 minutes)
    */
   ttlMs?: number;
+  /**
+   * How long a mark waits to be written with the others (0: at the end of the event
+   * loop's turn). Keep it well inside the worker's offline grace window
+   * (`PUSH_OFFLINE_GRACE_MS`): a mark written after the worker looked is no mark.
+   * @default 100
+   */
+  batchMs?: number;
+  /** Where a batch that could not be written is reported. @default console */
+  logger?: Pick<Console, 'warn'>;
 }
 
 export interface SeenLive {
-  /** Marks `users` as having received notification `notificationId` live. */
-  mark(tenant: string, notificationId: string, users: readonly string[]): Promise<void>;
+  /**
+   * Marks `users` as having received notification `notificationId` live. Written within
+   * `batchMs`, with the other marks of that window; a failed write is logged (a lost mark
+   * costs at most one push to a user who saw the notification live).
+   */
+  mark(tenant: string, notificationId: string, users: readonly string[]): void;
+  /** Writes the marks waiting now; resolves once Redis has them (shutdown, tests). */
+  flush(): Promise<void>;
   /** Whether `user` received notification `notificationId` live. */
   seen(tenant: string, notificationId: string, user: string): Promise<boolean>;
 }
 
+/** Sets every key (`SET … PX`), one script call for many marks. */
+const MARK_SCRIPT = `
+for i = 1, #KEYS do
+  redis.call('SET', KEYS[i], '1', 'PX', ARGV[1])
+end
+return #KEYS`;
+
+/** Keys per script call: a long batch is split, so Redis is never busy with one for long. */
+const MAX_KEYS_PER_CALL = 1000;
+
+type MarkingRedis = Redis & { heraldMarkSeenLive(numberOfKeys: number, ...keysAndTtl: Array<string | number>): Promise<number> };
+
 export function createSeenLive(options: SeenLiveOptions): SeenLive {
-  const { redis, keys } = options;
+  const { keys } = options;
   const ttlMs = options.ttlMs ?? 300_000;
+  const batchMs = options.batchMs ?? 100;
+  const logger = options.logger ?? console;
+  const redis = options.redis as MarkingRedis;
+  redis.defineCommand('heraldMarkSeenLive', { lua: MARK_SCRIPT });
+  /** The marks waiting, by tenant: each tenant's keys share its hash tag (one slot). */
+  let waiting = new Map<string, Set<string>>();
+  let scheduled = false;
+
+  const write = (batch: Map<string, Set<string>>): Promise<void> => {
+    const calls: Array<Promise<unknown>> = [];
+    for (const tenantKeys of batch.values()) {
+      const all = [...tenantKeys];
+      for (let start = 0; start < all.length; start += MAX_KEYS_PER_CALL) {
+        const part = all.slice(start, start + MAX_KEYS_PER_CALL);
+        calls.push(redis.heraldMarkSeenLive(part.length, ...part, ttlMs));
+      }
+    }
+    return Promise.all(calls).then(
+      () => undefined,
+      (error: unknown) => {
+        logger.warn(`herald: could not mark notifications seen live: ${error instanceof Error ? error.message : String(error)}`);
+      },
+    );
+  };
+  const flush = (): Promise<void> => {
+    scheduled = false;
+    const batch = waiting;
+    if (batch.size === 0) return Promise.resolve();
+    waiting = new Map();
+    return write(batch);
+  };
+  const flushLater = (): void => void flush();
+
   return {
-    async mark(tenant, notificationId, users) {
-      // Plain commands, not a pipeline of their own: on Herald's connections
-      // (`redisClientOptions`: auto-pipelining) they leave in the same write as the
-      // turn's other commands — the delivery reports — instead of one write more per
-      // notification (issue 17).
-      await Promise.all([...new Set(users)].map((user) => redis.set(keys.seenLive(tenant, notificationId, user), '1', 'PX', ttlMs)));
+    mark(tenant, notificationId, users) {
+      let tenantKeys = waiting.get(tenant);
+      if (tenantKeys === undefined) {
+        tenantKeys = new Set();
+        waiting.set(tenant, tenantKeys);
+      }
+      for (const user of users) tenantKeys.add(keys.seenLive(tenant, notificationId, user));
+      if (scheduled) return;
+      scheduled = true;
+      if (batchMs === 0) setImmediate(flushLater);
+      else setTimeout(flushLater, batchMs).unref();
     },
+    flush,
     async seen(tenant, notificationId, user) {
       return (await redis.exists(keys.seenLive(tenant, notificationId, user))) === 1;
     },

@@ -123,13 +123,43 @@ describe('push stream and dead letters', () => {
 
   it('marks seen-live with a TTL, per tenant', async () => {
     const keys = createPushKeys('t8');
-    const seenLive = createSeenLive({ redis, keys, ttlMs: 5000 });
-    await seenLive.mark('acme', 'e_4-1', ['bob', 'bob', 'ann']);
+    const seenLive = createSeenLive({ redis, keys, ttlMs: 5000, batchMs: 60_000 });
+    seenLive.mark('acme', 'e_4-1', ['bob', 'bob', 'ann']);
+    seenLive.mark('globex', 'e_4-2', ['bob']);
+    // Nothing is written before the batch is.
+    expect(await seenLive.seen('acme', 'e_4-1', 'bob')).toBe(false);
+    await seenLive.flush();
+    expect(await seenLive.seen('globex', 'e_4-2', 'bob')).toBe(true);
+    expect(await seenLive.seen('acme', 'e_4-1', 'ann')).toBe(true);
     expect(await seenLive.seen('acme', 'e_4-1', 'bob')).toBe(true);
     expect(await seenLive.seen('acme', 'e_4-1', 'cid')).toBe(false);
     expect(await seenLive.seen('globex', 'e_4-1', 'bob')).toBe(false);
     const ttl = await redis.pttl(keys.seenLive('acme', 'e_4-1', 'bob'));
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(5000);
+  });
+
+  it('writes a window\'s marks together: one script call per 1,000 marks of a tenant', async () => {
+    const keys = createPushKeys('t9');
+    const seenLive = createSeenLive({ redis, keys, ttlMs: 5000, batchMs: 50 });
+    await seenLive.seen('acme', 'warm', 'up'); // the connection's first command is not counted below
+    const scripts = async () => {
+      const stats = await redis.info('commandstats');
+      const calls = (name: string) => Number(new RegExp(`^cmdstat_${name}:calls=(\\d+)`, 'm').exec(stats)?.[1] ?? 0);
+      return calls('evalsha') + calls('eval');
+    };
+    const before = await scripts();
+    for (let n = 0; n < 1500; n++) seenLive.mark('acme', `e_5-${n}`, [`u${n}`]);
+    const started = Date.now();
+    while (!(await seenLive.seen('acme', 'e_5-1499', 'u1499'))) {
+      expect(Date.now() - started).toBeLessThan(2000);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(await seenLive.seen('acme', 'e_5-0', 'u0')).toBe(true);
+    expect(await redis.pttl(keys.seenLive('acme', 'e_5-700', 'u700'))).toBeGreaterThan(0);
+    // Two calls of 1,000 and 500 keys; a script Redis has not cached yet takes an EVAL after its EVALSHA.
+    const calls = (await scripts()) - before;
+    expect(calls).toBeGreaterThanOrEqual(2);
+    expect(calls).toBeLessThanOrEqual(3);
   });
 });
