@@ -101,8 +101,11 @@ export function redisClientOptions(commandTimeoutMs: number) {
     maxRetriesPerRequest: 0,
     commandTimeout: commandTimeoutMs,
     lazyConnect: false,
-    // Commands issued in one tick (delivery reports, a batch's publishes) go out in one write.
+    // Commands issued in one tick (a batch's publishes, resumes' history reads) go out in one write.
     enableAutoPipelining: true,
+    // Delivery reports are already one PUBLISH per publisher per turn (redis-reports.ts):
+    // an auto-pipeline around each would cost a pipeline object per turn and join nothing.
+    autoPipeliningIgnoredCommands: ['publish', 'spublish'] as string[],
   } as const;
 }
 
