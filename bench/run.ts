@@ -18,8 +18,7 @@
  *   BENCH_PORT=4800 npm run bench                # servers on other ports (another run beside it)
  */
 import { execFileSync, execSync, spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
 import { cpus, setPriority, totalmem } from 'node:os';
 import jwt from 'jsonwebtoken';
@@ -82,6 +81,8 @@ const SUBSCRIBE_WORKERS = process.env['BENCH_SUBSCRIBE_WORKERS'] ?? '1';
  * node flags (the references keep node's defaults): to measure a runtime setting.
  */
 const HERALD_NODE_ARGS = (process.env['BENCH_HERALD_NODE_ARGS'] ?? '').split(' ').filter((arg) => arg !== '');
+/** `BENCH_STDOUT_DIR`: where the servers' stdout is kept (see `startNode`); unset: dropped. */
+const STDOUT_DIR = process.env['BENCH_STDOUT_DIR'];
 /** Niceness of the load clients, the publishing driver and this process (`setpriority`), below the servers'. */
 const LOAD_PRIORITY = 10;
 const NICE = process.env['BENCH_NICE'] !== '0';
@@ -120,7 +121,9 @@ function startNode(script: string, args: string[], env: Record<string, string>, 
   });
   children.push(child);
   child.stderr?.on('data', (chunk: Buffer) => process.stderr.write(`[${script}] ${chunk.toString()}`));
-  if (process.env['BENCH_STDOUT_DIR']) child.stdout?.pipe(createWriteStream(`${process.env['BENCH_STDOUT_DIR']}/${args[0] ?? script.replace(/\W/g, '_')}-${child.pid}.log`));
+  // `BENCH_STDOUT_DIR=/tmp/out` keeps each server's stdout in <dir>/<role>-<pid>.log (with
+  // `BENCH_HERALD_NODE_ARGS=--trace-gc`, the collector's pauses); by default it is dropped.
+  if (STDOUT_DIR) child.stdout?.pipe(createWriteStream(`${STDOUT_DIR}/${args[0] ?? script.replace(/\W/g, '_')}-${child.pid}.log`));
   else child.stdout?.resume();
   return child;
 }
