@@ -29,7 +29,7 @@ export interface SeenLiveOptions {
   ttlMs?: number;
   /**
    * How long a mark waits to be written with the others (0: at the end of the event
-   * loop's turn). Keep it well inside the worker's offline grace window
+   * loop's turn); 10,000 marks waiting are written at once. Keep it well inside the worker's offline grace window
    * (`PUSH_OFFLINE_GRACE_MS`): a mark written after the worker looked is no mark.
    * @default 100
    */
@@ -60,6 +60,11 @@ return #KEYS`;
 
 /** Keys per script call: a long batch is split, so Redis is never busy with one for long. */
 const MAX_KEYS_PER_CALL = 1000;
+/**
+ * Marks held at most (about 1 MB of keys): a window that collects more — a topic with
+ * many followers online — is written at once instead of at the window's end.
+ */
+const MAX_WAITING_KEYS = 10_000;
 
 type MarkingRedis = Redis & { heraldMarkSeenLive(numberOfKeys: number, ...keysAndTtl: Array<string | number>): Promise<number> };
 
@@ -72,6 +77,7 @@ export function createSeenLive(options: SeenLiveOptions): SeenLive {
   redis.defineCommand('heraldMarkSeenLive', { lua: MARK_SCRIPT });
   /** The marks waiting, by tenant: each tenant's keys share its hash tag (one slot). */
   let waiting = new Map<string, Set<string>>();
+  let waitingKeys = 0;
   let scheduled = false;
 
   const write = (batch: Map<string, Set<string>>): Promise<void> => {
@@ -95,6 +101,7 @@ export function createSeenLive(options: SeenLiveOptions): SeenLive {
     const batch = waiting;
     if (batch.size === 0) return Promise.resolve();
     waiting = new Map();
+    waitingKeys = 0;
     return write(batch);
   };
   const flushLater = (): void => void flush();
@@ -106,7 +113,13 @@ export function createSeenLive(options: SeenLiveOptions): SeenLive {
         tenantKeys = new Set();
         waiting.set(tenant, tenantKeys);
       }
+      const before = tenantKeys.size;
       for (const user of users) tenantKeys.add(keys.seenLive(tenant, notificationId, user));
+      waitingKeys += tenantKeys.size - before;
+      if (waitingKeys >= MAX_WAITING_KEYS) {
+        void flush();
+        return;
+      }
       if (scheduled) return;
       scheduled = true;
       if (batchMs === 0) setImmediate(flushLater);

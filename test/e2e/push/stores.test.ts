@@ -139,6 +139,27 @@ describe('push stream and dead letters', () => {
     expect(ttl).toBeLessThanOrEqual(5000);
   });
 
+  it('holds at most 10,000 marks: the 10,000th writes them all at once, the next one waits for its window', async () => {
+    const keys = createPushKeys('t10');
+    const seenLive = createSeenLive({ redis, keys, ttlMs: 5000, batchMs: 60_000 });
+    for (let n = 0; n < 9999; n++) seenLive.mark('acme', `e_6-${n}`, ['bob']);
+    seenLive.mark('acme', 'e_6-9998', ['bob']); // the same mark again holds nothing more
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(await seenLive.seen('acme', 'e_6-0', 'bob')).toBe(false);
+    seenLive.mark('acme', 'e_6-9999', ['bob']);
+    const started = Date.now();
+    while (!(await seenLive.seen('acme', 'e_6-9999', 'bob'))) {
+      expect(Date.now() - started).toBeLessThan(2000);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(await seenLive.seen('acme', 'e_6-0', 'bob')).toBe(true);
+    seenLive.mark('acme', 'e_6-10000', ['bob']);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(await seenLive.seen('acme', 'e_6-10000', 'bob')).toBe(false);
+    await seenLive.flush();
+    expect(await seenLive.seen('acme', 'e_6-10000', 'bob')).toBe(true);
+  });
+
   it('writes a window\'s marks together: one script call per 1,000 marks of a tenant', async () => {
     const keys = createPushKeys('t9');
     const seenLive = createSeenLive({ redis, keys, ttlMs: 5000, batchMs: 50 });
