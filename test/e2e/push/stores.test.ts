@@ -3,7 +3,8 @@
  * tenant isolation, the per-user limits, topic followers read in pages, and every
  * stream held to its bound.
  */
-import type { Redis } from 'ioredis';
+import { Redis as IORedis, type Redis } from 'ioredis';
+import { redisClientOptions } from '../../../src/broker/redis.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDeadLetters } from '../../../src/push/dead-letters.js';
 import { createDeviceStore, DeviceLimitError, InvalidDeviceError } from '../../../src/push/devices.js';
@@ -182,5 +183,47 @@ describe('push stream and dead letters', () => {
     const calls = (await scripts()) - before;
     expect(calls).toBeGreaterThanOrEqual(2);
     expect(calls).toBeLessThanOrEqual(3);
+  });
+});
+
+describe('seen-live marks across a Redis restart', () => {
+  it('a batch Redis cannot take is logged and dropped; after the restart (no scripts cached) marks land again', async () => {
+    const own = await startRedisServer();
+    // Herald's own connection settings: nothing queued while disconnected.
+    const connection = new IORedis(own.url, { ...redisClientOptions(1000), retryStrategy: () => 50 });
+    connection.on('error', () => undefined);
+    const ready = async (): Promise<void> => {
+      const started = Date.now();
+      while (connection.status !== 'ready') {
+        expect(Date.now() - started).toBeLessThan(5000);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    };
+    try {
+      await ready();
+      const keys = createPushKeys('t11');
+      const warnings: string[] = [];
+      const seenLive = createSeenLive({ redis: connection, keys, ttlMs: 5000, batchMs: 60_000, logger: { warn: (message: string) => warnings.push(message) } });
+      seenLive.mark('acme', 'e_7-1', ['bob']);
+      await seenLive.flush();
+      expect(await seenLive.seen('acme', 'e_7-1', 'bob')).toBe(true); // the script is cached now
+
+      await own.kill();
+      seenLive.mark('acme', 'e_7-2', ['bob']);
+      await seenLive.flush(); // resolves: a lost mark costs at most one push
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(/could not mark notifications seen live/);
+
+      await own.restart(); // empty, and with no script loaded
+      await ready();
+      seenLive.mark('acme', 'e_7-3', ['bob']);
+      await seenLive.flush();
+      expect(warnings).toHaveLength(1);
+      expect(await seenLive.seen('acme', 'e_7-3', 'bob')).toBe(true);
+      expect(await seenLive.seen('acme', 'e_7-2', 'bob')).toBe(false); // dropped, not replayed
+    } finally {
+      connection.disconnect();
+      await own.stop();
+    }
   });
 });
