@@ -26,8 +26,9 @@
  * every later one is newer too and the filter turns itself off.
  */
 import { compareIds } from '../broker/history.js';
-import type { HistoryAfter } from '../broker/types.js';
+import { BrokerUnavailableError, type HistoryAfter } from '../broker/types.js';
 import { formatCursor, parseCursor, type Cursor, type ReadPosition } from '../common/cursor.js';
+import { runAt } from '../common/timers.js';
 import { decodeNotification, type Notification, type ReadStateChange } from '../common/notification.js';
 import type { Observer } from './observers.js';
 import type { Sink } from './sink.js';
@@ -38,6 +39,14 @@ import type { Sink } from './sink.js';
  * differ a little. Notifications published that long before it opened may reach it once.
  */
 export const CLOCK_MARGIN_MS = 2000;
+
+/**
+ * Waits before reading history again when a read found Redis unreachable while the
+ * channels are still heard — behind Sentinel the command and subscriber connections
+ * follow a failover seconds apart, so the subscriber can be back before the reader is:
+ * 6.3 s in all, then the subscription fails (`SERVICE_UNAVAILABLE`).
+ */
+export const HISTORY_RETRY_DELAYS_MS: readonly number[] = [100, 200, 400, 800, 1600, 3200];
 
 export interface ResumingObserverOptions {
   /** Where the subscription's notifications go. */
@@ -58,6 +67,12 @@ export interface ResumingObserverOptions {
    * @default false
    */
   readState?: boolean;
+  /**
+   * The waits before each new attempt at a history read that found Redis unavailable
+   * (a read that failed otherwise is not tried again); past the last, the sink fails.
+   * @default HISTORY_RETRY_DELAYS_MS
+   */
+  retryDelaysMs?: readonly number[];
   /** @default Date.now */
   now?: () => number;
   /** Whose subscription it is (see `Observer.owner`). @default none */
@@ -93,6 +108,7 @@ class Resuming implements ResumingObserver {
   readonly #sink: Sink;
   readonly #history: HistorySource;
   readonly #maxHeld: number;
+  readonly #retryDelaysMs: readonly number[];
   readonly #now: () => number;
   readonly #since: Cursor | undefined;
   readonly owner: { readonly tenant: string; readonly name: string } | undefined;
@@ -105,6 +121,8 @@ class Resuming implements ResumingObserver {
   /** Where to read from when nothing was given yet: the opening, or the last gap. */
   #startedAt: number;
   #reading = false;
+  /** Reads in a row that found Redis unavailable. */
+  #failedReads = 0;
   #interrupted = false;
   #readAgain = false;
   #ended = false;
@@ -115,6 +133,7 @@ class Resuming implements ResumingObserver {
     this.#sink = options.sink;
     this.#history = options.history;
     this.#maxHeld = options.maxHeld;
+    this.#retryDelaysMs = options.retryDelaysMs ?? HISTORY_RETRY_DELAYS_MS;
     this.#now = options.now ?? Date.now;
     this.#since = options.since;
     this.owner = options.owner;
@@ -148,6 +167,7 @@ class Resuming implements ResumingObserver {
   resync(): void {
     if (this.#ended) return;
     this.#interrupted = false;
+    this.#failedReads = 0;
     this.#held ??= [];
     this.#readLater();
   }
@@ -253,10 +273,23 @@ class Resuming implements ResumingObserver {
       await this.#readHistory();
     } catch (error) {
       this.#reading = false;
-      // Redis went away again: its return brings another resync.
-      if (!this.#interrupted && !this.#ended) this.#sink.fail(error instanceof Error ? error : new Error(String(error)));
+      // The channels dropped again: their return brings another resync.
+      if (this.#interrupted || this.#ended) return;
+      const delay = error instanceof BrokerUnavailableError ? this.#retryDelaysMs[this.#failedReads] : undefined;
+      if (delay === undefined) {
+        this.#sink.fail(error instanceof Error ? error : new Error(String(error)));
+        return;
+      }
+      // Held as if reading, so what asks for a read meanwhile waits for this one.
+      this.#failedReads += 1;
+      this.#reading = true;
+      runAt(Date.now() + delay, () => {
+        this.#reading = false;
+        if (!this.#interrupted && !this.#ended) void this.#readInBackground();
+      });
       return;
     }
+    this.#failedReads = 0;
     this.#reading = false;
     this.#settle();
   }

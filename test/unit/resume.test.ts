@@ -4,7 +4,7 @@
  * gap, no duplicate, and live notifications held back only while history is read.
  */
 import { describe, expect, it } from 'vitest';
-import type { BrokerMessage, HistoryAfter } from '../../src/broker/types.js';
+import { BrokerUnavailableError, type BrokerMessage, type HistoryAfter } from '../../src/broker/types.js';
 import { parseCursor, type ReadPosition } from '../../src/common/cursor.js';
 import { encodeNotification, type SubscriptionItem, type Notification } from '../../src/common/notification.js';
 import { CLOCK_MARGIN_MS, createResumingObserver } from '../../src/subscribe/resume.js';
@@ -179,6 +179,68 @@ describe('createResumingObserver', () => {
     observer.resync?.();
     await settled();
     expect(failures).toEqual([broken]);
+  });
+
+  it('reads again, after a wait, while Redis is unavailable to the reader but the channels are heard (a failover), and loses nothing', async () => {
+    const { sink, got, failures } = recordingSink();
+    const { read: readHistory } = history([1, 2, 3]);
+    let refusals = 2;
+    const asked: ReadPosition[] = [];
+    const read = (after: ReadPosition): Promise<HistoryAfter> => {
+      asked.push(after);
+      if (refusals-- > 0) return Promise.reject(new BrokerUnavailableError('Redis is unavailable (XRANGE was not sent)'));
+      return readHistory(after);
+    };
+    const observer = createResumingObserver({ sink, history: { read }, maxHeld: 10, retryDelaysMs: [5, 5, 5] });
+    observer.deliver(live(1));
+    observer.interrupt?.();
+    observer.deliver(live(3));
+    observer.resync?.();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(failures).toEqual([]);
+    expect(asked).toHaveLength(3);
+    expect(got).toEqual(['n1', 'n2', 'n3']);
+  });
+
+  it('fails the sink once the waits are spent, and only then', async () => {
+    const { sink, got, failures } = recordingSink();
+    let reads = 0;
+    const unavailable = new BrokerUnavailableError('Redis is unavailable (XRANGE was not sent)');
+    const observer = createResumingObserver({
+      sink,
+      history: { read: () => (reads++, Promise.reject(unavailable)) },
+      maxHeld: 10,
+      retryDelaysMs: [5, 5],
+    });
+    observer.interrupt?.();
+    observer.deliver(live(1));
+    observer.resync?.();
+    await settled();
+    expect(failures).toEqual([]); // waiting to read again
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(reads).toBe(3);
+    expect(failures).toEqual([unavailable]);
+    expect(got).toEqual([]);
+  });
+
+  it('an interruption while it waits to read again: no failure, and the resync reads', async () => {
+    const { sink, got, failures } = recordingSink();
+    const { read: readHistory } = history([1, 2]);
+    let refuse = true;
+    const read = (after: ReadPosition): Promise<HistoryAfter> =>
+      refuse ? Promise.reject(new BrokerUnavailableError('Redis is unavailable (XRANGE was not sent)')) : readHistory(after);
+    const observer = createResumingObserver({ sink, history: { read }, maxHeld: 10, retryDelaysMs: [30], now: () => 1000 });
+    observer.interrupt?.();
+    observer.resync?.();
+    await settled();
+    observer.interrupt?.(); // the channels drop again before the wait is over
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    expect(failures).toEqual([]);
+    refuse = false;
+    observer.resync?.();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(failures).toEqual([]);
+    expect(got).toEqual(['n1', 'n2']);
   });
 
   it('once ended (with its sink), reads nothing and reports nothing taken', async () => {
