@@ -10,6 +10,7 @@ import { createTokenVerifier, generateDevSecret } from './auth/index.js';
 import { signDevTokens, type DevTokens } from './auth/dev-tokens.js';
 import { createInProcessBroker } from './broker/in-process.js';
 import { createRedisBroker, redisClientOptions } from './broker/redis.js';
+import { watchRedisLiveness } from './broker/redis-liveness.js';
 import { clusterClientOptions, keepSentinelClientConnected, sentinelClientOptions, shardSubscriberOptions } from './broker/redis-connection.js';
 import type { Broker } from './broker/types.js';
 import { createNamer, type Namer } from './names/index.js';
@@ -132,6 +133,7 @@ export function connectBroker(
     // Half the command timeout: Redis' own answer to WAIT (how many replicas acknowledged)
     // must arrive before ioredis gives up on the command.
     waitTimeoutMs: Math.max(1, Math.floor(settings.redisCommandTimeoutMs / 2)),
+    pingTimeoutMs: settings.redisCommandTimeoutMs,
   };
   let lastRedisError: string | undefined;
   if (redisCluster !== undefined) {
@@ -189,11 +191,19 @@ export interface RunningPushWorker {
 export async function startPushWorker(config: HeraldConfig, redisUrl: string, logger: Logger = console): Promise<RunningPushWorker> {
   const options = redisClientOptions(config.redisCommandTimeoutMs);
   const redis = new Redis(redisUrl, { ...options, connectionName: 'herald-push' });
-  const reader = new Redis(redisUrl, { ...options, commandTimeout: config.redisCommandTimeoutMs + PUSH_BLOCK_MS, connectionName: 'herald-push-reader' });
+  // The reader blocks in XREADGROUP for up to PUSH_BLOCK_MS: its timeouts outlast the
+  // block, and it is not PINGed (a PING would wait behind the block); a command is always
+  // waiting on it, so ioredis' socketTimeout alone replaces it when it goes silent.
+  const blockingTimeoutMs = config.redisCommandTimeoutMs + PUSH_BLOCK_MS;
+  const reader = new Redis(redisUrl, { ...options, commandTimeout: blockingTimeoutMs, socketTimeout: blockingTimeoutMs, connectionName: 'herald-push-reader' });
   const clients = [redis, reader];
+  const liveness = watchRedisLiveness({ connections: () => [redis], timeoutMs: config.redisCommandTimeoutMs, logger });
   let lastError: string | undefined;
   for (const client of clients) client.on('error', (error: Error) => (lastError = error.message));
-  const close = () => Promise.all(clients.map((client) => client.quit().catch(() => client.disconnect())));
+  const close = () => {
+    liveness.close();
+    return Promise.all(clients.map((client) => client.quit().catch(() => client.disconnect())));
+  };
   const ready = Promise.all(clients.map((client) => (client.status === 'ready' ? undefined : new Promise((resolve) => client.once('ready', resolve)))));
   const warning = setTimeout(() => {
     logger.warn(`herald: push worker: Redis at ${redactUrl(redisUrl)} is not reachable after ${REDIS_READY_WAIT_MS / 1000} s${lastError === undefined ? '' : ` (${lastError})`}: waiting for it`);

@@ -11,6 +11,7 @@
  */
 import type { Redis } from 'ioredis';
 import { outcomeOf } from './redis-errors.js';
+import { replaceRedisConnection } from './redis-liveness.js';
 import { parseFrame, type Frame } from './redis-frame.js';
 import { BrokerUnavailableError, OutcomeUnknownError, type ChannelEvents, type MessageHandler } from './types.js';
 
@@ -62,6 +63,8 @@ export interface RedisChannels {
   unsubscribe(channel: string): Promise<void>;
   /** Whether the report channel (with every channel) is subscribed on the live connection. */
   readonly heard: boolean;
+  /** The subscriber connections in use now, for the liveness checks. */
+  connections(): Iterable<Redis>;
   /** Unsubscribes everything and stops listening; the connection is the caller's. */
   close(): Promise<void>;
 }
@@ -95,7 +98,7 @@ export function createRedisChannels(options: RedisChannelsOptions): RedisChannel
       (error: unknown) => {
         // Never leave channels unheard on a live connection: start over on a new one.
         logger.error(`herald: could not resubscribe ${resubscribed.length + 1} channels (${String(error)}); reconnecting`);
-        if (!closed) subscriber.disconnect(true);
+        if (!closed) replaceRedisConnection(subscriber, 'its channels could not be subscribed again', logger);
       },
     );
   };
@@ -147,6 +150,7 @@ export function createRedisChannels(options: RedisChannelsOptions): RedisChannel
     get heard() {
       return heard && subscriber.status === 'ready';
     },
+    connections: () => [subscriber],
     async close() {
       closed = true;
       subscriber.off('message', onMessage);

@@ -10,7 +10,10 @@ import type { Cluster, Redis, Result } from 'ioredis';
  * ARGV: channel, frame head (`<report channel>\n<sequence>`), payload, candidate epoch,
  * max length, max age (ms), idempotency window (ms, '' when unused), the publish command
  * (`PUBLISH`, or `SPUBLISH` on a Cluster: the channel shares the keys' slot).
- * Returns {id, receivers}, or {remembered value, -1} for a repeated idempotency key.
+ * Returns {id, receivers, candidate epoch}, or {remembered value, -1, candidate epoch} for a
+ * repeated idempotency key. The candidate epoch is unique to each call and comes back as
+ * the call's receipt: a reply that carries another one was meant for another command, and
+ * the connection is out of step (bytes lost in between; see `redis-liveness.ts`).
  */
 const PUBLISH_SCRIPT = `
 local windowMs = ARGV[7]
@@ -22,7 +25,7 @@ if windowMs ~= '' then
     -- to count the calling connection's own writes (Redis 7.0 also waits on a
     -- connection that wrote nothing, but that is not promised).
     redis.call('SET', KEYS[3], seen, 'KEEPTTL')
-    return {seen, -1}
+    return {seen, -1, ARGV[4]}
   end
 end
 local time = redis.call('TIME')
@@ -47,7 +50,7 @@ redis.call('PEXPIRE', KEYS[2], ARGV[6])
 local id = epoch .. '_' .. entryId
 if windowMs ~= '' then redis.call('SET', KEYS[3], id, 'PX', windowMs) end
 local receivers = redis.call(ARGV[8], ARGV[1], ARGV[2] .. '\\n' .. id .. '\\n' .. ARGV[3])
-return {id, receivers}
+return {id, receivers, ARGV[4]}
 `;
 
 /**
@@ -117,7 +120,7 @@ declare module 'ioredis' {
       maxAgeMs: number,
       idempotencyWindowMs: number | '',
       publishCommand: PublishCommand,
-    ): Result<[string, number], Context>;
+    ): Result<[string, number, string], Context>;
     /** The read-state update; see `MARK_READ_SCRIPT` in broker/redis-scripts.ts. */
     heraldMarkRead(key: string, channel: string, frameHead: string, upTo: string, payload: string, publishCommand: PublishCommand): Result<[string, number], Context>;
     /** The history read; see `READ_AFTER_SCRIPT` in broker/redis-scripts.ts. */

@@ -274,6 +274,7 @@ export function createShardChannels(options: ShardChannelsOptions): RedisChannel
     get heard() {
       return placement.has(reportChannel) && placement.get(reportChannel)?.redis.status === 'ready';
     },
+    connections: () => [...shards.values()].map((shard) => shard.redis),
     async close() {
       closed = true;
       clearTimeout(retryTimer);

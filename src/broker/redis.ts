@@ -26,6 +26,7 @@ import type { HotCounts } from '../metrics/metrics.js';
 import { createRedisChannels } from './redis-channels.js';
 import { createShardChannels, type ShardNode } from './redis-shard-channels.js';
 import { outcomeOf } from './redis-errors.js';
+import { replaceRedisConnection, watchRedisLiveness } from './redis-liveness.js';
 import { UNCOUNTED_FRAME_HEAD } from './redis-frame.js';
 import { createRedisHistory } from './redis-history.js';
 import { createDeliveryReports } from './redis-reports.js';
@@ -59,12 +60,19 @@ export interface RedisBrokerOptions {
   /** Where failures that have no caller to reject are reported. @default console */
   logger?: Pick<Console, 'warn' | 'error'>;
   /**
-   * How often the publisher connection is PINGed. A ping that fails or is not answered
-   * within the command timeout makes the broker not ready (`/readyz` 503) until one is
-   * answered: a Redis that is frozen, not just gone, is noticed.
+   * How often every connection (subscriber, publisher, each Cluster node and shard
+   * subscriber) is PINGed. A PING not answered within `pingTimeoutMs` makes the broker
+   * not ready (`/readyz` 503) and replaces its connection (`redis-liveness.ts`): a Redis
+   * that went silent, not just away, is noticed and left.
    * @default 1000 (ms)
    */
   healthCheckIntervalMs?: number;
+  /**
+   * How long a PING may go unanswered before its connection is replaced
+   * (`REDIS_COMMAND_TIMEOUT_MS`).
+   * @default 2000 (ms)
+   */
+  pingTimeoutMs?: number;
   /**
    * Where the broker counts Redis reconnects and failed commands (the process's metrics,
    * read at scrape time). @default counts nobody reads
@@ -100,6 +108,10 @@ export function redisClientOptions(commandTimeoutMs: number) {
     autoResendUnfulfilledCommands: false,
     maxRetriesPerRequest: 0,
     commandTimeout: commandTimeoutMs,
+    // A command sent and nothing at all received for this long: ioredis destroys the
+    // socket and connects again (redis-liveness.ts covers idle connections and a stream
+    // out of step). Raise it with commandTimeout for a connection that blocks.
+    socketTimeout: commandTimeoutMs,
     lazyConnect: false,
     // Commands issued in one tick (a batch's publishes, resumes' history reads) go out in one write.
     enableAutoPipelining: true,
@@ -132,23 +144,15 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
   // each one new without drawing random bytes per publish.
   const epochPrefix = randomBytes(6).toString('hex');
   let epochCandidates = 0;
-  let healthy = true;
   let closed = false;
 
-  const healthCheck = setInterval(() => {
-    if (publisher.status !== 'ready') return;
-    publisher.ping().then(
-      () => {
-        healthy = true;
-      },
-      (error: unknown) => {
-        counts.redisCommandErrors += 1;
-        if (healthy) logger.warn(`herald: Redis did not answer a PING: ${String(error)}`);
-        healthy = false;
-      },
-    );
-  }, options.healthCheckIntervalMs ?? 1000);
-  healthCheck.unref();
+  const liveness = watchRedisLiveness({
+    connections: () => (sharded ? [...(publisher as Cluster).nodes(), ...channels.connections()] : [subscriber as Redis, publisher as Redis]),
+    intervalMs: options.healthCheckIntervalMs ?? 1000,
+    timeoutMs: options.pingTimeoutMs ?? 2000,
+    logger,
+    onReplaced: () => (counts.redisCommandErrors += 1),
+  });
   const onError = (error: Error): void => {
     logger.warn(`herald: redis connection error: ${error.message}`);
   };
@@ -198,6 +202,20 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
   };
 
   /**
+   * The publish script's `[id, receivers]`, once its receipt (the call's own epoch
+   * candidate) shows the reply answers this call. Another receipt means the connection
+   * is out of step — bytes were lost between Herald and Redis, and this reply belongs to
+   * an earlier command that Redis never answered: the connection is replaced (every
+   * command waiting on it fails as unknown) and this call was not carried out as asked.
+   */
+  const receipted = (reply: [string, number, string], candidate: string, connection: Redis | undefined): [string, number] => {
+    const [id, receivers, receipt] = reply;
+    if (receipt === candidate) return [id, receivers];
+    if (connection) replaceRedisConnection(connection, 'a publish got the reply meant for another command', logger);
+    throw new OutcomeUnknownError('Redis answered the publish out of step with its request: it may or may not have been carried out');
+  };
+
+  /**
    * Runs the publish script; `frameHead` is `<report channel>\n<sequence>`. With
    * `minReplicasAcked`, a `WAIT` follows it on the same connection — on a Cluster in one
    * pipeline with it, so that it reaches the master that ran the script — and `replicas`
@@ -228,14 +246,14 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
     ];
     try {
       if (minReplicasAcked === 0 || !sharded) {
-        const [id, receivers] = await publisher.heraldPublish(...args);
+        const [id, receivers] = receipted(await publisher.heraldPublish(...args), args[6], publisher as Redis);
         // One node: WAIT on the same connection after the reply, while the reports arrive.
         const replicas = minReplicasAcked === 0 ? undefined : (publisher as Redis).wait(minReplicasAcked, waitTimeoutMs).then(replicaOutcome, waitFailed);
         return { id, receivers, replicas };
       }
       const [[scriptError, published] = [], [waitError, acked] = []] = await publishAndWait(args);
       if (scriptError || !published) throw scriptError ?? new Error('no reply to the publish script');
-      const [id, receivers] = published as [string, number];
+      const [id, receivers] = receipted(published as [string, number, string], args[6], undefined);
       return { id, receivers, replicas: Promise.resolve(waitError ? waitFailed(waitError) : replicaOutcome(Number(acked))) };
     } catch (error) {
       counts.redisCommandErrors += 1;
@@ -324,10 +342,10 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
     },
     readAfter: (request) => history.readAfter(request).catch(countFailure),
     readPage: (request) => history.readPage(request).catch(countFailure),
-    isReady: () => !closed && healthy && channels.heard && publisher.status === 'ready',
+    isReady: () => !closed && liveness.answering && channels.heard && publisher.status === 'ready',
     async close() {
       closed = true;
-      clearInterval(healthCheck);
+      liveness.close();
       reports.settleAll();
       await channels.close();
     },

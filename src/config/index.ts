@@ -200,7 +200,8 @@ export interface HeraldConfig {
   deliveryAckTimeoutMs: number;
   /**
    * `REDIS_COMMAND_TIMEOUT_MS`: a Redis command not answered within this fails, so no
-   * request hangs on a half-open connection.
+   * request hangs on a half-open connection; a connection whose PING (sent every
+   * second) is not answered within it is closed and opened again (`broker/redis-liveness.ts`).
    * @default 2000
    */
   redisCommandTimeoutMs: number;
