@@ -38,7 +38,7 @@ export interface HeraldProcessOptions {
   env?: Record<string, string>;
   /** Flags for node itself, e.g. `--max-old-space-size=256`. */
   nodeArgs?: string[];
-  /** How long to wait for the banner. @default 15000 */
+  /** How long to wait for the banner (tsx compiling on a loaded machine has taken 10 s and more). @default 60000 */
   startTimeoutMs?: number;
   /**
    * `src`: the TypeScript through tsx; `dist`: the compiled build, exactly as the image
@@ -89,7 +89,7 @@ export async function startHeraldProcess(mode: 'all' | 'subscribe' | 'publish', 
   void exited.then(() => (exitedEarly = true));
   const expected = mode === 'publish' ? /publish \(HTTP POST\)/ : /subscribe \(WebSocket/;
   try {
-    await waitFor(() => exitedEarly || (expected.test(output()) && /gRPC/.test(output())), `herald ${mode} to start`, options.startTimeoutMs ?? 15_000);
+    await waitFor(() => exitedEarly || (expected.test(output()) && /gRPC/.test(output())), `herald ${mode} to start`, options.startTimeoutMs ?? 60_000);
   } catch (error) {
     child.kill('SIGKILL');
     throw new Error(`${String(error)}\n${output()}`);
@@ -135,6 +135,21 @@ export function residentBytes(pid: number): number {
     return 0;
   }
 }
+
+/**
+ * CPU time `pid` has used so far (user + system), in ms, from /proc (10 ms resolution).
+ * CPU time, unlike latency, barely moves when other work shares the machine: a test
+ * that must tell cheap work from costly work on a busy CI machine bounds this.
+ */
+export function cpuMillis(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces), from field 3 on: utime is 14, stime 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
+}
+
+/** USER_HZ, which Linux fixes at 100 for /proc on every architecture Node runs on. */
+const CLOCK_TICKS_PER_SECOND = 100;
 
 /** The exit code (or signal) `exited` resolves with, or `'still running'` if it has not within `timeoutMs`. */
 export function exitWithin(exited: Promise<number | string | null>, timeoutMs: number): Promise<number | string | null> {

@@ -7,7 +7,7 @@
  * client's latency must stay bounded while the flood runs.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHeraldProcess, stopAllProcesses, type HeraldProcess } from '../../support/process.js';
+import { cpuMillis, startHeraldProcess, stopAllProcesses, type HeraldProcess } from '../../support/process.js';
 import { startRedisServer, type RedisServer } from '../../support/redis-server.js';
 import { serviceToken, userToken } from '../../support/tokens.js';
 import { closeAllClients, rawSocket } from '../../support/ws.js';
@@ -174,14 +174,15 @@ async function flood(url: string, concurrency: number, stop: Promise<void>): Pro
 
 describe('the validation flood', () => {
   /**
-   * Bounds for a healthy client's latency while anonymous clients flood the server.
-   * Measured on 2 shared cores, with the rest of the suite running: p50 3–15 ms and p90
-   * 10–140 ms under the flood (the tail is the machine's, not Herald's). Before the
-   * token limit every flood request took 60–125 ms of the server's CPU, and p50 was
-   * 93–270 ms, p90 145–345 ms.
+   * What tells a cheap flood from a costly one is the server's CPU time per flood
+   * request, which other work on the machine barely moves (latency it moves a lot: a
+   * healthy client's p50 was 3–15 ms on 2 quiet shared cores, and over 70 ms with the
+   * machine loaded to 6–8). Before the token limit every flood request took 60–125 ms of
+   * the server's CPU (and the healthy p50 was 93–270 ms); within it, a few ms. The
+   * latency is printed, and bounded only against a stall.
    */
-  const P50_BOUND_MS = 50;
-  const P90_BOUND_MS = 300;
+  const CPU_PER_FLOOD_REQUEST_BOUND_MS = 30;
+  const P50_STALL_BOUND_MS = 1000;
   /** Flooding requests in flight at once: the healthy request waits behind at most these. */
   const FLOODERS = 2;
 
@@ -193,15 +194,17 @@ describe('the validation flood', () => {
       expect(((await response.json()) as { data?: unknown }).data).toBeDefined();
     };
     let finish: () => void = () => undefined;
+    const cpuBefore = cpuMillis(publish.pid);
     const flooding = flood(url, FLOODERS, new Promise<void>((resolve) => (finish = resolve)));
     await latencies(send, 300); // the flood is under way
     const times = await latencies(send, 2000);
     finish();
     const sent = await flooding;
-    console.info(`publish under flood (${sent} flood requests): p50 ${percentile(times, 0.5).toFixed(1)} ms, p90 ${percentile(times, 0.9).toFixed(1)} ms, p99 ${percentile(times, 0.99).toFixed(1)} ms, max ${times.at(-1)?.toFixed(1)} ms over ${times.length} sends`);
+    const cpuPerFlood = (cpuMillis(publish.pid) - cpuBefore) / sent;
+    console.info(`publish under flood (${sent} flood requests, ${cpuPerFlood.toFixed(1)} ms of server CPU each, the healthy sends' included): p50 ${percentile(times, 0.5).toFixed(1)} ms, p90 ${percentile(times, 0.9).toFixed(1)} ms, p99 ${percentile(times, 0.99).toFixed(1)} ms, max ${times.at(-1)?.toFixed(1)} ms over ${times.length} sends`);
     expect(sent).toBeGreaterThan(20); // the flood did run
-    expect(percentile(times, 0.5)).toBeLessThan(P50_BOUND_MS);
-    expect(percentile(times, 0.9)).toBeLessThan(P90_BOUND_MS);
+    expect(cpuPerFlood).toBeLessThan(CPU_PER_FLOOD_REQUEST_BOUND_MS);
+    expect(percentile(times, 0.5)).toBeLessThan(P50_STALL_BOUND_MS);
   });
 
   it('a subscriber’s query over WebSocket keeps its latency while anonymous clients flood the subscribe server', async () => {
@@ -217,14 +220,16 @@ describe('the validation flood', () => {
       expect(await socket.nextMessage()).toMatchObject({ id: mine, type: 'complete' });
     };
     let finish: () => void = () => undefined;
+    const cpuBefore = cpuMillis(subscribe.pid);
     const flooding = flood(url, FLOODERS, new Promise<void>((resolve) => (finish = resolve)));
     await latencies(ask, 300);
     const times = await latencies(ask, 2000);
     finish();
     const sent = await flooding;
-    console.info(`subscribe under flood (${sent} flood requests): p50 ${percentile(times, 0.5).toFixed(1)} ms, p90 ${percentile(times, 0.9).toFixed(1)} ms, p99 ${percentile(times, 0.99).toFixed(1)} ms, max ${times.at(-1)?.toFixed(1)} ms over ${times.length} queries`);
+    const cpuPerFlood = (cpuMillis(subscribe.pid) - cpuBefore) / sent;
+    console.info(`subscribe under flood (${sent} flood requests, ${cpuPerFlood.toFixed(1)} ms of server CPU each, the healthy queries' included): p50 ${percentile(times, 0.5).toFixed(1)} ms, p90 ${percentile(times, 0.9).toFixed(1)} ms, p99 ${percentile(times, 0.99).toFixed(1)} ms, max ${times.at(-1)?.toFixed(1)} ms over ${times.length} queries`);
     expect(sent).toBeGreaterThan(20); // the flood did run
-    expect(percentile(times, 0.5)).toBeLessThan(P50_BOUND_MS);
-    expect(percentile(times, 0.9)).toBeLessThan(P90_BOUND_MS);
+    expect(cpuPerFlood).toBeLessThan(CPU_PER_FLOOD_REQUEST_BOUND_MS);
+    expect(percentile(times, 0.5)).toBeLessThan(P50_STALL_BOUND_MS);
   });
 });

@@ -27,8 +27,12 @@ import { serviceToken, userToken } from '../../support/tokens.js';
 // larger, and the flood is mostly garbage); without the bound, the process died at its
 // 256 MB heap within seconds.
 const RSS_GROWTH_BOUND = 160 * 1024 * 1024;
-/** The healthy subscriber's 99th-percentile delivery time (publish request to arrival). */
-const P99_BOUND_MS = 500;
+/**
+ * The healthy subscriber's 99th-percentile delivery time (publish request to arrival):
+ * tens of ms on a quiet machine, a few hundred with the machine loaded; a process
+ * swamped by the flood (collecting near its heap limit) takes seconds, then dies.
+ */
+const P99_BOUND_MS = 2000;
 const FLOOD_MS = 8000;
 const PUBLISH_EVERY_MS = 25;
 

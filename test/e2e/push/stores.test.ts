@@ -150,7 +150,8 @@ describe('push stream and dead letters', () => {
     seenLive.mark('acme', 'e_6-9999', ['bob']);
     const started = Date.now();
     while (!(await seenLive.seen('acme', 'e_6-9999', 'bob'))) {
-      expect(Date.now() - started).toBeLessThan(2000);
+      // At once, not at the end of the 60 s window.
+      expect(Date.now() - started).toBeLessThan(20_000);
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
     expect(await seenLive.seen('acme', 'e_6-0', 'bob')).toBe(true);
@@ -174,7 +175,7 @@ describe('push stream and dead letters', () => {
     for (let n = 0; n < 1500; n++) seenLive.mark('acme', `e_5-${n}`, [`u${n}`]);
     const started = Date.now();
     while (!(await seenLive.seen('acme', 'e_5-1499', 'u1499'))) {
-      expect(Date.now() - started).toBeLessThan(2000);
+      expect(Date.now() - started).toBeLessThan(10_000);
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
     expect(await seenLive.seen('acme', 'e_5-0', 'u0')).toBe(true);
@@ -195,7 +196,7 @@ describe('seen-live marks across a Redis restart', () => {
     const ready = async (): Promise<void> => {
       const started = Date.now();
       while (connection.status !== 'ready') {
-        expect(Date.now() - started).toBeLessThan(5000);
+        expect(Date.now() - started).toBeLessThan(15_000);
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
     };
