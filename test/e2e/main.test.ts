@@ -14,6 +14,7 @@ import { createPushQueue } from '../../src/push/queue.js';
 import { Webhook } from 'standardwebhooks';
 import { serviceToken, TEST_SECRET, userToken } from '../support/tokens.js';
 import { closeAllClients, collect, ON_NOTIFICATION, wsClient } from '../support/ws.js';
+import { PATIENCE_MS } from '../support/patience.js';
 
 interface Started {
   readonly child: ChildProcess;
@@ -90,7 +91,7 @@ afterAll(async () => {
 describe('npm start (all-in-one, no Redis)', () => {
   it('prints the playground and working dev tokens', async () => {
     const herald = run('start', {});
-    await waitFor(() => herald.output.includes('send alice a notification'), 'the banner', 15_000);
+    await waitFor(() => herald.output.includes('send alice a notification'), 'the banner', PATIENCE_MS);
     expect(herald.output).toContain('in-process broker (no REDIS_URL)');
     expect(herald.output).toContain('push worker: off (devices, topics and pushes need Redis: set REDIS_URL)');
     const subscribePort = portOf(herald.output, /playground \(GraphiQL\): http:\/\/localhost:(\d+)\/graphql/);
@@ -154,7 +155,7 @@ describe('split servers', () => {
     const env = { REDIS_URL: redis.url, JWT_SECRET: TEST_SECRET };
     const subscribe = run('start:subscribe', env);
     const publish = run('start:publish', env);
-    await waitFor(() => subscribe.output.includes('playground') && publish.output.includes('publish (HTTP POST)'), 'both banners', 15_000);
+    await waitFor(() => subscribe.output.includes('playground') && publish.output.includes('publish (HTTP POST)'), 'both banners', PATIENCE_MS);
     expect(subscribe.output).not.toContain('dev mode');
     const subscribePort = portOf(subscribe.output, /playground \(GraphiQL\): http:\/\/localhost:(\d+)\/graphql/);
     const publishPort = portOf(publish.output, /publish \(HTTP POST\): http:\/\/localhost:(\d+)\/graphql/);
@@ -213,7 +214,7 @@ describe('npm run start:push', () => {
       // Registered as the subscribe server does in development: production refuses a loopback URL.
       await createDeviceStore({ redis: client, keys, allowInsecureUrls: true }).register('acme', 'ann', { kind: 'WEBHOOK', url: `${hooks.url}/ann` });
       const push = run('start:push', { REDIS_URL: redis.url, NODE_ENV: 'production', JWT_SECRET: TEST_SECRET, CHANNEL_PREFIX: 'cli-push', PUSH_WEBHOOK_SECRET: secret });
-      await waitFor(() => push.output.includes('herald: push worker on the Redis at'), 'the banner', 15_000);
+      await waitFor(() => push.output.includes('herald: push worker on the Redis at'), 'the banner', PATIENCE_MS);
       expect(push.output).toMatch(/push worker \S+: sending/);
       const notification = { id: '1_1000-1', tenant: 'acme', audience: 'USER', to: 'ann', text: 'from the stream', timestamp: 1, sender: 'billing' } as const;
       await createPushQueue({ redis: client, keys }).enqueue(notification, 'ALWAYS');

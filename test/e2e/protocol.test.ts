@@ -10,6 +10,7 @@ import { send } from '../support/http.js';
 import { startRedisServer, type RedisServer } from '../support/redis-server.js';
 import { rawToken, serviceToken, TEST_SECRET, userToken } from '../support/tokens.js';
 import { closeAllClients, collect, ON_NOTIFICATION, rawSocket, refusedUpgrade, wsClient } from '../support/ws.js';
+import { PATIENCE_MS } from '../support/patience.js';
 
 let redis: RedisServer;
 let server: RunningSubscribeServer;
@@ -145,14 +146,15 @@ describe('tokens at connection_init', () => {
 
   it('closes with 4403 when the token expires on an open connection, and delivers nothing after', async () => {
     const closed: number[] = [];
-    const client = wsClient(server.wsUrl, { token: userToken('olivia', {}, 3), onClosed: (code) => closed.push(code) });
+    // Long enough for the subscription and a first notification on a loaded machine (it once took over 3 s).
+    const client = wsClient(server.wsUrl, { token: userToken('olivia', {}, 10), onClosed: (code) => closed.push(code) });
     const events = collect(client, ON_NOTIFICATION, { userName: 'olivia' });
     const channel = channels.audienceChannel('acme', 'USER', 'olivia');
     await waitFor(async () => (await redis.numsub(channel)) === 1, 'the subscription');
     expect(await send(publishUrl, serviceToken(), 'olivia', 'before expiry')).toBe(1);
     await events.nth(0);
 
-    await events.ended(5000);
+    await events.ended(10_000 + PATIENCE_MS);
     // The subscription's own expiry and the connection's close race: wait for the close.
     await waitFor(() => closed.length > 0, 'the socket to close');
     expect(closed).toEqual([4403]);

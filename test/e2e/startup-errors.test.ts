@@ -10,6 +10,7 @@ import { waitFor } from '../support/herald.js';
 import { closeGrpcClients, healthCheck, healthClient } from '../support/grpc.js';
 import { exitWithin, spawnHerald, startHeraldProcess, stopAllProcesses } from '../support/process.js';
 import { startRedisServer, type RedisServer } from '../support/redis-server.js';
+import { PATIENCE_MS } from '../support/patience.js';
 
 let redis: RedisServer;
 const blockers: Server[] = [];
@@ -43,7 +44,7 @@ describe('a port already in use', () => {
   ] as const)('%s: names %s, prints no stack trace and exits 1', async (mode, variable) => {
     const port = await portInUse();
     const herald = spawnHerald(mode, { entry: 'dist', env: { REDIS_URL: redis.url, [variable]: String(port) } });
-    expect(await exitWithin(herald.exited, 15_000)).toBe(1);
+    expect(await exitWithin(herald.exited, PATIENCE_MS)).toBe(1);
     const output = herald.output();
     expect(output).toContain(`herald: ${variable} ${port} is already in use: set ${variable} to a free port`);
     expect(output).not.toMatch(/^\s+at /m);
@@ -53,7 +54,7 @@ describe('a port already in use', () => {
   it('with SUBSCRIBE_WORKERS: the primary stops and exits 1 instead of replacing workers that cannot start', async () => {
     const port = await portInUse();
     const herald = spawnHerald('subscribe', { entry: 'dist', env: { REDIS_URL: redis.url, SUBSCRIBE_WORKERS: '2', SUBSCRIBE_PORT: String(port) } });
-    expect(await exitWithin(herald.exited, 15_000)).toBe(1);
+    expect(await exitWithin(herald.exited, PATIENCE_MS)).toBe(1);
     expect(herald.output()).toContain(`herald: SUBSCRIBE_PORT ${port} is already in use: set SUBSCRIBE_PORT to a free port`);
     expect(herald.output()).toContain('herald: a subscribe worker could not start; stopping');
     expect(herald.output()).not.toContain('starting another');
@@ -78,7 +79,7 @@ describe('Redis not reachable at start-up', () => {
 
       // Redis joins later (a container started after Herald's): the same process becomes ready.
       await late.restart();
-      await waitFor(async () => (await fetch(`http://127.0.0.1:${herald.subscribePort}/readyz`)).status === 200, '/readyz 200', 15_000);
+      await waitFor(async () => (await fetch(`http://127.0.0.1:${herald.subscribePort}/readyz`)).status === 200, '/readyz 200', PATIENCE_MS);
       expect(await healthCheck(health)).toBe('SERVING');
       expect(herald.child.exitCode).toBeNull();
     } finally {

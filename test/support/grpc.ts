@@ -28,6 +28,7 @@ import {
   type SendResponse,
   type ServingStatus,
 } from '../../src/grpc/proto.js';
+import { PATIENCE_MS } from './patience.js';
 
 const proto = loadHeraldProto();
 const clients: Client[] = [];
@@ -106,8 +107,8 @@ export function readFeed(call: ClientReadableStream<FeedResponse>): FeedReader {
   const seen = () => `got ${JSON.stringify(events)}${end ? ` and the end (${end.error?.code ?? 'OK'})` : ''}`;
   return {
     events,
-    nth: (n, timeoutMs = 5000) => waiters.until(() => events[n], `event #${n}`, timeoutMs, seen),
-    ended: async (timeoutMs = 5000) => (await waiters.until(() => end, 'the call to end', timeoutMs, seen)).error,
+    nth: (n, timeoutMs = PATIENCE_MS) => waiters.until(() => events[n], `event #${n}`, timeoutMs, seen),
+    ended: async (timeoutMs = PATIENCE_MS) => (await waiters.until(() => end, 'the call to end', timeoutMs, seen)).error,
     cancel: () => call.cancel(),
   };
 }
@@ -187,8 +188,8 @@ export function healthWatch(client: HealthClient, service = ''): HealthWatch {
   const seen = () => `got ${JSON.stringify(statuses)}${end ? ` and the end (${end.error?.code ?? 'OK'})` : ''}`;
   return {
     statuses,
-    nth: (n, timeoutMs = 5000) => waiters.until(() => statuses[n], `status #${n}`, timeoutMs, seen),
-    ended: async (timeoutMs = 5000) => (await waiters.until(() => end, 'the watch to end', timeoutMs, seen)).error,
+    nth: (n, timeoutMs = PATIENCE_MS) => waiters.until(() => statuses[n], `status #${n}`, timeoutMs, seen),
+    ended: async (timeoutMs = PATIENCE_MS) => (await waiters.until(() => end, 'the watch to end', timeoutMs, seen)).error,
   };
 }
 

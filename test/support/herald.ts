@@ -17,6 +17,7 @@ import { createPublishServer, type PublishServer } from '../../src/publish/serve
 import { createSubscribeServer, type SubscribeServer } from '../../src/subscribe/server.js';
 import type { PageMount } from '../../src/http/pages.js';
 import { TEST_SECRET } from './tokens.js';
+import { PATIENCE_MS } from './patience.js';
 
 /** A logger that drops everything below `error`. */
 export const quietLogger: Logger = {
@@ -73,7 +74,7 @@ export async function createTestBroker(redisUrl?: string, options: TestBrokerOpt
     cluster?.disconnect();
   });
   if (subscriber === undefined && publisher === undefined && cluster === undefined) return { broker, subscriber, publisher, cluster };
-  await waitFor(() => broker.isReady(), 'the Redis broker to be ready', 15_000);
+  await waitFor(() => broker.isReady(), 'the Redis broker to be ready', PATIENCE_MS);
   return { broker, subscriber, publisher, cluster };
 }
 
@@ -203,7 +204,7 @@ export async function startHeraldPair(redisUrl?: string, options: ServerOptions 
 }
 
 /** Polls `condition` every 10 ms until it holds; fails after `timeoutMs` naming `what`. */
-export async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> {
+export async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = PATIENCE_MS): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);

@@ -1,4 +1,5 @@
 /** GraphQL over HTTP as another service would send it. */
+import { PATIENCE_MS } from './patience.js';
 
 export interface GraphQLResponse {
   status: number;
@@ -100,7 +101,7 @@ export function readEvents(response: Response): { next(timeoutMs?: number): Prom
     return seen ? event : undefined;
   };
   return {
-    async next(timeoutMs = 5000) {
+    async next(timeoutMs = PATIENCE_MS) {
       const deadline = Date.now() + timeoutMs;
       while (events.length === 0) {
         const remaining = deadline - Date.now();

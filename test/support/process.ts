@@ -1,7 +1,7 @@
 /**
- * Herald as a real process, for fault and abuse tests: `node --import tsx src/main.ts
- * <mode>`, or the image's own command `node dist/main.js <mode>` (no npm in between, so
- * the pid is Herald's own), on port 0, with the ports read from its banner. Each process
+ * Herald as a real process, for fault and abuse tests: the image's own command
+ * `node dist/main.js <mode>` (no npm in between, so the pid is Herald's own), or
+ * `node --import tsx src/main.ts <mode>`, on port 0, with the ports read from its banner. Each process
  * is stopped by {@link stopAllProcesses}.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from './herald.js';
 import { TEST_SECRET } from './tokens.js';
+import { PATIENCE_MS } from './patience.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const running: HeraldProcess[] = [];
@@ -38,12 +39,13 @@ export interface HeraldProcessOptions {
   env?: Record<string, string>;
   /** Flags for node itself, e.g. `--max-old-space-size=256`. */
   nodeArgs?: string[];
-  /** How long to wait for the banner (tsx compiling on a loaded machine has taken 10 s and more). @default 60000 */
+  /** How long to wait for the banner (a process on a loaded machine has taken 15 s and more). @default 60000 (twice PATIENCE_MS) */
   startTimeoutMs?: number;
   /**
-   * `src`: the TypeScript through tsx; `dist`: the compiled build, exactly as the image
-   * runs it (vitest's global setup builds it).
-   * @default 'src'
+   * `dist`: the compiled build, exactly as the image runs it (vitest's global setup
+   * builds it when stale); `src`: the TypeScript through tsx, which compiles every module
+   * at start — seconds of CPU per process, which a loaded CI machine cannot spare.
+   * @default 'dist'
    */
   entry?: 'src' | 'dist';
 }
@@ -58,7 +60,7 @@ export interface SpawnedHerald {
 
 /** Spawns Herald with the test environment and collects its output; does not wait for anything. */
 export function spawnHerald(mode: 'all' | 'subscribe' | 'publish', options: HeraldProcessOptions = {}): SpawnedHerald {
-  const entry = options.entry === 'dist' ? ['dist/main.js'] : ['--import', 'tsx', 'src/main.ts'];
+  const entry = options.entry === 'src' ? ['--import', 'tsx', 'src/main.ts'] : ['dist/main.js'];
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...entry, mode], {
     cwd: ROOT,
     env: {
@@ -89,7 +91,7 @@ export async function startHeraldProcess(mode: 'all' | 'subscribe' | 'publish', 
   void exited.then(() => (exitedEarly = true));
   const expected = mode === 'publish' ? /publish \(HTTP POST\)/ : /subscribe \(WebSocket/;
   try {
-    await waitFor(() => exitedEarly || (expected.test(output()) && /gRPC/.test(output())), `herald ${mode} to start`, options.startTimeoutMs ?? 60_000);
+    await waitFor(() => exitedEarly || (expected.test(output()) && /gRPC/.test(output())), `herald ${mode} to start`, options.startTimeoutMs ?? 2 * PATIENCE_MS);
   } catch (error) {
     child.kill('SIGKILL');
     throw new Error(`${String(error)}\n${output()}`);

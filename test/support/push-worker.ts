@@ -13,6 +13,7 @@ import type { Senders } from '../../src/push/senders/types.js';
 import { createTopicStore, type TopicStore } from '../../src/push/topics.js';
 import { createPushWorker, type PushWorker, type PushWorkerOptions } from '../../src/push/worker.js';
 import type { RedisServer } from './redis-server.js';
+import { PATIENCE_MS } from './patience.js';
 
 export const quietLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
@@ -69,7 +70,7 @@ export function createPushRig(server: RedisServer, prefix: string): PushRig {
 }
 
 /** Polls `condition` every 10 ms until it holds; fails after `timeoutMs` naming `what`. */
-export async function eventually(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+export async function eventually(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = PATIENCE_MS): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);

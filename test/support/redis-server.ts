@@ -9,6 +9,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { PATIENCE_MS } from './patience.js';
 
 export interface RedisServer {
   readonly port: number;
@@ -94,7 +95,7 @@ export function spawnUntilPing(port: number, args: string[]): Promise<ChildProce
     const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     let settled = false;
-    const timer = setTimeout(() => fail(new Error(`redis-server on ${port} did not start: ${output}`)), 10_000);
+    const timer = setTimeout(() => fail(new Error(`redis-server on ${port} did not start: ${output}`)), PATIENCE_MS);
     const fail = (error: Error): void => {
       if (settled) return;
       settled = true;

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import WebSocket from 'ws';
 import { createWaiters } from './waiters.js';
+import { PATIENCE_MS } from './patience.js';
 
 const clients: Client[] = [];
 const sockets: WebSocket[] = [];
@@ -70,13 +71,13 @@ export function collect(client: Client, query: string, variables?: Record<string
     results: [],
     error: undefined,
     completed: false,
-    async nth(n, timeoutMs = 5000) {
+    async nth(n, timeoutMs = PATIENCE_MS) {
       await until(() => collected.results.length > n || collected.completed, `result #${n}`, timeoutMs);
       const result = collected.results[n];
       if (!result) throw new Error(`the subscription ended after ${collected.results.length} results (error: ${String(collected.error)})`);
       return result;
     },
-    ended: (timeoutMs = 5000) => until(() => collected.completed, 'the subscription to end', timeoutMs),
+    ended: (timeoutMs = PATIENCE_MS) => until(() => collected.completed, 'the subscription to end', timeoutMs),
     unsubscribe: () => dispose(),
   };
   const dispose = client.subscribe<Record<string, unknown>>(
@@ -139,9 +140,9 @@ export async function rawSocket(
   return {
     socket,
     send: (message) => socket.send(typeof message === 'string' ? message : JSON.stringify(message)),
-    nextMessage: (timeoutMs = 5000) =>
+    nextMessage: (timeoutMs = PATIENCE_MS) =>
       wait(() => messages.shift() ?? (close ? ({ closed: close } as Record<string, unknown>) : undefined), 'a message', timeoutMs),
-    closed: (timeoutMs = 5000) => wait(() => close, 'the socket to close', timeoutMs),
+    closed: (timeoutMs = PATIENCE_MS) => wait(() => close, 'the socket to close', timeoutMs),
   };
 }
 
