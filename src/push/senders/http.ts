@@ -36,9 +36,18 @@ export interface HttpPoster {
   close(): void;
 }
 
+/**
+ * How long a kept-alive connection may sit idle before it is closed, in ms: fetch's
+ * (undici's) default, which these senders used before. With many receivers, idle sockets
+ * would otherwise pile up until each far side closes its own. (A socket with a request in
+ * flight is bounded by the request's own timeout, not by this.)
+ */
+const IDLE_SOCKET_MS = 4000;
+
 /** POSTs over kept-alive connections whose every address `policy` allows. */
 export function createHttpPoster(policy: NetworkPolicy): HttpPoster {
-  const agents = { 'http:': new http.Agent({ keepAlive: true }), 'https:': new https.Agent({ keepAlive: true }) };
+  const options = { keepAlive: true, timeout: IDLE_SOCKET_MS };
+  const agents = { 'http:': new http.Agent(options), 'https:': new https.Agent(options) };
   return {
     post: (url, headers, body, timeoutMs) =>
       new Promise((resolve, reject) => {
