@@ -8,8 +8,10 @@ import { publicKey } from './jwt-key.js';
 import { PUBLISHED_JWT_SECRETS } from './published-secrets.js';
 import { readFileSync } from 'node:fs';
 import { FCM_URL, GOOGLE_TOKEN_URL, parseServiceAccountKey, type ServiceAccountKey, type VapidKeys } from './push.js';
+import { parseCidr, type CidrNetwork } from './networks.js';
 
 export { LOG_LEVELS, type LogLevel };
+export type { CidrNetwork };
 
 /** How much history each stream keeps. */
 export interface Retention {
@@ -298,6 +300,15 @@ export interface PushConfig {
   vapid: VapidKeys | undefined;
   /** `PUSH_WEBHOOK_SECRET`: `whsec_` and a base64 key of at least 24 bytes. Unset: webhooks are not configured. */
   webhookSecret: string | undefined;
+  /**
+   * `PUSH_ALLOWED_NETWORKS`: comma-separated CIDRs (`10.20.0.0/16`, `fd00:1::/48`; a bare
+   * address is one host) that webhook URLs, Web Push endpoints and the FCM endpoint may
+   * connect to although they are internal. Every other loopback, private, link-local or
+   * special-purpose address is refused, at registration and on every address the worker
+   * connects to. A bad entry stops start-up naming it.
+   * @default [] (nothing internal is reachable)
+   */
+  allowedNetworks: readonly CidrNetwork[];
 }
 
 /** Thrown by {@link readConfig}; its message lists every bad variable. */
@@ -431,6 +442,7 @@ function readPushConfig(read: EnvReader, production: boolean, problems: string[]
     fcm: readFcm(read, problems),
     vapid: readVapid(read, problems),
     webhookSecret: readWebhookSecret(read, problems),
+    allowedNetworks: read.networks('PUSH_ALLOWED_NETWORKS'),
   };
 }
 
@@ -616,6 +628,21 @@ class EnvReader {
     }
     if (entries.length === 0) this.problems.push(`${name} lists no host:port`);
     return addresses.length === entries.length && entries.length > 0 ? addresses : undefined;
+  }
+
+  /** Comma-separated CIDRs; each bad entry is a problem naming it. */
+  networks(name: string): CidrNetwork[] {
+    const raw = this.string(name);
+    if (raw === undefined) return [];
+    const networks: CidrNetwork[] = [];
+    for (const entry of raw.split(',').map((part) => part.trim()).filter(Boolean)) {
+      try {
+        networks.push(parseCidr(entry));
+      } catch (error) {
+        this.problems.push(`${name} entry ${error instanceof Error ? error.message : String(error)}`);
+      }
+    }
+    return networks;
   }
 
   origins(name: string): string[] {

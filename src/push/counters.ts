@@ -13,6 +13,11 @@ export interface PushCounters {
   retried: number;
   /** Pushes given up on and written to the dead-letter stream. */
   deadLettered: number;
+  /**
+   * Pushes not attempted because their target's address is internal (not in
+   * `PUSH_ALLOWED_NETWORKS`); each is dead-lettered too, and its device kept.
+   */
+  refused: number;
   /** Pushes whose outcome is unknown (their worker died mid-send), dead-lettered rather than risk a duplicate. */
   outcomeUnknown: number;
   /** Users not pushed because a live subscription of theirs received the notification (`WHEN_OFFLINE`). */
@@ -38,6 +43,7 @@ export function createPushCounters(): PushCounters {
     failed: 0,
     retried: 0,
     deadLettered: 0,
+    refused: 0,
     outcomeUnknown: 0,
     skippedSeenLive: 0,
     skippedDuplicate: 0,

@@ -6,10 +6,10 @@
  * updates one entry instead of using up the per-user limit. Everything a client sends is
  * `unknown` until {@link parseDeviceInput} has checked it; its errors name the field.
  */
-import { createHash } from 'node:crypto';
-import { BlockList, isIP } from 'node:net';
+import { createHash, ECDH } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { PushKeys } from './keys.js';
+import { createNetworkPolicy, type NetworkPolicy } from './network-policy.js';
 
 export type DeviceKind = 'FCM' | 'WEB_PUSH' | 'WEBHOOK';
 
@@ -103,6 +103,10 @@ export function parseDeviceInput(input: unknown, options: ParseDeviceOptions = {
       if (p256dhBytes.length !== 65 || p256dhBytes[0] !== 0x04) {
         throw new InvalidDeviceError('device.subscription.keys.p256dh', 'must be an uncompressed P-256 public key (65 bytes)');
       }
+      if (!isP256Point(p256dhBytes)) {
+        // the payload is encrypted to this key at send time (RFC 8291): catch it here, not then
+        throw new InvalidDeviceError('device.subscription.keys.p256dh', 'is not a point on the P-256 curve');
+      }
       const auth = base64url('device.subscription.keys.auth', keys['auth']);
       if (Buffer.from(auth, 'base64url').length !== 16) {
         throw new InvalidDeviceError('device.subscription.keys.auth', 'must be 16 bytes');
@@ -145,6 +149,19 @@ export interface DeviceStoreOptions {
   maxDevicesPerUser?: number;
   /** Accept `http://` URLs (development and tests). @default false */
   allowInsecureUrls?: boolean;
+  /**
+   * Which addresses a webhook URL or Web Push endpoint may be at (`PUSH_ALLOWED_NETWORKS`):
+   * one whose host is a refused literal, a `localhost` name, or a name resolving to a
+   * refused address is an {@link InvalidDeviceError} naming the address and its range.
+   * @default public addresses only
+   */
+  networkPolicy?: NetworkPolicy;
+  /**
+   * How long registration waits for a URL's name to resolve. A name that does not
+   * resolve in time is accepted: the worker checks every address it connects to anyway.
+   * @default 2000 (ms)
+   */
+  resolveTimeoutMs?: number;
 }
 
 export interface DeviceStore {
@@ -178,6 +195,18 @@ export function createDeviceStore(options: DeviceStoreOptions): DeviceStore {
   const { redis, keys } = options;
   const limit = options.maxDevicesPerUser ?? 10;
   const allowInsecureUrls = options.allowInsecureUrls ?? false;
+  const policy = options.networkPolicy ?? createNetworkPolicy();
+  const resolveTimeoutMs = options.resolveTimeoutMs ?? 2000;
+  /** Refuses a URL the worker would refuse to connect to, as far as it can tell now. */
+  const assertAllowedTarget = async (address: DeviceAddress): Promise<void> => {
+    if (address.kind === 'FCM') return;
+    const [field, url] = address.kind === 'WEBHOOK' ? ['device.url', address.url] : ['device.subscription.endpoint', address.subscription.endpoint];
+    const refusal = await policy.resolveRefusal(new URL(url).hostname, resolveTimeoutMs);
+    if (refusal !== undefined) {
+      // the worker would POST wherever a user points it: not at the network it runs in
+      throw new InvalidDeviceError(field, `must not point at a loopback, private, link-local or other internal address: ${refusal} (PUSH_ALLOWED_NETWORKS lists exceptions)`);
+    }
+  };
   if (!('heraldRegisterDevice' in redis)) {
     redis.defineCommand('heraldRegisterDevice', { numberOfKeys: 1, lua: REGISTER_SCRIPT });
   }
@@ -185,6 +214,7 @@ export function createDeviceStore(options: DeviceStoreOptions): DeviceStore {
   return {
     async register(tenant, user, input) {
       const address = parseDeviceInput(input, { allowInsecureUrls });
+      await assertAllowedTarget(address);
       const device: Device = { ...address, id: deviceId(address), registeredAt: Date.now() };
       const { id, ...stored } = device;
       const ok = await registerCommand(keys.devices(tenant, user), id, JSON.stringify(stored), limit);
@@ -218,6 +248,16 @@ function base64url(field: string, value: unknown): string {
   return value.replace(/=+$/, '');
 }
 
+/** Whether 65 uncompressed bytes are a point on P-256: OpenSSL refuses to decode one that is not. */
+function isP256Point(bytes: Buffer): boolean {
+  try {
+    ECDH.convertKey(bytes, 'prime256v1');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function parseUrl(field: string, value: unknown, allowInsecure: boolean): string {
   if (typeof value !== 'string' || value.length === 0) throw new InvalidDeviceError(field, 'must be a non-empty string');
   if (value.length > MAX_URL_LENGTH) throw new InvalidDeviceError(field, `is longer than ${MAX_URL_LENGTH} characters`);
@@ -230,33 +270,8 @@ function parseUrl(field: string, value: unknown, allowInsecure: boolean): string
   if (url.protocol !== 'https:' && !(allowInsecure && url.protocol === 'http:')) {
     throw new InvalidDeviceError(field, allowInsecure ? 'must be an https:// or http:// URL' : 'must be an https:// URL');
   }
-  if (!allowInsecure && isInternalHost(url.hostname)) {
-    // the worker would POST wherever a user points it: not at the network it runs in
-    throw new InvalidDeviceError(field, 'must not point at a loopback, private or link-local address');
-  }
   // credentials in a URL would be sent along, and shown wherever the device is listed
   if (url.username !== '' || url.password !== '') throw new InvalidDeviceError(field, 'must not hold a user name or password');
   if (url.hash !== '') throw new InvalidDeviceError(field, 'must not have a #fragment');
   return url.href;
-}
-
-/** Loopback, private, link-local and unique-local ranges, IPv4 and IPv6. */
-const INTERNAL = new BlockList();
-for (const [network, prefix] of [['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12], ['192.168.0.0', 16]] as const) {
-  INTERNAL.addSubnet(network, prefix, 'ipv4');
-}
-for (const [network, prefix] of [['::', 127], ['fc00::', 7], ['fe80::', 10]] as const) INTERNAL.addSubnet(network, prefix, 'ipv6');
-
-/**
- * Whether a URL's host is an address literal in an internal range, or `localhost`. Names
- * that resolve to internal addresses are not caught here (that needs the resolver, at
- * send time); this stops the plain cases.
- */
-function isInternalHost(hostname: string): boolean {
-  const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
-  if (host === 'localhost' || host.endsWith('.localhost')) return true;
-  const version = isIP(host);
-  if (version === 0) return false;
-  // BlockList matches IPv4-mapped IPv6 addresses (::ffff:10.0.0.1) against the IPv4 ranges
-  return INTERNAL.check(host, version === 4 ? 'ipv4' : 'ipv6');
 }

@@ -2,7 +2,8 @@
  * What a worker does with one entry of the push stream: a topic entry becomes pages of
  * followers on the stream (so every worker shares a big topic); a user, followers or
  * device entry becomes one send per device, each claimed through its send marker,
- * retried with backoff, and settled as sent, gone (device removed) or dead-lettered.
+ * retried with backoff, and settled as sent, gone (device removed) or dead-lettered
+ * (failed for good, refused by the network policy, or out of attempts).
  *
  * Sends run in parallel up to the worker's limiter; the walk over an entry's users waits
  * for a free slot before it starts the next send, so an entry of 500 followers holds one
@@ -146,6 +147,12 @@ async function deliver(
         return true;
       }
       if (result.outcome === 'failed') {
+        await deadLetter(result.reason, attempt);
+        return true;
+      }
+      if (result.outcome === 'refused') {
+        // never tried, so nothing to retry; the device stays (see SendOutcome)
+        deps.counters.refused += 1;
         await deadLetter(result.reason, attempt);
         return true;
       }

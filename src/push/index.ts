@@ -9,6 +9,7 @@ import type { HeraldConfig, PushConfig } from '../config/index.js';
 import { createDeadLetters } from './dead-letters.js';
 import { createDeviceStore, type DeviceStore } from './devices.js';
 import { createPushKeys } from './keys.js';
+import { createNetworkPolicy } from './network-policy.js';
 import { createPushQueue, type PushQueue } from './queue.js';
 import { createSeenLive, type SeenLive } from './seen-live.js';
 import { createDryRunSender } from './senders/dry-run.js';
@@ -26,14 +27,19 @@ import { createPushWorker, type PushWorker } from './worker.js';
  */
 export function createPushSenders(push: PushConfig, logger: Logger): Senders & { close(): Promise<void> } {
   const { dryRun, sendTimeoutMs: requestTimeoutMs } = push;
+  const networkPolicy = createNetworkPolicy({ allowedNetworks: push.allowedNetworks });
   const fcm = push.fcm
-    ? createFcmSender({ serviceAccount: push.fcm.serviceAccount, baseUrl: push.fcm.url, tokenUrl: push.fcm.tokenUrl, dryRun, requestTimeoutMs, logger })
+    ? createFcmSender({ serviceAccount: push.fcm.serviceAccount, baseUrl: push.fcm.url, tokenUrl: push.fcm.tokenUrl, dryRun, requestTimeoutMs, logger, networkPolicy })
     : dryRun
       ? createDryRunSender('FCM', logger)
       : undefined;
-  const webPush = push.vapid ? createWebPushSender({ vapid: push.vapid, dryRun, requestTimeoutMs, logger }) : dryRun ? createDryRunSender('WEB_PUSH', logger) : undefined;
+  const webPush = push.vapid
+    ? createWebPushSender({ vapid: push.vapid, dryRun, requestTimeoutMs, logger, networkPolicy })
+    : dryRun
+      ? createDryRunSender('WEB_PUSH', logger)
+      : undefined;
   const webhook = push.webhookSecret
-    ? createWebhookSender({ secret: push.webhookSecret, dryRun, requestTimeoutMs, logger })
+    ? createWebhookSender({ secret: push.webhookSecret, dryRun, requestTimeoutMs, logger, networkPolicy })
     : dryRun
       ? createDryRunSender('WEBHOOK', logger)
       : undefined;
@@ -68,7 +74,13 @@ export function createPushWorkerFromConfig(options: PushWorkerFromConfigOptions)
     reader,
     keys,
     senders,
-    devices: createDeviceStore({ redis, keys, maxDevicesPerUser: push.maxDevicesPerUser, allowInsecureUrls: !config.production }),
+    devices: createDeviceStore({
+      redis,
+      keys,
+      maxDevicesPerUser: push.maxDevicesPerUser,
+      allowInsecureUrls: !config.production,
+      networkPolicy: createNetworkPolicy({ allowedNetworks: push.allowedNetworks }),
+    }),
     topics: createTopicStore({ redis, keys, maxTopicsPerUser: push.maxTopicsPerUser }),
     queue,
     deadLetters: createDeadLetters({ redis, keys, queue, maxLength: push.deadLetterMaxLength }),
@@ -110,7 +122,13 @@ export function createPushParts(config: HeraldConfig, redis: Redis, logger: Pick
   const push = config.push;
   const keys = createPushKeys(config.channelPrefix);
   return {
-    devices: createDeviceStore({ redis, keys, maxDevicesPerUser: push.maxDevicesPerUser, allowInsecureUrls: !config.production }),
+    devices: createDeviceStore({
+      redis,
+      keys,
+      maxDevicesPerUser: push.maxDevicesPerUser,
+      allowInsecureUrls: !config.production,
+      networkPolicy: createNetworkPolicy({ allowedNetworks: push.allowedNetworks }),
+    }),
     topics: createTopicStore({ redis, keys, maxTopicsPerUser: push.maxTopicsPerUser }),
     // Marks are written a tenth of a second at a time, or within a quarter of a shorter grace window.
     seenLive: createSeenLive({ redis, keys, ttlMs: push.seenLiveTtlMs, batchMs: Math.min(100, Math.floor(push.offlineGraceMs / 4)), logger }),

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { channels, waitFor } from '../support/herald.js';
 import { send } from '../support/http.js';
 import { startRedisServer, type RedisServer } from '../support/redis-server.js';
-import { startHttpRecorder } from '../support/push-servers.js';
+import { LOCAL_NETWORKS, localNetworkPolicy, startHttpRecorder } from '../support/push-servers.js';
 import { createPushKeys } from '../../src/push/keys.js';
 import { createDeviceStore } from '../../src/push/devices.js';
 import { createPushQueue } from '../../src/push/queue.js';
@@ -211,9 +211,16 @@ describe('npm run start:push', () => {
     const client = redis.client();
     try {
       const keys = createPushKeys('cli-push');
-      // Registered as the subscribe server does in development: production refuses a loopback URL.
-      await createDeviceStore({ redis: client, keys, allowInsecureUrls: true }).register('acme', 'ann', { kind: 'WEBHOOK', url: `${hooks.url}/ann` });
-      const push = run('start:push', { REDIS_URL: redis.url, NODE_ENV: 'production', JWT_SECRET: TEST_SECRET, CHANNEL_PREFIX: 'cli-push', PUSH_WEBHOOK_SECRET: secret });
+      // Registered as the subscribe server does in development (production refuses http://), with the receiver's loopback network allowed.
+      await createDeviceStore({ redis: client, keys, allowInsecureUrls: true, networkPolicy: localNetworkPolicy }).register('acme', 'ann', { kind: 'WEBHOOK', url: `${hooks.url}/ann` });
+      const push = run('start:push', {
+        REDIS_URL: redis.url,
+        NODE_ENV: 'production',
+        JWT_SECRET: TEST_SECRET,
+        CHANNEL_PREFIX: 'cli-push',
+        PUSH_WEBHOOK_SECRET: secret,
+        PUSH_ALLOWED_NETWORKS: LOCAL_NETWORKS,
+      });
       await waitFor(() => push.output.includes('herald: push worker on the Redis at'), 'the banner', PATIENCE_MS);
       expect(push.output).toMatch(/push worker \S+: sending/);
       const notification = { id: '1_1000-1', tenant: 'acme', audience: 'USER', to: 'ann', text: 'from the stream', timestamp: 1, sender: 'billing' } as const;

@@ -6,13 +6,24 @@
  *   google-auth-library's fetch speaks it), which checks the JWT-bearer grant the library
  *   signs: RS256 by the service account's key, its `iss`, `scope`, `aud` and `exp`.
  * - An HTTP/1.1 recorder for webhook receivers and Web Push endpoints.
+ *
+ * They listen on 127.0.0.1, which the push worker refuses to connect to unless it is
+ * allowed: senders and device stores that talk to them take {@link localNetworkPolicy},
+ * and a worker process gets `PUSH_ALLOWED_NETWORKS` = {@link LOCAL_NETWORKS}.
  */
 import { createECDH, generateKeyPairSync, randomBytes, type ECDH } from 'node:crypto';
 import http, { type IncomingHttpHeaders } from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import jwt from 'jsonwebtoken';
+import { parseCidr } from '../../src/config/networks.js';
+import { createNetworkPolicy } from '../../src/push/network-policy.js';
 import { FCM_SCOPE, GOOGLE_TOKEN_URL, type ServiceAccountKey } from '../../src/push/senders/fcm.js';
+
+/** `PUSH_ALLOWED_NETWORKS` for a worker that talks to these stand-ins. */
+export const LOCAL_NETWORKS = '127.0.0.0/8';
+/** The network policy of a sender or device store that talks to these stand-ins. */
+export const localNetworkPolicy = createNetworkPolicy({ allowedNetworks: [parseCidr(LOCAL_NETWORKS)] });
 
 export interface FcmMessage {
   readonly token: string;

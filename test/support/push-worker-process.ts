@@ -11,6 +11,7 @@ import { Redis } from 'ioredis';
 import { redisClientOptions } from '../../src/broker/redis.js';
 import { createPushKeys } from '../../src/push/keys.js';
 import { createFcmSender, type ServiceAccountKey } from '../../src/push/senders/fcm.js';
+import { localNetworkPolicy } from './push-servers.js';
 import { createPushWorker } from '../../src/push/worker.js';
 
 const env = process.env;
@@ -33,6 +34,7 @@ const fcm = createFcmSender({
   tokenUrl: required('PUSH_TEST_TOKEN_URL'),
   dryRun: false,
   logger: quiet,
+  networkPolicy: localNetworkPolicy, // the FCM stand-in listens on 127.0.0.1
 });
 const worker = createPushWorker({
   redis,

@@ -11,6 +11,7 @@ import { createPushQueue, type PushQueue } from '../../src/push/queue.js';
 import { createSeenLive, type SeenLive } from '../../src/push/seen-live.js';
 import type { Senders } from '../../src/push/senders/types.js';
 import { createTopicStore, type TopicStore } from '../../src/push/topics.js';
+import { localNetworkPolicy } from './push-servers.js';
 import { createPushWorker, type PushWorker, type PushWorkerOptions } from '../../src/push/worker.js';
 import type { RedisServer } from './redis-server.js';
 import { PATIENCE_MS } from './patience.js';
@@ -41,7 +42,8 @@ export function createPushRig(server: RedisServer, prefix: string): PushRig {
   return {
     keys,
     redis,
-    devices: createDeviceStore({ redis, keys, allowInsecureUrls: true }),
+    // the stand-ins of push-servers.ts listen on 127.0.0.1
+    devices: createDeviceStore({ redis, keys, allowInsecureUrls: true, networkPolicy: localNetworkPolicy }),
     topics: createTopicStore({ redis, keys }),
     queue,
     deadLetters: createDeadLetters({ redis, keys, queue }),

@@ -32,6 +32,7 @@ const PUSH_DEFAULTS = {
   fcm: undefined,
   vapid: undefined,
   webhookSecret: undefined,
+  allowedNetworks: [],
 };
 
 /** The problems `readConfig(env)` reports; fails the test if it accepts `env`. */
@@ -416,6 +417,21 @@ describe('push settings', () => {
       expect.stringMatching(/^PUSH_VAPID_SUBJECT "ops@example.com" must be a mailto:/),
       expect.stringMatching(/^PUSH_VAPID_PUBLIC_KEY must be/),
       expect.stringMatching(/^PUSH_WEBHOOK_SECRET must be whsec_/),
+    ]);
+  });
+
+  it('reads PUSH_ALLOWED_NETWORKS as CIDRs (a bare address is one host), and names each bad entry', () => {
+    expect(readConfig({ PUSH_ALLOWED_NETWORKS: ' 10.20.0.0/16, fd00:1::/48 ,192.0.2.7' }).push.allowedNetworks).toEqual([
+      { address: '10.20.0.0', prefix: 16, family: 'ipv4' },
+      { address: 'fd00:1::', prefix: 48, family: 'ipv6' },
+      { address: '192.0.2.7', prefix: 32, family: 'ipv4' },
+    ]);
+    expect(problemsOf({ PUSH_ALLOWED_NETWORKS: '10.0.0.0/33,internal.example/8,fd00::/129,10.0.0.0/x,1.2.3.4/8/9' })).toEqual([
+      'PUSH_ALLOWED_NETWORKS entry "10.0.0.0/33" has a prefix length above 32',
+      'PUSH_ALLOWED_NETWORKS entry "internal.example/8" is not an IPv4 or IPv6 network such as 10.0.0.0/8 or fd00::/8',
+      'PUSH_ALLOWED_NETWORKS entry "fd00::/129" has a prefix length above 128',
+      'PUSH_ALLOWED_NETWORKS entry "10.0.0.0/x" has a prefix length that is not a number',
+      'PUSH_ALLOWED_NETWORKS entry "1.2.3.4/8/9" is not an IPv4 or IPv6 network such as 10.0.0.0/8 or fd00::/8',
     ]);
   });
 

@@ -12,7 +12,8 @@
  */
 import { JWT } from 'google-auth-library';
 import type { Logger } from '../../common/logger.js';
-import { parseRetryAfter } from './http.js';
+import type { NetworkPolicy } from '../network-policy.js';
+import { networkOutcome, parseRetryAfter } from './http.js';
 import { createHttp2Pool, type Http2Response } from './http2-pool.js';
 import type { PushMessage, SendOutcome, Sender } from './types.js';
 
@@ -39,13 +40,22 @@ export interface FcmSenderOptions {
   maxConnections?: number;
   /** Where dry-run validations are logged. @default console */
   logger?: Logger;
+  /**
+   * Which addresses FCM's origin may be at (`PUSH_ALLOWED_NETWORKS`), checked like every
+   * push target's; a refused one is the `refused` outcome.
+   * @default public addresses only
+   */
+  networkPolicy?: NetworkPolicy;
 }
 
 export function createFcmSender(options: FcmSenderOptions): Sender<'FCM'> {
   const { serviceAccount, dryRun } = options;
   const timeoutMs = options.requestTimeoutMs ?? 10_000;
   const logger = options.logger ?? console;
-  const pool = createHttp2Pool(options.baseUrl ?? FCM_URL, { maxConnections: options.maxConnections ?? 4 });
+  const pool = createHttp2Pool(options.baseUrl ?? FCM_URL, {
+    maxConnections: options.maxConnections ?? 4,
+    ...(options.networkPolicy ? { networkPolicy: options.networkPolicy } : {}),
+  });
   const path = `/v1/projects/${encodeURIComponent(serviceAccount.projectId)}/messages:send`;
   const auth = new JWT({ email: serviceAccount.clientEmail, key: serviceAccount.privateKey, scopes: [FCM_SCOPE] });
   const tokenUrl = options.tokenUrl ?? GOOGLE_TOKEN_URL;
@@ -75,7 +85,7 @@ export function createFcmSender(options: FcmSenderOptions): Sender<'FCM'> {
         timeoutMs,
       );
     } catch (error) {
-      return { outcome: 'retry', reason: `FCM: ${error instanceof Error ? error.message : String(error)}` };
+      return networkOutcome(error, 'FCM');
     }
     if (response.status === 401) auth.credentials = {}; // fetched afresh on the next attempt
     return fcmOutcome(response, dryRun);

@@ -9,6 +9,7 @@
  * open streams still finish); the next request opens a fresh one.
  */
 import http2 from 'node:http2';
+import { createNetworkPolicy, refusedTarget, type NetworkPolicy } from '../network-policy.js';
 
 export interface Http2Response {
   readonly status: number;
@@ -28,6 +29,12 @@ export interface Http2PoolOptions {
   maxResponseBytes?: number;
   /** A connection with no stream for this long is closed. @default 60000 (ms) */
   idleTimeoutMs?: number;
+  /**
+   * Which addresses the origin may be at (`PUSH_ALLOWED_NETWORKS`): an origin at a refused
+   * address is never connected to, and every request rejects with a `RefusedTargetError`.
+   * @default public addresses only
+   */
+  networkPolicy?: NetworkPolicy;
 }
 
 export interface Http2Pool {
@@ -52,14 +59,24 @@ export function createHttp2Pool(origin: string, options: Http2PoolOptions = {}):
   const maxConnections = options.maxConnections ?? 4;
   const maxResponseBytes = options.maxResponseBytes ?? 65_536;
   const idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
+  const policy = options.networkPolicy ?? createNetworkPolicy();
   const pool: Connection[] = [];
+  /** An origin given as a refused address literal: the socket would connect to it without a lookup. */
+  const literalRefusal = ((): Error | undefined => {
+    try {
+      policy.assertLiteralAllowed(new URL(origin).hostname);
+      return undefined;
+    } catch (error) {
+      return refusedTarget(error);
+    }
+  })();
 
   const leave = (connection: Connection): void => {
     const index = pool.indexOf(connection);
     if (index !== -1) pool.splice(index, 1);
   };
   const open = (): Connection => {
-    const session = http2.connect(origin);
+    const session = http2.connect(origin, { lookup: policy.lookup });
     const connection: Connection = { session, active: 0, limit: ASSUMED_STREAM_LIMIT };
     session.on('remoteSettings', (settings) => {
       connection.limit = settings.maxConcurrentStreams ?? connection.limit;
@@ -89,6 +106,10 @@ export function createHttp2Pool(origin: string, options: Http2PoolOptions = {}):
     },
     request(headers, body, timeoutMs) {
       return new Promise((resolve, reject) => {
+        if (literalRefusal !== undefined) {
+          reject(literalRefusal);
+          return;
+        }
         const connection = choose();
         let stream: http2.ClientHttp2Stream;
         try {

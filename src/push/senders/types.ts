@@ -20,7 +20,14 @@ export type SendOutcome =
   /** The device no longer exists (FCM `UNREGISTERED`, Web Push 404/410, webhook 410): remove it. */
   | { readonly outcome: 'gone'; readonly reason: string }
   /** Refused for good (a malformed message, a payload too large, bad credentials). */
-  | { readonly outcome: 'failed'; readonly reason: string };
+  | { readonly outcome: 'failed'; readonly reason: string }
+  /**
+   * Not attempted: the target's address is one the worker may not connect to (loopback,
+   * private, link-local or another special-purpose address not in `PUSH_ALLOWED_NETWORKS`).
+   * Final, like `failed`; the device is not removed, so whatever such an address would
+   * have answered can never be learnt from the device list.
+   */
+  | { readonly outcome: 'refused'; readonly reason: string };
 
 export interface Sender<K extends DeviceKind = DeviceKind> {
   readonly kind: K;

@@ -1,11 +1,13 @@
 /**
  * Web Push (RFC 8030) with VAPID (RFC 8292) and the aes128gcm payload encryption
  * (RFC 8291), through `web-push`'s `generateRequestDetails`; the request itself goes out
- * through `fetch`, so the same code reaches a push service and a test's local endpoint.
+ * through the senders' HTTP edge ({@link createHttpPoster}), so the same code reaches a
+ * push service and a test's local endpoint, and only at addresses the network policy allows.
  */
 import webPush from 'web-push';
 import type { Logger } from '../../common/logger.js';
-import { networkRetry, post, retryOrFail } from './http.js';
+import { createNetworkPolicy, type NetworkPolicy } from '../network-policy.js';
+import { createHttpPoster, networkOutcome, retryOrFail } from './http.js';
 import { pushPayload, type Sender } from './types.js';
 
 export type { VapidKeys } from '../../config/push.js';
@@ -21,12 +23,19 @@ export interface WebPushSenderOptions {
   requestTimeoutMs?: number;
   /** Where dry-run sends are logged. @default console */
   logger?: Logger;
+  /**
+   * Which addresses a push service endpoint may be at (`PUSH_ALLOWED_NETWORKS`); a
+   * refused endpoint is the `refused` outcome, and nothing connects to it.
+   * @default public addresses only
+   */
+  networkPolicy?: NetworkPolicy;
 }
 
 export function createWebPushSender(options: WebPushSenderOptions): Sender<'WEB_PUSH'> {
   const timeoutMs = options.requestTimeoutMs ?? 10_000;
   const ttl = options.ttlSeconds ?? 86_400;
   const logger = options.logger ?? console;
+  const poster = createHttpPoster(options.networkPolicy ?? createNetworkPolicy());
   return {
     kind: 'WEB_PUSH',
     async send(message, device) {
@@ -47,15 +56,15 @@ export function createWebPushSender(options: WebPushSenderOptions): Sender<'WEB_
       }
       try {
         const headers = Object.fromEntries(Object.entries(request.headers).map(([name, value]) => [name, String(value)]));
-        const result = await post(request.endpoint, headers, request.body ?? Buffer.alloc(0), timeoutMs);
+        const result = await poster.post(request.endpoint, headers, request.body ?? Buffer.alloc(0), timeoutMs);
         if (result.status >= 200 && result.status < 300) return { outcome: 'sent', dryRun: false };
         // RFC 8030 §7.3: the subscription expired or was removed
         if (result.status === 404 || result.status === 410) return { outcome: 'gone', reason: `push service answered ${result.status}` };
         return retryOrFail(result, 'push service');
       } catch (error) {
-        return networkRetry(error, 'push service');
+        return networkOutcome(error, 'push service');
       }
     },
-    close: async () => undefined,
+    close: async () => poster.close(),
   };
 }

@@ -5,12 +5,14 @@
  * ones); `webhook-signature` is `v1,<base64 HMAC-SHA256 of "id.timestamp.body">`.
  *
  * Per the spec, any answer but 2xx is retried, except 410 Gone, which removes the device.
+ * A URL whose address is internal is never connected to (`refused`, the device kept).
  */
 import { createHash } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
 import type { Logger } from '../../common/logger.js';
 import type { Device } from '../devices.js';
-import { networkRetry, post } from './http.js';
+import { createNetworkPolicy, type NetworkPolicy } from '../network-policy.js';
+import { createHttpPoster, networkOutcome } from './http.js';
 import { pushPayload, type PushMessage, type Sender } from './types.js';
 
 export interface WebhookSenderOptions {
@@ -22,6 +24,12 @@ export interface WebhookSenderOptions {
   requestTimeoutMs?: number;
   /** Where dry-run sends are logged. @default console */
   logger?: Logger;
+  /**
+   * Which addresses a delivery may connect to (`PUSH_ALLOWED_NETWORKS`); a refused URL is
+   * the `refused` outcome, and nothing connects to it.
+   * @default public addresses only
+   */
+  networkPolicy?: NetworkPolicy;
 }
 
 /** The `webhook-id` of `message` to `device`: the same for every attempt. */
@@ -34,6 +42,7 @@ export function createWebhookSender(options: WebhookSenderOptions): Sender<'WEBH
   const signer = new Webhook(options.secret);
   const timeoutMs = options.requestTimeoutMs ?? 10_000;
   const logger = options.logger ?? console;
+  const poster = createHttpPoster(options.networkPolicy ?? createNetworkPolicy());
   return {
     kind: 'WEBHOOK',
     async send(message, device) {
@@ -52,15 +61,15 @@ export function createWebhookSender(options: WebhookSenderOptions): Sender<'WEBH
         return { outcome: 'sent', dryRun: true };
       }
       try {
-        const result = await post(device.url, headers, body, timeoutMs);
+        const result = await poster.post(device.url, headers, body, timeoutMs);
         if (result.status >= 200 && result.status < 300) return { outcome: 'sent', dryRun: false };
         if (result.status === 410) return { outcome: 'gone', reason: 'webhook answered 410 Gone' };
         const reason = `webhook answered ${result.status}`;
         return result.retryAfterMs === undefined ? { outcome: 'retry', reason } : { outcome: 'retry', reason, retryAfterMs: result.retryAfterMs };
       } catch (error) {
-        return networkRetry(error, 'webhook');
+        return networkOutcome(error, 'webhook');
       }
     },
-    close: async () => undefined,
+    close: async () => poster.close(),
   };
 }

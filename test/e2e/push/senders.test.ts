@@ -14,7 +14,7 @@ import { createFcmSender } from '../../../src/push/senders/fcm.js';
 import type { PushMessage } from '../../../src/push/senders/types.js';
 import { createWebPushSender } from '../../../src/push/senders/web-push.js';
 import { createWebhookSender, webhookId } from '../../../src/push/senders/webhook.js';
-import { createBrowserSubscription, startFcmStandIn, startHttpRecorder, type FcmStandIn, type HttpRecorder } from '../../support/push-servers.js';
+import { createBrowserSubscription, localNetworkPolicy, startFcmStandIn, startHttpRecorder, type FcmStandIn, type HttpRecorder } from '../../support/push-servers.js';
 
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 const message: PushMessage = {
@@ -30,7 +30,7 @@ describe('FCM sender', () => {
   });
   afterAll(() => fcm.close());
   const sender = (extra: { dryRun?: boolean; maxConnections?: number } = {}) =>
-    createFcmSender({ serviceAccount: fcm.serviceAccount, baseUrl: fcm.url, tokenUrl: fcm.tokenUrl, dryRun: false, logger: quiet, ...extra });
+    createFcmSender({ serviceAccount: fcm.serviceAccount, baseUrl: fcm.url, tokenUrl: fcm.tokenUrl, dryRun: false, logger: quiet, networkPolicy: localNetworkPolicy, ...extra });
 
   it('gets a token with a JWT-bearer grant signed by the service account, and sends the message with it', async () => {
     const fcmSender = sender();
@@ -55,7 +55,7 @@ describe('FCM sender', () => {
   it('keeps up to the server\'s stream limit in flight on one HTTP/2 connection, and opens more only past it', async () => {
     const slow = await startFcmStandIn({ delayMs: 50 });
     try {
-      const one = createFcmSender({ serviceAccount: slow.serviceAccount, baseUrl: slow.url, tokenUrl: slow.tokenUrl, dryRun: false, logger: quiet, maxConnections: 1 });
+      const one = createFcmSender({ serviceAccount: slow.serviceAccount, baseUrl: slow.url, tokenUrl: slow.tokenUrl, dryRun: false, logger: quiet, networkPolicy: localNetworkPolicy, maxConnections: 1 });
       await one.send(message, fcmDevice('warm-up')); // token fetched, connection open
       const sends = Array.from({ length: 300 }, (_, i) => one.send(message, fcmDevice(`t${i}`)));
       const outcomes = await Promise.all(sends);
@@ -64,7 +64,7 @@ describe('FCM sender', () => {
       expect(slow.sessions).toBe(1);
       expect(slow.peakStreams).toBe(100); // the limit it announced, reached on the one connection
 
-      const pooled = createFcmSender({ serviceAccount: slow.serviceAccount, baseUrl: slow.url, tokenUrl: slow.tokenUrl, dryRun: false, logger: quiet });
+      const pooled = createFcmSender({ serviceAccount: slow.serviceAccount, baseUrl: slow.url, tokenUrl: slow.tokenUrl, dryRun: false, logger: quiet, networkPolicy: localNetworkPolicy });
       await pooled.send(message, fcmDevice('warm-up-2'));
       const sessionsBefore = slow.sessions;
       await Promise.all(Array.from({ length: 300 }, (_, i) => pooled.send(message, fcmDevice(`p${i}`))));
@@ -104,7 +104,7 @@ describe('FCM sender', () => {
   });
 
   it('retries, without throwing, when FCM cannot be reached', async () => {
-    const unreachable = createFcmSender({ serviceAccount: fcm.serviceAccount, baseUrl: 'http://127.0.0.1:1', tokenUrl: fcm.tokenUrl, dryRun: false, logger: quiet });
+    const unreachable = createFcmSender({ serviceAccount: fcm.serviceAccount, baseUrl: 'http://127.0.0.1:1', tokenUrl: fcm.tokenUrl, dryRun: false, logger: quiet, networkPolicy: localNetworkPolicy });
     const outcome = await unreachable.send(message, fcmDevice('x'));
     await unreachable.close();
     expect(outcome).toMatchObject({ outcome: 'retry', reason: expect.stringMatching(/^FCM: .*ECONNREFUSED/) });
@@ -121,7 +121,7 @@ describe('Web Push sender', () => {
 
   it('sends a VAPID-signed push whose payload the browser decrypts', async () => {
     const browser = createBrowserSubscription(`${endpoint.url}/push/abc`);
-    const sender = createWebPushSender({ vapid, dryRun: false, logger: quiet });
+    const sender = createWebPushSender({ vapid, dryRun: false, logger: quiet, networkPolicy: localNetworkPolicy });
     const device: Extract<Device, { kind: 'WEB_PUSH' }> = { kind: 'WEB_PUSH', subscription: browser.json, id: 'wp1', registeredAt: 0 };
     await expect(sender.send(message, device)).resolves.toEqual({ outcome: 'sent', dryRun: false });
     const [request] = endpoint.requests;
@@ -143,14 +143,14 @@ describe('Web Push sender', () => {
   it('treats 404/410 as gone and 429 as retry after Retry-After; dry-run sends nothing', async () => {
     const browser = createBrowserSubscription(`${endpoint.url}/push/gone`);
     const device: Extract<Device, { kind: 'WEB_PUSH' }> = { kind: 'WEB_PUSH', subscription: browser.json, id: 'wp2', registeredAt: 0 };
-    const sender = createWebPushSender({ vapid, dryRun: false, logger: quiet });
+    const sender = createWebPushSender({ vapid, dryRun: false, logger: quiet, networkPolicy: localNetworkPolicy });
     endpoint.answer = () => ({ status: 410 });
     await expect(sender.send(message, device)).resolves.toEqual({ outcome: 'gone', reason: 'push service answered 410' });
     endpoint.answer = () => ({ status: 429, headers: { 'retry-after': '3' } });
     await expect(sender.send(message, device)).resolves.toEqual({ outcome: 'retry', reason: 'push service answered 429', retryAfterMs: 3000 });
     endpoint.answer = () => ({ status: 201 });
     const before = endpoint.requests.length;
-    const dry = createWebPushSender({ vapid, dryRun: true, logger: quiet });
+    const dry = createWebPushSender({ vapid, dryRun: true, logger: quiet, networkPolicy: localNetworkPolicy });
     await expect(dry.send(message, device)).resolves.toEqual({ outcome: 'sent', dryRun: true });
     expect(endpoint.requests.length).toBe(before);
   });
@@ -165,7 +165,7 @@ describe('webhook sender', () => {
   afterAll(() => receiver.close());
 
   it('signs per Standard Webhooks, with a webhook-id stable across attempts', async () => {
-    const sender = createWebhookSender({ secret, dryRun: false, logger: quiet });
+    const sender = createWebhookSender({ secret, dryRun: false, logger: quiet, networkPolicy: localNetworkPolicy });
     const device: Extract<Device, { kind: 'WEBHOOK' }> = { kind: 'WEBHOOK', url: `${receiver.url}/hooks/herald`, id: 'wh1', registeredAt: 0 };
     receiver.answer = () => ({ status: 503 });
     await expect(sender.send(message, device)).resolves.toEqual({ outcome: 'retry', reason: 'webhook answered 503' });
@@ -192,9 +192,9 @@ describe('webhook sender', () => {
   it('treats 410 as gone and sends nothing in dry-run', async () => {
     const device: Extract<Device, { kind: 'WEBHOOK' }> = { kind: 'WEBHOOK', url: `${receiver.url}/hooks/old`, id: 'wh3', registeredAt: 0 };
     receiver.answer = () => ({ status: 410 });
-    await expect(createWebhookSender({ secret, dryRun: false, logger: quiet }).send(message, device)).resolves.toEqual({ outcome: 'gone', reason: 'webhook answered 410 Gone' });
+    await expect(createWebhookSender({ secret, dryRun: false, logger: quiet, networkPolicy: localNetworkPolicy }).send(message, device)).resolves.toEqual({ outcome: 'gone', reason: 'webhook answered 410 Gone' });
     const before = receiver.requests.length;
-    await expect(createWebhookSender({ secret, dryRun: true, logger: quiet }).send(message, device)).resolves.toEqual({ outcome: 'sent', dryRun: true });
+    await expect(createWebhookSender({ secret, dryRun: true, logger: quiet, networkPolicy: localNetworkPolicy }).send(message, device)).resolves.toEqual({ outcome: 'sent', dryRun: true });
     expect(receiver.requests.length).toBe(before);
   });
 });

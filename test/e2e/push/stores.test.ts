@@ -13,6 +13,7 @@ import { createPushKeys } from '../../../src/push/keys.js';
 import { createPushQueue } from '../../../src/push/queue.js';
 import { createSeenLive } from '../../../src/push/seen-live.js';
 import { createTopicStore, TopicLimitError } from '../../../src/push/topics.js';
+import { localNetworkPolicy } from '../../support/push-servers.js';
 import { startRedisServer, type RedisServer } from '../../support/redis-server.js';
 
 let server: RedisServer;
@@ -28,7 +29,7 @@ const notification = (id: string, to = 'bob'): PushNotification => ({ id, tenant
 describe('device store', () => {
   it('registers, lists and removes a user\'s devices inside the tenant', async () => {
     const keys = createPushKeys('t1');
-    const devices = createDeviceStore({ redis, keys, allowInsecureUrls: true });
+    const devices = createDeviceStore({ redis, keys, allowInsecureUrls: true, networkPolicy: localNetworkPolicy });
     const phone = await devices.register('acme', 'bob', { kind: 'FCM', token: 'tok-1' });
     const hook = await devices.register('acme', 'bob', { kind: 'WEBHOOK', url: 'http://127.0.0.1:9/hook' });
     expect((await devices.list('acme', 'bob')).map((device) => device.id)).toEqual([phone.id, hook.id]);

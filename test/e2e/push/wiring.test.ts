@@ -6,7 +6,8 @@
  * deliveries are verified with the `standardwebhooks` package.
  *
  * The worker sends for real (`dryRun: false`) without `NODE_ENV=production`, because
- * production refuses webhook URLs on loopback addresses, where the receiver listens.
+ * production refuses `http://` webhook URLs; the receiver listens on 127.0.0.1, which
+ * `PUSH_ALLOWED_NETWORKS` allows here.
  */
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,7 +16,7 @@ import { startHerald, type RunningHerald } from '../../../src/herald.js';
 import { closeGrpcClients, grpcSend, publisherClient } from '../../support/grpc.js';
 import { errorCode, postGraphQL, type GraphQLResponse } from '../../support/http.js';
 import { quietLogger } from '../../support/herald.js';
-import { startHttpRecorder, type HttpRecorder, type RecordedRequest } from '../../support/push-servers.js';
+import { LOCAL_NETWORKS, startHttpRecorder, type HttpRecorder, type RecordedRequest } from '../../support/push-servers.js';
 import { eventually } from '../../support/push-worker.js';
 import { startRedisServer, type RedisServer } from '../../support/redis-server.js';
 import { serviceToken, TEST_SECRET, userToken } from '../../support/tokens.js';
@@ -46,6 +47,7 @@ beforeAll(async () => {
     PUBLISH_GRPC_PORT: '0',
     PUSH_WEBHOOK_SECRET: WEBHOOK_SECRET,
     PUSH_OFFLINE_GRACE_MS: String(OFFLINE_GRACE_MS),
+    PUSH_ALLOWED_NETWORKS: LOCAL_NETWORKS, // the receiver listens on 127.0.0.1
   });
   herald = await startHerald({ ...config, push: { ...config.push, dryRun: false } }, 'all', quietLogger);
   subscribeUrl = `http://127.0.0.1:${herald.subscribePort}/graphql`;

@@ -7,7 +7,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createFcmSender } from '../../../src/push/senders/fcm.js';
-import { startFcmStandIn, type FcmStandIn } from '../../support/push-servers.js';
+import { localNetworkPolicy, startFcmStandIn, type FcmStandIn } from '../../support/push-servers.js';
 import { createPushRig, duplicates, eventually, quietLogger, type PushRig } from '../../support/push-worker.js';
 import { startRedisServer, type RedisServer } from '../../support/redis-server.js';
 
@@ -73,7 +73,7 @@ it('finishes a killed worker\'s entries on the others, with no duplicate and not
   expect(pendingOfVictim[3]).toEqual([['victim', expect.any(String)]]); // it died holding entries
 
   const sender = () => {
-    const fcmSender = createFcmSender({ serviceAccount: fcm.serviceAccount, baseUrl: fcm.url, tokenUrl: fcm.tokenUrl, dryRun: false, logger: quietLogger });
+    const fcmSender = createFcmSender({ serviceAccount: fcm.serviceAccount, baseUrl: fcm.url, tokenUrl: fcm.tokenUrl, dryRun: false, logger: quietLogger, networkPolicy: localNetworkPolicy });
     closing.push(() => fcmSender.close());
     return { FCM: fcmSender };
   };

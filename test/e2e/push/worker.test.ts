@@ -22,6 +22,8 @@ import { createWebPushSender } from '../../../src/push/senders/web-push.js';
 import { createWebhookSender } from '../../../src/push/senders/webhook.js';
 import {
   createBrowserSubscription,
+  LOCAL_NETWORKS,
+  localNetworkPolicy,
   startFcmStandIn,
   startHttpRecorder,
   type BrowserSubscription,
@@ -63,12 +65,12 @@ function rig(prefix: string): PushRig {
 }
 
 function senders(dryRun = false): Senders {
-  const fcmSender = createFcmSender({ serviceAccount: fcm.serviceAccount, baseUrl: fcm.url, tokenUrl: fcm.tokenUrl, dryRun, logger: quietLogger });
+  const fcmSender = createFcmSender({ serviceAccount: fcm.serviceAccount, baseUrl: fcm.url, tokenUrl: fcm.tokenUrl, dryRun, logger: quietLogger, networkPolicy: localNetworkPolicy });
   closing.push(() => fcmSender.close());
   return {
     FCM: fcmSender,
-    WEB_PUSH: createWebPushSender({ vapid, dryRun, logger: quietLogger }),
-    WEBHOOK: createWebhookSender({ secret: WEBHOOK_SECRET, dryRun, logger: quietLogger }),
+    WEB_PUSH: createWebPushSender({ vapid, dryRun, logger: quietLogger, networkPolicy: localNetworkPolicy }),
+    WEBHOOK: createWebhookSender({ secret: WEBHOOK_SECRET, dryRun, logger: quietLogger, networkPolicy: localNetworkPolicy }),
   };
 }
 
@@ -279,7 +281,7 @@ describe('push worker from the configuration', () => {
     const file = join(mkdtempSync(join(tmpdir(), 'herald-push-')), 'service-account.json');
     const { projectId, clientEmail, privateKey } = fcm.serviceAccount;
     writeFileSync(file, JSON.stringify({ type: 'service_account', project_id: projectId, client_email: clientEmail, private_key: privateKey }));
-    const configured = await run('c3', { ...production, PUSH_FCM_SERVICE_ACCOUNT_FILE: file, PUSH_FCM_URL: fcm.url, PUSH_FCM_TOKEN_URL: fcm.tokenUrl });
+    const configured = await run('c3', { ...production, PUSH_FCM_SERVICE_ACCOUNT_FILE: file, PUSH_FCM_URL: fcm.url, PUSH_FCM_TOKEN_URL: fcm.tokenUrl, PUSH_ALLOWED_NETWORKS: LOCAL_NETWORKS });
     expect(configured.received).toEqual(['c3-phone']);
     expect(fcm.messages.filter((m) => m.token === 'c3-phone').map((m) => m.validateOnly)).toEqual([false]);
     expect(configured.worker.counters).toMatchObject({ sent: 1, dryRun: 0 });
