@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { compareStreamIds, formatCursor, parseCursor, streamId } from '../common/cursor.js';
-import { findGap, mergeNewestFirst, mergePage, perStreamLimit } from './history.js';
+import { findGap, firstAfter, mergeNewestFirst } from './history.js';
 import type { Retention } from '../config/index.js';
 import { BrokerUnavailableError, type Broker, type BrokerMessage, type MessageHandler } from './types.js';
 
@@ -100,7 +100,7 @@ export function createInProcessBroker(options: InProcessBrokerOptions): Broker {
       if (idempotency) remembered.set(idempotency.key, { value: `${id} ${receivedUsers}`, expiresAt: at + idempotency.windowMs });
       return { id, receivedUsers, duplicate: false };
     },
-    async readAfter({ tenantKey, streams: keys, after, limit }) {
+    async readAfter({ tenantKey, streams: keys, after, limit, maxBytes }) {
       const epoch = tenants.get(tenantKey)?.epoch;
       const states = keys.map((key) => {
         const stream = liveStream(key);
@@ -110,12 +110,12 @@ export function createInProcessBroker(options: InProcessBrokerOptions): Broker {
       if (reason !== undefined) return { gap: true, reason };
       if (epoch === undefined) return { gap: false, entries: [], more: false };
       const afterId = streamId(after);
-      const perStream = perStreamLimit(limit, keys.length);
       return {
         gap: false,
-        ...mergePage(
-          keys.map((key) => messages(epoch, key, (id) => compareStreamIds(id, afterId) > 0).slice(0, perStream)),
-          perStream,
+        ...firstAfter(
+          keys.map((key) => messages(epoch, key, (id) => compareStreamIds(id, afterId) > 0).slice(0, limit + 1)),
+          limit,
+          maxBytes,
         ),
       };
     },

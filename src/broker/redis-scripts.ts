@@ -51,12 +51,61 @@ return {id, receivers}
 `;
 
 /**
- * KEYS: tenant hash, then the streams. ARGV: exclusive start entry id, most entries per
- * stream (so one call's time and reply are bounded, however old the start).
- * Returns {epoch or nil, {exists, max-deleted-entry-id, entries} per stream}.
+ * KEYS: tenant hash, then the streams. ARGV: exclusive start entry id, most entries in
+ * the page, most bytes of payload in the page.
+ * Returns {epoch or nil, {exists, max-deleted-entry-id} per stream, the page (entry id,
+ * payload, entry id, payload, …), 1 if more entries may follow the page's last else 0}.
+ *
+ * The page is the first entries after the start across all the streams, merged here
+ * (a heap of the streams' heads) in one call: each stream is read a share of the page
+ * at first, and a stream the merge has emptied while it may hold more is read again,
+ * twice as much as last time (at most what the page still lacks). However many streams
+ * there are and however their entries fall (a store at a time, or each store in turn),
+ * a page is full while entries follow, so a resume costs one call per page and the
+ * per-stream work of a call is spread over a whole page. A call reads at most
+ * `limit + #streams` entries at first and `2 × limit` more: bounded in time and memory
+ * by the page. Should the refills reach that budget, the page ends where the merge
+ * stopped: everything up to its last entry is read, from every stream.
  */
 const READ_AFTER_SCRIPT = `
-local result = { redis.call('HGET', KEYS[1], 'epoch') }
+local limit = tonumber(ARGV[2])
+local maxBytes = tonumber(ARGV[3])
+local share = math.max(1, math.ceil(limit / math.max(1, #KEYS - 1)))
+local function parse(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+local function load(cursor, after, count)
+  cursor.entries = redis.call('XRANGE', cursor.key, '(' .. after, '+', 'COUNT', count)
+  cursor.at = 1
+  cursor.asked = count
+  cursor.full = #cursor.entries == count
+  if #cursor.entries > 0 then cursor.ms, cursor.seq = parse(cursor.entries[1][1]) end
+end
+local heap = {}
+local function before(a, b)
+  return a.ms < b.ms or (a.ms == b.ms and a.seq < b.seq)
+end
+local function up(i)
+  while i > 1 do
+    local parent = math.floor(i / 2)
+    if not before(heap[i], heap[parent]) then return end
+    heap[i], heap[parent] = heap[parent], heap[i]
+    i = parent
+  end
+end
+local function down(i)
+  local n = #heap
+  while true do
+    local least, left = i, 2 * i
+    if left <= n and before(heap[left], heap[least]) then least = left end
+    if left + 1 <= n and before(heap[left + 1], heap[least]) then least = left + 1 end
+    if least == i then return end
+    heap[i], heap[least] = heap[least], heap[i]
+    i = least
+  end
+end
+local states = {}
 for i = 2, #KEYS do
   local maxDeleted = '0-0'
   local exists = redis.call('EXISTS', KEYS[i])
@@ -65,10 +114,46 @@ for i = 2, #KEYS do
     for j = 1, #info, 2 do
       if info[j] == 'max-deleted-entry-id' then maxDeleted = info[j + 1] end
     end
+    local cursor = { key = KEYS[i] }
+    load(cursor, ARGV[1], share)
+    if #cursor.entries > 0 then
+      heap[#heap + 1] = cursor
+      up(#heap)
+    end
   end
-  result[#result + 1] = { exists, maxDeleted, redis.call('XRANGE', KEYS[i], '(' .. ARGV[1], '+', 'COUNT', ARGV[2]) }
+  states[#states + 1] = { exists, maxDeleted }
 end
-return result
+local page = {}
+local emitted, bytes, budget, more = 0, 0, 2 * limit, 0
+while #heap > 0 and emitted < limit and bytes < maxBytes do
+  local cursor = heap[1]
+  local entry = cursor.entries[cursor.at]
+  local payload = entry[2][2] or ''
+  page[#page + 1] = entry[1]
+  page[#page + 1] = payload
+  emitted = emitted + 1
+  bytes = bytes + #payload
+  cursor.at = cursor.at + 1
+  if cursor.at > #cursor.entries and cursor.full then
+    local count = math.min(2 * cursor.asked, limit - emitted, budget)
+    if count < 1 or bytes >= maxBytes then
+      more = 1
+      break
+    end
+    budget = budget - count
+    load(cursor, entry[1], count)
+  end
+  if cursor.at <= #cursor.entries then
+    cursor.ms, cursor.seq = parse(cursor.entries[cursor.at][1])
+    down(1)
+  else
+    heap[1] = heap[#heap]
+    heap[#heap] = nil
+    if #heap > 0 then down(1) end
+  end
+end
+if #heap > 0 then more = 1 end
+return { redis.call('HGET', KEYS[1], 'epoch'), states, page, more }
 `;
 
 /**
@@ -99,8 +184,11 @@ export type PublishCommand = 'PUBLISH' | 'SPUBLISH';
 /** Stream entries as XRANGE returns them: `[id, [field, value, …]]`. */
 export type StreamEntries = Array<[string, string[]]>;
 
-/** What `heraldReadAfter` returns: the epoch, then `[exists, max-deleted-entry-id, entries]` per stream. */
-export type ReadAfterReply = [string | null, ...Array<[number, string, StreamEntries]>];
+/**
+ * What `heraldReadAfter` returns: the epoch, `[exists, max-deleted-entry-id]` per stream,
+ * the page (entry id and payload, in turn) and 1 if more follow it.
+ */
+export type ReadAfterReply = [string | null, Array<[number, string]>, string[], 0 | 1];
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
@@ -120,7 +208,7 @@ declare module 'ioredis' {
     ): Result<[string, number], Context>;
     /** The read-state update; see `MARK_READ_SCRIPT` in broker/redis-scripts.ts. */
     heraldMarkRead(key: string, channel: string, frameHead: string, upTo: string, payload: string, publishCommand: PublishCommand): Result<[string, number], Context>;
-    /** The history read; see `READ_AFTER_SCRIPT` in broker/redis-scripts.ts. */
+    /** The history read; see `READ_AFTER_SCRIPT` in broker/redis-scripts.ts. KEYS, then the start, the page's entries and bytes. */
     heraldReadAfter(numberOfKeys: number, ...keysThenArgs: Array<string | number>): Result<ReadAfterReply, Context>;
   }
 }

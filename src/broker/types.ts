@@ -55,6 +55,18 @@ export interface HistoryRequest {
   readonly streams: readonly string[];
 }
 
+/** A read of one page after a position. */
+export interface HistoryAfterRequest extends HistoryRequest {
+  readonly after: ReadPosition;
+  /** Most entries in the page. */
+  readonly limit: number;
+  /**
+   * Most bytes of payload in the page: it ends with the entry that reaches it (so it
+   * always holds one while any follow). @default unbounded
+   */
+  readonly maxBytes?: number;
+}
+
 /**
  * What one page of a read after a position found: the entries (oldest first) and
  * whether more follow the last of them, or that some were lost.
@@ -121,13 +133,15 @@ export interface Broker {
   publish(request: PublishRequest): Promise<PublishResult>;
   /**
    * One page of the entries of `streams` after `after`, oldest first, merged into one
-   * sequence — about `limit` of them, never fewer than one while any follow (`more`
-   * says so; read the next page after the last entry) — or a gap when some may be
+   * sequence — the first `limit` of them (or up to `maxBytes`) however many streams
+   * there are and however their entries fall (the Redis broker may end a page sooner
+   * past its read budget, never with fewer than one while any follow; `more` says some
+   * may follow: read the next page after the last entry) — or a gap when some may be
    * missing: the cursor is from an earlier history (Redis restarted empty), or entries
    * after it were trimmed. A position without an epoch reads the current history from
    * that time on. Bounded in backend time and memory by `limit`.
    */
-  readAfter(request: HistoryRequest & { readonly after: ReadPosition; readonly limit: number }): Promise<HistoryAfter>;
+  readAfter(request: HistoryAfterRequest): Promise<HistoryAfter>;
   /** Up to `limit` entries of `streams` before `before` (or the newest), newest first. */
   readPage(request: HistoryRequest & { readonly before: Cursor | undefined; readonly limit: number }): Promise<HistoryPage>;
   /**

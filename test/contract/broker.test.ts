@@ -352,6 +352,37 @@ describe.each<[Kind]>([['in-process'], ['redis'], ['redis cluster']])('the %s br
       expect(got).toEqual(expected);
     });
 
+    it.each<[string, (n: number) => number]>([
+      ['a store at a time', (n) => Math.floor(n / 6)],
+      ['each store in turn', (n) => n % 12],
+    ])('reads full pages over many streams, %s (issue 22: a page per stream per step was 3 entries)', async (_, storeOf) => {
+      const { broker } = await newBroker();
+      const { tenant, tenantKey, user } = freshTenant();
+      const stores = Array.from({ length: 12 }, (_unused, n) => channels.destination(tenant, 'STORE', `s${n}`));
+      const start = await send(broker, tenantKey, user, 'start');
+      const expected: string[] = [];
+      for (let n = 0; n < 72; n++) expected.push((await send(broker, tenantKey, stores[storeOf(n)] ?? user, `n${n}`)).id);
+      const streams = [user.stream, ...stores.map(({ stream }) => stream)];
+      const got: string[] = [];
+      const sizes: number[] = [];
+      let after: ReadPosition = cursor(start.id);
+      for (;;) {
+        expect(sizes.length).toBeLessThan(20);
+        const page = await broker.readAfter({ tenantKey, streams, after, limit: 10 });
+        if (page.gap) throw new Error(page.reason);
+        got.push(...page.entries.map((entry) => entry.id));
+        sizes.push(page.entries.length);
+        if (!page.more) break;
+        after = cursor(page.entries.at(-1)?.id ?? '');
+      }
+      expect(got).toEqual(expected);
+      expect(sizes.slice(0, 7)).toEqual([10, 10, 10, 10, 10, 10, 10]);
+      // Bytes bound a page too: it ends with the entry that reaches them.
+      const bytes = Buffer.byteLength(encodeNotification(notification('n10')));
+      const small = await broker.readAfter({ tenantKey, streams, after: cursor(start.id), limit: 10, maxBytes: 2 * bytes + 1 });
+      expect(small).toEqual({ gap: false, entries: expected.slice(0, 3).map((id) => expect.objectContaining({ id })), more: true });
+    });
+
     it('reads after a time in whatever history the tenant has, and finds nothing when it has none', async () => {
       const { broker } = await newBroker();
       const { tenantKey, user, streams } = freshTenant();
