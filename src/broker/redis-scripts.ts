@@ -157,9 +157,15 @@ return { redis.call('HGET', KEYS[1], 'epoch'), states, page, more }
 `;
 
 /**
- * KEYS: the read-state key. ARGV: channel, frame head, new position (`epoch_ms-seq`),
- * payload, the publish command (`PUBLISH` or `SPUBLISH`). Keeps the new position unless one of the same epoch at or past it is kept,
- * and then PUBLISHes the change with the position as its id.
+ * KEYS: the read-state key, the tenant hash. ARGV: channel, frame head, new position
+ * (`epoch_ms-seq`), payload, the publish command (`PUBLISH` or `SPUBLISH`).
+ *
+ * A position of an epoch the tenant does not have now (a history lost, or made up) is
+ * refused: returns {the tenant's epoch or '', -1}, and nothing changes. One past the
+ * tenant's newest id is taken as that id: a position in the future would mark every
+ * later notification read before it exists (issue 22). So is a kept one past it, kept
+ * before positions were clamped. Then the new position is kept unless one of the same
+ * epoch at or past it is, and the change is PUBLISHed with the position as its id.
  * Returns {kept position, 1 if it moved else 0}.
  */
 const MARK_READ_SCRIPT = `
@@ -167,15 +173,31 @@ local function parse(id)
   local epoch, ms, seq = string.match(id or '', '^(%w+)_(%d+)-(%d+)$')
   return epoch, tonumber(ms), tonumber(seq)
 end
+local function past(ams, aseq, bms, bseq)
+  return ams > bms or (ams == bms and aseq > bseq)
+end
+local tenant = redis.call('HMGET', KEYS[2], 'epoch', 'ms', 'seq')
+local epoch, ms, seq = parse(ARGV[3])
+if not tenant[1] or tenant[1] ~= epoch then return {tenant[1] or '', -1} end
+local newestMs, newestSeq = tonumber(tenant[2]), tonumber(tenant[3])
+local upTo = ARGV[3]
+if past(ms, seq, newestMs, newestSeq) then
+  ms, seq = newestMs, newestSeq
+  upTo = string.format('%s_%d-%d', epoch, ms, seq)
+end
 local kept = redis.call('GET', KEYS[1])
 local keptEpoch, keptMs, keptSeq = parse(kept)
-local epoch, ms, seq = parse(ARGV[3])
-if keptEpoch and keptEpoch == epoch and (keptMs > ms or (keptMs == ms and keptSeq >= seq)) then
+if keptEpoch == epoch and past(keptMs, keptSeq, newestMs, newestSeq) then
+  keptMs, keptSeq = newestMs, newestSeq
+  kept = string.format('%s_%d-%d', epoch, keptMs, keptSeq)
+  redis.call('SET', KEYS[1], kept)
+end
+if keptEpoch == epoch and not past(ms, seq, keptMs, keptSeq) then
   return {kept, 0}
 end
-redis.call('SET', KEYS[1], ARGV[3])
-redis.call(ARGV[5], ARGV[1], ARGV[2] .. '\\n' .. ARGV[3] .. '\\n' .. ARGV[4])
-return {ARGV[3], 1}
+redis.call('SET', KEYS[1], upTo)
+redis.call(ARGV[5], ARGV[1], ARGV[2] .. '\\n' .. upTo .. '\\n' .. ARGV[4])
+return {upTo, 1}
 `;
 
 /** How a script publishes: classic Pub/Sub on one node, sharded Pub/Sub on a Cluster. */
@@ -207,7 +229,15 @@ declare module 'ioredis' {
       publishCommand: PublishCommand,
     ): Result<[string, number], Context>;
     /** The read-state update; see `MARK_READ_SCRIPT` in broker/redis-scripts.ts. */
-    heraldMarkRead(key: string, channel: string, frameHead: string, upTo: string, payload: string, publishCommand: PublishCommand): Result<[string, number], Context>;
+    heraldMarkRead(
+      key: string,
+      tenantKey: string,
+      channel: string,
+      frameHead: string,
+      upTo: string,
+      payload: string,
+      publishCommand: PublishCommand,
+    ): Result<[string, number], Context>;
     /** The history read; see `READ_AFTER_SCRIPT` in broker/redis-scripts.ts. KEYS, then the start, the page's entries and bytes. */
     heraldReadAfter(numberOfKeys: number, ...keysThenArgs: Array<string | number>): Result<ReadAfterReply, Context>;
   }
@@ -216,7 +246,7 @@ declare module 'ioredis' {
 /** Defines Herald's scripts as commands of `client` (again, harmlessly, on a client that has them). */
 export function defineScripts(client: Redis | Cluster): void {
   client.defineCommand('heraldPublish', { numberOfKeys: 3, lua: PUBLISH_SCRIPT });
-  client.defineCommand('heraldMarkRead', { numberOfKeys: 1, lua: MARK_READ_SCRIPT });
+  client.defineCommand('heraldMarkRead', { numberOfKeys: 2, lua: MARK_READ_SCRIPT });
   // The number of keys varies with the subscriber's streams: given first on each call.
   client.defineCommand('heraldReadAfter', { lua: READ_AFTER_SCRIPT });
 }

@@ -97,6 +97,8 @@ export type HistoryPage =
 export interface MarkReadRequest {
   /** Where the position is kept (`Namer.readStateKey`). */
   readonly key: string;
+  /** The user's tenant's hash (`Namer.tenantKey`): its epoch and newest id bound the position. */
+  readonly tenantKey: string;
   /** The user's own channel, on which the change is published. */
   readonly channel: string;
   /** The id of the newest notification read. */
@@ -105,12 +107,17 @@ export interface MarkReadRequest {
   readonly payload: string;
 }
 
-export interface MarkReadResult {
-  /** The position now kept: `upTo`, or a later one already kept. */
-  readonly readUpTo: Cursor;
-  /** False when the kept position was already at or past `upTo`: nothing was published. */
-  readonly advanced: boolean;
-}
+export type MarkReadResult =
+  | {
+      /** The position now kept: `upTo` (or the tenant's newest id, if `upTo` is past it), or a later one already kept. */
+      readonly readUpTo: Cursor;
+      /** False when the kept position was already at or past `upTo`: nothing was published. */
+      readonly advanced: boolean;
+    }
+  | {
+      /** `upTo` is of an epoch the tenant does not have (its history was lost, or the id made up): nothing changed. */
+      readonly unknownEpoch: string;
+    };
 
 export interface Broker {
   /**
@@ -146,8 +153,11 @@ export interface Broker {
   readPage(request: HistoryRequest & { readonly before: Cursor | undefined; readonly limit: number }): Promise<HistoryPage>;
   /**
    * Keeps `upTo` as the read position at `key` unless a later one (same epoch) is kept,
-   * and then publishes the change on `channel`, in one atomic step. A position from
-   * another epoch is replaced. Kept until deleted; rejects as `publish` does.
+   * and then publishes the change on `channel`, in one atomic step. `upTo` must be of
+   * the tenant's current epoch (else nothing changes: `unknownEpoch`), and is taken no
+   * further than the tenant's newest id: a position in the future would show every
+   * later notification as read. A kept position of another epoch is replaced, one past
+   * the newest id taken back to it. Kept until deleted; rejects as `publish` does.
    */
   markRead(request: MarkReadRequest): Promise<MarkReadResult>;
   /** The read position kept at `key`, if any. */
