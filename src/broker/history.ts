@@ -41,32 +41,21 @@ export function findGap(
   return undefined;
 }
 
-/** Merges per-stream lists (each oldest first) into one, oldest first. */
-function mergeOldestFirst(lists: ReadonlyArray<readonly BrokerMessage[]>): BrokerMessage[] {
-  return lists.flat().sort((a, b) => compareIds(a.id, b.id));
-}
-
 /**
- * Entries read from each stream after one position, at most `perStream` each (oldest
- * first), merged into one page. A stream that gave `perStream` may hold more after its
- * last one, so the page stops at the smallest such last id: everything up to it is
- * complete across all streams, and the next page starts after it.
+ * The first `limit` entries of per-stream lists (each oldest first, each holding at
+ * least the first `limit + 1` of its stream after the position, or all of them), merged
+ * into one page that ends with the entry whose payload reaches `maxBytes`, and whether
+ * more follow its last.
  */
-export function mergePage(lists: ReadonlyArray<readonly BrokerMessage[]>, perStream: number): { entries: BrokerMessage[]; more: boolean } {
-  let bound: string | undefined;
-  for (const list of lists) {
-    const last = list.length >= perStream ? list[list.length - 1] : undefined;
-    if (last && (bound === undefined || compareIds(last.id, bound) < 0)) bound = last.id;
-  }
-  const merged = mergeOldestFirst(lists);
-  if (bound === undefined) return { entries: merged, more: false };
-  const limit = bound;
-  return { entries: merged.filter((entry) => compareIds(entry.id, limit) <= 0), more: true };
-}
-
-/** Entries read per stream for a page of about `limit` entries over `streams` streams. */
-export function perStreamLimit(limit: number, streams: number): number {
-  return Math.max(1, Math.ceil(limit / Math.max(1, streams)));
+export function firstAfter(
+  lists: ReadonlyArray<readonly BrokerMessage[]>,
+  limit: number,
+  maxBytes = Number.POSITIVE_INFINITY,
+): { entries: BrokerMessage[]; more: boolean } {
+  const merged = lists.flat().sort((a, b) => compareIds(a.id, b.id));
+  let count = 0;
+  for (let bytes = 0; count < Math.min(limit, merged.length) && bytes < maxBytes; count++) bytes += Buffer.byteLength(merged[count]?.payload ?? '');
+  return { entries: merged.slice(0, count), more: merged.length > count };
 }
 
 /** Merges per-stream lists (each newest first) into one, newest first. */

@@ -5,8 +5,8 @@
  * new epoch, so old cursors get a gap, exactly as with a Redis that restarted empty.
  */
 import { randomBytes } from 'node:crypto';
-import { compareStreamIds, formatCursor, parseCursor, streamId } from '../common/cursor.js';
-import { findGap, mergeNewestFirst, mergePage, perStreamLimit } from './history.js';
+import { compareStreamIds, formatCursor, parseCursor, streamId, type Cursor } from '../common/cursor.js';
+import { findGap, firstAfter, mergeNewestFirst } from './history.js';
 import type { Retention } from '../config/index.js';
 import { BrokerUnavailableError, type Broker, type BrokerMessage, type MessageHandler } from './types.js';
 
@@ -100,7 +100,7 @@ export function createInProcessBroker(options: InProcessBrokerOptions): Broker {
       if (idempotency) remembered.set(idempotency.key, { value: `${id} ${receivedUsers}`, expiresAt: at + idempotency.windowMs });
       return { id, receivedUsers, duplicate: false };
     },
-    async readAfter({ tenantKey, streams: keys, after, limit }) {
+    async readAfter({ tenantKey, streams: keys, after, limit, maxBytes }) {
       const epoch = tenants.get(tenantKey)?.epoch;
       const states = keys.map((key) => {
         const stream = liveStream(key);
@@ -110,12 +110,12 @@ export function createInProcessBroker(options: InProcessBrokerOptions): Broker {
       if (reason !== undefined) return { gap: true, reason };
       if (epoch === undefined) return { gap: false, entries: [], more: false };
       const afterId = streamId(after);
-      const perStream = perStreamLimit(limit, keys.length);
       return {
         gap: false,
-        ...mergePage(
-          keys.map((key) => messages(epoch, key, (id) => compareStreamIds(id, afterId) > 0).slice(0, perStream)),
-          perStream,
+        ...firstAfter(
+          keys.map((key) => messages(epoch, key, (id) => compareStreamIds(id, afterId) > 0).slice(0, limit + 1)),
+          limit,
+          maxBytes,
         ),
       };
     },
@@ -131,11 +131,19 @@ export function createInProcessBroker(options: InProcessBrokerOptions): Broker {
       );
       return { gap: false, entries: merged.slice(0, limit), hasMore: merged.length > limit };
     },
-    async markRead({ key, channel, upTo, payload }) {
+    async markRead({ key, tenantKey, channel, upTo: asked, payload }) {
       if (closed) throw new BrokerUnavailableError('the broker is closed');
-      const kept = parseCursor(readPositions.get(key));
-      if (kept && kept.epoch === upTo.epoch && compareStreamIds(streamId(kept), streamId(upTo)) >= 0) {
-        return { readUpTo: kept, advanced: false };
+      const tenant = tenants.get(tenantKey);
+      if (tenant === undefined || tenant.epoch !== asked.epoch) return { unknownEpoch: asked.epoch };
+      // No further than the newest id: a position in the future would read what is not yet sent.
+      const newest = { epoch: tenant.epoch, ms: tenant.ms, seq: tenant.seq };
+      const atMostNewest = (cursor: Cursor): Cursor => (compareStreamIds(streamId(cursor), streamId(newest)) > 0 ? newest : cursor);
+      const upTo = atMostNewest(asked);
+      let kept = parseCursor(readPositions.get(key));
+      if (kept && kept.epoch === upTo.epoch) {
+        kept = atMostNewest(kept);
+        readPositions.set(key, formatCursor(kept));
+        if (compareStreamIds(streamId(kept), streamId(upTo)) >= 0) return { readUpTo: kept, advanced: false };
       }
       const id = formatCursor(upTo);
       readPositions.set(key, id);

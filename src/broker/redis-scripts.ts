@@ -54,12 +54,61 @@ return {id, receivers, ARGV[4]}
 `;
 
 /**
- * KEYS: tenant hash, then the streams. ARGV: exclusive start entry id, most entries per
- * stream (so one call's time and reply are bounded, however old the start).
- * Returns {epoch or nil, {exists, max-deleted-entry-id, entries} per stream}.
+ * KEYS: tenant hash, then the streams. ARGV: exclusive start entry id, most entries in
+ * the page, most bytes of payload in the page.
+ * Returns {epoch or nil, {exists, max-deleted-entry-id} per stream, the page (entry id,
+ * payload, entry id, payload, …), 1 if more entries may follow the page's last else 0}.
+ *
+ * The page is the first entries after the start across all the streams, merged here
+ * (a heap of the streams' heads) in one call: each stream is read a share of the page
+ * at first, and a stream the merge has emptied while it may hold more is read again,
+ * twice as much as last time (at most what the page still lacks). However many streams
+ * there are and however their entries fall (a store at a time, or each store in turn),
+ * a page is full while entries follow, so a resume costs one call per page and the
+ * per-stream work of a call is spread over a whole page. A call reads at most
+ * `limit + #streams` entries at first and `2 × limit` more: bounded in time and memory
+ * by the page. Should the refills reach that budget, the page ends where the merge
+ * stopped: everything up to its last entry is read, from every stream.
  */
 const READ_AFTER_SCRIPT = `
-local result = { redis.call('HGET', KEYS[1], 'epoch') }
+local limit = tonumber(ARGV[2])
+local maxBytes = tonumber(ARGV[3])
+local share = math.max(1, math.ceil(limit / math.max(1, #KEYS - 1)))
+local function parse(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+local function load(cursor, after, count)
+  cursor.entries = redis.call('XRANGE', cursor.key, '(' .. after, '+', 'COUNT', count)
+  cursor.at = 1
+  cursor.asked = count
+  cursor.full = #cursor.entries == count
+  if #cursor.entries > 0 then cursor.ms, cursor.seq = parse(cursor.entries[1][1]) end
+end
+local heap = {}
+local function before(a, b)
+  return a.ms < b.ms or (a.ms == b.ms and a.seq < b.seq)
+end
+local function up(i)
+  while i > 1 do
+    local parent = math.floor(i / 2)
+    if not before(heap[i], heap[parent]) then return end
+    heap[i], heap[parent] = heap[parent], heap[i]
+    i = parent
+  end
+end
+local function down(i)
+  local n = #heap
+  while true do
+    local least, left = i, 2 * i
+    if left <= n and before(heap[left], heap[least]) then least = left end
+    if left + 1 <= n and before(heap[left + 1], heap[least]) then least = left + 1 end
+    if least == i then return end
+    heap[i], heap[least] = heap[least], heap[i]
+    i = least
+  end
+end
+local states = {}
 for i = 2, #KEYS do
   local maxDeleted = '0-0'
   local exists = redis.call('EXISTS', KEYS[i])
@@ -68,16 +117,58 @@ for i = 2, #KEYS do
     for j = 1, #info, 2 do
       if info[j] == 'max-deleted-entry-id' then maxDeleted = info[j + 1] end
     end
+    local cursor = { key = KEYS[i] }
+    load(cursor, ARGV[1], share)
+    if #cursor.entries > 0 then
+      heap[#heap + 1] = cursor
+      up(#heap)
+    end
   end
-  result[#result + 1] = { exists, maxDeleted, redis.call('XRANGE', KEYS[i], '(' .. ARGV[1], '+', 'COUNT', ARGV[2]) }
+  states[#states + 1] = { exists, maxDeleted }
 end
-return result
+local page = {}
+local emitted, bytes, budget, more = 0, 0, 2 * limit, 0
+while #heap > 0 and emitted < limit and bytes < maxBytes do
+  local cursor = heap[1]
+  local entry = cursor.entries[cursor.at]
+  local payload = entry[2][2] or ''
+  page[#page + 1] = entry[1]
+  page[#page + 1] = payload
+  emitted = emitted + 1
+  bytes = bytes + #payload
+  cursor.at = cursor.at + 1
+  if cursor.at > #cursor.entries and cursor.full then
+    local count = math.min(2 * cursor.asked, limit - emitted, budget)
+    if count < 1 or bytes >= maxBytes then
+      more = 1
+      break
+    end
+    budget = budget - count
+    load(cursor, entry[1], count)
+  end
+  if cursor.at <= #cursor.entries then
+    cursor.ms, cursor.seq = parse(cursor.entries[cursor.at][1])
+    down(1)
+  else
+    heap[1] = heap[#heap]
+    heap[#heap] = nil
+    if #heap > 0 then down(1) end
+  end
+end
+if #heap > 0 then more = 1 end
+return { redis.call('HGET', KEYS[1], 'epoch'), states, page, more }
 `;
 
 /**
- * KEYS: the read-state key. ARGV: channel, frame head, new position (`epoch_ms-seq`),
- * payload, the publish command (`PUBLISH` or `SPUBLISH`). Keeps the new position unless one of the same epoch at or past it is kept,
- * and then PUBLISHes the change with the position as its id.
+ * KEYS: the read-state key, the tenant hash. ARGV: channel, frame head, new position
+ * (`epoch_ms-seq`), payload, the publish command (`PUBLISH` or `SPUBLISH`).
+ *
+ * A position of an epoch the tenant does not have now (a history lost, or made up) is
+ * refused: returns {the tenant's epoch or '', -1}, and nothing changes. One past the
+ * tenant's newest id is taken as that id: a position in the future would mark every
+ * later notification read before it exists (issue 22). So is a kept one past it, kept
+ * before positions were clamped. Then the new position is kept unless one of the same
+ * epoch at or past it is, and the change is PUBLISHed with the position as its id.
  * Returns {kept position, 1 if it moved else 0}.
  */
 const MARK_READ_SCRIPT = `
@@ -85,15 +176,31 @@ local function parse(id)
   local epoch, ms, seq = string.match(id or '', '^(%w+)_(%d+)-(%d+)$')
   return epoch, tonumber(ms), tonumber(seq)
 end
+local function past(ams, aseq, bms, bseq)
+  return ams > bms or (ams == bms and aseq > bseq)
+end
+local tenant = redis.call('HMGET', KEYS[2], 'epoch', 'ms', 'seq')
+local epoch, ms, seq = parse(ARGV[3])
+if not tenant[1] or tenant[1] ~= epoch then return {tenant[1] or '', -1} end
+local newestMs, newestSeq = tonumber(tenant[2]), tonumber(tenant[3])
+local upTo = ARGV[3]
+if past(ms, seq, newestMs, newestSeq) then
+  ms, seq = newestMs, newestSeq
+  upTo = string.format('%s_%d-%d', epoch, ms, seq)
+end
 local kept = redis.call('GET', KEYS[1])
 local keptEpoch, keptMs, keptSeq = parse(kept)
-local epoch, ms, seq = parse(ARGV[3])
-if keptEpoch and keptEpoch == epoch and (keptMs > ms or (keptMs == ms and keptSeq >= seq)) then
+if keptEpoch == epoch and past(keptMs, keptSeq, newestMs, newestSeq) then
+  keptMs, keptSeq = newestMs, newestSeq
+  kept = string.format('%s_%d-%d', epoch, keptMs, keptSeq)
+  redis.call('SET', KEYS[1], kept)
+end
+if keptEpoch == epoch and not past(ms, seq, keptMs, keptSeq) then
   return {kept, 0}
 end
-redis.call('SET', KEYS[1], ARGV[3])
-redis.call(ARGV[5], ARGV[1], ARGV[2] .. '\\n' .. ARGV[3] .. '\\n' .. ARGV[4])
-return {ARGV[3], 1}
+redis.call('SET', KEYS[1], upTo)
+redis.call(ARGV[5], ARGV[1], ARGV[2] .. '\\n' .. upTo .. '\\n' .. ARGV[4])
+return {upTo, 1}
 `;
 
 /** How a script publishes: classic Pub/Sub on one node, sharded Pub/Sub on a Cluster. */
@@ -102,8 +209,11 @@ export type PublishCommand = 'PUBLISH' | 'SPUBLISH';
 /** Stream entries as XRANGE returns them: `[id, [field, value, …]]`. */
 export type StreamEntries = Array<[string, string[]]>;
 
-/** What `heraldReadAfter` returns: the epoch, then `[exists, max-deleted-entry-id, entries]` per stream. */
-export type ReadAfterReply = [string | null, ...Array<[number, string, StreamEntries]>];
+/**
+ * What `heraldReadAfter` returns: the epoch, `[exists, max-deleted-entry-id]` per stream,
+ * the page (entry id and payload, in turn) and 1 if more follow it.
+ */
+export type ReadAfterReply = [string | null, Array<[number, string]>, string[], 0 | 1];
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
@@ -122,8 +232,16 @@ declare module 'ioredis' {
       publishCommand: PublishCommand,
     ): Result<[string, number, string], Context>;
     /** The read-state update; see `MARK_READ_SCRIPT` in broker/redis-scripts.ts. */
-    heraldMarkRead(key: string, channel: string, frameHead: string, upTo: string, payload: string, publishCommand: PublishCommand): Result<[string, number], Context>;
-    /** The history read; see `READ_AFTER_SCRIPT` in broker/redis-scripts.ts. */
+    heraldMarkRead(
+      key: string,
+      tenantKey: string,
+      channel: string,
+      frameHead: string,
+      upTo: string,
+      payload: string,
+      publishCommand: PublishCommand,
+    ): Result<[string, number], Context>;
+    /** The history read; see `READ_AFTER_SCRIPT` in broker/redis-scripts.ts. KEYS, then the start, the page's entries and bytes. */
     heraldReadAfter(numberOfKeys: number, ...keysThenArgs: Array<string | number>): Result<ReadAfterReply, Context>;
   }
 }
@@ -131,7 +249,7 @@ declare module 'ioredis' {
 /** Defines Herald's scripts as commands of `client` (again, harmlessly, on a client that has them). */
 export function defineScripts(client: Redis | Cluster): void {
   client.defineCommand('heraldPublish', { numberOfKeys: 3, lua: PUBLISH_SCRIPT });
-  client.defineCommand('heraldMarkRead', { numberOfKeys: 1, lua: MARK_READ_SCRIPT });
+  client.defineCommand('heraldMarkRead', { numberOfKeys: 2, lua: MARK_READ_SCRIPT });
   // The number of keys varies with the subscriber's streams: given first on each call.
   client.defineCommand('heraldReadAfter', { lua: READ_AFTER_SCRIPT });
 }

@@ -322,11 +322,12 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
         count.close();
       }
     },
-    async markRead({ key, channel, upTo, payload }) {
+    async markRead({ key, tenantKey, channel, upTo, payload }) {
       if (closed) throw new BrokerUnavailableError('the broker is closed');
       if (publisher.status !== 'ready') throw new BrokerUnavailableError('Redis is unavailable: not connected (nothing was changed)');
       try {
-        const [kept, moved] = await publisher.heraldMarkRead(key, channel, UNCOUNTED_FRAME_HEAD, formatCursor(upTo), payload, publishCommand);
+        const [kept, moved] = await publisher.heraldMarkRead(key, tenantKey, channel, UNCOUNTED_FRAME_HEAD, formatCursor(upTo), payload, publishCommand);
+        if (moved === -1) return { unknownEpoch: upTo.epoch };
         return { readUpTo: parseCursor(kept) ?? upTo, advanced: moved === 1 };
       } catch (error) {
         throw outcomeOf('PUBLISH', error);

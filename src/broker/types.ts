@@ -55,6 +55,18 @@ export interface HistoryRequest {
   readonly streams: readonly string[];
 }
 
+/** A read of one page after a position. */
+export interface HistoryAfterRequest extends HistoryRequest {
+  readonly after: ReadPosition;
+  /** Most entries in the page. */
+  readonly limit: number;
+  /**
+   * Most bytes of payload in the page: it ends with the entry that reaches it (so it
+   * always holds one while any follow). @default unbounded
+   */
+  readonly maxBytes?: number;
+}
+
 /**
  * What one page of a read after a position found: the entries (oldest first) and
  * whether more follow the last of them, or that some were lost.
@@ -85,6 +97,8 @@ export type HistoryPage =
 export interface MarkReadRequest {
   /** Where the position is kept (`Namer.readStateKey`). */
   readonly key: string;
+  /** The user's tenant's hash (`Namer.tenantKey`): its epoch and newest id bound the position. */
+  readonly tenantKey: string;
   /** The user's own channel, on which the change is published. */
   readonly channel: string;
   /** The id of the newest notification read. */
@@ -93,12 +107,17 @@ export interface MarkReadRequest {
   readonly payload: string;
 }
 
-export interface MarkReadResult {
-  /** The position now kept: `upTo`, or a later one already kept. */
-  readonly readUpTo: Cursor;
-  /** False when the kept position was already at or past `upTo`: nothing was published. */
-  readonly advanced: boolean;
-}
+export type MarkReadResult =
+  | {
+      /** The position now kept: `upTo` (or the tenant's newest id, if `upTo` is past it), or a later one already kept. */
+      readonly readUpTo: Cursor;
+      /** False when the kept position was already at or past `upTo`: nothing was published. */
+      readonly advanced: boolean;
+    }
+  | {
+      /** `upTo` is of an epoch the tenant does not have (its history was lost, or the id made up): nothing changed. */
+      readonly unknownEpoch: string;
+    };
 
 export interface Broker {
   /**
@@ -121,19 +140,24 @@ export interface Broker {
   publish(request: PublishRequest): Promise<PublishResult>;
   /**
    * One page of the entries of `streams` after `after`, oldest first, merged into one
-   * sequence — about `limit` of them, never fewer than one while any follow (`more`
-   * says so; read the next page after the last entry) — or a gap when some may be
+   * sequence — the first `limit` of them (or up to `maxBytes`) however many streams
+   * there are and however their entries fall (the Redis broker may end a page sooner
+   * past its read budget, never with fewer than one while any follow; `more` says some
+   * may follow: read the next page after the last entry) — or a gap when some may be
    * missing: the cursor is from an earlier history (Redis restarted empty), or entries
    * after it were trimmed. A position without an epoch reads the current history from
    * that time on. Bounded in backend time and memory by `limit`.
    */
-  readAfter(request: HistoryRequest & { readonly after: ReadPosition; readonly limit: number }): Promise<HistoryAfter>;
+  readAfter(request: HistoryAfterRequest): Promise<HistoryAfter>;
   /** Up to `limit` entries of `streams` before `before` (or the newest), newest first. */
   readPage(request: HistoryRequest & { readonly before: Cursor | undefined; readonly limit: number }): Promise<HistoryPage>;
   /**
    * Keeps `upTo` as the read position at `key` unless a later one (same epoch) is kept,
-   * and then publishes the change on `channel`, in one atomic step. A position from
-   * another epoch is replaced. Kept until deleted; rejects as `publish` does.
+   * and then publishes the change on `channel`, in one atomic step. `upTo` must be of
+   * the tenant's current epoch (else nothing changes: `unknownEpoch`), and is taken no
+   * further than the tenant's newest id: a position in the future would show every
+   * later notification as read. A kept position of another epoch is replaced, one past
+   * the newest id taken back to it. Kept until deleted; rejects as `publish` does.
    */
   markRead(request: MarkReadRequest): Promise<MarkReadResult>;
   /** The read position kept at `key`, if any. */

@@ -47,8 +47,10 @@ export async function countUnread(broker: Broker, namer: Namer, principal: Princ
 }
 
 /**
- * Moves `principal`'s read position to `upTo` (never back), which tells the user's
- * other devices, and returns the read state after it.
+ * Moves `principal`'s read position to `upTo` (never back, never past the tenant's
+ * newest notification), which tells the user's other devices, and returns the read
+ * state after it. An id of another history than the tenant's current one is refused
+ * (`BAD_USER_INPUT`, naming its epoch): nothing of it can be marked.
  */
 export async function markRead(
   broker: Broker,
@@ -59,11 +61,20 @@ export async function markRead(
   authorizeReadState(principal, assertValidName('userName', args.userName));
   const upTo = parseCursor(args.upTo);
   if (!upTo) throw graphqlError('BAD_USER_INPUT', 'upTo is not a notification id');
-  const { readUpTo } = await broker.markRead({
+  const marked = await broker.markRead({
     key: namer.readStateKey(principal.tenant, principal.name),
+    tenantKey: namer.tenantKey(principal.tenant),
     channel: namer.destination(principal.tenant, 'USER', principal.name).channel,
     upTo,
     payload: READ_STATE_PAYLOAD,
   });
+  if ('unknownEpoch' in marked) {
+    // The epoch is a cursor's, checked to be letters and digits: safe to show.
+    throw graphqlError(
+      'BAD_USER_INPUT',
+      `upTo is from notification history "${marked.unknownEpoch}", which is not the current one (it was lost, or the id was never given); list the notifications again and mark the newest`,
+    );
+  }
+  const { readUpTo } = marked;
   return { readUpTo: formatCursor(readUpTo), unreadCount: await countUnread(broker, namer, principal, readUpTo) };
 }

@@ -20,7 +20,7 @@ import {
   type PublishRequest,
   type PublishResult,
 } from '../../src/broker/types.js';
-import { parseCursor, type Cursor, type ReadPosition } from '../../src/common/cursor.js';
+import { formatCursor, parseCursor, type Cursor, type ReadPosition } from '../../src/common/cursor.js';
 import { compareIds } from '../../src/broker/history.js';
 import { channels, createTestBroker, stopAll, waitFor, type TestBroker, type TestBrokerOptions } from '../support/herald.js';
 import { startRedisServer, type RedisServer } from '../support/redis-server.js';
@@ -44,6 +44,12 @@ async function listeners(kind: Kind, channel: string): Promise<number> {
   const owner = await cluster.ownerOf(await cluster.slotOf(channel));
   const [, count] = (await owner.call('PUBSUB', 'SHARDNUMSUB', channel)) as [string, number];
   return Number(count);
+}
+
+/** Writes `key` as it is, on the node that serves it (a value an older Herald could have kept). */
+async function setRaw(kind: Kind, key: string, value: string): Promise<void> {
+  if (kind === 'redis') await redis.client().set(key, value);
+  else await (await cluster.ownerOf(await cluster.slotOf(key))).call('SET', key, value);
 }
 
 /** Makes Redis forget Herald's scripts, on every master of the cluster. */
@@ -244,7 +250,7 @@ describe.each<[Kind]>([['in-process'], ['redis'], ['redis cluster']])('the %s br
       expect(await publisher.readPosition(key)).toBeUndefined();
       const first = await publish(publisher, destination, 'one');
       const second = await publish(publisher, destination, 'two');
-      const change = (upTo: string) => ({ key, channel: destination.channel, upTo: cursor(upTo), payload: READ_STATE_PAYLOAD });
+      const change = (upTo: string) => ({ key, tenantKey: TENANT_KEY, channel: destination.channel, upTo: cursor(upTo), payload: READ_STATE_PAYLOAD });
 
       expect(await publisher.markRead(change(second.id))).toEqual({ readUpTo: cursor(second.id), advanced: true });
       expect(await publisher.markRead(change(first.id))).toEqual({ readUpTo: cursor(second.id), advanced: false });
@@ -261,21 +267,81 @@ describe.each<[Kind]>([['in-process'], ['redis'], ['redis cluster']])('the %s br
       ]);
     });
 
-    it('replaces a position of another epoch (a history that was lost)', async () => {
+    it.runIf(isRedis)('replaces a position of another epoch (a history that was lost)', async () => {
       const { broker } = await newBroker();
       const key = readKey();
-      const { channel } = freshDestination();
-      await broker.markRead({ key, channel, upTo: { epoch: 'old', ms: 9_000_000_000_000, seq: 9 }, payload: READ_STATE_PAYLOAD });
-      const now: Cursor = { epoch: 'new', ms: 1, seq: 1 };
-      expect(await broker.markRead({ key, channel, upTo: now, payload: READ_STATE_PAYLOAD })).toEqual({ readUpTo: now, advanced: true });
+      const destination = freshDestination();
+      await setRaw(kind, key, 'old_9000000000000-9');
+      const now = cursor((await publish(broker, destination, 'now')).id);
+      const change = { key, tenantKey: TENANT_KEY, channel: destination.channel, upTo: now, payload: READ_STATE_PAYLOAD };
+      expect(await broker.markRead(change)).toEqual({ readUpTo: now, advanced: true });
     });
 
     it.runIf(isRedis)('keeps the position in Redis, where a new broker (a restarted server) finds it', async () => {
       const key = readKey();
-      const upTo: Cursor = { epoch: 'e1', ms: 5, seq: 7 };
-      await (await newBroker()).broker.markRead({ key, channel: freshDestination().channel, upTo, payload: READ_STATE_PAYLOAD });
+      const destination = freshDestination();
+      const first = await newBroker();
+      const upTo = cursor((await publish(first.broker, destination, 'kept')).id);
+      await first.broker.markRead({ key, tenantKey: TENANT_KEY, channel: destination.channel, upTo, payload: READ_STATE_PAYLOAD });
       expect(await (await newBroker()).broker.readPosition(key)).toEqual(upTo);
       expect(key).toMatch(/^[^:]+:\{acme\}:read:user:/);
+    });
+
+    /** A tenant of its own, so its newest id is this test's last publish. */
+    const ownTenant = () => {
+      const tenant = `t-${randomUUID().slice(0, 8)}`;
+      return { tenantKey: channels.tenantKey(tenant), key: channels.readStateKey(tenant, 'ann'), user: channels.destination(tenant, 'USER', 'ann') };
+    };
+
+    it('takes a position past the newest notification as the newest, so what comes later is unread (issue 22)', async () => {
+      const { subscriber, publisher } = await subscribeAndPublish();
+      const { sink, heard } = recordingSink(1);
+      subscriber.listen(sink);
+      const { tenantKey, key, user } = ownTenant();
+      await subscriber.subscribe(user.channel);
+      const first = cursor((await publisher.publish({ destination: user, tenantKey, payload: 'one' })).id);
+      const change = (upTo: Cursor) => ({ key, tenantKey, channel: user.channel, upTo, payload: READ_STATE_PAYLOAD });
+      const future: Cursor = { epoch: first.epoch, ms: 9_999_999_999_999, seq: 0 };
+      expect(await publisher.markRead(change(future))).toEqual({ readUpTo: first, advanced: true });
+      expect(await publisher.readPosition(key)).toEqual(first);
+      const later = cursor((await publisher.publish({ destination: user, tenantKey, payload: 'two' })).id);
+      expect(await publisher.markRead(change(later))).toEqual({ readUpTo: later, advanced: true });
+      await waitFor(() => heard.length === 4, 'both notifications and both moves');
+      expect(heard.map(({ message }) => message)).toEqual([
+        { id: formatCursor(first), payload: 'one' },
+        { id: formatCursor(first), payload: READ_STATE_PAYLOAD },
+        { id: formatCursor(later), payload: 'two' },
+        { id: formatCursor(later), payload: READ_STATE_PAYLOAD },
+      ]);
+    });
+
+    it('refuses a position of an epoch the tenant does not have: nothing kept, nothing published', async () => {
+      const { subscriber, publisher } = await subscribeAndPublish();
+      const { sink, heard } = recordingSink(1);
+      subscriber.listen(sink);
+      const { tenantKey, key, user } = ownTenant();
+      await subscriber.subscribe(user.channel);
+      const change = (upTo: Cursor) => ({ key, tenantKey, channel: user.channel, upTo, payload: READ_STATE_PAYLOAD });
+      // A tenant with no history yet has no epoch at all.
+      expect(await publisher.markRead(change({ epoch: 'feedface', ms: 1, seq: 1 }))).toEqual({ unknownEpoch: 'feedface' });
+      const sent = cursor((await publisher.publish({ destination: user, tenantKey, payload: 'one' })).id);
+      expect(await publisher.markRead(change({ ...sent, epoch: 'feedface' }))).toEqual({ unknownEpoch: 'feedface' });
+      expect(await publisher.readPosition(key)).toBeUndefined();
+      const sentinel = await publisher.publish({ destination: user, tenantKey, payload: 'sentinel' });
+      await waitFor(() => heard.some(({ message }) => message.id === sentinel.id), 'the sentinel');
+      expect(heard.map(({ message }) => message.payload)).toEqual(['one', 'sentinel']);
+    });
+
+    it.runIf(isRedis)('takes a kept position past the newest (kept before positions were bounded) back to the newest', async () => {
+      const { broker } = await newBroker();
+      const { tenantKey, key, user } = ownTenant();
+      const first = cursor((await broker.publish({ destination: user, tenantKey, payload: 'one' })).id);
+      const second = cursor((await broker.publish({ destination: user, tenantKey, payload: 'two' })).id);
+      await setRaw(kind, key, `${first.epoch}_9999999999999-0`);
+      expect(await broker.markRead({ key, tenantKey, channel: user.channel, upTo: first, payload: READ_STATE_PAYLOAD })).toEqual({ readUpTo: second, advanced: false });
+      expect(await broker.readPosition(key)).toEqual(second);
+      const third = cursor((await broker.publish({ destination: user, tenantKey, payload: 'three' })).id);
+      expect(await broker.markRead({ key, tenantKey, channel: user.channel, upTo: third, payload: READ_STATE_PAYLOAD })).toEqual({ readUpTo: third, advanced: true });
     });
   });
 
@@ -350,6 +416,37 @@ describe.each<[Kind]>([['in-process'], ['redis'], ['redis cluster']])('the %s br
         after = cursor(last?.id ?? '');
       }
       expect(got).toEqual(expected);
+    });
+
+    it.each<[string, (n: number) => number]>([
+      ['a store at a time', (n) => Math.floor(n / 6)],
+      ['each store in turn', (n) => n % 12],
+    ])('reads full pages over many streams, %s (issue 22: a page per stream per step was 3 entries)', async (_, storeOf) => {
+      const { broker } = await newBroker();
+      const { tenant, tenantKey, user } = freshTenant();
+      const stores = Array.from({ length: 12 }, (_unused, n) => channels.destination(tenant, 'STORE', `s${n}`));
+      const start = await send(broker, tenantKey, user, 'start');
+      const expected: string[] = [];
+      for (let n = 0; n < 72; n++) expected.push((await send(broker, tenantKey, stores[storeOf(n)] ?? user, `n${n}`)).id);
+      const streams = [user.stream, ...stores.map(({ stream }) => stream)];
+      const got: string[] = [];
+      const sizes: number[] = [];
+      let after: ReadPosition = cursor(start.id);
+      for (;;) {
+        expect(sizes.length).toBeLessThan(20);
+        const page = await broker.readAfter({ tenantKey, streams, after, limit: 10 });
+        if (page.gap) throw new Error(page.reason);
+        got.push(...page.entries.map((entry) => entry.id));
+        sizes.push(page.entries.length);
+        if (!page.more) break;
+        after = cursor(page.entries.at(-1)?.id ?? '');
+      }
+      expect(got).toEqual(expected);
+      expect(sizes.slice(0, 7)).toEqual([10, 10, 10, 10, 10, 10, 10]);
+      // Bytes bound a page too: it ends with the entry that reaches them.
+      const bytes = Buffer.byteLength(encodeNotification(notification('n10')));
+      const small = await broker.readAfter({ tenantKey, streams, after: cursor(start.id), limit: 10, maxBytes: 2 * bytes + 1 });
+      expect(small).toEqual({ gap: false, entries: expected.slice(0, 3).map((id) => expect.objectContaining({ id })), more: true });
     });
 
     it('reads after a time in whatever history the tenant has, and finds nothing when it has none', async () => {

@@ -104,6 +104,30 @@ describe('read state', () => {
     expect(errorCode(onSubscribe)).toBe('WRONG_SERVER');
   });
 
+  it('takes a position in the future as the newest notification, so later ones are unread; refuses one of another history (issue 22)', async () => {
+    const user = 'reader3';
+    const mark = (upTo: string) => postGraphQL(httpOf(deviceA), MARK_READ, { token: userToken(user), variables: { userName: user, upTo } });
+    const sent = await sendFull(publishUrl, serviceToken(), { to: user, text: 'now' });
+    const epoch = sent.id.split('_')[0] ?? '';
+
+    const future = await mark(`${epoch}_9999999999999-0`);
+    expect(future.body).toEqual({ data: { markNotificationsRead: { readUpTo: sent.id, unreadCount: 0 } } });
+    await send(publishUrl, serviceToken(), user, 'later');
+    expect(await list(deviceB, user)).toMatchObject({
+      unreadCount: 1,
+      readUpTo: sent.id,
+      edges: [
+        { read: false, node: { text: 'later' } },
+        { read: true, node: { text: 'now' } },
+      ],
+    });
+
+    const foreign = await mark('feedface_1-1');
+    expect(errorCode(foreign)).toBe('BAD_USER_INPUT');
+    expect(foreign.body.errors?.[0]?.message).toContain('"feedface"');
+    expect(await redis.client().get(channels.readStateKey('acme', user))).toBe(sent.id);
+  });
+
   it('keeps the read position across a restart of the subscribe server', async () => {
     const user = 'reader2';
     const sent = await sendFull(publishUrl, serviceToken(), { to: user, text: 'kept' });

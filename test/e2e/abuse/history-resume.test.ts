@@ -105,7 +105,7 @@ describe('an old cursor across many busy stores', () => {
       15_000,
     );
     const pagesRead = settled - before;
-    // About 120 entries of 2 KB a page, ~170 pages in all; the loopback's socket buffers
+    // About 128 entries of 2 KB a page (256 KiB), ~160 pages in all; the loopback's socket buffers
     // (a few MB each way) and 1 MiB of MAX_BUFFERED_BYTES take a few dozen at most.
     expect(pagesRead).toBeGreaterThan(0);
     expect(pagesRead).toBeLessThan(45);
