@@ -44,8 +44,9 @@ export interface GrpcKeepalive {
    */
   timeoutMs: number;
   /**
-   * `GRPC_MIN_PING_INTERVAL_MS`: the shortest interval at which a client may ping. Pings
-   * sooner than this are strikes.
+   * `GRPC_MIN_PING_INTERVAL_MS`: the shortest interval at which a client may ping while
+   * the server sends it nothing. Pings sooner than this are strikes; headers or data sent
+   * on the connection forgive them (src/grpc/ping-policy.ts).
    * @default 10000 (ms)
    */
   minPingIntervalMs: number;

@@ -39,6 +39,9 @@ export function createFeedService(options: FeedServiceOptions): FeedService {
   const open = new Map<FeedCall, Queue<SubscriptionItem>>();
   /** Calls served so far: `connection: "grpc-<n>"` on a call's log lines. */
   let calls = 0;
+  /** Set by `closeAll`: a call still opening then is ended as the open ones were. */
+  let closing = false;
+  const shuttingDown = { code: status.UNAVAILABLE, details: 'server shutting down: reconnect (with `since`) elsewhere' };
 
   const fail = (call: FeedCall, error: unknown): void => {
     call.emit('error', toServiceError(error, maskError));
@@ -52,7 +55,9 @@ export function createFeedService(options: FeedServiceOptions): FeedService {
     } catch (error) {
       return fail(call, error);
     }
-    if (call.cancelled) {
+    if (call.cancelled || closing) {
+      // Opening took Redis round trips after the SUBSCRIBE; the server may have begun to stop meanwhile.
+      if (closing && !call.cancelled) call.emit('error', shuttingDown);
       await queue.return();
       return;
     }
@@ -93,8 +98,9 @@ export function createFeedService(options: FeedServiceOptions): FeedService {
     definition: loadHeraldProto().NotificationFeed.service,
     implementation: { feed: (call: FeedCall) => void serveFeed(call) },
     closeAll() {
+      closing = true;
       for (const [call, queue] of open) {
-        call.emit('error', { code: status.UNAVAILABLE, details: 'server shutting down: reconnect (with `since`) elsewhere' });
+        call.emit('error', shuttingDown);
         void queue.return();
       }
       open.clear();

@@ -1,21 +1,22 @@
 /**
  * A gRPC server (@grpc/grpc-js) with Herald's keepalive policy: it pings idle clients
- * and drops one that does not answer, and it enforces how often a client may ping —
- * a client that pings more often than `minPingIntervalMs`, more than `maxPingStrikes`
- * times in a row, gets GOAWAY `ENHANCE_YOUR_CALM` with `too_many_pings`, as gRPC's
- * keepalive spec (A8) says, and its connection is closed.
+ * and drops one that does not answer, and it enforces how often a client may ping with
+ * no data sent to it (./ping-policy.ts): more often than `minPingIntervalMs`, more than
+ * `maxPingStrikes` times in a row, and it gets GOAWAY `ENHANCE_YOUR_CALM` with
+ * `too_many_pings`, as gRPC's keepalive spec (A8) says, and its connection is closed.
  *
  * Beside Herald's services every server answers `grpc.health.v1.Health` (./health.ts) and
  * server reflection (`grpc.reflection.v1` and `v1alpha`, from @grpc/reflection) for its
  * services and health, so `grpcurl`-style tools need no .proto file.
  */
-import { constants as http2Constants, type Http2Server, type ServerHttp2Session } from 'node:http2';
+import type { Http2Server } from 'node:http2';
 import { ReflectionService } from '@grpc/reflection';
 import { Server, ServerCredentials, setLogger, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { Logger } from '../common/logger.js';
 import type { HeraldServer } from '../common/server.js';
 import type { GrpcKeepalive } from '../config/index.js';
 import { createHealthService } from './health.js';
+import { createPingPolicy } from './ping-policy.js';
 import { loadProtoDefinition } from './proto.js';
 
 export interface GrpcServerOptions {
@@ -30,36 +31,20 @@ export interface GrpcServerOptions {
   logger: Logger;
 }
 
-const TOO_MANY_PINGS = Buffer.from('too_many_pings');
-
 export function createGrpcServer(options: GrpcServerOptions): HeraldServer {
   const { keepalive, logger } = options;
   routeGrpcLogs(logger);
+  const pingPolicy = createPingPolicy({ keepalive, logger });
   const server = new Server({
     'grpc.keepalive_time_ms': keepalive.timeMs,
     'grpc.keepalive_timeout_ms': keepalive.timeoutMs,
-    'grpc.keepalive_permit_without_calls': 1,
+    interceptors: [pingPolicy.interceptor],
   });
   for (const { definition, implementation } of options.services) server.addService(definition, implementation);
   const names = options.services.map(({ definition }) => serviceName(definition));
   const health = createHealthService({ services: names, isReady: options.isReady });
   server.addService(health.definition, health.implementation);
   new ReflectionService(loadProtoDefinition(), { services: [...names, HEALTH_SERVICE] }).addToServer(server);
-
-  const enforcePingPolicy = (session: ServerHttp2Session): void => {
-    let lastPing = 0;
-    let strikes = 0;
-    session.on('ping', () => {
-      const now = Date.now();
-      strikes = now - lastPing < keepalive.minPingIntervalMs ? strikes + 1 : 0;
-      lastPing = now;
-      if (strikes <= keepalive.maxPingStrikes) return;
-      logger.warn(`herald: gRPC client pinged more often than every ${keepalive.minPingIntervalMs} ms: GOAWAY too_many_pings`);
-      session.goaway(http2Constants.NGHTTP2_ENHANCE_YOUR_CALM, 0, TOO_MANY_PINGS);
-      // Let the GOAWAY frame go out before the connection closes.
-      setTimeout(() => session.destroy(), 100).unref();
-    });
-  };
 
   return {
     start(port, host = '0.0.0.0') {
@@ -72,7 +57,7 @@ export function createGrpcServer(options: GrpcServerOptions): HeraldServer {
           // package.json; a version without it is logged and the policy goes unenforced.
           const http2Servers = (server as unknown as { http2Servers?: Map<Http2Server, unknown> }).http2Servers;
           if (http2Servers instanceof Map) {
-            for (const http2Server of http2Servers.keys()) http2Server.on('session', enforcePingPolicy);
+            for (const http2Server of http2Servers.keys()) http2Server.on('session', pingPolicy.watch);
           } else {
             logger.warn('herald: this grpc-js version hides its HTTP/2 servers: client ping policy not enforced');
           }

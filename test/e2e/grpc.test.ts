@@ -2,7 +2,7 @@
  * gRPC: the real @grpc/grpc-js client against the feed and publisher servers, on a
  * private redis-server, sharing observers and auth rules with GraphQL.
  */
-import { connect as http2Connect, constants as http2Constants } from 'node:http2';
+import { connect as http2Connect, constants as http2Constants, type ClientHttp2Session } from 'node:http2';
 import { status } from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -176,6 +176,26 @@ describe('lifetimes', () => {
     session.destroy();
   });
 
+  it('a client may ping as the server sends, as grpc-core clients do (BDP probes); with nothing sent its strikes count again', async () => {
+    const strict = await startGrpcFeed(subscribe, { minPingIntervalMs: 1000, maxPingStrikes: 2 });
+    const session = http2Connect(`http://127.0.0.1:${strict.port}`);
+    session.on('error', () => undefined);
+    let goaway: { code: number; data: string } | undefined;
+    const refused = new Promise<{ code: number; data: string }>((resolve) =>
+      session.once('goaway', (code, _lastStreamId, data) => resolve((goaway = { code, data: data?.toString() ?? '' }))),
+    );
+    const ping = (): Promise<void> => new Promise((resolve, reject) => session.ping((error) => (error ? reject(error) : resolve())));
+    // 30 PINGs within about a second: each answer (headers, a message, trailers) forgives the strikes.
+    for (let n = 0; n < 10; n++) {
+      expect(await rawHealthCheck(session)).toBe('0');
+      for (let p = 0; p < 3; p++) await ping();
+    }
+    expect(goaway).toBeUndefined();
+    for (let p = 0; p < 4; p++) session.ping(() => undefined);
+    expect(await refused).toEqual({ code: http2Constants.NGHTTP2_ENHANCE_YOUR_CALM, data: 'too_many_pings' });
+    session.destroy();
+  });
+
   it('a grpc-js client with a too-short keepalive loses its connection; one within the policy keeps it', async () => {
     const strict = await startGrpcFeed(subscribe, { minPingIntervalMs: 1000, maxPingStrikes: 2 });
     const greedy = readFeed(
@@ -224,6 +244,18 @@ describe('lifetimes', () => {
     }
   });
 });
+
+/** `grpc.health.v1.Health/Check` for the server (an empty request) on a bare HTTP/2 session; resolves with `grpc-status`. */
+function rawHealthCheck(session: ClientHttp2Session): Promise<string> {
+  const stream = session.request({ ':method': 'POST', ':path': '/grpc.health.v1.Health/Check', 'content-type': 'application/grpc', te: 'trailers' });
+  stream.end(Buffer.alloc(5));
+  stream.resume();
+  return new Promise((resolve, reject) => {
+    stream.once('trailers', (trailers) => resolve(String(trailers['grpc-status'])));
+    stream.once('error', reject);
+    stream.once('close', () => reject(new Error('the Check stream closed without trailers')));
+  });
+}
 
 function openFeedUnchecked(user: string) {
   return readFeed(feedClient(feedPort).feed({ userName: user }, bearer(userToken(user))));

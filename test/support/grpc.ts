@@ -1,6 +1,7 @@
 /**
- * The real @grpc/grpc-js client for tests, a Feed reader that collects events, and a
- * TCP proxy that can freeze a connection (a peer that vanished without closing).
+ * The real @grpc/grpc-js client for tests, a Feed reader that collects events, a TCP
+ * proxy that can freeze a connection (a peer that vanished without closing) and one that
+ * counts HTTP/2 PING and GOAWAY frames on the wire.
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -138,6 +139,60 @@ export async function freezableProxy(port: number): Promise<{ port: number; free
       }
     },
   };
+}
+
+/** HTTP/2 frame types counted by {@link frameCountingProxy} (RFC 9113 §6). */
+const PING = 0x6;
+const GOAWAY = 0x7;
+const ACK = 0x1;
+const CLIENT_PREFACE_BYTES = 24;
+
+/**
+ * Reads HTTP/2 frames from a byte stream (after `skip` bytes of preface) and calls
+ * `frame(type, flags)` for each: what went over the wire, whatever either side reports.
+ */
+function frameReader(skip: number, frame: (type: number, flags: number) => void): (chunk: Buffer) => void {
+  let pending = Buffer.alloc(0);
+  return (chunk) => {
+    pending = Buffer.concat([pending, chunk]);
+    if (skip > 0) {
+      const skipped = Math.min(skip, pending.length);
+      pending = pending.subarray(skipped);
+      skip -= skipped;
+    }
+    while (pending.length >= 9) {
+      const length = pending.readUIntBE(0, 3);
+      if (pending.length < 9 + length) break;
+      frame(pending[3]!, pending[4]!);
+      pending = pending.subarray(9 + length);
+    }
+  };
+}
+
+/**
+ * A TCP proxy to `port` that counts, on the wire, the PINGs clients send (not their
+ * acknowledgements) and the GOAWAY frames the server sends.
+ */
+export async function frameCountingProxy(port: number): Promise<{ port: number; pings(): number; goaways(): number }> {
+  let pings = 0;
+  let goaways = 0;
+  const server = createServer((client) => {
+    const upstream = connect(port, '127.0.0.1');
+    const fromClient = frameReader(CLIENT_PREFACE_BYTES, (type, flags) => (pings += type === PING && (flags & ACK) === 0 ? 1 : 0));
+    const fromServer = frameReader(0, (type) => (goaways += type === GOAWAY ? 1 : 0));
+    client.on('data', fromClient);
+    upstream.on('data', fromServer);
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  proxies.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  return { port: typeof address === 'object' && address ? address.port : 0, pings: () => pings, goaways: () => goaways };
 }
 
 export interface HealthClient extends Client {
