@@ -35,7 +35,7 @@ export interface RedisLivenessOptions {
 }
 
 export interface RedisLiveness {
-  /** Whether every PING sent has been answered in time since the last unanswered one (false until one is answered again). */
+  /** Whether every watched connection answered its last PING in time (one that did not counts until it answers one). */
   readonly answering: boolean;
   /** Stops the checks; the connections stay as they are. */
   close(): void;
@@ -45,7 +45,8 @@ export function watchRedisLiveness(options: RedisLivenessOptions): RedisLiveness
   const { timeoutMs, logger } = options;
   /** Connections with a PING in flight: each gets one at a time. */
   const pinging = new WeakSet<Redis>();
-  let answering = true;
+  /** Connections whose last PING went unanswered or failed, until one is answered. */
+  const unanswered = new Set<Redis>();
 
   const check = (client: Redis): void => {
     if (client.status !== 'ready' || pinging.has(client)) return;
@@ -56,7 +57,7 @@ export function watchRedisLiveness(options: RedisLivenessOptions): RedisLiveness
       if (settled) return;
       settled = true;
       pinging.delete(client);
-      answering = false;
+      unanswered.add(client);
       // The PING may have been sent on a connection that has been replaced since.
       if (client.stream !== stream || client.status !== 'ready') return;
       replaceRedisConnection(client, `it answered no PING within ${timeoutMs} ms`, logger);
@@ -69,24 +70,27 @@ export function watchRedisLiveness(options: RedisLivenessOptions): RedisLiveness
         settled = true;
         clearTimeout(deadline);
         pinging.delete(client);
-        answering = true;
+        unanswered.delete(client);
       },
       () => {
         // Closed or refused: ioredis is already connecting again; the deadline decides
         // about a connection that is still there.
-        answering = false;
+        unanswered.add(client);
       },
     );
   };
 
   const timer = setInterval(() => {
-    for (const client of options.connections()) check(client);
+    const current = new Set(options.connections());
+    // A connection given up for good (a Cluster node or shard connection replaced) no longer counts.
+    for (const client of unanswered) if (!current.has(client)) unanswered.delete(client);
+    for (const client of current) check(client);
   }, options.intervalMs ?? 1000);
   timer.unref();
 
   return {
     get answering() {
-      return answering;
+      return unanswered.size === 0;
     },
     close() {
       clearInterval(timer);
