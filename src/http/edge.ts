@@ -86,9 +86,11 @@ export function createHttpEdge(options: HttpEdgeOptions): Server {
     const path = (request.url ?? '/').split('?')[0];
     const origin = request.headers.origin;
     if (!origins.allows(origin, request.headers.host)) {
-      // The refusal alone is shared with the page (no credentials, nothing served), so
-      // its script can read why and say so; the policy has logged it.
-      if (origin !== undefined) response.setHeader('Access-Control-Allow-Origin', origin).setHeader('Vary', 'Origin');
+      // No CORS header for a refused origin, not even on the refusal: a reflected origin
+      // is what scanners flag, and the page has no need to read why — the server's log
+      // says so, naming CORS_ORIGINS (the policy logged it), and so does this body to a
+      // client that is not a browser.
+      response.setHeader('Vary', 'Origin');
       return sendError(response, 403, 'FORBIDDEN', originRefusal(origin));
     }
     response.setHeader('Vary', 'Origin');
