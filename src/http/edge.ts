@@ -4,7 +4,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { escapeControlCharacters } from '../common/errors.js';
+import { escapeControlCharacters } from '../common/unsafe-text.js';
 import type { StaticPages } from './pages.js';
 
 export interface HttpEdgeOptions {
