@@ -1,41 +1,32 @@
 /**
  * Listening and stopping for Herald's HTTP servers, so that a stop resets no connection
- * the server accepted (issue 22: 80 of 300 requests arriving at a SIGTERM got
- * ECONNRESET).
+ * made before it (issue 22: 80 of 300 requests arriving at a SIGTERM got ECONNRESET).
  *
  * A stop goes in three steps:
  * 1. It keeps accepting until a turn of the event loop accepts nothing (for at most half
  *    the drain time), then closes the listening socket. Connections the kernel completed
  *    while the process was busy wait in the listen backlog — libuv accepts one per turn
  *    of the loop (libuv#3696), so a busy server can hold hundreds there — and closing the
- *    socket would make the kernel reset every one of them, requests written and all. Once
- *    it is closed, a new connection is refused (ECONNREFUSED): nothing was sent.
- * 2. Every request from then on is answered with `Connection: close`; a kept-alive
- *    connection idle after a response is closed; a connection accepted whose request has
- *    not arrived yet is left to send it (Node's `server.close()` would destroy it with its
- *    request unread, a reset after acceptance).
+ *    socket made the kernel reset every one of them, requests written and all. Once it is
+ *    closed, a new connection is refused (ECONNREFUSED): nothing was sent.
+ * 2. Every response from then on says `Connection: close`; a kept-alive connection idle
+ *    between requests is closed (Node's `closeIdleConnections`: a connection accepted
+ *    whose request has not arrived yet is not idle, and is left to send it).
  * 3. What is still open after the drain time is cut off.
  *
- * What remains is the kernel's: a connection completed in the last turn, between the
- * event loop's last look at the backlog and the close, is reset by the kernel, unread
- * (`test/e2e/abuse/drain-singles.test.ts` counts them).
+ * What remains is the kernel's: a connection completed after the backlog's last empty
+ * poll and before the close is reset by the kernel, unread; and, as with any HTTP/1.1
+ * server, a request written on a kept-alive connection as the server closes it, idle
+ * (`test/unit/lifecycle.test.ts`, `test/e2e/abuse/drain-singles.test.ts`).
  */
-import { Server as NetServer, type AddressInfo, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import type { Server, ServerResponse } from 'node:http';
 
 /** How often a drain looks for connections that have finished their request, in ms. */
 const DRAIN_POLL_MS = 20;
 
-/** One connection of a server, as a drain sees it. */
-interface Connection {
-  /** Requests begun on it. */
-  requests: number;
-  /** Their responses not yet finished. */
-  readonly responding: Set<ServerResponse>;
-}
-
-/** Each listening server's connections (upgraded ones included, which never begin a request here). */
-const connectionsOf = new WeakMap<Server, Map<Socket, Connection>>();
+/** The responses each listening server has not finished yet. */
+const responsesOf = new WeakMap<Server, Set<ServerResponse>>();
 /** Servers that are stopping: each response closes its connection. */
 const stopping = new WeakSet<Server>();
 
@@ -52,21 +43,13 @@ export function listen(server: Server, port: number, host?: string): Promise<num
 }
 
 function track(server: Server): void {
-  if (connectionsOf.has(server)) return;
-  const connections = new Map<Socket, Connection>();
-  connectionsOf.set(server, connections);
-  server.on('connection', (socket: Socket) => {
-    connections.set(socket, { requests: 0, responding: new Set() });
-    socket.once('close', () => connections.delete(socket));
-  });
+  if (responsesOf.has(server)) return;
+  const responses = new Set<ServerResponse>();
+  responsesOf.set(server, responses);
   // Before the server's own handler, so a stopping server's answer carries the header.
-  server.prependListener('request', (request, response) => {
-    const connection = connections.get(request.socket);
-    if (connection) {
-      connection.requests++;
-      connection.responding.add(response);
-      response.once('close', () => connection.responding.delete(response));
-    }
+  server.prependListener('request', (_request, response) => {
+    responses.add(response);
+    response.once('close', () => responses.delete(response));
     if (stopping.has(server)) response.setHeader('Connection', 'close');
   });
 }
@@ -81,29 +64,17 @@ export async function shutdown(server: Server, drainMs = 0): Promise<void> {
   if (!server.listening) return;
   const deadline = Date.now() + drainMs;
   stopping.add(server);
-  const connections = connectionsOf.get(server);
-  if (connections === undefined) throw new Error('shutdown() stops a server started by listen()');
-  for (const { responding } of connections.values()) {
-    for (const response of responding) if (!response.headersSent) response.setHeader('Connection', 'close');
-  }
+  for (const response of responsesOf.get(server) ?? []) if (!response.headersSent) response.setHeader('Connection', 'close');
   await acceptBacklog(server, drainMs / 2);
-  // net's close, not http's: http's would destroy every connection with no request in
-  // progress, one accepted a moment ago with its request still unread among them.
-  const closed = new Promise<void>((resolve) => NetServer.prototype.close.call(server, () => resolve()));
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   for (;;) {
-    for (const [socket, { requests, responding }] of connections) {
-      if (requests > 0 && responding.size === 0) socket.destroy();
-    }
+    server.closeIdleConnections();
     const open = await new Promise<number>((resolve) => server.getConnections((error, count) => resolve(error ? 0 : count)));
     if (open === 0 || Date.now() >= deadline) break;
     await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
   }
-  for (const socket of connections.keys()) socket.destroy();
   server.closeAllConnections();
   await closed;
-  // Now http's close, which has nothing left to close, for the timer that watched the
-  // connections' header and request timeouts.
-  server.close();
 }
 
 /**
