@@ -231,6 +231,16 @@ export async function startPushWorker(config: HeraldConfig, redisUrl: string, lo
   };
 }
 
+/** Starts the internal metrics server on `METRICS_HOST` (default `HOST`) and `METRICS_PORT`; a failure names the variable to change. */
+async function listenForMetrics(server: HeraldServer, config: HeraldConfig): Promise<number> {
+  const port = config.metricsPort ?? 0;
+  try {
+    return await server.start(port, config.metricsHost);
+  } catch (error) {
+    throw listenFailure('METRICS_PORT', port, config.metricsHost, error, 'METRICS_HOST');
+  }
+}
+
 /** How long the worker's XREADGROUP blocks (the worker's `blockMs` default). */
 const PUSH_BLOCK_MS = 5000;
 
@@ -245,7 +255,16 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
     );
   }
   if (mode === 'push') {
-    const pushWorker = await startPushWorker(config, config.redisUrl ?? '', logger);
+    // Its own registry: the process's metrics, and the role label, for whoever scrapes it.
+    const metricsServer = config.metricsPort === undefined ? undefined : createMetricsServer(createMetrics({ role: mode }).registry);
+    const metricsPort = metricsServer && (await listenForMetrics(metricsServer, config));
+    let pushWorker: RunningPushWorker;
+    try {
+      pushWorker = await startPushWorker(config, config.redisUrl ?? '', logger);
+    } catch (error) {
+      await metricsServer?.stop();
+      throw error;
+    }
     return {
       subscribePort: undefined,
       playground: false,
@@ -254,11 +273,14 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
       publishPort: undefined,
       grpcPort: undefined,
       publishGrpcPort: undefined,
-      metricsPort: undefined,
+      metricsPort,
       broker: undefined,
       devTokens: undefined,
       pushWorker,
-      stop: () => pushWorker.stop(),
+      async stop() {
+        await pushWorker.stop();
+        await metricsServer?.stop();
+      },
     };
   }
   const devSecret = config.jwtSecret === undefined && config.jwtPublicKey === undefined ? generateDevSecret() : undefined;
@@ -350,7 +372,7 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
     const publishPort = await listenOn(publish, 'PUBLISH_PORT', config.publishPort);
     const grpcPort = await listenOn(grpcFeed, 'GRPC_PORT', config.grpcPort);
     const publishGrpcPort = await listenOn(grpcPublish, 'PUBLISH_GRPC_PORT', config.publishGrpcPort);
-    const metricsPort = config.metricsPort === undefined ? undefined : await listenOn(metricsServer, 'METRICS_PORT', config.metricsPort);
+    const metricsPort = metricsServer && (await listenForMetrics(metricsServer, config));
     // The development all-in-one runs the push worker too, when there is a Redis for it.
     // Not with Redis away: the worker would wait for it, and the servers must not.
     if (mode === 'all' && config.redisUrl !== undefined) {

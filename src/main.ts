@@ -35,7 +35,7 @@ async function main(): Promise<void> {
   const herald = await startHerald(config, mode, logger);
   if (cluster.isWorker) process.send?.(WORKER_STARTED);
   // With workers, one banner is enough: they all listen on the same ports.
-  if (cluster.isPrimary || cluster.worker?.id === 1) printBanner(herald, redisLocation(config), mode);
+  if (cluster.isPrimary || cluster.worker?.id === 1) printBanner(herald, redisLocation(config), mode, config.metricsHost);
 
   let stopping = false;
   const stop = (signal: string): void => {
@@ -97,7 +97,7 @@ function superviseWorkers(count: number): void {
   logger.info(`herald: ${count} subscribe workers`);
 }
 
-function printBanner(herald: RunningHerald, redisAt: string | undefined, mode: Mode): void {
+function printBanner(herald: RunningHerald, redisAt: string | undefined, mode: Mode, metricsHost: string): void {
   const broker = redisAt === undefined ? 'in-process broker (no REDIS_URL)' : `Redis at ${redisAt}`;
   const what = mode === 'all' ? 'subscribe + publish servers' : mode === 'push' ? 'push worker' : `${mode} server`;
   const lines = [`herald: ${what} on the ${broker}`];
@@ -129,7 +129,7 @@ function printBanner(herald: RunningHerald, redisAt: string | undefined, mode: M
   if (herald.grpcPort !== undefined) lines.push(`  gRPC feed (herald.v1.NotificationFeed): localhost:${herald.grpcPort}`);
   if (herald.publishPort !== undefined) lines.push(`  publish (HTTP POST): http://localhost:${herald.publishPort}/graphql`);
   if (herald.publishGrpcPort !== undefined) lines.push(`  gRPC publish (herald.v1.NotificationPublisher): localhost:${herald.publishGrpcPort}`);
-  if (herald.metricsPort !== undefined) lines.push(`  metrics (Prometheus, internal): http://localhost:${herald.metricsPort}/metrics`);
+  if (herald.metricsPort !== undefined) lines.push(`  metrics (Prometheus, internal): http://${urlHost(metricsHost)}:${herald.metricsPort}/metrics`);
   const dev = herald.devTokens;
   if (dev) {
     lines.push(
@@ -154,6 +154,12 @@ function printBanner(herald: RunningHerald, redisAt: string | undefined, mode: M
   // in development it is printed as it is, for the person at the terminal.
   if (production) logger.info(lines.join('\n'));
   else console.info(lines.join('\n'));
+}
+
+/** How to write a listening address in a URL: `localhost` for every address, brackets for IPv6. */
+function urlHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::') return 'localhost';
+  return host.includes(':') ? `[${host}]` : host;
 }
 
 main().catch((error: unknown) => {

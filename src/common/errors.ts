@@ -7,6 +7,7 @@
 import { GraphQLError } from 'graphql';
 import { FAILURES, isExpectedFailure, type FailureCode } from './failures.js';
 import type { Logger } from './logger.js';
+import { escapeControlCharacters } from './unsafe-text.js';
 
 export function graphqlError(code: FailureCode, message: string): GraphQLError {
   return new GraphQLError(message, { extensions: { code } });
@@ -21,19 +22,6 @@ const UNEXPECTED_ERROR_MESSAGE = 'Unexpected error.';
  */
 function isClientFacing(error: unknown): error is GraphQLError {
   return error instanceof GraphQLError && (error.originalError === undefined || error.originalError instanceof GraphQLError);
-}
-
-/**
- * Characters a message must not carry to a client or a log: C0 and C1 controls (a
- * forged line, a terminal escape) and the bidirectional controls (U+061C, U+200E/F,
- * U+202A–U+202E, U+2066–U+2069) that make text read differently from what it holds,
- * and the line and paragraph separators U+2028/U+2029.
- */
-const UNSAFE_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g;
-
-/** `text` with every unsafe character written as a `\u` escape of four hex digits. */
-export function escapeControlCharacters(text: string): string {
-  return text.replace(UNSAFE_CHARACTERS, (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /**

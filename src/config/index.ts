@@ -142,6 +142,13 @@ export interface HeraldConfig {
    */
   metricsPort: number | undefined;
   /**
+   * `METRICS_HOST`: the address the metrics port listens on, for every role (subscribe,
+   * publish, push), e.g. `127.0.0.1` to keep `/metrics` off the network while `HOST`
+   * stays public.
+   * @default the value of `HOST`
+   */
+  metricsHost: string;
+  /**
    * `LOG_LEVEL` (`fatal`, `error`, `warn`, `info`, `debug`, `trace`): the lowest level
    * written. Anything else is a start-up error.
    * @default 'info'
@@ -357,13 +364,15 @@ export function readConfig(env: Env = process.env): HeraldConfig {
     problems.push(`CHANNEL_PREFIX "${channelPrefix}" may only hold letters, digits, '.', '_', '-' and '@'`);
   }
 
+  const host = read.string('HOST') ?? '0.0.0.0';
   const config: HeraldConfig = {
     redisUrl: read.redisUrl('REDIS_URL'),
-    host: read.string('HOST') ?? '0.0.0.0',
+    host,
     subscribePort: read.integer('SUBSCRIBE_PORT', 4000, 0, 65535),
     publishPort: read.integer('PUBLISH_PORT', 4001, 0, 65535),
     subscribeWorkers: read.integer('SUBSCRIBE_WORKERS', 1, 1, 256),
     metricsPort: read.string('METRICS_PORT') === undefined ? undefined : read.integer('METRICS_PORT', 0, 0, 65535),
+    metricsHost: read.string('METRICS_HOST') ?? host,
     logLevel: read.logLevel('LOG_LEVEL'),
     grpcPort: read.integer('GRPC_PORT', 4002, 0, 65535),
     publishGrpcPort: read.integer('PUBLISH_GRPC_PORT', 4003, 0, 65535),

@@ -3,8 +3,7 @@
  * body limit, `/healthz` and `/readyz`. Every refusal is JSON that names the rule.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { escapeControlCharacters } from '../common/errors.js';
+import { escapeControlCharacters } from '../common/unsafe-text.js';
 import type { StaticPages } from './pages.js';
 
 export interface HttpEdgeOptions {
@@ -86,9 +85,11 @@ export function createHttpEdge(options: HttpEdgeOptions): Server {
     const path = (request.url ?? '/').split('?')[0];
     const origin = request.headers.origin;
     if (!origins.allows(origin, request.headers.host)) {
-      // The refusal alone is shared with the page (no credentials, nothing served), so
-      // its script can read why and say so; the policy has logged it.
-      if (origin !== undefined) response.setHeader('Access-Control-Allow-Origin', origin).setHeader('Vary', 'Origin');
+      // No CORS header for a refused origin, not even on the refusal: a reflected origin
+      // is what scanners flag, and the page has no need to read why — the server's log
+      // says so, naming CORS_ORIGINS (the policy logged it), and so does this body to a
+      // client that is not a browser.
+      response.setHeader('Vary', 'Origin');
       return sendError(response, 403, 'FORBIDDEN', originRefusal(origin));
     }
     response.setHeader('Vary', 'Origin');
@@ -130,39 +131,6 @@ export function createHttpEdge(options: HttpEdgeOptions): Server {
         return sendError(response, 404, 'NOT_FOUND', `no route ${path}: use ${GRAPHQL_PATH}, /healthz or /readyz`);
     }
   });
-}
-
-/** Listens on `port` (0 for any free one) and resolves with the port it got. */
-export function listen(server: Server, port: number, host?: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve((server.address() as AddressInfo).port);
-    });
-  });
-}
-
-/** How often a drain looks for connections that have finished their request. */
-const DRAIN_POLL_MS = 20;
-
-/**
- * Stops accepting connections, lets every request in flight finish — closing each
- * kept-alive connection once it is idle — and resolves when all are closed. What is
- * still open after `drainMs` (a request that outlives it) is cut off.
- */
-export async function shutdown(server: Server, drainMs = 0): Promise<void> {
-  if (!server.listening) return;
-  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-  const deadline = Date.now() + drainMs;
-  for (;;) {
-    server.closeIdleConnections();
-    const open = await new Promise<number>((resolve) => server.getConnections((error, count) => resolve(error ? 0 : count)));
-    if (open === 0 || Date.now() >= deadline) break;
-    await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
-  }
-  server.closeAllConnections();
-  await closed;
 }
 
 function sendJson(response: ServerResponse, status: number, body: unknown): void {

@@ -35,7 +35,8 @@ export interface YogaHandlerOptions {
   logger: Logger;
 }
 
-export type NodeHandler = (request: IncomingMessage, response: ServerResponse) => void;
+/** Serves one request; `body` when the request's body has been read already (it is not read again). */
+export type NodeHandler = (request: IncomingMessage, response: ServerResponse, body?: Buffer) => void;
 
 /** Told to a client that sends a subscription as a plain HTTP request. */
 export const SUBSCRIBE_ELSEWHERE =
@@ -112,7 +113,10 @@ export function createYogaHandler(options: YogaHandlerOptions): NodeHandler {
     plugins: [heraldDocuments],
     context: ({ request }) => ({ principal: authenticate(verifier, request) }),
   });
-  return (request, response) => {
+  return (request, response, body) => {
+    // Yoga's Node adapter takes a body read before it from the request's `body`, as it
+    // does behind Express' body parsers; an empty one would make it read the stream.
+    if (body !== undefined && body.length > 0) Object.assign(request, { body });
     void yoga(request, response);
   };
 }

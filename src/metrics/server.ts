@@ -5,7 +5,7 @@
 import { createServer } from 'node:http';
 import type { Registry } from 'prom-client';
 import type { HeraldServer } from '../common/server.js';
-import { listen, shutdown } from '../http/edge.js';
+import { listen, shutdown } from '../http/lifecycle.js';
 
 export function createMetricsServer(registry: Registry): HeraldServer {
   const server = createServer((request, response) => {

@@ -17,14 +17,16 @@ import { createDocumentCache } from '../graphql/documents.js';
 import { createYogaHandler } from '../http/yoga.js';
 import { createValidationRules } from '../graphql/rules.js';
 import { buildSchema } from '../graphql/schema.js';
-import { createHttpEdge, createOriginPolicy, listen, shutdown } from '../http/edge.js';
+import { createHttpEdge, createOriginPolicy } from '../http/edge.js';
+import { listen, shutdown } from '../http/lifecycle.js';
 import { createStaticPages, type PageMount, type StaticPages } from '../http/pages.js';
 import { createPlaygroundAssets, PLAYGROUND_CSP, renderPlayground } from '../http/playground.js';
+import { createGraphQLRoute } from '../http/negotiation.js';
 import { createRefusedOriginLog } from '../http/refused-origins.js';
 import { createFanout } from './fanout.js';
 import { ObserverMap } from './observers.js';
 import { createSubscriptions, type Subscriptions } from './subscriptions.js';
-import { createSseTransport, wantsEventStream } from './sse.js';
+import { createSseTransport } from './sse.js';
 import { attachWebSocketTransport } from './websocket.js';
 import { Failure } from '../common/failures.js';
 import type { SeenLive } from '../push/seen-live.js';
@@ -173,12 +175,17 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
     origins,
     maxBodyBytes: limits.maxMessageBytes,
     isReady: () => !stopping && broker.isReady(),
-    graphql: (request, response) => {
-      if (wantsEventStream(request)) return sse.handle(request, response);
-      // The playground page loads from this origin only; an API answer is unaffected.
-      if (request.method === 'GET') response.setHeader('Content-Security-Policy', PLAYGROUND_CSP);
-      return yoga(request, response);
-    },
+    // An event stream for a subscription (or a client that prefers one), JSON for the rest.
+    graphql: createGraphQLRoute({
+      eventStream: sse.handle,
+      json: (request, response, body) => {
+        // The playground page loads from this origin only; an API answer is unaffected.
+        if (request.method === 'GET') response.setHeader('Content-Security-Policy', PLAYGROUND_CSP);
+        yoga(request, response, body);
+      },
+      maxBodyBytes: limits.maxMessageBytes,
+      maxTokens: limits.maxQueryTokens,
+    }),
     pages,
   });
   const websocket = attachWebSocketTransport(http, {

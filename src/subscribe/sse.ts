@@ -43,11 +43,6 @@ export interface SseTransportOptions {
   logger: Logger;
 }
 
-/** True for a request that asks for an event stream. */
-export function wantsEventStream(request: IncomingMessage): boolean {
-  return (request.headers.accept ?? '').includes('text/event-stream');
-}
-
 export function createSseTransport(options: SseTransportOptions) {
   const { schema, verifier, documents, subscriptions, fanout } = options;
   /** Each open stream's shutdown: its final events, then its end. */
@@ -60,7 +55,7 @@ export function createSseTransport(options: SseTransportOptions) {
   /** A result as it may leave: every error through the mask. */
   const masked = (result: ExecutionResult): ExecutionResult => (result.errors ? { ...result, errors: result.errors.map(mask) } : result);
 
-  async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+  async function handle(request: IncomingMessage, response: ServerResponse, alreadyRead: OperationParams | undefined): Promise<void> {
     let principal: Principal | undefined;
     try {
       principal = principalFromHeader(verifier, request.headers.authorization);
@@ -70,7 +65,7 @@ export function createSseTransport(options: SseTransportOptions) {
     }
     let operation: OperationParams;
     try {
-      operation = await readOperation(request, options.maxBodyBytes);
+      operation = alreadyRead ?? (await readOperation(request, options.maxBodyBytes));
     } catch (error) {
       if (!(error instanceof BadRequestError)) throw error;
       return sendErrors(response, FAILURES.BAD_REQUEST.http, [mask(error)]);
@@ -175,8 +170,9 @@ export function createSseTransport(options: SseTransportOptions) {
     connections: (): number => streams.size,
     /** Open subscriptions, one at most per stream. */
     subscriptions: (): number => openSubscriptions,
-    handle(request: IncomingMessage, response: ServerResponse): void {
-      handle(request, response).catch((error: unknown) => {
+    /** Serves one request; `operation` when its parameters have been read already (its body is gone). */
+    handle(request: IncomingMessage, response: ServerResponse, operation?: OperationParams): void {
+      handle(request, response, operation).catch((error: unknown) => {
         const unexpected = mask(error);
         if (!response.headersSent) sendErrors(response, 500, [unexpected]);
         else response.destroy();

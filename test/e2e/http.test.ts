@@ -142,11 +142,12 @@ describe('CORS', () => {
     expect(response.headers.get('vary')).toBe('Origin');
   });
 
-  it.each(['subscribe', 'publish'] as const)('the %s server refuses another origin, sharing only the refusal with it (no credentials)', async (which) => {
+  it.each(['subscribe', 'publish'] as const)('the %s server refuses another origin without naming it in any CORS header', async (which) => {
     const url = which === 'subscribe' ? herald.subscribe.httpUrl : herald.publish.url;
     const response = await preflight(url, 'https://evil.example.com');
     expect(response.status).toBe(403);
-    // A preflight that is not 2xx lets nothing through, whatever its headers.
+    // Not reflected: the page cannot read the refusal (the server's log names CORS_ORIGINS; a non-browser client reads the body).
+    expect(response.headers.get('access-control-allow-origin')).toBeNull();
     expect(response.headers.get('access-control-allow-credentials')).toBeNull();
     expect(response.headers.get('access-control-allow-methods')).toBeNull();
     expect(await response.json()).toEqual({
@@ -159,9 +160,33 @@ describe('CORS', () => {
       body: JSON.stringify({ query: SEND, variables: { to: 'alice', text: 'x' } }),
     });
     expect(post.status).toBe(403);
-    expect(post.headers.get('access-control-allow-origin')).toBe('https://evil.example.com');
+    expect(post.headers.get('access-control-allow-origin')).toBeNull();
     expect(post.headers.get('access-control-allow-credentials')).toBeNull();
     expect((await post.json()).errors[0].extensions.code).toBe('FORBIDDEN');
+  });
+
+  it('a WebSocket upgrade from another origin is refused with 403 and no CORS header', async () => {
+    const response = await new Promise<{ status: number; headers: Record<string, unknown> }>((resolve, reject) => {
+      const request = httpRequest(herald.subscribe.httpUrl, {
+        headers: {
+          Connection: 'Upgrade',
+          Upgrade: 'websocket',
+          'Sec-WebSocket-Version': '13',
+          'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==',
+          'Sec-WebSocket-Protocol': 'graphql-transport-ws',
+          Origin: 'https://evil.example.com',
+        },
+      });
+      request.once('response', (incoming) => {
+        incoming.resume();
+        resolve({ status: incoming.statusCode ?? 0, headers: incoming.headers });
+      });
+      request.once('upgrade', () => reject(new Error('the upgrade was accepted')));
+      request.once('error', reject);
+      request.end();
+    });
+    expect(response.status).toBe(403);
+    expect(Object.keys(response.headers).filter((name) => name.startsWith('access-control-'))).toEqual([]);
   });
 
   it('a request with no Origin (a service) gets no CORS headers and is served', async () => {

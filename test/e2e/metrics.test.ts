@@ -4,6 +4,7 @@
  * move when a WebSocket and an SSE stream subscribe, a notification is sent and
  * delivered, and a bad token is refused.
  */
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../support/herald.js';
 import { postGraphQL, SEND } from '../support/http.js';
@@ -126,5 +127,37 @@ describe('METRICS_PORT', () => {
     expect(sample(published, 'herald_redis_command_errors_total')).toBeGreaterThanOrEqual(1);
     expect(sample(published, 'herald_mutation_duration_seconds_count', { field: 'sendNotification', outcome: String(body.errors?.[0]?.extensions?.['code']) })).toBe(1);
     await redis.client().call('CLIENT', 'UNPAUSE');
+  });
+});
+
+describe('METRICS_HOST', () => {
+  /** Whether something accepts a connection on `host`:`port`: true, or the error's code (ECONNREFUSED). */
+  const connects = (host: string, port: number): Promise<true | string> =>
+    new Promise((resolve) => {
+      const socket = connect(port, host);
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+    });
+
+  it.each(['subscribe', 'publish', 'push'] as const)('%s: the metrics port listens on METRICS_HOST only, the public port stays on HOST', async (mode) => {
+    // Both loopback, two addresses: 127.0.0.1 (HOST) and 127.0.0.2 (METRICS_HOST).
+    const env = { REDIS_URL: redis.url, METRICS_PORT: '0', METRICS_HOST: '127.0.0.2' };
+    const herald = await startHeraldProcess(mode, { env, entry: 'dist' });
+    const port = herald.metricsPort ?? 0;
+    expect(port).toBeGreaterThan(0);
+    expect(herald.output()).toContain(`http://127.0.0.2:${port}/metrics`);
+    const response = await fetch(`http://127.0.0.2:${port}/metrics`);
+    expect(response.status).toBe(200);
+    expect(await response.text()).toContain(`role="${mode}"`);
+    expect(await connects('127.0.0.1', port)).toBe('ECONNREFUSED');
+    const publicPort = herald.subscribePort ?? herald.publishPort;
+    if (publicPort !== undefined) {
+      expect(await connects('127.0.0.1', publicPort)).toBe(true);
+      expect(await connects('127.0.0.2', publicPort)).toBe('ECONNREFUSED');
+    }
+    expect(await herald.stop()).toBe(0);
   });
 });

@@ -35,6 +35,17 @@ async function portInUse(): Promise<number> {
   return address.port;
 }
 
+describe('an address that is not this machine', () => {
+  it('METRICS_HOST: named, with no stack trace, exit 1', async () => {
+    // TEST-NET-1 (RFC 5737): never an address of this machine.
+    const herald = spawnHerald('publish', { entry: 'dist', env: { REDIS_URL: redis.url, METRICS_PORT: '0', METRICS_HOST: '192.0.2.1' } });
+    expect(await exitWithin(herald.exited, PATIENCE_MS)).toBe(1);
+    const output = herald.output();
+    expect(output).toContain('herald: METRICS_HOST 192.0.2.1 is not an address of this machine (listening for METRICS_PORT): set METRICS_HOST');
+    expect(output).not.toMatch(/^\s+at /m);
+  });
+});
+
 describe('a port already in use', () => {
   it.each([
     ['subscribe', 'SUBSCRIBE_PORT'],

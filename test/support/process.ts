@@ -15,6 +15,9 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const running: HeraldProcess[] = [];
 const spawned: ChildProcess[] = [];
 
+/** The roles `main.ts` runs. */
+export type HeraldMode = 'all' | 'subscribe' | 'publish' | 'push';
+
 export interface HeraldProcess {
   readonly child: ChildProcess;
   readonly pid: number;
@@ -59,7 +62,7 @@ export interface SpawnedHerald {
 }
 
 /** Spawns Herald with the test environment and collects its output; does not wait for anything. */
-export function spawnHerald(mode: 'all' | 'subscribe' | 'publish', options: HeraldProcessOptions = {}): SpawnedHerald {
+export function spawnHerald(mode: HeraldMode, options: HeraldProcessOptions = {}): SpawnedHerald {
   const entry = options.entry === 'src' ? ['--import', 'tsx', 'src/main.ts'] : ['dist/main.js'];
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...entry, mode], {
     cwd: ROOT,
@@ -85,13 +88,15 @@ export function spawnHerald(mode: 'all' | 'subscribe' | 'publish', options: Hera
 }
 
 /** Starts Herald and resolves once its banner names its ports. */
-export async function startHeraldProcess(mode: 'all' | 'subscribe' | 'publish', options: HeraldProcessOptions = {}): Promise<HeraldProcess> {
+export async function startHeraldProcess(mode: HeraldMode, options: HeraldProcessOptions = {}): Promise<HeraldProcess> {
   const { child, output, exited } = spawnHerald(mode, options);
   let exitedEarly = false;
   void exited.then(() => (exitedEarly = true));
-  const expected = mode === 'publish' ? /publish \(HTTP POST\)/ : /subscribe \(WebSocket/;
+  const expected = mode === 'publish' ? /publish \(HTTP POST\)/ : mode === 'push' ? /push worker \S+: / : /subscribe \(WebSocket/;
+  // The banner's last line: the push worker has no gRPC port, and names its metrics port when it has one.
+  const last = mode !== 'push' ? /gRPC/ : options.env?.['METRICS_PORT'] === undefined ? expected : /metrics \(Prometheus[^\n]*\/metrics/;
   try {
-    await waitFor(() => exitedEarly || (expected.test(output()) && /gRPC/.test(output())), `herald ${mode} to start`, options.startTimeoutMs ?? 2 * PATIENCE_MS);
+    await waitFor(() => exitedEarly || (expected.test(output()) && last.test(output())), `herald ${mode} to start`, options.startTimeoutMs ?? 2 * PATIENCE_MS);
   } catch (error) {
     child.kill('SIGKILL');
     throw new Error(`${String(error)}\n${output()}`);
@@ -110,7 +115,7 @@ export async function startHeraldProcess(mode: 'all' | 'subscribe' | 'publish', 
     publishPort: port(/publish \(HTTP POST\): http:\/\/localhost:(\d+)/),
     grpcPort: port(/gRPC feed[^\n]*?localhost:(\d+)/),
     publishGrpcPort: port(/gRPC publish[^\n]*?localhost:(\d+)/),
-    metricsPort: port(/metrics \(Prometheus[^\n]*?localhost:(\d+)\/metrics/),
+    metricsPort: port(/metrics \(Prometheus[^\n]*?:(\d+)\/metrics/),
     exited,
     rss: () => residentBytes(pid),
     async stop(signal = 'SIGTERM') {

@@ -57,6 +57,7 @@ describe('readConfig', () => {
       publishPort: 4001,
       subscribeWorkers: 1,
       metricsPort: undefined,
+      metricsHost: '0.0.0.0',
       logLevel: 'info',
       grpcPort: 4002,
       publishGrpcPort: 4003,
@@ -273,6 +274,13 @@ describe('readConfig', () => {
       'METRICS_PORT "x" must be a whole number from 0 to 65535',
       'LOG_LEVEL "verbose" must be one of fatal, error, warn, info, debug, trace',
     ]);
+  });
+
+  it('reads METRICS_HOST, which is HOST unless set', () => {
+    expect(readConfig({}).metricsHost).toBe('0.0.0.0');
+    expect(readConfig({ HOST: '10.0.0.5' }).metricsHost).toBe('10.0.0.5');
+    expect(readConfig({ HOST: '10.0.0.5', METRICS_HOST: '127.0.0.1' })).toMatchObject({ host: '10.0.0.5', metricsHost: '127.0.0.1' });
+    expect(readConfig({ METRICS_HOST: ' ' }).metricsHost).toBe('0.0.0.0');
   });
 
   it('reads MAX_QUERY_TOKENS and MAX_BATCH_BYTES', () => {

@@ -4,7 +4,8 @@
  */
 import { GraphQLError, parse } from 'graphql';
 import { describe, expect, it } from 'vitest';
-import { createErrorMask, escapeControlCharacters, graphqlError } from '../../src/common/errors.js';
+import { createErrorMask, graphqlError } from '../../src/common/errors.js';
+import { escapeBidiControls, escapeControlCharacters } from '../../src/common/unsafe-text.js';
 
 function maskWithLog(production: boolean) {
   const logged: string[] = [];
@@ -17,6 +18,12 @@ describe('escapeControlCharacters', () => {
     expect(escapeControlCharacters('a\u202Eb\u2066c\u2069d\u200Fe\u061Cf')).toBe('a\\u202eb\\u2066c\\u2069d\\u200fe\\u061cf');
     expect(escapeControlCharacters('\u0000\n\u001b[31m\u007f\u0085\u009f\u2028')).toBe('\\u0000\\u000a\\u001b[31m\\u007f\\u0085\\u009f\\u2028');
     expect(escapeControlCharacters('déjà vu — “ok” 名前 🙂')).toBe('déjà vu — “ok” 名前 🙂');
+  });
+
+  it('escapeBidiControls: the bidirectional controls only, for text a page shows (line breaks kept)', () => {
+    const controls = [0x061c, 0x200e, 0x200f, 0x202a, 0x202b, 0x202c, 0x202d, 0x202e, 0x2066, 0x2067, 0x2068, 0x2069];
+    expect(escapeBidiControls(String.fromCharCode(...controls))).toBe(controls.map((code) => `\\u${code.toString(16).padStart(4, '0')}`).join(''));
+    expect(escapeBidiControls('invoice \u202Egnp.exe\nline 2 \u05e9\u05dc\u05d5\u05dd')).toBe('invoice \\u202egnp.exe\nline 2 \u05e9\u05dc\u05d5\u05dd');
   });
 });
 

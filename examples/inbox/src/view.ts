@@ -1,7 +1,11 @@
 /**
  * Draws the inbox from its state. Text from notifications only ever goes through
- * `textContent`: a notification cannot inject markup.
+ * `textContent`: a notification cannot inject markup. Nor can it make itself read
+ * differently from what it holds: its bidirectional controls are shown as `\u` escapes
+ * (`\u202Egnp.exe` would read `exe.png`), and it is isolated (`dir="auto"`, `<bdi>`) so
+ * right-to-left text reorders nothing around it.
  */
+import { escapeBidiControls } from '../../../src/common/unsafe-text.js';
 import type { InboxNotification } from './api.js';
 
 export type ConnectionState = 'connecting' | 'live' | 'reconnecting' | 'offline';
@@ -84,14 +88,17 @@ function drawItem(notification: InboxNotification, read: boolean, fresh: boolean
   const body = document.createElement('div');
   const text = document.createElement('p');
   text.className = 'item__text';
-  text.textContent = notification.text;
+  text.dir = 'auto';
+  text.textContent = escapeBidiControls(notification.text);
   const meta = document.createElement('p');
   meta.className = 'item__meta';
   const chip = document.createElement('span');
   chip.className = 'item__chip';
   chip.textContent = notification.audience;
   const from = document.createElement('span');
-  from.textContent = `from ${notification.sender}`;
+  const sender = document.createElement('bdi');
+  sender.textContent = escapeBidiControls(notification.sender);
+  from.append('from ', sender);
   const when = document.createElement('time');
   when.dateTime = new Date(notification.timestamp * 1000).toISOString();
   when.textContent = relativeTime(notification.timestamp);

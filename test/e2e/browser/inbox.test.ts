@@ -73,6 +73,41 @@ describe('the inbox page', () => {
     expect([...phone.problems, ...laptop.problems]).toEqual([]);
   });
 
+  it('shows bidirectional controls in a notification as escapes, isolated: "\\u202Egnp.exe" does not read "exe.png"', async () => {
+    await send(publishUrl, serviceToken(), 'farid', 'invoice \u202Egnp.exe');
+    await send(publishUrl, serviceToken(), 'farid', '\u05d7\u05e9\u05d1\u05d5\u05e0\u05d9\u05ea 1042 \u2067ready\u2069\u200f');
+    const { page, problems } = await openDevice('farid');
+    await expect.poll(() => shownTexts(page)).toEqual(['\u05d7\u05e9\u05d1\u05d5\u05e0\u05d9\u05ea 1042 \\u2067ready\\u2069\\u200f', 'invoice \\u202egnp.exe']);
+    // No control is left in what the page shows, and each text sets its own direction.
+    const listed = await page.getByTestId('list').textContent();
+    expect(listed).not.toMatch(/[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/);
+    expect(await page.locator('.item__text').evaluateAll((texts) => texts.map((text) => text.getAttribute('dir')))).toEqual(['auto', 'auto']);
+    await screenshot(page, 'inbox-bidi-escaped');
+    expect(problems).toEqual([]);
+  });
+
+  it("a browser's own EventSource (Accept: text/event-stream) gets an event stream, for a query and a subscription", async () => {
+    const { page } = await openDevice('gail');
+    const events = await page.evaluate(async () => {
+      const firstEvent = (query: string) =>
+        new Promise<string>((resolve, reject) => {
+          const source = new EventSource(`/graphql?query=${encodeURIComponent(query)}`);
+          source.addEventListener('next', (event) => {
+            source.close();
+            resolve((event as MessageEvent<string>).data);
+          });
+          source.onerror = () => {
+            source.close();
+            reject(new Error('the event stream failed'));
+          };
+        });
+      // An EventSource sends no Authorization header: the subscription is refused, on the stream.
+      return [await firstEvent('{ __typename }'), await firstEvent('subscription { onNotificationReceived(userName: "gail") { text } }')];
+    });
+    expect(JSON.parse(events[0] ?? '')).toEqual({ data: { __typename: 'Query' } });
+    expect(JSON.parse(events[1] ?? '')).toMatchObject({ errors: [{ extensions: { code: 'UNAUTHENTICATED' } }] });
+  });
+
   it('reconnects after its subscribe server restarts and shows each notification sent meanwhile once, in order', async () => {
     const { page, problems } = await openDevice('erin');
     await send(publishUrl, serviceToken(), 'erin', 'before the restart');
