@@ -11,6 +11,8 @@ export interface PushCounters {
   failed: number;
   /** Attempts scheduled again after a retryable failure. */
   retried: number;
+  /** Attempts failed at once, without a send, because their destination's circuit was open (each also counts as `failed`). */
+  breakerRejected: number;
   /** Pushes given up on and written to the dead-letter stream. */
   deadLettered: number;
   /** Pushes whose outcome is unknown (their worker died mid-send), dead-lettered rather than risk a duplicate. */
@@ -29,6 +31,11 @@ export interface PushCounters {
   lost: number;
   /** Stream entries that could not be parsed (acknowledged and dropped). */
   malformed: number;
+  /**
+   * Entries let go unstarted, left pending for a later claim, because their tenant had
+   * its share of entries in progress and the worker needed the room for other tenants'.
+   */
+  entriesDeferred: number;
 }
 
 export function createPushCounters(): PushCounters {
@@ -37,6 +44,7 @@ export function createPushCounters(): PushCounters {
     dryRun: 0,
     failed: 0,
     retried: 0,
+    breakerRejected: 0,
     deadLettered: 0,
     outcomeUnknown: 0,
     skippedSeenLive: 0,
@@ -46,5 +54,6 @@ export function createPushCounters(): PushCounters {
     entriesDone: 0,
     lost: 0,
     malformed: 0,
+    entriesDeferred: 0,
   };
 }

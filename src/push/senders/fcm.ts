@@ -75,7 +75,7 @@ export function createFcmSender(options: FcmSenderOptions): Sender<'FCM'> {
         timeoutMs,
       );
     } catch (error) {
-      return { outcome: 'retry', reason: `FCM: ${error instanceof Error ? error.message : String(error)}` };
+      return { outcome: 'retry', reason: `FCM: ${error instanceof Error ? error.message : String(error)}`, endpointDown: true };
     }
     if (response.status === 401) auth.credentials = {}; // fetched afresh on the next attempt
     return fcmOutcome(response, dryRun);
@@ -125,7 +125,7 @@ function fcmOutcome(response: Http2Response, dryRun: boolean): SendOutcome {
   if (status === 401 || status === 429 || status >= 500) {
     const header = response.headers['retry-after'];
     const retryAfterMs = parseRetryAfter(Array.isArray(header) ? header[0] : header);
-    return retryAfterMs === undefined ? { outcome: 'retry', reason } : { outcome: 'retry', reason, retryAfterMs };
+    return { outcome: 'retry', reason, ...(retryAfterMs === undefined ? {} : { retryAfterMs }), ...(status >= 500 ? { endpointDown: true } : {}) };
   }
   return { outcome: 'failed', reason };
 }

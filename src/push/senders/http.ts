@@ -24,30 +24,46 @@ export interface PostResult {
  * Rejects on a network error or after `timeoutMs`.
  */
 export async function post(url: string, headers: Record<string, string>, body: string | Uint8Array, timeoutMs: number): Promise<PostResult> {
-  const response = await fetch(url, {
-    method: 'POST',
-    headers,
-    // a Buffer is a Uint8Array; DOM's BodyInit typing wants the ArrayBuffer-backed kind
-    body: typeof body === 'string' ? body : new Uint8Array(body),
-    redirect: 'manual',
-    signal: AbortSignal.timeout(timeoutMs),
-  });
-  // the body is never needed; cancelling it frees the connection for the next send
-  await response.body?.cancel().catch(() => undefined);
-  return { status: response.status, retryAfterMs: parseRetryAfter(response.headers.get('retry-after')) };
+  // A controller of its own, its timer cleared as soon as the send ends: nothing of a
+  // request outlives it (AbortSignal.timeout's timer would, for the whole timeout).
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { name: 'TimeoutError' })), timeoutMs);
+  try {
+    const response = await fetch(url, {
+      method: 'POST',
+      headers,
+      // a Buffer is a Uint8Array; DOM's BodyInit typing wants the ArrayBuffer-backed kind
+      body: typeof body === 'string' ? body : new Uint8Array(body),
+      redirect: 'manual',
+      signal: controller.signal,
+    });
+    // the body is never needed; cancelling it frees the connection for the next send
+    await response.body?.cancel().catch(() => undefined);
+    return { status: response.status, retryAfterMs: parseRetryAfter(response.headers.get('retry-after')) };
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** The outcome of a POST that did not answer 2xx: 429 and 5xx retry, honouring Retry-After. */
 export function retryOrFail(result: PostResult, what: string): SendOutcome {
   const reason = `${what} answered ${result.status}`;
-  if (result.status === 408 || result.status === 429 || result.status >= 500) {
-    return result.retryAfterMs === undefined ? { outcome: 'retry', reason } : { outcome: 'retry', reason, retryAfterMs: result.retryAfterMs };
-  }
+  if (result.status === 408 || result.status === 429 || result.status >= 500) return retryAnswer(result, reason);
   return { outcome: 'failed', reason };
+}
+
+/** A `retry` for an answer: Retry-After kept, and a 5xx marked as the endpoint being down. */
+export function retryAnswer(result: PostResult, reason: string): SendOutcome {
+  return {
+    outcome: 'retry',
+    reason,
+    ...(result.retryAfterMs === undefined ? {} : { retryAfterMs: result.retryAfterMs }),
+    ...(result.status >= 500 ? { endpointDown: true } : {}),
+  };
 }
 
 /** A thrown network error or timeout, as a retry. */
 export function networkRetry(error: unknown, what: string): SendOutcome {
   const detail = error instanceof Error ? (error.name === 'TimeoutError' ? 'timed out' : error.message) : String(error);
-  return { outcome: 'retry', reason: `${what}: ${detail}` };
+  return { outcome: 'retry', reason: `${what}: ${detail}`, endpointDown: true };
 }

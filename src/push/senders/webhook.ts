@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
 import type { Logger } from '../../common/logger.js';
 import type { Device } from '../devices.js';
-import { networkRetry, post } from './http.js';
+import { networkRetry, post, retryAnswer } from './http.js';
 import { pushPayload, type PushMessage, type Sender } from './types.js';
 
 export interface WebhookSenderOptions {
@@ -55,8 +55,7 @@ export function createWebhookSender(options: WebhookSenderOptions): Sender<'WEBH
         const result = await post(device.url, headers, body, timeoutMs);
         if (result.status >= 200 && result.status < 300) return { outcome: 'sent', dryRun: false };
         if (result.status === 410) return { outcome: 'gone', reason: 'webhook answered 410 Gone' };
-        const reason = `webhook answered ${result.status}`;
-        return result.retryAfterMs === undefined ? { outcome: 'retry', reason } : { outcome: 'retry', reason, retryAfterMs: result.retryAfterMs };
+        return retryAnswer(result, `webhook answered ${result.status}`);
       } catch (error) {
         return networkRetry(error, 'webhook');
       }
