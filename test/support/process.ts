@@ -57,7 +57,7 @@ export interface SpawnedHerald {
 }
 
 /** Spawns Herald with the test environment and collects its output; does not wait for anything. */
-export function spawnHerald(mode: 'all' | 'subscribe' | 'publish', options: HeraldProcessOptions = {}): SpawnedHerald {
+export function spawnHerald(mode: 'all' | 'subscribe' | 'publish' | 'push', options: HeraldProcessOptions = {}): SpawnedHerald {
   const entry = options.entry === 'dist' ? ['dist/main.js'] : ['--import', 'tsx', 'src/main.ts'];
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...entry, mode], {
     cwd: ROOT,
@@ -82,14 +82,15 @@ export function spawnHerald(mode: 'all' | 'subscribe' | 'publish', options: Hera
   return { child, output: () => output, exited };
 }
 
-/** Starts Herald and resolves once its banner names its ports. */
-export async function startHeraldProcess(mode: 'all' | 'subscribe' | 'publish', options: HeraldProcessOptions = {}): Promise<HeraldProcess> {
+/** Starts Herald and resolves once its banner names its ports (the push worker's: its consumer). */
+export async function startHeraldProcess(mode: 'all' | 'subscribe' | 'publish' | 'push', options: HeraldProcessOptions = {}): Promise<HeraldProcess> {
   const { child, output, exited } = spawnHerald(mode, options);
   let exitedEarly = false;
   void exited.then(() => (exitedEarly = true));
-  const expected = mode === 'publish' ? /publish \(HTTP POST\)/ : /subscribe \(WebSocket/;
+  const expected = mode === 'push' ? /push worker \S+: (sending|dry-run)[^\n]*\n/ : mode === 'publish' ? /publish \(HTTP POST\)/ : /subscribe \(WebSocket/;
+  const bannerPrinted = (): boolean => expected.test(output()) && (mode === 'push' || /gRPC/.test(output()));
   try {
-    await waitFor(() => exitedEarly || (expected.test(output()) && /gRPC/.test(output())), `herald ${mode} to start`, options.startTimeoutMs ?? 15_000);
+    await waitFor(() => exitedEarly || bannerPrinted(), `herald ${mode} to start`, options.startTimeoutMs ?? 15_000);
   } catch (error) {
     child.kill('SIGKILL');
     throw new Error(`${String(error)}\n${output()}`);
