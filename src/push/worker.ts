@@ -17,9 +17,10 @@
  * are worked on at once; the next wait, held (kept alive by the heartbeat), and start as
  * the tenant's earlier ones end. Waiting entries do not count against the room to read:
  * when a read brings the worker past `concurrency` held entries, the newest waiting entry
- * of the tenant with the most waiting is let go unstarted — left pending, and claimed
- * again (by any worker) once idle for `claimIdleMs`. So another tenant's entry is always
- * read, and nothing is acknowledged that was not done. Sends are limited the same way per
+ * of the tenant with the most waiting is let go unstarted — left pending, claimed back by
+ * id as soon as its tenant has room (`admission.ts`), or by any worker once idle for
+ * `claimIdleMs`. So another tenant's entry is always read, and nothing is acknowledged
+ * that was not done. Sends are limited the same way per
  * tenant and per destination (`limiter.ts`), and each destination has a circuit breaker
  * (`breaker.ts`).
  */
@@ -27,6 +28,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../common/logger.js';
+import { createTenantAdmission, type HeldEntry } from './admission.js';
 import { createBreakers, type CircuitState } from './breaker.js';
 import { createPushCounters, type PushCounters } from './counters.js';
 import { createDeadLetters, type DeadLetters } from './dead-letters.js';
@@ -182,13 +184,6 @@ export interface PushWorker {
   lag(): Promise<PushLag>;
 }
 
-/** An entry read and held, not yet started. */
-interface WaitingEntry {
-  readonly id: string;
-  readonly entry: PushEntry;
-  readonly redelivered: boolean;
-}
-
 type StreamReply = Array<[string, Array<[string, string[]]>]> | null;
 type AutoclaimReply = [string, Array<[string, string[]] | null>, string[]?];
 
@@ -240,11 +235,8 @@ export function createPushWorker(options: PushWorkerOptions): PushWorker {
 
   /** Entries this worker holds (read or claimed, not yet acknowledged), kept alive by the heartbeat. */
   const held = new Set<string>();
-  /** Entries worked on, per tenant (at most `tenantConcurrency` each). */
-  const working = new Map<string, number>();
-  /** Held entries waiting for their tenant's turn, per tenant, oldest first. */
-  const waiting = new Map<string, WaitingEntry[]>();
-  let waitingCount = 0;
+  /** Which held entries run, which wait for their tenant's turn, which were let go. */
+  const admission = createTenantAdmission({ perTenant: tenantConcurrency });
   const tasks = new Set<Promise<void>>();
   let roomWaiter: (() => void) | undefined;
   let readerId: number | undefined;
@@ -252,7 +244,7 @@ export function createPushWorker(options: PushWorkerOptions): PushWorker {
   let heartbeat: NodeJS.Timeout | undefined;
 
   /** Room to read or claim: waiting entries do not count, as they can be let go for others. */
-  const room = (): number => concurrency - (held.size - waitingCount);
+  const room = (): number => concurrency - (held.size - admission.waiting);
   const untilRoom = async (): Promise<void> => {
     while (room() <= 0 && !abort.signal.aborted) {
       await new Promise<void>((resolve) => (roomWaiter = resolve));
@@ -272,7 +264,6 @@ export function createPushWorker(options: PushWorkerOptions): PushWorker {
 
   const dispatch = (id: string, entry: PushEntry, redelivered: boolean): void => {
     const { tenant } = entry.notification;
-    working.set(tenant, (working.get(tenant) ?? 0) + 1);
     const run = async (): Promise<void> => {
       try {
         if (redelivered && entry.policy === 'WHEN_OFFLINE') {
@@ -288,60 +279,72 @@ export function createPushWorker(options: PushWorkerOptions): PushWorker {
         logger.error(`push: entry ${id} left for another attempt: ${error instanceof Error ? error.message : String(error)}`);
       } finally {
         held.delete(id);
-        const left = (working.get(tenant) ?? 1) - 1;
-        if (left === 0) working.delete(tenant);
-        else working.set(tenant, left);
-        startWaiting(tenant);
+        const next = admission.finished(tenant);
+        if (next !== undefined && !abort.signal.aborted) dispatch(next.id, next.entry, next.redelivered);
+        else if (next === undefined && admission.hasRoomFor(tenant)) track(takeBack(tenant));
         wakeRoom();
       }
     };
-    const task = run(); // never rejects
+    track(run());
+  };
+
+  /** Keeps `task` (which never rejects) until it ends, so that `stop` waits for it. */
+  const track = (task: Promise<void>): void => {
     tasks.add(task);
     void task.then(() => tasks.delete(task));
   };
 
-  /** Starts `entry` now, or keeps it waiting while its tenant has its share in progress. */
-  const admit = (waiter: WaitingEntry): void => {
-    const { tenant } = waiter.entry.notification;
-    if ((working.get(tenant) ?? 0) < tenantConcurrency) {
-      dispatch(waiter.id, waiter.entry, waiter.redelivered);
-      return;
-    }
-    const queue = waiting.get(tenant);
-    if (queue === undefined) waiting.set(tenant, [waiter]);
-    else queue.push(waiter);
-    waitingCount += 1;
-  };
-
-  /** Starts `tenant`'s oldest waiting entry, if it has room. */
-  const startWaiting = (tenant: string): void => {
-    if (abort.signal.aborted || (working.get(tenant) ?? 0) >= tenantConcurrency) return;
-    const queue = waiting.get(tenant);
-    const next = queue?.shift();
-    if (next === undefined) return;
-    if (queue?.length === 0) waiting.delete(tenant);
-    waitingCount -= 1;
-    dispatch(next.id, next.entry, next.redelivered);
+  /** Starts `held` now, or keeps it waiting while its tenant has its share in progress. */
+  const admit = (entry: HeldEntry): void => {
+    if (admission.admit(entry) === 'start') dispatch(entry.id, entry.entry, entry.redelivered);
   };
 
   /**
    * Past `concurrency` held entries, lets go of waiting ones — the newest of the tenant
-   * with the most waiting — unacknowledged: they stay pending, and are claimed again once
-   * idle for `claimIdleMs`.
+   * with the most waiting — unacknowledged: they stay pending, taken back by id when their
+   * tenant has room ({@link takeBack}), or claimed by any worker once idle for `claimIdleMs`.
    */
   const letGoPastRoom = (): void => {
-    while (held.size > concurrency && waitingCount > 0) {
-      let longest: WaitingEntry[] | undefined;
-      let tenant = '';
-      for (const [name, queue] of waiting) {
-        if (longest === undefined || queue.length > longest.length) [longest, tenant] = [queue, name];
-      }
-      const last = longest?.pop();
-      if (last === undefined) return;
-      if (longest?.length === 0) waiting.delete(tenant);
-      waitingCount -= 1;
-      held.delete(last.id);
+    while (held.size > concurrency) {
+      const given = admission.letGo();
+      if (given === undefined) return;
+      held.delete(given.id);
       counters.entriesDeferred += 1;
+    }
+  };
+
+  const takingBack = new Set<string>();
+  /**
+   * Claims back, by id, entries of `tenant` this worker let go, now that the tenant has
+   * room. XCLAIM's min-idle is the time since each was let go: an entry another worker has
+   * claimed since is idle for less than that, and is left to it.
+   */
+  const takeBack = async (tenant: string): Promise<void> => {
+    if (takingBack.has(tenant)) return;
+    takingBack.add(tenant);
+    try {
+      while (!abort.signal.aborted && admission.hasRoomFor(tenant) && room() > 0) {
+        const letGo = admission.takeBack(tenant, Math.min(tenantConcurrency, room()));
+        if (letGo.length === 0) return;
+        const claimed = await Promise.all(
+          letGo.map(async (given) => {
+            // the idle time Redis counts began at the last heartbeat before it was let go: at least this long
+            const minIdleMs = Math.max(0, Date.now() - given.at - 100);
+            const [reply] = (await redis.xclaim(keys.stream, keys.group, consumer, minIdleMs, given.id)) as Array<[string, string[]] | null>;
+            return reply === undefined || reply === null ? undefined : { given, fields: reply[1] };
+          }),
+        );
+        for (const taken of claimed) {
+          if (abort.signal.aborted) return; // claimed, not started: pending for another worker
+          if (taken === undefined || held.has(taken.given.id)) continue;
+          held.add(taken.given.id);
+          await take(taken.given.id, taken.fields, taken.given.redelivered);
+        }
+      }
+    } catch (error) {
+      logger.error(`push: taking back entries of ${tenant} failed (they are claimed once idle): ${error instanceof Error ? error.message : String(error)}`);
+    } finally {
+      takingBack.delete(tenant);
     }
   };
 
@@ -401,13 +404,15 @@ export function createPushWorker(options: PushWorkerOptions): PushWorker {
           claimCursor = next;
           // trimmed from the stream before anyone finished them; XAUTOCLAIM drops them from the pending list
           counters.lost += deleted.length;
+          const deferredBefore = counters.entriesDeferred;
           for (const entry of entries) {
             // null: deleted meanwhile; held: its own entry, which a stalled event loop let go idle
             if (entry === null || held.has(entry[0])) continue;
             held.add(entry[0]);
             await take(entry[0], entry[1], true);
           }
-          if (next === '0-0') break;
+          // a page that let entries go again (tenants over their share): the rest wait for the next round
+          if (next === '0-0' || counters.entriesDeferred > deferredBefore) break;
         }
       } catch (error) {
         if (!abort.signal.aborted) logger.error(`push: claiming idle entries failed: ${error instanceof Error ? error.message : String(error)}`);
@@ -445,7 +450,7 @@ export function createPushWorker(options: PushWorkerOptions): PushWorker {
         sendsInFlight: limiter.active,
         sendsWaiting: limiter.waiting,
         entriesHeld: held.size,
-        entriesWaiting: waitingCount,
+        entriesWaiting: admission.waiting,
         circuitsOpen: circuits.open,
         circuitsHalfOpen: circuits.halfOpen,
       };
@@ -467,7 +472,7 @@ export function createPushWorker(options: PushWorkerOptions): PushWorker {
       const unblocking = setInterval(unblock, 100);
       await loops;
       clearInterval(unblocking);
-      await Promise.allSettled([...tasks]);
+      while (tasks.size > 0) await Promise.allSettled([...tasks]); // a task ending may start another (its tenant's next)
       clearInterval(heartbeat);
     },
     async lag() {

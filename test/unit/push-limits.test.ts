@@ -5,6 +5,7 @@
  */
 import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
+import { createTenantAdmission, type HeldEntry } from '../../src/push/admission.js';
 import { createBreakers, type Admission, type CircuitState } from '../../src/push/breaker.js';
 import { destinationOf } from '../../src/push/destinations.js';
 import { createLimiter, type SlotKey } from '../../src/push/limiter.js';
@@ -166,6 +167,47 @@ describe('send slots', () => {
     const subscription = { endpoint: 'https://push.example.net/send/abc', keys: { p256dh: 'p', auth: 'a' } };
     expect(destinationOf('acme', { kind: 'WEB_PUSH', subscription, id: 'y', registeredAt: 0 })).toBe('acme https://push.example.net');
     expect(destinationOf('acme', { kind: 'FCM', token: 't', id: 'z', registeredAt: 0 })).toBeUndefined();
+  });
+});
+
+describe('tenant admission', () => {
+  const held = (tenant: string, id: string): HeldEntry => ({
+    id,
+    redelivered: false,
+    entry: { notification: { id: 'n1', tenant, audience: 'USER', to: 'u', text: 't', timestamp: 1, sender: 's' }, policy: 'ALWAYS', target: { kind: 'user', user: 'u' }, queuedAt: 0 },
+  });
+
+  it('starts a tenant\'s share, keeps the rest waiting in order, and starts the next as one ends', () => {
+    const admission = createTenantAdmission({ perTenant: 2 });
+    expect(['1-0', '2-0', '3-0', '4-0'].map((id) => admission.admit(held('evil', id)))).toEqual(['start', 'start', 'wait', 'wait']);
+    expect(admission.admit(held('good', '5-0'))).toBe('start');
+    expect(admission.waiting).toBe(2);
+    expect(admission.finished('evil')?.id).toBe('3-0');
+    expect(admission.finished('evil')?.id).toBe('4-0');
+    expect(admission.finished('evil')).toBeUndefined();
+    expect(admission.hasRoomFor('evil')).toBe(true);
+    expect(admission.waiting).toBe(0);
+  });
+
+  it('lets go the newest waiting entry of the tenant with the most waiting, and gives its id back oldest first', () => {
+    let time = 0;
+    const admission = createTenantAdmission({ perTenant: 1, maxLetGo: 3, now: () => time });
+    for (const id of ['1-0', '2-0', '3-0', '10-0', '10-1']) admission.admit(held('evil', id));
+    admission.admit(held('good', '4-0'));
+    admission.admit(held('good', '5-0'));
+    time = 7;
+    expect(admission.letGo()?.id).toBe('10-1'); // evil has 4 waiting, good 1
+    expect(admission.letGo()?.id).toBe('10-0');
+    expect(admission.letGo()?.id).toBe('3-0');
+    expect(admission.letGo()?.id).toBe('2-0'); // evil's 1 ties good's 1: the first found
+    expect(admission.letGoCount).toBe(3); // the fourth was not remembered: past maxLetGo, the claim loop takes it
+    expect(admission.takeBack('evil', 2)).toEqual([
+      { id: '3-0', tenant: 'evil', at: 7, redelivered: false },
+      { id: '10-0', tenant: 'evil', at: 7, redelivered: false },
+    ]);
+    expect(admission.takeBack('evil', 5).map((entry) => entry.id)).toEqual(['10-1']);
+    expect(admission.takeBack('good', 5)).toEqual([]);
+    expect(admission.letGoCount).toBe(0);
   });
 });
 

@@ -6,9 +6,11 @@
  * accepts every request and never answers, and publishes 100 `ALWAYS` notifications —
  * 1,000 sends, far past its share (16 sends, 16 entries) and its destination's (8) of a
  * worker of 64; tenant `good` has one webhook that answers at once. Good's push latency
- * (queued → received) is measured alone first, then under evil's load, in the same run,
- * from the same process: its p99 under load must stay within 2× the baseline's. Before
- * the limits, the same reproduction took good's pushes from 93–208 ms to 9.1–12.4 s.
+ * (queued → received) is measured alone first, then under evil's load, then alone again
+ * (the baseline is both alone phases), in the same run, from the same process: its p99
+ * under load must stay within 2× the baseline's. Before the limits, the same
+ * reproduction took good's pushes from 93–208 ms to 9.1–12.4 s; with the limits set to
+ * the whole worker and no breaker, good's first push under load is not received in 30 s.
  *
  * Also: the hanging receiver never holds more than the per-destination limit of
  * requests; evil's destination's circuit opens (metrics); each of evil's 1,000 pushes
@@ -21,8 +23,9 @@ import { createDeadLetters } from '../../../src/push/dead-letters.js';
 import { createDeviceStore } from '../../../src/push/devices.js';
 import { createPushKeys } from '../../../src/push/keys.js';
 import { createPushQueue } from '../../../src/push/queue.js';
+import { createWebhookSender } from '../../../src/push/senders/webhook.js';
 import { startHangingReceiver, startHttpRecorder, type HangingReceiver, type HttpRecorder } from '../../support/push-servers.js';
-import { duplicates, eventually } from '../../support/push-worker.js';
+import { createPushRig, duplicates, eventually, quietLogger } from '../../support/push-worker.js';
 import { startHeraldProcess, stopAllProcesses, type HeraldProcess } from '../../support/process.js';
 import { startRedisServer, type RedisServer } from '../../support/redis-server.js';
 import { createWaiters } from '../../support/waiters.js';
@@ -33,7 +36,7 @@ const TENANT_CONCURRENCY = 16;
 const DESTINATION_CONCURRENCY = 8;
 const EVIL_NOTIFICATIONS = 100;
 const EVIL_HOOKS = 10;
-/** Good's pushes per phase: the p99 of 200 is the third-slowest, so a stray pause or two on a loaded machine is not the figure. */
+/** Good's pushes per phase (baseline, under load): the p99 of 200 is the third-slowest, so a stray pause or two on a loaded machine is not the figure. */
 const GOOD_PUSHES = 200;
 
 const keys = createPushKeys('herald');
@@ -123,9 +126,9 @@ describe('push across tenants', () => {
       return latencies;
     };
 
-    // warm-up (first connection, scripts loaded), then the baseline with evil idle
+    // warm-up (first connection, scripts loaded), then the first half of the baseline with evil idle
     await measureGood(10);
-    const baseline = await measureGood(GOOD_PUSHES);
+    const before = await measureGood(GOOD_PUSHES / 2);
 
     const evilIds = Array.from({ length: EVIL_NOTIFICATIONS }, (_, n) => `e1_2000-${n + 1}`);
     await Promise.all(evilIds.map((id) => queue.enqueue(notification('evil', 'mallory', id), 'ALWAYS')));
@@ -137,8 +140,17 @@ describe('push across tenants', () => {
     const whileOpen = await measureGood(GOOD_PUSHES / 2);
     const underLoad = [...whileHanging, ...whileOpen];
 
+    // every one of evil's 1,000 pushes ends dead-lettered after its 2 attempts: none lost, none twice
+    const deadLetters = createDeadLetters({ redis: client, keys, queue });
+    await eventually(async () => (await deadLetters.size()) >= EVIL_NOTIFICATIONS * EVIL_HOOKS && (await client.xlen(keys.stream)) === 0, "evil's pushes to settle", 60_000);
+    // The baseline's second half, evil idle again: the machine is shared and its load drifts
+    // over the run, so the baseline is taken on both sides of the load (A-B-A), 100 and 100.
+    // No floor: the bound is 2x the baseline's p99, whatever it is.
+    const after = await measureGood(GOOD_PUSHES / 2);
+    const baseline = [...before, ...after];
+
     const figures = {
-      baseline: { p50: quantile(baseline, 0.5), p99: quantile(baseline, 0.99) },
+      baseline: { p50: quantile(baseline, 0.5), p99: quantile(baseline, 0.99), before: quantile(before, 0.99), after: quantile(after, 0.99) },
       underLoad: { p50: quantile(underLoad, 0.5), p99: quantile(underLoad, 0.99) },
       whileHanging: { p99: quantile(whileHanging, 0.99) },
       whileOpen: { p99: quantile(whileOpen, 0.99) },
@@ -147,9 +159,6 @@ describe('push across tenants', () => {
     console.info(`good's push latency, ms: ${JSON.stringify(figures, (_, value: unknown) => (typeof value === 'number' ? Math.round(value * 10) / 10 : value))}`);
     expect(figures.underLoad.p99).toBeLessThanOrEqual(2 * figures.baseline.p99);
 
-    // every one of evil's 1,000 pushes ends dead-lettered after its 2 attempts: none lost, none twice
-    const deadLetters = createDeadLetters({ redis: client, keys, queue });
-    await eventually(async () => (await deadLetters.size()) >= EVIL_NOTIFICATIONS * EVIL_HOOKS && (await client.xlen(keys.stream)) === 0, "evil's pushes to settle", 60_000);
     const letters = await deadLetters.list(2 * EVIL_NOTIFICATIONS * EVIL_HOOKS);
     expect(letters).toHaveLength(EVIL_NOTIFICATIONS * EVIL_HOOKS);
     expect(duplicates(letters.map((letter) => `${letter.notification.id} ${letter.deviceId}`))).toEqual({});
@@ -164,10 +173,32 @@ describe('push across tenants', () => {
     expect((await devices.list('evil', 'mallory')).length).toBe(EVIL_HOOKS);
     // good got each of its pushes once
     expect(await metric('herald_push_sent_total')).toBe(10 + 2 * GOOD_PUSHES);
-    expect(goodHook.requests).toHaveLength(10 + 2 * GOOD_PUSHES);
+    expect(goodHook.requests.filter((request) => request.path === '/good/alice')).toHaveLength(10 + 2 * GOOD_PUSHES);
 
     // the hanging receiver never held more than evil's destination share
     expect(hanging.peakHolding).toBe(DESTINATION_CONCURRENCY);
     expect(worker.output()).not.toMatch(/MaxListenersExceededWarning/);
   }, 120_000);
+
+  it('lets a lone tenant\'s backlog past its share run at full speed: entries let go for room are taken back at once, not after the claim idle time', async () => {
+    // an in-process worker on keys of its own; a claim idle time longer than the test
+    // allows, so an entry that waited for XAUTOCLAIM would time the test out
+    const rig = createPushRig(redis, 'share');
+    try {
+      await rig.devices.register('busy', 'bob', { kind: 'WEBHOOK', url: `${goodHook.url}/share/bob` });
+      const count = 400;
+      await Promise.all(Array.from({ length: count }, (_, n) => rig.queue.enqueue(notification('busy', 'bob', `e1_3000-${n + 1}`), 'ALWAYS')));
+      const worker = await rig.startWorker({ WEBHOOK: createWebhookSender({ secret: WEBHOOK_SECRET, dryRun: false, logger: quietLogger }) }, {
+        concurrency: 32,
+        tenantConcurrency: 8,
+        claimIdleMs: 120_000,
+      });
+      await eventually(() => worker.counters.entriesDone === count, `the ${count} entries done`, 60_000);
+      expect(worker.counters.entriesDeferred).toBeGreaterThan(0); // the path was taken…
+      expect(worker.counters.sent).toBe(count); // …and nothing was sent twice or lost
+      expect(await rig.backlog()).toBe(0);
+    } finally {
+      await rig.stopAll();
+    }
+  }, 90_000);
 });
