@@ -328,8 +328,10 @@ export function createPushWorker(options: PushWorkerOptions): PushWorker {
         if (letGo.length === 0) return;
         const claimed = await Promise.all(
           letGo.map(async (given) => {
-            // the idle time Redis counts began at the last heartbeat before it was let go: at least this long
-            const minIdleMs = Math.max(0, Date.now() - given.at - 100);
+            // Redis counts its idle time from the last heartbeat before it was let go, so at
+            // least this long; another worker can only have claimed it two thirds of the
+            // claim idle time (67 ms at the least) after, far past the 10 ms of slack
+            const minIdleMs = Math.max(0, Date.now() - given.at - 10);
             const [reply] = (await redis.xclaim(keys.stream, keys.group, consumer, minIdleMs, given.id)) as Array<[string, string[]] | null>;
             return reply === undefined || reply === null ? undefined : { given, fields: reply[1] };
           }),
