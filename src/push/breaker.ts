@@ -19,7 +19,11 @@ export type CircuitState = 'closed' | 'open' | 'half_open';
 export type Admission =
   /** It may: as the half-open circuit's probe when `probe`. */
   | { readonly allowed: true; readonly probe: boolean }
-  /** It may not: the circuit is open (or its probe is in flight); try again after `retryAfterMs`. */
+  /**
+   * It may not: the circuit is open (or its probe is in flight); try again after
+   * `retryAfterMs` — the rest of the cool-down (a whole one while the probe is out), plus
+   * a random part of up to half a cool-down.
+   */
   | { readonly allowed: false; readonly state: 'open' | 'half_open'; readonly retryAfterMs: number };
 
 export interface BreakerOptions {
@@ -39,6 +43,8 @@ export interface BreakerOptions {
   maxTracked?: number;
   /** The clock, in ms. @default Date.now */
   now?: () => number;
+  /** Spreads the retries of refused sends, from 0 to 1. @default Math.random */
+  random?: () => number;
   /** Told of every change of a circuit's state (a log line, a metric). */
   onTransition?: (destination: string, from: CircuitState, to: CircuitState) => void;
 }
@@ -71,6 +77,17 @@ export function createBreakers(options: BreakerOptions = {}): Breakers {
   const cooldownMs = options.cooldownMs ?? 30_000;
   const maxTracked = options.maxTracked ?? 10_000;
   const now = options.now ?? Date.now;
+  const random = options.random ?? Math.random;
+  /**
+   * A refused send's wait: until the probe can go, plus up to half a cool-down, so the
+   * sends held back (a tenant's whole share at once) come back spread out, not in one
+   * burst of work the worker does for every tenant's sends at the same moment.
+   */
+  const refuse = (state: 'open' | 'half_open', untilProbeMs: number): Admission => ({
+    allowed: false,
+    state,
+    retryAfterMs: Math.round(untilProbeMs + random() * (cooldownMs / 2)),
+  });
   const circuits = new Map<string, Circuit>();
   const transitions: Record<CircuitState, number> = { closed: 0, open: 0, half_open: 0 };
 
@@ -113,11 +130,11 @@ export function createBreakers(options: BreakerOptions = {}): Breakers {
       if (circuit === undefined || circuit.state === 'closed') return { allowed: true, probe: false };
       if (circuit.state === 'open') {
         const waitMs = circuit.openedAt + cooldownMs - now();
-        if (waitMs > 0) return { allowed: false, state: 'open', retryAfterMs: waitMs };
+        if (waitMs > 0) return refuse('open', waitMs);
         move(destination, circuit, 'half_open');
       }
       // half open: one probe at a time; the rest come back after a cool-down
-      if (circuit.probing) return { allowed: false, state: 'half_open', retryAfterMs: cooldownMs };
+      if (circuit.probing) return refuse('half_open', cooldownMs);
       circuit.probing = true;
       return { allowed: true, probe: true };
     },

@@ -14,7 +14,8 @@ import { createSleeper } from '../../src/push/sleeper.js';
 function breakersOnClock(options: { failureThreshold?: number; cooldownMs?: number; maxTracked?: number } = {}) {
   let time = 1_000_000;
   const seen: Array<[string, CircuitState, CircuitState]> = [];
-  const breakers = createBreakers({ failureThreshold: 3, cooldownMs: 1000, ...options, now: () => time, onTransition: (d, from, to) => seen.push([d, from, to]) });
+  let spread = 0;
+  const breakers = createBreakers({ failureThreshold: 3, cooldownMs: 1000, ...options, now: () => time, random: () => spread, onTransition: (d, from, to) => seen.push([d, from, to]) });
   const allowed = (destination: string): Admission & { allowed: true } => {
     const admission = breakers.admit(destination);
     if (!admission.allowed) throw new Error(`${destination} refused: ${JSON.stringify(admission)}`);
@@ -23,7 +24,7 @@ function breakersOnClock(options: { failureThreshold?: number; cooldownMs?: numb
   /** One send that got no answer. */
   const fail = (destination: string): void => breakers.record(destination, allowed(destination), false);
   const succeed = (destination: string): void => breakers.record(destination, allowed(destination), true);
-  return { breakers, seen, allowed, fail, succeed, advance: (ms: number) => (time += ms) };
+  return { breakers, seen, allowed, fail, succeed, advance: (ms: number) => (time += ms), spreadBy: (share: number) => (spread = share) };
 }
 
 describe('circuit breaker', () => {
@@ -46,10 +47,14 @@ describe('circuit breaker', () => {
   });
 
   it('fails sends at once while open, saying how long is left; after the cool-down lets exactly one probe through', () => {
-    const { breakers, seen, fail, advance } = breakersOnClock();
+    const { breakers, seen, fail, advance, spreadBy } = breakersOnClock();
     for (let i = 0; i < 3; i += 1) fail('d');
     advance(400);
     expect(breakers.admit('d')).toEqual({ allowed: false, state: 'open', retryAfterMs: 600 });
+    // the refused sends come back spread over up to half a cool-down after it ends
+    spreadBy(1);
+    expect(breakers.admit('d')).toEqual({ allowed: false, state: 'open', retryAfterMs: 1100 });
+    spreadBy(0);
     advance(600);
     const probe = breakers.admit('d');
     expect(probe).toEqual({ allowed: true, probe: true });
