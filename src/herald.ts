@@ -25,6 +25,8 @@ import { createPublishServer } from './publish/server.js';
 import { createSubscribeServer } from './subscribe/server.js';
 import { createPushParts, createPushWorkerFromConfig } from './push/index.js';
 import type { PushCounters } from './push/counters.js';
+import type { CircuitState } from './push/breaker.js';
+import type { PushLoad } from './push/worker.js';
 
 /** Which servers one process runs (`push`: the push worker alone). */
 export type Mode = 'all' | 'subscribe' | 'publish' | 'push';
@@ -176,8 +178,12 @@ export interface RunningPushWorker {
   readonly consumer: string;
   /** Whether it only logs what it would send (`NODE_ENV` is not production). */
   readonly dryRun: boolean;
-  /** What it has done since it started (for the metrics work to export). */
+  /** What it has done since it started (exported as `herald_push_*_total`). */
   readonly counters: Readonly<PushCounters>;
+  /** Circuit-breaker transitions since start, by the state entered. */
+  readonly circuitTransitions: Readonly<Record<CircuitState, number>>;
+  /** What it holds and sends now. */
+  load(): PushLoad;
   /** Stops reading, lets the sends in flight finish, then closes its connections. */
   stop(): Promise<void>;
 }
@@ -224,6 +230,8 @@ export async function startPushWorker(config: HeraldConfig, redisUrl: string, lo
     consumer: worker.consumer,
     dryRun: config.push.dryRun,
     counters: worker.counters,
+    circuitTransitions: worker.circuitTransitions,
+    load: () => worker.load(),
     async stop() {
       await worker.stop();
       await close();
@@ -255,8 +263,10 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
     );
   }
   if (mode === 'push') {
-    // Its own registry: the process's metrics, and the role label, for whoever scrapes it.
-    const metricsServer = config.metricsPort === undefined ? undefined : createMetricsServer(createMetrics({ role: mode }).registry);
+    // The worker's own registry (the process's metrics, its counters, load and circuit
+    // breakers), on METRICS_PORT, for whoever scrapes it.
+    const pushMetrics = createMetrics({ role: mode, processMetrics: config.metricsPort !== undefined });
+    const metricsServer = config.metricsPort === undefined ? undefined : createMetricsServer(pushMetrics.registry);
     const metricsPort = metricsServer && (await listenForMetrics(metricsServer, config));
     let pushWorker: RunningPushWorker;
     try {
@@ -265,6 +275,7 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
       await metricsServer?.stop();
       throw error;
     }
+    pushMetrics.pushWorker(pushWorker);
     return {
       subscribePort: undefined,
       playground: false,
@@ -376,7 +387,10 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
     // The development all-in-one runs the push worker too, when there is a Redis for it.
     // Not with Redis away: the worker would wait for it, and the servers must not.
     if (mode === 'all' && config.redisUrl !== undefined) {
-      if (redisReady) pushWorker = await startPushWorker(config, config.redisUrl, logger);
+      if (redisReady) {
+        pushWorker = await startPushWorker(config, config.redisUrl, logger);
+        metrics.pushWorker(pushWorker);
+      }
       else logger.warn('herald: the push worker is not started: Redis is not reachable (run `npm run start:push` once it is)');
     }
     return { subscribePort, playground: config.playground, corsLocalhost: config.corsLocalhost, inboxPath, publishPort, grpcPort, publishGrpcPort, metricsPort, broker, devTokens, pushWorker, stop };

@@ -268,6 +268,33 @@ export interface PushConfig {
   dryRun: boolean;
   /** `PUSH_CONCURRENCY`: most sends in flight per worker. @default 256 */
   concurrency: number;
+  /**
+   * `PUSH_TENANT_CONCURRENCY`: most sends in flight for one tenant, and most of its
+   * entries a worker works on at once, so one tenant's slow or dead endpoints cannot hold
+   * the whole worker. At most `PUSH_CONCURRENCY`.
+   * @default a quarter of `PUSH_CONCURRENCY` (64), at least 1
+   */
+  tenantConcurrency: number;
+  /**
+   * `PUSH_DESTINATION_CONCURRENCY`: most sends in flight to one destination (the origin of
+   * a webhook URL or Web Push endpoint, within one tenant; FCM has none) — the most
+   * connections a receiver that never answers can hold.
+   * @default 32
+   */
+  destinationConcurrency: number;
+  /**
+   * `PUSH_BREAKER_FAILURES`: sends in a row to one destination with no answer (a network
+   * error, a timeout) or a 5xx that open its circuit: sends to it then fail at once and
+   * are retried per `PUSH_MAX_ATTEMPTS` and the retry waits, never dropped.
+   * @default 5
+   */
+  breakerFailures: number;
+  /**
+   * `PUSH_BREAKER_COOLDOWN_MS`: how long an open circuit fails sends at once before it
+   * lets one probe through; the probe's answer closes it, its failure opens it again.
+   * @default 30000 (ms)
+   */
+  breakerCooldownMs: number;
   /** `PUSH_MAX_ATTEMPTS`: attempts per push before it is dead-lettered. @default 5 */
   maxAttempts: number;
   /**
@@ -433,9 +460,18 @@ function readPushConfig(read: EnvReader, production: boolean, problems: string[]
   if (claimIdleMs <= sendTimeoutMs) {
     problems.push(`PUSH_CLAIM_IDLE_MS (${claimIdleMs}) must be longer than PUSH_SEND_TIMEOUT_MS (${sendTimeoutMs}), or live workers' entries are taken over`);
   }
+  const concurrency = read.integer('PUSH_CONCURRENCY', 256, 1, 100_000);
+  const tenantConcurrency = read.integer('PUSH_TENANT_CONCURRENCY', Math.max(1, Math.floor(concurrency / 4)), 1, 100_000);
+  if (tenantConcurrency > concurrency) {
+    problems.push(`PUSH_TENANT_CONCURRENCY (${tenantConcurrency}) must not exceed PUSH_CONCURRENCY (${concurrency})`);
+  }
   return {
     dryRun: !production,
-    concurrency: read.integer('PUSH_CONCURRENCY', 256, 1, 100_000),
+    concurrency,
+    tenantConcurrency,
+    destinationConcurrency: read.integer('PUSH_DESTINATION_CONCURRENCY', 32, 1, 100_000),
+    breakerFailures: read.integer('PUSH_BREAKER_FAILURES', 5, 1, 1000),
+    breakerCooldownMs: read.integer('PUSH_BREAKER_COOLDOWN_MS', 30_000, 100, 3600 * 1000),
     maxAttempts: read.integer('PUSH_MAX_ATTEMPTS', 5, 1, 100),
     claimIdleMs,
     offlineGraceMs: read.integer('PUSH_OFFLINE_GRACE_MS', 2000, 0, 600_000),

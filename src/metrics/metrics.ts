@@ -27,6 +27,22 @@ export interface HotCounts {
 /** What a server reports about itself, read at each scrape. */
 export type GaugeSource = () => number;
 
+/** What a push worker reports (`src/push/worker.ts`), read at each scrape. */
+export interface PushReport {
+  /** Its counters (`src/push/counters.ts`), by camelCase name. */
+  readonly counters: Readonly<Record<string, number>>;
+  /** Circuit-breaker transitions since start, by the state entered (`open`, `half_open`, `closed`). */
+  readonly circuitTransitions: Readonly<Record<string, number>>;
+  load(): {
+    readonly sendsInFlight: number;
+    readonly sendsWaiting: number;
+    readonly entriesHeld: number;
+    readonly entriesWaiting: number;
+    readonly circuitsOpen: number;
+    readonly circuitsHalfOpen: number;
+  };
+}
+
 /** The transports a live subscription or connection can be on. */
 export type Transport = 'websocket' | 'sse' | 'grpc';
 
@@ -45,6 +61,8 @@ export interface HeraldMetrics {
   mutation(field: string, outcome: string, seconds: number): void;
   /** How long a counted publish waited for the subscribe servers' delivery reports. */
   reportWait(seconds: number): void;
+  /** Exports a push worker's counters, load and circuit breakers (once per process). */
+  pushWorker(report: PushReport): void;
 }
 
 export interface MetricsOptions {
@@ -131,9 +149,51 @@ export function createMetrics(options: MetricsOptions): HeraldMetrics {
     registers: [registry],
   });
 
+  const pushWorker = (report: PushReport): void => {
+    for (const name of Object.keys(report.counters)) {
+      const snake = name.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
+      counted(`herald_push_${snake}_total`, `Push worker: ${name} (src/push/counters.ts).`, () => report.counters[name] ?? 0);
+    }
+    /** A gauge whose labelled values come from the report's load at scrape time. */
+    const loadGauge = (name: string, help: string, label: string, read: (load: ReturnType<PushReport['load']>) => Record<string, number>): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: [label],
+        registers: [registry],
+        collect() {
+          for (const [value, count] of Object.entries(read(report.load()))) this.set({ [label]: value }, count);
+        },
+      });
+    };
+    loadGauge('herald_push_breakers', 'Push destinations whose circuit breaker is open, or half open (its probe not yet answered).', 'state', (load) => ({
+      open: load.circuitsOpen,
+      half_open: load.circuitsHalfOpen,
+    }));
+    loadGauge('herald_push_sends', 'Push sends holding a slot (in_flight) or waiting for one (waiting).', 'state', (load) => ({
+      in_flight: load.sendsInFlight,
+      waiting: load.sendsWaiting,
+    }));
+    loadGauge('herald_push_entries', 'Push stream entries the worker holds, and of them those waiting for their tenant\'s turn.', 'state', (load) => ({
+      held: load.entriesHeld,
+      waiting: load.entriesWaiting,
+    }));
+    new Counter({
+      name: 'herald_push_breaker_transitions_total',
+      help: 'Push circuit-breaker transitions, by the state entered.',
+      labelNames: ['to'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [to, count] of Object.entries(report.circuitTransitions)) this.inc({ to }, count);
+      },
+    });
+  };
+
   return {
     registry,
     counts,
+    pushWorker,
     connections,
     subscriptions,
     channels: (source) => {

@@ -11,6 +11,8 @@ export interface PushCounters {
   failed: number;
   /** Attempts scheduled again after a retryable failure. */
   retried: number;
+  /** Attempts failed at once, without a send, because their destination's circuit was open (each also counts as `failed`). */
+  breakerRejected: number;
   /** Pushes given up on and written to the dead-letter stream. */
   deadLettered: number;
   /**
@@ -34,6 +36,11 @@ export interface PushCounters {
   lost: number;
   /** Stream entries that could not be parsed (acknowledged and dropped). */
   malformed: number;
+  /**
+   * Entries let go unstarted, left pending for a later claim, because their tenant had
+   * its share of entries in progress and the worker needed the room for other tenants'.
+   */
+  entriesDeferred: number;
 }
 
 export function createPushCounters(): PushCounters {
@@ -42,6 +49,7 @@ export function createPushCounters(): PushCounters {
     dryRun: 0,
     failed: 0,
     retried: 0,
+    breakerRejected: 0,
     deadLettered: 0,
     refused: 0,
     outcomeUnknown: 0,
@@ -52,5 +60,6 @@ export function createPushCounters(): PushCounters {
     entriesDone: 0,
     lost: 0,
     malformed: 0,
+    entriesDeferred: 0,
   };
 }

@@ -5,21 +5,26 @@
  * retried with backoff, and settled as sent, gone (device removed) or dead-lettered
  * (failed for good, refused by the network policy, or out of attempts).
  *
- * Sends run in parallel up to the worker's limiter; the walk over an entry's users waits
- * for a free slot before it starts the next send, so an entry of 500 followers holds one
- * waiting slot request, not 500.
+ * Sends run in parallel up to the worker's limiter (its own, its tenant's and its
+ * destination's limits); the walk over an entry's users waits for a free slot before it
+ * starts the next send, so an entry of 500 followers holds one waiting slot request, not
+ * 500. A send to a destination whose circuit is open fails at once and is retried like
+ * any other retryable failure.
  */
 import type { Logger } from '../common/logger.js';
+import type { Breakers } from './breaker.js';
 import type { PushCounters } from './counters.js';
 import type { DeadLetters } from './dead-letters.js';
+import { destinationOf } from './destinations.js';
 import type { Device, DeviceStore } from './devices.js';
 import type { PushEntry } from './entry.js';
-import type { Limiter } from './limiter.js';
+import type { Limiter, SlotKey } from './limiter.js';
 import type { PushQueue } from './queue.js';
 import { retryDelayMs, type RetryPolicy } from './retry.js';
 import type { SeenLive } from './seen-live.js';
 import type { FinalState, SendMarkers } from './send-markers.js';
-import type { PushMessage, Sender, Senders } from './senders/types.js';
+import type { PushMessage, SendOutcome, Sender, Senders } from './senders/types.js';
+import type { Sleeper } from './sleeper.js';
 import type { TopicStore } from './topics.js';
 
 export interface FanoutDeps {
@@ -31,12 +36,16 @@ export interface FanoutDeps {
   readonly markers: SendMarkers;
   readonly senders: Senders;
   readonly limiter: Limiter;
+  /** The circuit of each destination (not FCM's: see {@link destinationOf}). */
+  readonly breakers: Breakers;
   readonly counters: PushCounters;
   readonly retry: RetryPolicy;
   readonly maxAttempts: number;
   readonly pageSize: number;
-  /** Aborted when the worker stops: no new send starts, retry waits end. */
+  /** Aborted when the worker stops: no new send starts. */
   readonly signal: AbortSignal;
+  /** Retry waits, ended when the worker stops. */
+  readonly sleeper: Sleeper;
   readonly logger: Logger;
 }
 
@@ -76,13 +85,14 @@ export async function processEntry(deps: FanoutDeps, entry: PushEntry, delivery:
         deps.counters.skippedUnconfigured += 1;
         continue;
       }
-      const release = await deps.limiter.acquire();
+      const slot: SlotKey = { tenant: notification.tenant, destination: destinationOf(notification.tenant, device) };
+      const release = await deps.limiter.acquire(slot);
       if (deps.signal.aborted) {
         release();
         complete = false;
         break walk;
       }
-      sends.push(deliver(deps, entry, delivery, { notification, user }, device, sender, release));
+      sends.push(deliver(deps, entry, delivery, { notification, user }, device, sender, slot, release));
     }
   }
   const settled = await Promise.all(sends);
@@ -102,6 +112,7 @@ async function deliver(
   message: PushMessage,
   device: Device,
   sender: Sender<Device['kind']>,
+  slot: SlotKey,
   firstRelease: () => void,
 ): Promise<boolean> {
   let release = firstRelease;
@@ -132,7 +143,7 @@ async function deliver(
       return true;
     }
     for (let attempt = 1; ; attempt += 1) {
-      const result = await sender.send(message, device);
+      const result = await send(deps, slot.destination, message, device, sender);
       if (result.outcome === 'sent') {
         if (result.dryRun) deps.counters.dryRun += 1;
         else deps.counters.sent += 1;
@@ -168,11 +179,11 @@ async function deliver(
       deps.counters.retried += 1;
       release(); // nobody waits on a slot held by a sleeper
       release = () => undefined;
-      if (!(await sleep(delayMs, deps.signal))) {
+      if (!(await deps.sleeper.sleep(delayMs))) {
         await deps.markers.release(tenant, id, device.id, delivery.entryId);
         return false;
       }
-      release = await deps.limiter.acquire();
+      release = await deps.limiter.acquire(slot);
       if (deps.signal.aborted) {
         await deps.markers.release(tenant, id, device.id, delivery.entryId);
         return false;
@@ -186,18 +197,35 @@ async function deliver(
   }
 }
 
-/** Resolves true after `ms`, or false as soon as `signal` aborts. */
-export function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
-  if (signal.aborted) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      resolve(false);
+/**
+ * One attempt through the destination's circuit: failed at once while it is open (a
+ * retry, after the rest of its cool-down, within the longest retry wait), else sent, and
+ * its outcome recorded.
+ */
+async function send(
+  deps: FanoutDeps,
+  destination: string | undefined,
+  message: PushMessage,
+  device: Device,
+  sender: Sender<Device['kind']>,
+): Promise<SendOutcome> {
+  if (destination === undefined) return sender.send(message, device);
+  const admission = deps.breakers.admit(destination);
+  if (!admission.allowed) {
+    deps.counters.breakerRejected += 1;
+    return {
+      outcome: 'retry',
+      reason: `not sent: the circuit of ${destination} is ${admission.state === 'open' ? 'open' : 'half open, its probe in flight'} after repeated failures`,
+      retryAfterMs: Math.min(admission.retryAfterMs, deps.retry.maxMs),
     };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve(true);
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
+  }
+  let healthy = false;
+  try {
+    const result = await sender.send(message, device);
+    healthy = !(result.outcome === 'retry' && result.endpointDown === true);
+    return result;
+  } finally {
+    // in finally: a probe never recorded would hold its circuit half open for good
+    deps.breakers.record(destination, admission, healthy);
+  }
 }

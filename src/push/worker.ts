@@ -12,22 +12,36 @@
  * `WHEN_OFFLINE` entries are not handled before `offlineGraceMs` after publication: the
  * read loop waits for each in stream order, so the wait delays work without holding any
  * of the worker's slots.
+ *
+ * One tenant cannot own the worker (issue 22): at most `tenantConcurrency` of its entries
+ * are worked on at once; the next wait, held (kept alive by the heartbeat), and start as
+ * the tenant's earlier ones end. Waiting entries do not count against the room to read:
+ * when a read brings the worker past `concurrency` held entries, the newest waiting entry
+ * of the tenant with the most waiting is let go unstarted — left pending, claimed back by
+ * id as soon as its tenant has room (`admission.ts`), or by any worker once idle for
+ * `claimIdleMs`. So another tenant's entry is always read, and nothing is acknowledged
+ * that was not done. Sends are limited the same way per
+ * tenant and per destination (`limiter.ts`), and each destination has a circuit breaker
+ * (`breaker.ts`).
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../common/logger.js';
+import { createTenantAdmission, type HeldEntry } from './admission.js';
+import { createBreakers, type CircuitState } from './breaker.js';
 import { createPushCounters, type PushCounters } from './counters.js';
 import { createDeadLetters, type DeadLetters } from './dead-letters.js';
 import { createDeviceStore, type DeviceStore } from './devices.js';
 import { decodePushEntry, type PushEntry } from './entry.js';
-import { processEntry, sleep, type FanoutDeps } from './fanout.js';
+import { processEntry, type FanoutDeps } from './fanout.js';
 import type { PushKeys } from './keys.js';
 import { createLimiter } from './limiter.js';
 import { createPushQueue, ensurePushGroup, type PushQueue } from './queue.js';
 import { createSeenLive, type SeenLive } from './seen-live.js';
 import { createSendMarkers } from './send-markers.js';
 import type { Senders } from './senders/types.js';
+import { createSleeper } from './sleeper.js';
 import { createTopicStore, type TopicStore } from './topics.js';
 
 export interface PushWorkerOptions {
@@ -63,6 +77,29 @@ export interface PushWorkerOptions {
    * @default 256
    */
   concurrency?: number;
+  /**
+   * `PUSH_TENANT_CONCURRENCY`: most sends in flight for one tenant, and most of its
+   * entries worked on at once; the rest of its work waits without holding up other
+   * tenants'.
+   * @default a quarter of `concurrency` (64 of 256), at least 1
+   */
+  tenantConcurrency?: number;
+  /**
+   * `PUSH_DESTINATION_CONCURRENCY`: most sends in flight to one destination — the origin
+   * of a webhook URL or Web Push endpoint, within one tenant (FCM has none): the most
+   * connections a hanging receiver can hold.
+   * @default 32
+   */
+  destinationConcurrency?: number;
+  /**
+   * `PUSH_BREAKER_FAILURES`: sends in a row to one destination that got no answer (a
+   * network error, a timeout) or a 5xx, after which its circuit opens: sends to it fail
+   * at once (and are retried) until a probe after `breakerCooldownMs` gets an answer.
+   * @default 5
+   */
+  breakerFailures?: number;
+  /** `PUSH_BREAKER_COOLDOWN_MS`: how long an open circuit fails sends at once before one probe. @default 30000 (ms) */
+  breakerCooldownMs?: number;
   /**
    * `PUSH_MAX_ATTEMPTS`: attempts per push before it is dead-lettered (1: no retry).
    * @default 5
@@ -113,10 +150,29 @@ export interface PushLag {
   readonly pending: number;
 }
 
+/** What a worker holds and sends now, for metrics. */
+export interface PushLoad {
+  /** Sends holding a slot. */
+  readonly sendsInFlight: number;
+  /** Sends waiting for a slot (their tenant's, their destination's or the worker's). */
+  readonly sendsWaiting: number;
+  /** Entries this worker holds, waiting ones included. */
+  readonly entriesHeld: number;
+  /** Entries held but waiting for their tenant's turn. */
+  readonly entriesWaiting: number;
+  /** Destinations whose circuit is open / half open (its probe not yet answered). */
+  readonly circuitsOpen: number;
+  readonly circuitsHalfOpen: number;
+}
+
 export interface PushWorker {
   readonly consumer: string;
   /** Counts of what this worker did; plain integers, read at any time. */
   readonly counters: Readonly<PushCounters>;
+  /** Circuit transitions since start, by the state entered. */
+  readonly circuitTransitions: Readonly<Record<CircuitState, number>>;
+  /** What it holds and sends now. */
+  load(): PushLoad;
   /** Creates the consumer group if needed and starts reading. */
   start(): Promise<void>;
   /**
@@ -136,12 +192,28 @@ export function createPushWorker(options: PushWorkerOptions): PushWorker {
   const logger = options.logger ?? console;
   const consumer = options.consumer ?? `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
   const concurrency = options.concurrency ?? 256;
+  const tenantConcurrency = options.tenantConcurrency ?? Math.max(1, Math.floor(concurrency / 4));
   const claimIdleMs = options.claimIdleMs ?? 30_000;
   const offlineGraceMs = options.offlineGraceMs ?? 2000;
   const blockMs = options.blockMs ?? 5000;
   const queue = options.queue ?? createPushQueue({ redis, keys });
   const counters = createPushCounters();
   const abort = new AbortController();
+  const sleeper = createSleeper(abort.signal);
+  const sleep = (ms: number): Promise<boolean> => sleeper.sleep(ms);
+  const limiter = createLimiter({ concurrency, perTenant: tenantConcurrency, perDestination: options.destinationConcurrency ?? 32 });
+  const breakerCooldownMs = options.breakerCooldownMs ?? 30_000;
+  const breakers = createBreakers({
+    failureThreshold: options.breakerFailures ?? 5,
+    cooldownMs: breakerCooldownMs,
+    onTransition: (destination, from, to) => {
+      if (to === 'open' && from === 'closed') {
+        logger.warn(`push: ${destination} failed ${options.breakerFailures ?? 5} sends in a row: its circuit is open, sends to it fail at once (and are retried) for ${breakerCooldownMs} ms`);
+      } else if (to === 'closed') {
+        logger.info(`push: ${destination} answered again: its circuit is closed`);
+      }
+    },
+  });
   const deps: FanoutDeps = {
     devices: options.devices ?? createDeviceStore({ redis, keys }),
     topics: options.topics ?? createTopicStore({ redis, keys }),
@@ -150,24 +222,29 @@ export function createPushWorker(options: PushWorkerOptions): PushWorker {
     seenLive: options.seenLive ?? createSeenLive({ redis, keys }),
     markers: createSendMarkers(redis, keys, consumer, options.dedupTtlMs ?? 86_400_000),
     senders,
-    limiter: createLimiter(concurrency),
+    limiter,
+    breakers,
     counters,
     retry: { baseMs: options.retryBaseMs ?? 1000, maxMs: options.retryMaxMs ?? 300_000 },
     maxAttempts: options.maxAttempts ?? 5,
     pageSize: options.fanoutPageSize ?? 500,
     signal: abort.signal,
+    sleeper,
     logger,
   };
 
   /** Entries this worker holds (read or claimed, not yet acknowledged), kept alive by the heartbeat. */
   const held = new Set<string>();
+  /** Which held entries run, which wait for their tenant's turn, which were let go. */
+  const admission = createTenantAdmission({ perTenant: tenantConcurrency });
   const tasks = new Set<Promise<void>>();
   let roomWaiter: (() => void) | undefined;
   let readerId: number | undefined;
   let loops: Promise<void> | undefined;
   let heartbeat: NodeJS.Timeout | undefined;
 
-  const room = (): number => concurrency - held.size;
+  /** Room to read or claim: waiting entries do not count, as they can be let go for others. */
+  const room = (): number => concurrency - (held.size - admission.waiting);
   const untilRoom = async (): Promise<void> => {
     while (room() <= 0 && !abort.signal.aborted) {
       await new Promise<void>((resolve) => (roomWaiter = resolve));
@@ -186,12 +263,13 @@ export function createPushWorker(options: PushWorkerOptions): PushWorker {
   };
 
   const dispatch = (id: string, entry: PushEntry, redelivered: boolean): void => {
+    const { tenant } = entry.notification;
     const run = async (): Promise<void> => {
       try {
         if (redelivered && entry.policy === 'WHEN_OFFLINE') {
           // a claimed entry is usually long past its grace; rarely (claim idle < grace) it is not
           const waitMs = entry.queuedAt + offlineGraceMs - Date.now();
-          if (waitMs > 0 && !(await sleep(waitMs, abort.signal))) return;
+          if (waitMs > 0 && !(await sleep(waitMs))) return;
         }
         if (await processEntry(deps, entry, { entryId: id, redelivered })) {
           await acknowledge(id);
@@ -201,12 +279,75 @@ export function createPushWorker(options: PushWorkerOptions): PushWorker {
         logger.error(`push: entry ${id} left for another attempt: ${error instanceof Error ? error.message : String(error)}`);
       } finally {
         held.delete(id);
+        const next = admission.finished(tenant);
+        if (next !== undefined && !abort.signal.aborted) dispatch(next.id, next.entry, next.redelivered);
+        else if (next === undefined && admission.hasRoomFor(tenant)) track(takeBack(tenant));
         wakeRoom();
       }
     };
-    const task = run(); // never rejects
+    track(run());
+  };
+
+  /** Keeps `task` (which never rejects) until it ends, so that `stop` waits for it. */
+  const track = (task: Promise<void>): void => {
     tasks.add(task);
     void task.then(() => tasks.delete(task));
+  };
+
+  /** Starts `held` now, or keeps it waiting while its tenant has its share in progress. */
+  const admit = (entry: HeldEntry): void => {
+    if (admission.admit(entry) === 'start') dispatch(entry.id, entry.entry, entry.redelivered);
+  };
+
+  /**
+   * Past `concurrency` held entries, lets go of waiting ones — the newest of the tenant
+   * with the most waiting — unacknowledged: they stay pending, taken back by id when their
+   * tenant has room ({@link takeBack}), or claimed by any worker once idle for `claimIdleMs`.
+   */
+  const letGoPastRoom = (): void => {
+    while (held.size > concurrency) {
+      const given = admission.letGo();
+      if (given === undefined) return;
+      held.delete(given.id);
+      counters.entriesDeferred += 1;
+    }
+  };
+
+  const takingBack = new Set<string>();
+  /**
+   * Claims back, by id, entries of `tenant` this worker let go, now that the tenant has
+   * room. XCLAIM's min-idle is the time since each was let go: an entry another worker has
+   * claimed since is idle for less than that, and is left to it.
+   */
+  const takeBack = async (tenant: string): Promise<void> => {
+    if (takingBack.has(tenant)) return;
+    takingBack.add(tenant);
+    try {
+      while (!abort.signal.aborted && admission.hasRoomFor(tenant) && room() > 0) {
+        const letGo = admission.takeBack(tenant, Math.min(tenantConcurrency, room()));
+        if (letGo.length === 0) return;
+        const claimed = await Promise.all(
+          letGo.map(async (given) => {
+            // Redis counts its idle time from the last heartbeat before it was let go, so at
+            // least this long; another worker can only have claimed it two thirds of the
+            // claim idle time (67 ms at the least) after, far past the 10 ms of slack
+            const minIdleMs = Math.max(0, Date.now() - given.at - 10);
+            const [reply] = (await redis.xclaim(keys.stream, keys.group, consumer, minIdleMs, given.id)) as Array<[string, string[]] | null>;
+            return reply === undefined || reply === null ? undefined : { given, fields: reply[1] };
+          }),
+        );
+        for (const taken of claimed) {
+          if (abort.signal.aborted) return; // claimed, not started: pending for another worker
+          if (taken === undefined || held.has(taken.given.id)) continue;
+          held.add(taken.given.id);
+          await take(taken.given.id, taken.fields, taken.given.redelivered);
+        }
+      }
+    } catch (error) {
+      logger.error(`push: taking back entries of ${tenant} failed (they are claimed once idle): ${error instanceof Error ? error.message : String(error)}`);
+    } finally {
+      takingBack.delete(tenant);
+    }
   };
 
   /** Parses and dispatches, or drops an unreadable entry (nobody could ever do it). */
@@ -221,9 +362,10 @@ export function createPushWorker(options: PushWorkerOptions): PushWorker {
     }
     if (!redelivered && entry.policy === 'WHEN_OFFLINE' && entry.target.kind !== 'topic') {
       const waitMs = entry.queuedAt + offlineGraceMs - Date.now();
-      if (waitMs > 0 && !(await sleep(waitMs, abort.signal))) return;
+      if (waitMs > 0 && !(await sleep(waitMs))) return;
     }
-    dispatch(id, entry, redelivered);
+    admit({ id, entry, redelivered });
+    letGoPastRoom();
   };
 
   const readLoop = async (): Promise<void> => {
@@ -255,7 +397,7 @@ export function createPushWorker(options: PushWorkerOptions): PushWorker {
   let claimCursor = '0-0';
   const claimLoop = async (): Promise<void> => {
     const intervalMs = Math.max(10, Math.floor(claimIdleMs / 2));
-    while (await sleep(intervalMs, abort.signal)) {
+    while (await sleep(intervalMs)) {
       try {
         while (room() > 0 && !abort.signal.aborted) {
           const [next, entries, deleted = []] = (await redis.xautoclaim(
@@ -264,13 +406,15 @@ export function createPushWorker(options: PushWorkerOptions): PushWorker {
           claimCursor = next;
           // trimmed from the stream before anyone finished them; XAUTOCLAIM drops them from the pending list
           counters.lost += deleted.length;
+          const deferredBefore = counters.entriesDeferred;
           for (const entry of entries) {
             // null: deleted meanwhile; held: its own entry, which a stalled event loop let go idle
             if (entry === null || held.has(entry[0])) continue;
             held.add(entry[0]);
             await take(entry[0], entry[1], true);
           }
-          if (next === '0-0') break;
+          // a page that let entries go again (tenants over their share): the rest wait for the next round
+          if (next === '0-0' || counters.entriesDeferred > deferredBefore) break;
         }
       } catch (error) {
         if (!abort.signal.aborted) logger.error(`push: claiming idle entries failed: ${error instanceof Error ? error.message : String(error)}`);
@@ -286,7 +430,7 @@ export function createPushWorker(options: PushWorkerOptions): PushWorker {
       return;
     }
     logger.error(`push: reading the stream failed: ${message}`);
-    await sleep(1000, abort.signal);
+    await sleep(1000);
   };
 
   const refreshHeld = async (): Promise<void> => {
@@ -301,6 +445,18 @@ export function createPushWorker(options: PushWorkerOptions): PushWorker {
   return {
     consumer,
     counters,
+    circuitTransitions: breakers.transitions,
+    load() {
+      const circuits = breakers.counts();
+      return {
+        sendsInFlight: limiter.active,
+        sendsWaiting: limiter.waiting,
+        entriesHeld: held.size,
+        entriesWaiting: admission.waiting,
+        circuitsOpen: circuits.open,
+        circuitsHalfOpen: circuits.halfOpen,
+      };
+    },
     async start() {
       if (loops !== undefined) throw new Error('push worker already started');
       await ensurePushGroup(redis, keys);
@@ -318,7 +474,7 @@ export function createPushWorker(options: PushWorkerOptions): PushWorker {
       const unblocking = setInterval(unblock, 100);
       await loops;
       clearInterval(unblocking);
-      await Promise.allSettled([...tasks]);
+      while (tasks.size > 0) await Promise.allSettled([...tasks]); // a task ending may start another (its tenant's next)
       clearInterval(heartbeat);
     },
     async lag() {

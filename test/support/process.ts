@@ -92,7 +92,7 @@ export async function startHeraldProcess(mode: HeraldMode, options: HeraldProces
   const { child, output, exited } = spawnHerald(mode, options);
   let exitedEarly = false;
   void exited.then(() => (exitedEarly = true));
-  const expected = mode === 'publish' ? /publish \(HTTP POST\)/ : mode === 'push' ? /push worker \S+: / : /subscribe \(WebSocket/;
+  const expected = mode === 'publish' ? /publish \(HTTP POST\)/ : mode === 'push' ? /push worker \S+: (sending|dry-run)[^\n]*\n/ : /subscribe \(WebSocket/;
   // The banner's last line: the push worker has no gRPC port, and names its metrics port when it has one.
   const last = mode !== 'push' ? /gRPC/ : options.env?.['METRICS_PORT'] === undefined ? expected : /metrics \(Prometheus[^\n]*\/metrics/;
   try {

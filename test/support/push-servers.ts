@@ -248,6 +248,73 @@ export async function startHttpRecorder(): Promise<HttpRecorder> {
   return Object.assign(recorder, { url: `http://127.0.0.1:${port}` });
 }
 
+export interface HangingReceiver {
+  readonly url: string;
+  /** Requests received so far. */
+  readonly received: number;
+  /** Requests held now: received, never answered, their connection still open. */
+  readonly holding: number;
+  /** The most requests held at once. */
+  readonly peakHolding: number;
+  /** The most TCP connections open at once (a connection closing and the next opening can overlap by one). */
+  readonly peakConnections: number;
+  /** Called whenever `holding` changes; tests wake their waiters from it. */
+  onChange: () => void;
+  close(): Promise<void>;
+}
+
+/**
+ * A webhook receiver that accepts every connection, reads the request and never
+ * answers: what a dead or hostile endpoint looks like to a sender. A request counts as
+ * held from its arrival until its connection closes (the sender gives up).
+ */
+export async function startHangingReceiver(): Promise<HangingReceiver> {
+  let received = 0;
+  let holding = 0;
+  let peakHolding = 0;
+  let connections = 0;
+  let peakConnections = 0;
+  const server = http.createServer({ requestTimeout: 0 }, (request) => {
+    received += 1;
+    holding += 1;
+    peakHolding = Math.max(peakHolding, holding);
+    request.socket.once('close', () => {
+      holding -= 1;
+      receiver.onChange();
+    });
+    request.resume();
+    receiver.onChange();
+  });
+  server.on('connection', (socket) => {
+    connections += 1;
+    peakConnections = Math.max(peakConnections, connections);
+    socket.once('close', () => (connections -= 1));
+  });
+  const receiver: HangingReceiver = {
+    url: '',
+    get received() {
+      return received;
+    },
+    get holding() {
+      return holding;
+    },
+    get peakHolding() {
+      return peakHolding;
+    },
+    get peakConnections() {
+      return peakConnections;
+    },
+    onChange: () => undefined,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+  const port = await listen(server);
+  return Object.assign(receiver, { url: `http://127.0.0.1:${port}` });
+}
+
 /** A browser's side of a Web Push subscription: its key pair and auth secret, and the JSON it gives the app. */
 export interface BrowserSubscription {
   readonly keyPair: ECDH;

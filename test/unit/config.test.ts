@@ -16,6 +16,10 @@ const LONG_SECRET = 'x'.repeat(32);
 const PUSH_DEFAULTS = {
   dryRun: true,
   concurrency: 256,
+  tenantConcurrency: 64,
+  destinationConcurrency: 32,
+  breakerFailures: 5,
+  breakerCooldownMs: 30_000,
   maxAttempts: 5,
   claimIdleMs: 30_000,
   offlineGraceMs: 2000,
@@ -397,6 +401,11 @@ describe('push settings', () => {
       ...vapid,
     }).push;
     expect(push).toMatchObject({ concurrency: 512, maxAttempts: 3, claimIdleMs: 60_000, offlineGraceMs: 0, maxDevicesPerUser: 4, dedupTtlMs: 3_600_000 });
+    // a tenant's share follows PUSH_CONCURRENCY unless set
+    expect(push).toMatchObject({ tenantConcurrency: 128, destinationConcurrency: 32, breakerFailures: 5, breakerCooldownMs: 30_000 });
+    expect(
+      readConfig({ PUSH_TENANT_CONCURRENCY: '20', PUSH_DESTINATION_CONCURRENCY: '8', PUSH_BREAKER_FAILURES: '3', PUSH_BREAKER_COOLDOWN_MS: '2000' }).push,
+    ).toMatchObject({ concurrency: 256, tenantConcurrency: 20, destinationConcurrency: 8, breakerFailures: 3, breakerCooldownMs: 2000 });
     expect(push.fcm).toEqual({
       serviceAccount: { projectId: 'herald-test', clientEmail: 'push@herald-test.iam.gserviceaccount.com', privateKey },
       url: 'http://127.0.0.1:9',
@@ -440,6 +449,15 @@ describe('push settings', () => {
       'PUSH_ALLOWED_NETWORKS entry "fd00::/129" has a prefix length above 128',
       'PUSH_ALLOWED_NETWORKS entry "10.0.0.0/x" has a prefix length that is not a number',
       'PUSH_ALLOWED_NETWORKS entry "1.2.3.4/8/9" is not an IPv4 or IPv6 network such as 10.0.0.0/8 or fd00::/8',
+    ]);
+  });
+
+  it('refuses a tenant share above the worker\'s, and limits out of range, by name', () => {
+    expect(problemsOf({ PUSH_CONCURRENCY: '16', PUSH_TENANT_CONCURRENCY: '32', PUSH_DESTINATION_CONCURRENCY: '0', PUSH_BREAKER_FAILURES: 'many', PUSH_BREAKER_COOLDOWN_MS: '5' })).toEqual([
+      'PUSH_TENANT_CONCURRENCY (32) must not exceed PUSH_CONCURRENCY (16)',
+      expect.stringMatching(/^PUSH_DESTINATION_CONCURRENCY "0" must be a whole number from 1/),
+      expect.stringMatching(/^PUSH_BREAKER_FAILURES "many" must be a whole number/),
+      expect.stringMatching(/^PUSH_BREAKER_COOLDOWN_MS "5" must be a whole number from 100/),
     ]);
   });
 

@@ -142,12 +142,13 @@ describe('retryDelayMs', () => {
 
 describe('createLimiter', () => {
   it('holds at most its limit; the rest wait in order', async () => {
-    const limiter = createLimiter(2);
-    const a = await limiter.acquire();
-    await limiter.acquire();
+    const limiter = createLimiter({ concurrency: 2, perTenant: 2, perDestination: 2 });
+    const key = { tenant: 'acme', destination: undefined };
+    const a = await limiter.acquire(key);
+    await limiter.acquire(key);
     const order: string[] = [];
-    const third = limiter.acquire().then((release) => (order.push('third'), release));
-    const fourth = limiter.acquire().then((release) => (order.push('fourth'), release));
+    const third = limiter.acquire(key).then((release) => (order.push('third'), release));
+    const fourth = limiter.acquire(key).then((release) => (order.push('fourth'), release));
     expect(limiter.active).toBe(2);
     expect(limiter.waiting).toBe(2);
     await Promise.resolve();

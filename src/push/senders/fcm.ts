@@ -135,7 +135,7 @@ function fcmOutcome(response: Http2Response, dryRun: boolean): SendOutcome {
   if (status === 401 || status === 429 || status >= 500) {
     const header = response.headers['retry-after'];
     const retryAfterMs = parseRetryAfter(Array.isArray(header) ? header[0] : header);
-    return retryAfterMs === undefined ? { outcome: 'retry', reason } : { outcome: 'retry', reason, retryAfterMs };
+    return { outcome: 'retry', reason, ...(retryAfterMs === undefined ? {} : { retryAfterMs }), ...(status >= 500 ? { endpointDown: true } : {}) };
   }
   return { outcome: 'failed', reason };
 }

@@ -91,19 +91,28 @@ export function createHttpPoster(policy: NetworkPolicy): HttpPoster {
 /** The outcome of a POST that did not answer 2xx: 429 and 5xx retry, honouring Retry-After. */
 export function retryOrFail(result: PostResult, what: string): SendOutcome {
   const reason = `${what} answered ${result.status}`;
-  if (result.status === 408 || result.status === 429 || result.status >= 500) {
-    return result.retryAfterMs === undefined ? { outcome: 'retry', reason } : { outcome: 'retry', reason, retryAfterMs: result.retryAfterMs };
-  }
+  if (result.status === 408 || result.status === 429 || result.status >= 500) return retryAnswer(result, reason);
   return { outcome: 'failed', reason };
 }
 
+/** A `retry` for an answer: Retry-After kept, and a 5xx marked as the endpoint being down. */
+export function retryAnswer(result: PostResult, reason: string): SendOutcome {
+  return {
+    outcome: 'retry',
+    reason,
+    ...(result.retryAfterMs === undefined ? {} : { retryAfterMs: result.retryAfterMs }),
+    ...(result.status >= 500 ? { endpointDown: true } : {}),
+  };
+}
+
 /**
- * A thrown network error or timeout as a retry; a target the network policy refused as
- * `refused`, for good (it is not tried again, and the device stays).
+ * A thrown network error or timeout as a retry, the endpoint marked down (for its
+ * breaker); a target the network policy refused as `refused`, for good (it is not tried
+ * again, the device stays, and the breaker does not count it).
  */
 export function networkOutcome(error: unknown, what: string): SendOutcome {
   const refused = refusedTarget(error);
   if (refused !== undefined) return { outcome: 'refused', reason: `${what}: ${refused.message}` };
   const detail = error instanceof Error ? (error.name === 'TimeoutError' ? 'timed out' : error.message) : String(error);
-  return { outcome: 'retry', reason: `${what}: ${detail}` };
+  return { outcome: 'retry', reason: `${what}: ${detail}`, endpointDown: true };
 }

@@ -15,8 +15,13 @@ export interface PushMessage {
 export type SendOutcome =
   /** Accepted by the push service (or, in dry-run, everything but the send went through). */
   | { readonly outcome: 'sent'; readonly dryRun: boolean }
-  /** Worth trying again (429, 5xx, a network error, a timeout), after `retryAfterMs` if the far side said so. */
-  | { readonly outcome: 'retry'; readonly reason: string; readonly retryAfterMs?: number }
+  /**
+   * Worth trying again (429, 5xx, a network error, a timeout), after `retryAfterMs` if the
+   * far side said so. `endpointDown`: no answer at all (a network error, a timeout) or a
+   * 5xx — what counts toward the destination's circuit breaker; a 429 or a 4xx is an
+   * answer, and does not.
+   */
+  | { readonly outcome: 'retry'; readonly reason: string; readonly retryAfterMs?: number; readonly endpointDown?: boolean }
   /** The device no longer exists (FCM `UNREGISTERED`, Web Push 404/410, webhook 410): remove it. */
   | { readonly outcome: 'gone'; readonly reason: string }
   /** Refused for good (a malformed message, a payload too large, bad credentials). */

@@ -12,7 +12,7 @@ import { Webhook } from 'standardwebhooks';
 import type { Logger } from '../../common/logger.js';
 import type { Device } from '../devices.js';
 import { createNetworkPolicy, type NetworkPolicy } from '../network-policy.js';
-import { createHttpPoster, networkOutcome } from './http.js';
+import { createHttpPoster, networkOutcome, retryAnswer } from './http.js';
 import { pushPayload, type PushMessage, type Sender } from './types.js';
 
 export interface WebhookSenderOptions {
@@ -64,8 +64,7 @@ export function createWebhookSender(options: WebhookSenderOptions): Sender<'WEBH
         const result = await poster.post(device.url, headers, body, timeoutMs);
         if (result.status >= 200 && result.status < 300) return { outcome: 'sent', dryRun: false };
         if (result.status === 410) return { outcome: 'gone', reason: 'webhook answered 410 Gone' };
-        const reason = `webhook answered ${result.status}`;
-        return result.retryAfterMs === undefined ? { outcome: 'retry', reason } : { outcome: 'retry', reason, retryAfterMs: result.retryAfterMs };
+        return retryAnswer(result, `webhook answered ${result.status}`);
       } catch (error) {
         return networkOutcome(error, 'webhook');
       }

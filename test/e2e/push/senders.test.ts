@@ -14,7 +14,8 @@ import { createFcmSender } from '../../../src/push/senders/fcm.js';
 import type { PushMessage } from '../../../src/push/senders/types.js';
 import { createWebPushSender } from '../../../src/push/senders/web-push.js';
 import { createWebhookSender, webhookId } from '../../../src/push/senders/webhook.js';
-import { createBrowserSubscription, localNetworkPolicy, startFcmStandIn, startHttpRecorder, type FcmStandIn, type HttpRecorder } from '../../support/push-servers.js';
+import { createBrowserSubscription, localNetworkPolicy, startFcmStandIn, startHangingReceiver, startHttpRecorder, type FcmStandIn, type HttpRecorder } from '../../support/push-servers.js';
+import { createWaiters } from '../../support/waiters.js';
 
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 const message: PushMessage = {
@@ -87,7 +88,7 @@ describe('FCM sender', () => {
     try {
       await expect(fcmSender.send(message, fcmDevice('uninstalled'))).resolves.toEqual({ outcome: 'gone', reason: 'FCM answered 404 UNREGISTERED' });
       await expect(fcmSender.send(message, fcmDevice('busy'))).resolves.toEqual({ outcome: 'retry', reason: 'FCM answered 429 RESOURCE_EXHAUSTED', retryAfterMs: 7000 });
-      await expect(fcmSender.send(message, fcmDevice('down'))).resolves.toEqual({ outcome: 'retry', reason: 'FCM answered 503 UNAVAILABLE' });
+      await expect(fcmSender.send(message, fcmDevice('down'))).resolves.toEqual({ outcome: 'retry', reason: 'FCM answered 503 UNAVAILABLE', endpointDown: true });
       await expect(fcmSender.send(message, fcmDevice('bad'))).resolves.toEqual({ outcome: 'failed', reason: 'FCM answered 400 INVALID_ARGUMENT' });
     } finally {
       fcm.answer = () => undefined;
@@ -168,7 +169,7 @@ describe('webhook sender', () => {
     const sender = createWebhookSender({ secret, dryRun: false, logger: quiet, networkPolicy: localNetworkPolicy });
     const device: Extract<Device, { kind: 'WEBHOOK' }> = { kind: 'WEBHOOK', url: `${receiver.url}/hooks/herald`, id: 'wh1', registeredAt: 0 };
     receiver.answer = () => ({ status: 503 });
-    await expect(sender.send(message, device)).resolves.toEqual({ outcome: 'retry', reason: 'webhook answered 503' });
+    await expect(sender.send(message, device)).resolves.toEqual({ outcome: 'retry', reason: 'webhook answered 503', endpointDown: true });
     receiver.answer = () => ({ status: 204 });
     await expect(sender.send(message, device)).resolves.toEqual({ outcome: 'sent', dryRun: false });
     const [first, second] = receiver.requests;
@@ -187,6 +188,26 @@ describe('webhook sender', () => {
     // a forged body fails verification
     const headers = Object.fromEntries(Object.entries(first?.headers ?? {}).map(([name, value]) => [name, String(value)]));
     expect(() => verifier.verify('{"text":"forged"}', headers)).toThrow();
+  });
+
+  it('gives up on a receiver that never answers after its timeout, closing the connection: a retry that counts against the breaker, a 4xx one that does not', async () => {
+    const hanging = await startHangingReceiver();
+    try {
+      const sender = createWebhookSender({ secret, dryRun: false, requestTimeoutMs: 300, logger: quiet });
+      const device: Extract<Device, { kind: 'WEBHOOK' }> = { kind: 'WEBHOOK', url: `${hanging.url}/hooks/never`, id: 'wh4', registeredAt: 0 };
+      const outcomes = await Promise.all([1, 2, 3].map(() => sender.send(message, device)));
+      expect(outcomes).toEqual([1, 2, 3].map(() => ({ outcome: 'retry', reason: 'webhook: timed out', endpointDown: true })));
+      expect(hanging.received).toBe(3);
+      // each request's connection is closed when its send gives up: nothing is held after it
+      const waiters = createWaiters();
+      hanging.onChange = waiters.wake;
+      await waiters.until(() => (hanging.holding === 0 ? true : undefined), 'the receiver to see every connection closed', 10_000, () => `holding ${hanging.holding}`);
+    } finally {
+      await hanging.close();
+    }
+    receiver.answer = () => ({ status: 404 });
+    const device: Extract<Device, { kind: 'WEBHOOK' }> = { kind: 'WEBHOOK', url: `${receiver.url}/hooks/missing`, id: 'wh5', registeredAt: 0 };
+    await expect(createWebhookSender({ secret, dryRun: false, logger: quiet }).send(message, device)).resolves.toEqual({ outcome: 'retry', reason: 'webhook answered 404' });
   });
 
   it('treats 410 as gone and sends nothing in dry-run', async () => {
