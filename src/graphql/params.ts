@@ -94,3 +94,18 @@ function describe(value: unknown): string {
       return typeof value;
   }
 }
+
+/**
+ * A request's whole body, refused with a {@link BadRequestError} naming the limit once it
+ * passes `maxBytes` (`MAX_MESSAGE_BYTES`), before the rest is read.
+ */
+export async function readBody(request: AsyncIterable<Buffer>, maxBytes: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request) {
+    size += chunk.length;
+    if (size > maxBytes) throw new BadRequestError(`request body is larger than ${maxBytes} bytes (MAX_MESSAGE_BYTES)`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}

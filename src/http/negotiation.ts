@@ -16,7 +16,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { getOperationAST, parse, type DocumentNode } from 'graphql';
-import { BadRequestError, paramsFromJson, paramsFromSearch, type OperationParams } from '../graphql/params.js';
+import { BadRequestError, paramsFromJson, paramsFromSearch, readBody, type OperationParams } from '../graphql/params.js';
 
 /** What a request's `Accept` header asks for. */
 export type Negotiated =
@@ -179,14 +179,7 @@ async function readRequest(request: IncomingMessage, maxBodyBytes: number): Prom
   if (request.method === 'GET' || request.method === 'HEAD') {
     return { body: Buffer.alloc(0), operation: wellFormed(() => paramsFromSearch(new URL(request.url ?? '/', 'http://herald').searchParams)) };
   }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of request as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > maxBodyBytes) throw new BadRequestError(`request body is larger than ${maxBodyBytes} bytes (MAX_MESSAGE_BYTES)`);
-    chunks.push(chunk);
-  }
-  const body = Buffer.concat(chunks);
+  const body = await readBody(request as AsyncIterable<Buffer>, maxBodyBytes);
   return { body, operation: request.method === 'POST' ? wellFormed(() => paramsFromJson(body.toString('utf8'))) : undefined };
 }
 

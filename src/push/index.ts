@@ -8,7 +8,7 @@ import type { Logger } from '../common/logger.js';
 import type { HeraldConfig, PushConfig } from '../config/index.js';
 import { createDeadLetters } from './dead-letters.js';
 import { createDeviceStore, type DeviceStore } from './devices.js';
-import { createPushKeys } from './keys.js';
+import { createPushKeys, type PushKeys } from './keys.js';
 import { createNetworkPolicy } from './network-policy.js';
 import { createPushQueue, type PushQueue } from './queue.js';
 import { createSeenLive, type SeenLive } from './seen-live.js';
@@ -74,13 +74,7 @@ export function createPushWorkerFromConfig(options: PushWorkerFromConfigOptions)
     reader,
     keys,
     senders,
-    devices: createDeviceStore({
-      redis,
-      keys,
-      maxDevicesPerUser: push.maxDevicesPerUser,
-      allowInsecureUrls: !config.production,
-      networkPolicy: createNetworkPolicy({ allowedNetworks: push.allowedNetworks }),
-    }),
+    devices: deviceStoreFor(config, redis, keys),
     topics: createTopicStore({ redis, keys, maxTopicsPerUser: push.maxTopicsPerUser }),
     queue,
     deadLetters: createDeadLetters({ redis, keys, queue, maxLength: push.deadLetterMaxLength }),
@@ -126,16 +120,22 @@ export function createPushParts(config: HeraldConfig, redis: Redis, logger: Pick
   const push = config.push;
   const keys = createPushKeys(config.channelPrefix);
   return {
-    devices: createDeviceStore({
-      redis,
-      keys,
-      maxDevicesPerUser: push.maxDevicesPerUser,
-      allowInsecureUrls: !config.production,
-      networkPolicy: createNetworkPolicy({ allowedNetworks: push.allowedNetworks }),
-    }),
+    devices: deviceStoreFor(config, redis, keys),
     topics: createTopicStore({ redis, keys, maxTopicsPerUser: push.maxTopicsPerUser }),
     // Marks are written a tenth of a second at a time, or within a quarter of a shorter grace window.
     seenLive: createSeenLive({ redis, keys, ttlMs: push.seenLiveTtlMs, batchMs: Math.min(100, Math.floor(push.offlineGraceMs / 4)), logger }),
     queue: createPushQueue({ redis, keys, maxLength: push.streamMaxLength }),
   };
+}
+
+/** The device store as the settings make it: the subscribe servers register into it, the workers read it. */
+function deviceStoreFor(config: HeraldConfig, redis: Redis, keys: PushKeys): DeviceStore {
+  const push = config.push;
+  return createDeviceStore({
+    redis,
+    keys,
+    maxDevicesPerUser: push.maxDevicesPerUser,
+    allowInsecureUrls: !config.production,
+    networkPolicy: createNetworkPolicy({ allowedNetworks: push.allowedNetworks }),
+  });
 }

@@ -19,7 +19,7 @@ import { FAILURES } from '../common/failures.js';
 import { bound, type Logger } from '../common/logger.js';
 import type { SubscriptionItem } from '../common/notification.js';
 import type { DocumentCache } from '../graphql/documents.js';
-import { BadRequestError, paramsFromJson, paramsFromSearch, type OperationParams } from '../graphql/params.js';
+import { BadRequestError, paramsFromJson, paramsFromSearch, readBody, type OperationParams } from '../graphql/params.js';
 import { requirePrincipal, yieldsReadState, type HeraldContext, type SubscriptionArguments } from '../graphql/schema.js';
 import type { Fanout } from './fanout.js';
 import type { Queue } from './queue.js';
@@ -206,14 +206,7 @@ async function readOperation(request: IncomingMessage, maxBodyBytes: number): Pr
   if (request.method !== 'POST') {
     throw new BadRequestError(`${request.method ?? 'this method'} is not supported for an event stream: use GET or POST`);
   }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of request as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > maxBodyBytes) throw new BadRequestError(`request body is larger than ${maxBodyBytes} bytes (MAX_MESSAGE_BYTES)`);
-    chunks.push(chunk);
-  }
-  return paramsFromJson(Buffer.concat(chunks).toString('utf8'));
+  return paramsFromJson((await readBody(request as AsyncIterable<Buffer>, maxBodyBytes)).toString('utf8'));
 }
 
 /** Writes one SSE event; false when the socket's buffer is full. */

@@ -193,7 +193,7 @@ describe('webhook sender', () => {
   it('gives up on a receiver that never answers after its timeout, closing the connection: a retry that counts against the breaker, a 4xx one that does not', async () => {
     const hanging = await startHangingReceiver();
     try {
-      const sender = createWebhookSender({ secret, dryRun: false, requestTimeoutMs: 300, logger: quiet });
+      const sender = createWebhookSender({ secret, dryRun: false, requestTimeoutMs: 300, logger: quiet, networkPolicy: localNetworkPolicy });
       const device: Extract<Device, { kind: 'WEBHOOK' }> = { kind: 'WEBHOOK', url: `${hanging.url}/hooks/never`, id: 'wh4', registeredAt: 0 };
       const outcomes = await Promise.all([1, 2, 3].map(() => sender.send(message, device)));
       expect(outcomes).toEqual([1, 2, 3].map(() => ({ outcome: 'retry', reason: 'webhook: timed out', endpointDown: true })));
@@ -207,7 +207,7 @@ describe('webhook sender', () => {
     }
     receiver.answer = () => ({ status: 404 });
     const device: Extract<Device, { kind: 'WEBHOOK' }> = { kind: 'WEBHOOK', url: `${receiver.url}/hooks/missing`, id: 'wh5', registeredAt: 0 };
-    await expect(createWebhookSender({ secret, dryRun: false, logger: quiet }).send(message, device)).resolves.toEqual({ outcome: 'retry', reason: 'webhook answered 404' });
+    await expect(createWebhookSender({ secret, dryRun: false, logger: quiet, networkPolicy: localNetworkPolicy }).send(message, device)).resolves.toEqual({ outcome: 'retry', reason: 'webhook answered 404' });
   });
 
   it('treats 410 as gone and sends nothing in dry-run', async () => {

@@ -24,7 +24,7 @@ import { createDeviceStore } from '../../../src/push/devices.js';
 import { createPushKeys } from '../../../src/push/keys.js';
 import { createPushQueue } from '../../../src/push/queue.js';
 import { createWebhookSender } from '../../../src/push/senders/webhook.js';
-import { startHangingReceiver, startHttpRecorder, type HangingReceiver, type HttpRecorder } from '../../support/push-servers.js';
+import { localNetworkPolicy, startHangingReceiver, startHttpRecorder, type HangingReceiver, type HttpRecorder } from '../../support/push-servers.js';
 import { createPushRig, duplicates, eventually, quietLogger } from '../../support/push-worker.js';
 import { startHeraldProcess, stopAllProcesses, type HeraldProcess } from '../../support/process.js';
 import { startRedisServer, type RedisServer } from '../../support/redis-server.js';
@@ -97,7 +97,7 @@ const notification = (tenant: string, to: string, id: string) => ({
 describe('push across tenants', () => {
   it("keeps good's push p99 within 2x its baseline while evil's 1,000 sends hang, and settles every one of evil's", async () => {
     const client = redis.client();
-    const devices = createDeviceStore({ redis: client, keys, allowInsecureUrls: true });
+    const devices = createDeviceStore({ redis: client, keys, allowInsecureUrls: true, networkPolicy: localNetworkPolicy });
     const queue = createPushQueue({ redis: client, keys });
     await devices.register('good', 'alice', { kind: 'WEBHOOK', url: `${goodHook.url}/good/alice` });
     const evilDevices = [];
@@ -188,7 +188,7 @@ describe('push across tenants', () => {
       await rig.devices.register('busy', 'bob', { kind: 'WEBHOOK', url: `${goodHook.url}/share/bob` });
       const count = 400;
       await Promise.all(Array.from({ length: count }, (_, n) => rig.queue.enqueue(notification('busy', 'bob', `e1_3000-${n + 1}`), 'ALWAYS')));
-      const worker = await rig.startWorker({ WEBHOOK: createWebhookSender({ secret: WEBHOOK_SECRET, dryRun: false, logger: quietLogger }) }, {
+      const worker = await rig.startWorker({ WEBHOOK: createWebhookSender({ secret: WEBHOOK_SECRET, dryRun: false, logger: quietLogger, networkPolicy: localNetworkPolicy }) }, {
         concurrency: 32,
         tenantConcurrency: 8,
         claimIdleMs: 120_000,
