@@ -17,8 +17,13 @@ import type { Broker } from '../../src/broker/types.js';
 import { encodeNotification } from '../../src/common/notification.js';
 import { UNINITIALISED_BUFFERED_BYTES } from '../../src/subscribe/send-bound.js';
 
-/** Keepalive ticks far enough apart that a test can act between two of them. */
-const TICK_MS = 2000;
+/**
+ * Keepalive ticks far enough apart that a test can act between two of them: the flood
+ * below must be throttled before the tick after it connected, or the flooder is judged
+ * at a later one as silent (it never answers a ping) and cut with 1006. At 2 s a loaded
+ * machine once flooded past it.
+ */
+const TICK_MS = 8000;
 
 let redis: RedisServer;
 /** Keepalive every {@link TICK_MS}. */
@@ -98,8 +103,10 @@ describe('before connection_init', () => {
     // Connected just after a tick, so it is judged at the next one, not dropped as silent.
     await nextTick();
     const flooder = await rawSocket(ticking.wsUrl);
+    const connectedAt = Date.now();
     const { taken } = await floodUntilThrottled(flooder);
     expect(taken).toBeLessThan(UNTHROTTLED);
+    expect(Date.now() - connectedAt, 'the flood was throttled within one tick').toBeLessThan(TICK_MS);
 
     await nextTick();
     const closed = flooder.closed(TICK_MS);
@@ -122,8 +129,10 @@ describe('after connection_init', () => {
     const flooder = await acknowledged(quiet, 'frank');
     flooder.send({ id: '1', type: 'subscribe', payload: { query: 'subscription { onNotificationReceived(userName: "frank") { text } }' } });
     await waitFor(() => quiet.server.observers.observerCount(channels.audienceChannel('acme', 'USER', 'frank')) === 1, 'the observer');
+    const connectedAt = Date.now();
     const { taken } = await floodUntilThrottled(flooder);
     expect(taken).toBeLessThan(UNTHROTTLED);
+    expect(Date.now() - connectedAt, 'the flood was throttled within one tick').toBeLessThan(TICK_MS);
 
     await publishTo('frank', 'one too many');
     const closed = flooder.closed();
