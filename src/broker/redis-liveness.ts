@@ -47,6 +47,8 @@ export function watchRedisLiveness(options: RedisLivenessOptions): RedisLiveness
   const pinging = new WeakSet<Redis>();
   /** Connections whose last PING went unanswered or failed, until one is answered. */
   const unanswered = new Set<Redis>();
+  /** The deadlines of the PINGs in flight (one per connection at most), cleared on close. */
+  const deadlines = new Set<NodeJS.Timeout>();
 
   const check = (client: Redis): void => {
     if (client.status !== 'ready' || pinging.has(client)) return;
@@ -54,6 +56,7 @@ export function watchRedisLiveness(options: RedisLivenessOptions): RedisLiveness
     const stream = client.stream;
     let settled = false;
     const deadline = setTimeout(() => {
+      deadlines.delete(deadline);
       if (settled) return;
       settled = true;
       pinging.delete(client);
@@ -64,11 +67,13 @@ export function watchRedisLiveness(options: RedisLivenessOptions): RedisLiveness
       options.onReplaced?.();
     }, timeoutMs);
     deadline.unref();
+    deadlines.add(deadline);
     client.ping().then(
       () => {
         if (settled) return;
         settled = true;
         clearTimeout(deadline);
+        deadlines.delete(deadline);
         pinging.delete(client);
         unanswered.delete(client);
       },
@@ -94,6 +99,9 @@ export function watchRedisLiveness(options: RedisLivenessOptions): RedisLiveness
     },
     close() {
       clearInterval(timer);
+      // A PING still in flight must not replace a connection its owner is closing.
+      for (const deadline of deadlines) clearTimeout(deadline);
+      deadlines.clear();
     },
   };
 }
