@@ -17,7 +17,8 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
-import { createRedisBroker, redisClientOptions } from '../src/broker/redis.js';
+import { createRedisBroker } from '../src/broker/redis.js';
+import { redisClientOptions } from '../src/redis/connection.js';
 import { createNamer } from '../src/names/index.js';
 import { encodeNotification } from '../src/common/notification.js';
 import { startRedisServer, type RedisServer } from '../test/support/redis-server.js';

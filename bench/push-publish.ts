@@ -8,11 +8,11 @@
  */
 import { Redis } from 'ioredis';
 import { createTokenVerifier } from '../src/auth/index.js';
-import { connectBroker } from '../src/herald.js';
+import { connectBroker } from '../src/servers/herald.js';
 import { createNamer } from '../src/names/index.js';
 import { createPushKeys } from '../src/push/keys.js';
 import { createPushQueue } from '../src/push/queue.js';
-import { createSender } from '../src/publish/send.js';
+import { createSender } from '../src/core/send.js';
 import { readConfig } from '../src/config/index.js';
 import { startRedisServer } from '../test/support/redis-server.js';
 import { serviceToken, TEST_SECRET } from '../test/support/tokens.js';

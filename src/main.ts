@@ -7,7 +7,7 @@
 import cluster from 'node:cluster';
 import { createStructuredLogger, type StructuredLogger } from './common/structured-logger.js';
 import { ConfigError, readConfig, type HeraldConfig } from './config/index.js';
-import { redisLocation, startHerald, StartupError, type Mode, type RunningHerald } from './herald.js';
+import { redisLocation, startHerald, StartupError, type Mode, type RunningHerald } from './servers/herald.js';
 
 const MODES: readonly Mode[] = ['all', 'subscribe', 'publish', 'push'];
 /** What a subscribe worker tells the primary once its servers listen. */

@@ -8,7 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { compareStreamIds, formatCursor, parseCursor, streamId, type Cursor } from '../common/cursor.js';
 import { findGap, firstAfter, mergeNewestFirst } from './history.js';
 import type { Retention } from '../config/index.js';
-import { BrokerUnavailableError, type Broker, type BrokerMessage, type MessageHandler } from './types.js';
+import { type Broker, type BrokerMessage, type MessageHandler } from './types.js';
+import { BrokerUnavailableError } from '../common/failures.js';
 
 interface Stream {
   /** Oldest first; ids are `ms-seq`. */

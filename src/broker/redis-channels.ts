@@ -10,10 +10,11 @@
  * publisher); report-channel messages go to `onReport`.
  */
 import type { Redis } from 'ioredis';
-import { outcomeOf } from './redis-errors.js';
-import { replaceRedisConnection } from './redis-liveness.js';
+import { outcomeOf } from '../redis/errors.js';
+import { replaceRedisConnection } from '../redis/liveness.js';
 import { parseFrame, type Frame } from './redis-frame.js';
-import { BrokerUnavailableError, OutcomeUnknownError, type ChannelEvents, type MessageHandler } from './types.js';
+import { type ChannelEvents, type MessageHandler } from './types.js';
+import { BrokerUnavailableError, OutcomeUnknownError } from '../common/failures.js';
 
 export interface RedisChannelsOptions {
   /** The connection used for SUBSCRIBE; it enters subscriber mode and is used for nothing else. */

@@ -7,7 +7,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { streamId } from '../common/cursor.js';
 import type { Retention } from '../config/index.js';
 import { findGap, mergeNewestFirst, type StreamState } from './history.js';
-import { unavailable } from './redis-errors.js';
+import { unavailable } from '../redis/errors.js';
 import type { StreamEntries } from './redis-scripts.js';
 import type { Broker, BrokerMessage } from './types.js';
 

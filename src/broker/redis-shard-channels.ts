@@ -21,7 +21,8 @@
 import calculateSlot from 'cluster-key-slot';
 import type { Cluster, Redis } from 'ioredis';
 import { createMessageReceiver, type RedisChannels, type RedisChannelsOptions } from './redis-channels.js';
-import { BrokerUnavailableError, type ChannelEvents, type MessageHandler } from './types.js';
+import { type ChannelEvents, type MessageHandler } from './types.js';
+import { BrokerUnavailableError } from '../common/failures.js';
 
 /** Where a master listens. */
 export interface ShardNode {

@@ -22,16 +22,17 @@ import { randomBytes } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import { formatCursor, parseCursor } from '../common/cursor.js';
 import type { Retention } from '../config/index.js';
-import type { HotCounts } from '../metrics/metrics.js';
+import type { HotCounts } from '../common/metrics.js';
 import { createRedisChannels } from './redis-channels.js';
 import { createShardChannels, type ShardNode } from './redis-shard-channels.js';
-import { outcomeOf } from './redis-errors.js';
-import { replaceRedisConnection, watchRedisLiveness } from './redis-liveness.js';
+import { outcomeOf } from '../redis/errors.js';
+import { replaceRedisConnection, watchRedisLiveness } from '../redis/liveness.js';
 import { UNCOUNTED_FRAME_HEAD } from './redis-frame.js';
 import { createRedisHistory } from './redis-history.js';
 import { createDeliveryReports } from './redis-reports.js';
 import { defineScripts, type PublishCommand } from './redis-scripts.js';
-import { BrokerUnavailableError, OutcomeUnknownError, type Broker, type PublishRequest } from './types.js';
+import { type Broker, type PublishRequest } from './types.js';
+import { BrokerUnavailableError, OutcomeUnknownError } from '../common/failures.js';
 
 export interface RedisBrokerOptions {
   /**
@@ -94,31 +95,6 @@ export interface RedisBrokerOptions {
    * @default 1000 (ms)
    */
   waitTimeoutMs?: number;
-}
-
-/**
- * ioredis options every Herald connection needs: commands fail at once while the
- * connection is down instead of queueing (so no request hangs), nothing is resent or
- * resubscribed behind the broker's back, and a command without an answer times out.
- */
-export function redisClientOptions(commandTimeoutMs: number) {
-  return {
-    enableOfflineQueue: false,
-    autoResubscribe: false,
-    autoResendUnfulfilledCommands: false,
-    maxRetriesPerRequest: 0,
-    commandTimeout: commandTimeoutMs,
-    // A command sent and nothing at all received for this long: ioredis destroys the
-    // socket and connects again (redis-liveness.ts covers idle connections and a stream
-    // out of step). Raise it with commandTimeout for a connection that blocks.
-    socketTimeout: commandTimeoutMs,
-    lazyConnect: false,
-    // Commands issued in one tick (a batch's publishes, resumes' history reads) go out in one write.
-    enableAutoPipelining: true,
-    // Delivery reports are already one PUBLISH per publisher per turn (redis-reports.ts):
-    // an auto-pipeline around each would cost a pipeline object per turn and join nothing.
-    autoPipeliningIgnoredCommands: ['publish', 'spublish'] as string[],
-  } as const;
 }
 
 export function createRedisBroker(options: RedisBrokerOptions): Broker {

@@ -5,7 +5,6 @@
  */
 import type { Destination } from '../names/index.js';
 import type { Cursor, ReadPosition } from '../common/cursor.js';
-import { Failure } from '../common/failures.js';
 
 /** One notification as the broker carries it: its id (a cursor) and its encoded body. */
 export interface BrokerMessage {
@@ -166,24 +165,4 @@ export interface Broker {
   isReady(): boolean;
   /** Releases everything the broker holds. The clients given to it are not closed. */
   close(): Promise<void>;
-}
-
-/** The broker cannot reach its backend and did nothing; the message says what failed. */
-export class BrokerUnavailableError extends Failure {
-  override readonly name = 'BrokerUnavailableError';
-  constructor(message: string) {
-    super('SERVICE_UNAVAILABLE', message);
-  }
-}
-
-/**
- * The backend did not answer in time, or the connection dropped after the command was
- * sent: it may or may not have been carried out. A publisher retries with the same
- * idempotency key to be sure of one delivery.
- */
-export class OutcomeUnknownError extends Failure {
-  override readonly name = 'OutcomeUnknownError';
-  constructor(message: string) {
-    super('OUTCOME_UNKNOWN', message);
-  }
 }

@@ -87,3 +87,23 @@ export class InvalidInputError extends Failure {
     super('BAD_USER_INPUT', message);
   }
 }
+
+/** Redis (or the broker) cannot be reached and did nothing; the message says what failed. */
+export class BrokerUnavailableError extends Failure {
+  override readonly name = 'BrokerUnavailableError';
+  constructor(message: string) {
+    super('SERVICE_UNAVAILABLE', message);
+  }
+}
+
+/**
+ * The backend did not answer in time, or the connection dropped after the command was
+ * sent: it may or may not have been carried out. A publisher retries with the same
+ * idempotency key to be sure of one delivery.
+ */
+export class OutcomeUnknownError extends Failure {
+  override readonly name = 'OutcomeUnknownError';
+  constructor(message: string) {
+    super('OUTCOME_UNKNOWN', message);
+  }
+}

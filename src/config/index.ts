@@ -46,7 +46,7 @@ export interface GrpcKeepalive {
   /**
    * `GRPC_MIN_PING_INTERVAL_MS`: the shortest interval at which a client may ping while
    * the server sends it nothing. Pings sooner than this are strikes; headers or data sent
-   * on the connection forgive them (src/grpc/ping-policy.ts).
+   * on the connection forgive them (src/transports/grpc/ping-policy.ts).
    * @default 10000 (ms)
    */
   minPingIntervalMs: number;
@@ -211,7 +211,7 @@ export interface HeraldConfig {
   /**
    * `REDIS_COMMAND_TIMEOUT_MS`: a Redis command not answered within this fails, so no
    * request hangs on a half-open connection; a connection whose PING (sent every
-   * second) is not answered within it is closed and opened again (`broker/redis-liveness.ts`).
+   * second) is not answered within it is closed and opened again (`redis/liveness.ts`).
    * @default 2000
    */
   redisCommandTimeoutMs: number;

@@ -1,7 +1,7 @@
 /**
  * Pushes given up on — out of attempts, refused for good, or left with an unknown outcome
  * by a worker that died mid-send — kept in a Redis stream for an operator to read and
- * replay (`src/push/replay.ts`). One record per (notification, device).
+ * replay (`src/replay.ts`). One record per (notification, device).
  *
  * Replaying puts a `device` entry back on the push stream, marked as a replay: the worker
  * sends it unless the send marker says it was sent meanwhile.

@@ -23,7 +23,7 @@ import type { PushQueue } from './queue.js';
 import { retryDelayMs, type RetryPolicy } from './retry.js';
 import type { SeenLive } from './seen-live.js';
 import type { FinalState, SendMarkers } from './send-markers.js';
-import type { PushMessage, SendOutcome, Sender, Senders } from './senders/types.js';
+import type { PushMessage, SendOutcome, DeviceSender, DeviceSenders } from './senders/types.js';
 import type { Sleeper } from './sleeper.js';
 import type { TopicStore } from './topics.js';
 
@@ -34,7 +34,7 @@ export interface FanoutDeps {
   readonly deadLetters: DeadLetters;
   readonly seenLive: SeenLive;
   readonly markers: SendMarkers;
-  readonly senders: Senders;
+  readonly senders: DeviceSenders;
   readonly limiter: Limiter;
   /** The circuit of each destination (not FCM's: see {@link destinationOf}). */
   readonly breakers: Breakers;
@@ -92,26 +92,26 @@ export async function processEntry(deps: FanoutDeps, entry: PushEntry, delivery:
         complete = false;
         break walk;
       }
-      sends.push(deliver(deps, entry, delivery, { notification, user }, device, sender, slot, release));
+      sends.push(pushToDevice(deps, entry, delivery, { notification, user }, device, sender, slot, release));
     }
   }
   const settled = await Promise.all(sends);
   return complete && settled.every(Boolean);
 }
 
-function senderFor(senders: Senders, device: Device): Sender<Device['kind']> | undefined {
+function senderFor(senders: DeviceSenders, device: Device): DeviceSender<Device['kind']> | undefined {
   // each sender only ever gets devices of its own kind
-  return senders[device.kind] as Sender<Device['kind']> | undefined;
+  return senders[device.kind] as DeviceSender<Device['kind']> | undefined;
 }
 
 /** One device: true when settled, false when abandoned at shutdown. Never rejects. */
-async function deliver(
+async function pushToDevice(
   deps: FanoutDeps,
   entry: PushEntry,
   delivery: EntryDelivery,
   message: PushMessage,
   device: Device,
-  sender: Sender<Device['kind']>,
+  sender: DeviceSender<Device['kind']>,
   slot: SlotKey,
   firstRelease: () => void,
 ): Promise<boolean> {
@@ -207,7 +207,7 @@ async function send(
   destination: string | undefined,
   message: PushMessage,
   device: Device,
-  sender: Sender<Device['kind']>,
+  sender: DeviceSender<Device['kind']>,
 ): Promise<SendOutcome> {
   if (destination === undefined) return sender.send(message, device);
   const admission = deps.breakers.admit(destination);

@@ -14,7 +14,7 @@ import { createPushQueue, type PushQueue } from './queue.js';
 import { createSeenLive, type SeenLive } from './seen-live.js';
 import { createDryRunSender } from './senders/dry-run.js';
 import { createFcmSender } from './senders/fcm.js';
-import type { Senders } from './senders/types.js';
+import type { DeviceSenders } from './senders/types.js';
 import { createWebPushSender } from './senders/web-push.js';
 import { createWebhookSender } from './senders/webhook.js';
 import { createTopicStore, type TopicStore } from './topics.js';
@@ -25,7 +25,7 @@ import { createPushWorker, type PushWorker } from './worker.js';
  * a sender that logs what it would send; in production it gets none, and its devices are
  * counted as `skippedUnconfigured`.
  */
-export function createPushSenders(push: PushConfig, logger: Logger): Senders & { close(): Promise<void> } {
+export function createPushSenders(push: PushConfig, logger: Logger): DeviceSenders & { close(): Promise<void> } {
   const { dryRun, sendTimeoutMs: requestTimeoutMs } = push;
   const networkPolicy = createNetworkPolicy({ allowedNetworks: push.allowedNetworks });
   const fcm = push.fcm

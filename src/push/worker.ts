@@ -40,7 +40,7 @@ import { createLimiter } from './limiter.js';
 import { createPushQueue, ensurePushGroup, type PushQueue } from './queue.js';
 import { createSeenLive, type SeenLive } from './seen-live.js';
 import { createSendMarkers } from './send-markers.js';
-import type { Senders } from './senders/types.js';
+import type { DeviceSenders } from './senders/types.js';
 import { createSleeper } from './sleeper.js';
 import { createTopicStore, type TopicStore } from './topics.js';
 
@@ -58,7 +58,7 @@ export interface PushWorkerOptions {
   reader: Redis;
   keys: PushKeys;
   /** One sender per device kind; devices of a kind without one are skipped and counted. */
-  senders: Senders;
+  senders: DeviceSenders;
   /** @default a store on `redis` with its defaults */
   devices?: DeviceStore;
   /** @default a store on `redis` with its defaults */

@@ -12,8 +12,8 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Destination } from '../../src/names/index.js';
 import { encodeNotification, READ_STATE_PAYLOAD } from '../../src/common/notification.js';
+import { BrokerUnavailableError } from '../../src/common/failures.js';
 import {
-  BrokerUnavailableError,
   type Broker,
   type BrokerMessage,
   type MessageHandler,

@@ -8,7 +8,7 @@
 import { getIntrospectionQuery } from 'graphql';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Logger } from '../../src/common/logger.js';
-import { SUBSCRIBE_ELSEWHERE } from '../../src/http/yoga.js';
+import { SUBSCRIBE_ELSEWHERE } from '../../src/transports/http/yoga.js';
 import { channels, startHeraldPair, stopAll, waitFor } from '../support/herald.js';
 import { postGraphQL, readEvents } from '../support/http.js';
 import { startRedisServer, type RedisServer } from '../support/redis-server.js';

@@ -7,7 +7,7 @@
  * Herald once counted each of them as a strike, as if no data flowed: a default Feed was
  * ended with GOAWAY ENHANCE_YOUR_CALM `too_many_pings` after 4 notifications, and the publish
  * port sent the same GOAWAY again and again. Strikes now reset whenever the server sends
- * headers or data, as grpc-core's and grpc-go's servers account them (src/grpc/ping-policy.ts).
+ * headers or data, as grpc-core's and grpc-go's servers account them (src/transports/grpc/ping-policy.ts).
  */
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, expect, it } from 'vitest';

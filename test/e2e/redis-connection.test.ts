@@ -1,12 +1,12 @@
 /**
- * The ioredis options of src/broker/redis-connection.ts against real local topologies
+ * The ioredis options of src/redis/connection.ts against real local topologies
  * (issue 15): a Sentinel-backed client finds the master through the sentinels and
  * follows a failover to the promoted replica; a Cluster client reaches every master from
  * one seed. The broker's sharded Pub/Sub is tested in cluster-broker.test.ts.
  */
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { clusterClientOptions, keepSentinelClientConnected, sentinelClientOptions } from '../../src/broker/redis-connection.js';
+import { clusterClientOptions, keepSentinelClientConnected, sentinelClientOptions } from '../../src/redis/connection.js';
 import { PATIENCE_MS } from '../support/patience.js';
 import { startClusterTopology, startSentinelTopology, type ClusterTopology, type SentinelTopology } from '../support/redis-topology.js';
 

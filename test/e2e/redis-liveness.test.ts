@@ -8,10 +8,10 @@
  *   when they go silent, and it goes on working the queue.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OutcomeUnknownError } from '../../src/broker/types.js';
+import { OutcomeUnknownError } from '../../src/common/failures.js';
 import { encodeNotification } from '../../src/common/notification.js';
 import { readConfig } from '../../src/config/index.js';
-import { startPushWorker } from '../../src/herald.js';
+import { startPushWorker } from '../../src/servers/herald.js';
 import { createPushKeys } from '../../src/push/keys.js';
 import { createPushQueue } from '../../src/push/queue.js';
 import { closeAllFaultProxies, startFaultProxy } from '../support/fault-proxy.js';

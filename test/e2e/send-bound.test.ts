@@ -15,7 +15,7 @@ import { userToken } from '../support/tokens.js';
 import { closeAllClients, rawSocket, type RawSocket } from '../support/ws.js';
 import type { Broker } from '../../src/broker/types.js';
 import { encodeNotification } from '../../src/common/notification.js';
-import { UNINITIALISED_BUFFERED_BYTES } from '../../src/subscribe/send-bound.js';
+import { UNINITIALISED_BUFFERED_BYTES } from '../../src/transports/websocket/send-bound.js';
 
 /**
  * Keepalive ticks far enough apart that a test can act between two of them: the flood

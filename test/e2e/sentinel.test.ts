@@ -6,7 +6,8 @@
  * against what a live subscriber and a client resuming with `since` received — counted.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OutcomeUnknownError, type PublishRequest } from '../../src/broker/types.js';
+import { type PublishRequest } from '../../src/broker/types.js';
+import { OutcomeUnknownError } from '../../src/common/failures.js';
 import { encodeNotification } from '../../src/common/notification.js';
 import type { RedisSentinelSettings } from '../../src/config/index.js';
 import { channels, createTestBroker, startPublishServer, startSubscribeServer, stopAll, waitFor } from '../support/herald.js';

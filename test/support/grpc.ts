@@ -28,7 +28,7 @@ import {
   type SendRequest,
   type SendResponse,
   type ServingStatus,
-} from '../../src/grpc/proto.js';
+} from '../../src/transports/grpc/proto.js';
 import { PATIENCE_MS } from './patience.js';
 
 const proto = loadHeraldProto();

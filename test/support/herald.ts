@@ -10,12 +10,12 @@ import { createNamer } from '../../src/names/index.js';
 import type { Audience } from '../../src/common/notification.js';
 import type { Logger } from '../../src/common/logger.js';
 import { readConfig, type GrpcKeepalive, type HeraldConfig, type Limits, type Retention } from '../../src/config/index.js';
-import { createFeedGrpcServer, createPublishGrpcServer } from '../../src/grpc/index.js';
-import { createMetrics } from '../../src/metrics/metrics.js';
-import { connectBroker, type BrokerSettings } from '../../src/herald.js';
-import { createPublishServer, type PublishServer } from '../../src/publish/server.js';
-import { createSubscribeServer, type SubscribeServer } from '../../src/subscribe/server.js';
-import type { PageMount } from '../../src/http/pages.js';
+import { createFeedGrpcServer, createPublishGrpcServer } from '../../src/servers/grpc.js';
+import { createMetrics } from '../../src/common/metrics.js';
+import { connectBroker, type BrokerSettings } from '../../src/servers/herald.js';
+import { createPublishServer, type PublishServer } from '../../src/servers/publish.js';
+import { createSubscribeServer, type SubscribeServer } from '../../src/servers/subscribe.js';
+import type { PageMount } from '../../src/transports/http/pages.js';
 import { TEST_SECRET } from './tokens.js';
 import { PATIENCE_MS } from './patience.js';
 

@@ -8,7 +8,7 @@
  * PUSH_TEST_SERVICE_ACCOUNT (JSON), PUSH_TEST_CONSUMER, PUSH_CONCURRENCY, PUSH_CLAIM_IDLE_MS.
  */
 import { Redis } from 'ioredis';
-import { redisClientOptions } from '../../src/broker/redis.js';
+import { redisClientOptions } from '../../src/redis/connection.js';
 import { createPushKeys } from '../../src/push/keys.js';
 import { createFcmSender, type ServiceAccountKey } from '../../src/push/senders/fcm.js';
 import { localNetworkPolicy } from './push-servers.js';

@@ -9,7 +9,7 @@ import { createDeviceStore, type DeviceStore } from '../../src/push/devices.js';
 import { createPushKeys, type PushKeys } from '../../src/push/keys.js';
 import { createPushQueue, type PushQueue } from '../../src/push/queue.js';
 import { createSeenLive, type SeenLive } from '../../src/push/seen-live.js';
-import type { Senders } from '../../src/push/senders/types.js';
+import type { DeviceSenders } from '../../src/push/senders/types.js';
 import { createTopicStore, type TopicStore } from '../../src/push/topics.js';
 import { localNetworkPolicy } from './push-servers.js';
 import { createPushWorker, type PushWorker, type PushWorkerOptions } from '../../src/push/worker.js';
@@ -27,7 +27,7 @@ export interface PushRig {
   readonly deadLetters: DeadLetters;
   readonly seenLive: SeenLive;
   /** Starts a worker with `senders` and test-sized timings unless `options` say otherwise. */
-  startWorker(senders: Senders, options?: Partial<PushWorkerOptions>): Promise<PushWorker>;
+  startWorker(senders: DeviceSenders, options?: Partial<PushWorkerOptions>): Promise<PushWorker>;
   /** Entries not done: workers delete an entry from the stream once they acknowledge it. */
   backlog(): Promise<number>;
   stopAll(): Promise<void>;

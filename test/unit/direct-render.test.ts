@@ -5,7 +5,7 @@
  */
 import { buildSchema, execute, parse, type GraphQLField } from 'graphql';
 import { describe, expect, it } from 'vitest';
-import { compileDirectRender } from '../../src/subscribe/direct-render.js';
+import { compileDirectRender } from '../../src/graphql/direct-render.js';
 import { resolveItem, typeDefs } from '../../src/graphql/schema.js';
 import type { Notification, SubscriptionItem } from '../../src/common/notification.js';
 

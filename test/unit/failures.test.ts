@@ -6,13 +6,12 @@ import { status } from '@grpc/grpc-js';
 import { GraphQLError } from 'graphql';
 import { describe, expect, it } from 'vitest';
 import { AuthenticationError, ForbiddenError } from '../../src/auth/index.js';
-import { BrokerUnavailableError, OutcomeUnknownError } from '../../src/broker/types.js';
 import { InvalidNameError } from '../../src/names/index.js';
 import { createErrorMask } from '../../src/common/errors.js';
-import { Failure, FAILURES, InvalidInputError, isExpectedFailure, type FailureCode } from '../../src/common/failures.js';
+import { BrokerUnavailableError, Failure, FAILURES, InvalidInputError, isExpectedFailure, OutcomeUnknownError, type FailureCode } from '../../src/common/failures.js';
 import { BadRequestError } from '../../src/graphql/params.js';
-import { toServiceError } from '../../src/grpc/status.js';
-import { refusal } from '../../src/http/refusal.js';
+import { toServiceError } from '../../src/transports/grpc/status.js';
+import { refusal } from '../../src/transports/http/refusal.js';
 
 function maskWithLog(production: boolean) {
   const logged: string[] = [];

@@ -5,7 +5,7 @@
  */
 import { buildSchema, parse, type GraphQLError, type GraphQLField } from 'graphql';
 import { describe, expect, it } from 'vitest';
-import { createFanout } from '../../src/subscribe/fanout.js';
+import { createFanout } from '../../src/graphql/render.js';
 import type { Notification } from '../../src/common/notification.js';
 
 const schema = buildSchema(`

@@ -7,7 +7,7 @@ import { Duplex, type Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import * as ws from 'ws';
 import { createTurnEnd } from '../../src/common/timers.js';
-import { createFrameWriter, textFrame } from '../../src/subscribe/frames.js';
+import { createFrameWriter, textFrame } from '../../src/transports/websocket/frames.js';
 
 /** A socket that records each `write` call's bytes. */
 function recordingSocket(): { socket: Duplex; writes: Buffer[] } {

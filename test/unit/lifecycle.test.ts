@@ -1,5 +1,5 @@
 /**
- * Stopping an HTTP server (`src/http/lifecycle.ts`) on real sockets: the connections in
+ * Stopping an HTTP server (`src/transports/http/lifecycle.ts`) on real sockets: the connections in
  * the listen backlog are served, not reset by the kernel (the old stop: 49 of 50
  * reset); a connection accepted before its request arrived is served; a request in
  * flight is answered with `Connection: close`; a kept-alive connection idle at the stop
@@ -8,7 +8,7 @@
 import { createServer, request, type Server } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { listen, shutdown } from '../../src/http/lifecycle.js';
+import { listen, shutdown } from '../../src/transports/http/lifecycle.js';
 
 const servers: Server[] = [];
 const sockets: Socket[] = [];

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createMetrics } from '../../src/metrics/metrics.js';
-import { createMetricsServer } from '../../src/metrics/server.js';
+import { createMetrics } from '../../src/common/metrics.js';
+import { createMetricsServer } from '../../src/transports/metrics.js';
 
 describe('metrics', () => {
   it('reads the hot-path integers and the gauge sources when scraped', async () => {

@@ -1,6 +1,6 @@
 /** The subscribe server's choice between an event stream and JSON: by Accept, then by operation. */
 import { describe, expect, it } from 'vitest';
-import { negotiate, operationKind, parseAccept } from '../../src/http/negotiation.js';
+import { negotiate, operationKind, parseAccept } from '../../src/transports/http/negotiation.js';
 
 /** What urql's default `fetchExchange` sends with a query or a mutation (@urql/core 6). */
 const URQL_QUERY = 'application/graphql-response+json, application/graphql+json, application/json, text/event-stream, multipart/mixed';

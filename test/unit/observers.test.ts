@@ -7,8 +7,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
+import { BrokerUnavailableError } from '../../src/common/failures.js';
 import {
-  BrokerUnavailableError,
   type Broker,
   type ChannelEvents,
   type HistoryAfter,
@@ -22,7 +22,7 @@ import {
 import type { Destination } from '../../src/names/index.js';
 import type { Cursor, ReadPosition } from '../../src/common/cursor.js';
 import { encodeNotification, type Notification } from '../../src/common/notification.js';
-import { ObserverMap, type Observer } from '../../src/subscribe/observers.js';
+import { ObserverMap, type Observer } from '../../src/core/observers.js';
 import { channels, createTestBroker, stopAll, waitFor } from '../support/herald.js';
 
 afterAll(stopAll);
@@ -110,7 +110,7 @@ function recordingObserver(accepts = true): Observer & { readonly got: Notificat
   const got: Notification[] = [];
   return {
     got,
-    deliver: (notification) => {
+    notify: (notification) => {
       got.push(notification);
       return accepts;
     },
@@ -196,7 +196,7 @@ describe('ObserverMap', () => {
     const before = recordingObserver();
     const after = recordingObserver();
     const broken: Observer = {
-      deliver: () => {
+      notify: () => {
         throw new Error('broken observer');
       },
     };
@@ -344,8 +344,8 @@ describe('who a notification reached (WHEN_OFFLINE)', () => {
     const user = channels.destination('acme', 'USER', 'ann');
     const topic = channels.destination('acme', 'TOPIC', 'jazz');
     const store = channels.destination('acme', 'STORE', 'store-9');
-    const taking = (name: string): Observer => ({ owner: { tenant: 'acme', name }, deliver: () => true });
-    const refusing: Observer = { owner: { tenant: 'acme', name: 'slow' }, deliver: () => false };
+    const taking = (name: string): Observer => ({ owner: { tenant: 'acme', name }, notify: () => true });
+    const refusing: Observer = { owner: { tenant: 'acme', name: 'slow' }, notify: () => false };
     const observations = await Promise.all([
       map.observe([user.channel], taking('ann')),
       map.observe([user.channel], taking('ann')), // a second tab of the same user: one name

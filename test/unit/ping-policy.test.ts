@@ -1,11 +1,11 @@
 /**
- * The gRPC ping accounting (src/grpc/ping-policy.ts), on a clock the test moves: PINGs too
+ * The gRPC ping accounting (src/transports/grpc/ping-policy.ts), on a clock the test moves: PINGs too
  * close together are strikes and one too many is refused, unless the server sent headers
  * or data in between — as grpc-core's and grpc-go's servers count them, so the BDP-probe
  * PINGs a grpc-core client sends as data arrives are never strikes.
  */
 import { describe, expect, it } from 'vitest';
-import { createPingAccount } from '../../src/grpc/ping-policy.js';
+import { createPingAccount } from '../../src/transports/grpc/ping-policy.js';
 
 const POLICY = { minPingIntervalMs: 10_000, maxPingStrikes: 2 };
 

@@ -2,7 +2,7 @@
  * A queue: one subscription's bounded sink, read as an async iterator (SSE, gRPC).
  */
 import { describe, expect, it } from 'vitest';
-import { createQueue, type Queue } from '../../src/subscribe/queue.js';
+import { createQueue, type Queue } from '../../src/core/outbox.js';
 
 class OverflowError extends Error {}
 

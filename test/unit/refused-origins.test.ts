@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createOriginPolicy } from '../../src/http/edge.js';
-import { createRefusedOriginLog } from '../../src/http/refused-origins.js';
+import { createOriginPolicy } from '../../src/transports/http/edge.js';
+import { createRefusedOriginLog } from '../../src/transports/http/refused-origins.js';
 
 function capture() {
   const lines: string[] = [];

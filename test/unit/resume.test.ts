@@ -4,11 +4,12 @@
  * gap, no duplicate, and live notifications held back only while history is read.
  */
 import { describe, expect, it } from 'vitest';
-import { BrokerUnavailableError, type BrokerMessage, type HistoryAfter } from '../../src/broker/types.js';
+import { type BrokerMessage, type HistoryAfter } from '../../src/broker/types.js';
+import { BrokerUnavailableError } from '../../src/common/failures.js';
 import { parseCursor, type ReadPosition } from '../../src/common/cursor.js';
 import { encodeNotification, type SubscriptionItem, type Notification } from '../../src/common/notification.js';
-import { CLOCK_MARGIN_MS, createResumingObserver } from '../../src/subscribe/resume.js';
-import type { Sink } from '../../src/subscribe/sink.js';
+import { CLOCK_MARGIN_MS, createResumingObserver } from '../../src/core/resume.js';
+import type { Sink } from '../../src/core/sink.js';
 
 const EPOCH = 'e1';
 const id = (seq: number): string => `${EPOCH}_1000-${seq}`;
@@ -72,7 +73,7 @@ describe('createResumingObserver', () => {
     const { read, asked } = history([1, 2]);
     const observer = createResumingObserver({ sink, history: { read }, maxHeld: 10 });
     await observer.catchUp();
-    expect(observer.deliver(live(3))).toBe(true);
+    expect(observer.notify(live(3))).toBe(true);
     expect(got).toEqual(['n3']);
     expect(asked).toEqual([]);
   });
@@ -86,15 +87,15 @@ describe('createResumingObserver', () => {
 
     const caughtUp = observer.catchUp();
     // Published while history is read: 4 is in the history too, 5 only live.
-    observer.deliver(live(4));
-    observer.deliver(live(5));
+    observer.notify(live(4));
+    observer.notify(live(5));
     expect(got).toEqual([]);
     gate.open();
     await caughtUp;
 
     expect(got).toEqual(['n1', 'n2', 'n3', 'n4', 'n5']);
     expect(asked.map(({ seq }) => seq)).toEqual([0, 2]); // a page at a time, after the last of the one before
-    observer.deliver(live(6));
+    observer.notify(live(6));
     expect(got.at(-1)).toBe('n6');
   });
 
@@ -106,7 +107,7 @@ describe('createResumingObserver', () => {
     state.gate = gate.promise;
     const observer = createResumingObserver({ sink, since: parseCursor(id(0)), history: { read }, maxHeld: 10 });
     const caughtUp = observer.catchUp();
-    observer.deliver(live(7));
+    observer.notify(live(7));
     gate.open();
     await caughtUp;
     expect(got).toEqual(['gap', 'n7']);
@@ -116,10 +117,10 @@ describe('createResumingObserver', () => {
     const { sink, got } = recordingSink();
     const { read, asked } = history([1, 2, 3, 4]);
     const observer = createResumingObserver({ sink, history: { read }, maxHeld: 10 });
-    observer.deliver(live(1));
+    observer.notify(live(1));
     observer.interrupt?.();
     // 2 and 3 were published while the connection was down: never heard live.
-    observer.deliver(live(4)); // heard on the new connection before the resync
+    observer.notify(live(4)); // heard on the new connection before the resync
     expect(got).toEqual(['n1']);
 
     observer.resync?.();
@@ -144,12 +145,12 @@ describe('createResumingObserver', () => {
     const { sink, got } = recordingSink({ takes: () => !full });
     const { read, asked } = history([1, 2, 3, 4]);
     const observer = createResumingObserver({ sink, history: { read }, maxHeld: 10 });
-    observer.deliver(live(1));
+    observer.notify(live(1));
     full = true;
-    expect(observer.deliver(live(2))).toBe(true); // not refused: it will come from history
+    expect(observer.notify(live(2))).toBe(true); // not refused: it will come from history
     full = false;
-    observer.deliver(live(3));
-    observer.deliver(live(4));
+    observer.notify(live(3));
+    observer.notify(live(4));
     await settled();
     expect(asked[0]).toMatchObject({ seq: 1 });
     expect(got).toEqual(['n1', 'n2', 'n3', 'n4']);
@@ -162,7 +163,7 @@ describe('createResumingObserver', () => {
     state.gate = gate.promise;
     const observer = createResumingObserver({ sink, since: parseCursor(id(0)), history: { read }, maxHeld: 2 });
     const caughtUp = observer.catchUp();
-    for (const seq of [4, 5, 6]) observer.deliver(live(seq)); // one more than maxHeld
+    for (const seq of [4, 5, 6]) observer.notify(live(seq)); // one more than maxHeld
     state.gate = undefined;
     gate.open();
     await caughtUp;
@@ -192,9 +193,9 @@ describe('createResumingObserver', () => {
       return readHistory(after);
     };
     const observer = createResumingObserver({ sink, history: { read }, maxHeld: 10, retryDelaysMs: [5, 5, 5] });
-    observer.deliver(live(1));
+    observer.notify(live(1));
     observer.interrupt?.();
-    observer.deliver(live(3));
+    observer.notify(live(3));
     observer.resync?.();
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(failures).toEqual([]);
@@ -213,7 +214,7 @@ describe('createResumingObserver', () => {
       retryDelaysMs: [5, 5],
     });
     observer.interrupt?.();
-    observer.deliver(live(1));
+    observer.notify(live(1));
     observer.resync?.();
     await settled();
     expect(failures).toEqual([]); // waiting to read again
@@ -250,7 +251,7 @@ describe('createResumingObserver', () => {
     const observer = createResumingObserver({ sink, history: { read }, maxHeld: 10 });
     ended = true;
     observer.end();
-    expect(observer.deliver(live(1))).toBe(false);
+    expect(observer.notify(live(1))).toBe(false);
     observer.resync?.();
     await settled();
     expect(got).toEqual([]);

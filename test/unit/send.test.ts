@@ -9,7 +9,7 @@ import type { Broker, PublishRequest, PublishResult } from '../../src/broker/typ
 import { createNamer } from '../../src/names/index.js';
 import type { PushPolicy } from '../../src/push/entry.js';
 import type { PushQueue } from '../../src/push/queue.js';
-import { createSender } from '../../src/publish/send.js';
+import { createSender } from '../../src/core/send.js';
 
 const publisher: Principal = { name: 'billing', tenant: 'acme', stores: [], scopes: new Set(['notifications:publish']), expiresAt: Date.now() + 3_600_000 };
 

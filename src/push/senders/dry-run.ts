@@ -5,9 +5,9 @@
  */
 import type { Logger } from '../../common/logger.js';
 import type { DeviceKind } from '../devices.js';
-import type { Sender } from './types.js';
+import type { DeviceSender } from './types.js';
 
-export function createDryRunSender<K extends DeviceKind>(kind: K, logger: Logger = console): Sender<K> {
+export function createDryRunSender<K extends DeviceKind>(kind: K, logger: Logger = console): DeviceSender<K> {
   return {
     kind,
     async send(message, device) {

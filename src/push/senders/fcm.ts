@@ -15,7 +15,7 @@ import type { Logger } from '../../common/logger.js';
 import type { NetworkPolicy } from '../network-policy.js';
 import { networkOutcome, parseRetryAfter } from './http.js';
 import { createHttp2Pool, type Http2Response } from './http2-pool.js';
-import type { PushMessage, SendOutcome, Sender } from './types.js';
+import type { PushMessage, SendOutcome, DeviceSender } from './types.js';
 
 import { FCM_URL, GOOGLE_TOKEN_URL, type ServiceAccountKey } from '../../config/push.js';
 
@@ -48,7 +48,7 @@ export interface FcmSenderOptions {
   networkPolicy?: NetworkPolicy;
 }
 
-export function createFcmSender(options: FcmSenderOptions): Sender<'FCM'> {
+export function createFcmSender(options: FcmSenderOptions): DeviceSender<'FCM'> {
   const { serviceAccount, dryRun } = options;
   const timeoutMs = options.requestTimeoutMs ?? 10_000;
   const logger = options.logger ?? console;

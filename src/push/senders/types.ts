@@ -34,7 +34,7 @@ export type SendOutcome =
    */
   | { readonly outcome: 'refused'; readonly reason: string };
 
-export interface Sender<K extends DeviceKind = DeviceKind> {
+export interface DeviceSender<K extends DeviceKind = DeviceKind> {
   readonly kind: K;
   /** Sends `message` to `device`; resolves with the outcome, never rejects. */
   send(message: PushMessage, device: Extract<Device, { kind: K }>): Promise<SendOutcome>;
@@ -43,10 +43,10 @@ export interface Sender<K extends DeviceKind = DeviceKind> {
 }
 
 /** The senders a worker has; a kind without one is skipped (and counted). */
-export interface Senders {
-  readonly FCM?: Sender<'FCM'>;
-  readonly WEB_PUSH?: Sender<'WEB_PUSH'>;
-  readonly WEBHOOK?: Sender<'WEBHOOK'>;
+export interface DeviceSenders {
+  readonly FCM?: DeviceSender<'FCM'>;
+  readonly WEB_PUSH?: DeviceSender<'WEB_PUSH'>;
+  readonly WEBHOOK?: DeviceSender<'WEBHOOK'>;
 }
 
 /** The JSON a webhook receives and a Web Push service worker decrypts. */

@@ -8,7 +8,7 @@ import webPush from 'web-push';
 import type { Logger } from '../../common/logger.js';
 import { createNetworkPolicy, type NetworkPolicy } from '../network-policy.js';
 import { createHttpPoster, networkOutcome, retryOrFail } from './http.js';
-import { pushPayload, type Sender } from './types.js';
+import { pushPayload, type DeviceSender } from './types.js';
 
 export type { VapidKeys } from '../../config/push.js';
 import type { VapidKeys } from '../../config/push.js';
@@ -31,7 +31,7 @@ export interface WebPushSenderOptions {
   networkPolicy?: NetworkPolicy;
 }
 
-export function createWebPushSender(options: WebPushSenderOptions): Sender<'WEB_PUSH'> {
+export function createWebPushSender(options: WebPushSenderOptions): DeviceSender<'WEB_PUSH'> {
   const timeoutMs = options.requestTimeoutMs ?? 10_000;
   const ttl = options.ttlSeconds ?? 86_400;
   const logger = options.logger ?? console;

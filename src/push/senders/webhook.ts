@@ -13,7 +13,7 @@ import type { Logger } from '../../common/logger.js';
 import type { Device } from '../devices.js';
 import { createNetworkPolicy, type NetworkPolicy } from '../network-policy.js';
 import { createHttpPoster, networkOutcome, retryAnswer } from './http.js';
-import { pushPayload, type PushMessage, type Sender } from './types.js';
+import { pushPayload, type PushMessage, type DeviceSender } from './types.js';
 
 export interface WebhookSenderOptions {
   /** `PUSH_WEBHOOK_SECRET`: `whsec_` and the base64 key shared with receivers. */
@@ -38,7 +38,7 @@ export function webhookId(message: PushMessage, device: Pick<Device, 'id'>): str
   return `msg_${createHash('sha256').update(`${tenant}\0${id}\0${message.user}\0${device.id}`).digest('base64url').slice(0, 27)}`;
 }
 
-export function createWebhookSender(options: WebhookSenderOptions): Sender<'WEBHOOK'> {
+export function createWebhookSender(options: WebhookSenderOptions): DeviceSender<'WEBHOOK'> {
   const signer = new Webhook(options.secret);
   const timeoutMs = options.requestTimeoutMs ?? 10_000;
   const logger = options.logger ?? console;

@@ -6,11 +6,11 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { redisClientOptions } from '../../../src/broker/redis.js';
+import { redisClientOptions } from '../../../src/redis/connection.js';
 import { decodePushEntry } from '../../../src/push/entry.js';
 import { createPushKeys } from '../../../src/push/keys.js';
 import { createPushQueue } from '../../../src/push/queue.js';
-import { createSender } from '../../../src/publish/send.js';
+import { createSender } from '../../../src/core/send.js';
 import { channels, createTestBroker, stopAll, verifier } from '../../support/herald.js';
 import { startRedisServer, type RedisServer } from '../../support/redis-server.js';
 import { serviceToken } from '../../support/tokens.js';

@@ -4,7 +4,7 @@
  * stream held to its bound.
  */
 import { Redis as IORedis, type Redis } from 'ioredis';
-import { redisClientOptions } from '../../../src/broker/redis.js';
+import { redisClientOptions } from '../../../src/redis/connection.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDeadLetters } from '../../../src/push/dead-letters.js';
 import { createDeviceStore, DeviceLimitError, InvalidDeviceError } from '../../../src/push/devices.js';

@@ -12,7 +12,7 @@
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readConfig } from '../../../src/config/index.js';
-import { startHerald, type RunningHerald } from '../../../src/herald.js';
+import { startHerald, type RunningHerald } from '../../../src/servers/herald.js';
 import { closeGrpcClients, grpcSend, publisherClient } from '../../support/grpc.js';
 import { errorCode, postGraphQL, type GraphQLResponse } from '../../support/http.js';
 import { quietLogger } from '../../support/herald.js';

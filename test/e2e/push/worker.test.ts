@@ -15,9 +15,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readConfig } from '../../../src/config/index.js';
 import type { PushNotification } from '../../../src/push/entry.js';
 import { createPushWorkerFromConfig } from '../../../src/push/index.js';
-import { runReplayCli } from '../../../src/push/replay.js';
+import { runReplayCli } from '../../../src/replay.js';
 import { createFcmSender } from '../../../src/push/senders/fcm.js';
-import type { Senders } from '../../../src/push/senders/types.js';
+import type { DeviceSenders } from '../../../src/push/senders/types.js';
 import { createWebPushSender } from '../../../src/push/senders/web-push.js';
 import { createWebhookSender } from '../../../src/push/senders/webhook.js';
 import {
@@ -64,7 +64,7 @@ function rig(prefix: string): PushRig {
   return created;
 }
 
-function senders(dryRun = false): Senders {
+function senders(dryRun = false): DeviceSenders {
   const fcmSender = createFcmSender({ serviceAccount: fcm.serviceAccount, baseUrl: fcm.url, tokenUrl: fcm.tokenUrl, dryRun, logger: quietLogger, networkPolicy: localNetworkPolicy });
   closing.push(() => fcmSender.close());
   return {

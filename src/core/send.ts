@@ -1,0 +1,172 @@
+/**
+ * Sending a notification, free of any transport: checks the publisher and the input,
+ * builds the audience's destination inside the publisher's own tenant and publishes.
+ * The GraphQL mutation and the gRPC `Send` both call it.
+ */
+import { authorizePublish, type Principal } from '../auth/index.js';
+import type { Broker, PublishRequest, PublishResult } from '../broker/types.js';
+import type { Namer } from '../names/index.js';
+import { Failure, InvalidInputError } from '../common/failures.js';
+import { AUDIENCES, encodeNotification, type Audience } from '../common/notification.js';
+import type { HeraldMetrics } from '../common/metrics.js';
+import { PUSH_POLICIES, type PushPolicy } from '../push/entry.js';
+import type { PushQueue } from '../push/queue.js';
+
+export interface SenderOptions {
+  broker: Broker;
+  namer: Namer;
+  /** Longest `text` accepted, in characters (`MAX_TEXT_LENGTH`). */
+  maxTextLength: number;
+  /** How long an `idempotencyKey` is remembered, in ms (`IDEMPOTENCY_WINDOW_SECONDS`). */
+  idempotencyWindowMs: number;
+  /**
+   * Where notifications to a `USER` or a `TOPIC` that may need a push are queued for the
+   * push worker (one XADD each, before the publish is answered; none for a `WHEN_OFFLINE`
+   * notification whose count shows it reached its user live). Without it (the
+   * in-process broker: no Redis), nothing is pushed.
+   * @default none
+   */
+  pushQueue?: PushQueue | undefined;
+}
+
+/** One notification to send, as it arrives from a client (checked here). */
+export interface SendRequest {
+  readonly to: unknown;
+  readonly text: unknown;
+  /** @default 'USER' */
+  readonly audience?: unknown;
+  readonly idempotencyKey?: unknown;
+  /** `ALWAYS`, `NEVER` or `WHEN_OFFLINE`. @default 'WHEN_OFFLINE' */
+  readonly push?: unknown;
+}
+
+export interface SendOptions {
+  /** See `PublishRequest.countDeliveries`. @default true */
+  readonly countDeliveries?: boolean;
+}
+
+/** Most notifications one batch may carry. */
+const MAX_BATCH_SIZE = 1000;
+
+export interface Sender {
+  /** Sends one notification; throws a typed error (auth, input, broker) naming what was wrong. */
+  send(principal: Principal, request: SendRequest, options?: SendOptions): Promise<PublishResult>;
+  /**
+   * Checks every notification first (nothing is sent if one is bad), then sends them all
+   * at once: the publishes are pipelined on one Redis connection, so they keep their order.
+   */
+  sendBatch(principal: Principal, requests: readonly SendRequest[], options?: SendOptions): Promise<PublishResult[]>;
+}
+
+export function createSender(options: SenderOptions): Sender {
+  const { broker, namer, maxTextLength, idempotencyWindowMs, pushQueue } = options;
+
+  /** A checked publish, and what its push entry is made of once the id is known. */
+  interface Prepared {
+    readonly publish: PublishRequest;
+    readonly push: { readonly policy: PushPolicy; readonly audience: Audience; readonly to: string; readonly text: string; readonly timestamp: number } | undefined;
+  }
+
+  const prepare = (principal: Principal, request: SendRequest, { countDeliveries }: SendOptions): Prepared => {
+    const audience = (request.audience ?? 'USER') as Audience;
+    if (!AUDIENCES.includes(audience)) throw new InvalidInputError(`audience must be one of ${AUDIENCES.join(', ')}`);
+    const { text, to, idempotencyKey } = request;
+    if (typeof text !== 'string' || text.length === 0) throw new InvalidInputError('text must not be empty');
+    if (text.length > maxTextLength) throw new InvalidInputError(`text is longer than ${maxTextLength} characters (MAX_TEXT_LENGTH)`);
+    if (typeof to !== 'string') throw new InvalidInputError('to must be a string');
+    authorizePublish(principal, audience, to);
+    if (idempotencyKey != null && typeof idempotencyKey !== 'string') throw new InvalidInputError('idempotencyKey must be a string');
+    const policy = (request.push ?? 'WHEN_OFFLINE') as PushPolicy;
+    if (!PUSH_POLICIES.includes(policy)) throw new InvalidInputError(`push must be one of ${PUSH_POLICIES.join(', ')}`);
+    const timestamp = Math.floor(Date.now() / 1000);
+    const publish: PublishRequest = {
+      destination: namer.destination(principal.tenant, audience, to),
+      tenantKey: namer.tenantKey(principal.tenant),
+      payload: encodeNotification({ text, timestamp, audience, sender: principal.name }),
+      idempotency:
+        idempotencyKey == null || idempotencyKey === ''
+          ? undefined
+          : { key: namer.idempotencyKey(principal.tenant, principal.name, idempotencyKey), windowMs: idempotencyWindowMs },
+      countDeliveries,
+    };
+    // Stores and companies have no member list to push to; NEVER enters no stream.
+    const pushes = pushQueue !== undefined && policy !== 'NEVER' && (audience === 'USER' || audience === 'TOPIC');
+    return { publish, push: pushes ? { policy, audience, to, text, timestamp } : undefined };
+  };
+
+  /**
+   * Whether a `WHEN_OFFLINE` notification to a user is already known to have reached them
+   * live: the count says so. Every subscription on a user's channel is that user's, and a
+   * subscribe server that counts a delivery also marks the user seen live, so the worker
+   * would take the entry only to skip it; queueing none saves the XADD and its round trip
+   * (issue 17). An uncounted publish (`{ id }`), a count of 0 (the user is offline, or the
+   * reports did not arrive in time) and every other policy and audience queue as before.
+   */
+  const reachedLive = (push: NonNullable<Prepared['push']>, result: PublishResult): boolean =>
+    push.policy === 'WHEN_OFFLINE' && push.audience === 'USER' && result.receivedUsers !== undefined && result.receivedUsers > 0;
+
+  /**
+   * Publishes, then queues the push (before the caller is answered, so an acknowledged
+   * notification always has its push entry). A duplicate queues it again: if the first
+   * attempt's XADD failed after its publish, the retry with the same idempotency key is
+   * what queues it; the worker's per-(notification, device) markers keep a push from
+   * being sent twice when both entries exist.
+   */
+  const publishAndQueue = async (principal: Principal, { publish, push }: Prepared): Promise<PublishResult> => {
+    const result = await broker.publish(publish);
+    if (push === undefined || pushQueue === undefined || reachedLive(push, result)) return result;
+    const { policy, audience, to, text, timestamp } = push;
+    try {
+      await pushQueue.enqueue({ id: result.id, tenant: principal.tenant, audience: audience as 'USER' | 'TOPIC', to, text, timestamp, sender: principal.name }, policy);
+    } catch (error) {
+      throw new Failure(
+        'OUTCOME_UNKNOWN',
+        `notification ${result.id} was sent live and stored, but its push could not be queued: retry with the same idempotencyKey to queue it`,
+        { cause: error },
+      );
+    }
+    return result;
+  };
+
+  return {
+    send: (principal, request, options = {}) => publishAndQueue(principal, prepare(principal, request, options)),
+    async sendBatch(principal, requests, options = {}) {
+      if (requests.length > MAX_BATCH_SIZE) throw new InvalidInputError(`a batch holds at most ${MAX_BATCH_SIZE} notifications`);
+      const prepared = requests.map((request, index) => {
+        try {
+          return prepare(principal, request, options);
+        } catch (error) {
+          // A new failure of the same kind that names the notification; the caught one stays as it was.
+          if (error instanceof Failure) throw new Failure(error.code, `notification ${index}: ${error.message}`, { cause: error });
+          throw error;
+        }
+      });
+      return Promise.all(prepared.map((request) => publishAndQueue(principal, request)));
+    },
+  };
+}
+
+/**
+ * `sender`, timed and counted into `metrics`: each call's time by field
+ * (`sendNotification`, `sendNotifications`) and outcome (`OK` or the failure's code),
+ * and each notification published (a repeated `idempotencyKey` is not published again). Both the GraphQL mutation and gRPC `Send` go
+ * through it, so the histogram is the mutation latency of either transport.
+ */
+export function createMeasuredSender(sender: Sender, metrics: Pick<HeraldMetrics, 'counts' | 'mutation'>): Sender {
+  const measured = async <T>(field: string, published: (result: T) => number, run: () => Promise<T>): Promise<T> => {
+    const started = performance.now();
+    try {
+      const result = await run();
+      metrics.counts.published += published(result);
+      metrics.mutation(field, 'OK', (performance.now() - started) / 1000);
+      return result;
+    } catch (error) {
+      metrics.mutation(field, error instanceof Failure ? error.code : 'INTERNAL_SERVER_ERROR', (performance.now() - started) / 1000);
+      throw error;
+    }
+  };
+  return {
+    send: (principal, request, options) => measured('sendNotification', (result) => (result.duplicate ? 0 : 1), () => sender.send(principal, request, options)),
+    sendBatch: (principal, requests, options) => measured('sendNotifications', (results) => results.filter((result) => !result.duplicate).length, () => sender.sendBatch(principal, requests, options)),
+  };
+}

@@ -1,0 +1,138 @@
+/**
+ * The publish server: `sendNotification` and `sendNotifications` over HTTP POST
+ * (graphql-http), `/healthz` and `/readyz`.
+ * It holds no subscriptions; it meets the subscribe servers only in the broker.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { OperationTypeNode } from 'graphql';
+import { principalFromHeader, PUBLISH_SCOPE, type TokenVerifier } from '../auth/index.js';
+import type { Broker } from '../broker/types.js';
+import type { Namer } from '../names/index.js';
+import { bound, type Logger } from '../common/logger.js';
+import type { HeraldServer } from '../common/server.js';
+import type { HeraldConfig } from '../config/index.js';
+import { createDocumentCache } from '../graphql/documents.js';
+import { createGraphQLHttpHandler } from '../transports/http/graphql-http.js';
+import { createValidationRules } from '../graphql/rules.js';
+import { buildSchema } from '../graphql/schema.js';
+import { createHttpEdge, createOriginPolicy } from '../transports/http/edge.js';
+import { listen, shutdown } from '../transports/http/lifecycle.js';
+import { createRefusedOriginLog } from '../transports/http/refused-origins.js';
+import { createPublishResolvers } from '../graphql/publish-resolvers.js';
+import type { HeraldMetrics } from '../common/metrics.js';
+import type { PushQueue } from '../push/queue.js';
+import { Failure } from '../common/failures.js';
+import { createPushResolvers } from '../graphql/push-resolvers.js';
+import { createMeasuredSender, createSender, type Sender } from '../core/send.js';
+
+/**
+ * The settings the publish server takes from config, each documented (with its default)
+ * there. A mutation cut off by `shutdownDrainMs` may have been sent.
+ */
+export type PublishSettings = Pick<HeraldConfig, 'limits' | 'corsOrigins' | 'corsLocalhost' | 'idempotencyWindowMs' | 'shutdownDrainMs' | 'production' | 'introspection'>;
+
+export interface PublishServerOptions extends PublishSettings {
+  /** Carries notifications out. */
+  broker: Broker;
+  verifier: TokenVerifier;
+  namer: Namer;
+  /** Queues pushes (see `SenderOptions.pushQueue`). @default none: nothing is pushed */
+  pushQueue?: PushQueue | undefined;
+  logger: Logger;
+  /** The process's metrics: mutation latency by field and outcome, notifications published. */
+  metrics: HeraldMetrics;
+}
+
+export interface PublishServer extends HeraldServer {
+  /** Sends notifications, for other transports (gRPC). */
+  readonly sender: Sender;
+}
+
+export function createPublishServer(options: PublishServerOptions): PublishServer {
+  const { broker, limits, verifier, logger, production } = options;
+  let stopping = false;
+  const sender = createMeasuredSender(
+    createSender({
+      broker,
+      namer: options.namer,
+      maxTextLength: limits.maxTextLength,
+      idempotencyWindowMs: options.idempotencyWindowMs,
+      pushQueue: options.pushQueue,
+    }),
+    options.metrics,
+  );
+  const schema = buildSchema({
+    broker,
+    namer: options.namer,
+    resolvers: {
+      ...createPublishResolvers(sender),
+      // The one schema has them; a user's push settings live on the subscribe server.
+      Query: createPushResolvers({ stores: undefined, absent: new Failure('WRONG_SERVER', 'ask the subscribe server for devices and topics') }).Query,
+    },
+  });
+  // At most 8 MiB of documents (`DEFAULT_DOCUMENT_CACHE_BYTES`), only those of authenticated requests.
+  const documents = createDocumentCache({
+    schema,
+    maxTokens: limits.maxQueryTokens,
+    validationRules: createValidationRules({
+      maxDepth: limits.maxQueryDepth,
+      maxAliases: limits.maxQueryAliases,
+      introspection: options.introspection,
+      operations: [OperationTypeNode.QUERY, OperationTypeNode.MUTATION],
+      elsewhere: 'subscribe on the subscribe server',
+      mutationFields: ['sendNotification', 'sendNotifications'],
+      mutationsElsewhere: "send a user's own mutations (devices, topics, read state) to the subscribe server",
+    }),
+  });
+  const http = createHttpEdge({
+    origins: createOriginPolicy(options.corsOrigins, { localhost: options.corsLocalhost ?? false, onRefused: createRefusedOriginLog(logger) }),
+    maxBodyBytes: limits.maxMessageBytes,
+    // A publisher's batch needs more room than anyone else's request; its token is
+    // checked from the headers, before a byte of the body is read.
+    largerBody: {
+      bytes: limits.maxBatchBytes,
+      variable: 'MAX_BATCH_BYTES',
+      allows: (request) => {
+        try {
+          // Not counted here: the request is refused (and counted) once it reaches GraphQL.
+          return principalFromHeader(verifier, request.headers.authorization, { counted: false })?.scopes.has(PUBLISH_SCOPE) ?? false;
+        } catch {
+          return false; // refused with 401 once the request reaches GraphQL
+        }
+      },
+    },
+    isReady: () => !stopping && broker.isReady(),
+    graphql: withRequestIds(createGraphQLHttpHandler({ schema, verifier, documents, production, logger }), logger),
+  });
+  return {
+    sender,
+    start: (port, host) => listen(http, port, host),
+    stop() {
+      // /readyz answers 503 from now on, so a load balancer sends nothing new here.
+      stopping = true;
+      return shutdown(http, options.shutdownDrainMs);
+    },
+  };
+}
+
+/** A caller's own `X-Request-Id`, if it is short and plain enough to log as it is. */
+const REQUEST_ID = /^[\w.:-]{1,64}$/;
+
+/**
+ * `handle`, with each request's id (the caller's `X-Request-Id`, else this process's
+ * `req-<n>`) on the debug line that says how it was answered.
+ */
+function withRequestIds(handle: (request: IncomingMessage, response: ServerResponse) => void, logger: Logger) {
+  // Below LOG_LEVEL=debug nothing is written: no listener, clock or child logger per request.
+  if (logger.debug === undefined) return handle;
+  let requests = 0;
+  return (request: IncomingMessage, response: ServerResponse): void => {
+    const header = request.headers['x-request-id'];
+    const id = typeof header === 'string' && REQUEST_ID.test(header) ? header : `req-${++requests}`;
+    const started = performance.now();
+    response.once('finish', () => {
+      bound(logger, { request: id }).debug?.(`herald: ${request.method ?? 'GET'} /graphql answered ${response.statusCode} in ${(performance.now() - started).toFixed(1)} ms`);
+    });
+    handle(request, response);
+  };
+}
