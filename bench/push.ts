@@ -57,7 +57,7 @@ for (let i = 0; i < users.length; i += 500) {
   await Promise.all(slice.map((user) => devices.register('acme', user, { kind: 'FCM', token: `fcm-${user}` })));
   await redis.sadd(keys.followers('acme', 'programme'), ...slice);
 }
-await ensurePushGroup(redis, keys);
+for (const stream of keys.streams) await ensurePushGroup(redis, stream, keys.group);
 
 const startWorker = (index: number, concurrency: number): Promise<ChildProcess> =>
   new Promise((resolve, reject) => {
@@ -98,7 +98,7 @@ for (const [index, run] of RUNS.entries()) {
   const started = performance.now();
   await queue.enqueue({ id, tenant: 'acme', audience: 'TOPIC', to: 'programme', text: 'A new talk is on air', timestamp: Math.floor(Date.now() / 1000), sender: 'radiotalk' }, 'ALWAYS');
   await done;
-  while ((await redis.xlen(keys.stream)) > 0) await new Promise((resolve) => setTimeout(resolve, 5));
+  while ((await redis.xlen(keys.streams[0] ?? '')) > 0) await new Promise((resolve) => setTimeout(resolve, 5));
   const seconds = (performance.now() - started) / 1000;
   const stopped = await Promise.all(workers.map(stopWorker));
   const tokens = fcm.messages.map((message) => message.token);

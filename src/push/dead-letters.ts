@@ -6,7 +6,7 @@
  * Replaying puts a `device` entry back on the push stream, marked as a replay: the worker
  * sends it unless the send marker says it was sent meanwhile.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connect.js';
 import { isValidName } from '../names/index.js';
 import { DEVICE_KINDS, type DeviceKind } from './devices.js';
 import { parsePushNotification, readJsonField, type PushNotification } from './entry.js';
@@ -33,7 +33,7 @@ export interface DeadLetter extends DeadLetterRecord {
 
 export interface DeadLettersOptions {
   /** A connection for commands. */
-  redis: Redis;
+  redis: RedisClient;
   keys: PushKeys;
   /** Where replays go. */
   queue: PushQueue;

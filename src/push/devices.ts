@@ -7,7 +7,7 @@
  * `unknown` until {@link parseDeviceInput} has checked it; its errors name the field.
  */
 import { createHash, ECDH } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connect.js';
 import type { PushKeys } from './keys.js';
 import { createNetworkPolicy, type NetworkPolicy } from './network-policy.js';
 
@@ -139,7 +139,7 @@ export function decodeDevice(id: string, raw: string): Device | undefined {
 
 export interface DeviceStoreOptions {
   /** A connection for commands (not one in subscriber or blocking mode). */
-  redis: Redis;
+  redis: RedisClient;
   keys: PushKeys;
   /**
    * Most devices one user may hold (`PUSH_MAX_DEVICES_PER_USER`); one more is a

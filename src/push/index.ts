@@ -3,12 +3,12 @@
  * configuration — the real one where configured; in dry-run, a logging one where not —
  * and a worker that closes them when it stops.
  */
-import type { Redis } from 'ioredis';
 import type { Logger } from '../common/logger.js';
 import type { HeraldConfig, PushConfig } from '../config/index.js';
+import type { RedisClient } from '../redis/connect.js';
 import { createDeadLetters } from './dead-letters.js';
 import { createDeviceStore, type DeviceStore } from './devices.js';
-import { createPushKeys, type PushKeys } from './keys.js';
+import { CLUSTER_PUSH_STREAM_SHARDS, createPushKeys, type PushKeys } from './keys.js';
 import { createNetworkPolicy } from './network-policy.js';
 import { createPushQueue, type PushQueue } from './queue.js';
 import { createSeenLive, type SeenLive } from './seen-live.js';
@@ -53,25 +53,46 @@ export function createPushSenders(push: PushConfig, logger: Logger): DeviceSende
   };
 }
 
+/**
+ * The push keys of a deployment: one push stream shard on one node and behind Sentinel
+ * (the layout of before), {@link CLUSTER_PUSH_STREAM_SHARDS} on a Cluster. Servers and
+ * workers read the same settings, so they agree.
+ */
+export function pushKeysFor(config: Pick<HeraldConfig, 'channelPrefix'> & Partial<Pick<HeraldConfig, 'redisCluster'>>): PushKeys {
+  return createPushKeys(config.channelPrefix, { streamShards: config.redisCluster === undefined ? 1 : CLUSTER_PUSH_STREAM_SHARDS });
+}
+
+/** The push queue as the settings make it: WAITing for `REDIS_MIN_REPLICAS_ACKED` replicas. */
+function pushQueueFor(config: HeraldConfig, redis: RedisClient, keys: PushKeys): PushQueue {
+  return createPushQueue({
+    redis,
+    keys,
+    maxLength: config.push.streamMaxLength,
+    minReplicasAcked: config.redisMinReplicasAcked,
+    // Half the command timeout, as the broker's: WAIT's answer must come before ioredis gives up.
+    waitTimeoutMs: Math.max(1, Math.floor(config.redisCommandTimeoutMs / 2)),
+  });
+}
+
 export interface PushWorkerFromConfigOptions {
   config: HeraldConfig;
   /** Commands; ready before `start`. */
-  redis: Redis;
-  /** Blocking reads only; its command timeout above 5000 ms (the worker's block). */
-  reader: Redis;
+  redis: RedisClient;
+  /** Blocking reads only, one per shard of `pushKeysFor(config).streams`; their command timeouts above 5000 ms (the worker's block). */
+  readers: readonly RedisClient[];
   logger: Logger;
 }
 
 /** A worker with every `PUSH_*` setting applied; its `stop` also closes the senders. */
 export function createPushWorkerFromConfig(options: PushWorkerFromConfigOptions): PushWorker {
-  const { config, redis, reader, logger } = options;
+  const { config, redis, readers, logger } = options;
   const push = config.push;
-  const keys = createPushKeys(config.channelPrefix);
+  const keys = pushKeysFor(config);
   const senders = createPushSenders(push, logger);
-  const queue = createPushQueue({ redis, keys, maxLength: push.streamMaxLength });
+  const queue = pushQueueFor(config, redis, keys);
   const worker = createPushWorker({
     redis,
-    reader,
+    readers,
     keys,
     senders,
     devices: deviceStoreFor(config, redis, keys),
@@ -113,23 +134,23 @@ export interface PushParts {
 
 /**
  * The device and topic stores and the seen-live marks (subscribe server) and the push
- * queue (publish server), with every `PUSH_*` setting applied; `redis` is a connection
- * for commands.
+ * queue (publish server), with every `PUSH_*` setting applied; `redis` is the broker's
+ * command client (one node, Sentinel or a Cluster).
  */
-export function createPushParts(config: HeraldConfig, redis: Redis, logger: Pick<Console, 'warn'>): PushParts {
+export function createPushParts(config: HeraldConfig, redis: RedisClient, logger: Pick<Console, 'warn'>): PushParts {
   const push = config.push;
-  const keys = createPushKeys(config.channelPrefix);
+  const keys = pushKeysFor(config);
   return {
     devices: deviceStoreFor(config, redis, keys),
     topics: createTopicStore({ redis, keys, maxTopicsPerUser: push.maxTopicsPerUser }),
     // Marks are written a tenth of a second at a time, or within a quarter of a shorter grace window.
     seenLive: createSeenLive({ redis, keys, ttlMs: push.seenLiveTtlMs, batchMs: Math.min(100, Math.floor(push.offlineGraceMs / 4)), logger }),
-    queue: createPushQueue({ redis, keys, maxLength: push.streamMaxLength }),
+    queue: pushQueueFor(config, redis, keys),
   };
 }
 
 /** The device store as the settings make it: the subscribe servers register into it, the workers read it. */
-function deviceStoreFor(config: HeraldConfig, redis: Redis, keys: PushKeys): DeviceStore {
+function deviceStoreFor(config: HeraldConfig, redis: RedisClient, keys: PushKeys): DeviceStore {
   const push = config.push;
   return createDeviceStore({
     redis,

@@ -8,15 +8,27 @@
  * only holds work not yet done, and XADD trims it to about `maxLength` entries. Past
  * that (workers down for long), the oldest entries are dropped; a worker that then
  * meets their ids among its pending ones counts them as `lost`.
+ *
+ * An entry goes to its tenant's shard of the stream (`keys.ts`). With
+ * `minReplicasAcked`, the XADD is followed by a WAIT on the same connection, and an entry
+ * the replicas did not acknowledge is an error: a failover could lose it, and the caller
+ * answers so that the publisher retries.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connect.js';
 import { encodePushEntry, type PushEntry, type PushNotification, type PushPolicy } from './entry.js';
 import type { PushKeys } from './keys.js';
 
 export interface PushQueueOptions {
-  /** A connection for commands. */
-  redis: Redis;
+  /** A client for commands. */
+  redis: RedisClient;
   keys: PushKeys;
+  /**
+   * `REDIS_MIN_REPLICAS_ACKED`: replicas that must have each entry before `add` resolves.
+   * @default 0
+   */
+  minReplicasAcked?: number;
+  /** How long WAIT waits for them, in ms; under the command timeout. @default 1000 */
+  waitTimeoutMs?: number;
   /**
    * About how many entries the stream holds (`PUSH_STREAM_MAX_LENGTH`): XADD trims with
    * `MAXLEN ~`, which may keep up to one stream node (100 entries) more.
@@ -41,9 +53,24 @@ export function createPushQueue(options: PushQueueOptions): PushQueue {
   const { redis, keys } = options;
   const maxLength = options.maxLength ?? 1_000_000;
   const now = options.now ?? Date.now;
+  const minReplicasAcked = options.minReplicasAcked ?? 0;
+  const waitTimeoutMs = options.waitTimeoutMs ?? 1000;
   const add = async (entry: PushEntry): Promise<string> => {
-    const id = await redis.xadd(keys.stream, 'MAXLEN', '~', maxLength, '*', ...encodePushEntry(entry));
-    if (id === null) throw new Error('XADD to the push stream returned no id');
+    const stream = keys.streams[keys.shardOf(entry.notification.tenant)] ?? '';
+    const fields = encodePushEntry(entry);
+    if (minReplicasAcked === 0) {
+      const id = await redis.xadd(stream, 'MAXLEN', '~', maxLength, '*', ...fields);
+      if (id === null) throw new Error('XADD to the push stream returned no id');
+      return id;
+    }
+    // One pipeline: on a Cluster the keyless WAIT goes to the stream's master with the XADD.
+    const [[addError, id] = [], [waitError, acked] = []] = (await redis.pipeline().xadd(stream, 'MAXLEN', '~', maxLength, '*', ...fields).wait(minReplicasAcked, waitTimeoutMs).exec()) ?? [];
+    if (addError) throw addError;
+    if (typeof id !== 'string') throw new Error('XADD to the push stream returned no id');
+    if (waitError) throw waitError;
+    if (Number(acked) < minReplicasAcked) {
+      throw new Error(`only ${Number(acked)} of ${minReplicasAcked} replicas acknowledged the push entry within ${waitTimeoutMs} ms: a failover could lose it`);
+    }
     return id;
   };
   return {
@@ -59,11 +86,11 @@ export function createPushQueue(options: PushQueueOptions): PushQueue {
   };
 }
 
-/** Creates the workers' consumer group (and the stream) unless it exists. */
-export async function ensurePushGroup(redis: Redis, keys: PushKeys): Promise<void> {
+/** Creates the workers' consumer group (and the stream) on `stream` unless it exists. */
+export async function ensurePushGroup(redis: RedisClient, stream: string, group: string): Promise<void> {
   try {
     // from 0: entries published before any worker ever started are not skipped
-    await redis.xgroup('CREATE', keys.stream, keys.group, '0', 'MKSTREAM');
+    await redis.xgroup('CREATE', stream, group, '0', 'MKSTREAM');
   } catch (error) {
     if (!(error instanceof Error && error.message.startsWith('BUSYGROUP'))) throw error;
   }

@@ -14,12 +14,12 @@
  * ioredis pipeline, its reply and the wake-up that reads it — had been most of what a
  * subscribe server allocated per notification when notifications come one at a time.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connect.js';
 import type { PushKeys } from './keys.js';
 
 export interface SeenLiveOptions {
   /** A connection for commands. */
-  redis: Redis;
+  redis: RedisClient;
   keys: PushKeys;
   /**
    * How long a mark lives (`PUSH_SEEN_LIVE_TTL_MS`): longer than the offline grace
@@ -66,7 +66,7 @@ const MAX_KEYS_PER_CALL = 1000;
  */
 const MAX_WAITING_KEYS = 10_000;
 
-type MarkingRedis = Redis & { heraldMarkSeenLive(numberOfKeys: number, ...keysAndTtl: Array<string | number>): Promise<number> };
+type MarkingRedis = RedisClient & { heraldMarkSeenLive(numberOfKeys: number, ...keysAndTtl: Array<string | number>): Promise<number> };
 
 export function createSeenLive(options: SeenLiveOptions): SeenLive {
   const { keys } = options;

@@ -10,7 +10,7 @@
  * delivery of that entry, knows that delivery's worker died or stalled mid-send: the push
  * may or may not have gone out, and it is dead-lettered rather than risk a duplicate.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connect.js';
 import type { PushKeys } from './keys.js';
 
 export type ClaimResult =
@@ -57,7 +57,7 @@ export interface SendMarkers {
 type ClaimCommand = (key: string, value: string, ttlMs: number, prefix: string, replay: string) => Promise<string>;
 type ReleaseCommand = (key: string, value: string) => Promise<number>;
 
-export function createSendMarkers(redis: Redis, keys: PushKeys, consumer: string, ttlMs: number): SendMarkers {
+export function createSendMarkers(redis: RedisClient, keys: PushKeys, consumer: string, ttlMs: number): SendMarkers {
   if (!('heraldClaimSend' in redis)) {
     redis.defineCommand('heraldClaimSend', { numberOfKeys: 1, lua: CLAIM_SCRIPT });
     redis.defineCommand('heraldReleaseSend', { numberOfKeys: 1, lua: RELEASE_SCRIPT });

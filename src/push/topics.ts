@@ -6,7 +6,7 @@
  * A topic may have many thousands of followers; they are only ever read in pages with
  * SSCAN, so no single command's time or reply grows with the topic.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connect.js';
 import { assertValidName } from '../names/index.js';
 import type { PushKeys } from './keys.js';
 
@@ -20,7 +20,7 @@ export class TopicLimitError extends Error {
 
 export interface TopicStoreOptions {
   /** A connection for commands (not one in subscriber or blocking mode). */
-  redis: Redis;
+  redis: RedisClient;
   keys: PushKeys;
   /**
    * Most topics one user may follow (`PUSH_MAX_TOPICS_PER_USER`); one more is a

@@ -10,12 +10,12 @@ import { createTokenVerifier, generateDevSecret } from '../auth/index.js';
 import { signDevTokens, type DevTokens } from '../auth/dev-tokens.js';
 import { createInProcessBroker } from '../broker/in-process.js';
 import { createRedisBroker } from '../broker/redis.js';
-import { watchRedisLiveness } from '../redis/liveness.js';
-import { clusterClientOptions, keepSentinelClientConnected, redisClientOptions, sentinelClientOptions, shardSubscriberOptions } from '../redis/connection.js';
+import { shardSubscriberOptions } from '../redis/connection.js';
+import { connectRedis, redisLocation, type RedisSettings } from '../redis/connect.js';
 import type { Broker } from '../broker/types.js';
 import { createNamer, type Namer } from '../names/index.js';
 import type { Logger } from '../common/logger.js';
-import { listenFailure, redactUrl, StartupError } from '../common/startup.js';
+import { listenFailure, StartupError } from '../common/startup.js';
 import type { HeraldServer } from '../common/server.js';
 import type { HeraldConfig } from '../config/index.js';
 import { createFeedGrpcServer, createPublishGrpcServer } from './grpc.js';
@@ -23,10 +23,10 @@ import { createMetrics, type HeraldMetrics } from '../common/metrics.js';
 import { createMetricsServer } from '../transports/metrics.js';
 import { createPublishServer } from './publish.js';
 import { createSubscribeServer } from './subscribe.js';
-import { createPushParts, createPushWorkerFromConfig } from '../push/index.js';
-import type { PushCounters } from '../push/counters.js';
-import type { CircuitState } from '../push/breaker.js';
-import type { PushLoad } from '../push/worker.js';
+import { createPushParts } from '../push/index.js';
+import { startPushWorker, type RunningPushWorker } from '../push/start.js';
+
+export { redisLocation, startPushWorker, type RunningPushWorker };
 
 /** Which servers one process runs (`push`: the push worker alone). */
 export type Mode = 'all' | 'subscribe' | 'publish' | 'push';
@@ -81,8 +81,7 @@ const INBOX_DIRECTORY = fileURLToPath(new URL('../examples/inbox/dist', import.m
 const INBOX_PATH = '/inbox';
 
 /** The settings a broker is made from. */
-export type BrokerSettings = Pick<HeraldConfig, 'redisUrl' | 'redisCommandTimeoutMs' | 'deliveryAckTimeoutMs' | 'retention'> &
-  Partial<Pick<HeraldConfig, 'redisSentinel' | 'redisCluster' | 'redisMinReplicasAcked'>>;
+export type BrokerSettings = RedisSettings & Pick<HeraldConfig, 'deliveryAckTimeoutMs' | 'retention'> & Partial<Pick<HeraldConfig, 'redisMinReplicasAcked'>>;
 
 export interface ConnectedBroker {
   readonly broker: Broker;
@@ -93,25 +92,15 @@ export interface ConnectedBroker {
   readonly cluster: Cluster | undefined;
   /** ioredis' last connection error, to say why Redis is unreachable. */
   lastRedisError(): string | undefined;
-}
-
-/** Where the settings say Redis is, for messages (password hidden); undefined in-process. */
-export function redisLocation(settings: BrokerSettings): string | undefined {
-  if (settings.redisUrl !== undefined) return `REDIS_URL ${redactUrl(settings.redisUrl)}`;
-  if (settings.redisSentinel !== undefined) {
-    const { sentinels, masterName } = settings.redisSentinel;
-    return `REDIS_SENTINELS ${sentinels.map(({ host, port }) => `${host}:${port}`).join(',')} (master "${masterName}")`;
-  }
-  if (settings.redisCluster !== undefined) return `REDIS_CLUSTER_NODES ${settings.redisCluster.nodes.map(({ host, port }) => `${host}:${port}`).join(',')}`;
-  return undefined;
+  /** Closes the connections, after `broker.close()`. */
+  closeConnections(): Promise<void>;
 }
 
 /**
- * The broker `settings` ask for: on Redis (two connections of its own, this process's
- * own report channel) with `redisUrl` or `redisSentinel` (whose connections follow a
- * failover to the promoted replica), else in-process. Closing it leaves the connections
- * open: the caller quits them after `broker.close()`. `redisOptions` are laid over
- * Herald's own client options (tests reconnect faster).
+ * The broker `settings` ask for: on Redis (two connections of its own made by
+ * `connectRedis`, this process's own report channel), else in-process. Closing it
+ * leaves the connections open: the caller closes them after `broker.close()`.
+ * `redisOptions` are laid over Herald's own client options (tests reconnect faster).
  */
 export function connectBroker(
   settings: BrokerSettings,
@@ -120,10 +109,10 @@ export function connectBroker(
   redisOptions: RedisOptions = {},
   metrics?: Pick<HeraldMetrics, 'counts' | 'reportWait'>,
 ): ConnectedBroker {
-  const { redisUrl, redisSentinel, redisCluster } = settings;
-  if (redisUrl === undefined && redisSentinel === undefined && redisCluster === undefined) {
+  const { redisCluster } = settings;
+  if (redisLocation(settings) === undefined) {
     const broker = createInProcessBroker({ retention: settings.retention });
-    return { broker, subscriber: undefined, publisher: undefined, cluster: undefined, lastRedisError: () => undefined };
+    return { broker, subscriber: undefined, publisher: undefined, cluster: undefined, lastRedisError: () => undefined, closeConnections: async () => undefined };
   }
   const brokerOptions = {
     reportChannel: namer.deliveryReportChannel(randomUUID()),
@@ -137,105 +126,33 @@ export function connectBroker(
     waitTimeoutMs: Math.max(1, Math.floor(settings.redisCommandTimeoutMs / 2)),
     pingTimeoutMs: settings.redisCommandTimeoutMs,
   };
-  let lastRedisError: string | undefined;
-  if (redisCluster !== undefined) {
-    const { startupNodes, options } = clusterClientOptions(redisCluster, settings.redisCommandTimeoutMs);
-    const cluster = new Cluster(startupNodes, { ...options, redisOptions: { ...options.redisOptions, connectionName: 'herald-publisher' } });
-    cluster.on('error', (error: Error) => (lastRedisError = error.message));
+  const publisher = connectRedis(settings, { name: 'herald-publisher', logger, overrides: redisOptions });
+  if (publisher.client instanceof Cluster && redisCluster !== undefined) {
     const broker = createRedisBroker({
       ...brokerOptions,
-      publisher: cluster,
+      publisher: publisher.client,
       subscriber: (node) => new Redis({ ...shardSubscriberOptions(redisCluster, settings.redisCommandTimeoutMs), ...node, connectionName: 'herald-subscriber' }),
     });
-    return { broker, subscriber: undefined, publisher: undefined, cluster, lastRedisError: () => lastRedisError };
+    return { broker, subscriber: undefined, publisher: undefined, cluster: publisher.client, lastRedisError: publisher.lastError, closeConnections: publisher.close };
   }
-  const connect = (connectionName: string): Redis => {
-    if (redisSentinel !== undefined) {
-      return new Redis({ ...sentinelClientOptions(redisSentinel, settings.redisCommandTimeoutMs), ...redisOptions, connectionName });
-    }
-    return new Redis(redisUrl ?? '', { ...redisClientOptions(settings.redisCommandTimeoutMs), ...redisOptions, connectionName });
-  };
-  const subscriber = connect('herald-subscriber');
-  const publisher = connect('herald-publisher');
-  let closing = false;
-  if (redisSentinel !== undefined) {
-    for (const client of [subscriber, publisher]) keepSentinelClientConnected(client, () => !closing, logger);
-  }
-  publisher.on('error', (error: Error) => (lastRedisError = error.message));
-  const redisBroker = createRedisBroker({ ...brokerOptions, subscriber, publisher });
+  const subscriber = connectRedis(settings, { name: 'herald-subscriber', logger, overrides: redisOptions });
+  const connections = [subscriber, publisher];
+  const redisBroker = createRedisBroker({ ...brokerOptions, subscriber: subscriber.client as Redis, publisher: publisher.client });
   const broker: Broker = {
     ...redisBroker,
     close() {
-      closing = true;
+      // Its owner quits the connections next: ioredis giving up on them is no reason to connect again.
+      for (const connection of connections) connection.letGo();
       return redisBroker.close();
     },
   };
-  return { broker, subscriber, publisher, cluster: undefined, lastRedisError: () => lastRedisError };
-}
-
-export interface RunningPushWorker {
-  /** Its consumer name in the `push-workers` group. */
-  readonly consumer: string;
-  /** Whether it only logs what it would send (`NODE_ENV` is not production). */
-  readonly dryRun: boolean;
-  /** What it has done since it started (exported as `herald_push_*_total`). */
-  readonly counters: Readonly<PushCounters>;
-  /** Circuit-breaker transitions since start, by the state entered. */
-  readonly circuitTransitions: Readonly<Record<CircuitState, number>>;
-  /** What it holds and sends now. */
-  load(): PushLoad;
-  /** Stops reading, lets the sends in flight finish, then closes its connections. */
-  stop(): Promise<void>;
-}
-
-/**
- * The push worker on two connections of its own: one for commands, one for its blocking
- * XREADGROUP (whose command timeout outlasts the 5 s block). It starts once both are
- * ready — waiting, with a warning after {@link REDIS_READY_WAIT_MS}, while Redis is
- * away — since Herald's connections queue nothing while disconnected.
- */
-export async function startPushWorker(config: HeraldConfig, redisUrl: string, logger: Logger = console): Promise<RunningPushWorker> {
-  const options = redisClientOptions(config.redisCommandTimeoutMs);
-  const redis = new Redis(redisUrl, { ...options, connectionName: 'herald-push' });
-  // The reader blocks in XREADGROUP for up to PUSH_BLOCK_MS: its timeouts outlast the
-  // block, and it is not PINGed (a PING would wait behind the block); a command is always
-  // waiting on it, so ioredis' socketTimeout alone replaces it when it goes silent.
-  const blockingTimeoutMs = config.redisCommandTimeoutMs + PUSH_BLOCK_MS;
-  const reader = new Redis(redisUrl, { ...options, commandTimeout: blockingTimeoutMs, socketTimeout: blockingTimeoutMs, connectionName: 'herald-push-reader' });
-  const clients = [redis, reader];
-  const liveness = watchRedisLiveness({ connections: () => [redis], timeoutMs: config.redisCommandTimeoutMs, logger });
-  let lastError: string | undefined;
-  for (const client of clients) client.on('error', (error: Error) => (lastError = error.message));
-  const close = () => {
-    liveness.close();
-    return Promise.all(clients.map((client) => client.quit().catch(() => client.disconnect())));
-  };
-  const ready = Promise.all(clients.map((client) => (client.status === 'ready' ? undefined : new Promise((resolve) => client.once('ready', resolve)))));
-  const warning = setTimeout(() => {
-    logger.warn(`herald: push worker: Redis at ${redactUrl(redisUrl)} is not reachable after ${REDIS_READY_WAIT_MS / 1000} s${lastError === undefined ? '' : ` (${lastError})`}: waiting for it`);
-  }, REDIS_READY_WAIT_MS);
-  try {
-    await ready;
-  } finally {
-    clearTimeout(warning);
-  }
-  const worker = createPushWorkerFromConfig({ config, redis, reader, logger });
-  try {
-    await worker.start();
-  } catch (error) {
-    await close();
-    throw error;
-  }
   return {
-    consumer: worker.consumer,
-    dryRun: config.push.dryRun,
-    counters: worker.counters,
-    circuitTransitions: worker.circuitTransitions,
-    load: () => worker.load(),
-    async stop() {
-      await worker.stop();
-      await close();
-    },
+    broker,
+    subscriber: subscriber.client as Redis,
+    publisher: publisher.client as Redis,
+    cluster: undefined,
+    lastRedisError: publisher.lastError,
+    closeConnections: async () => void (await Promise.all(connections.map((connection) => connection.close()))),
   };
 }
 
@@ -249,13 +166,7 @@ async function listenForMetrics(server: HeraldServer, config: HeraldConfig): Pro
   }
 }
 
-/** How long the worker's XREADGROUP blocks (the worker's `blockMs` default). */
-const PUSH_BLOCK_MS = 5000;
-
 export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logger = console): Promise<RunningHerald> {
-  if (mode === 'push' && config.redisUrl === undefined) {
-    throw new StartupError('REDIS_URL is required to run the push worker (it does not run behind Sentinel or on a Cluster yet)');
-  }
   const location = redisLocation(config);
   if (mode !== 'all' && location === undefined) {
     throw new StartupError(
@@ -270,7 +181,7 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
     const metricsPort = metricsServer && (await listenForMetrics(metricsServer, config));
     let pushWorker: RunningPushWorker;
     try {
-      pushWorker = await startPushWorker(config, config.redisUrl ?? '', logger);
+      pushWorker = await startPushWorker(config, logger);
     } catch (error) {
       await metricsServer?.stop();
       throw error;
@@ -303,11 +214,9 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
 
   const connected = connectBroker(config, namer, logger, {}, metrics);
   const { broker } = connected;
-  const clients = [connected.subscriber, connected.publisher, connected.cluster].filter((client): client is Redis | Cluster => client !== undefined);
-
-  // Devices, topics, seen-live marks and the push queue share the broker's command
-  // connection (one node or Sentinel: push does not run on a Cluster yet).
-  const pushParts = connected.publisher && createPushParts(config, connected.publisher, logger);
+  // Devices, topics, seen-live marks and the push queue share the broker's command client.
+  const commandClient = connected.publisher ?? connected.cluster;
+  const pushParts = commandClient && createPushParts(config, commandClient, logger);
   const common = {
     broker,
     verifier,
@@ -359,7 +268,7 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
     // Scraped until the servers have drained, so the last numbers can be read.
     await metricsServer?.stop();
     await broker.close();
-    await Promise.all(clients.map((client) => client.quit().catch(() => client.disconnect())));
+    await connected.closeConnections();
   };
   try {
     const redisReady = location === undefined || (await becomesReady(broker, REDIS_READY_WAIT_MS));
@@ -386,9 +295,9 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
     const metricsPort = metricsServer && (await listenForMetrics(metricsServer, config));
     // The development all-in-one runs the push worker too, when there is a Redis for it.
     // Not with Redis away: the worker would wait for it, and the servers must not.
-    if (mode === 'all' && config.redisUrl !== undefined) {
+    if (mode === 'all' && location !== undefined) {
       if (redisReady) {
-        pushWorker = await startPushWorker(config, config.redisUrl, logger);
+        pushWorker = await startPushWorker(config, logger);
         metrics.pushWorker(pushWorker);
       }
       else logger.warn('herald: the push worker is not started: Redis is not reachable (run `npm run start:push` once it is)');

@@ -80,7 +80,7 @@ describe('Redis connection liveness', () => {
     const proxy = await startFaultProxy(redis.port);
     const url = `redis://127.0.0.1:${proxy.port}`;
     const config = readConfig({ REDIS_URL: url, REDIS_COMMAND_TIMEOUT_MS: '1000', CHANNEL_PREFIX: 'liveness' });
-    const worker = await startPushWorker(config, url, quietLogger);
+    const worker = await startPushWorker(config, quietLogger);
     try {
       const before = proxy.accepted;
       proxy.fault({ kind: 'silent' });

@@ -38,7 +38,7 @@ const fcm = createFcmSender({
 });
 const worker = createPushWorker({
   redis,
-  reader,
+  readers: [reader],
   keys: createPushKeys(required('PUSH_TEST_PREFIX')),
   senders: { FCM: fcm },
   consumer: required('PUSH_TEST_CONSUMER'),

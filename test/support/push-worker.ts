@@ -28,14 +28,24 @@ export interface PushRig {
   readonly seenLive: SeenLive;
   /** Starts a worker with `senders` and test-sized timings unless `options` say otherwise. */
   startWorker(senders: DeviceSenders, options?: Partial<PushWorkerOptions>): Promise<PushWorker>;
-  /** Entries not done: workers delete an entry from the stream once they acknowledge it. */
+  /** Entries not done, on every shard: workers delete an entry from the stream once they acknowledge it. */
   backlog(): Promise<number>;
   stopAll(): Promise<void>;
 }
 
-/** A rig on `server` whose keys all start with `prefix` (one prefix per test keeps tests apart). */
-export function createPushRig(server: RedisServer, prefix: string): PushRig {
-  const keys = createPushKeys(prefix);
+/** The push stream of a one-shard layout (one node, Sentinel): its only shard. */
+export function theStream(keys: PushKeys): string {
+  const [stream] = keys.streams;
+  if (stream === undefined || keys.streams.length !== 1) throw new Error(`the push stream has ${keys.streams.length} shards, not one`);
+  return stream;
+}
+
+/**
+ * A rig on `server` whose keys all start with `prefix` (one prefix per test keeps tests
+ * apart); `streamShards` cuts the push stream as a Cluster deployment does.
+ */
+export function createPushRig(server: RedisServer, prefix: string, streamShards = 1): PushRig {
+  const keys = createPushKeys(prefix, { streamShards });
   const redis = server.client();
   const queue = createPushQueue({ redis, keys });
   const workers: PushWorker[] = [];
@@ -51,7 +61,7 @@ export function createPushRig(server: RedisServer, prefix: string): PushRig {
     async startWorker(senders, options = {}) {
       const worker = createPushWorker({
         redis: server.client(),
-        reader: server.client(),
+        readers: keys.streams.map(() => server.client()),
         keys,
         senders,
         claimIdleMs: 2000,
@@ -64,7 +74,7 @@ export function createPushRig(server: RedisServer, prefix: string): PushRig {
       await worker.start();
       return worker;
     },
-    backlog: () => redis.xlen(keys.stream),
+    backlog: async () => (await Promise.all(keys.streams.map((stream) => redis.xlen(stream)))).reduce((sum, length) => sum + length, 0),
     async stopAll() {
       await Promise.all(workers.splice(0).map((worker) => worker.stop()));
     },

@@ -15,6 +15,7 @@ import { channels, createTestBroker, stopAll, verifier } from '../../support/her
 import { startRedisServer, type RedisServer } from '../../support/redis-server.js';
 import { serviceToken } from '../../support/tokens.js';
 import { thrown } from '../../support/thrown.js';
+import { theStream } from '../../support/push-worker.js';
 
 let redis: RedisServer;
 beforeAll(async () => {
@@ -29,7 +30,7 @@ const keys = createPushKeys('path');
 const principal = () => verifier.verify(serviceToken({ tenant: 'acme' }));
 
 async function queued(client: Redis) {
-  const entries = await client.xrange(keys.stream, '-', '+');
+  const entries = await client.xrange(theStream(keys), '-', '+');
   return entries.map(([, fields]) => decodePushEntry(fields));
 }
 
@@ -50,7 +51,7 @@ describe('the publish path', () => {
       expect.objectContaining({ policy: 'WHEN_OFFLINE', target: { kind: 'user', user: 'ann' }, notification: expect.objectContaining({ id: user.id, text: 'a', tenant: 'acme', sender: 'billing' }) }),
       expect.objectContaining({ policy: 'ALWAYS', target: { kind: 'topic', topic: 'jazz' }, notification: expect.objectContaining({ id: topic.id, audience: 'TOPIC' }) }),
     ]);
-    await client.del(keys.stream);
+    await client.del(theStream(keys));
   });
 
   it('refuses an unknown policy before sending anything', async () => {
@@ -71,7 +72,7 @@ describe('the publish path', () => {
     expect((error as Error).message).toMatch(/sent live and stored, but its push could not be queued: retry with the same idempotencyKey/);
 
     const client = redis.client();
-    expect(await client.xlen(keys.stream)).toBe(0);
+    expect(await client.xlen(theStream(keys))).toBe(0);
     const working = createSender({ broker, namer: channels, maxTextLength: 100, idempotencyWindowMs: 60_000, pushQueue: createPushQueue({ redis: client, keys }) });
     const retry = await working.send(principal(), { to: 'bob', text: 'lost push?', idempotencyKey: 'order-7' });
     expect(retry.duplicate).toBe(true);

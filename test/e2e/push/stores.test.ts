@@ -15,6 +15,7 @@ import { createSeenLive } from '../../../src/push/seen-live.js';
 import { createTopicStore, TopicLimitError } from '../../../src/push/topics.js';
 import { localNetworkPolicy } from '../../support/push-servers.js';
 import { startRedisServer, type RedisServer } from '../../support/redis-server.js';
+import { theStream } from '../../support/push-worker.js';
 
 let server: RedisServer;
 let redis: Redis;
@@ -96,11 +97,11 @@ describe('push stream and dead letters', () => {
     const keys = createPushKeys('t6');
     const queue = createPushQueue({ redis, keys, maxLength: 100 });
     expect(await queue.enqueue(notification('e_1-1'), 'NEVER')).toBeUndefined();
-    expect(await redis.xlen(keys.stream)).toBe(0);
+    expect(await redis.xlen(theStream(keys))).toBe(0);
     await queue.enqueue(notification('e_1-2'), 'WHEN_OFFLINE');
-    expect(await redis.xlen(keys.stream)).toBe(1);
+    expect(await redis.xlen(theStream(keys))).toBe(1);
     for (let i = 0; i < 1000; i += 1) await queue.enqueue(notification(`e_2-${i}`), 'ALWAYS');
-    const length = await redis.xlen(keys.stream);
+    const length = await redis.xlen(theStream(keys));
     expect(length).toBeGreaterThanOrEqual(100);
     expect(length).toBeLessThanOrEqual(200); // MAXLEN ~ keeps up to one node (100 entries) more
   });
@@ -119,7 +120,7 @@ describe('push stream and dead letters', () => {
     expect(oldest?.failedAt).toBeLessThan(next?.failedAt ?? 0);
     expect(await deadLetters.replay({ ids: [oldest?.id ?? ''] })).toBe(1);
     expect(await deadLetters.size()).toBe(size - 1);
-    const [[, fields] = ['', []]] = await redis.xrange(keys.stream, '-', '+');
+    const [[, fields] = ['', []]] = await redis.xrange(theStream(keys), '-', '+');
     expect(JSON.parse(fields[1] ?? '{}')).toMatchObject({ target: { kind: 'device', user: 'bob', deviceId: 'dev1' }, policy: 'ALWAYS', replay: true });
   });
 

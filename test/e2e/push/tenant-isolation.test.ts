@@ -25,7 +25,7 @@ import { createPushKeys } from '../../../src/push/keys.js';
 import { createPushQueue } from '../../../src/push/queue.js';
 import { createWebhookSender } from '../../../src/push/senders/webhook.js';
 import { localNetworkPolicy, startHangingReceiver, startHttpRecorder, type HangingReceiver, type HttpRecorder } from '../../support/push-servers.js';
-import { createPushRig, duplicates, eventually, quietLogger } from '../../support/push-worker.js';
+import { createPushRig, duplicates, eventually, quietLogger, theStream } from '../../support/push-worker.js';
 import { startHeraldProcess, stopAllProcesses, type HeraldProcess } from '../../support/process.js';
 import { startRedisServer, type RedisServer } from '../../support/redis-server.js';
 import { createWaiters } from '../../support/waiters.js';
@@ -142,7 +142,7 @@ describe('push across tenants', () => {
 
     // every one of evil's 1,000 pushes ends dead-lettered after its 2 attempts: none lost, none twice
     const deadLetters = createDeadLetters({ redis: client, keys, queue });
-    await eventually(async () => (await deadLetters.size()) >= EVIL_NOTIFICATIONS * EVIL_HOOKS && (await client.xlen(keys.stream)) === 0, "evil's pushes to settle", 60_000);
+    await eventually(async () => (await deadLetters.size()) >= EVIL_NOTIFICATIONS * EVIL_HOOKS && (await client.xlen(theStream(keys))) === 0, "evil's pushes to settle", 60_000);
     // The baseline's second half, evil idle again: the machine is shared and its load drifts
     // over the run, so the baseline is taken on both sides of the load (A-B-A), 100 and 100.
     // No floor: the bound is 2x the baseline's p99, whatever it is.

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createFcmSender } from '../../../src/push/senders/fcm.js';
 import { localNetworkPolicy, startFcmStandIn, type FcmStandIn } from '../../support/push-servers.js';
-import { createPushRig, duplicates, eventually, quietLogger, type PushRig } from '../../support/push-worker.js';
+import { createPushRig, duplicates, eventually, quietLogger, type PushRig, theStream } from '../../support/push-worker.js';
 import { startRedisServer, type RedisServer } from '../../support/redis-server.js';
 
 const WORKER = fileURLToPath(new URL('../../support/push-worker-process.ts', import.meta.url));
@@ -69,7 +69,7 @@ it('finishes a killed worker\'s entries on the others, with no duplicate and not
   await killed;
   expect(await exited).toBe('SIGKILL');
   fcm.onMessage = () => undefined;
-  const pendingOfVictim = (await rig.redis.xpending(rig.keys.stream, rig.keys.group)) as [number, string, string, Array<[string, string]> | null];
+  const pendingOfVictim = (await rig.redis.xpending(theStream(rig.keys), rig.keys.group)) as [number, string, string, Array<[string, string]> | null];
   expect(pendingOfVictim[3]).toEqual([['victim', expect.any(String)]]); // it died holding entries
 
   const sender = () => {

@@ -30,7 +30,7 @@ import {
   type FcmStandIn,
   type HttpRecorder,
 } from '../../support/push-servers.js';
-import { createPushRig, duplicates, eventually, quietLogger, type PushRig } from '../../support/push-worker.js';
+import { createPushRig, duplicates, eventually, quietLogger, type PushRig, theStream } from '../../support/push-worker.js';
 import { startRedisServer, type RedisServer } from '../../support/redis-server.js';
 
 const WEBHOOK_SECRET = `whsec_${Buffer.alloc(32, 3).toString('base64')}`;
@@ -241,7 +241,7 @@ describe('push worker', () => {
   it('drops a malformed entry instead of retrying it forever', async () => {
     const r = rig('w8');
     const worker = await r.startWorker(senders());
-    await r.redis.xadd(r.keys.stream, '*', 'e', '{"not":"an entry"}');
+    await r.redis.xadd(theStream(r.keys), '*', 'e', '{"not":"an entry"}');
     await eventually(async () => worker.counters.malformed === 1 && (await r.backlog()) === 0, 'the entry dropped');
   });
 });
@@ -255,7 +255,7 @@ describe('push worker from the configuration', () => {
     const worker = createPushWorkerFromConfig({
       config: readConfig({ CHANNEL_PREFIX: prefix, PUSH_OFFLINE_GRACE_MS: '0', ...env }),
       redis: server.client(),
-      reader: server.client(),
+      readers: [server.client()],
       logger,
     });
     closing.push(() => worker.stop());

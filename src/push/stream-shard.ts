@@ -1,0 +1,110 @@
+/**
+ * One shard of the push stream as a worker uses it: every command the worker sends about
+ * its entries — reading (on the shard's own blocking reader), claiming, the heartbeat,
+ * acknowledging, the lag — on the one key of the shard, so on a Cluster each goes to the
+ * shard's master. The worker's bookkeeping (what it holds, who waits) is `worker.ts`'s.
+ */
+import { connectionFor, type RedisClient } from '../redis/connect.js';
+import { ensurePushGroup } from './queue.js';
+import type { PushLag } from './worker-types.js';
+
+/** An entry as Redis gives it: its id and its fields. */
+export type StreamEntry = [id: string, fields: string[]];
+
+type StreamReply = Array<[string, StreamEntry[]]> | null;
+type AutoclaimReply = [string, Array<StreamEntry | null>, string[]?];
+
+export interface StreamShardOptions {
+  /** The shard's stream key. */
+  stream: string;
+  group: string;
+  /** This worker's consumer name. */
+  consumer: string;
+  /** Commands. */
+  redis: RedisClient;
+  /** Only this shard's blocking XREADGROUP. */
+  reader: RedisClient;
+}
+
+export interface StreamShard {
+  readonly stream: string;
+  /** Creates the group (and the stream) unless it exists. */
+  ensureGroup(): Promise<void>;
+  /** New entries for this consumer, up to `count`, blocking up to `blockMs`; [] when none came. */
+  read(count: number, blockMs: number): Promise<StreamEntry[]>;
+  /** Ends a blocked {@link read} at once (it returns nothing); harmless when none is blocked. */
+  unblock(): void;
+  /**
+   * Takes over up to `count` entries idle for `minIdleMs` (XAUTOCLAIM, from where the last
+   * call ended). `deleted`: pending ids whose entries were trimmed away; `done`: the scan
+   * went round the whole pending list.
+   */
+  claimIdle(minIdleMs: number, count: number): Promise<{ entries: StreamEntry[]; deleted: number; done: boolean }>;
+  /** Claims one entry by id if idle for `minIdleMs`; its fields, or undefined when another consumer has it. */
+  claim(id: string, minIdleMs: number): Promise<string[] | undefined>;
+  /** Resets the idle time of entries this consumer holds (XCLAIM JUSTID), so no other worker claims them. */
+  heartbeat(ids: readonly string[]): Promise<void>;
+  /** XACK, then XDEL: the stream holds only work not yet done, so its bound is a backlog bound. */
+  acknowledge(id: string): Promise<void>;
+  lag(): Promise<PushLag>;
+}
+
+export function createStreamShard(options: StreamShardOptions): StreamShard {
+  const { stream, group, consumer, redis, reader } = options;
+  /** The blocking connection's CLIENT ID, and the connection it was read on. */
+  let blocked: { connection: NonNullable<ReturnType<typeof connectionFor>>; id: number } | undefined;
+  let cursor = '0-0';
+  return {
+    stream,
+    ensureGroup: () => ensurePushGroup(redis, stream, group),
+    async read(count, blockMs) {
+      // CLIENT UNBLOCK needs the id of the very connection that blocks: on a Cluster, the
+      // reader's connection to the shard's master, which a failover replaces.
+      const connection = connectionFor(reader, stream);
+      if (connection !== undefined && blocked?.connection !== connection) {
+        blocked = { connection, id: Number(await connection.client('ID')) };
+      }
+      try {
+        const reply = (await reader.xreadgroup('GROUP', group, consumer, 'COUNT', count, 'BLOCK', blockMs, 'STREAMS', stream, '>')) as StreamReply;
+        return reply?.[0]?.[1] ?? [];
+      } catch (error) {
+        blocked = undefined; // a reconnected reader has a new id
+        throw error;
+      }
+    },
+    unblock() {
+      if (blocked === undefined) return;
+      // The command client's connection to the node the reader blocks on.
+      const { host, port } = blocked.connection.options;
+      const via = connectionFor(redis, stream);
+      if (via === undefined || via.options.host !== host || via.options.port !== port) return;
+      void via.client('UNBLOCK', blocked.id).catch(() => undefined);
+    },
+    async claimIdle(minIdleMs, count) {
+      const [next, entries, deleted = []] = (await redis.xautoclaim(stream, group, consumer, minIdleMs, cursor, 'COUNT', count)) as AutoclaimReply;
+      cursor = next;
+      return { entries: entries.filter((entry): entry is StreamEntry => entry !== null), deleted: deleted.length, done: next === '0-0' };
+    },
+    async claim(id, minIdleMs) {
+      const [reply] = (await redis.xclaim(stream, group, consumer, minIdleMs, id)) as Array<StreamEntry | null>;
+      return reply === undefined || reply === null ? undefined : reply[1];
+    },
+    async heartbeat(ids) {
+      if (ids.length > 0) await redis.xclaim(stream, group, consumer, 0, ...ids, 'JUSTID');
+    },
+    async acknowledge(id) {
+      await redis.multi().xack(stream, group, id).xdel(stream, id).exec();
+    },
+    async lag() {
+      const groups = (await redis.xinfo('GROUPS', stream)) as unknown[][];
+      for (const entry of groups) {
+        const fields = new Map<string, unknown>();
+        for (let i = 0; i + 1 < entry.length; i += 2) fields.set(String(entry[i]), entry[i + 1]);
+        if (fields.get('name') !== group) continue;
+        const lag = fields.get('lag');
+        return { unread: typeof lag === 'number' ? lag : null, pending: Number(fields.get('pending') ?? 0) };
+      }
+      return { unread: null, pending: 0 };
+    },
+  };
+}
