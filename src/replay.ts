@@ -1,6 +1,6 @@
 /**
  * The operator's dead-letter tool, run beside the workers with their environment
- * (`REDIS_URL`, `CHANNEL_PREFIX`):
+ * (`REDIS_URL`, `REDIS_SENTINELS` or `REDIS_CLUSTER_NODES`, `CHANNEL_PREFIX`):
  *
  *   node dist/replay.js list [--count 20]        dead letters, oldest first, one JSON object a line
  *   node dist/replay.js replay [--count 20]      put the oldest back on the push stream
@@ -10,11 +10,11 @@
  */
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Redis } from 'ioredis';
-import { isValidName } from './names/index.js';
+import { ConfigError, readConfig, type HeraldConfig } from './config/index.js';
 import { createDeadLetters } from './push/dead-letters.js';
-import { createPushKeys } from './push/keys.js';
+import { pushKeysFor } from './push/index.js';
 import { createPushQueue } from './push/queue.js';
+import { connectRedis, redisLocation } from './redis/connect.js';
 
 const USAGE = 'usage: replay.js list [--count N] | replay [--count N] [--id ID ...]';
 
@@ -41,16 +41,23 @@ export async function runReplayCli(
     print(USAGE);
     return 2;
   }
-  const url = env['REDIS_URL'];
-  const prefix = env['CHANNEL_PREFIX']?.trim() || 'herald';
-  if (url === undefined || !isValidName(prefix)) {
-    print('REDIS_URL must be set (and CHANNEL_PREFIX, if set, valid), as for the servers');
+  let config: HeraldConfig;
+  try {
+    config = readConfig(env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    print(error.message);
     return 2;
   }
-  const redis = new Redis(url, { maxRetriesPerRequest: 1, lazyConnect: true });
+  if (redisLocation(config) === undefined) {
+    print('REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES must be set, as for the workers');
+    return 2;
+  }
+  const connection = connectRedis(config, { name: 'herald-replay', logger: { warn: () => undefined } });
+  const redis = connection.client;
   try {
-    await redis.connect();
-    const keys = createPushKeys(prefix);
+    await ready(connection.ready(), config.redisCommandTimeoutMs * 5, redisLocation(config) ?? '');
+    const keys = pushKeysFor(config);
     const deadLetters = createDeadLetters({ redis, keys, queue: createPushQueue({ redis, keys }) });
     if (command === 'list') {
       for (const letter of await deadLetters.list(count)) print(JSON.stringify(letter));
@@ -64,7 +71,20 @@ export async function runReplayCli(
     print(`replay failed: ${error instanceof Error ? error.message : String(error)}`);
     return 1;
   } finally {
-    redis.disconnect();
+    await connection.close();
+  }
+}
+
+/** Resolves once `ready` does, or rejects after `timeoutMs` naming `where`. */
+async function ready(ready: Promise<void>, timeoutMs: number, where: string): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Redis at ${where} is not reachable after ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    await Promise.race([ready, timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -28,7 +28,10 @@ export function redisClientOptions(commandTimeoutMs: number) {
     enableAutoPipelining: true,
     // Delivery reports are already one PUBLISH per publisher per turn (redis-reports.ts):
     // an auto-pipeline around each would cost a pipeline object per turn and join nothing.
-    autoPipeliningIgnoredCommands: ['publish', 'spublish'] as string[],
+    // On a Cluster, ioredis places an auto-pipeline by its commands' keys, and finds none
+    // in XGROUP and XINFO (subcommand first) nor in XREADGROUP (keys after STREAMS): in a
+    // pipeline with other commands they reach the wrong master, and its MOVED is not retried.
+    autoPipeliningIgnoredCommands: ['publish', 'spublish', 'xgroup', 'xinfo', 'xreadgroup'] as string[],
   } as const;
 }
 
@@ -95,12 +98,13 @@ const SLOTS_REFRESH_INTERVAL_MS = 2000;
  */
 export function clusterClientOptions(settings: RedisClusterSettings, commandTimeoutMs: number): ClusterConnection {
   // The Cluster takes the offline queue at its own level, not per node.
-  const { enableOfflineQueue, enableAutoPipelining, ...perNode } = redisClientOptions(commandTimeoutMs);
+  const { enableOfflineQueue, enableAutoPipelining, autoPipeliningIgnoredCommands, ...perNode } = redisClientOptions(commandTimeoutMs);
   return {
     startupNodes: settings.nodes.map(({ host, port }) => ({ host, port })),
     options: {
       enableOfflineQueue,
       enableAutoPipelining,
+      autoPipeliningIgnoredCommands,
       retryDelayOnFailover: 0,
       shardedSubscribers: false,
       slotsRefreshInterval: SLOTS_REFRESH_INTERVAL_MS,
