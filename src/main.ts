@@ -105,7 +105,7 @@ function printBanner(herald: RunningHerald, redisAt: string | undefined, mode: M
   if (worker !== undefined) {
     lines.push(`  push worker ${worker.consumer}: ${worker.dryRun ? 'dry-run (NODE_ENV is not production): logs what it would send' : 'sending'}`);
   } else if (mode === 'all') {
-    lines.push('  push worker: off (devices, topics and pushes need Redis: set REDIS_URL)');
+    lines.push('  push worker: off (devices, topics and pushes need Redis: set REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES)');
   }
   if (herald.subscribePort !== undefined) {
     lines.push(

@@ -77,7 +77,7 @@ async function becomesReady(broker: Broker, timeoutMs: number): Promise<boolean>
 export { StartupError };
 
 /** Where `npm run build:inbox` writes the inbox page (from src/ or dist/ alike). */
-const INBOX_DIRECTORY = fileURLToPath(new URL('../examples/inbox/dist', import.meta.url));
+const INBOX_DIRECTORY = fileURLToPath(new URL('../../examples/inbox/dist', import.meta.url));
 const INBOX_PATH = '/inbox';
 
 /** The settings a broker is made from. */
@@ -170,7 +170,9 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
   const location = redisLocation(config);
   if (mode !== 'all' && location === undefined) {
     throw new StartupError(
-      `REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES is required to run the ${mode} server alone (only \`npm start\` may use the in-process broker)`,
+      mode === 'push'
+        ? 'REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES is required to run the push worker'
+        : `REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES is required to run the ${mode} server alone (only \`npm start\` may use the in-process broker)`,
     );
   }
   if (mode === 'push') {
