@@ -52,7 +52,7 @@ export interface RunningHerald {
   readonly broker: Broker | undefined;
   /** Sample tokens, in dev mode only (no `JWT_SECRET` nor `JWT_PUBLIC_KEY`). */
   readonly devTokens: DevTokens | undefined;
-  /** The push worker this process runs: `push` mode, and `all` with `REDIS_URL`. */
+  /** The push worker this process runs: `push` mode, and `all` with Redis. */
   readonly pushWorker: RunningPushWorker | undefined;
   /** Stops the servers, then the broker, then the Redis connections. */
   stop(): Promise<void>;

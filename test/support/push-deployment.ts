@@ -31,6 +31,8 @@ export interface SendOutcome {
 
 export interface PushDeployment {
   readonly hooks: HttpRecorder;
+  /** The subscribe server's WebSocket URL. */
+  readonly wsUrl: string;
   readonly worker: RunningHerald;
   /** Warnings and errors the processes logged, for a failure's message. */
   readonly logged: string[];
@@ -38,10 +40,10 @@ export interface PushDeployment {
   register(tenant: string, user: string): Promise<void>;
   follow(tenant: string, user: string, topic: string): Promise<void>;
   /**
-   * Sends with push `ALWAYS` through the publish server that waits for a replica
-   * (`replicated`, the default) or the one that does not.
+   * Sends with push `ALWAYS` (or `push`) through the publish server that waits for a
+   * replica (`replicated`, the default) or the one that does not.
    */
-  send(tenant: string, to: string, text: string, options?: { audience?: 'USER' | 'TOPIC'; replicated?: boolean }): Promise<SendOutcome>;
+  send(tenant: string, to: string, text: string, options?: { audience?: 'USER' | 'TOPIC'; replicated?: boolean; push?: 'ALWAYS' | 'WHEN_OFFLINE' | 'NEVER' }): Promise<SendOutcome>;
   /** The notification ids pushed to `/<tenant>/<user>` so far, in arrival order. */
   pushed(tenant: string, user: string): string[];
   stop(): Promise<void>;
@@ -67,7 +69,8 @@ export async function startPushDeployment(redisEnv: Record<string, string>): Pro
       GRPC_PORT: '0',
       PUBLISH_GRPC_PORT: '0',
       PUSH_WEBHOOK_SECRET: WEBHOOK_SECRET,
-      PUSH_OFFLINE_GRACE_MS: '0',
+      // Long enough for a live delivery's seen-live mark to be written first.
+      PUSH_OFFLINE_GRACE_MS: '500',
       PUSH_SEND_TIMEOUT_MS: '2000',
       PUSH_CLAIM_IDLE_MS: '3000',
       PUSH_RETRY_BASE_MS: '100',
@@ -98,13 +101,14 @@ export async function startPushDeployment(redisEnv: Record<string, string>): Pro
     };
     return {
       hooks,
+      wsUrl: `ws://127.0.0.1:${subscribe.subscribePort}/graphql`,
       worker,
       logged,
       register: (tenant, user) => mutate(REGISTER, userToken(user, { tenant }), { device: { kind: 'WEBHOOK', url: `${hooks.url}/${tenant}/${user}` } }),
       follow: (tenant, user, topic) => mutate(FOLLOW, userToken(user, { tenant }), { topic }),
       async send(tenant, to, text, options = {}) {
         const url = options.replicated === false ? publishUrls.unreplicated : publishUrls.replicated;
-        const variables = { to, text, audience: options.audience ?? 'USER', push: 'ALWAYS' };
+        const variables = { to, text, audience: options.audience ?? 'USER', push: options.push ?? 'ALWAYS' };
         const response = await postGraphQL(url, SEND, { token: serviceToken({ tenant }), variables }).catch((error: unknown) => error as Error);
         if (response instanceof Error) return { text, id: undefined, code: 'NO_RESPONSE', message: response.message };
         const id = (response.body.data?.['sendNotification'] as { id: string } | null | undefined)?.id;

@@ -13,6 +13,8 @@ import { pushKeysFor } from '../../../src/push/index.js';
 import { createPushQueue } from '../../../src/push/queue.js';
 import { startPushDeployment, type PushDeployment, type SendOutcome } from '../../support/push-deployment.js';
 import { eventually } from '../../support/push-worker.js';
+import { userToken } from '../../support/tokens.js';
+import { closeAllClients, collect, wsClient } from '../../support/ws.js';
 import { startClusterTopology, type ClusterNode, type ClusterTopology } from '../../support/redis-topology.js';
 
 let cluster: ClusterTopology;
@@ -24,6 +26,7 @@ beforeAll(async () => {
   deployment = await startPushDeployment({ REDIS_CLUSTER_NODES: seeds() });
 }, 60_000);
 afterAll(async () => {
+  await closeAllClients();
   await deployment?.stop();
   await cluster?.stop();
 });
@@ -97,6 +100,26 @@ describe('push on a Redis Cluster', () => {
       await expectPushed(tenant, 'bob', [toBob]);
       await expectPushed(tenant, 'carol', [toNews]);
     }
+  });
+
+  it('WHEN_OFFLINE: a user who received the notification live is not pushed (seen-live marks on the Cluster), one who did not is', async () => {
+    const tenant = 't-live';
+    await deployment.register(tenant, 'dave');
+    await deployment.register(tenant, 'erin');
+    const live = collect(wsClient(deployment.wsUrl, { token: userToken('dave', { tenant }) }), 'subscription { onNotificationReceived(userName: "dave") { id } }');
+    // the subscription is open once a notification sent now reaches it
+    await eventually(async () => {
+      await deployment.send(tenant, 'dave', 'ping', { push: 'NEVER', replicated: false });
+      return live.results.length > 0;
+    }, "dave's subscription to open");
+    const skippedBefore = deployment.worker.pushWorker?.counters.skippedSeenLive ?? 0;
+    const toDave = await deployment.send(tenant, 'dave', 'while online', { push: 'WHEN_OFFLINE', replicated: false });
+    const toErin = await deployment.send(tenant, 'erin', 'while offline', { push: 'WHEN_OFFLINE', replicated: false });
+    expect([toDave.message, toErin.message]).toEqual([undefined, undefined]);
+    await expectPushed(tenant, 'erin', [toErin]);
+    // dave's entry is done once its skip is counted: no push for it came, nor will.
+    await eventually(() => (deployment.worker.pushWorker?.counters.skippedSeenLive ?? 0) > skippedBefore, "dave's push skipped as seen live");
+    expect(deployment.pushed(tenant, 'dave')).toEqual([]);
   });
 
   it('a killed master: every push of a notification a replica acknowledged goes out, and pushes work on the promoted replica', async () => {
