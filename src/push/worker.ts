@@ -67,13 +67,19 @@ export function createPushWorker(options: PushWorkerOptions): PushWorker {
   const offlineGraceMs = options.offlineGraceMs ?? 2000;
   const blockMs = options.blockMs ?? 5000;
   const queue = options.queue ?? createPushQueue({ redis, keys });
-  if (readers.length !== keys.streams.length) throw new RangeError(`a push worker needs one reader per stream shard (${keys.streams.length}), got ${readers.length}`);
-  const shards: StreamShard[] = keys.streams.map((stream, shard) =>
-    createStreamShard({ stream, group: keys.group, consumer, redis, reader: readers[shard] as (typeof readers)[number] }),
-  );
-  const shardOf = (ref: Ref): { shard: StreamShard; id: string } => {
+  const shards = keys.streams.map((stream, index): StreamShard => {
+    const reader = readers[index];
+    if (reader === undefined || readers.length !== keys.streams.length) {
+      throw new RangeError(`a push worker needs one reader per shard of the push stream (${keys.streams.length}), got ${readers.length}`);
+    }
+    return createStreamShard({ stream, group: keys.group, consumer, redis, reader });
+  });
+  /** The shard a held entry is on, and its id there. */
+  const locate = (ref: Ref): { shard: StreamShard; id: string } => {
     const { shard, id } = parseRef(ref);
-    return { shard: shards[shard] as StreamShard, id };
+    const found = shards[shard];
+    if (found === undefined) throw new Error(`push: ${ref} names no shard`);
+    return { shard: found, id };
   };
   const counters = createPushCounters();
   const abort = new AbortController();
@@ -112,7 +118,7 @@ export function createPushWorker(options: PushWorkerOptions): PushWorker {
   };
 
   /** Entries this worker holds (read or claimed, not yet acknowledged), kept alive by the heartbeat. */
-  const held = new Set<string>();
+  const held = new Set<Ref>();
   /** Which held entries run, which wait for their tenant's turn, which were let go. */
   const admission = createTenantAdmission({ perTenant: tenantConcurrency });
   const tasks = new Set<Promise<void>>();
@@ -136,7 +142,7 @@ export function createPushWorker(options: PushWorkerOptions): PushWorker {
   abort.signal.addEventListener('abort', wakeRoom);
 
   const acknowledge = (ref: Ref): Promise<void> => {
-    const { shard, id } = shardOf(ref);
+    const { shard, id } = locate(ref);
     return shard.acknowledge(id);
   };
 
@@ -210,7 +216,7 @@ export function createPushWorker(options: PushWorkerOptions): PushWorker {
             // least this long; another worker can only have claimed it two thirds of the
             // claim idle time (67 ms at the least) after, far past the 10 ms of slack
             const minIdleMs = Math.max(0, Date.now() - given.at - 10);
-            const { shard, id } = shardOf(given.id);
+            const { shard, id } = locate(given.id);
             const fields = await shard.claim(id, minIdleMs);
             return fields === undefined ? undefined : { given, fields };
           }),

@@ -8,7 +8,7 @@ import calculateSlot from 'cluster-key-slot';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { redactUrl } from '../common/startup.js';
 import type { HeraldConfig } from '../config/index.js';
-import { clusterClientOptions, keepSentinelClientConnected, redisClientOptions, sentinelClientOptions } from './connection.js';
+import { clusterClientOptions, keepSentinelClientConnected, redisClientOptions, sentinelClientOptions, shardSubscriberOptions } from './connection.js';
 
 /** A command client: one connection (one node, Sentinel) or a Cluster's. */
 export type RedisClient = Redis | Cluster;
@@ -91,6 +91,15 @@ export function connectRedis(settings: RedisSettings, options: RedisConnectOptio
       await client.quit().catch(() => client.disconnect());
     },
   };
+}
+
+/**
+ * A sharded subscriber connection (SSUBSCRIBE only) to the Cluster master at `node`, as
+ * the broker opens one per master; it does not reconnect (its owner replaces it).
+ */
+export function connectShardSubscriber(settings: RedisSettings, node: { host: string; port: number }): Redis {
+  if (settings.redisCluster === undefined) throw new Error('connectShardSubscriber: REDIS_CLUSTER_NODES is not set');
+  return new Redis({ ...shardSubscriberOptions(settings.redisCluster, settings.redisCommandTimeoutMs), ...node, connectionName: 'herald-subscriber' });
 }
 
 /**

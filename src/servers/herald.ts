@@ -10,8 +10,7 @@ import { createTokenVerifier, generateDevSecret } from '../auth/index.js';
 import { signDevTokens, type DevTokens } from '../auth/dev-tokens.js';
 import { createInProcessBroker } from '../broker/in-process.js';
 import { createRedisBroker } from '../broker/redis.js';
-import { shardSubscriberOptions } from '../redis/connection.js';
-import { connectRedis, redisLocation, type RedisSettings } from '../redis/connect.js';
+import { connectRedis, connectShardSubscriber, redisLocation, type RedisSettings } from '../redis/connect.js';
 import type { Broker } from '../broker/types.js';
 import { createNamer, type Namer } from '../names/index.js';
 import type { Logger } from '../common/logger.js';
@@ -109,7 +108,6 @@ export function connectBroker(
   redisOptions: RedisOptions = {},
   metrics?: Pick<HeraldMetrics, 'counts' | 'reportWait'>,
 ): ConnectedBroker {
-  const { redisCluster } = settings;
   if (redisLocation(settings) === undefined) {
     const broker = createInProcessBroker({ retention: settings.retention });
     return { broker, subscriber: undefined, publisher: undefined, cluster: undefined, lastRedisError: () => undefined, closeConnections: async () => undefined };
@@ -127,11 +125,11 @@ export function connectBroker(
     pingTimeoutMs: settings.redisCommandTimeoutMs,
   };
   const publisher = connectRedis(settings, { name: 'herald-publisher', logger, overrides: redisOptions });
-  if (publisher.client instanceof Cluster && redisCluster !== undefined) {
+  if (publisher.client instanceof Cluster) {
     const broker = createRedisBroker({
       ...brokerOptions,
       publisher: publisher.client,
-      subscriber: (node) => new Redis({ ...shardSubscriberOptions(redisCluster, settings.redisCommandTimeoutMs), ...node, connectionName: 'herald-subscriber' }),
+      subscriber: (node) => connectShardSubscriber(settings, node),
     });
     return { broker, subscriber: undefined, publisher: undefined, cluster: publisher.client, lastRedisError: publisher.lastError, closeConnections: publisher.close };
   }
