@@ -2,7 +2,9 @@
  * Push on a Redis Cluster (3 masters, 3 replicas): the servers register devices and
  * follows and queue pushes, and the push worker (`main.ts push`) sends them, all on
  * `REDIS_CLUSTER_NODES`. The push stream is cut into shards spread over the masters, a
- * tenant on one of them. The master serving a tenant's data and its push shard is killed
+ * tenant on one of them. Seen-live marks keep a user who received a notification live
+ * from being pushed, and a dead letter is replayed with `replay.js` on the same settings.
+ * The master serving a tenant's data and its push shard is killed
  * while notifications are sent through a publish server with `REDIS_MIN_REPLICAS_ACKED=1`:
  * every one it acknowledged is pushed, and once the replica has taken over, pushes to a
  * user and to a topic go out again.
@@ -11,6 +13,7 @@ import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pushKeysFor } from '../../../src/push/index.js';
 import { createPushQueue } from '../../../src/push/queue.js';
+import { runReplayCli } from '../../../src/replay.js';
 import { startPushDeployment, type PushDeployment, type SendOutcome } from '../../support/push-deployment.js';
 import { eventually } from '../../support/push-worker.js';
 import { userToken } from '../../support/tokens.js';
@@ -120,6 +123,28 @@ describe('push on a Redis Cluster', () => {
     // dave's entry is done once its skip is counted: no push for it came, nor will.
     await eventually(() => (deployment.worker.pushWorker?.counters.skippedSeenLive ?? 0) > skippedBefore, "dave's push skipped as seen live");
     expect(deployment.pushed(tenant, 'dave')).toEqual([]);
+  });
+
+  it('a push its webhook refuses is dead-lettered, and replay.js on REDIS_CLUSTER_NODES sends it again', async () => {
+    const tenant = 't-dead';
+    await deployment.register(tenant, 'frank');
+    deployment.hooks.answer = (request) => ({ status: request.path === `/${tenant}/frank` ? 400 : 204 });
+    const refused = await deployment.send(tenant, 'frank', 'refused', { replicated: false });
+    const env = { REDIS_CLUSTER_NODES: seeds() };
+    let letter: { id: string } | undefined;
+    await eventually(async () => {
+      const lines: string[] = [];
+      expect(await runReplayCli(['list', '--count', '1000'], env, (line) => lines.push(line))).toBe(0);
+      letter = lines.map((line) => JSON.parse(line) as { id: string; notification: { id: string } }).find((listed) => listed.notification.id === refused.id);
+      return letter !== undefined;
+    }, 'the dead letter', 20_000);
+    deployment.hooks.answer = () => ({ status: 204 });
+    const attempts = deployment.pushed(tenant, 'frank').length;
+    const lines: string[] = [];
+    expect(await runReplayCli(['replay', '--id', letter?.id ?? ''], env, (line) => lines.push(line))).toBe(0);
+    expect(lines).toEqual(['replayed 1 dead letter']);
+    await eventually(() => deployment.pushed(tenant, 'frank').length > attempts, 'the replayed push');
+    expect(deployment.pushed(tenant, 'frank').at(-1)).toBe(refused.id);
   });
 
   it('a killed master: every push of a notification a replica acknowledged goes out, and pushes work on the promoted replica', async () => {
