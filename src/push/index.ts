@@ -18,7 +18,7 @@ import type { DeviceSenders } from './senders/types.js';
 import { createWebPushSender } from './senders/web-push.js';
 import { createWebhookSender } from './senders/webhook.js';
 import { createTopicStore, type TopicStore } from './topics.js';
-import { createPushWorker, type PushWorker } from './worker.js';
+import { createPushWorker, type PushWorker, type PushWorkerOptions } from './worker.js';
 
 /**
  * One sender per configured kind. Outside production (dry-run) an unconfigured kind gets
@@ -79,7 +79,7 @@ export interface PushWorkerFromConfigOptions {
   /** Commands; ready before `start`. */
   redis: RedisClient;
   /** Blocking reads only, one per shard of `pushKeysFor(config).streams`; their command timeouts above 5000 ms (the worker's block). */
-  readers: readonly RedisClient[];
+  readers: PushWorkerOptions['readers'];
   logger: Logger;
 }
 

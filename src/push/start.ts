@@ -2,10 +2,11 @@
  * The push worker as a process runs it (`main.ts push`, and `all`): on connections of its
  * own, made from the same settings as the servers' (one node, Sentinel, Cluster) by
  * `connectRedis` — one client for commands, watched for liveness as the broker's are, and
- * one blocking reader per shard of the push stream.
+ * one blocking reader per shard of the push stream (`connectBlocking`).
  */
 import type { Logger } from '../common/logger.js';
 import type { HeraldConfig } from '../config/index.js';
+import { connectBlocking } from '../redis/blocking.js';
 import { connectRedis, redisLocation } from '../redis/connect.js';
 import { watchRedisLiveness } from '../redis/liveness.js';
 import type { CircuitState } from './breaker.js';
@@ -47,7 +48,7 @@ export async function startPushWorker(config: HeraldConfig, logger: Logger = con
   if (location === undefined) throw new Error('the push worker needs Redis: REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES');
   const keys = pushKeysFor(config);
   const commands = connectRedis(config, { name: 'herald-push', logger });
-  const readers = keys.streams.map(() => connectRedis(config, { name: 'herald-push-reader', logger, blockMs: PUSH_BLOCK_MS }));
+  const readers = keys.streams.map((key) => connectBlocking(config, { key, via: commands.client, name: 'herald-push-reader', logger, blockMs: PUSH_BLOCK_MS }));
   const connections = [commands, ...readers];
   const liveness = watchRedisLiveness({ connections: commands.connections, timeoutMs: config.redisCommandTimeoutMs, logger });
   const close = async (): Promise<void> => {
@@ -55,7 +56,7 @@ export async function startPushWorker(config: HeraldConfig, logger: Logger = con
     await Promise.all(connections.map((connection) => connection.close()));
   };
   const warning = setTimeout(() => {
-    const why = connections.map((connection) => connection.lastError()).find((error) => error !== undefined);
+    const why = commands.lastError();
     logger.warn(`herald: push worker: Redis at ${location} is not reachable after ${READY_WARNING_MS / 1000} s${why === undefined ? '' : ` (${why})`}: waiting for it`);
   }, READY_WARNING_MS);
   try {
@@ -63,7 +64,7 @@ export async function startPushWorker(config: HeraldConfig, logger: Logger = con
   } finally {
     clearTimeout(warning);
   }
-  const worker = createPushWorkerFromConfig({ config, redis: commands.client, readers: readers.map(({ client }) => client), logger });
+  const worker = createPushWorkerFromConfig({ config, redis: commands.client, readers, logger });
   try {
     await worker.start();
   } catch (error) {

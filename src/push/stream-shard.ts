@@ -4,6 +4,8 @@
  * acknowledging, the lag — on the one key of the shard, so on a Cluster each goes to the
  * shard's master. The worker's bookkeeping (what it holds, who waits) is `worker.ts`'s.
  */
+import type { Redis } from 'ioredis';
+import type { BlockingConnection } from '../redis/blocking.js';
 import { connectionFor, type RedisClient } from '../redis/connect.js';
 import { ensurePushGroup } from './queue.js';
 import type { PushLag } from './worker-types.js';
@@ -23,7 +25,7 @@ export interface StreamShardOptions {
   /** Commands. */
   redis: RedisClient;
   /** Only this shard's blocking XREADGROUP. */
-  reader: RedisClient;
+  reader: BlockingConnection;
 }
 
 export interface StreamShard {
@@ -51,24 +53,22 @@ export interface StreamShard {
 
 export function createStreamShard(options: StreamShardOptions): StreamShard {
   const { stream, group, consumer, redis, reader } = options;
-  /** The blocking connection's CLIENT ID, and the connection it was read on. */
-  let blocked: { connection: NonNullable<ReturnType<typeof connectionFor>>; id: number } | undefined;
+  /** The blocking connection and its CLIENT ID, for CLIENT UNBLOCK. */
+  let blocked: { connection: Redis; id: number } | undefined;
   let cursor = '0-0';
   return {
     stream,
     ensureGroup: () => ensurePushGroup(redis, stream, group),
     async read(count, blockMs) {
-      // CLIENT UNBLOCK needs the id of the very connection that blocks: on a Cluster, the
-      // reader's connection to the shard's master, which a failover replaces.
-      const connection = connectionFor(reader, stream);
-      if (connection !== undefined && blocked?.connection !== connection) {
-        blocked = { connection, id: Number(await connection.client('ID')) };
-      }
+      const connection = await reader.acquire();
       try {
-        const reply = (await reader.xreadgroup('GROUP', group, consumer, 'COUNT', count, 'BLOCK', blockMs, 'STREAMS', stream, '>')) as StreamReply;
+        // CLIENT UNBLOCK needs the id of the very connection that blocks.
+        if (blocked?.connection !== connection) blocked = { connection, id: Number(await connection.client('ID')) };
+        const reply = (await connection.xreadgroup('GROUP', group, consumer, 'COUNT', count, 'BLOCK', blockMs, 'STREAMS', stream, '>')) as StreamReply;
         return reply?.[0]?.[1] ?? [];
       } catch (error) {
         blocked = undefined; // a reconnected reader has a new id
+        reader.failed(connection);
         throw error;
       }
     },

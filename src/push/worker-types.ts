@@ -3,6 +3,8 @@
  * takes), its load and lag, and the {@link PushWorker} itself (`worker.ts` makes one).
  */
 import type { Logger } from '../common/logger.js';
+import type { Redis } from 'ioredis';
+import type { BlockingConnection } from '../redis/blocking.js';
 import type { RedisClient } from '../redis/connect.js';
 import type { CircuitState } from './breaker.js';
 import type { PushCounters } from './counters.js';
@@ -21,11 +23,12 @@ export interface PushWorkerOptions {
    */
   redis: RedisClient;
   /**
-   * One more client per shard of the push stream (`keys.streams`, in that order), each
+   * One more connection per shard of the push stream (`keys.streams`, in that order), each
    * used only for that shard's blocking XREADGROUP (a blocked connection serves no other
-   * command). Their command timeouts must exceed `blockMs`. The caller owns them.
+   * command): a `Redis`, or one that follows the shard's master (`connectBlocking`).
+   * Their command timeouts must exceed `blockMs`. The caller owns them.
    */
-  readers: readonly RedisClient[];
+  readers: ReadonlyArray<Redis | BlockingConnection>;
   keys: PushKeys;
   /** One sender per device kind; devices of a kind without one are skipped and counted. */
   senders: DeviceSenders;

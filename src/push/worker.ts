@@ -28,6 +28,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { Redis } from 'ioredis';
+import { blockingOn } from '../redis/blocking.js';
 import { createTenantAdmission, type HeldEntry } from './admission.js';
 import { createBreakers } from './breaker.js';
 import { createPushCounters } from './counters.js';
@@ -72,7 +74,7 @@ export function createPushWorker(options: PushWorkerOptions): PushWorker {
     if (reader === undefined || readers.length !== keys.streams.length) {
       throw new RangeError(`a push worker needs one reader per shard of the push stream (${keys.streams.length}), got ${readers.length}`);
     }
-    return createStreamShard({ stream, group: keys.group, consumer, redis, reader });
+    return createStreamShard({ stream, group: keys.group, consumer, redis, reader: reader instanceof Redis ? blockingOn(reader) : reader });
   });
   /** The shard a held entry is on, and its id there. */
   const locate = (ref: Ref): { shard: StreamShard; id: string } => {

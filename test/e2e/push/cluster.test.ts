@@ -11,11 +11,13 @@
  */
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readConfig } from '../../../src/config/index.js';
 import { pushKeysFor } from '../../../src/push/index.js';
+import { startPushWorker } from '../../../src/push/start.js';
 import { createPushQueue } from '../../../src/push/queue.js';
 import { runReplayCli } from '../../../src/replay.js';
 import { startPushDeployment, type PushDeployment, type SendOutcome } from '../../support/push-deployment.js';
-import { eventually } from '../../support/push-worker.js';
+import { eventually, quietLogger } from '../../support/push-worker.js';
 import { userToken } from '../../support/tokens.js';
 import { closeAllClients, collect, wsClient } from '../../support/ws.js';
 import { startClusterTopology, type ClusterNode, type ClusterTopology } from '../../support/redis-topology.js';
@@ -78,6 +80,27 @@ describe('push on a Redis Cluster', () => {
     } finally {
       client.disconnect();
     }
+  });
+
+  it('a worker holds one reader connection per shard, none to other nodes, and stop() ends their blocked reads at once', async () => {
+    const readerConnections = async (): Promise<number> => {
+      let count = 0;
+      for (const node of cluster.servers) count += String(await node.call('CLIENT', 'LIST')).split('\n').filter((line) => line.includes(' name=herald-push-reader ')).length;
+      return count;
+    };
+    const shards = keys.streams.length;
+    // The deployment's worker has its readers; a second one adds as many, however long it runs.
+    await eventually(async () => (await readerConnections()) === shards, "the deployment's worker's readers");
+    const worker = await startPushWorker(readConfig({ REDIS_CLUSTER_NODES: seeds(), REDIS_COMMAND_TIMEOUT_MS: '1000' }), quietLogger);
+    await eventually(async () => (await readerConnections()) === 2 * shards, "the second worker's readers");
+    // Slot-map refreshes (every 2 s) must not have the readers connect to other nodes.
+    await new Promise((resolve) => setTimeout(resolve, 4500));
+    expect(await readerConnections()).toBe(2 * shards);
+    // Each read blocks for 5 s: stopping well within that means each was unblocked.
+    const stopping = Date.now();
+    await worker.stop();
+    expect(Date.now() - stopping).toBeLessThan(2500);
+    await eventually(async () => (await readerConnections()) === shards, "the second worker's readers to close");
   });
 
   it('pushes to a user and to a topic through the worker on REDIS_CLUSTER_NODES, for tenants on every master', async () => {
