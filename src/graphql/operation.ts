@@ -11,7 +11,7 @@
  * new subscription field is a change to `graphql/` alone.
  */
 import { createSourceEventStream, getOperationAST, GraphQLError, type DocumentNode, type ExecutionArgs, type ExecutionResult, type GraphQLResolveInfo, type GraphQLSchema } from 'graphql';
-import { AuthenticationError, principalFromHeader, type Principal, type TokenVerifier } from '../auth/index.js';
+import { AuthenticationError, bearerToken, principalFromHeader, type Principal, type TokenVerifier } from '../auth/index.js';
 import type { MaskError } from '../common/errors.js';
 import { Failure, FAILURES, type FailureCode } from '../common/failures.js';
 import type { OpenRequest } from '../core/subscriptions.js';
@@ -94,9 +94,12 @@ export interface OperationPipeline {
   readonly maskError: MaskError;
   /**
    * The principal of an `Authorization` value: undefined without one, an
-   * `AuthenticationError` (`UNAUTHENTICATED`) for a bad or expired token.
+   * `AuthenticationError` (`UNAUTHENTICATED`) for a bad or expired token. A transport
+   * whose every operation needs a token (WebSocket) asks for `required`: no token is an
+   * `AuthenticationError` too.
    */
   authenticate(authorization: unknown): Principal | undefined | AuthenticationError;
+  authenticate(authorization: unknown, options: { required: true }): Principal | AuthenticationError;
   /**
    * `request`'s document prepared (kept in the cache only for a `principal`), its
    * operation found and its execution arguments built; or why not. With
@@ -149,9 +152,9 @@ export function createOperationPipeline(options: OperationPipelineOptions): Oper
   return {
     schema,
     maskError,
-    authenticate(authorization) {
+    authenticate(authorization: unknown, { required = false }: { required?: boolean } = {}): Principal | AuthenticationError {
       try {
-        return principalFromHeader(verifier, authorization);
+        return required ? verifier.verify(bearerToken(authorization)) : (principalFromHeader(verifier, authorization) as Principal);
       } catch (error) {
         if (error instanceof AuthenticationError) return error;
         throw error;

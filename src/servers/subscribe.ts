@@ -188,7 +188,6 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
     pipeline,
     subscriptions,
     afterThisTurn,
-    verifier,
     origins,
     maxMessageBytes: limits.maxMessageBytes,
     maxSubscriptionsPerConnection: limits.maxSubscriptionsPerConnection,

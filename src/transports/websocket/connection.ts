@@ -30,7 +30,7 @@ export interface Operation {
 
 /** What every connection of one transport shares. */
 export interface ConnectionShared {
-  /** Closes `socket` with 4413, counted. */
+  /** Closes `socket` with {@link CloseCode.SlowConsumer}, counted. */
   readonly slowConsumer: (socket: WebSocket, bound: SendBound) => void;
   /** The one error mask. */
   readonly maskError: MaskError;
@@ -64,7 +64,7 @@ export class Connection implements OutboxOwner, SinkConnection {
   logged: Set<Misbehaviour> | undefined;
   /** Set once an internal error has been logged and the socket closed for it. */
   failed = false;
-  /** Whether `connection_init` has arrived (accepted or not): a second closes with 4429. */
+  /** Whether `connection_init` has arrived (accepted or not): a second closes with {@link CloseCode.TooManyInitialisationRequests}. */
   initReceived = false;
   /** Whether `connection_ack` was sent: operations are accepted from then on. */
   acknowledged = false;
@@ -77,7 +77,7 @@ export class Connection implements OutboxOwner, SinkConnection {
   principal: Principal | undefined;
   /** Disarms the token-expiry close; called when the socket closes. */
   cancelExpiry: Cancel | undefined;
-  /** Disarms the 4408 close of a socket without `connection_init`; called when it arrives, or the socket closes. */
+  /** Disarms the {@link CloseCode.ConnectionInitialisationTimeout} close of a socket without `connection_init`; called when it arrives, or the socket closes. */
   cancelInit: Cancel | undefined;
 
   constructor(number: number, socket: WebSocket, raw: Duplex, frames: FrameWriter, shared: ConnectionShared, upgradeAuthorization: string | undefined, limits: SendBoundLimits) {

@@ -3,14 +3,14 @@
  * it: every message is parsed once (graphql-ws' public `parseMessage`), and answered
  * with graphql-ws' own close codes and reasons. `connection_init` authenticates the
  * connection (from its payload, or the upgrade's `Authorization` header) and arms the
- * 4403 close at the token's expiry; a `subscribe` goes through the operation pipeline
+ * {@link CloseCode.Forbidden} close at the token's expiry; a `subscribe` goes through the operation pipeline
  * (`graphql/operation.ts`): a subscription is opened on the core into a socket sink, a
  * query or mutation executed once. Shared by every connection of a transport: the
  * state is the connection's.
  */
 import { execute, type ExecutionResult, type FormattedExecutionResult } from 'graphql';
 import { MessageType, parseMessage, stringifyMessage, type Message, type SubscribePayload } from 'graphql-ws';
-import { AuthenticationError, bearerToken, type TokenVerifier } from '../../auth/index.js';
+import { AuthenticationError, type Principal } from '../../auth/index.js';
 import { graphqlError, type MaskError } from '../../common/errors.js';
 import { runAt } from '../../common/timers.js';
 import type { Subscriptions } from '../../core/subscriptions.js';
@@ -21,7 +21,6 @@ import { SocketSink, type SocketSinkShared } from './socket-sink.js';
 
 export interface ProtocolOptions {
   pipeline: OperationPipeline;
-  verifier: TokenVerifier;
   /** Where each subscription is opened. */
   subscriptions: Subscriptions;
   /** Operations one connection may hold at once (`MAX_SUBSCRIPTIONS_PER_CONNECTION`). */
@@ -33,7 +32,7 @@ export interface ProtocolOptions {
 }
 
 export interface Protocol {
-  /** Handles one text message; never throws (a fault closes the connection with 4500). */
+  /** Handles one text message; never throws (a fault closes the connection with {@link CloseCode.InternalServerError}). */
   receive(connection: Connection, data: string): void;
   /** The socket closed: its timers are disarmed and its operations ended. */
   closed(connection: Connection): Promise<unknown>;
@@ -56,7 +55,7 @@ export function createProtocol(options: ProtocolOptions): Protocol {
       case MessageType.ConnectionInit:
         if (connection.initReceived) return connection.close(CloseCode.TooManyInitialisationRequests, 'Too many initialisation requests');
         connection.initReceived = true;
-        if (!authenticate(connection, message.payload, options.verifier)) return;
+        if (!authenticate(connection, message.payload, pipeline)) return;
         connection.acknowledged = true;
         return connection.send(ACK);
       case MessageType.Ping:
@@ -152,7 +151,7 @@ function nextPayload({ data, errors, extensions }: ExecutionResult, mask: MaskEr
 }
 
 /** `connection_init`: verifies the token, remembers the principal, arms the expiry close. False when refused (the socket is closed). */
-function authenticate(connection: Connection, payload: unknown, verifier: TokenVerifier): boolean {
+function authenticate(connection: Connection, payload: unknown, pipeline: OperationPipeline): boolean {
   // graphql-ws' rule: the deadline is met by receiving `connection_init`, accepted or not.
   connection.cancelInit?.();
   connection.cancelInit = undefined;
@@ -160,15 +159,19 @@ function authenticate(connection: Connection, payload: unknown, verifier: TokenV
   const header = params['authorization'] ?? params['Authorization'] ?? connection.upgradeAuthorization;
   // Not needed again once the principal is known.
   connection.upgradeAuthorization = undefined;
+  let principal: Principal | AuthenticationError;
   try {
-    connection.principal = verifier.verify(bearerToken(header));
-  } catch (error) {
-    const reason = error instanceof AuthenticationError ? error.message : 'token rejected';
-    connection.close(CloseCode.Forbidden, `Forbidden: ${reason}`);
+    principal = pipeline.authenticate(header, { required: true });
+  } catch {
+    principal = new AuthenticationError('token rejected'); // whatever went wrong, this token opens nothing
+  }
+  if (principal instanceof AuthenticationError) {
+    connection.close(CloseCode.Forbidden, `Forbidden: ${principal.message}`);
     return false;
   }
+  connection.principal = principal;
   connection.bound.initialised();
   const { socket } = connection;
-  connection.cancelExpiry = runAt(connection.principal.expiresAt, () => socket.close(CloseCode.Forbidden, 'Forbidden: token expired'));
+  connection.cancelExpiry = runAt(principal.expiresAt, () => socket.close(CloseCode.Forbidden, 'Forbidden: token expired'));
   return true;
 }

@@ -28,7 +28,6 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { GRAPHQL_TRANSPORT_WS_PROTOCOL } from 'graphql-ws';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import type { TokenVerifier } from '../../auth/index.js';
 import { bound as boundLogger, type Logger } from '../../common/logger.js';
 import type { HotCounts } from '../../common/metrics.js';
 import { runAt, type AfterThisTurn } from '../../common/timers.js';
@@ -50,9 +49,8 @@ export interface WebSocketTransportOptions {
   subscriptions: Subscriptions;
   /** When the frames held this turn are written: the fan-out plans' end of turn too. */
   afterThisTurn: AfterThisTurn;
-  verifier: TokenVerifier;
   origins: OriginPolicy;
-  /** Largest frame accepted, in bytes; a bigger one closes the socket with 1009. */
+  /** Largest frame accepted, in bytes; a bigger one closes the socket with {@link CloseCode.MessageTooBig}. */
   maxMessageBytes: number;
   /** Subscriptions one connection may hold at once. */
   maxSubscriptionsPerConnection: number;
@@ -64,7 +62,7 @@ export interface WebSocketTransportOptions {
    * if smaller).
    */
   maxBufferedBytes: number;
-  /** Time allowed between the upgrade and `connection_init` before a 4408 close, in ms. */
+  /** Time allowed between the upgrade and `connection_init` before a {@link CloseCode.ConnectionInitialisationTimeout} close, in ms. */
   connectionInitTimeoutMs: number;
   /** Ping interval, and how long a pong may take before the socket is terminated, in ms. */
   keepAliveMs: number;
@@ -89,7 +87,7 @@ function socketErrorKind(error: NodeJS.ErrnoException): Misbehaviour {
 
 export interface WebSocketTransport {
   /**
-   * Stops accepting upgrades and closes every socket with 1001, spread evenly over
+   * Stops accepting upgrades and closes every socket with {@link CloseCode.GoingAway}, spread evenly over
    * `spreadMs` (so its clients do not all reconnect elsewhere in the same millisecond);
    * resolves once all are closed. A peer that does not answer its close frame within
    * a second is cut off.
@@ -112,7 +110,6 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
   const frames = createFrameWriter(options.afterThisTurn);
   const protocol: Protocol = createProtocol({
     pipeline: options.pipeline,
-    verifier: options.verifier,
     subscriptions: options.subscriptions,
     maxOperations: options.maxSubscriptionsPerConnection,
     sinks: { maxBufferedBytes: options.maxBufferedBytes, counts: options.counts, onEnded: () => (openSubscriptions -= 1) },
@@ -193,7 +190,7 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
       connectionOf.get(this)?.bound.wrote();
     },
     error(this: WebSocket, error: Error): void {
-      // `ws` has already closed the socket for protocol errors: 1009 for a frame over
+      // `ws` has already closed the socket for protocol errors: {@link CloseCode.MessageTooBig} for a frame over
       // MAX_MESSAGE_BYTES, 1002 for a malformed frame.
       const connection = connectionOf.get(this);
       if (connection) misbehaved(connection, 'protocol-error', `closed: ${error.message}`);
@@ -209,7 +206,7 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
       const connection = connectionOf.get(this);
       if (connection === undefined) return;
       if (isBinary) {
-        misbehaved(connection, 'binary-frame', 'closed with 4400');
+        misbehaved(connection, 'binary-frame', `closed with ${CloseCode.BadRequest}`);
         connection.close(CloseCode.BadRequest, 'binary frames are not accepted: graphql-transport-ws sends text frames only');
         return;
       }
