@@ -118,12 +118,18 @@ export interface OperationPipeline {
   masked<R extends ExecutionResult>(result: R): R;
 }
 
-/** graphql-js' answer to a resolver that threw: the failure kind of its first error. */
+/**
+ * The failure kind of a refusal's errors, by its first: a `Failure`'s own, a code Herald
+ * set, `BAD_REQUEST` for graphql-js' own (syntax, validation, coercion), and
+ * `INTERNAL_SERVER_ERROR` for an exception of another kind.
+ */
 function codeOf(errors: readonly GraphQLError[]): FailureCode {
-  const first = errors[0]?.originalError ?? errors[0];
-  if (first instanceof Failure) return first.code;
-  const code = first instanceof GraphQLError ? first.extensions['code'] : undefined;
-  return typeof code === 'string' && code in FAILURES ? (code as FailureCode) : 'INTERNAL_SERVER_ERROR';
+  const first = errors[0];
+  const original = first?.originalError;
+  if (original instanceof Failure) return original.code;
+  if (original !== undefined && !(original instanceof GraphQLError)) return 'INTERNAL_SERVER_ERROR';
+  const code = first?.extensions['code'];
+  return typeof code === 'string' && code in FAILURES ? (code as FailureCode) : 'BAD_REQUEST';
 }
 
 export function createOperationPipeline(options: OperationPipelineOptions): OperationPipeline {
