@@ -155,17 +155,21 @@ export function createOperationPipeline(options: OperationPipelineOptions): Oper
     return { kind, document, args, request };
   };
 
+  function authenticate(authorization: unknown): Principal | undefined | AuthenticationError;
+  function authenticate(authorization: unknown, options: { required: true }): Principal | AuthenticationError;
+  function authenticate(authorization: unknown, { required = false }: { required?: boolean } = {}): Principal | undefined | AuthenticationError {
+    try {
+      return required ? verifier.verify(bearerToken(authorization)) : principalFromHeader(verifier, authorization);
+    } catch (error) {
+      if (error instanceof AuthenticationError) return error;
+      throw error;
+    }
+  }
+
   return {
     schema,
     maskError,
-    authenticate(authorization: unknown, { required = false }: { required?: boolean } = {}): Principal | AuthenticationError {
-      try {
-        return required ? verifier.verify(bearerToken(authorization)) : (principalFromHeader(verifier, authorization) as Principal);
-      } catch (error) {
-        if (error instanceof AuthenticationError) return error;
-        throw error;
-      }
-    },
+    authenticate,
     prepare,
     async subscribe<S extends AsyncIterable<unknown>>(operation: PreparedOperation, open: OpenOnCore<S>, since?: string): Promise<S | OperationRefusal> {
       if (fanout === undefined) throw new Error('this server serves no subscription');

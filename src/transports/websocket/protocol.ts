@@ -14,7 +14,7 @@ import { AuthenticationError, type Principal } from '../../auth/index.js';
 import { graphqlError, type MaskError } from '../../common/errors.js';
 import { runAt } from '../../common/timers.js';
 import type { Subscriptions } from '../../core/subscriptions.js';
-import { OperationRefusal, type OperationPipeline } from '../../graphql/operation.js';
+import { OperationRefusal, type OperationPipeline, type PreparedOperation } from '../../graphql/operation.js';
 import { CloseCode } from './close-codes.js';
 import type { Connection, Operation } from './connection.js';
 import { SocketSink, type SocketSinkShared } from './socket-sink.js';
@@ -103,7 +103,7 @@ export function createProtocol(options: ProtocolOptions): Protocol {
     connection.sendComplete(id);
   };
 
-  const subscribe = async (connection: Connection, id: string, operation: Parameters<OperationPipeline['subscribe']>[0], placeholder: Operation): Promise<void> => {
+  const subscribe = async (connection: Connection, id: string, operation: PreparedOperation, placeholder: Operation): Promise<void> => {
     const opened = await pipeline.subscribe(operation, async (request, plan) => {
       const sink = await subscriptions.openInto(request, (hooks) => new SocketSink(connection, id, plan, sinks, hooks), { endsAtExpiry: false });
       options.onOpened();
