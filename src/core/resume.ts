@@ -48,7 +48,7 @@ export const CLOCK_MARGIN_MS = 2000;
  * follow a failover seconds apart, so the subscriber can be back before the reader is:
  * 6.3 s in all, then the subscription fails (`SERVICE_UNAVAILABLE`).
  */
-export const HISTORY_RETRY_DELAYS_MS: readonly number[] = [100, 200, 400, 800, 1600, 3200];
+const HISTORY_RETRY_DELAYS_MS: readonly number[] = [100, 200, 400, 800, 1600, 3200];
 
 export interface ResumingObserverOptions {
   /** Where the subscription's notifications go. */
