@@ -99,8 +99,9 @@ export function createSender(options: SenderOptions): Sender {
    * live: the count says so. Every subscription on a user's channel is that user's, and a
    * subscribe server that counts a delivery also marks the user seen live, so the worker
    * would take the entry only to skip it; queueing none saves the XADD and its round trip
-   * (issue 17). An uncounted publish (`{ id }`), a count of 0 (the user is offline, or the
-   * reports did not arrive in time) and every other policy and audience queue as before.
+   * on the one-device-per-user path. An uncounted publish (`{ id }`), a count of 0 (the
+   * user is offline, or the reports did not arrive in time) and every other policy and
+   * audience queue as before.
    */
   const reachedLive = (push: NonNullable<Prepared['push']>, result: PublishResult): boolean =>
     push.policy === 'WHEN_OFFLINE' && push.audience === 'USER' && result.receivedUsers !== undefined && result.receivedUsers > 0;

@@ -1,5 +1,5 @@
 /**
- * Rendering a plain selection of a notification without graphql-js' `execute` (issue 17):
+ * Rendering a plain selection of a notification without graphql-js' `execute`, for CPU per delivery:
  * `onNotificationReceived { id text … }` — leaf fields read straight off the item — is
  * what nearly every subscription asks, and executing it built an execution context,
  * coerced variables and walked the selection once per event. Compiled once per plan, the

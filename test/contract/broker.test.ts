@@ -293,7 +293,7 @@ describe.each<[Kind]>([['in-process'], ['redis'], ['redis cluster']])('the %s br
       return { tenantKey: channels.tenantKey(tenant), key: channels.readStateKey(tenant, 'ann'), user: channels.destination(tenant, 'USER', 'ann') };
     };
 
-    it('takes a position past the newest notification as the newest, so what comes later is unread (issue 22)', async () => {
+    it('takes a position past the newest notification as the newest, so what comes later is unread', async () => {
       const { subscriber, publisher } = await subscribeAndPublish();
       const { sink, heard } = recordingSink(1);
       subscriber.listen(sink);
@@ -484,7 +484,7 @@ describe.each<[Kind]>([['in-process'], ['redis'], ['redis cluster']])('the %s br
     it.each<[string, (n: number) => number]>([
       ['a store at a time', (n) => Math.floor(n / 6)],
       ['each store in turn', (n) => n % 12],
-    ])('reads full pages over many streams, %s (issue 22: a page per stream per step was 3 entries)', async (_, storeOf) => {
+    ])('reads full pages over many streams, %s (a page per stream per step held 3 entries)', async (_, storeOf) => {
       const { broker } = await newBroker();
       const { tenant, tenantKey, user } = freshTenant();
       const stores = Array.from({ length: 12 }, (_unused, n) => channels.destination(tenant, 'STORE', `s${n}`));
