@@ -13,7 +13,7 @@ import type { Cluster, Redis, Result } from 'ioredis';
  * Returns {id, receivers, candidate epoch}, or {remembered value, -1, candidate epoch} for a
  * repeated idempotency key. The candidate epoch is unique to each call and comes back as
  * the call's receipt: a reply that carries another one was meant for another command, and
- * the connection is out of step (bytes lost in between; see `redis-liveness.ts`).
+ * the connection is out of step (bytes lost in between; see `redis/liveness.ts`).
  */
 const PUBLISH_SCRIPT = `
 local windowMs = ARGV[7]
