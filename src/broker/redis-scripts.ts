@@ -165,11 +165,11 @@ return { redis.call('HGET', KEYS[1], 'epoch'), states, page, more }
  *
  * A position of an epoch the tenant does not have now (a history lost, or made up) is
  * refused: returns {the tenant's epoch or '', -1}, and nothing changes. One past the
- * tenant's newest id is taken as that id: a position in the future would mark every
- * later notification read before it exists, so the user would never see it unread. So is
- * a kept one past it, kept before positions were clamped. Then the new position is kept unless one of the same
- * epoch at or past it is, and the change is PUBLISHed with the position as its id.
- * Returns {kept position, 1 if it moved else 0}.
+ * tenant's newest id is taken as that id: a position in the future would mark every later
+ * notification read before it exists, so the user would never see it unread. So is a kept
+ * one past it, kept before positions were clamped. Then the new position is kept unless
+ * one of the same epoch at or past it is, and the change is PUBLISHed with the position
+ * as its id. Returns {kept position, 1 if it moved else 0}.
  */
 const MARK_READ_SCRIPT = `
 local function parse(id)

@@ -108,10 +108,10 @@ export function createSender(options: SenderOptions): Sender {
 
   /**
    * Publishes, then queues the push (before the caller is answered, so an acknowledged
-   * notification always has its push entry, unless {@link reachedLive}). A duplicate queues it again: if the first
-   * attempt's XADD failed after its publish, the retry with the same idempotency key is
-   * what queues it; the worker's per-(notification, device) markers keep a push from
-   * being sent twice when both entries exist.
+   * notification always has its push entry, unless {@link reachedLive}). A duplicate
+   * queues it again: if the first attempt's XADD failed after its publish, the retry with
+   * the same idempotency key is what queues it; the worker's per-(notification, device)
+   * markers keep a push from being sent twice when both entries exist.
    */
   const publishAndQueue = async (principal: Principal, { publish, push }: Prepared): Promise<PublishResult> => {
     const result = await broker.publish(publish);
