@@ -9,7 +9,7 @@
  * answered with an error or a close code. Each subscription is opened on the core
  * (`subscriptions.openInto`) by this module, with a sink that writes to the socket, and
  * registered in graphql-ws' own `ctx.subscriptions` rather than held by graphql-ws (see
- * `subscribeHere`: a connection holds what it needs, issue 17); the token expiry that closes the connection (4403) ends its subscriptions, so none arms a
+ * `subscribeHere`: a connection holds only what it needs, for idle memory); the token expiry that closes the connection (4403) ends its subscriptions, so none arms a
  * timer of its own. Every byte it sends on a socket is under that socket's
  * {@link SendBound}; a client's misbehaviour is logged once per connection and kind,
  * however often it repeats.
@@ -189,7 +189,7 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
 
   const protocol = makeServer<Record<string, unknown>, Connection>({
     // Herald's own deadline instead (`cancelInit`): graphql-ws' timer stays in the
-    // connection's scope, fired or not, for the connection's life (issue 17).
+    // connection's scope, fired or not, for the connection's life.
     connectionInitWaitTimeout: 0,
     onConnect: (ctx) => authenticate(ctx, verifier),
     // Every error a client is sent goes through the mask: refusals, and errors in results.
@@ -345,7 +345,7 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
   heartbeat.unref();
 
   // The listeners on every socket, shared by all: a listener per connection cost a
-  // function each, for the connection's life (issue 17). Each is called with the socket
+  // function each, for the connection's life. Each is called with the socket
   // it fires on as `this`.
   const listeners = {
     pong(this: WebSocket): void {
@@ -447,7 +447,7 @@ interface ConnectionShared {
  * One WebSocket connection: graphql-ws' socket (`protocol`, `send`, `close`,
  * `onMessage`), its `extra`, and the outbox's owner, in one object. A connection lives
  * for hours: closures per connection cost a function each and kept their scope alive
- * (issue 17).
+ * (idle memory per connection).
  */
 class Connection implements GraphQLWebSocket, OutboxOwner {
   [key: PropertyKey]: unknown;
@@ -549,7 +549,7 @@ const DONE: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, 
  * nothing, ends when the sink ends (rejecting with the sink's error, which the mask
  * turns into its code), and ends the sink when graphql-ws returns it (a `complete` from
  * the client, or the socket closed). One object per subscription, where a sink and an
- * iterator made of closures cost a dozen functions and their contexts (issue 17).
+ * iterator made of closures cost a dozen functions and their contexts.
  */
 class SocketSink implements Sink, AsyncIterableIterator<never> {
   readonly #connection: Connection;
