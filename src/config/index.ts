@@ -721,7 +721,7 @@ export interface RedisAddress {
   readonly port: number;
 }
 
-/** Redis through Sentinel (`REDIS_SENTINELS`, issue 15). */
+/** Redis through Sentinel (`REDIS_SENTINELS`): a master that fails over to its replica. */
 export interface RedisSentinelSettings {
   /** `REDIS_SENTINELS`: asked in order for the current master's address. */
   readonly sentinels: readonly RedisAddress[];
@@ -733,7 +733,7 @@ export interface RedisSentinelSettings {
   readonly password: string | undefined;
 }
 
-/** A Redis Cluster (`REDIS_CLUSTER_NODES`, issue 15). */
+/** A Redis Cluster (`REDIS_CLUSTER_NODES`): sharded Pub/Sub, so masters added add Pub/Sub capacity. */
 export interface RedisClusterSettings {
   /** `REDIS_CLUSTER_NODES`: seed nodes; the rest of the cluster is discovered from them. */
   readonly nodes: readonly RedisAddress[];

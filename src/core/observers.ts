@@ -5,7 +5,7 @@
  * first observer subscribes it, later ones piggyback (also on a SUBSCRIBE still in
  * flight), the last one to leave unsubscribes it. SUBSCRIBE and UNSUBSCRIBE of one
  * channel run one after another, never interleaved. Knows nothing of WebSocket, SSE or
- * GraphQL: an observer is anything with `deliver`.
+ * GraphQL: an observer is anything with `notify`.
  */
 import type { Broker, BrokerMessage } from '../broker/types.js';
 import { decodeNotification, isReadStatePayload, type Notification, type ReadStateChange } from '../common/notification.js';

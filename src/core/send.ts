@@ -99,18 +99,19 @@ export function createSender(options: SenderOptions): Sender {
    * live: the count says so. Every subscription on a user's channel is that user's, and a
    * subscribe server that counts a delivery also marks the user seen live, so the worker
    * would take the entry only to skip it; queueing none saves the XADD and its round trip
-   * (issue 17). An uncounted publish (`{ id }`), a count of 0 (the user is offline, or the
-   * reports did not arrive in time) and every other policy and audience queue as before.
+   * on the one-device-per-user path. An uncounted publish (`{ id }`), a count of 0 (the
+   * user is offline, or the reports did not arrive in time) and every other policy and
+   * audience queue as before.
    */
   const reachedLive = (push: NonNullable<Prepared['push']>, result: PublishResult): boolean =>
     push.policy === 'WHEN_OFFLINE' && push.audience === 'USER' && result.receivedUsers !== undefined && result.receivedUsers > 0;
 
   /**
    * Publishes, then queues the push (before the caller is answered, so an acknowledged
-   * notification always has its push entry). A duplicate queues it again: if the first
-   * attempt's XADD failed after its publish, the retry with the same idempotency key is
-   * what queues it; the worker's per-(notification, device) markers keep a push from
-   * being sent twice when both entries exist.
+   * notification always has its push entry, unless {@link reachedLive}). A duplicate
+   * queues it again: if the first attempt's XADD failed after its publish, the retry with
+   * the same idempotency key is what queues it; the worker's per-(notification, device)
+   * markers keep a push from being sent twice when both entries exist.
    */
   const publishAndQueue = async (principal: Principal, { publish, push }: Prepared): Promise<PublishResult> => {
     const result = await broker.publish(publish);

@@ -77,7 +77,7 @@ async function becomesReady(broker: Broker, timeoutMs: number): Promise<boolean>
 export { StartupError };
 
 /** Where `npm run build:inbox` writes the inbox page (from src/ or dist/ alike). */
-const INBOX_DIRECTORY = fileURLToPath(new URL('../examples/inbox/dist', import.meta.url));
+const INBOX_DIRECTORY = fileURLToPath(new URL('../../examples/inbox/dist', import.meta.url));
 const INBOX_PATH = '/inbox';
 
 /** The settings a broker is made from. */
