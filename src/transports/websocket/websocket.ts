@@ -40,8 +40,6 @@ import { createFrameWriter } from './frames.js';
 import { createProtocol, type Protocol } from './protocol.js';
 import { UNINITIALISED_BUFFERED_BYTES, type SendBound } from './send-bound.js';
 
-export { CloseCode } from './close-codes.js';
-
 export interface WebSocketTransportOptions {
   /** Prepares every operation and opens every subscription (`graphql/operation.ts`). */
   pipeline: OperationPipeline;
