@@ -8,6 +8,7 @@
  */
 import { createHash, ECDH } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { Failure } from '../common/failures.js';
 import type { PushKeys } from './keys.js';
 import { createNetworkPolicy, type NetworkPolicy } from './network-policy.js';
 
@@ -41,22 +42,22 @@ const MAX_FCM_TOKEN_LENGTH = 4096;
 const FCM_TOKEN_PATTERN = /^[A-Za-z0-9_:.-]+$/;
 const BASE64URL_PATTERN = /^[A-Za-z0-9_-]+={0,2}$/;
 
-/** A device a client sent is not acceptable; `field` names the offending field. */
-export class InvalidDeviceError extends Error {
+/** A device a client sent is not acceptable (`BAD_USER_INPUT`); `field` names the offending field. */
+export class InvalidDeviceError extends Failure {
   override readonly name = 'InvalidDeviceError';
   constructor(
     readonly field: string,
     problem: string,
   ) {
-    super(`${field} ${problem}`);
+    super('BAD_USER_INPUT', `${field} ${problem}`);
   }
 }
 
-/** The user already has the most devices allowed. */
-export class DeviceLimitError extends Error {
+/** The user already has the most devices allowed (`LIMIT_EXCEEDED`). */
+export class DeviceLimitError extends Failure {
   override readonly name = 'DeviceLimitError';
   constructor(readonly limit: number) {
-    super(`a user may register at most ${limit} devices: remove one first`);
+    super('LIMIT_EXCEEDED', `a user may register at most ${limit} devices: remove one first (PUSH_MAX_DEVICES_PER_USER)`);
   }
 }
 

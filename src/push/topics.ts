@@ -7,14 +7,15 @@
  * SSCAN, so no single command's time or reply grows with the topic.
  */
 import type { Redis } from 'ioredis';
+import { Failure } from '../common/failures.js';
 import { assertValidName } from '../names/index.js';
 import type { PushKeys } from './keys.js';
 
-/** The user already follows the most topics allowed. */
-export class TopicLimitError extends Error {
+/** The user already follows the most topics allowed (`LIMIT_EXCEEDED`). */
+export class TopicLimitError extends Failure {
   override readonly name = 'TopicLimitError';
   constructor(readonly limit: number) {
-    super(`a user may follow at most ${limit} topics: unfollow one first`);
+    super('LIMIT_EXCEEDED', `a user may follow at most ${limit} topics: unfollow one first (PUSH_MAX_TOPICS_PER_USER)`);
   }
 }
 
