@@ -7,7 +7,8 @@ import { authorizePublish, type Principal } from '../auth/index.js';
 import type { Broker, PublishRequest, PublishResult } from '../broker/types.js';
 import type { Namer } from '../names/index.js';
 import { Failure, InvalidInputError } from '../common/failures.js';
-import { AUDIENCES, encodeNotification, type Audience } from '../common/notification.js';
+import { AUDIENCES, isAudience, isPushedAudience, type PushedAudience } from '../common/audiences.js';
+import { encodeNotification } from '../common/notification.js';
 import type { HeraldMetrics } from '../common/metrics.js';
 import { PUSH_POLICIES, type PushPolicy } from '../push/entry.js';
 import type { PushQueue } from '../push/queue.js';
@@ -64,12 +65,12 @@ export function createSender(options: SenderOptions): Sender {
   /** A checked publish, and what its push entry is made of once the id is known. */
   interface Prepared {
     readonly publish: PublishRequest;
-    readonly push: { readonly policy: PushPolicy; readonly audience: Audience; readonly to: string; readonly text: string; readonly timestamp: number } | undefined;
+    readonly push: { readonly policy: PushPolicy; readonly audience: PushedAudience; readonly to: string; readonly text: string; readonly timestamp: number } | undefined;
   }
 
   const prepare = (principal: Principal, request: SendRequest, { countDeliveries }: SendOptions): Prepared => {
-    const audience = (request.audience ?? 'USER') as Audience;
-    if (!AUDIENCES.includes(audience)) throw new InvalidInputError(`audience must be one of ${AUDIENCES.join(', ')}`);
+    const audience = request.audience ?? 'USER';
+    if (!isAudience(audience)) throw new InvalidInputError(`audience must be one of ${AUDIENCES.join(', ')}`);
     const { text, to, idempotencyKey } = request;
     if (typeof text !== 'string' || text.length === 0) throw new InvalidInputError('text must not be empty');
     if (text.length > maxTextLength) throw new InvalidInputError(`text is longer than ${maxTextLength} characters (MAX_TEXT_LENGTH)`);
@@ -89,8 +90,8 @@ export function createSender(options: SenderOptions): Sender {
           : { key: namer.idempotencyKey(principal.tenant, principal.name, idempotencyKey), windowMs: idempotencyWindowMs },
       countDeliveries,
     };
-    // Stores and companies have no member list to push to; NEVER enters no stream.
-    const pushes = pushQueue !== undefined && policy !== 'NEVER' && (audience === 'USER' || audience === 'TOPIC');
+    // Only an audience of users one can name is pushed (the audience table); NEVER enters no stream.
+    const pushes = pushQueue !== undefined && policy !== 'NEVER' && isPushedAudience(audience);
     return { publish, push: pushes ? { policy, audience, to, text, timestamp } : undefined };
   };
 
@@ -118,7 +119,7 @@ export function createSender(options: SenderOptions): Sender {
     if (push === undefined || pushQueue === undefined || reachedLive(push, result)) return result;
     const { policy, audience, to, text, timestamp } = push;
     try {
-      await pushQueue.enqueue({ id: result.id, tenant: principal.tenant, audience: audience as 'USER' | 'TOPIC', to, text, timestamp, sender: principal.name }, policy);
+      await pushQueue.enqueue({ id: result.id, tenant: principal.tenant, audience, to, text, timestamp, sender: principal.name }, policy);
     } catch (error) {
       throw new Failure(
         'OUTCOME_UNKNOWN',
