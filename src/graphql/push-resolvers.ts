@@ -9,6 +9,7 @@ import { authorizeDeviceOwner } from '../auth/index.js';
 import type { Failure } from '../common/failures.js';
 import { requirePrincipal, type HeraldContext } from './schema.js';
 import { assertValidName } from '../names/index.js';
+import { shownOf } from '../push/device-kinds.js';
 import type { Device, DeviceStore } from '../push/devices.js';
 import type { TopicStore } from '../push/topics.js';
 
@@ -24,15 +25,17 @@ export interface PushResolverOptions {
   readonly absent: Failure;
 }
 
-/** A device as `type Device` shows it: the Web Push keys stay private. */
+/** A device as `type Device` shows it: its kind's one address field (the Web Push keys stay private), the others null. */
 function toGraphQL(device: Device) {
+  const shown = shownOf(device);
   return {
     id: device.id,
     kind: device.kind,
     registeredAt: Math.floor(device.registeredAt / 1000),
-    token: device.kind === 'FCM' ? device.token : null,
-    endpoint: device.kind === 'WEB_PUSH' ? device.subscription.endpoint : null,
-    url: device.kind === 'WEBHOOK' ? device.url : null,
+    token: null,
+    endpoint: null,
+    url: null,
+    [shown.field]: shown.value,
   };
 }
 
