@@ -5,7 +5,7 @@
 
 import { isAudience, type Audience } from './audiences.js';
 
-export { AUDIENCES, type Audience } from './audiences.js';
+export type { Audience } from './audiences.js';
 
 /** What the publish server encodes; the broker assigns the id. */
 export interface NotificationBody {

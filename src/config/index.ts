@@ -2,8 +2,6 @@
  * Herald's configuration: the settings table (./settings.ts, ./push-settings.ts), the
  * reader that applies it (`readConfig`), and the shapes the code uses (./types.ts).
  */
-export { LOG_LEVELS, type LogLevel } from '../common/structured-logger.js';
 export type { CidrNetwork } from './networks.js';
 export { ConfigError, readConfig } from './read.js';
-export type { RedisAddress } from './setting.js';
 export type { GrpcKeepalive, HeraldConfig, Limits, PushConfig, RedisClusterSettings, RedisSentinelSettings, Retention } from './types.js';

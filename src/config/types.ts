@@ -169,7 +169,7 @@ export interface PushConfig {
   allowedNetworks: readonly CidrNetwork[];
 }
 
-/** Redis through Sentinel. */
+/** Redis through Sentinel (`REDIS_SENTINELS`): a master that fails over to its replica. */
 export interface RedisSentinelSettings {
   /** `REDIS_SENTINELS`: asked in order for the current master's address. */
   readonly sentinels: readonly RedisAddress[];
@@ -181,7 +181,7 @@ export interface RedisSentinelSettings {
   readonly password: string | undefined;
 }
 
-/** A Redis Cluster. */
+/** A Redis Cluster (`REDIS_CLUSTER_NODES`): sharded Pub/Sub, so masters added add Pub/Sub capacity. */
 export interface RedisClusterSettings {
   /** `REDIS_CLUSTER_NODES`: seed nodes; the rest of the cluster is discovered from them. */
   readonly nodes: readonly RedisAddress[];

@@ -14,7 +14,7 @@ import { DEVICE_KIND_SPECS, identityOf, record, targetOf } from './device-kinds.
 import type { PushKeys } from './keys.js';
 import { createNetworkPolicy, type NetworkPolicy } from './network-policy.js';
 
-export { DEVICE_KINDS, InvalidDeviceError, type Device, type DeviceAddress, type DeviceKind, type WebPushSubscription } from './device-address.js';
+export { DEVICE_KINDS, InvalidDeviceError, type Device, type DeviceAddress, type DeviceKind } from './device-address.js';
 
 /** The user already has the most devices allowed (`LIMIT_EXCEEDED`). */
 export class DeviceLimitError extends Failure {
