@@ -8,7 +8,7 @@
  * GraphQL: an observer is anything with `notify`.
  */
 import type { Broker, BrokerMessage } from '../broker/types.js';
-import { AUDIENCE_KINDS } from '../common/audiences.js';
+import { isPushedAudience } from '../common/audiences.js';
 import { decodeNotification, isReadStatePayload, type Notification, type ReadStateChange } from '../common/notification.js';
 import type { HotCounts } from '../common/metrics.js';
 
@@ -164,7 +164,7 @@ export class ObserverMap {
       return 0;
     }
     // Only notifications that may be pushed collect who got them; the rest pay nothing.
-    const reached = this.#onDelivered && AUDIENCE_KINDS[notification.audience].pushed ? new Set<string>() : undefined;
+    const reached = this.#onDelivered && isPushedAudience(notification.audience) ? new Set<string>() : undefined;
     let tenant: string | undefined;
     let delivered = 0;
     for (const observer of entry.observers) {
