@@ -45,6 +45,7 @@ const SERVER_SETTINGS = {
   REDIS_CLUSTER_NODES: addresses({
     section: 'Redis',
     readBy: ALL,
+    // MERGE: push on Sentinel and Cluster drops "the push worker needs `REDIS_URL`"; then run the page command.
     doc: 'Redis Cluster seed nodes (one is enough, the rest is discovered), instead of `REDIS_URL`: sharded Pub/Sub, each tenant in one slot ([Sentinel and Cluster](operating.md#sentinel-and-cluster)); the push worker needs `REDIS_URL`',
     default: undefined,
   }),
