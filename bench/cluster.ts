@@ -1,6 +1,7 @@
 /**
  * `npx tsx bench/cluster.ts`: Herald on one `redis-server` and on a local 3-master,
- * 3-replica Redis Cluster, side by side, with the same scenarios (issue 15's bench item),
+ * 3-replica Redis Cluster, side by side, with the same scenarios (does a Cluster add
+ * Pub/Sub capacity?),
  * and how the Pub/Sub work divides across the cluster's nodes.
  *
  * It starts both topologies (test/support: `startRedisServer`, `startClusterTopology`),

@@ -1,5 +1,5 @@
 /**
- * Deterministic counts per notification, for `BENCH_COUNT=1 npm run bench` (issue 17):
+ * Deterministic counts per notification, for `BENCH_COUNT=1 npm run bench`:
  * CPU time varies with whoever else uses the machine, a count of system calls, context
  * switches and Redis commands does not.
  *

@@ -1,6 +1,6 @@
 /**
  * What one idle subscribed WebSocket holds in Herald's subscribe process, by kind of
- * object (issue 17): `npx tsx bench/heap-per-connection.ts [connections]` (run
+ * object: `npx tsx bench/heap-per-connection.ts [connections]` (run
  * `npm run build` first). It starts a compiled subscribe and publish server on their own
  * `redis-server`, takes a V8 heap snapshot of the subscribe process with no connection,
  * opens the connections with the bench's load clients (each subscribed and sent one

@@ -1,5 +1,5 @@
 /**
- * The hot-tenant limit (issue 15): how many notifications per second one Redis master
+ * The hot-tenant limit: how many notifications per second one Redis master
  * takes through Herald's publish script. A tenant's keys share one hash slot, so in a
  * cluster one tenant lives on one master, and this is its ceiling however many masters
  * there are.

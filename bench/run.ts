@@ -56,7 +56,7 @@ const SYSTEMS = new Set(
 /** Sends in flight in the closed-loop (capacity) scenarios: enough to keep every system's subscribe side busy. */
 const CONCURRENCY = 32;
 /**
- * The steady rate of the one-device-per-user rows, notifications per second (issue 17);
+ * The steady rate of the one-device-per-user rows, notifications per second;
  * `BENCH_STEADY_RATE` sets another (with `BENCH_COUNT`, a rate at which a shared machine
  * still handles every notification on its own, so the counts are per notification, not
  * per backlog).
@@ -695,7 +695,7 @@ async function main(): Promise<void> {
       if (Object.keys(values).length > 0) rows.push({ label, better, digits, values });
     };
     const targets: string[] = [];
-    /** A target of issue 17: against the better reference (`maxRatio`/`minRatio`) or absolute (`under`). */
+    /** A target: against the better reference (`maxRatio`/`minRatio`) or absolute (`under`). */
     const target = (text: string, values: Values, better: Better, check: { maxRatio?: number; minRatio?: number; under?: number }) => {
       const herald = values.herald;
       const best = bestReference(values, better);
@@ -933,7 +933,7 @@ async function main(): Promise<void> {
       `|---|---|---|---|${FLOOR ? '---|' : ''}---|---|`,
       ...rows.map(renderRow),
       '',
-      'Targets of issue 17, in this run:',
+      'Targets, in this run:',
       '',
       ...targets,
       '',

@@ -2,6 +2,7 @@
  * What a verified principal may subscribe to and publish to. Both servers (and every
  * transport) ask these functions; none decides on its own.
  */
+import { AUDIENCE_KINDS, isAudience } from '../common/audiences.js';
 import { Failure } from '../common/failures.js';
 import type { Principal } from './principal.js';
 
@@ -32,14 +33,15 @@ export function authorizeReadState(principal: Principal, userName: string): void
 
 /**
  * Publishing needs {@link PUBLISH_SCOPE}, and stays inside the principal's tenant: a
- * `COMPANY` notification can only go to the publisher's own company.
+ * notification to an audience that is the tenant itself (`COMPANY`) can only go to the
+ * publisher's own.
  */
 export function authorizePublish(principal: Principal, audience?: string, to?: string): void {
   if (!principal.scopes.has(PUBLISH_SCOPE)) {
     throw new ForbiddenError(`sending notifications needs the "${PUBLISH_SCOPE}" scope`);
   }
-  if (audience === 'COMPANY' && to !== principal.tenant) {
-    throw new ForbiddenError(`a COMPANY notification must be sent to your own tenant "${principal.tenant}"`);
+  if (isAudience(audience) && AUDIENCE_KINDS[audience].ownTenant && to !== principal.tenant) {
+    throw new ForbiddenError(`a ${audience} notification must be sent to your own tenant "${principal.tenant}"`);
   }
 }
 

@@ -7,7 +7,8 @@
  *
  * A delivery report, which a subscribe server PUBLISHes on the frame's report channel:
  * `<sequence> <delivered>`. A subscribe server sends the reports of one turn of its event
- * loop to one publisher as one message, one report a line (issue 17); a single report
+ * loop to one publisher as one message, one report a line (a message per report was a
+ * system call per notification); a single report
  * is the same text as before, so a publish server reads old and new subscribe servers
  * alike. An older publish server ignores a message of several lines (its counts wait
  * out the report timeout): upgrade publish servers before subscribe servers.
@@ -36,7 +37,7 @@ export const UNCOUNTED_FRAME_HEAD = frameHead('', '0');
  * `text` as a string of its own. V8 cuts a piece of 13 characters or more as a slice that
  * keeps the whole string it was cut from, and a subscription keeps the id of the last
  * notification it was given for as long as it lives: the whole frame with it, one per
- * user on an idle server (issue 17). Once per message, not per subscriber.
+ * user on an idle server. Once per message, not per subscriber.
  */
 const detached = (text: string): string => Buffer.from(text, 'latin1').toString('latin1');
 

@@ -7,7 +7,8 @@
  * and the publish resolves with the sum once every one has reported, or once the report
  * timeout passes, counting what arrived.
  *
- * Per notification, neither side arms a timer or sends a message of its own (issue 17):
+ * Per notification, neither side arms a timer or sends a message of its own (each was
+ * system calls and wake-ups per notification on the one-device-per-user path):
  * every count's timeout is a deadline on one scheduler (one timer for all of them), and a
  * subscribe server sends the reports of one turn of its event loop to each publisher as
  * one PUBLISH.

@@ -13,7 +13,7 @@ import type { Cluster, Redis, Result } from 'ioredis';
  * Returns {id, receivers, candidate epoch}, or {remembered value, -1, candidate epoch} for a
  * repeated idempotency key. The candidate epoch is unique to each call and comes back as
  * the call's receipt: a reply that carries another one was meant for another command, and
- * the connection is out of step (bytes lost in between; see `redis-liveness.ts`).
+ * the connection is out of step (bytes lost in between; see `redis/liveness.ts`).
  */
 const PUBLISH_SCRIPT = `
 local windowMs = ARGV[7]
@@ -165,11 +165,11 @@ return { redis.call('HGET', KEYS[1], 'epoch'), states, page, more }
  *
  * A position of an epoch the tenant does not have now (a history lost, or made up) is
  * refused: returns {the tenant's epoch or '', -1}, and nothing changes. One past the
- * tenant's newest id is taken as that id: a position in the future would mark every
- * later notification read before it exists (issue 22). So is a kept one past it, kept
- * before positions were clamped. Then the new position is kept unless one of the same
- * epoch at or past it is, and the change is PUBLISHed with the position as its id.
- * Returns {kept position, 1 if it moved else 0}.
+ * tenant's newest id is taken as that id: a position in the future would mark every later
+ * notification read before it exists, so the user would never see it unread. So is a kept
+ * one past it, kept before positions were clamped. Then the new position is kept unless
+ * one of the same epoch at or past it is, and the change is PUBLISHed with the position
+ * as its id. Returns {kept position, 1 if it moved else 0}.
  */
 const MARK_READ_SCRIPT = `
 local function parse(id)

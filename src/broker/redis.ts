@@ -63,7 +63,7 @@ export interface RedisBrokerOptions {
   /**
    * How often every connection (subscriber, publisher, each Cluster node and shard
    * subscriber) is PINGed. A PING not answered within `pingTimeoutMs` makes the broker
-   * not ready (`/readyz` 503) and replaces its connection (`redis-liveness.ts`): a Redis
+   * not ready (`/readyz` 503) and replaces its connection (`redis/liveness.ts`): a Redis
    * that went silent, not just away, is noticed and left.
    * @default 1000 (ms)
    */

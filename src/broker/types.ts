@@ -118,6 +118,34 @@ export type MarkReadResult =
       readonly unknownEpoch: string;
     };
 
+/**
+ * Carries notifications between publish and subscribe servers and keeps their history.
+ *
+ * **Order.** Every notification of one tenant takes its id from the tenant's one counter
+ * (its epoch, then `ms-seq`) in the same atomic step that stores and publishes it, so,
+ * within one epoch:
+ * - ids of one tenant are unique and increase in the order publishes were carried out:
+ *   a publish that starts after another was acknowledged gets a greater id, whatever
+ *   channel, connection or process each went through;
+ * - a subscriber (one `listen` handler) is given the notifications of one tenant in
+ *   strictly increasing id order, across all of that tenant's channels it subscribed
+ *   (user, stores, company, topics), for as long as its channels stay heard. Between
+ *   {@link ChannelEvents.interrupted} and `resubscribed` some may be missing, never
+ *   reordered: the history holds them.
+ *
+ * `core/resume.ts` relies on both: once a live notification newer than the last one read
+ * from history arrives, every later one is newer too, so it stops filtering. Read-state
+ * changes (`markRead`) travel on the same channel but carry the position's id, which may
+ * be older than notifications already given: they are outside this order.
+ *
+ * Bounds: ids of different epochs (a Redis that restarted empty) do not compare. On a
+ * Redis Cluster the order holds because a tenant's channels share one hash slot, hence
+ * one master and one shard connection. Across a failover, an acknowledged publish the
+ * replicas did not hold yet is lost and its successors' ids follow the new master's
+ * counter (and clock), so the order holds for what survived: `REDIS_MIN_REPLICAS_ACKED`
+ * makes such a publish fail as `OUTCOME_UNKNOWN` instead of being acknowledged.
+ * `test/contract/broker.test.ts` ("ordering") checks both points over every broker.
+ */
 export interface Broker {
   /**
    * Sets the one message handler of this broker (the observer map), and who is told when subscribed channels may have

@@ -17,6 +17,7 @@ export type GrpcStatusName =
   | 'UNAUTHENTICATED'
   | 'PERMISSION_DENIED'
   | 'INVALID_ARGUMENT'
+  | 'NOT_FOUND'
   | 'RESOURCE_EXHAUSTED'
   | 'UNAVAILABLE'
   | 'DEADLINE_EXCEEDED'
@@ -46,6 +47,8 @@ export const FAILURES = {
   BAD_REQUEST:           { grpc: 'INVALID_ARGUMENT',   http: 400, expected: true },
   /** A field of a well-formed request is not acceptable; the message names it. */
   BAD_USER_INPUT:        { grpc: 'INVALID_ARGUMENT',   http: 400, expected: true },
+  /** A path the HTTP edge does not serve; the message lists the ones it does. */
+  NOT_FOUND:             { grpc: 'NOT_FOUND',          http: 404, expected: true },
   /** A configured limit was passed; the message names its variable. */
   LIMIT_EXCEEDED:        { grpc: 'RESOURCE_EXHAUSTED', http: 400, expected: true },
   /** Redis cannot be reached, or the server is shutting down; nothing was done. */

@@ -3,10 +3,9 @@
  * publish server encodes it once, each subscribe server decodes it once per message.
  */
 
-/** Who a notification is addressed to; mirrors `enum Audience` in schema.graphql. */
-export type Audience = 'USER' | 'STORE' | 'COMPANY' | 'TOPIC';
+import { isAudience, type Audience } from './audiences.js';
 
-export const AUDIENCES: readonly Audience[] = ['USER', 'STORE', 'COMPANY', 'TOPIC'];
+export type { Audience } from './audiences.js';
 
 /** What the publish server encodes; the broker assigns the id. */
 export interface NotificationBody {
@@ -69,9 +68,9 @@ export function decodeNotification(id: string, raw: string): Notification | unde
     typeof text !== 'string' ||
     typeof timestamp !== 'number' ||
     typeof sender !== 'string' ||
-    !AUDIENCES.includes(audience as Audience)
+    !isAudience(audience)
   ) {
     return undefined;
   }
-  return { id, text, timestamp, audience: audience as Audience, sender };
+  return { id, text, timestamp, audience, sender };
 }

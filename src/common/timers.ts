@@ -32,7 +32,7 @@ const nodeClock: SchedulerClock<NodeJS.Timeout> = {
  * Runs callbacks at wall-clock deadlines with one timer for all of them, armed for the
  * earliest. Each connection's token expiry is a deadline; a timer per connection cost
  * Node a `TimersList` per distinct delay, and cancelled unref'd timers never gave theirs
- * back (issue 11: +249 B of heap per connection).
+ * back (+249 B of heap per connection).
  */
 export interface DeadlineScheduler {
   /**

@@ -5,9 +5,10 @@
  * first observer subscribes it, later ones piggyback (also on a SUBSCRIBE still in
  * flight), the last one to leave unsubscribes it. SUBSCRIBE and UNSUBSCRIBE of one
  * channel run one after another, never interleaved. Knows nothing of WebSocket, SSE or
- * GraphQL: an observer is anything with `deliver`.
+ * GraphQL: an observer is anything with `notify`.
  */
 import type { Broker, BrokerMessage } from '../broker/types.js';
+import { isPushedAudience } from '../common/audiences.js';
 import { decodeNotification, isReadStatePayload, type Notification, type ReadStateChange } from '../common/notification.js';
 import type { HotCounts } from '../common/metrics.js';
 
@@ -163,7 +164,7 @@ export class ObserverMap {
       return 0;
     }
     // Only notifications that may be pushed collect who got them; the rest pay nothing.
-    const reached = this.#onDelivered && (notification.audience === 'USER' || notification.audience === 'TOPIC') ? new Set<string>() : undefined;
+    const reached = this.#onDelivered && isPushedAudience(notification.audience) ? new Set<string>() : undefined;
     let tenant: string | undefined;
     let delivered = 0;
     for (const observer of entry.observers) {

@@ -1,7 +1,9 @@
 /**
- * A queue is the sink of one subscription whose transport pulls (SSE, gRPC): its
- * notifications, read as an async iterator. It is bounded: a reader that falls more than
- * `maxQueued` behind is ended with an error, never silently skipped.
+ * The outbox of one subscription whose transport pulls (SSE, gRPC): a queue of its
+ * notifications, read as an async iterator. It is bounded, and never skips silently: an
+ * item that does not fit is refused (`deliver` returns false) and its producer brings it
+ * later — a subscription reads it from history once the reader has room — or, with
+ * `overflowError`, a reader more than `maxQueued` behind is ended with that error.
  */
 
 export interface QueueOptions<Item> {

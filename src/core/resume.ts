@@ -21,9 +21,10 @@
  *
  * The live filter: history and live notifications travel on different Redis
  * connections, so a notification can be in the history and then arrive live too. Live
- * notifications of one tenant arrive in id order (the publish script appends and
- * PUBLISHes in one step), so once one newer than the last read from history arrives,
- * every later one is newer too and the filter turns itself off.
+ * notifications of one tenant arrive in id order across all its channels (the order the
+ * `Broker` interface states and its contract suite tests), so once one newer than the
+ * last read from history arrives, every later one is newer too and the filter turns
+ * itself off.
  */
 import { compareIds } from '../broker/history.js';
 import { type HistoryAfter } from '../broker/types.js';
@@ -47,7 +48,7 @@ export const CLOCK_MARGIN_MS = 2000;
  * follow a failover seconds apart, so the subscriber can be back before the reader is:
  * 6.3 s in all, then the subscription fails (`SERVICE_UNAVAILABLE`).
  */
-export const HISTORY_RETRY_DELAYS_MS: readonly number[] = [100, 200, 400, 800, 1600, 3200];
+const HISTORY_RETRY_DELAYS_MS: readonly number[] = [100, 200, 400, 800, 1600, 3200];
 
 export interface ResumingObserverOptions {
   /** Where the subscription's notifications go. */

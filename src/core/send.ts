@@ -7,7 +7,8 @@ import { authorizePublish, type Principal } from '../auth/index.js';
 import type { Broker, PublishRequest, PublishResult } from '../broker/types.js';
 import type { Namer } from '../names/index.js';
 import { Failure, InvalidInputError } from '../common/failures.js';
-import { AUDIENCES, encodeNotification, type Audience } from '../common/notification.js';
+import { AUDIENCES, isAudience, isPushedAudience, type PushedAudience } from '../common/audiences.js';
+import { encodeNotification } from '../common/notification.js';
 import type { HeraldMetrics } from '../common/metrics.js';
 import { PUSH_POLICIES, type PushPolicy } from '../push/entry.js';
 import type { PushQueue } from '../push/queue.js';
@@ -64,12 +65,12 @@ export function createSender(options: SenderOptions): Sender {
   /** A checked publish, and what its push entry is made of once the id is known. */
   interface Prepared {
     readonly publish: PublishRequest;
-    readonly push: { readonly policy: PushPolicy; readonly audience: Audience; readonly to: string; readonly text: string; readonly timestamp: number } | undefined;
+    readonly push: { readonly policy: PushPolicy; readonly audience: PushedAudience; readonly to: string; readonly text: string; readonly timestamp: number } | undefined;
   }
 
   const prepare = (principal: Principal, request: SendRequest, { countDeliveries }: SendOptions): Prepared => {
-    const audience = (request.audience ?? 'USER') as Audience;
-    if (!AUDIENCES.includes(audience)) throw new InvalidInputError(`audience must be one of ${AUDIENCES.join(', ')}`);
+    const audience = request.audience ?? 'USER';
+    if (!isAudience(audience)) throw new InvalidInputError(`audience must be one of ${AUDIENCES.join(', ')}`);
     const { text, to, idempotencyKey } = request;
     if (typeof text !== 'string' || text.length === 0) throw new InvalidInputError('text must not be empty');
     if (text.length > maxTextLength) throw new InvalidInputError(`text is longer than ${maxTextLength} characters (MAX_TEXT_LENGTH)`);
@@ -89,8 +90,8 @@ export function createSender(options: SenderOptions): Sender {
           : { key: namer.idempotencyKey(principal.tenant, principal.name, idempotencyKey), windowMs: idempotencyWindowMs },
       countDeliveries,
     };
-    // Stores and companies have no member list to push to; NEVER enters no stream.
-    const pushes = pushQueue !== undefined && policy !== 'NEVER' && (audience === 'USER' || audience === 'TOPIC');
+    // Only an audience of users one can name is pushed (the audience table); NEVER enters no stream.
+    const pushes = pushQueue !== undefined && policy !== 'NEVER' && isPushedAudience(audience);
     return { publish, push: pushes ? { policy, audience, to, text, timestamp } : undefined };
   };
 
@@ -99,25 +100,26 @@ export function createSender(options: SenderOptions): Sender {
    * live: the count says so. Every subscription on a user's channel is that user's, and a
    * subscribe server that counts a delivery also marks the user seen live, so the worker
    * would take the entry only to skip it; queueing none saves the XADD and its round trip
-   * (issue 17). An uncounted publish (`{ id }`), a count of 0 (the user is offline, or the
-   * reports did not arrive in time) and every other policy and audience queue as before.
+   * on the one-device-per-user path. An uncounted publish (`{ id }`), a count of 0 (the
+   * user is offline, or the reports did not arrive in time) and every other policy and
+   * audience queue as before.
    */
   const reachedLive = (push: NonNullable<Prepared['push']>, result: PublishResult): boolean =>
     push.policy === 'WHEN_OFFLINE' && push.audience === 'USER' && result.receivedUsers !== undefined && result.receivedUsers > 0;
 
   /**
    * Publishes, then queues the push (before the caller is answered, so an acknowledged
-   * notification always has its push entry). A duplicate queues it again: if the first
-   * attempt's XADD failed after its publish, the retry with the same idempotency key is
-   * what queues it; the worker's per-(notification, device) markers keep a push from
-   * being sent twice when both entries exist.
+   * notification always has its push entry, unless {@link reachedLive}). A duplicate
+   * queues it again: if the first attempt's XADD failed after its publish, the retry with
+   * the same idempotency key is what queues it; the worker's per-(notification, device)
+   * markers keep a push from being sent twice when both entries exist.
    */
   const publishAndQueue = async (principal: Principal, { publish, push }: Prepared): Promise<PublishResult> => {
     const result = await broker.publish(publish);
     if (push === undefined || pushQueue === undefined || reachedLive(push, result)) return result;
     const { policy, audience, to, text, timestamp } = push;
     try {
-      await pushQueue.enqueue({ id: result.id, tenant: principal.tenant, audience: audience as 'USER' | 'TOPIC', to, text, timestamp, sender: principal.name }, policy);
+      await pushQueue.enqueue({ id: result.id, tenant: principal.tenant, audience, to, text, timestamp, sender: principal.name }, policy);
     } catch (error) {
       throw new Failure(
         'OUTCOME_UNKNOWN',

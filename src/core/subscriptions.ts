@@ -25,7 +25,8 @@ import type { Sink } from './sink.js';
  * merged from all its streams in the call: the next page is read only once the client
  * has taken this one, so an old cursor costs neither Redis time nor memory in one piece,
  * and a call's work for each stream (a user in 50 stores has 52) is spread over a page
- * this size, so catching up runs as fast over many streams as over one (issue 22).
+ * this size, so catching up runs as fast over many streams as over one (a page per stream
+ * per step held 3 entries: 48–198 notifications/s over 50 stores, ~1,000/s over one).
  */
 const HISTORY_PAGE_SIZE = 256;
 
@@ -176,7 +177,7 @@ export function createSubscriptions(options: SubscriptionsOptions): Subscription
 /**
  * One open subscription's records, in one object: the sink's hooks and the resuming
  * observer's history. A subscription lives as long as its connection; closures over
- * `openInto`'s scope cost a function each and kept the whole scope alive (issue 17).
+ * `openInto`'s scope cost a function each and kept the whole scope alive.
  */
 class OpenSubscription implements SinkHooks, HistorySource {
   observation: Observation | undefined;

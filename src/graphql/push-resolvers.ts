@@ -1,16 +1,17 @@
 /**
  * A user's push settings over GraphQL: `registerDevice`, `removeDevice` and the
  * `devices` query, `follow`, `unfollow` and `following` — the GraphQL face of the push
- * module's device and topic stores. The stores' own errors become failure kinds here
- * (a bad field `BAD_USER_INPUT` naming it, a limit `LIMIT_EXCEEDED`), so the error mask
- * gives each its code.
+ * module's device and topic stores. The stores' errors are failures of their kind already
+ * (a bad field `BAD_USER_INPUT` naming it, a limit `LIMIT_EXCEEDED` naming its variable),
+ * so the error mask gives each its code.
  */
 import { authorizeDeviceOwner } from '../auth/index.js';
-import { Failure, InvalidInputError } from '../common/failures.js';
+import type { Failure } from '../common/failures.js';
 import { requirePrincipal, type HeraldContext } from './schema.js';
 import { assertValidName } from '../names/index.js';
-import { DeviceLimitError, InvalidDeviceError, type Device, type DeviceStore } from '../push/devices.js';
-import { TopicLimitError, type TopicStore } from '../push/topics.js';
+import { shownOf } from '../push/device-kinds.js';
+import type { Device, DeviceStore } from '../push/devices.js';
+import type { TopicStore } from '../push/topics.js';
 
 export interface PushStores {
   readonly devices: DeviceStore;
@@ -24,35 +25,25 @@ export interface PushResolverOptions {
   readonly absent: Failure;
 }
 
-/** A device as `type Device` shows it: the Web Push keys stay private. */
+/** A device as `type Device` shows it: its kind's one address field (the Web Push keys stay private), the others null. */
 function toGraphQL(device: Device) {
+  const shown = shownOf(device);
   return {
     id: device.id,
     kind: device.kind,
     registeredAt: Math.floor(device.registeredAt / 1000),
-    token: device.kind === 'FCM' ? device.token : null,
-    endpoint: device.kind === 'WEB_PUSH' ? device.subscription.endpoint : null,
-    url: device.kind === 'WEBHOOK' ? device.url : null,
+    token: null,
+    endpoint: null,
+    url: null,
+    [shown.field]: shown.value,
   };
 }
 
-/** The stores' typed errors as failure kinds; anything else as it is. */
-function asFailure(error: unknown): unknown {
-  if (error instanceof InvalidDeviceError) return new InvalidInputError(error.message);
-  if (error instanceof DeviceLimitError) return new Failure('LIMIT_EXCEEDED', `${error.message} (PUSH_MAX_DEVICES_PER_USER)`);
-  if (error instanceof TopicLimitError) return new Failure('LIMIT_EXCEEDED', `${error.message} (PUSH_MAX_TOPICS_PER_USER)`);
-  return error;
-}
-
 export function createPushResolvers({ stores, absent }: PushResolverOptions) {
-  /** Runs `work` with the stores, its errors mapped; throws `absent` without them. */
+  /** Runs `work` with the stores; throws `absent` without them. */
   const withStores = async <T>(work: (stores: PushStores) => Promise<T>): Promise<T> => {
     if (stores === undefined) throw absent;
-    try {
-      return await work(stores);
-    } catch (error) {
-      throw asFailure(error);
-    }
+    return work(stores);
   };
   /** The principal and the user it acts for (`userName` needs the publish scope). */
   const owner = (context: HeraldContext, userName: string | null | undefined) => {

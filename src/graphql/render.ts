@@ -87,7 +87,7 @@ export function createFanout(schema: GraphQLSchema, afterThisTurn: AfterThisTurn
  * field's own arguments (`userName`, `since`), which choose what is heard, not how it is
  * shown — the field's `resolve` returns the item whatever they are. Without this every
  * user's `onNotificationReceived(userName: $userName)` was a plan of its own: a plan per
- * connection, ~0.5 KB each (issue 17). The plan renders with its first subscriber's
+ * connection, ~0.5 KB of idle memory each. The plan renders with its first subscriber's
  * variables, the same as every later one's wherever the rendering reads them.
  */
 function renderingVariables(document: DocumentNode, operationName: string | undefined, variables: Record<string, unknown> | undefined): Record<string, unknown> {

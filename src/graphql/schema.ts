@@ -21,8 +21,8 @@ const schemaPath = fileURLToPath(new URL('../../schema.graphql', import.meta.url
 export const typeDefs = readFileSync(schemaPath, 'utf8');
 
 /**
- * What every resolver gets as its context: who is asking, and nothing else. Transports
- * open subscriptions on the core themselves; nothing travels back through here.
+ * What every resolver gets as its context: who is asking, and nothing else. The
+ * operation pipeline opens subscriptions on the core; nothing travels back through here.
  */
 export interface HeraldContext {
   /** The verified principal, if the request carried a token. */
@@ -30,20 +30,12 @@ export interface HeraldContext {
 }
 
 /**
- * The arguments of `Subscription.onNotificationReceived`, as graphql-js coerces them
- * and hands them to the transport's `subscribeFieldResolver`.
+ * The arguments of a `Subscription` field, as graphql-js coerces them and hands them to
+ * the operation pipeline's `subscribeFieldResolver` (`operation.ts`).
  */
 export interface SubscriptionArguments {
   readonly userName?: unknown;
   readonly since?: unknown;
-}
-
-/**
- * Whether the subscription field `fieldName` yields read-state changes besides
- * notifications (`onInboxEvent`); transports pass it on when they open the subscription.
- */
-export function yieldsReadState(fieldName: string): boolean {
-  return fieldName === 'onInboxEvent';
 }
 
 /** One resolver map, as `createSchema` takes it. */

@@ -11,7 +11,7 @@
  * claims; a publisher's `to` is validated here before it is used.
  */
 import { Failure } from '../common/failures.js';
-import type { Audience } from '../common/notification.js';
+import { AUDIENCE_KINDS, AUDIENCES, type Audience } from '../common/audiences.js';
 
 /** Letters, digits, `.`, `_`, `-` and `@`; starts with a letter or digit; at most 128 characters. */
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
@@ -61,7 +61,10 @@ export interface Destination {
 export interface Namer {
   /** The channel and history stream of `audience`/`to` inside `tenant` (validated here). */
   destination(tenant: string, audience: Audience, to: string): Destination;
-  /** Everything a subscriber hears, in this order: its user, each of its stores, its company. */
+  /**
+   * Everything a subscriber's token makes it hear, in the audience table's order: its
+   * user, each of its stores, its company (followed topics are added by the caller).
+   */
   subscriberDestinations(owner: ChannelOwner): Destination[];
   /** The hash holding a tenant's history epoch and sequence. */
   tenantKey(tenant: string): string;
@@ -75,35 +78,34 @@ export interface Namer {
 
 export function createNamer(prefix: string): Namer {
   assertValidName('channel prefix', prefix);
-  /** `<kind>[:<name>]`, the part channel and stream share. */
+  /** `<segment>[:<name>]`, the part channel and stream share (the audience table says which). */
   const suffix = (tenant: string, audience: Audience, to: string): string => {
     assertValidName('tenant', tenant);
-    switch (audience) {
-      case 'USER':
-        return `user:${assertValidName('user name', to)}`;
-      case 'STORE':
-        return `store:${assertValidName('store id', to)}`;
-      case 'COMPANY':
-        if (to !== tenant) {
-          throw new InvalidNameError(`a COMPANY notification must be sent to your own tenant "${tenant}"`);
-        }
-        return 'company';
-      case 'TOPIC':
-        return `topic:${assertValidName('topic', to)}`;
-    }
+    const kind = AUDIENCE_KINDS[audience];
+    if (!kind.ownTenant) return `${kind.segment}:${assertValidName(kind.to, to)}`;
+    if (to !== tenant) throw new InvalidNameError(`a ${audience} notification must be sent to your own tenant "${tenant}"`);
+    return kind.segment;
   };
   const destination = (tenant: string, audience: Audience, to: string): Destination => {
     const tail = suffix(tenant, audience, to);
     return { channel: `${prefix}:{${tenant}}:${tail}`, stream: `${prefix}:{${tenant}}:history:${tail}` };
   };
-  const subscriberAudiences = (owner: ChannelOwner): Array<[Audience, string]> => [
-    ['USER', owner.name],
-    ...owner.stores.map((store): [Audience, string] => ['STORE', store]),
-    ['COMPANY', owner.tenant],
-  ];
+  /** The names a subscriber's token gives each audience it hears; followed topics come from the topic store. */
+  const heard = (owner: ChannelOwner, audience: Audience): readonly string[] => {
+    switch (AUDIENCE_KINDS[audience].heardBy) {
+      case 'name':
+        return [owner.name];
+      case 'stores':
+        return owner.stores;
+      case 'tenant':
+        return [owner.tenant];
+      case 'follows':
+        return [];
+    }
+  };
   return {
     destination,
-    subscriberDestinations: (owner) => subscriberAudiences(owner).map(([audience, to]) => destination(owner.tenant, audience, to)),
+    subscriberDestinations: (owner) => AUDIENCES.flatMap((audience) => heard(owner, audience).map((to) => destination(owner.tenant, audience, to))),
     tenantKey: (tenant) => `${prefix}:{${assertValidName('tenant', tenant)}}:meta`,
     idempotencyKey: (tenant, sender, key) =>
       `${prefix}:{${assertValidName('tenant', tenant)}}:idempotency:${assertValidName('sender', sender)}:${assertValidName('idempotencyKey', key)}`,

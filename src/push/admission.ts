@@ -1,6 +1,6 @@
 /**
  * Which of the entries a worker holds it works on: at most `perTenant` of one tenant at
- * once, the tenant's next ones waiting in arrival order (issue 22: one tenant's hundred
+ * once, the tenant's next ones waiting in arrival order (without it, one tenant's hundred
  * entries at a dead webhook held every slot of the worker, and no other tenant's entry
  * was even read).
  *

@@ -8,18 +8,13 @@
  * FCM has none: it is the push service the operator configured, shared by every tenant,
  * reached through its own HTTP/2 pool; only the tenant's and the worker's limits apply.
  */
+import { targetOf } from './device-kinds.js';
 import type { Device } from './devices.js';
 
-/** The destination key of `device` in `tenant`, or undefined for FCM. */
+/** The destination key of `device` in `tenant`, or undefined for FCM (its kind has no target). */
 export function destinationOf(tenant: string, device: Device): string | undefined {
-  switch (device.kind) {
-    case 'WEBHOOK':
-      return `${tenant} ${originOf(device.url)}`;
-    case 'WEB_PUSH':
-      return `${tenant} ${originOf(device.subscription.endpoint)}`;
-    case 'FCM':
-      return undefined;
-  }
+  const target = targetOf(device);
+  return target === undefined ? undefined : `${tenant} ${originOf(target.url)}`;
 }
 
 /** The URL's origin; the whole string if it does not parse (stored devices were validated, so never in practice). */

@@ -6,57 +6,21 @@
  * updates one entry instead of using up the per-user limit. Everything a client sends is
  * `unknown` until {@link parseDeviceInput} has checked it; its errors name the field.
  */
-import { createHash, ECDH } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { Failure } from '../common/failures.js';
 import type { RedisClient } from '../redis/connect.js';
+import { DEVICE_KINDS, InvalidDeviceError, type Device, type DeviceAddress, type DeviceKind } from './device-address.js';
+import { DEVICE_KIND_SPECS, identityOf, record, targetOf } from './device-kinds.js';
 import type { PushKeys } from './keys.js';
 import { createNetworkPolicy, type NetworkPolicy } from './network-policy.js';
 
-export type DeviceKind = 'FCM' | 'WEB_PUSH' | 'WEBHOOK';
+export { DEVICE_KINDS, InvalidDeviceError, type Device, type DeviceAddress, type DeviceKind } from './device-address.js';
 
-export const DEVICE_KINDS: readonly DeviceKind[] = ['FCM', 'WEB_PUSH', 'WEBHOOK'];
-
-/** A browser's `PushSubscription.toJSON()`, minus `expirationTime`. */
-export interface WebPushSubscription {
-  readonly endpoint: string;
-  readonly keys: { readonly p256dh: string; readonly auth: string };
-}
-
-/** Where a push goes: what a client registers. */
-export type DeviceAddress =
-  | { readonly kind: 'FCM'; readonly token: string }
-  | { readonly kind: 'WEB_PUSH'; readonly subscription: WebPushSubscription }
-  | { readonly kind: 'WEBHOOK'; readonly url: string };
-
-/** A registered device. */
-export type Device = DeviceAddress & {
-  readonly id: string;
-  /** When it was (last) registered, ms since the epoch. */
-  readonly registeredAt: number;
-};
-
-/** Longest URL (webhook or Web Push endpoint) accepted. */
-const MAX_URL_LENGTH = 2048;
-/** FCM tokens are about 160 characters today; room for growth, not for abuse. */
-const MAX_FCM_TOKEN_LENGTH = 4096;
-const FCM_TOKEN_PATTERN = /^[A-Za-z0-9_:.-]+$/;
-const BASE64URL_PATTERN = /^[A-Za-z0-9_-]+={0,2}$/;
-
-/** A device a client sent is not acceptable; `field` names the offending field. */
-export class InvalidDeviceError extends Error {
-  override readonly name = 'InvalidDeviceError';
-  constructor(
-    readonly field: string,
-    problem: string,
-  ) {
-    super(`${field} ${problem}`);
-  }
-}
-
-/** The user already has the most devices allowed. */
-export class DeviceLimitError extends Error {
+/** The user already has the most devices allowed (`LIMIT_EXCEEDED`). */
+export class DeviceLimitError extends Failure {
   override readonly name = 'DeviceLimitError';
   constructor(readonly limit: number) {
-    super(`a user may register at most ${limit} devices: remove one first`);
+    super('LIMIT_EXCEEDED', `a user may register at most ${limit} devices: remove one first (PUSH_MAX_DEVICES_PER_USER)`);
   }
 }
 
@@ -74,55 +38,24 @@ export interface ParseDeviceOptions {
  * `{ kind, url }`); throws {@link InvalidDeviceError} naming the first bad field.
  */
 export function parseDeviceInput(input: unknown, options: ParseDeviceOptions = {}): DeviceAddress {
-  const insecure = options.allowInsecureUrls ?? false;
   const device = record('device', input);
   const kind = device['kind'];
   if (typeof kind !== 'string' || !DEVICE_KINDS.includes(kind as DeviceKind)) {
     throw new InvalidDeviceError('device.kind', `must be one of ${DEVICE_KINDS.join(', ')}`);
   }
-  const fields: Record<DeviceKind, string> = { FCM: 'token', WEB_PUSH: 'subscription', WEBHOOK: 'url' };
-  for (const [other, field] of Object.entries(fields)) {
-    if (other !== kind && device[field] !== undefined && device[field] !== null) {
+  const spec = DEVICE_KIND_SPECS[kind as DeviceKind];
+  for (const other of DEVICE_KINDS) {
+    const { field } = DEVICE_KIND_SPECS[other];
+    if (field !== spec.field && device[field] !== undefined && device[field] !== null) {
       throw new InvalidDeviceError(`device.${field}`, `is not a field of a ${kind} device`);
     }
   }
-  switch (kind as DeviceKind) {
-    case 'FCM': {
-      const token = device['token'];
-      if (typeof token !== 'string' || token.length === 0) throw new InvalidDeviceError('device.token', 'must be a non-empty string');
-      if (token.length > MAX_FCM_TOKEN_LENGTH) throw new InvalidDeviceError('device.token', `is longer than ${MAX_FCM_TOKEN_LENGTH} characters`);
-      if (!FCM_TOKEN_PATTERN.test(token)) throw new InvalidDeviceError('device.token', 'is not an FCM registration token');
-      return { kind: 'FCM', token };
-    }
-    case 'WEB_PUSH': {
-      const subscription = record('device.subscription', device['subscription']);
-      const endpoint = parseUrl('device.subscription.endpoint', subscription['endpoint'], insecure);
-      const keys = record('device.subscription.keys', subscription['keys']);
-      const p256dh = base64url('device.subscription.keys.p256dh', keys['p256dh']);
-      const p256dhBytes = Buffer.from(p256dh, 'base64url');
-      if (p256dhBytes.length !== 65 || p256dhBytes[0] !== 0x04) {
-        throw new InvalidDeviceError('device.subscription.keys.p256dh', 'must be an uncompressed P-256 public key (65 bytes)');
-      }
-      if (!isP256Point(p256dhBytes)) {
-        // the payload is encrypted to this key at send time (RFC 8291): catch it here, not then
-        throw new InvalidDeviceError('device.subscription.keys.p256dh', 'is not a point on the P-256 curve');
-      }
-      const auth = base64url('device.subscription.keys.auth', keys['auth']);
-      if (Buffer.from(auth, 'base64url').length !== 16) {
-        throw new InvalidDeviceError('device.subscription.keys.auth', 'must be 16 bytes');
-      }
-      return { kind: 'WEB_PUSH', subscription: { endpoint, keys: { p256dh, auth } } };
-    }
-    case 'WEBHOOK':
-      return { kind: 'WEBHOOK', url: parseUrl('device.url', device['url'], insecure) };
-  }
+  return spec.parse(device[spec.field], { allowInsecureUrls: options.allowInsecureUrls ?? false });
 }
 
 /** The stable id of a device: the same address always gets the same id. */
 export function deviceId(address: DeviceAddress): string {
-  const identity =
-    address.kind === 'FCM' ? address.token : address.kind === 'WEB_PUSH' ? address.subscription.endpoint : address.url;
-  return createHash('sha256').update(`${address.kind}\0${identity}`).digest('base64url').slice(0, 22);
+  return createHash('sha256').update(`${address.kind}\0${identityOf(address)}`).digest('base64url').slice(0, 22);
 }
 
 /** Parses a stored device; undefined if the stored value is not one (it is then ignored). */
@@ -199,8 +132,9 @@ export function createDeviceStore(options: DeviceStoreOptions): DeviceStore {
   const resolveTimeoutMs = options.resolveTimeoutMs ?? 2000;
   /** Refuses a URL the worker would refuse to connect to, as far as it can tell now. */
   const assertAllowedTarget = async (address: DeviceAddress): Promise<void> => {
-    if (address.kind === 'FCM') return;
-    const [field, url] = address.kind === 'WEBHOOK' ? ['device.url', address.url] : ['device.subscription.endpoint', address.subscription.endpoint];
+    const target = targetOf(address);
+    if (target === undefined) return;
+    const { field, url } = target;
     const refusal = await policy.resolveRefusal(new URL(url).hostname, resolveTimeoutMs);
     if (refusal !== undefined) {
       // the worker would POST wherever a user points it: not at the network it runs in
@@ -232,46 +166,4 @@ export function createDeviceStore(options: DeviceStoreOptions): DeviceStore {
         .sort((a, b) => a.registeredAt - b.registeredAt);
     },
   };
-}
-
-function record(field: string, value: unknown): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new InvalidDeviceError(field, 'must be an object');
-  }
-  return value as Record<string, unknown>;
-}
-
-function base64url(field: string, value: unknown): string {
-  if (typeof value !== 'string' || !BASE64URL_PATTERN.test(value)) {
-    throw new InvalidDeviceError(field, 'must be a base64url string');
-  }
-  return value.replace(/=+$/, '');
-}
-
-/** Whether 65 uncompressed bytes are a point on P-256: OpenSSL refuses to decode one that is not. */
-function isP256Point(bytes: Buffer): boolean {
-  try {
-    ECDH.convertKey(bytes, 'prime256v1');
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function parseUrl(field: string, value: unknown, allowInsecure: boolean): string {
-  if (typeof value !== 'string' || value.length === 0) throw new InvalidDeviceError(field, 'must be a non-empty string');
-  if (value.length > MAX_URL_LENGTH) throw new InvalidDeviceError(field, `is longer than ${MAX_URL_LENGTH} characters`);
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new InvalidDeviceError(field, 'is not a URL');
-  }
-  if (url.protocol !== 'https:' && !(allowInsecure && url.protocol === 'http:')) {
-    throw new InvalidDeviceError(field, allowInsecure ? 'must be an https:// or http:// URL' : 'must be an https:// URL');
-  }
-  // credentials in a URL would be sent along, and shown wherever the device is listed
-  if (url.username !== '' || url.password !== '') throw new InvalidDeviceError(field, 'must not hold a user name or password');
-  if (url.hash !== '') throw new InvalidDeviceError(field, 'must not have a #fragment');
-  return url.href;
 }

@@ -3,6 +3,7 @@
  * to. Stored as one JSON field, `e`, and parsed back by {@link decodePushEntry}, which
  * trusts nothing it reads (an entry may have been written by an older or newer Herald).
  */
+import { isPushedAudience, type PushedAudience } from '../common/audiences.js';
 import { isValidName } from '../names/index.js';
 import { assertDeviceId, assertNotificationId } from './keys.js';
 
@@ -11,8 +12,8 @@ export type PushPolicy = 'ALWAYS' | 'NEVER' | 'WHEN_OFFLINE';
 
 export const PUSH_POLICIES: readonly PushPolicy[] = ['ALWAYS', 'NEVER', 'WHEN_OFFLINE'];
 
-/** The audiences a push can reach: stores and companies have no member list to push to. */
-export type PushAudience = 'USER' | 'TOPIC';
+/** The audiences a push can reach (the audience table's `pushed`). */
+export type PushAudience = PushedAudience;
 
 /** Who an entry pushes to. */
 export type PushTarget =
@@ -91,7 +92,7 @@ export function parsePushNotification(value: unknown): PushNotification | undefi
   if (!isObject(value)) return undefined;
   const { id, tenant, audience, to, text, timestamp, sender } = value;
   if (!validId(id) || !isValidName(tenant) || !isValidName(to)) return undefined;
-  if (audience !== 'USER' && audience !== 'TOPIC') return undefined;
+  if (!isPushedAudience(audience)) return undefined;
   if (typeof text !== 'string' || typeof timestamp !== 'number' || typeof sender !== 'string') return undefined;
   return { id, tenant, audience, to, text, timestamp, sender };
 }

@@ -12,11 +12,10 @@ import { CLUSTER_PUSH_STREAM_SHARDS, createPushKeys, type PushKeys } from './key
 import { createNetworkPolicy } from './network-policy.js';
 import { createPushQueue, type PushQueue } from './queue.js';
 import { createSeenLive, type SeenLive } from './seen-live.js';
+import { DEVICE_KINDS, type DeviceKind } from './device-address.js';
+import { DEVICE_KIND_SPECS, type DeviceKindSpec } from './device-kinds.js';
 import { createDryRunSender } from './senders/dry-run.js';
-import { createFcmSender } from './senders/fcm.js';
-import type { DeviceSenders } from './senders/types.js';
-import { createWebPushSender } from './senders/web-push.js';
-import { createWebhookSender } from './senders/webhook.js';
+import type { DeviceSender, DeviceSenders } from './senders/types.js';
 import { createTopicStore, type TopicStore } from './topics.js';
 import { createPushWorker, type PushWorker, type PushWorkerOptions } from './worker.js';
 
@@ -26,29 +25,21 @@ import { createPushWorker, type PushWorker, type PushWorkerOptions } from './wor
  * counted as `skippedUnconfigured`.
  */
 export function createPushSenders(push: PushConfig, logger: Logger): DeviceSenders & { close(): Promise<void> } {
-  const { dryRun, sendTimeoutMs: requestTimeoutMs } = push;
-  const networkPolicy = createNetworkPolicy({ allowedNetworks: push.allowedNetworks });
-  const fcm = push.fcm
-    ? createFcmSender({ serviceAccount: push.fcm.serviceAccount, baseUrl: push.fcm.url, tokenUrl: push.fcm.tokenUrl, dryRun, requestTimeoutMs, logger, networkPolicy })
-    : dryRun
-      ? createDryRunSender('FCM', logger)
-      : undefined;
-  const webPush = push.vapid
-    ? createWebPushSender({ vapid: push.vapid, dryRun, requestTimeoutMs, logger, networkPolicy })
-    : dryRun
-      ? createDryRunSender('WEB_PUSH', logger)
-      : undefined;
-  const webhook = push.webhookSecret
-    ? createWebhookSender({ secret: push.webhookSecret, dryRun, requestTimeoutMs, logger, networkPolicy })
-    : dryRun
-      ? createDryRunSender('WEBHOOK', logger)
-      : undefined;
+  const { dryRun } = push;
+  const context = { dryRun, requestTimeoutMs: push.sendTimeoutMs, logger, networkPolicy: createNetworkPolicy({ allowedNetworks: push.allowedNetworks }) };
+  const senderOf = <K extends DeviceKind>(kind: K): DeviceSender<K> | undefined => {
+    const spec: DeviceKindSpec<K> = DEVICE_KIND_SPECS[kind];
+    return spec.createSender(push, context) ?? (dryRun ? createDryRunSender(kind, logger) : undefined);
+  };
+  const senders: { [K in DeviceKind]?: DeviceSender<K> } = {};
+  for (const kind of DEVICE_KINDS) {
+    const sender = senderOf(kind);
+    if (sender !== undefined) Object.assign(senders, { [kind]: sender });
+  }
   return {
-    ...(fcm ? { FCM: fcm } : {}),
-    ...(webPush ? { WEB_PUSH: webPush } : {}),
-    ...(webhook ? { WEBHOOK: webhook } : {}),
+    ...senders,
     close: async () => {
-      await Promise.all([fcm?.close(), webPush?.close(), webhook?.close()]);
+      await Promise.all(Object.values(senders).map((sender) => sender.close()));
     },
   };
 }

@@ -33,7 +33,7 @@ export interface PushKeys {
   following(tenant: string, user: string): string;
   /** Set of the users following a topic (read with SSCAN). */
   followers(tenant: string, topic: string): string;
-  /** Per-(notification, device) send marker: `inflight:<consumer>`, `sent` or `dead`. */
+  /** Per-(notification, device) send marker: `inflight:<entry id>:<consumer>`, `sent`, `gone` or `dead`. */
   sendMarker(tenant: string, notificationId: string, deviceId: string): string;
   /** Set by a subscribe server when a live subscription of `user` received the notification. */
   seenLive(tenant: string, notificationId: string, user: string): string;

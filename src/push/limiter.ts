@@ -1,7 +1,7 @@
 /**
  * The worker's send slots: at most `concurrency` sends in flight, at most `perTenant` of
- * them for one tenant and at most `perDestination` for one tenant's endpoint (issue 22:
- * one tenant's hanging webhooks held all 256 slots, and every tenant's pushes queued
+ * them for one tenant and at most `perDestination` for one tenant's endpoint (without
+ * them, one tenant's hanging webhooks held all 256 slots, and every tenant's pushes queued
  * behind them).
  *
  * A send that cannot take a slot waits in the queue of its (tenant, destination); a

@@ -2,7 +2,8 @@
  * Which addresses a push may connect to. A webhook URL or a Web Push endpoint is chosen
  * by a user, and the worker runs inside the operator's network: without this, a user
  * could make the worker POST to anything it can reach — loopback services, the Redis
- * port, cloud metadata, the private network (issue 22).
+ * port, cloud metadata, the private network — and learn from a 410 that removed the
+ * device whether an internal service answered.
  *
  * Every address in an IANA special-purpose range (the IPv4 and IPv6 special-purpose
  * address registries, plus multicast, the deprecated site-local and IPv4-compatible

@@ -8,7 +8,8 @@
  * worker running behind still sees it; a worker more than that behind may push to a
  * user who saw the notification live.
  *
- * Marks are written in batches (issue 17): nobody reads one before the grace window has
+ * Marks are written in batches (a command per delivery was a Redis round trip per
+ * notification): nobody reads one before the grace window has
  * passed, so the marks of a short window (`batchMs`, well inside the grace window) go to
  * Redis as one script call per tenant. One command per delivered notification — its
  * ioredis pipeline, its reply and the wake-up that reads it — had been most of what a

@@ -3,9 +3,9 @@
  * once when the worker stops.
  *
  * One `abort` listener on the worker's signal serves every wait: a listener per wait on
- * the one shared signal grew with the backlog (a thousand pushes waiting to be retried
- * at a hanging webhook were a thousand listeners, and a MaxListenersExceededWarning,
- * issue 22). Each wait leaves nothing behind once it ends, either way.
+ * the one shared signal grew with the backlog (a thousand pushes waiting to be retried at
+ * a hanging webhook were a thousand listeners, and a MaxListenersExceededWarning). Each
+ * wait leaves nothing behind once it ends, either way.
  */
 export interface Sleeper {
   /** Resolves true after `ms`, or false at once when the signal aborts (or has). */

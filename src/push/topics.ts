@@ -6,15 +6,16 @@
  * A topic may have many thousands of followers; they are only ever read in pages with
  * SSCAN, so no single command's time or reply grows with the topic.
  */
+import { Failure } from '../common/failures.js';
 import type { RedisClient } from '../redis/connect.js';
 import { assertValidName } from '../names/index.js';
 import type { PushKeys } from './keys.js';
 
-/** The user already follows the most topics allowed. */
-export class TopicLimitError extends Error {
+/** The user already follows the most topics allowed (`LIMIT_EXCEEDED`). */
+export class TopicLimitError extends Failure {
   override readonly name = 'TopicLimitError';
   constructor(readonly limit: number) {
-    super(`a user may follow at most ${limit} topics: unfollow one first`);
+    super('LIMIT_EXCEEDED', `a user may follow at most ${limit} topics: unfollow one first (PUSH_MAX_TOPICS_PER_USER)`);
   }
 }
 

@@ -15,7 +15,7 @@
  * read loop waits for each in stream order, so the wait delays work without holding any
  * of the worker's slots.
  *
- * One tenant cannot own the worker: at most `tenantConcurrency` of its entries
+ * One tenant cannot stall every tenant's push: at most `tenantConcurrency` of its entries
  * are worked on at once; the next wait, held (kept alive by the heartbeat), and start as
  * the tenant's earlier ones end. Waiting entries do not count against the room to read:
  * when a read brings the worker past `concurrency` held entries, the newest waiting entry

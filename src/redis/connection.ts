@@ -20,7 +20,7 @@ export function redisClientOptions(commandTimeoutMs: number) {
     maxRetriesPerRequest: 0,
     commandTimeout: commandTimeoutMs,
     // A command sent and nothing at all received for this long: ioredis destroys the
-    // socket and connects again (redis-liveness.ts covers idle connections and a stream
+    // socket and connects again (liveness.ts covers idle connections and a stream
     // out of step). Raise it with commandTimeout for a connection that blocks.
     socketTimeout: commandTimeoutMs,
     lazyConnect: false,

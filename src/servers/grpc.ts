@@ -3,6 +3,7 @@
  * (beside the publish server), each on its own port.
  */
 import type { TokenVerifier } from '../auth/index.js';
+import { createErrorMask } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type { HeraldServer } from '../common/server.js';
 import type { GrpcKeepalive } from '../config/index.js';
@@ -27,7 +28,7 @@ interface CommonOptions {
 
 /** `NotificationFeed` over the subscribe server's own {@link Subscriptions} (its observer map). */
 export function createFeedGrpcServer(options: CommonOptions & { subscriptions: Subscriptions; metrics: HeraldMetrics }): HeraldServer {
-  const service = createFeedService(options);
+  const service = createFeedService({ ...options, maskError: createErrorMask(options) });
   // A Feed call is both a connection and its one subscription.
   options.metrics.connections('grpc', service.openCalls);
   options.metrics.subscriptions('grpc', service.openCalls);
@@ -44,7 +45,7 @@ export function createFeedGrpcServer(options: CommonOptions & { subscriptions: S
 /** `NotificationPublisher` over the publish server's own {@link Sender}. */
 export function createPublishGrpcServer(options: CommonOptions & { sender: Sender }): HeraldServer {
   return createGrpcServer({
-    services: [createPublishService(options)],
+    services: [createPublishService({ ...options, maskError: createErrorMask(options) })],
     keepalive: options.keepalive,
     drainMs: options.drainMs,
     isReady: options.isReady,

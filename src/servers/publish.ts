@@ -11,7 +11,9 @@ import type { Namer } from '../names/index.js';
 import { bound, type Logger } from '../common/logger.js';
 import type { HeraldServer } from '../common/server.js';
 import type { HeraldConfig } from '../config/index.js';
+import { createErrorMask } from '../common/errors.js';
 import { createDocumentCache } from '../graphql/documents.js';
+import { createOperationPipeline } from '../graphql/operation.js';
 import { createGraphQLHttpHandler } from '../transports/http/graphql-http.js';
 import { createValidationRules } from '../graphql/rules.js';
 import { buildSchema } from '../graphql/schema.js';
@@ -102,7 +104,7 @@ export function createPublishServer(options: PublishServerOptions): PublishServe
       },
     },
     isReady: () => !stopping && broker.isReady(),
-    graphql: withRequestIds(createGraphQLHttpHandler({ schema, verifier, documents, production, logger }), logger),
+    graphql: withRequestIds(createGraphQLHttpHandler({ pipeline: createOperationPipeline({ schema, documents, maskError: createErrorMask({ production, logger }), verifier }) }), logger),
   });
   return {
     sender,

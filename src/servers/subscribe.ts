@@ -14,6 +14,7 @@ import { createTurnEnd } from '../common/timers.js';
 import type { HeraldConfig } from '../config/index.js';
 import type { HeraldMetrics } from '../common/metrics.js';
 import { createDocumentCache } from '../graphql/documents.js';
+import { createOperationPipeline } from '../graphql/operation.js';
 import { createYogaHandler } from '../transports/http/yoga.js';
 import { createValidationRules } from '../graphql/rules.js';
 import { buildSchema } from '../graphql/schema.js';
@@ -141,22 +142,17 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
       mutationsElsewhere: 'send notifications through the publish server',
     }),
   });
+  /** The one way in for an operation, whichever transport carries it. */
+  const pipeline = createOperationPipeline({ schema, documents, maskError, verifier, fanout });
   const sse = createSseTransport({
-    schema,
+    pipeline,
     subscriptions,
-    fanout,
-    maskError,
-    documents,
-    verifier,
     maxBodyBytes: limits.maxMessageBytes,
     keepAliveMs,
     logger,
   });
   const yoga = createYogaHandler({
-    schema,
-    verifier,
-    documents,
-    production,
+    pipeline,
     logger,
     graphiql: options.playground && {
       title: 'Herald',
@@ -189,13 +185,9 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
     pages,
   });
   const websocket = attachWebSocketTransport(http, {
-    schema,
+    pipeline,
     subscriptions,
-    fanout,
     afterThisTurn,
-    maskError,
-    documents,
-    verifier,
     origins,
     maxMessageBytes: limits.maxMessageBytes,
     maxSubscriptionsPerConnection: limits.maxSubscriptionsPerConnection,

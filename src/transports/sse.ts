@@ -6,36 +6,30 @@
  *
  * Herald serves it itself, not through Yoga, so that each event carries the
  * notification's id as the SSE `id:` field and a reconnecting `EventSource` resumes
- * from its `Last-Event-ID` header. A subscription is opened on the core here and read
- * from its queue; each event is rendered by the fan-out plan, once per distinct
+ * from its `Last-Event-ID` header. The operation pipeline (`graphql/operation.ts`)
+ * authenticates, prepares and opens; this module opens each subscription as a queue on
+ * the core and reads it, each event rendered by the fan-out plan, once per distinct
  * operation. A query is executed once. A request that goes away (aborted, socket died)
  * ends the subscription, releasing its channels.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createSourceEventStream, execute, getOperationAST, GraphQLError, type ExecutionArgs, type ExecutionResult, type GraphQLResolveInfo, type GraphQLSchema } from 'graphql';
-import { AuthenticationError, principalFromHeader, type Principal, type TokenVerifier } from '../auth/index.js';
-import { graphqlError, type MaskError } from '../common/errors.js';
+import { execute, type ExecutionResult, type GraphQLError } from 'graphql';
+import { AuthenticationError } from '../auth/index.js';
+import { graphqlError } from '../common/errors.js';
 import { FAILURES } from '../common/failures.js';
 import { bound, type Logger } from '../common/logger.js';
 import type { SubscriptionItem } from '../common/notification.js';
-import type { DocumentCache } from '../graphql/documents.js';
 import { BadRequestError, paramsFromJson, paramsFromSearch, readBody, type OperationParams } from '../graphql/params.js';
-import { requirePrincipal, yieldsReadState, type HeraldContext, type SubscriptionArguments } from '../graphql/schema.js';
-import type { Fanout } from '../graphql/render.js';
+import { OperationRefusal, type OperationPipeline } from '../graphql/operation.js';
+import type { OperationPlan } from '../graphql/render.js';
 import type { Queue } from '../core/outbox.js';
 import type { Subscriptions } from '../core/subscriptions.js';
 
 export interface SseTransportOptions {
-  schema: GraphQLSchema;
+  /** Prepares every operation and opens every subscription (`graphql/operation.ts`). */
+  pipeline: OperationPipeline;
   /** Where each subscription is opened. */
   subscriptions: Subscriptions;
-  /** Renders each event once per distinct operation. */
-  fanout: Fanout;
-  /** The one error mask (`common/errors.ts`). */
-  maskError: MaskError;
-  /** Parses, validates and (for authenticated requests) keeps documents. */
-  documents: DocumentCache;
-  verifier: TokenVerifier;
   /** Largest POST body read, in bytes (the HTTP edge has checked Content-Length). */
   maxBodyBytes: number;
   /** Interval of `:` comment lines that keep proxies and dead-peer detection going, in ms. */
@@ -44,50 +38,31 @@ export interface SseTransportOptions {
 }
 
 export function createSseTransport(options: SseTransportOptions) {
-  const { schema, verifier, documents, subscriptions, fanout } = options;
+  const { pipeline, subscriptions } = options;
   /** Each open stream's shutdown: its final events, then its end. */
   const streams = new Map<ServerResponse, () => void>();
   /** Streams whose subscription is open (a query's stream holds none). */
   let openSubscriptions = 0;
   /** Streams opened so far: `connection: "sse-<n>"` on a stream's log lines. */
   let opened = 0;
-  const mask = options.maskError;
-  /** A result as it may leave: every error through the mask. */
-  const masked = (result: ExecutionResult): ExecutionResult => (result.errors ? { ...result, errors: result.errors.map(mask) } : result);
+  const mask = pipeline.maskError;
 
   async function handle(request: IncomingMessage, response: ServerResponse, alreadyRead: OperationParams | undefined): Promise<void> {
-    let principal: Principal | undefined;
+    const principal = pipeline.authenticate(request.headers.authorization);
+    if (principal instanceof AuthenticationError) return sendErrors(response, FAILURES.UNAUTHENTICATED.http, [mask(principal)]);
+    let params: OperationParams;
     try {
-      principal = principalFromHeader(verifier, request.headers.authorization);
-    } catch (error) {
-      if (!(error instanceof AuthenticationError)) throw error;
-      return sendErrors(response, FAILURES.UNAUTHENTICATED.http, [mask(error)]);
-    }
-    let operation: OperationParams;
-    try {
-      operation = alreadyRead ?? (await readOperation(request, options.maxBodyBytes));
+      params = alreadyRead ?? (await readOperation(request, options.maxBodyBytes));
     } catch (error) {
       if (!(error instanceof BadRequestError)) throw error;
       return sendErrors(response, FAILURES.BAD_REQUEST.http, [mask(error)]);
     }
-    const prepared = documents.prepare(operation.query, { keep: principal !== undefined });
-    if (prepared.errors) return sendErrors(response, FAILURES.BAD_REQUEST.http, prepared.errors.map(mask));
-    const { document } = prepared;
-    const operationAST = getOperationAST(document, operation.operationName);
-    if (!operationAST) {
-      return sendErrors(response, FAILURES.BAD_REQUEST.http, [mask(graphqlError('BAD_REQUEST', 'cannot tell which operation to run: give operationName'))]);
-    }
+    const operation = pipeline.prepare(params, principal);
+    // Whatever the failure kind of a refused document, the request is a bad one.
+    if (operation instanceof OperationRefusal) return sendErrors(response, FAILURES.BAD_REQUEST.http, operation.errors.map(mask));
 
     const header = request.headers['last-event-id'];
     const lastEventId = typeof header === 'string' && header !== '' ? header : undefined;
-    const contextValue: HeraldContext = { principal };
-    const args: ExecutionArgs = {
-      schema,
-      document,
-      contextValue,
-      ...(operation.operationName ? { operationName: operation.operationName } : {}),
-      ...(operation.variables ? { variableValues: operation.variables } : {}),
-    };
     response.writeHead(200, {
       'Content-Type': 'text/event-stream; charset=utf-8',
       'Cache-Control': 'no-cache',
@@ -99,8 +74,9 @@ export function createSseTransport(options: SseTransportOptions) {
     const keepAlive = setInterval(() => response.write(':\n\n'), options.keepAliveMs);
     /** Set once nothing more may be written: the client went away, or the stream was shut down. */
     let gone = false;
-    /** The subscription's queue, once it is open. */
+    /** The subscription's queue, once it is open, and what renders its events. */
     let queue: Queue<SubscriptionItem> | undefined;
+    let rendered: OperationPlan | undefined;
     const onGone = (): void => {
       if (gone) return;
       gone = true;
@@ -118,28 +94,27 @@ export function createSseTransport(options: SseTransportOptions) {
       onGone();
     });
     try {
-      if (operationAST.operation !== 'subscription') {
-        const result = await execute(args);
-        if (!gone) writeEvent(response, 'next', masked(result), undefined);
+      if (operation.kind !== 'subscription') {
+        const result = await execute(operation.args);
+        if (!gone) writeEvent(response, 'next', pipeline.masked(result), undefined);
         return;
       }
-      const plan = fanout.plan({ document, query: operation.query, operationName: operation.operationName, variables: operation.variables });
-      // graphql-js coerces the field's arguments and hands them here; a refusal comes back as errors.
-      args.subscribeFieldResolver = async (_root: unknown, { userName, since }: SubscriptionArguments, _context: unknown, info: GraphQLResolveInfo) => {
-        queue = await subscriptions.open({
-          principal: requirePrincipal(contextValue),
-          userName,
-          since: since ?? lastEventId,
-          readState: yieldsReadState(info.fieldName),
-        });
-        openSubscriptions += 1;
-        return queue;
-      };
-      const source = await createSourceEventStream(args);
-      if (!queue) {
-        if (!gone) writeEvent(response, 'next', masked(source as ExecutionResult), undefined);
+      const stream = await pipeline.subscribe(
+        operation,
+        async (openRequest, plan) => {
+          queue = await subscriptions.open(openRequest);
+          rendered = plan;
+          openSubscriptions += 1;
+          return queue;
+        },
+        lastEventId,
+      );
+      if (stream instanceof OperationRefusal) {
+        if (!gone) writeEvent(response, 'next', pipeline.masked({ errors: stream.errors }), undefined);
         return;
       }
+      const plan = rendered as OperationPlan;
+      queue = stream;
       if (gone) await queue.return();
       while (!gone) {
         const next = await queue.next();

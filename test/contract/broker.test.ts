@@ -1,7 +1,7 @@
 /**
- * The broker contract, run against both brokers — the Redis one on one node and on a
- * 3-master Redis Cluster (sharded Pub/Sub) — (the observer map on top of a broker has
- * its own unit tests, `test/unit/observers.test.ts`).
+ * The broker contract, run against every broker: the in-process one, and the Redis one
+ * on one node and on a 3-master Redis Cluster (sharded Pub/Sub). The observer map on top
+ * of a broker has its own unit tests, `test/unit/observers.test.ts`.
  *
  * With Redis, subscribing and publishing happen on separate brokers (separate
  * connections, as in two processes) wherever the contract allows; the in-process
@@ -293,7 +293,7 @@ describe.each<[Kind]>([['in-process'], ['redis'], ['redis cluster']])('the %s br
       return { tenantKey: channels.tenantKey(tenant), key: channels.readStateKey(tenant, 'ann'), user: channels.destination(tenant, 'USER', 'ann') };
     };
 
-    it('takes a position past the newest notification as the newest, so what comes later is unread (issue 22)', async () => {
+    it('takes a position past the newest notification as the newest, so what comes later is unread', async () => {
       const { subscriber, publisher } = await subscribeAndPublish();
       const { sink, heard } = recordingSink(1);
       subscriber.listen(sink);
@@ -342,6 +342,69 @@ describe.each<[Kind]>([['in-process'], ['redis'], ['redis cluster']])('the %s br
       expect(await broker.readPosition(key)).toEqual(second);
       const third = cursor((await broker.publish({ destination: user, tenantKey, payload: 'three' })).id);
       expect(await broker.markRead({ key, tenantKey, channel: user.channel, upTo: third, payload: READ_STATE_PAYLOAD })).toEqual({ readUpTo: third, advanced: true });
+    });
+  });
+
+  describe('ordering', () => {
+    // What `core/resume.ts` relies on (the `Broker` TSDoc states it): a tenant's ids
+    // follow the order its publishes were acknowledged, and a subscriber hears the
+    // tenant's notifications in id order across all the channels it holds.
+    it('gives a subscriber a tenant’s notifications in strictly increasing id order across its channels, from concurrent publishers, with ids in the order publishes were acknowledged', async () => {
+      const tenant = `t-${randomUUID().slice(0, 8)}`;
+      const tenantKey = channels.tenantKey(tenant);
+      const destinations = [
+        channels.destination(tenant, 'USER', 'ann'),
+        channels.destination(tenant, 'USER', 'bob'),
+        channels.destination(tenant, 'STORE', 's1'),
+        channels.destination(tenant, 'COMPANY', tenant),
+      ];
+      // Two subscribers with Redis (as two subscribe servers): one hears every channel,
+      // the other ann's subscription (her user channel, her store, the company).
+      const subscribers = isRedis ? [(await newBroker()).broker, (await newBroker()).broker] : [(await newBroker()).broker];
+      const heard = subscribers.map((subscriber) => {
+        const sink = recordingSink(1);
+        subscriber.listen(sink.sink);
+        return sink.heard;
+      });
+      const wants = [destinations, destinations.filter((destination) => !destination.channel.endsWith(':user:bob'))];
+      await Promise.all(subscribers.map((subscriber, n) => Promise.all((wants[n] ?? []).map(({ channel }) => subscriber.subscribe(channel)))));
+      // Three publishers with Redis (three connections, as three publish servers).
+      const publishers = isRedis ? [(await newBroker()).broker, (await newBroker()).broker, (await newBroker()).broker] : subscribers;
+
+      // Logical time: each publish's start and acknowledgement take the next tick.
+      let tick = 0;
+      const sent: Array<{ id: string; channel: string; started: number; acked: number }> = [];
+      const CALLERS = 8;
+      const EACH = 25;
+      await Promise.all(
+        Array.from({ length: CALLERS }, async (_unused, caller) => {
+          for (let n = 0; n < EACH; n++) {
+            const destination = destinations[(caller + n) % destinations.length] as Destination;
+            const publisher = publishers[(caller + n) % publishers.length] as Broker;
+            const started = tick++;
+            // Counted and uncounted publishes answer at different moments: both kinds.
+            const { id } = await publisher.publish({ destination, tenantKey, payload: `${caller}.${n}`, countDeliveries: n % 2 === 0 });
+            sent.push({ id, channel: destination.channel, started, acked: tick++ });
+          }
+        }),
+      );
+
+      // Acknowledged before another started: a smaller id.
+      const violations = sent.flatMap((earlier) =>
+        sent.filter((later) => earlier.acked < later.started && compareIds(earlier.id, later.id) >= 0).map((later) => `${earlier.id} acknowledged before ${later.id} started`),
+      );
+      expect(violations).toEqual([]);
+      expect(new Set(sent.map(({ id }) => id)).size).toBe(CALLERS * EACH);
+
+      for (const [n, messages] of heard.entries()) {
+        const wanted = new Set((wants[n] ?? []).map(({ channel }) => channel));
+        const expected = sent.filter(({ channel }) => wanted.has(channel)).map(({ id }) => id).sort(compareIds);
+        await waitFor(() => messages.length >= expected.length, `subscriber ${n} to hear ${expected.length} notifications`);
+        const ids = messages.map(({ message }) => message.id);
+        const outOfOrder = ids.flatMap((id, at) => (at > 0 && compareIds(ids[at - 1] ?? '', id) >= 0 ? [`${ids[at - 1]} then ${id}`] : []));
+        expect(outOfOrder).toEqual([]);
+        expect(ids).toEqual(expected);
+      }
     });
   });
 
@@ -421,7 +484,7 @@ describe.each<[Kind]>([['in-process'], ['redis'], ['redis cluster']])('the %s br
     it.each<[string, (n: number) => number]>([
       ['a store at a time', (n) => Math.floor(n / 6)],
       ['each store in turn', (n) => n % 12],
-    ])('reads full pages over many streams, %s (issue 22: a page per stream per step was 3 entries)', async (_, storeOf) => {
+    ])('reads full pages over many streams, %s (a page per stream per step held 3 entries)', async (_, storeOf) => {
       const { broker } = await newBroker();
       const { tenant, tenantKey, user } = freshTenant();
       const stores = Array.from({ length: 12 }, (_unused, n) => channels.destination(tenant, 'STORE', `s${n}`));

@@ -1,5 +1,5 @@
 /**
- * Herald on a Redis Cluster (issue 15, tests 2–4), on a local 3-master, 3-replica
+ * Herald on a Redis Cluster, on a local 3-master, 3-replica
  * cluster started from the `redis-server` binary:
  *
  * 2. Two subscribe and two publish processes, each seeded with a different node, deliver

@@ -104,7 +104,7 @@ describe('read state', () => {
     expect(errorCode(onSubscribe)).toBe('WRONG_SERVER');
   });
 
-  it('takes a position in the future as the newest notification, so later ones are unread; refuses one of another history (issue 22)', async () => {
+  it('takes a position in the future as the newest notification, so later ones are unread; refuses one of another history', async () => {
     const user = 'reader3';
     const mark = (upTo: string) => postGraphQL(httpOf(deviceA), MARK_READ, { token: userToken(user), variables: { userName: user, upTo } });
     const sent = await sendFull(publishUrl, serviceToken(), { to: user, text: 'now' });

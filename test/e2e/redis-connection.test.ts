@@ -1,8 +1,8 @@
 /**
- * The ioredis options of src/redis/connection.ts against real local topologies
- * (issue 15): a Sentinel-backed client finds the master through the sentinels and
- * follows a failover to the promoted replica; a Cluster client reaches every master from
- * one seed. The broker's sharded Pub/Sub is tested in cluster-broker.test.ts.
+ * The ioredis options of src/redis/connection.ts against real local topologies: a
+ * Sentinel-backed client finds the master through the sentinels and follows a failover to
+ * the promoted replica; a Cluster client reaches every master from one seed. The broker's
+ * sharded Pub/Sub is tested in test/contract/broker.test.ts.
  */
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';

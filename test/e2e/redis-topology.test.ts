@@ -1,5 +1,5 @@
 /**
- * The local topologies the Sentinel and Cluster suites run on (issue 15) do what those
+ * The local topologies the Sentinel and Cluster suites run on do what those
  * suites rely on: Sentinel promotes the replica after the master dies, the cluster
  * serves sharded Pub/Sub on a slot's owner (and only inside its shard), and a slot
  * migration carries its keys to the new owner.

@@ -1,5 +1,5 @@
 /**
- * Herald on Redis behind Sentinel (issue 15, test 1): master + replica + 3 sentinels,
+ * Herald on Redis behind Sentinel: master + replica + 3 sentinels,
  * a subscribe server and a publish server with brokers of their own on
  * `REDIS_SENTINELS`, the publisher with `REDIS_MIN_REPLICAS_ACKED=1`. The master is
  * killed while notifications are being published; what every mutation reported is set

@@ -1,10 +1,10 @@
 /**
  * urql's default client against the compiled subscribe and publish servers on a real
- * Redis (issue 22): `@urql/core` with `cacheExchange, fetchExchange` and nothing else
- * but the token runs a query and a user's own mutations, and gets JSON, though its
- * `Accept` names `text/event-stream` too. A subscription still gets Herald's event
- * stream: urql's own (`fetchSubscriptions`), a subscription sent with urql's query
- * header, and graphql-sse's client.
+ * Redis (it once got an event stream for a query, and its process died): `@urql/core`
+ * with `cacheExchange, fetchExchange` and nothing else but the token runs a query and a
+ * user's own mutations, and gets JSON, though its `Accept` names `text/event-stream` too.
+ * A subscription still gets Herald's event stream: urql's own (`fetchSubscriptions`), a
+ * subscription sent with urql's query header, and graphql-sse's client.
  */
 import { cacheExchange, Client, fetchExchange, gql, type OperationResult } from '@urql/core';
 import { createClient as createSseClient } from 'graphql-sse';

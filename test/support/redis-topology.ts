@@ -1,5 +1,5 @@
 /**
- * Local Redis topologies for tests, started from the `redis-server` binary (issue 15):
+ * Local Redis topologies for tests, started from the `redis-server` binary:
  * a Sentinel set (master, replica, three sentinels) and a 3-master, 3-replica Cluster.
  * Every process gets free ports and its own temp directory; one `stop()` ends them all.
  * Timeouts are tuned down so a failover takes seconds, not the production minute.

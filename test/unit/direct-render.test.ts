@@ -1,5 +1,5 @@
 /**
- * The fan-out's direct rendering (issue 17): a plain selection of a notification is
+ * The fan-out's direct rendering (CPU per delivery): a plain selection of a notification is
  * written without `execute`, byte for byte what `execute` gives; everything else is left
  * to `execute`.
  */

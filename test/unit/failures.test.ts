@@ -10,6 +10,8 @@ import { InvalidNameError } from '../../src/names/index.js';
 import { createErrorMask } from '../../src/common/errors.js';
 import { BrokerUnavailableError, Failure, FAILURES, InvalidInputError, isExpectedFailure, OutcomeUnknownError, type FailureCode } from '../../src/common/failures.js';
 import { BadRequestError } from '../../src/graphql/params.js';
+import { DeviceLimitError, InvalidDeviceError } from '../../src/push/devices.js';
+import { TopicLimitError } from '../../src/push/topics.js';
 import { toServiceError } from '../../src/transports/grpc/status.js';
 import { refusal } from '../../src/transports/http/refusal.js';
 
@@ -37,11 +39,16 @@ describe('FAILURES', () => {
       [new BadRequestError('body is not JSON'), 'BAD_REQUEST'],
       [new BrokerUnavailableError('Redis is unavailable'), 'SERVICE_UNAVAILABLE'],
       [new OutcomeUnknownError('Redis did not confirm the PUBLISH'), 'OUTCOME_UNKNOWN'],
+      [new InvalidDeviceError('device.url', 'is not a URL'), 'BAD_USER_INPUT'],
+      [new DeviceLimitError(10), 'LIMIT_EXCEEDED'],
+      [new TopicLimitError(1000), 'LIMIT_EXCEEDED'],
     ];
     for (const [error, code] of kinds) {
       expect(error.code).toBe(code);
       expect(isExpectedFailure(error)).toBe(true);
     }
+    expect(new DeviceLimitError(10).message).toContain('PUSH_MAX_DEVICES_PER_USER');
+    expect(new TopicLimitError(1000).message).toContain('PUSH_MAX_TOPICS_PER_USER');
     expect(isExpectedFailure(new Failure('INTERNAL_SERVER_ERROR', 'a fault'))).toBe(false);
     expect(isExpectedFailure(new Error('plain'))).toBe(false);
   });

@@ -1,7 +1,7 @@
 /**
  * The fan-out plans: one per operation a rendering can tell apart. Every user subscribes
  * with its own `userName`, so a plan per set of variables was a plan per connection
- * (issue 17); variables the selection reads still make plans of their own.
+ * (~0.5 KB each); variables the selection reads still make plans of their own.
  */
 import { buildSchema, parse, type GraphQLError, type GraphQLField } from 'graphql';
 import { describe, expect, it } from 'vitest';

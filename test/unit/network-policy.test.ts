@@ -1,5 +1,5 @@
 /**
- * The push worker's network policy (issue 22, SSRF through devices): every IANA
+ * The push worker's network policy, against SSRF through devices: every IANA
  * special-purpose range refused, IPv4 embedded in IPv6 judged as IPv4, the operator's
  * `PUSH_ALLOWED_NETWORKS` as the only way in, and the `lookup` the senders connect with.
  */

@@ -1,5 +1,5 @@
 /**
- * What keeps one tenant's dead endpoints from owning the push worker (issue 22): the
+ * What keeps one tenant's dead endpoints from owning the push worker: the
  * circuit breaker's state machine on an injected clock, the send slots' per-tenant and
  * per-destination limits, and the worker's waits sharing one abort listener.
  */

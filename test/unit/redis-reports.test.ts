@@ -1,7 +1,8 @@
 /**
  * Delivery counting without Redis: the subscribe side's reports of one turn leave as one
  * PUBLISH per publisher, the publish side reads one or many reports a message, and every
- * count's timeout is a deadline on one scheduler, not a timer of its own (issue 17).
+ * count's timeout is a deadline on one scheduler, not a timer of its own: no message and
+ * no timer per notification.
  */
 import { describe, expect, it } from 'vitest';
 import { frameHead, parseFrame, parseReports, type Frame } from '../../src/broker/redis-frame.js';

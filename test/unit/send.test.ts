@@ -1,7 +1,7 @@
 /**
  * The sender's push entries, without Redis: a `WHEN_OFFLINE` notification to a user
  * whose count shows it reached them live queues nothing (the worker would only skip it,
- * issue 17); everything else queues as before.
+ * for an XADD and a round trip); everything else queues as before.
  */
 import { describe, expect, it } from 'vitest';
 import type { Principal } from '../../src/auth/index.js';

@@ -4,7 +4,7 @@
  * worker counts its devices as `skippedUnconfigured`.)
  */
 import type { Logger } from '../../common/logger.js';
-import type { DeviceKind } from '../devices.js';
+import type { DeviceKind } from '../device-address.js';
 import type { DeviceSender } from './types.js';
 
 export function createDryRunSender<K extends DeviceKind>(kind: K, logger: Logger = console): DeviceSender<K> {

@@ -2,7 +2,7 @@
  * What the worker asks of a sender, and what a sender answers. A sender never throws:
  * every failure of the far side is one of the {@link SendOutcome}s, decided at this edge.
  */
-import type { Device, DeviceKind } from '../devices.js';
+import type { Device, DeviceKind } from '../device-address.js';
 import type { PushNotification } from '../entry.js';
 
 /** One push: a notification, to one device of one user. */
@@ -43,11 +43,7 @@ export interface DeviceSender<K extends DeviceKind = DeviceKind> {
 }
 
 /** The senders a worker has; a kind without one is skipped (and counted). */
-export interface DeviceSenders {
-  readonly FCM?: DeviceSender<'FCM'>;
-  readonly WEB_PUSH?: DeviceSender<'WEB_PUSH'>;
-  readonly WEBHOOK?: DeviceSender<'WEBHOOK'>;
-}
+export type DeviceSenders = { readonly [K in DeviceKind]?: DeviceSender<K> };
 
 /** The JSON a webhook receives and a Web Push service worker decrypts. */
 export function pushPayload(message: PushMessage): Record<string, string | number> {

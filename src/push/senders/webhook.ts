@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
 import type { Logger } from '../../common/logger.js';
-import type { Device } from '../devices.js';
+import type { Device } from '../device-address.js';
 import { createNetworkPolicy, type NetworkPolicy } from '../network-policy.js';
 import { createHttpPoster, networkOutcome, retryAnswer } from './http.js';
 import { pushPayload, type PushMessage, type DeviceSender } from './types.js';

@@ -6,7 +6,7 @@
 import { once } from 'node:events';
 import { status, type ServerWritableStream, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { TokenVerifier } from '../../auth/index.js';
-import { createErrorMask } from '../../common/errors.js';
+import type { MaskError } from '../../common/errors.js';
 import { bound, type Logger } from '../../common/logger.js';
 import type { Queue } from '../../core/outbox.js';
 import type { SubscriptionItem } from '../../common/notification.js';
@@ -18,7 +18,8 @@ import { toServiceError } from './status.js';
 export interface FeedServiceOptions {
   subscriptions: Subscriptions;
   verifier: TokenVerifier;
-  production: boolean;
+  /** The server's one error mask: what a client may see of a failure. */
+  maskError: MaskError;
   logger: Logger;
 }
 
@@ -34,8 +35,7 @@ export interface FeedService {
 type FeedCall = ServerWritableStream<FeedRequest, FeedResponse>;
 
 export function createFeedService(options: FeedServiceOptions): FeedService {
-  const { subscriptions, verifier } = options;
-  const maskError = createErrorMask(options);
+  const { subscriptions, verifier, maskError } = options;
   const open = new Map<FeedCall, Queue<SubscriptionItem>>();
   /** Calls served so far: `connection: "grpc-<n>"` on a call's log lines. */
   let calls = 0;

@@ -7,6 +7,7 @@
 import { fileURLToPath } from 'node:url';
 import { loadPackageDefinition, type GrpcObject, type ServiceClientConstructor } from '@grpc/grpc-js';
 import { loadSync, type PackageDefinition } from '@grpc/proto-loader';
+import type { Audience } from '../../common/audiences.js';
 
 // Resolved from this module, so the same relative path holds from src/grpc and dist/grpc.
 // fileURLToPath, not URL#pathname: a checkout under a path with spaces or non-ASCII
@@ -18,7 +19,8 @@ const PROTO_FILES = ['herald/v1/notifications.proto', 'grpc/health/v1/health.pro
 /** How messages look in JavaScript: camelCase fields, enums as their names, int64 as number. */
 const LOADER_OPTIONS = { keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true } as const;
 
-export type GrpcAudience = 'AUDIENCE_UNSPECIFIED' | 'AUDIENCE_USER' | 'AUDIENCE_STORE' | 'AUDIENCE_COMPANY' | 'AUDIENCE_TOPIC';
+/** The proto's `enum Audience`: each of the audience table's names, `AUDIENCE_`-prefixed. */
+export type GrpcAudience = 'AUDIENCE_UNSPECIFIED' | `AUDIENCE_${Audience}`;
 
 export type GrpcPushPolicy = 'PUSH_POLICY_UNSPECIFIED' | 'PUSH_POLICY_WHEN_OFFLINE' | 'PUSH_POLICY_ALWAYS' | 'PUSH_POLICY_NEVER';
 
@@ -104,6 +106,6 @@ export function fromGrpcAudience(audience: GrpcAudience | string): string {
   return audience === 'AUDIENCE_UNSPECIFIED' || audience === '' ? 'USER' : audience.replace(/^AUDIENCE_/, '');
 }
 
-export function toGrpcAudience(audience: string): GrpcAudience {
-  return `AUDIENCE_${audience}` as GrpcAudience;
+export function toGrpcAudience(audience: Audience): GrpcAudience {
+  return `AUDIENCE_${audience}`;
 }

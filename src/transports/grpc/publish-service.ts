@@ -5,8 +5,7 @@
 import type { sendUnaryData, ServerUnaryCall, ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { TokenVerifier } from '../../auth/index.js';
 import type { PublishResult } from '../../broker/types.js';
-import { createErrorMask } from '../../common/errors.js';
-import type { Logger } from '../../common/logger.js';
+import type { MaskError } from '../../common/errors.js';
 import type { Sender } from '../../core/send.js';
 import { principalOf } from './auth.js';
 import { fromGrpcAudience, fromGrpcPushPolicy, loadHeraldProto, type SendRequest, type SendResponse } from './proto.js';
@@ -15,16 +14,15 @@ import { toServiceError } from './status.js';
 export interface PublishServiceOptions {
   sender: Sender;
   verifier: TokenVerifier;
-  production: boolean;
-  logger: Logger;
+  /** The server's one error mask: what a client may see of a failure. */
+  maskError: MaskError;
 }
 
 export function createPublishService(options: PublishServiceOptions): {
   definition: ServiceDefinition;
   implementation: UntypedServiceImplementation;
 } {
-  const { sender, verifier } = options;
-  const maskError = createErrorMask(options);
+  const { sender, verifier, maskError } = options;
 
   const toSendRequest = (request: SendRequest) => ({
     to: request.to,

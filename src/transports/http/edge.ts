@@ -3,6 +3,7 @@
  * body limit, `/healthz` and `/readyz`. Every refusal is JSON that names the rule.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { FailureCode } from '../../common/failures.js';
 import { escapeControlCharacters } from '../../common/unsafe-text.js';
 import type { StaticPages } from './pages.js';
 
@@ -138,7 +139,10 @@ function sendJson(response: ServerResponse, status: number, body: unknown): void
   response.end(JSON.stringify(body));
 }
 
-/** A refusal; `message` may quote the request (its origin, its path), so it is escaped. */
-function sendError(response: ServerResponse, status: number, code: string, message: string): void {
+/**
+ * A refusal with a code of the failure table; `status` is the table's, or a more precise
+ * one (411, 413). `message` may quote the request (its origin, its path), so it is escaped.
+ */
+function sendError(response: ServerResponse, status: number, code: FailureCode, message: string): void {
   sendJson(response, status, { errors: [{ message: escapeControlCharacters(message), extensions: { code } }] });
 }

@@ -12,24 +12,17 @@
  * a parameter of the wrong type) is a 400 with code `BAD_REQUEST` naming what is wrong.
  */
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { GraphQLSchema } from 'graphql';
-import { createHandler, type Request as HttpRequest, type Response as HttpResponse } from 'graphql-http';
-import { AuthenticationError, principalFromHeader, type Principal, type TokenVerifier } from '../../auth/index.js';
-import { createErrorMask, type MaskError } from '../../common/errors.js';
-import type { Logger } from '../../common/logger.js';
-import type { DocumentCache } from '../../graphql/documents.js';
+import { createHandler, type OperationArgs, type Request as HttpRequest, type Response as HttpResponse } from 'graphql-http';
+import { AuthenticationError } from '../../auth/index.js';
+import type { MaskError } from '../../common/errors.js';
+import { OperationRefusal, type OperationPipeline } from '../../graphql/operation.js';
 import { BadRequestError, paramsFromJson, paramsFromSearch, type OperationParams } from '../../graphql/params.js';
 import type { HeraldContext } from '../../graphql/schema.js';
 import { refusal, type Refusal } from './refusal.js';
 
 export interface GraphQLHttpOptions {
-  schema: GraphQLSchema;
-  verifier: TokenVerifier;
-  /** Parses, validates and (for authenticated requests) keeps documents. */
-  documents: DocumentCache;
-  /** Hides the messages of unexpected errors (and GraphQL's suggestions) from clients. */
-  production: boolean;
-  logger: Logger;
+  /** Authenticates and prepares every operation, with the server's one error mask (`graphql/operation.ts`). */
+  pipeline: OperationPipeline;
 }
 
 type NodeRequest = HttpRequest<IncomingMessage, undefined>;
@@ -39,24 +32,19 @@ type Context = HeraldContext & Record<PropertyKey, unknown>;
 const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8' };
 
 export function createGraphQLHttpHandler(options: GraphQLHttpOptions): (request: IncomingMessage, response: ServerResponse) => void {
-  const { schema, verifier, documents } = options;
-  const maskError = createErrorMask(options);
+  const { pipeline } = options;
+  const { schema, maskError } = pipeline;
 
   const handle = createHandler<IncomingMessage, undefined, Context>({
     schema,
     parseRequestParams: (request) => readParams(request, maskError),
     onSubscribe: (request, params) => {
-      const principal = authenticate(request, verifier, maskError);
-      if (isResponse(principal)) return principal;
-      const prepared = documents.prepare(params.query, { keep: principal !== undefined });
-      if (prepared.errors) return prepared.errors;
-      return {
-        schema,
-        document: prepared.document,
-        operationName: params.operationName ?? null,
-        variableValues: params.variables ?? null,
-        contextValue: { principal },
-      };
+      const principal = pipeline.authenticate(request.raw.headers.authorization);
+      if (principal instanceof AuthenticationError) return answer(refusal(principal, maskError));
+      const operation = pipeline.prepare(params, principal);
+      if (operation instanceof OperationRefusal) return [...operation.errors];
+      // The context is Herald's; graphql-http's type asks for an index signature it never reads.
+      return operation.args as OperationArgs<Context>;
     },
     formatError: maskError,
   });
@@ -110,20 +98,6 @@ async function readParams(request: NodeRequest, maskError: MaskError): Promise<O
 /** A refusal as graphql-http's response; `status` overrides the failure kind's (415 for a body of the wrong type). */
 function answer(refused: Refusal, status = refused.status): HttpResponse {
   return [refused.body, { status, statusText: STATUS_CODES[status] ?? '', headers: JSON_HEADERS }];
-}
-
-/** The request's principal (undefined without a token), or a 401 that names what was wrong with its token. */
-function authenticate(request: NodeRequest, verifier: TokenVerifier, maskError: MaskError): Principal | undefined | HttpResponse {
-  try {
-    return principalFromHeader(verifier, request.raw.headers.authorization);
-  } catch (error) {
-    if (!(error instanceof AuthenticationError)) throw error;
-    return answer(refusal(error, maskError));
-  }
-}
-
-function isResponse(value: unknown): value is HttpResponse {
-  return Array.isArray(value);
 }
 
 /** The whole body as text (the HTTP edge has already bounded its length). */

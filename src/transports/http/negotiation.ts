@@ -6,7 +6,8 @@
  *
  * Clients list both: urql's `fetchExchange` sends `application/graphql-response+json,
  * application/graphql+json, application/json, text/event-stream, multipart/mixed` with
- * every query and mutation, and expects JSON back (issue 22). A stream is only the answer
+ * every query and mutation, and expects JSON back (given a stream, `@urql/core` 6 printed
+ * the data, then its process died with an `AbortError`). A stream is only the answer
  * to a subscription, or to a request that prefers `text/event-stream` — by q-value, then
  * by order — or names nothing else Herald can answer (graphql-sse, `EventSource`).
  *

@@ -4,43 +4,37 @@
  * document is prepared: a missing header leaves the principal unset (resolvers that
  * need one say so), a bad one is refused with 401 before anything is parsed.
  *
- * Documents go through Herald's {@link DocumentCache} (token limit, Herald's rules
+ * Documents go through Herald's operation pipeline and its document cache (token limit, Herald's rules
  * first, kept only for an authenticated request), not Yoga's own parser and validation
  * cache, which would keep every document anyone sent. Every error leaves through
  * Herald's error mask. A subscription is refused here: Yoga's own event stream has no
  * `id:` and no resume, so subscriptions go over WebSocket or Herald's SSE transport.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { getOperationAST, GraphQLError, Kind, OperationTypeNode, type DocumentNode, type ExecutionResult, type GraphQLSchema } from 'graphql';
+import { GraphQLError, Kind, OperationTypeNode, type DocumentNode, type ExecutionResult } from 'graphql';
 import { createYoga, isAsyncIterable, type Plugin, type YogaInitialContext, type YogaServerOptions } from 'graphql-yoga';
-import { AuthenticationError, principalFromHeader, type Principal, type TokenVerifier } from '../../auth/index.js';
-import { createErrorMask, type MaskError } from '../../common/errors.js';
-import { FAILURES } from '../../common/failures.js';
+import { AuthenticationError, type Principal } from '../../auth/index.js';
+import type { MaskError } from '../../common/errors.js';
+import { FAILURES, type Failure } from '../../common/failures.js';
 import type { Logger } from '../../common/logger.js';
-import type { DocumentCache } from '../../graphql/documents.js';
+import { OperationRefusal, type OperationPipeline } from '../../graphql/operation.js';
 import type { HeraldContext } from '../../graphql/schema.js';
 import { GRAPHQL_PATH } from './edge.js';
 
 export interface YogaHandlerOptions {
-  schema: GraphQLSchema;
-  verifier: TokenVerifier;
-  /** Parses, validates and (for authenticated requests) keeps documents. */
-  documents: DocumentCache;
+  /** Authenticates and prepares every operation, with the server's one error mask (`graphql/operation.ts`). */
+  pipeline: OperationPipeline;
   /** GraphiQL on `GET /graphql` from a browser; false to turn it off. */
   graphiql: YogaServerOptions<object, HeraldContext>['graphiql'];
   /** Renders the GraphiQL page (the offline playground). @default Yoga's, which loads from a CDN */
   renderGraphiQL?: YogaServerOptions<object, HeraldContext>['renderGraphiQL'];
-  /** Hides the messages of unexpected errors (and GraphQL's suggestions) from clients. */
-  production: boolean;
   logger: Logger;
 }
 
 /** Serves one request; `body` when the request's body has been read already (it is not read again). */
 export type NodeHandler = (request: IncomingMessage, response: ServerResponse, body?: Buffer) => void;
 
-/** Told to a client that sends a subscription as a plain HTTP request. */
-export const SUBSCRIBE_ELSEWHERE =
-  'a subscription needs a stream: subscribe over WebSocket (subprotocol graphql-transport-ws) or over SSE (send "Accept: text/event-stream")';
+export { SUBSCRIBE_ELSEWHERE } from '../../graphql/operation.js';
 
 /**
  * Stands in for a refused document between Yoga's parse and validate steps. It holds the
@@ -62,8 +56,8 @@ function placeholder(operationName: string | undefined): DocumentNode {
 }
 
 export function createYogaHandler(options: YogaHandlerOptions): NodeHandler {
-  const { verifier, documents } = options;
-  const maskError = createErrorMask(options);
+  const { pipeline } = options;
+  const { maskError } = pipeline;
   const maskForYoga: MaskError = (error) => {
     const result = maskError(error);
     // Yoga answers a body it could not read (not JSON) with 400 only while the error's
@@ -78,17 +72,17 @@ export function createYogaHandler(options: YogaHandlerOptions): NodeHandler {
 
   const heraldDocuments: Plugin<YogaInitialContext> = {
     onParse({ context, params, setParsedDocument }) {
-      const principal = authenticate(verifier, context.request);
-      const prepared = documents.prepare(typeof params.source === 'string' ? params.source : params.source.body, { keep: principal !== undefined });
-      if (prepared.errors) {
-        refusals.set(context, prepared.errors);
+      const principal = authenticate(pipeline, context.request);
+      const query = typeof params.source === 'string' ? params.source : params.source.body;
+      const operation = pipeline.prepare({ query, operationName: context.params.operationName }, principal, { streams: false });
+      if (operation instanceof OperationRefusal) {
+        // A refused operation (a subscription, or none to tell) is a refused request, with its failure's status.
+        if (operation.stage === 'operation') throw withStatus(operation);
+        refusals.set(context, operation.errors);
         setParsedDocument(placeholder(context.params.operationName));
         return;
       }
-      if (getOperationAST(prepared.document, context.params.operationName)?.operation === 'subscription') {
-        throw new GraphQLError(SUBSCRIBE_ELSEWHERE, { extensions: { code: 'BAD_REQUEST', http: { status: FAILURES.BAD_REQUEST.http } } });
-      }
-      setParsedDocument(prepared.document);
+      setParsedDocument(operation.document);
     },
     // Every document here came from `prepare`, which has validated it.
     onValidate({ context, setResult }) {
@@ -100,7 +94,7 @@ export function createYogaHandler(options: YogaHandlerOptions): NodeHandler {
   };
 
   const yoga = createYoga<object, HeraldContext>({
-    schema: options.schema,
+    schema: pipeline.schema,
     graphqlEndpoint: GRAPHQL_PATH,
     cors: false, // the HTTP edge owns CORS
     landingPage: false,
@@ -111,7 +105,7 @@ export function createYogaHandler(options: YogaHandlerOptions): NodeHandler {
     maskedErrors: false,
     logging: { debug: () => undefined, info: () => undefined, warn: options.logger.warn, error: options.logger.error },
     plugins: [heraldDocuments],
-    context: ({ request }) => ({ principal: authenticate(verifier, request) }),
+    context: ({ request }) => ({ principal: authenticate(pipeline, request) }),
   });
   return (request, response, body) => {
     // Yoga's Node adapter takes a body read before it from the request's `body`, as it
@@ -122,13 +116,15 @@ export function createYogaHandler(options: YogaHandlerOptions): NodeHandler {
 }
 
 /** The principal of a request's token, undefined without one; a bad token throws a 401. */
-function authenticate(verifier: TokenVerifier, request: Request): Principal | undefined {
-  try {
-    return principalFromHeader(verifier, request.headers.get('authorization') ?? undefined);
-  } catch (error) {
-    if (!(error instanceof AuthenticationError)) throw error;
-    throw new GraphQLError(error.message, { extensions: { code: 'UNAUTHENTICATED', http: { status: FAILURES.UNAUTHENTICATED.http } } });
-  }
+function authenticate(pipeline: OperationPipeline, request: Request): Principal | undefined {
+  const principal = pipeline.authenticate(request.headers.get('authorization') ?? undefined);
+  if (principal instanceof AuthenticationError) throw withStatus(principal);
+  return principal;
+}
+
+/** `failure` as the error Yoga answers with its kind's status. */
+function withStatus(failure: Failure): GraphQLError {
+  return new GraphQLError(failure.message, { extensions: { code: failure.code, http: { status: FAILURES[failure.code].http } } });
 }
 
 function masked<R extends ExecutionResult>(result: R, maskError: MaskError): R {

@@ -5,7 +5,7 @@
  *
  * graphql-ws answers every `ping` message, before `connection_init` too. A client that
  * sends pings and never reads made each answer wait in Herald's heap: one such client
- * exhausted a 2 GB heap in seconds (issue 11). Now, once more than the bound waits, the
+ * exhausted a 2 GB heap in seconds, anonymously. Now, once more than the bound waits, the
  * socket's reads are paused until it has drained: the client is throttled by TCP itself
  * (its pings wait in the kernel and in its own process), and a socket that is still over
  * the bound when something more must be sent to it is closed as a slow consumer.

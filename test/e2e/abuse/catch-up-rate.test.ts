@@ -1,5 +1,5 @@
 /**
- * Catching up runs as fast over many streams as over one (issue 22: a user in 50 stores
+ * Catching up runs as fast over many streams as over one (once, a user in 50 stores
  * read 48–198 notifications/s where one store gave ~1,000/s — a page over 52 streams
  * held 3 entries when the stores' notifications came a store at a time). The same
  * number of notifications is resumed from one store and from 50, each in the same run,

@@ -1,6 +1,6 @@
 /**
  * SIGTERM on a publish process while 300 single `sendNotification` requests, each on a
- * connection of its own, arrive at once (issue 22: 80 of 300 got ECONNRESET, none
+ * connection of its own, arrive at once (80 of 300 once got ECONNRESET, none
  * stored), and more keep coming after the signal. Every request is answered — and then
  * what it acknowledged is stored — or finds the port closed (ECONNREFUSED), having stored
  * nothing. No connection is reset: neither one the server accepted, nor one waiting in

@@ -1,5 +1,6 @@
 /**
- * The ping flood of issue 11, against real processes: clients that send graphql-ws
+ * The ping flood (an anonymous client once exhausted a 2 GB heap with it in seconds),
+ * against real processes: clients that send graphql-ws
  * `ping` messages of 60 KB as fast as they can and never read their sockets — a new
  * anonymous one every second and a new authenticated one every two, each resetting its
  * connection after three — while a healthy subscriber receives notifications published

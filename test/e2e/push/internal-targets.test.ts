@@ -1,9 +1,10 @@
 /**
- * No device reaches an internal address by any name (issue 22, item 4: SSRF through
- * devices). Herald runs as a real production process (`NODE_ENV=production`, sending for
- * real) with its push worker, on a real Redis; a "trap" — a local HTTP server on
- * 127.0.0.1 that answers 410 Gone to anything and counts every TCP connection — stands
- * where an internal service would.
+ * No device reaches an internal address by any name (SSRF through devices: a name that
+ * resolves to loopback once made the worker POST a signed notification there). Herald
+ * runs as a real production process (`NODE_ENV=production`, sending for real) with its
+ * push worker, on a real Redis; a "trap" — a local HTTP server on 127.0.0.1 that answers
+ * 410 Gone to anything and counts every TCP connection — stands where an internal service
+ * would.
  *
  * - Registration through the subscribe server refuses every internal form with
  *   `BAD_USER_INPUT` naming the field and the address.

@@ -1,5 +1,6 @@
 /**
- * The publish path's half of the push guarantee (issue 16): the push entry is queued
+ * The publish path's half of the push guarantee (no acknowledged notification loses its
+ * push): the push entry is queued
  * before the publish is answered, a failed enqueue after the publish is reported rather
  * than swallowed, and the publisher's retry with the same idempotency key queues it.
  * Real Redis; the failing queue is a real ioredis client whose connection is gone.

@@ -1,5 +1,5 @@
 /**
- * One tenant's hanging webhooks do not stall another tenant's push (issue 22, item 5).
+ * One tenant's hanging webhooks do not stall another tenant's push.
  *
  * The compiled push worker (`node dist/main.js push`, production mode) on a real Redis;
  * tenant `evil` has one user with 10 webhooks (the per-user maximum) at a receiver that

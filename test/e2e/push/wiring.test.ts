@@ -1,5 +1,5 @@
 /**
- * The push worker wired into Herald (issue 16): Herald started as `main.ts` starts it
+ * The push worker wired into Herald: Herald started as `main.ts` starts it
  * (`startHerald` in the all-in-one mode, on a real Redis, with its own push worker), a
  * user's devices and topics over GraphQL on the subscribe server, notifications sent
  * through the publish server with a push policy, and a local webhook receiver whose

@@ -1,0 +1,112 @@
+/**
+ * The push settings as the worker and the servers use them: the table's `PUSH_*` rows,
+ * the checks between them, and the senders' credentials (a key file read, keys checked).
+ */
+import { readFileSync } from 'node:fs';
+import { parseServiceAccountKey, type VapidKeys } from './push.js';
+import type { SettingsReader } from './settings-reader.js';
+import type { PushConfig } from './types.js';
+
+export function readPushConfig(read: SettingsReader, production: boolean): PushConfig {
+  const sendTimeoutMs = read.value('PUSH_SEND_TIMEOUT_MS');
+  const claimIdleMs = read.value('PUSH_CLAIM_IDLE_MS');
+  if (claimIdleMs <= sendTimeoutMs) {
+    read.problem(`PUSH_CLAIM_IDLE_MS (${claimIdleMs}) must be longer than PUSH_SEND_TIMEOUT_MS (${sendTimeoutMs}), or live workers' entries are taken over`);
+  }
+  const concurrency = read.value('PUSH_CONCURRENCY');
+  const tenantConcurrency = read.value('PUSH_TENANT_CONCURRENCY') ?? Math.max(1, Math.floor(concurrency / 4));
+  if (tenantConcurrency > concurrency) {
+    read.problem(`PUSH_TENANT_CONCURRENCY (${tenantConcurrency}) must not exceed PUSH_CONCURRENCY (${concurrency})`);
+  }
+  return {
+    dryRun: !production,
+    concurrency,
+    tenantConcurrency,
+    destinationConcurrency: read.value('PUSH_DESTINATION_CONCURRENCY'),
+    breakerFailures: read.value('PUSH_BREAKER_FAILURES'),
+    breakerCooldownMs: read.value('PUSH_BREAKER_COOLDOWN_MS'),
+    maxAttempts: read.value('PUSH_MAX_ATTEMPTS'),
+    claimIdleMs,
+    offlineGraceMs: read.value('PUSH_OFFLINE_GRACE_MS'),
+    seenLiveTtlMs: read.value('PUSH_SEEN_LIVE_TTL_MS'),
+    sendTimeoutMs,
+    retryBaseMs: read.value('PUSH_RETRY_BASE_MS'),
+    retryMaxMs: read.value('PUSH_RETRY_MAX_MS'),
+    maxDevicesPerUser: read.value('PUSH_MAX_DEVICES_PER_USER'),
+    maxTopicsPerUser: read.value('PUSH_MAX_TOPICS_PER_USER'),
+    fanoutPageSize: read.value('PUSH_FANOUT_PAGE_SIZE'),
+    streamMaxLength: read.value('PUSH_STREAM_MAX_LENGTH'),
+    deadLetterMaxLength: read.value('PUSH_DEAD_LETTER_MAX_LENGTH'),
+    dedupTtlMs: read.value('PUSH_DEDUP_TTL_SECONDS') * 1000,
+    fcm: readFcm(read),
+    vapid: readVapid(read),
+    webhookSecret: readWebhookSecret(read),
+    allowedNetworks: read.value('PUSH_ALLOWED_NETWORKS'),
+  };
+}
+
+function readFcm(read: SettingsReader): PushConfig['fcm'] {
+  const url = read.value('PUSH_FCM_URL');
+  const tokenUrl = read.value('PUSH_FCM_TOKEN_URL');
+  const file = read.value('PUSH_FCM_SERVICE_ACCOUNT_FILE');
+  if (file === undefined) return undefined;
+  let json: string;
+  try {
+    json = readFileSync(file, 'utf8');
+  } catch (error) {
+    read.problem(`PUSH_FCM_SERVICE_ACCOUNT_FILE "${file}" cannot be read: ${messageOf(error)}`);
+    return undefined;
+  }
+  try {
+    return { serviceAccount: parseServiceAccountKey(json), url, tokenUrl };
+  } catch (error) {
+    read.problem(`PUSH_FCM_SERVICE_ACCOUNT_FILE "${file}" ${messageOf(error)}`);
+    return undefined;
+  }
+}
+
+function readVapid(read: SettingsReader): VapidKeys | undefined {
+  const subject = read.value('PUSH_VAPID_SUBJECT');
+  const publicKey = read.value('PUSH_VAPID_PUBLIC_KEY');
+  const privateKey = read.value('PUSH_VAPID_PRIVATE_KEY');
+  const set = [subject, publicKey, privateKey].filter((value) => value !== undefined).length;
+  if (set === 0) return undefined;
+  if (subject === undefined || publicKey === undefined || privateKey === undefined) {
+    read.problem('PUSH_VAPID_SUBJECT, PUSH_VAPID_PUBLIC_KEY and PUSH_VAPID_PRIVATE_KEY must be set together (or none of them)');
+    return undefined;
+  }
+  let ok = true;
+  if (!/^(mailto:|https:\/\/)/.test(subject)) {
+    read.problem(`PUSH_VAPID_SUBJECT "${subject}" must be a mailto: or https:// URL`);
+    ok = false;
+  }
+  if (base64urlBytes(publicKey) !== 65) {
+    read.problem('PUSH_VAPID_PUBLIC_KEY must be a base64url uncompressed P-256 public key (65 bytes)');
+    ok = false;
+  }
+  if (base64urlBytes(privateKey) !== 32) {
+    read.problem('PUSH_VAPID_PRIVATE_KEY must be a base64url P-256 private key (32 bytes)');
+    ok = false;
+  }
+  return ok ? { subject, publicKey, privateKey } : undefined;
+}
+
+function readWebhookSecret(read: SettingsReader): string | undefined {
+  const secret = read.value('PUSH_WEBHOOK_SECRET');
+  if (secret === undefined) return undefined;
+  const key = secret.startsWith('whsec_') ? secret.slice('whsec_'.length) : undefined;
+  if (key === undefined || !/^[A-Za-z0-9+/]+={0,2}$/.test(key) || Buffer.from(key, 'base64').length < 24) {
+    read.problem('PUSH_WEBHOOK_SECRET must be whsec_ followed by a base64 key of at least 24 bytes (Standard Webhooks)');
+    return undefined;
+  }
+  return secret;
+}
+
+/** Bytes of a base64url string, or -1 if it is not one. */
+function base64urlBytes(value: string): number {
+  return /^[A-Za-z0-9_-]+={0,2}$/.test(value) ? Buffer.from(value, 'base64url').length : -1;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
