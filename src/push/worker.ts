@@ -46,7 +46,7 @@ import { createStreamShard, type StreamShard } from './stream-shard.js';
 import { createTopicStore } from './topics.js';
 import type { PushWorker, PushWorkerOptions } from './worker-types.js';
 
-export type { PushLag, PushLoad, PushWorker, PushWorkerOptions } from './worker-types.js';
+export type { PushWorker, PushWorkerOptions } from './worker-types.js';
 
 /**
  * An entry as the worker holds it: `<shard>/<stream id>` (two shards may give the same id).
