@@ -93,6 +93,14 @@ describe('layers', () => {
     expect(across).toEqual([]);
   });
 
+  it('keeps every module of src/ under 400 lines: one job each, readable whole', () => {
+    const long = sources(SRC).flatMap((file) => {
+      const lines = readFileSync(file, 'utf8').trimEnd().split('\n').length;
+      return lines > 400 ? [`${relative(SRC, file)}: ${lines} lines`] : [];
+    });
+    expect(long).toEqual([]);
+  });
+
   it('sees an upward import and a cycle when there is one (the check itself)', () => {
     expect(graph.get('transports/websocket/websocket.ts')).toContain('core/subscriptions.ts'); // imports are read
     const broken = new Map([
