@@ -45,8 +45,7 @@ const SERVER_SETTINGS = {
   REDIS_CLUSTER_NODES: addresses({
     section: 'Redis',
     readBy: ALL,
-    // MERGE: push on Sentinel and Cluster drops "the push worker needs `REDIS_URL`"; then run the page command.
-    doc: 'Redis Cluster seed nodes (one is enough, the rest is discovered), instead of `REDIS_URL`: sharded Pub/Sub, each tenant in one slot ([Sentinel and Cluster](operating.md#sentinel-and-cluster)); the push worker needs `REDIS_URL`',
+    doc: 'Redis Cluster seed nodes (one is enough, the rest is discovered), instead of `REDIS_URL`: sharded Pub/Sub, each tenant in one slot ([Sentinel and Cluster](operating.md#sentinel-and-cluster))',
     default: undefined,
   }),
   REDIS_PASSWORD: text({
@@ -68,7 +67,7 @@ const SERVER_SETTINGS = {
   REDIS_MIN_REPLICAS_ACKED: integer({
     section: 'Redis',
     readBy: ['publish'],
-    doc: 'a publish reports success only once this many replicas acknowledged it (`WAIT`); fewer within half of `REDIS_COMMAND_TIMEOUT_MS`: `OUTCOME_UNKNOWN` ([guarantee](delivery-guarantee.md))',
+    doc: 'a publish reports success only once this many replicas acknowledged it, and its push entry when one is queued (`WAIT`); fewer within half of `REDIS_COMMAND_TIMEOUT_MS`: `OUTCOME_UNKNOWN` ([guarantee](delivery-guarantee.md))',
     default: 0,
     shownDefault: '0 (no wait)',
     min: 0,
