@@ -191,7 +191,7 @@ function build(): void {
     new URL('../dist-bench/tsconfig.json', import.meta.url),
     JSON.stringify({
       extends: '../tsconfig.json',
-      compilerOptions: { noEmit: false, rootDir: './', outDir: '.', declaration: false, sourceMap: false },
+      compilerOptions: { noEmit: false, rootDir: '../bench', outDir: '.', declaration: false, sourceMap: false },
       include: ['../bench/reference/*.ts'],
     }),
   );
