@@ -131,7 +131,15 @@ describe('an old cursor across many busy stores', () => {
     socket.terminate();
 
     console.info(`history-resume: ${pagesRead} pages read for a client that does not read; RSS grew ${Math.round(rssGrowth / 1024 / 1024)} MB`);
+    // A command that does constant work (HGET, GET…) can only be slow when the machine
+    // stopped Redis mid-call: an entry beside one, within a second, is that stall, not a
+    // long call. A long script call stalls no other command's own time (they wait their
+    // turn, and the slow log counts execution only), so it is still seen alone.
     const slow = (await admin.call('SLOWLOG', 'GET', '100')) as Array<[number, number, number, string[]]>;
-    expect(slow.map(([, , micros, args]) => `${args[0]} ${micros} µs`)).toEqual([]);
+    const constantWork = new Set(['hget', 'get', 'set', 'ping', 'exists', 'incr', 'hincrby', 'expire', 'hset']);
+    const stalls = slow.filter(([, , , args]) => constantWork.has(String(args[0]).toLowerCase())).map(([, at]) => at);
+    const long = slow.filter(([, at, , args]) => !constantWork.has(String(args[0]).toLowerCase()) && !stalls.some((stall) => Math.abs(stall - at) <= 1));
+    if (stalls.length > 0) console.info(`history-resume: Redis was descheduled ${stalls.length} time(s) mid-command (slow log: ${slow.map(([, , micros, args]) => `${args[0]} ${micros} µs`).join(', ')})`);
+    expect(long.map(([, , micros, args]) => `${args[0]} ${micros} µs`)).toEqual([]);
   }, 60_000);
 });
