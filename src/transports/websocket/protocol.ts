@@ -85,23 +85,29 @@ export function createProtocol(options: ProtocolOptions): Protocol {
 
   /** Runs one `subscribe`: refused with an `error`, opened on the core, or executed and answered with `next` and `complete`. */
   const run = async (connection: Connection, id: string, payload: SubscribePayload, placeholder: Operation): Promise<void> => {
-    if (connection.operationCount > options.maxOperations) {
-      connection.release(id, placeholder);
-      return connection.sendErrors(id, [
-        graphqlError('LIMIT_EXCEEDED', `this connection already holds ${options.maxOperations} subscriptions (MAX_SUBSCRIPTIONS_PER_CONNECTION)`),
-      ]);
-    }
+    // The count includes this operation. One over the limit is prepared, to be told
+    // apart: a connection holding its full allowance of subscriptions must still run a
+    // query or a mutation — `refreshToken` above all, or it would close at expiry.
+    if (connection.operationCount > options.maxOperations + 1) return overLimit(connection, id, placeholder);
     // The connection rides in the context for `refreshToken`, the one field that needs it.
     const operation = pipeline.prepare(payload, connection.principal, { tokenHolder: connection });
     if (operation instanceof OperationRefusal) {
       connection.release(id, placeholder);
       return connection.sendErrors(id, operation.errors);
     }
+    if (operation.kind === 'subscription' && connection.operationCount > options.maxOperations) return overLimit(connection, id, placeholder);
     if (operation.kind === 'subscription') return subscribe(connection, id, operation, placeholder);
     const result = await execute(operation.args);
     if (!connection.release(id, placeholder)) return; // completed by the client meanwhile
     connection.send(stringifyMessage({ id, type: MessageType.Next, payload: nextPayload(result, pipeline.maskError) }));
     connection.sendComplete(id);
+  };
+
+  const overLimit = (connection: Connection, id: string, placeholder: Operation): void => {
+    connection.release(id, placeholder);
+    connection.sendErrors(id, [
+      graphqlError('LIMIT_EXCEEDED', `this connection already holds ${options.maxOperations} subscriptions (MAX_SUBSCRIPTIONS_PER_CONNECTION)`),
+    ]);
   };
 
   const subscribe = async (connection: Connection, id: string, operation: PreparedOperation, placeholder: Operation): Promise<void> => {
