@@ -213,6 +213,20 @@ describe('limits', () => {
     expect(delivered.map((message) => message['id']).sort()).toEqual(['1', '2']);
   });
 
+  it('still runs a refreshToken on a connection holding MAX_SUBSCRIPTIONS_PER_CONNECTION, and refuses a subscription more', async () => {
+    const socket = await acknowledged();
+    socket.send(subscribeFrame('1'));
+    socket.send(subscribeFrame('2'));
+    const channel = channels.audienceChannel('acme', 'USER', 'alice');
+    await waitFor(() => server.server.observers.observerCount(channel) === 2, 'the two allowed subscriptions');
+    const token = userToken('alice', {}, 7200);
+    socket.send({ id: 'r', type: 'subscribe', payload: { query: 'mutation R($t: String!) { refreshToken(token: $t) { expiresAt } }', variables: { t: token } } });
+    expect(await socket.nextMessage()).toEqual({ id: 'r', type: 'next', payload: { data: { refreshToken: { expiresAt: (jwt.decode(token) as { exp: number }).exp * 1000 } } } });
+    expect(await socket.nextMessage()).toEqual({ id: 'r', type: 'complete' });
+    socket.send(subscribeFrame('3'));
+    expect(await socket.nextMessage()).toMatchObject({ id: '3', type: 'error', payload: [{ extensions: { code: 'LIMIT_EXCEEDED' } }] });
+  });
+
   it('refuses a query deeper than MAX_QUERY_DEPTH', async () => {
     const socket = await acknowledged();
     socket.send({ id: '1', type: 'subscribe', payload: { query: '{ viewer { name { a { b { c } } } } }' } });

@@ -3,7 +3,8 @@
  * it: every message is parsed once (graphql-ws' public `parseMessage`), and answered
  * with graphql-ws' own close codes and reasons. `connection_init` authenticates the
  * connection (from its payload, or the upgrade's `Authorization` header) and arms the
- * {@link CloseCode.Forbidden} close at the token's expiry; a `subscribe` goes through the operation pipeline
+ * {@link CloseCode.Forbidden} close at the token's expiry, which a `refreshToken`
+ * mutation on the connection moves; a `subscribe` goes through the operation pipeline
  * (`graphql/operation.ts`): a subscription is opened on the core into a socket sink, a
  * query or mutation executed once. Shared by every connection of a transport: the
  * state is the connection's.
@@ -12,7 +13,6 @@ import { execute, type ExecutionResult, type FormattedExecutionResult } from 'gr
 import { MessageType, parseMessage, stringifyMessage, type Message, type SubscribePayload } from 'graphql-ws';
 import { AuthenticationError, type Principal } from '../../auth/index.js';
 import { graphqlError, type MaskError } from '../../common/errors.js';
-import { runAt } from '../../common/timers.js';
 import type { Subscriptions } from '../../core/subscriptions.js';
 import { OperationRefusal, type OperationPipeline, type PreparedOperation } from '../../graphql/operation.js';
 import { CloseCode } from './close-codes.js';
@@ -85,22 +85,29 @@ export function createProtocol(options: ProtocolOptions): Protocol {
 
   /** Runs one `subscribe`: refused with an `error`, opened on the core, or executed and answered with `next` and `complete`. */
   const run = async (connection: Connection, id: string, payload: SubscribePayload, placeholder: Operation): Promise<void> => {
-    if (connection.operationCount > options.maxOperations) {
-      connection.release(id, placeholder);
-      return connection.sendErrors(id, [
-        graphqlError('LIMIT_EXCEEDED', `this connection already holds ${options.maxOperations} subscriptions (MAX_SUBSCRIPTIONS_PER_CONNECTION)`),
-      ]);
-    }
-    const operation = pipeline.prepare(payload, connection.principal);
+    // The count includes this operation. One over the limit is prepared, to be told
+    // apart: a connection holding its full allowance of subscriptions must still run a
+    // query or a mutation — `refreshToken` above all, or it would close at expiry.
+    if (connection.operationCount > options.maxOperations + 1) return overLimit(connection, id, placeholder);
+    // The connection rides in the context for `refreshToken`, the one field that needs it.
+    const operation = pipeline.prepare(payload, connection.principal, { tokenHolder: connection });
     if (operation instanceof OperationRefusal) {
       connection.release(id, placeholder);
       return connection.sendErrors(id, operation.errors);
     }
+    if (operation.kind === 'subscription' && connection.operationCount > options.maxOperations) return overLimit(connection, id, placeholder);
     if (operation.kind === 'subscription') return subscribe(connection, id, operation, placeholder);
     const result = await execute(operation.args);
     if (!connection.release(id, placeholder)) return; // completed by the client meanwhile
     connection.send(stringifyMessage({ id, type: MessageType.Next, payload: nextPayload(result, pipeline.maskError) }));
     connection.sendComplete(id);
+  };
+
+  const overLimit = (connection: Connection, id: string, placeholder: Operation): void => {
+    connection.release(id, placeholder);
+    connection.sendErrors(id, [
+      graphqlError('LIMIT_EXCEEDED', `this connection already holds ${options.maxOperations} subscriptions (MAX_SUBSCRIPTIONS_PER_CONNECTION)`),
+    ]);
   };
 
   const subscribe = async (connection: Connection, id: string, operation: PreparedOperation, placeholder: Operation): Promise<void> => {
@@ -169,9 +176,7 @@ function authenticate(connection: Connection, payload: unknown, pipeline: Operat
     connection.close(CloseCode.Forbidden, `Forbidden: ${principal.message}`);
     return false;
   }
-  connection.principal = principal;
+  connection.hold(principal);
   connection.bound.initialised();
-  const { socket } = connection;
-  connection.cancelExpiry = runAt(principal.expiresAt, () => socket.close(CloseCode.Forbidden, 'Forbidden: token expired'));
   return true;
 }
