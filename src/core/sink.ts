@@ -1,6 +1,6 @@
 /**
- * Where one subscription's items go, whichever transport serves it: an outbox its
- * transport reads (`outbox.ts`: SSE, gRPC) or the WebSocket's socket sink, which writes
+ * Where one subscription's items go, whichever transport serves it: a queue its
+ * transport reads (`pull-queue.ts`: SSE, gRPC) or the WebSocket's socket sink, which writes
  * straight to its socket. The observer map `notify()`s an `Observer` (the resuming
  * observer) of each notification; a subscription `deliver()`s to its `Sink`.
  */

@@ -15,7 +15,7 @@ import { parseCursor, type ReadPosition } from '../common/cursor.js';
 import { InvalidInputError } from '../common/failures.js';
 import { runAt, type Cancel } from '../common/timers.js';
 import type { SubscriptionItem } from '../common/notification.js';
-import { createQueue, type Queue } from './outbox.js';
+import { createPullQueue, type PullQueue } from './pull-queue.js';
 import type { Observation, ObserverMap } from './observers.js';
 import { createResumingObserver, type HistorySource, type ResumingObserver } from './resume.js';
 import type { Sink } from './sink.js';
@@ -98,12 +98,12 @@ export type SinkFactory<S extends Sink> = (hooks: SinkHooks) => S;
 
 export interface Subscriptions {
   /**
-   * Opens a subscription read through a {@link Queue}. Throws a typed error naming what
+   * Opens a subscription read through a {@link PullQueue}. Throws a typed error naming what
    * was wrong (auth, input, broker). The queue ends with an `AuthenticationError` when
    * the token expires. A reader more than `maxBufferedBytes` behind is not ended: what
    * does not fit is read from history once it has taken what it has.
    */
-  open(request: OpenRequest): Promise<Queue<SubscriptionItem>>;
+  open(request: OpenRequest): Promise<PullQueue<SubscriptionItem>>;
   /** Opens a subscription into a sink of the caller's making. */
   openInto<S extends Sink>(request: OpenRequest, makeSink: SinkFactory<S>, options?: OpenOptions): Promise<S>;
 }
@@ -169,7 +169,7 @@ export function createSubscriptions(options: SubscriptionsOptions): Subscription
     open: (request) =>
       openInto(request, (hooks) =>
         // Full is not fatal: what does not fit is read from history once the reader has room.
-        createQueue<SubscriptionItem>({ maxQueued: maxBufferedBytes, weigh: queuedBytes, onEnd: () => hooks.onEnd() }),
+        createPullQueue<SubscriptionItem>({ maxQueued: maxBufferedBytes, weigh: queuedBytes, onEnd: () => hooks.onEnd() }),
       ),
   };
 }

@@ -22,7 +22,7 @@ import type { SubscriptionItem } from '../common/notification.js';
 import { BadRequestError, paramsFromJson, paramsFromSearch, readBody, type OperationParams } from '../graphql/params.js';
 import { OperationRefusal, type OperationPipeline } from '../graphql/operation.js';
 import type { OperationPlan } from '../graphql/render.js';
-import type { Queue } from '../core/outbox.js';
+import type { PullQueue } from '../core/pull-queue.js';
 import type { Subscriptions } from '../core/subscriptions.js';
 
 export interface SseTransportOptions {
@@ -75,7 +75,7 @@ export function createSseTransport(options: SseTransportOptions) {
     /** Set once nothing more may be written: the client went away, or the stream was shut down. */
     let gone = false;
     /** The subscription's queue, once it is open, and what renders its events. */
-    let queue: Queue<SubscriptionItem> | undefined;
+    let queue: PullQueue<SubscriptionItem> | undefined;
     let rendered: OperationPlan | undefined;
     const onGone = (): void => {
       if (gone) return;

@@ -8,7 +8,7 @@ import { status, type ServerWritableStream, type ServiceDefinition, type Untyped
 import type { TokenVerifier } from '../../auth/index.js';
 import type { MaskError } from '../../common/errors.js';
 import { bound, type Logger } from '../../common/logger.js';
-import type { Queue } from '../../core/outbox.js';
+import type { PullQueue } from '../../core/pull-queue.js';
 import type { SubscriptionItem } from '../../common/notification.js';
 import type { Subscriptions } from '../../core/subscriptions.js';
 import { principalOf } from './auth.js';
@@ -36,7 +36,7 @@ type FeedCall = ServerWritableStream<FeedRequest, FeedResponse>;
 
 export function createFeedService(options: FeedServiceOptions): FeedService {
   const { subscriptions, verifier, maskError } = options;
-  const open = new Map<FeedCall, Queue<SubscriptionItem>>();
+  const open = new Map<FeedCall, PullQueue<SubscriptionItem>>();
   /** Calls served so far: `connection: "grpc-<n>"` on a call's log lines. */
   let calls = 0;
   /** Set by `closeAll`: a call still opening then is ended as the open ones were. */
@@ -48,7 +48,7 @@ export function createFeedService(options: FeedServiceOptions): FeedService {
   };
 
   async function serveFeed(call: FeedCall): Promise<void> {
-    let queue: Queue<SubscriptionItem>;
+    let queue: PullQueue<SubscriptionItem>;
     try {
       const principal = principalOf(call.metadata, verifier);
       queue = await subscriptions.open({ principal, userName: call.request.userName, since: call.request.since });

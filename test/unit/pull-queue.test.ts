@@ -2,14 +2,14 @@
  * A queue: one subscription's bounded sink, read as an async iterator (SSE, gRPC).
  */
 import { describe, expect, it } from 'vitest';
-import { createQueue, type Queue } from '../../src/core/outbox.js';
+import { createPullQueue, type PullQueue } from '../../src/core/pull-queue.js';
 
 class OverflowError extends Error {}
 
-function setup(maxQueued = 10): { feed: Queue<number>; ends: () => number; overflows: () => number } {
+function setup(maxQueued = 10): { feed: PullQueue<number>; ends: () => number; overflows: () => number } {
   let ends = 0;
   let overflows = 0;
-  const feed = createQueue<number>({
+  const feed = createPullQueue<number>({
     maxQueued,
     onEnd: () => {
       ends += 1;
@@ -23,7 +23,7 @@ function setup(maxQueued = 10): { feed: Queue<number>; ends: () => number; overf
 }
 
 /** Reads until the feed ends or fails; what arrived, and the error if it failed. */
-async function drain(feed: Queue<number>): Promise<{ items: number[]; error: unknown }> {
+async function drain(feed: PullQueue<number>): Promise<{ items: number[]; error: unknown }> {
   const items: number[] = [];
   try {
     for (;;) {
@@ -38,7 +38,7 @@ async function drain(feed: Queue<number>): Promise<{ items: number[]; error: unk
 
 const DONE = { value: undefined, done: true };
 
-describe('createQueue', () => {
+describe('createPullQueue', () => {
   it('hands an item straight to a waiting reader', async () => {
     const { feed } = setup();
     const first = feed.next();
@@ -100,7 +100,7 @@ describe('createQueue', () => {
     it('waits for an asynchronous onEnd', async () => {
       let finish: () => void = () => undefined;
       const events: string[] = [];
-      const feed = createQueue<number>({
+      const feed = createPullQueue<number>({
         maxQueued: 1,
         onEnd: () =>
           new Promise<void>((resolve) => {

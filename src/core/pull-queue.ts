@@ -1,12 +1,12 @@
 /**
- * The outbox of one subscription whose transport pulls (SSE, gRPC): a queue of its
+ * The queue of one subscription whose transport pulls (SSE, gRPC): its
  * notifications, read as an async iterator. It is bounded, and never skips silently: an
  * item that does not fit is refused (`deliver` returns false) and its producer brings it
  * later — a subscription reads it from history once the reader has room — or, with
  * `overflowError`, a reader more than `maxQueued` behind is ended with that error.
  */
 
-export interface QueueOptions<Item> {
+export interface PullQueueOptions<Item> {
   /**
    * Most held for a reader that has not taken it yet, in the unit of `weigh` (items, or
    * bytes).
@@ -24,7 +24,7 @@ export interface QueueOptions<Item> {
   overflowError?: (() => Error) | undefined;
 }
 
-export interface Queue<Item> extends AsyncIterableIterator<Item> {
+export interface PullQueue<Item> extends AsyncIterableIterator<Item> {
   /** Queues `item` for the reader; false if the queue has ended, overflowed, or is full. */
   deliver(item: Item): boolean;
   /** Queues `items` regardless of `maxQueued` (a page of history the reader asked for). */
@@ -42,7 +42,7 @@ interface Reader<Item> {
   reject(error: Error): void;
 }
 
-export function createQueue<Item>(options: QueueOptions<Item>): Queue<Item> {
+export function createPullQueue<Item>(options: PullQueueOptions<Item>): PullQueue<Item> {
   const weigh = options.weigh ?? (() => 1);
   const waiting: Item[] = [];
   /** What `waiting` weighs. */
@@ -77,7 +77,7 @@ export function createQueue<Item>(options: QueueOptions<Item>): Queue<Item> {
     return reader !== undefined;
   };
 
-  const queue: Queue<Item> = {
+  const queue: PullQueue<Item> = {
     deliver(item) {
       if (ended || failure) return false;
       if (handOver(item)) return true;
