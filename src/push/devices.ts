@@ -59,7 +59,7 @@ export function deviceId(address: DeviceAddress): string {
 }
 
 /** Parses a stored device; undefined if the stored value is not one (it is then ignored). */
-export function decodeDevice(id: string, raw: string): Device | undefined {
+function decodeDevice(id: string, raw: string): Device | undefined {
   try {
     const value: unknown = JSON.parse(raw);
     const address = parseDeviceInput(value, { allowInsecureUrls: true });

@@ -19,7 +19,7 @@ import type { PushMessage, SendOutcome, DeviceSender } from './types.js';
 
 import { FCM_URL, GOOGLE_TOKEN_URL, type ServiceAccountKey } from '../../config/push.js';
 
-export { FCM_URL, GOOGLE_TOKEN_URL, parseServiceAccountKey, type ServiceAccountKey } from '../../config/push.js';
+export { GOOGLE_TOKEN_URL, type ServiceAccountKey } from '../../config/push.js';
 export const FCM_SCOPE = 'https://www.googleapis.com/auth/firebase.messaging';
 
 export interface FcmSenderOptions {
@@ -105,7 +105,7 @@ export function createFcmSender(options: FcmSenderOptions): DeviceSender<'FCM'> 
 }
 
 /** The request body: a notification for the system tray, the ids as data for the app. */
-export function fcmRequest(message: PushMessage, token: string, validateOnly: boolean): Record<string, unknown> {
+function fcmRequest(message: PushMessage, token: string, validateOnly: boolean): Record<string, unknown> {
   const { notification, user } = message;
   return {
     ...(validateOnly ? { validate_only: true } : {}),

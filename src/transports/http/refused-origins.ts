@@ -9,7 +9,7 @@ import type { Logger } from '../../common/logger.js';
  * Characters of refused origins remembered (so each is logged once): 64 KiB, some
  * thousands of real origins. Past it, one line says so and no more origins are logged.
  */
-export const REFUSED_ORIGINS_MAX_BYTES = 64 * 1024;
+const REFUSED_ORIGINS_MAX_BYTES = 64 * 1024;
 
 /** Returns the function to call with each refused origin. */
 export function createRefusedOriginLog(logger: Pick<Logger, 'warn'>, maxBytes = REFUSED_ORIGINS_MAX_BYTES): (origin: string) => void {
