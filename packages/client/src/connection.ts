@@ -53,6 +53,27 @@ function globalListenable(name: 'window' | 'document'): Listenable | undefined {
   return isRecord(candidate) && typeof candidate['addEventListener'] === 'function' ? (candidate as unknown as Listenable) : undefined;
 }
 
+type WebSocketClass = new (url: string, protocols?: string | string[]) => object;
+
+/**
+ * `ws` (Node) emits `error` when a socket still connecting is closed — as graphql-ws's
+ * `terminate()` does after it has removed its `onerror` — and an EventEmitter `error`
+ * without a listener is an uncaught exception. Give every such socket a listener; a
+ * browser's WebSocket (no `on`) is used as it is.
+ */
+function guardEmitterErrors(impl: unknown): unknown {
+  if (typeof impl !== 'function') return impl;
+  const prototype: unknown = (impl as { prototype?: unknown }).prototype;
+  if (!isRecord(prototype) || typeof prototype['on'] !== 'function') return impl;
+  const Base = impl as WebSocketClass;
+  return class GuardedWebSocket extends Base {
+    constructor(url: string, protocols?: string | string[]) {
+      super(url, protocols);
+      (this as unknown as { on(event: string, listener: () => void): void }).on('error', () => undefined);
+    }
+  };
+}
+
 export function createWebSocketSource(options: WebSocketSourceOptions): NotificationSource {
   const { tokens, userName, keepAliveMs = 10_000, pongTimeoutMs = 5_000, handshakeTimeoutMs = 10_000 } = options;
   let handlers: SourceHandlers | undefined;
@@ -68,7 +89,8 @@ export function createWebSocketSource(options: WebSocketSourceOptions): Notifica
   let nextToken: string | undefined;
   /** Reconnect at once instead of after the backoff (we dropped the connection on purpose). */
   let immediate = false;
-  let wakeUp: (() => void) | undefined;
+  /** The pending backoff waits: `online`, a tab becoming visible or `stop` ends them early. */
+  const sleepers = new Set<() => void>();
   let refreshTimer: ReturnType<typeof setTimeout> | undefined;
   let pongTimer: ReturnType<typeof setTimeout> | undefined;
   let handshakeTimer: ReturnType<typeof setTimeout> | undefined;
@@ -88,10 +110,10 @@ export function createWebSocketSource(options: WebSocketSourceOptions): Notifica
       const timer = setTimeout(done, ms);
       function done(): void {
         clearTimeout(timer);
-        wakeUp = undefined;
+        sleepers.delete(done);
         resolve();
       }
-      wakeUp = done;
+      sleepers.add(done);
     });
 
   const end = (error: HeraldSessionError): void => {
@@ -232,7 +254,7 @@ export function createWebSocketSource(options: WebSocketSourceOptions): Notifica
       );
     });
 
-  const wake = (): void => wakeUp?.();
+  const wake = (): void => [...sleepers].forEach((done) => done());
   const onVisibility = (): void => {
     const state: unknown = (globalThis as Record<string, unknown>)['document'];
     if (isRecord(state) && state['visibilityState'] === 'visible') wake();
@@ -251,7 +273,7 @@ export function createWebSocketSource(options: WebSocketSourceOptions): Notifica
     documentTarget?.addEventListener('visibilitychange', onVisibility);
     client = createClient({
       url: options.url,
-      ...(options.webSocketImpl === undefined ? {} : { webSocketImpl: options.webSocketImpl }),
+      ...(options.webSocketImpl === undefined ? {} : { webSocketImpl: guardEmitterErrors(options.webSocketImpl) }),
       lazy: true,
       retryAttempts: Infinity,
       keepAlive: keepAliveMs,
@@ -307,7 +329,7 @@ export function createWebSocketSource(options: WebSocketSourceOptions): Notifica
     if (stopped) return;
     stopped = true;
     clearTimers();
-    wakeUp?.();
+    wake();
     windowTarget?.removeEventListener('online', wake);
     windowTarget?.removeEventListener('offline', onOffline);
     documentTarget?.removeEventListener('visibilitychange', onVisibility);
