@@ -74,6 +74,12 @@ function guardEmitterErrors(impl: unknown): unknown {
   };
 }
 
+/** True only where a browser says it has no network (`navigator.onLine === false`). */
+function browserOffline(): boolean {
+  const navigator: unknown = (globalThis as Record<string, unknown>)['navigator'];
+  return isRecord(navigator) && navigator['onLine'] === false;
+}
+
 export function createWebSocketSource(options: WebSocketSourceOptions): NotificationSource {
   const { tokens, userName, keepAliveMs = 10_000, pongTimeoutMs = 5_000, handshakeTimeoutMs = 10_000 } = options;
   let handlers: SourceHandlers | undefined;
@@ -139,7 +145,7 @@ export function createWebSocketSource(options: WebSocketSourceOptions): Notifica
       overloaded = verdict === 'resume-overloaded';
     }
     acknowledged = false;
-    if (!stopped && fatal === undefined) handlers?.status('connecting');
+    if (!stopped && fatal === undefined) handlers?.status(browserOffline() ? 'offline' : 'connecting');
   };
 
   const armRefresh = (token: string): void => {
@@ -299,6 +305,7 @@ export function createWebSocketSource(options: WebSocketSourceOptions): Notifica
       },
       on: {
         connecting: () => {
+          handlers?.status(browserOffline() ? 'offline' : 'connecting');
           clearTimeout(handshakeTimer);
           // graphql-ws has no timeout of its own for a socket that opens (or is acknowledged) never.
           handshakeTimer = setTimeout(() => client?.terminate(), handshakeTimeoutMs);
