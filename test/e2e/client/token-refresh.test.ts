@@ -2,11 +2,12 @@
  * @herald/client refreshes its token on the live connection: with 15 s tokens a client
  * keeps ONE TCP connection (counted by a proxy in front of the subscribe server) for two
  * minutes with its subscription live; a refresh with another user's token is refused and
- * the session ends — loudly, and without a reconnect.
+ * the session ends — loudly, and without a reconnect; so does a token refused at
+ * connection_init, and a string token (which cannot be refreshed) at its expiry.
  */
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createHeraldClient, createHeraldPublisher, type HeraldClient, type HeraldSessionError, type HeraldStatus } from '../../../packages/client/src/index.js';
+import { createHeraldClient, createHeraldPublisher, type HeraldClient, type HeraldSessionError, type HeraldStatus, type TokenSource } from '../../../packages/client/src/index.js';
 import { closeAllFaultProxies, startFaultProxy, type FaultProxy } from '../../support/fault-proxy.js';
 import { PATIENCE_MS } from '../../support/patience.js';
 import { startHeraldProcess, stopAllProcesses } from '../../support/process.js';
@@ -35,7 +36,7 @@ afterAll(async () => {
 });
 
 /** A client through its own proxy, recording what it sees. */
-async function watchedClient(token: () => string) {
+async function watchedClient(token: TokenSource) {
   const proxy: FaultProxy = await startFaultProxy(subscribePort);
   const waiters = createWaiters();
   const texts: string[] = [];
@@ -65,6 +66,27 @@ describe('in-band token refresh', () => {
     expect(watched.proxy.accepted).toBe(1);
     expect(watched.statuses.at(-1)).toBe('offline');
     expect(watched.errors).toHaveLength(1);
+  });
+
+  it('a token refused at connection_init (4403) ends the session at once, without retrying', async () => {
+    const watched = await watchedClient(() => userToken('erin', {}, -10));
+    const error = await watched.waiters.until(() => watched.errors[0], 'the refusal', PATIENCE_MS);
+    expect(error.code).toBe('FORBIDDEN');
+    // Well past the first reconnect backoff (0.5–1 s): no second connection.
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    expect(watched.proxy.accepted).toBe(1);
+    expect(watched.client.status).toBe('offline');
+  });
+
+  it('a string token, which cannot be refreshed, ends the session when it expires', async () => {
+    const watched = await watchedClient(userToken('frank', {}, 3));
+    const error = await watched.waiters.until(() => watched.errors[0], 'the end at expiry', PATIENCE_MS);
+    expect(error.code).toBe('FORBIDDEN');
+    expect(error.message).toMatch(/expired and cannot be refreshed/);
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    expect(watched.client.status).toBe('offline');
+    expect(watched.errors).toHaveLength(1);
+    expect(watched.proxy.accepted).toBe(1);
   });
 
   it('a client with 15 s tokens stays on one TCP connection for 2 minutes with its subscription live', { timeout: 240_000 }, async () => {
