@@ -1,9 +1,9 @@
 /** @herald/client: the position — resume cursor and dedupe — and the core's exactly-once over a source that repeats. */
 import { describe, expect, it } from 'vitest';
-import { createClientCore } from '../../packages/client/src/client.js';
+import { createClientCore, createHeraldClient } from '../../packages/client/src/client.js';
 import { compareNotificationIds, createMemoryStorage, createPosition, positionKey } from '../../packages/client/src/position.js';
 import type { NotificationSource, SourceHandlers } from '../../packages/client/src/source.js';
-import type { HeraldNotification } from '../../packages/client/src/types.js';
+import type { HeraldNotification, HeraldSessionError } from '../../packages/client/src/types.js';
 
 const note = (id: string): HeraldNotification => ({ id, text: id, timestamp: 0, audience: 'USER' });
 
@@ -70,5 +70,15 @@ describe('the core over a source that repeats and reorders nothing but overlaps'
     expect(gaps).toHaveLength(1);
     expect(client.inbox.unreadCount).toBe(4);
     client.close();
+  });
+});
+
+describe('createHeraldClient without a WebSocket', () => {
+  it.skipIf('WebSocket' in globalThis)('ends the session with NO_WEBSOCKET, naming the fix, instead of throwing', async () => {
+    const client = createHeraldClient({ url: 'ws://127.0.0.1:9/graphql', token: 'unused', userName: 'bob' });
+    const error = await new Promise<HeraldSessionError>((resolve) => client.onError(resolve));
+    expect(error.code).toBe('NO_WEBSOCKET');
+    expect(error.message).toMatch(/webSocketImpl/);
+    expect(client.status).toBe('offline');
   });
 });

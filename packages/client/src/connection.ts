@@ -277,7 +277,17 @@ export function createWebSocketSource(options: WebSocketSourceOptions): Notifica
     windowTarget?.addEventListener('online', wake);
     windowTarget?.addEventListener('offline', onOffline);
     documentTarget?.addEventListener('visibilitychange', onVisibility);
-    client = createClient({
+    try {
+      client = createWebSocketClient();
+    } catch (error) {
+      // No WebSocket: Node 20 without `webSocketImpl` (graphql-ws names the fix).
+      return end(new HeraldSessionError('NO_WEBSOCKET', error instanceof Error ? error.message : String(error), { cause: error }));
+    }
+    subscribe();
+  };
+
+  const createWebSocketClient = (): Client =>
+    createClient({
       url: options.url,
       ...(options.webSocketImpl === undefined ? {} : { webSocketImpl: guardEmitterErrors(options.webSocketImpl) }),
       lazy: true,
@@ -329,8 +339,6 @@ export function createWebSocketSource(options: WebSocketSourceOptions): Notifica
         closed: onClosed,
       },
     });
-    subscribe();
-  };
 
   function stop(): void {
     if (stopped) return;
