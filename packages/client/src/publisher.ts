@@ -11,7 +11,7 @@ import { createTokenSupplier } from './token.js';
 import { HeraldSendError, type HeraldPublisher, type HeraldPublisherOptions, type SendInput, type SendResult } from './types.js';
 
 const SEND_MANY_MUTATION = `mutation HeraldSendMany($notifications: [NotificationInput!]!) {
-  sendNotifications(notifications: $notifications) { id receivedUsers }
+  sendNotifications(notifications: $notifications) { id duplicate receivedUsers }
 }`;
 
 /** Codes after which the same request may succeed; the others are final. */
@@ -61,7 +61,7 @@ export function createHeraldPublisher(options: HeraldPublisherOptions): HeraldPu
     if (!failure && Array.isArray(sent)) {
       const results = sent.map((result: unknown): SendResult => {
         const record = isRecord(result) ? result : {};
-        return { id: String(record['id']), receivedUsers: Number(record['receivedUsers'] ?? 0) };
+        return { id: String(record['id']), receivedUsers: Number(record['receivedUsers'] ?? 0), duplicate: record['duplicate'] === true };
       });
       return { kind: 'stored', results };
     }

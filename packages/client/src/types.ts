@@ -139,8 +139,14 @@ export interface SendInput {
 export interface SendResult {
   /** The notification's id. */
   readonly id: string;
-  /** Live subscriptions it reached, across all subscribe servers (on a retry that found it stored: 0). */
+  /** Live subscriptions it reached, across all subscribe servers (for a duplicate: as counted the first time). */
   readonly receivedUsers: number;
+  /**
+   * True when it was already stored under its `idempotencyKey` — by an earlier attempt of
+   * this call whose answer was lost, or by an earlier call with the same key — and not
+   * sent again.
+   */
+  readonly duplicate: boolean;
 }
 
 export interface HeraldPublisherOptions {

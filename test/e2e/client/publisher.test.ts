@@ -1,7 +1,7 @@
 /**
  * `createHeraldPublisher` through a TCP proxy that resets every connection to the publish
- * server every few tens of milliseconds: requests die before the server reads them and
- * after it stored the notification but before the answer got back. Every `send` that
+ * server every 120 ms, with 20 ms latency each way: requests die before the server reads
+ * them and after it stored the notification but before the answer got back. Every `send` that
  * resolves was stored exactly once (a subscriber counts each text); one that rejects says
  * whether it may have been stored, and one that says no was not.
  */
@@ -54,17 +54,22 @@ it('every resolved send is delivered once; a rejected one says whether it may ha
   expect((refusal as HeraldSendError).code).toBe('FORBIDDEN');
   expect((refusal as HeraldSendError).mayHaveBeenStored).toBe(false);
 
-  // Phase 1: resets every 25 ms while 150 sends run, 5 at a time.
-  const cutter = setInterval(() => proxy.fault({ kind: 'cut' }), 25);
+  // Phase 1: 20 ms each way and resets every 120 ms while 60 sends run, 5 at a time: many
+  // requests die on the way in, and many after the server stored the notification.
+  proxy.fault({ kind: 'latency', ms: 20 });
+  const cutter = setInterval(() => proxy.fault({ kind: 'cut' }), 120);
   const resolved: string[] = [];
+  /** Sends answered `duplicate`: a retry found the notification an earlier attempt stored (its answer was lost). */
+  let repeatsAnswered = 0;
   const rejected: { text: string; error: HeraldSendError }[] = [];
-  const texts = Array.from({ length: 150 }, (_, n) => `send ${n}`);
+  const texts = Array.from({ length: 60 }, (_, n) => `send ${n}`);
   const queue = [...texts];
   await Promise.all(
     Array.from({ length: 5 }, async () => {
       for (let text = queue.shift(); text !== undefined; text = queue.shift()) {
         try {
-          await publisher.send({ to: 'paula', text, push: 'NEVER' });
+          const result = await publisher.send({ to: 'paula', text, push: 'NEVER' });
+          if (result.duplicate) repeatsAnswered++;
           resolved.push(text);
         } catch (error) {
           if (!(error instanceof HeraldSendError)) throw error;
@@ -73,7 +78,16 @@ it('every resolved send is delivered once; a rejected one says whether it may ha
       }
     }),
   );
+  // And batches, through the same resets.
+  for (let batch = 0; batch < 2; batch++) {
+    const batchTexts = Array.from({ length: 10 }, (_, n) => `batch ${batch}.${n}`);
+    const results = await publisher.sendMany(batchTexts.map((text) => ({ to: 'paula', text, push: 'NEVER' as const })));
+    expect(results).toHaveLength(10);
+    repeatsAnswered += results.filter((result) => result.duplicate).length;
+    resolved.push(...batchTexts);
+  }
   clearInterval(cutter);
+  proxy.forward();
   // The resets hit: many attempts were retried.
   expect(attempts).toBeGreaterThan(texts.length);
 
@@ -95,8 +109,10 @@ it('every resolved send is delivered once; a rejected one says whether it may ha
   // Every resolved send arrives once; then nothing more (no second copy) arrives on top.
   await waiters.until(() => resolved.every((text) => delivered.has(text)) || undefined, 'every resolved send delivered', PATIENCE_MS, () => `${delivered.size} delivered of ${resolved.length} resolved`);
   await new Promise((resolve) => setTimeout(resolve, 2_000));
-  console.log(`publisher through resets: ${resolved.length} resolved, ${rejected.length} rejected, ${attempts} attempts, ${proxy.accepted} connections`);
-  expect(resolved.length + rejected.length).toBe(texts.length);
+  console.log(`publisher through resets: ${resolved.length} resolved (${repeatsAnswered} answered by a retry that found it stored), ${rejected.length} rejected, ${attempts} attempts, ${proxy.accepted} connections`);
+  expect(resolved.length + rejected.length).toBe(texts.length + 20);
+  // The resets hit stored notifications' answers too: retries found them stored.
+  expect(repeatsAnswered).toBeGreaterThan(0);
   expect(resolved.filter((text) => delivered.get(text) !== 1)).toEqual([]);
   expect([...delivered.values()].filter((count) => count !== 1)).toEqual([]);
   // A rejection that says "not stored" was not.
