@@ -1,0 +1,414 @@
+/**
+ * `shared: true`: the tabs of one origin share one WebSocket per server URL and user.
+ *
+ * One tab leads (`election.ts`): it runs the direct source (`connect()`), hands each event
+ * to its own core and relays it on a BroadcastChannel; every other tab is a follower
+ * whose source is that channel. Both are a {@link NotificationSource}, so the core above
+ * cannot tell them apart, and each tab's core applies the same position rule (an id is
+ * handed to the app only if it is after the position), so a repeat is dropped wherever
+ * it comes from.
+ *
+ * Nothing is lost when the leader changes: the new leader resumes its own subscription
+ * after its own position (`since`), and each follower, on hearing a new leader (or when
+ * it starts), says `hello` with its position; the leader answers with what it has seen
+ * after it, from the last {@link REPLAY_LIMIT} events every tab keeps. A follower further
+ * behind than that is told of a gap (`onGap`), never silently skipped.
+ *
+ * A follower's requests (`markNotificationsRead`) go to the leader and run on its
+ * connection; if the leader changes before answering, the request rejects and the core
+ * sends it again once live.
+ */
+import { elect, type ChannelLike, type Election, type LockManagerLike } from './election.js';
+import type { NotificationSource, SourceHandlers, SourceOperation } from './source.js';
+import { HeraldSessionError, type HeraldGap, type HeraldNotification, type HeraldStatus } from './types.js';
+
+export type { ChannelLike, LockManagerLike } from './election.js';
+
+/**
+ * Events every tab keeps for a follower that says `hello` (a tab that just opened, or
+ * one that missed the old leader's last words). A notification's text is at most the
+ * server's `MAX_TEXT_LENGTH` (default 2,000 characters), so this holds at most about
+ * 100 × 4 KB = 400 KB at the default.
+ */
+export const REPLAY_LIMIT = 100;
+
+export interface SharedSourceOptions {
+  /** Names the lock and the channel: one per server URL and user, e.g. `herald:<url>:<user>`. */
+  readonly name: string;
+  /** Makes the direct source this tab runs while it leads. */
+  readonly connect: () => NotificationSource;
+  /** The Web Locks API; without it, a heartbeat on the channel elects the leader. @default `navigator.locks` */
+  readonly locks?: LockManagerLike | undefined;
+  /** Opens a channel between the origin's tabs. @default `new BroadcastChannel(name)` */
+  readonly openChannel?: (name: string) => ChannelLike;
+  /** The heartbeat fallback's beat, in ms. @default 1000 */
+  readonly heartbeatMs?: number;
+}
+
+/** Whether this environment can share: a browser page with BroadcastChannel. */
+export function canShare(): boolean {
+  return typeof globalThis.BroadcastChannel === 'function' && typeof (globalThis as { document?: unknown }).document === 'object';
+}
+
+/** What the leader relays: the {@link SourceHandlers} calls, as data. */
+type RelayedEvent =
+  | { readonly type: 'notification'; readonly notification: HeraldNotification }
+  | { readonly type: 'readState'; readonly readUpTo: string }
+  | { readonly type: 'gap'; readonly gap: HeraldGap }
+  | { readonly type: 'status'; readonly status: HeraldStatus }
+  | { readonly type: 'fatal'; readonly code: string; readonly message: string };
+
+type Kept = Extract<RelayedEvent, { type: 'notification' | 'readState' }>;
+
+/** A request's failure as it crosses the channel. */
+interface RelayedError {
+  readonly name: string;
+  readonly message: string;
+  readonly code: string | undefined;
+}
+
+/** Everything said on the channel; `tab` is the sender, `to` the one tab addressed. */
+type Message =
+  | { readonly kind: 'leader'; readonly tab: string }
+  | { readonly kind: 'resign'; readonly tab: string }
+  | { readonly kind: 'event'; readonly tab: string; readonly event: RelayedEvent }
+  | { readonly kind: 'hello'; readonly tab: string; readonly since: string | undefined }
+  | { readonly kind: 'replay'; readonly to: string; readonly events: readonly Kept[]; readonly gap: boolean; readonly status: HeraldStatus }
+  | { readonly kind: 'request'; readonly tab: string; readonly id: number; readonly operation: SourceOperation }
+  | { readonly kind: 'response'; readonly to: string; readonly id: number; readonly data?: unknown; readonly error?: RelayedError };
+
+export function createSharedSource(options: SharedSourceOptions): NotificationSource {
+  const tab = randomTab();
+  const openChannel = options.openChannel ?? ((name: string): ChannelLike => new BroadcastChannel(name));
+  const locks = 'locks' in options ? options.locks : navigatorLocks();
+  let channel: ChannelLike | undefined;
+  let election: Election | undefined;
+  let handlers: SourceHandlers | undefined;
+  /** The direct source, while this tab leads. */
+  let direct: NotificationSource | undefined;
+  let leaderTab: string | undefined;
+  let status: HeraldStatus = 'connecting';
+  let stopped = false;
+  const kept = createKeptEvents();
+  let nextRequest = 0;
+  const pending = new Map<number, { resolve(data: unknown): void; reject(error: Error): void }>();
+
+  const post = (message: Message): void => channel?.postMessage(message);
+
+  /** Hands an event to this tab's core (and keeps it for followers' `hello`). */
+  const deliver = (event: RelayedEvent): void => {
+    if (!handlers || stopped) return;
+    switch (event.type) {
+      case 'notification':
+      case 'readState':
+        kept.add(event);
+        return event.type === 'notification' ? handlers.notification(event.notification) : handlers.readState(event.readUpTo);
+      case 'gap':
+        kept.breakAt();
+        return handlers.gap(event.gap);
+      case 'status':
+        status = event.status;
+        return handlers.status(event.status);
+      case 'fatal':
+        return endSession(new HeraldSessionError(event.code, event.message));
+    }
+  };
+
+  const rejectPending = (why: string): void => {
+    for (const { reject } of pending.values()) reject(new Error(why));
+    pending.clear();
+  };
+
+  const endSession = (error: HeraldSessionError): void => {
+    const local = handlers;
+    stop();
+    local?.fatal(error);
+  };
+
+  const lead = (): void => {
+    if (stopped || !handlers) return;
+    const core = handlers;
+    rejectPending('this tab took the lead before the answer');
+    leaderTab = tab;
+    const relay = (event: RelayedEvent): void => {
+      post({ kind: 'event', tab, event });
+      deliver(event);
+    };
+    direct = options.connect();
+    post({ kind: 'leader', tab });
+    direct.start({
+      since: () => core.since(),
+      notification: (notification) => relay({ type: 'notification', notification }),
+      readState: (readUpTo) => relay({ type: 'readState', readUpTo }),
+      gap: (gap) => relay({ type: 'gap', gap }),
+      status: (next) => relay({ type: 'status', status: next }),
+      fatal: (error) => {
+        direct = undefined;
+        post({ kind: 'event', tab, event: { type: 'fatal', code: error.code, message: error.message } });
+        endSession(error);
+      },
+    });
+  };
+
+  /** Stopped leading (the heartbeat fallback found another leader): follow it. */
+  const follow = (): void => {
+    direct?.stop();
+    direct = undefined;
+    leaderTab = undefined;
+    deliver({ type: 'status', status: 'connecting' });
+    post({ kind: 'hello', tab, since: handlers?.since() });
+  };
+
+  const answerHello = (to: string, since: string | undefined): void => {
+    const { events, gap } = kept.after(since);
+    post({ kind: 'replay', to, events, gap, status });
+  };
+
+  const answerRequest = (to: string, id: number, operation: SourceOperation): void => {
+    if (!direct) return post({ kind: 'response', to, id, error: { name: 'Error', message: 'the leader tab has no connection', code: undefined } });
+    direct.request(operation).then(
+      (data) => post({ kind: 'response', to, id, data }),
+      (error: unknown) => post({ kind: 'response', to, id, error: relayedError(error) }),
+    );
+  };
+
+  const onMessage = (message: Message): void => {
+    const leading = direct !== undefined;
+    switch (message.kind) {
+      case 'leader':
+        if (leading) return;
+        leaderTab = message.tab;
+        rejectPending('the leader tab changed before the answer');
+        return post({ kind: 'hello', tab, since: handlers?.since() });
+      case 'resign':
+        if (leading || message.tab !== leaderTab) return;
+        leaderTab = undefined;
+        rejectPending('the leader tab closed before the answer');
+        return deliver({ type: 'status', status: 'connecting' });
+      case 'event':
+        // Two leaders at once (heartbeat fallback, briefly; or the lock came here just as the
+        // old leader's session ended): this one has its own connection, but an end is for all.
+        if (leading && message.event.type !== 'fatal') return;
+        leaderTab = message.tab;
+        return deliver(message.event);
+      case 'hello':
+        if (leading) answerHello(message.tab, message.since);
+        return;
+      case 'replay':
+        if (leading || message.to !== tab) return;
+        if (message.gap) deliver({ type: 'gap', gap: { reason: 'this tab fell further behind than the leader tab keeps', since: handlers?.since() } });
+        for (const event of message.events) deliver(event);
+        return deliver({ type: 'status', status: message.status });
+      case 'request':
+        if (leading) answerRequest(message.tab, message.id, message.operation);
+        return;
+      case 'response': {
+        const waiting = message.to === tab ? pending.get(message.id) : undefined;
+        if (!waiting) return;
+        pending.delete(message.id);
+        return message.error ? waiting.reject(Object.assign(new Error(message.error.message), { name: message.error.name, code: message.error.code })) : waiting.resolve(message.data);
+      }
+    }
+  };
+
+  const onPageHide = (): void => {
+    // The lock goes with the page anyway; this lets followers stop waiting for answers at once.
+    if (direct) post({ kind: 'resign', tab });
+  };
+
+  function stop(): void {
+    if (stopped) return;
+    onPageHide();
+    stopped = true;
+    election?.resign();
+    direct?.stop();
+    direct = undefined;
+    rejectPending('the client was closed');
+    page?.removeEventListener('pagehide', onPageHide);
+    channel?.close();
+    channel = undefined;
+  }
+
+  return {
+    start(startHandlers) {
+      handlers = startHandlers;
+      kept.startAt(startHandlers.since());
+      channel = openChannel(options.name);
+      channel.addEventListener('message', ({ data }) => {
+        const message = parseMessage(data);
+        if (message && !stopped) onMessage(message);
+      });
+      page?.addEventListener('pagehide', onPageHide);
+      startHandlers.status('connecting');
+      post({ kind: 'hello', tab, since: startHandlers.since() });
+      election = elect({ name: options.name, tab, locks, openChannel, ...(options.heartbeatMs ? { heartbeatMs: options.heartbeatMs } : {}) }, { lead, follow });
+    },
+    request(operation) {
+      if (stopped) return Promise.reject(new Error('the client was closed'));
+      if (direct) return direct.request(operation);
+      const id = nextRequest++;
+      return new Promise((resolve, reject) => {
+        pending.set(id, { resolve, reject });
+        post({ kind: 'request', tab, id, operation });
+      });
+    },
+    stop,
+  };
+}
+
+/**
+ * The last {@link REPLAY_LIMIT} notifications and read-state changes this tab passed on,
+ * and from where they run without a hole (`from`: the position before the first).
+ */
+function createKeptEvents() {
+  let events: Kept[] = [];
+  /** Everything after `from` up to the newest is in `events`; `null`: unknown (after a gap). */
+  let from: string | undefined | null = null;
+  let newest: string | undefined;
+
+  return {
+    add(event: Kept): void {
+      if (event.type === 'notification') {
+        if (newest !== undefined && !isAfter(event.notification.id, newest)) return;
+        newest = event.notification.id;
+      }
+      events.push(event);
+      while (events.length > REPLAY_LIMIT) {
+        const dropped = events.shift();
+        if (dropped?.type === 'notification') from = dropped.notification.id;
+      }
+    },
+    /** Starts the kept run at this tab's starting position (`undefined`: it started live, with no position). */
+    startAt(since: string | undefined): void {
+      events = [];
+      from = since;
+      newest = since;
+    },
+    /** A gap: nothing kept before it runs on into what follows. */
+    breakAt(): void {
+      events = [];
+      from = null;
+      newest = undefined;
+    },
+    /** What a follower at `since` missed, and whether some of it is no longer kept. */
+    after(since: string | undefined): { events: Kept[]; gap: boolean } {
+      if (since === undefined) return { events: [], gap: false };
+      for (let at = events.length - 1; at >= 0; at -= 1) {
+        const event = events[at];
+        if (event?.type === 'notification' && !isAfter(event.notification.id, since)) return { events: events.slice(at + 1), gap: false };
+      }
+      // Nothing kept is at or before `since`: fine if it is where the kept run starts (or
+      // later, or of another history, which the core tells as a gap by itself).
+      const covered = from === since || (typeof from === 'string' && (isAfter(since, from) || !sameEpoch(since, from))) || (from === undefined && events.length === 0);
+      return { events, gap: !covered };
+    },
+  };
+}
+
+/** Cursors are `<epoch>_<ms>-<seq>`; within one epoch they order by (ms, seq). */
+function parseCursor(id: string): { epoch: string; ms: number; seq: number } | undefined {
+  const match = /^([^_]+)_(\d+)-(\d+)$/.exec(id);
+  return match ? { epoch: match[1] ?? '', ms: Number(match[2]), seq: Number(match[3]) } : undefined;
+}
+
+function sameEpoch(a: string, b: string): boolean {
+  return parseCursor(a)?.epoch === parseCursor(b)?.epoch;
+}
+
+/** Whether `a` comes after `b` in one history; ids of different histories are never "after". */
+function isAfter(a: string, b: string): boolean {
+  const x = parseCursor(a);
+  const y = parseCursor(b);
+  if (!x || !y || x.epoch !== y.epoch) return false;
+  return x.ms > y.ms || (x.ms === y.ms && x.seq > y.seq);
+}
+
+/** The page's window, where there is one (for `pagehide`). */
+const page = typeof (globalThis as { document?: unknown }).document === 'object' ? (globalThis as unknown as Pick<EventTarget, 'addEventListener' | 'removeEventListener'>) : undefined;
+
+function randomTab(): string {
+  const crypto = (globalThis as { crypto?: { randomUUID?: () => string } }).crypto;
+  return crypto?.randomUUID?.() ?? `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+}
+
+function navigatorLocks(): LockManagerLike | undefined {
+  const locks = (globalThis as { navigator?: { locks?: LockManagerLike } }).navigator?.locks;
+  return typeof locks?.request === 'function' ? locks : undefined;
+}
+
+function relayedError(error: unknown): RelayedError {
+  if (!(error instanceof Error)) return { name: 'Error', message: String(error), code: undefined };
+  const code = (error as { code?: unknown }).code;
+  return { name: error.name, message: error.message, code: typeof code === 'string' ? code : undefined };
+}
+
+const STATUSES: ReadonlySet<unknown> = new Set<HeraldStatus>(['connecting', 'live', 'offline']);
+const isString = (value: unknown): value is string => typeof value === 'string';
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null;
+
+function parseNotification(value: unknown): HeraldNotification | undefined {
+  if (!isRecord(value) || !isString(value['id']) || !isString(value['text']) || typeof value['timestamp'] !== 'number' || !isString(value['audience'])) return undefined;
+  return value as unknown as HeraldNotification;
+}
+
+function parseEvent(value: unknown): RelayedEvent | undefined {
+  if (!isRecord(value)) return undefined;
+  switch (value['type']) {
+    case 'notification': {
+      const notification = parseNotification(value['notification']);
+      return notification && { type: 'notification', notification };
+    }
+    case 'readState':
+      return isString(value['readUpTo']) ? { type: 'readState', readUpTo: value['readUpTo'] } : undefined;
+    case 'gap': {
+      const gap = value['gap'];
+      if (!isRecord(gap) || !isString(gap['reason'])) return undefined;
+      return { type: 'gap', gap: { reason: gap['reason'], since: isString(gap['since']) ? gap['since'] : undefined } };
+    }
+    case 'status':
+      return STATUSES.has(value['status']) ? { type: 'status', status: value['status'] as HeraldStatus } : undefined;
+    case 'fatal':
+      return isString(value['code']) && isString(value['message']) ? { type: 'fatal', code: value['code'], message: value['message'] } : undefined;
+    default:
+      return undefined;
+  }
+}
+
+/** Checks what arrives on the channel: another tab may run another version of this code. */
+export function parseMessage(data: unknown): Message | undefined {
+  if (!isRecord(data)) return undefined;
+  const { kind, tab, to } = data;
+  switch (kind) {
+    case 'leader':
+    case 'resign':
+      return isString(tab) ? { kind, tab } : undefined;
+    case 'event': {
+      const event = parseEvent(data['event']);
+      return isString(tab) && event ? { kind, tab, event } : undefined;
+    }
+    case 'hello': {
+      const since = data['since'];
+      return isString(tab) && (since === undefined || isString(since)) ? { kind, tab, since } : undefined;
+    }
+    case 'replay': {
+      const raw = data['events'];
+      if (!isString(to) || !Array.isArray(raw) || !STATUSES.has(data['status'])) return undefined;
+      const events = raw.map(parseEvent).filter((event): event is Kept => event?.type === 'notification' || event?.type === 'readState');
+      return { kind, to, events, gap: data['gap'] === true, status: data['status'] as HeraldStatus };
+    }
+    case 'request': {
+      const { id, operation } = data;
+      if (!isString(tab) || typeof id !== 'number' || !isRecord(operation) || !isString(operation['query'])) return undefined;
+      const variables = isRecord(operation['variables']) ? operation['variables'] : undefined;
+      return { kind, tab, id, operation: { query: operation['query'], ...(variables ? { variables } : {}) } };
+    }
+    case 'response': {
+      const { id, error } = data;
+      if (!isString(to) || typeof id !== 'number') return undefined;
+      if (!isRecord(error)) return { kind, to, id, data: data['data'] };
+      return { kind, to, id, error: { name: isString(error['name']) ? error['name'] : 'Error', message: isString(error['message']) ? error['message'] : 'failed', code: isString(error['code']) ? error['code'] : undefined } };
+    }
+    default:
+      return undefined;
+  }
+}
