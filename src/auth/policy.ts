@@ -57,3 +57,39 @@ export function authorizeDeviceOwner(principal: Principal, userName: string | nu
   }
   return userName;
 }
+
+/**
+ * A live connection's token may be replaced in-band (`refreshToken`) only by one for the
+ * same principal: the same `sub` and `tenant`, else the connection would change hands
+ * (refused for good), and the same `stores` and `scope`, which the connection's open
+ * subscriptions were opened on (refused, but a reconnect with the new token opens them
+ * afresh). Stores and scopes compare as sets. Throws {@link ForbiddenError} naming the
+ * claims that differ; the messages name no value, only claims.
+ */
+export function authorizeTokenRefresh(current: Principal, next: Principal): void {
+  const owner = differing([
+    ['sub', current.name === next.name],
+    ['tenant', current.tenant === next.tenant],
+  ]);
+  if (owner !== undefined) {
+    throw new ForbiddenError(`${owner} of this connection's token and the new one differ: a connection's token can only be replaced by one for the same user and tenant`);
+  }
+  const grants = differing([
+    ['stores', sameMembers(current.stores, next.stores)],
+    ['scope', sameMembers(current.scopes, next.scopes)],
+  ]);
+  if (grants !== undefined) throw new ForbiddenError(`${grants} of this connection's token and the new one differ: reconnect with the new token`);
+}
+
+/** The claims whose check failed, as `the "a" and "b" claims`; undefined when none did. */
+function differing(checks: ReadonlyArray<readonly [claim: string, same: boolean]>): string | undefined {
+  const claims = checks.filter(([, same]) => !same).map(([claim]) => `"${claim}"`);
+  return claims.length === 0 ? undefined : `the ${claims.join(' and ')} claims`;
+}
+
+/** Whether `a` and `b` hold the same members, in whatever order (the principal's are without repeats). */
+function sameMembers(a: Iterable<string>, b: Iterable<string>): boolean {
+  const left = new Set(a);
+  const right = new Set(b);
+  return left.size === right.size && [...left].every((member) => right.has(member));
+}

@@ -22,6 +22,10 @@ export interface HotCounts {
   redisReconnects: number;
   /** Redis commands that failed (not sent, timed out, or refused). */
   redisCommandErrors: number;
+  /** WebSocket tokens replaced in-band (`refreshToken`). */
+  tokenRefreshes: number;
+  /** In-band token refreshes refused (a bad token, another principal's). */
+  tokenRefreshRefusals: number;
 }
 
 /** What a server reports about itself, read at each scrape. */
@@ -83,7 +87,15 @@ export function createMetrics(options: MetricsOptions): HeraldMetrics {
   registry.setDefaultLabels({ role: options.role });
   if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
 
-  const counts: HotCounts = { delivered: 0, published: 0, slowConsumerCloses: 0, redisReconnects: 0, redisCommandErrors: 0 };
+  const counts: HotCounts = {
+    delivered: 0,
+    published: 0,
+    slowConsumerCloses: 0,
+    redisReconnects: 0,
+    redisCommandErrors: 0,
+    tokenRefreshes: 0,
+    tokenRefreshRefusals: 0,
+  };
   /** A counter whose value is one of {@link counts}, read at scrape time. */
   const counted = (name: string, help: string, read: () => number): void => {
     new Counter({
@@ -101,6 +113,8 @@ export function createMetrics(options: MetricsOptions): HeraldMetrics {
   counted('herald_slow_consumer_closes_total', 'WebSockets closed with 4413 for holding more than MAX_BUFFERED_BYTES.', () => counts.slowConsumerCloses);
   counted('herald_redis_reconnects_total', 'Times a Redis connection became ready again after a drop.', () => counts.redisReconnects);
   counted('herald_redis_command_errors_total', 'Redis commands that failed: not sent, timed out, or refused.', () => counts.redisCommandErrors);
+  counted('herald_token_refreshes_total', 'WebSocket tokens replaced in-band with refreshToken.', () => counts.tokenRefreshes);
+  counted('herald_token_refresh_refusals_total', 'In-band token refreshes refused: a bad or expired token, or another principal\'s.', () => counts.tokenRefreshRefusals);
 
   /** A gauge labelled by transport, each label's value read from its source at scrape time. */
   const byTransport = (name: string, help: string): ((transport: Transport, source: GaugeSource) => void) => {

@@ -17,7 +17,7 @@ import { Failure, FAILURES, type FailureCode } from '../common/failures.js';
 import type { OpenRequest } from '../core/subscriptions.js';
 import type { DocumentCache } from './documents.js';
 import type { Fanout, OperationPlan } from './render.js';
-import { requirePrincipal, type HeraldContext, type SubscriptionArguments } from './schema.js';
+import { requirePrincipal, type HeraldContext, type SubscriptionArguments, type TokenHolder } from './schema.js';
 
 /** What a subscription field opens on the core, besides the principal's notifications. */
 interface SubscriptionField {
@@ -88,6 +88,13 @@ export interface OperationPipelineOptions {
   fanout?: Fanout | undefined;
 }
 
+export interface PrepareOptions {
+  /** Whether the transport can carry a subscription's stream; a plain HTTP answer cannot. @default true */
+  readonly streams?: boolean;
+  /** The connection the operation came on, when its token can be refreshed in-band (a WebSocket's). @default none */
+  readonly tokenHolder?: TokenHolder | undefined;
+}
+
 export interface OperationPipeline {
   readonly schema: GraphQLSchema;
   /** The server's one error mask. */
@@ -106,7 +113,7 @@ export interface OperationPipeline {
    * `streams: false` (a plain HTTP answer) a subscription is refused, saying where to
    * subscribe.
    */
-  prepare(request: OperationRequest, principal: Principal | undefined, options?: { streams: boolean }): PreparedOperation | OperationRefusal;
+  prepare(request: OperationRequest, principal: Principal | undefined, options?: PrepareOptions): PreparedOperation | OperationRefusal;
   /**
    * Opens the subscription `operation` asks for through `open`, with the fan-out plan
    * that renders its events. `since` is the cursor to resume from when the operation
@@ -135,7 +142,7 @@ function codeOf(errors: readonly GraphQLError[]): FailureCode {
 export function createOperationPipeline(options: OperationPipelineOptions): OperationPipeline {
   const { schema, documents, maskError, verifier, fanout } = options;
 
-  const prepare: OperationPipeline['prepare'] = (request, principal, { streams } = { streams: true }) => {
+  const prepare: OperationPipeline['prepare'] = (request, principal, { streams = true, tokenHolder } = {}) => {
     const prepared = documents.prepare(request.query, { keep: principal !== undefined });
     if (prepared.errors) return new OperationRefusal(codeOf(prepared.errors), prepared.errors, 'document');
     const { document } = prepared;
@@ -147,7 +154,7 @@ export function createOperationPipeline(options: OperationPipelineOptions): Oper
     const args: PreparedOperation['args'] = {
       schema,
       document,
-      contextValue: { principal } satisfies HeraldContext,
+      contextValue: { principal, tokenHolder } satisfies HeraldContext,
       rootValue: undefined,
       operationName,
       variableValues: request.variables ?? undefined,

@@ -12,6 +12,7 @@ import type { Broker } from '../broker/types.js';
 import type { Namer } from '../names/index.js';
 import { formatCursor, parseCursor } from '../common/cursor.js';
 import { graphqlError } from '../common/errors.js';
+import type { Failure } from '../common/failures.js';
 import { decodeNotification, type SubscriptionItem, type Notification } from '../common/notification.js';
 import { countUnread, isRead, markRead } from './read-state.js';
 
@@ -21,12 +22,36 @@ const schemaPath = fileURLToPath(new URL('../../schema.graphql', import.meta.url
 export const typeDefs = readFileSync(schemaPath, 'utf8');
 
 /**
- * What every resolver gets as its context: who is asking, and nothing else. The
- * operation pipeline opens subscriptions on the core; nothing travels back through here.
+ * What every resolver gets as its context: who is asking, and on a WebSocket the
+ * connection's token. The operation pipeline opens subscriptions on the core; nothing
+ * else travels back through here.
  */
 export interface HeraldContext {
   /** The verified principal, if the request carried a token. */
   readonly principal: Principal | undefined;
+  /**
+   * The connection whose token `refreshToken` replaces: a WebSocket's. Absent on every
+   * other transport, whose requests each carry their own token.
+   */
+  readonly tokenHolder?: TokenHolder | undefined;
+}
+
+/**
+ * A connection that holds one token for its life and can take a new one without
+ * closing (the WebSocket transport's connection implements it). Defined here so the
+ * `refreshToken` resolver reaches it without knowing any transport.
+ */
+export interface TokenHolder {
+  /** The principal of the token it holds now; undefined before `connection_init` is accepted. */
+  readonly principal: Principal | undefined;
+  /**
+   * Holds `principal` from now on, in place of the old one: its expiry is the
+   * connection's close deadline. The caller has verified it and checked it is the same
+   * user's. Every subscription stays open.
+   */
+  tokenRefreshed(principal: Principal): void;
+  /** A refresh was refused for `failure`; the connection keeps its token and its deadline. */
+  tokenRefreshRefused(failure: Failure): void;
 }
 
 /**

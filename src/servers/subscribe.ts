@@ -32,6 +32,7 @@ import { attachWebSocketTransport } from '../transports/websocket/websocket.js';
 import { Failure } from '../common/failures.js';
 import type { SeenLive } from '../push/seen-live.js';
 import { createPushResolvers, type PushStores } from '../graphql/push-resolvers.js';
+import { createTokenRefreshResolvers } from '../graphql/token-refresh.js';
 
 /** The settings the subscribe server takes from config, each documented (with its default) there. */
 export type SubscribeSettings = Pick<
@@ -112,13 +113,14 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
         }
       }),
   });
+  const pushResolvers = createPushResolvers({
+    stores: push?.stores,
+    absent: new Failure('SERVICE_UNAVAILABLE', 'devices and topics are kept in Redis: run Herald with REDIS_URL'),
+  });
   const schema = buildSchema({
     broker,
     namer: options.namer,
-    resolvers: createPushResolvers({
-      stores: push?.stores,
-      absent: new Failure('SERVICE_UNAVAILABLE', 'devices and topics are kept in Redis: run Herald with REDIS_URL'),
-    }),
+    resolvers: { ...pushResolvers, Mutation: { ...pushResolvers.Mutation, ...createTokenRefreshResolvers(verifier).Mutation } },
   });
   const maskError = createErrorMask({ production, logger });
   // One end-of-turn for the renderings of a turn's events and the frames held that turn.
@@ -138,7 +140,7 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
       introspection: options.introspection,
       operations: [OperationTypeNode.QUERY, OperationTypeNode.SUBSCRIPTION, OperationTypeNode.MUTATION],
       elsewhere: 'send mutations to the publish server',
-      mutationFields: ['registerDevice', 'removeDevice', 'follow', 'unfollow', 'markNotificationsRead'],
+      mutationFields: ['registerDevice', 'removeDevice', 'follow', 'unfollow', 'markNotificationsRead', 'refreshToken'],
       mutationsElsewhere: 'send notifications through the publish server',
     }),
   });

@@ -10,7 +10,9 @@ import type { GraphQLError } from 'graphql';
 import type { WebSocket } from 'ws';
 import type { Principal } from '../../auth/index.js';
 import type { MaskError } from '../../common/errors.js';
-import type { Cancel } from '../../common/timers.js';
+import type { Failure } from '../../common/failures.js';
+import { runAt, type Cancel } from '../../common/timers.js';
+import type { TokenHolder } from '../../graphql/schema.js';
 import { CloseCode, closeReason } from './close-codes.js';
 import type { FrameWriter, Outbox, OutboxOwner } from './frames.js';
 import { SendBound, type SendBoundLimits } from './send-bound.js';
@@ -34,6 +36,10 @@ export interface ConnectionShared {
   readonly slowConsumer: (socket: WebSocket, bound: SendBound) => void;
   /** The one error mask. */
   readonly maskError: MaskError;
+  /** A connection took a fresh token in-band: logged and counted. */
+  readonly onTokenRefreshed: (connection: Connection) => void;
+  /** A connection's in-band refresh was refused: logged and counted. */
+  readonly onTokenRefreshRefused: (connection: Connection, failure: Failure) => void;
 }
 
 /** What a socket sink asks of its connection. */
@@ -48,7 +54,7 @@ export interface SinkConnection {
   sendComplete(id: string): void;
 }
 
-export class Connection implements OutboxOwner, SinkConnection {
+export class Connection implements OutboxOwner, SinkConnection, TokenHolder {
   /** This process's number for the connection: `connection: "ws-<n>"` on its log lines. */
   readonly number: number;
   readonly socket: WebSocket;
@@ -74,8 +80,9 @@ export class Connection implements OutboxOwner, SinkConnection {
    * kilobytes.
    */
   upgradeAuthorization: string | undefined;
+  /** The principal of the token it holds, from `connection_init` on; set by {@link hold}. */
   principal: Principal | undefined;
-  /** Disarms the token-expiry close; called when the socket closes. */
+  /** Disarms the token-expiry close; replaced when a refresh moves it, called when the socket closes. */
   cancelExpiry: Cancel | undefined;
   /** Disarms the {@link CloseCode.ConnectionInitialisationTimeout} close of a socket without `connection_init`; called when it arrives, or the socket closes. */
   cancelInit: Cancel | undefined;
@@ -114,6 +121,29 @@ export class Connection implements OutboxOwner, SinkConnection {
 
   close(code: CloseCode, reason: string): void {
     this.socket.close(code, closeReason(reason));
+  }
+
+  /**
+   * Holds `principal` (verified) as the connection's, and arms the {@link CloseCode.Forbidden}
+   * close at its expiry in place of the deadline armed before, if any. A socket already
+   * closing arms nothing: its clean-up has disarmed the old deadline, and a new one would
+   * keep the connection until it fired.
+   */
+  hold(principal: Principal): void {
+    if (!this.isOpen()) return;
+    this.principal = principal;
+    this.cancelExpiry?.();
+    const { socket } = this;
+    this.cancelExpiry = runAt(principal.expiresAt, () => socket.close(CloseCode.Forbidden, 'Forbidden: token expired'));
+  }
+
+  tokenRefreshed(principal: Principal): void {
+    this.hold(principal);
+    this.#shared.onTokenRefreshed(this);
+  }
+
+  tokenRefreshRefused(failure: Failure): void {
+    this.#shared.onTokenRefreshRefused(this, failure);
   }
 
   /** Closes the socket for a fault of Herald's (logged by the mask), once: what follows on the connection is its echo. */

@@ -3,7 +3,8 @@
  * it: every message is parsed once (graphql-ws' public `parseMessage`), and answered
  * with graphql-ws' own close codes and reasons. `connection_init` authenticates the
  * connection (from its payload, or the upgrade's `Authorization` header) and arms the
- * {@link CloseCode.Forbidden} close at the token's expiry; a `subscribe` goes through the operation pipeline
+ * {@link CloseCode.Forbidden} close at the token's expiry, which a `refreshToken`
+ * mutation on the connection moves; a `subscribe` goes through the operation pipeline
  * (`graphql/operation.ts`): a subscription is opened on the core into a socket sink, a
  * query or mutation executed once. Shared by every connection of a transport: the
  * state is the connection's.
@@ -12,7 +13,6 @@ import { execute, type ExecutionResult, type FormattedExecutionResult } from 'gr
 import { MessageType, parseMessage, stringifyMessage, type Message, type SubscribePayload } from 'graphql-ws';
 import { AuthenticationError, type Principal } from '../../auth/index.js';
 import { graphqlError, type MaskError } from '../../common/errors.js';
-import { runAt } from '../../common/timers.js';
 import type { Subscriptions } from '../../core/subscriptions.js';
 import { OperationRefusal, type OperationPipeline, type PreparedOperation } from '../../graphql/operation.js';
 import { CloseCode } from './close-codes.js';
@@ -91,7 +91,8 @@ export function createProtocol(options: ProtocolOptions): Protocol {
         graphqlError('LIMIT_EXCEEDED', `this connection already holds ${options.maxOperations} subscriptions (MAX_SUBSCRIPTIONS_PER_CONNECTION)`),
       ]);
     }
-    const operation = pipeline.prepare(payload, connection.principal);
+    // The connection rides in the context for `refreshToken`, the one field that needs it.
+    const operation = pipeline.prepare(payload, connection.principal, { tokenHolder: connection });
     if (operation instanceof OperationRefusal) {
       connection.release(id, placeholder);
       return connection.sendErrors(id, operation.errors);
@@ -169,9 +170,7 @@ function authenticate(connection: Connection, payload: unknown, pipeline: Operat
     connection.close(CloseCode.Forbidden, `Forbidden: ${principal.message}`);
     return false;
   }
-  connection.principal = principal;
+  connection.hold(principal);
   connection.bound.initialised();
-  const { socket } = connection;
-  connection.cancelExpiry = runAt(principal.expiresAt, () => socket.close(CloseCode.Forbidden, 'Forbidden: token expired'));
   return true;
 }

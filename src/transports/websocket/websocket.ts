@@ -66,7 +66,7 @@ export interface WebSocketTransportOptions {
   keepAliveMs: number;
   logger: Logger;
   /** Where slow-consumer closes are counted (the process's metrics). */
-  counts: Pick<HotCounts, 'slowConsumerCloses'>;
+  counts: Pick<HotCounts, 'slowConsumerCloses' | 'tokenRefreshes' | 'tokenRefreshRefusals'>;
 }
 
 /** The kind of a TCP socket error: the peer's doing, all of them. */
@@ -149,7 +149,19 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
     const setting = bound.limit === options.maxBufferedBytes ? 'MAX_BUFFERED_BYTES' : 'before connection_init';
     socket.close(CloseCode.SlowConsumer, `slow consumer: more than ${bound.limit} bytes waiting (${setting})`);
   };
-  const connectionShared: ConnectionShared = { slowConsumer, maskError: options.pipeline.maskError };
+  const connectionShared: ConnectionShared = {
+    slowConsumer,
+    maskError: options.pipeline.maskError,
+    onTokenRefreshed(connection) {
+      options.counts.tokenRefreshes += 1;
+      const expiresAt = connection.principal === undefined ? 'never' : new Date(connection.principal.expiresAt).toISOString();
+      connectionLogger(connection).debug?.(`herald: websocket token refreshed, now expires at ${expiresAt}`);
+    },
+    onTokenRefreshRefused(connection, failure) {
+      options.counts.tokenRefreshRefusals += 1;
+      connectionLogger(connection).info(`herald: websocket token refresh refused (${failure.code}): ${failure.message}`);
+    },
+  };
 
   // One timer for every socket: a socket that has not answered the previous ping by the
   // next tick is terminated, so a vanished peer is dropped within two intervals. One
