@@ -6,7 +6,9 @@
  * fallback runs with a 20 ms beat.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { createSharedSource, parseMessage, REPLAY_LIMIT, type ChannelLike, type LockManagerLike } from '../../packages/client/src/shared.js';
+import { createSharedSource, REPLAY_LIMIT, type ChannelLike, type LockManagerLike } from '../../packages/client/src/shared.js';
+import { parseMessage } from '../../packages/client/src/tab-messages.js';
+import { GraphQLResultError } from '../../packages/client/src/graphql.js';
 import type { NotificationSource, SourceHandlers, SourceOperation } from '../../packages/client/src/source.js';
 import type { HeraldGap, HeraldNotification, HeraldSessionError, HeraldStatus } from '../../packages/client/src/types.js';
 
@@ -229,8 +231,14 @@ describe('shared tabs with Web Locks', () => {
     direct.answer = async () => ({ markNotificationsRead: { readUpTo: id(1) } });
     await expect(b.source.request({ query: 'mutation M { x }', variables: { upTo: id(1) } })).resolves.toEqual({ markNotificationsRead: { readUpTo: id(1) } });
     expect(direct.requests).toEqual([{ query: 'mutation M { x }', variables: { upTo: id(1) } }]);
-    direct.answer = () => Promise.reject(Object.assign(new Error('not yours'), { code: 'FORBIDDEN' }));
-    await expect(b.source.request({ query: 'mutation M { x }' })).rejects.toMatchObject({ message: 'not yours', code: 'FORBIDDEN' });
+    // A GraphQL answer stays one (the inbox gives up on it); a dropped connection stays a plain error (it retries).
+    direct.answer = () => Promise.reject(new GraphQLResultError({ code: 'FORBIDDEN', message: 'not yours' }));
+    const refused = await b.source.request({ query: 'mutation M { x }' }).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(GraphQLResultError);
+    expect((refused as GraphQLResultError).failure).toEqual({ code: 'FORBIDDEN', message: 'not yours' });
+    direct.answer = () => Promise.reject(new Error('the connection closed'));
+    const dropped = await b.source.request({ query: 'mutation M { x }' }).catch((error: unknown) => error);
+    expect(dropped).not.toBeInstanceOf(GraphQLResultError);
     a.source.stop();
     b.source.stop();
   });

@@ -19,8 +19,11 @@
  * sends it again once live.
  */
 import { elect, type ChannelLike, type Election, type LockManagerLike } from './election.js';
+import { GraphQLResultError } from './graphql.js';
+import { compareNotificationIds } from './position.js';
 import type { NotificationSource, SourceHandlers, SourceOperation } from './source.js';
-import { HeraldSessionError, type HeraldGap, type HeraldNotification, type HeraldStatus } from './types.js';
+import { parseMessage, type Kept, type Message, type RelayedError, type RelayedEvent } from './tab-messages.js';
+import { HeraldSessionError, type HeraldStatus } from './types.js';
 
 export type { ChannelLike, LockManagerLike } from './election.js';
 
@@ -49,33 +52,6 @@ export interface SharedSourceOptions {
 export function canShare(): boolean {
   return typeof globalThis.BroadcastChannel === 'function' && typeof (globalThis as { document?: unknown }).document === 'object';
 }
-
-/** What the leader relays: the {@link SourceHandlers} calls, as data. */
-type RelayedEvent =
-  | { readonly type: 'notification'; readonly notification: HeraldNotification }
-  | { readonly type: 'readState'; readonly readUpTo: string }
-  | { readonly type: 'gap'; readonly gap: HeraldGap }
-  | { readonly type: 'status'; readonly status: HeraldStatus }
-  | { readonly type: 'fatal'; readonly code: string; readonly message: string };
-
-type Kept = Extract<RelayedEvent, { type: 'notification' | 'readState' }>;
-
-/** A request's failure as it crosses the channel. */
-interface RelayedError {
-  readonly name: string;
-  readonly message: string;
-  readonly code: string | undefined;
-}
-
-/** Everything said on the channel; `tab` is the sender, `to` the one tab addressed. */
-type Message =
-  | { readonly kind: 'leader'; readonly tab: string }
-  | { readonly kind: 'resign'; readonly tab: string }
-  | { readonly kind: 'event'; readonly tab: string; readonly event: RelayedEvent }
-  | { readonly kind: 'hello'; readonly tab: string; readonly since: string | undefined }
-  | { readonly kind: 'replay'; readonly to: string; readonly events: readonly Kept[]; readonly gap: boolean; readonly status: HeraldStatus }
-  | { readonly kind: 'request'; readonly tab: string; readonly id: number; readonly operation: SourceOperation }
-  | { readonly kind: 'response'; readonly to: string; readonly id: number; readonly data?: unknown; readonly error?: RelayedError };
 
 export function createSharedSource(options: SharedSourceOptions): NotificationSource {
   const tab = randomTab();
@@ -165,7 +141,7 @@ export function createSharedSource(options: SharedSourceOptions): NotificationSo
   };
 
   const answerRequest = (to: string, id: number, operation: SourceOperation): void => {
-    if (!direct) return post({ kind: 'response', to, id, error: { name: 'Error', message: 'the leader tab has no connection', code: undefined } });
+    if (!direct) return post({ kind: 'response', to, id, error: { message: 'the leader tab has no connection' } });
     direct.request(operation).then(
       (data) => post({ kind: 'response', to, id, data }),
       (error: unknown) => post({ kind: 'response', to, id, error: relayedError(error) }),
@@ -206,7 +182,7 @@ export function createSharedSource(options: SharedSourceOptions): NotificationSo
         const waiting = message.to === tab ? pending.get(message.id) : undefined;
         if (!waiting) return;
         pending.delete(message.id);
-        return message.error ? waiting.reject(Object.assign(new Error(message.error.message), { name: message.error.name, code: message.error.code })) : waiting.resolve(message.data);
+        return message.error ? waiting.reject(revivedError(message.error)) : waiting.resolve(message.data);
       }
     }
   };
@@ -305,22 +281,13 @@ function createKeptEvents() {
   };
 }
 
-/** Cursors are `<epoch>_<ms>-<seq>`; within one epoch they order by (ms, seq). */
-function parseCursor(id: string): { epoch: string; ms: number; seq: number } | undefined {
-  const match = /^([^_]+)_(\d+)-(\d+)$/.exec(id);
-  return match ? { epoch: match[1] ?? '', ms: Number(match[2]), seq: Number(match[3]) } : undefined;
+/** Whether `a` comes after `b` in one history; ids of different histories are never "after". */
+function isAfter(a: string, b: string): boolean {
+  return (compareNotificationIds(a, b) ?? 0) > 0;
 }
 
 function sameEpoch(a: string, b: string): boolean {
-  return parseCursor(a)?.epoch === parseCursor(b)?.epoch;
-}
-
-/** Whether `a` comes after `b` in one history; ids of different histories are never "after". */
-function isAfter(a: string, b: string): boolean {
-  const x = parseCursor(a);
-  const y = parseCursor(b);
-  if (!x || !y || x.epoch !== y.epoch) return false;
-  return x.ms > y.ms || (x.ms === y.ms && x.seq > y.seq);
+  return compareNotificationIds(a, b) !== undefined;
 }
 
 /** The page's window, where there is one (for `pagehide`). */
@@ -336,79 +303,13 @@ function navigatorLocks(): LockManagerLike | undefined {
   return typeof locks?.request === 'function' ? locks : undefined;
 }
 
+/** A request's failure as it crosses: a GraphQL answer stays one (the inbox does not retry it). */
 function relayedError(error: unknown): RelayedError {
-  if (!(error instanceof Error)) return { name: 'Error', message: String(error), code: undefined };
-  const code = (error as { code?: unknown }).code;
-  return { name: error.name, message: error.message, code: typeof code === 'string' ? code : undefined };
+  if (error instanceof GraphQLResultError) return { message: error.message, failure: error.failure };
+  return { message: error instanceof Error ? error.message : String(error) };
 }
 
-const STATUSES: ReadonlySet<unknown> = new Set<HeraldStatus>(['connecting', 'live', 'offline']);
-const isString = (value: unknown): value is string => typeof value === 'string';
-const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null;
-
-function parseNotification(value: unknown): HeraldNotification | undefined {
-  if (!isRecord(value) || !isString(value['id']) || !isString(value['text']) || typeof value['timestamp'] !== 'number' || !isString(value['audience'])) return undefined;
-  return value as unknown as HeraldNotification;
+function revivedError(error: RelayedError): Error {
+  return error.failure ? new GraphQLResultError(error.failure) : new Error(error.message);
 }
 
-function parseEvent(value: unknown): RelayedEvent | undefined {
-  if (!isRecord(value)) return undefined;
-  switch (value['type']) {
-    case 'notification': {
-      const notification = parseNotification(value['notification']);
-      return notification && { type: 'notification', notification };
-    }
-    case 'readState':
-      return isString(value['readUpTo']) ? { type: 'readState', readUpTo: value['readUpTo'] } : undefined;
-    case 'gap': {
-      const gap = value['gap'];
-      if (!isRecord(gap) || !isString(gap['reason'])) return undefined;
-      return { type: 'gap', gap: { reason: gap['reason'], since: isString(gap['since']) ? gap['since'] : undefined } };
-    }
-    case 'status':
-      return STATUSES.has(value['status']) ? { type: 'status', status: value['status'] as HeraldStatus } : undefined;
-    case 'fatal':
-      return isString(value['code']) && isString(value['message']) ? { type: 'fatal', code: value['code'], message: value['message'] } : undefined;
-    default:
-      return undefined;
-  }
-}
-
-/** Checks what arrives on the channel: another tab may run another version of this code. */
-export function parseMessage(data: unknown): Message | undefined {
-  if (!isRecord(data)) return undefined;
-  const { kind, tab, to } = data;
-  switch (kind) {
-    case 'leader':
-    case 'resign':
-      return isString(tab) ? { kind, tab } : undefined;
-    case 'event': {
-      const event = parseEvent(data['event']);
-      return isString(tab) && event ? { kind, tab, event } : undefined;
-    }
-    case 'hello': {
-      const since = data['since'];
-      return isString(tab) && (since === undefined || isString(since)) ? { kind, tab, since } : undefined;
-    }
-    case 'replay': {
-      const raw = data['events'];
-      if (!isString(to) || !Array.isArray(raw) || !STATUSES.has(data['status'])) return undefined;
-      const events = raw.map(parseEvent).filter((event): event is Kept => event?.type === 'notification' || event?.type === 'readState');
-      return { kind, to, events, gap: data['gap'] === true, status: data['status'] as HeraldStatus };
-    }
-    case 'request': {
-      const { id, operation } = data;
-      if (!isString(tab) || typeof id !== 'number' || !isRecord(operation) || !isString(operation['query'])) return undefined;
-      const variables = isRecord(operation['variables']) ? operation['variables'] : undefined;
-      return { kind, tab, id, operation: { query: operation['query'], ...(variables ? { variables } : {}) } };
-    }
-    case 'response': {
-      const { id, error } = data;
-      if (!isString(to) || typeof id !== 'number') return undefined;
-      if (!isRecord(error)) return { kind, to, id, data: data['data'] };
-      return { kind, to, id, error: { name: isString(error['name']) ? error['name'] : 'Error', message: isString(error['message']) ? error['message'] : 'failed', code: isString(error['code']) ? error['code'] : undefined } };
-    }
-    default:
-      return undefined;
-  }
-}
