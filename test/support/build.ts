@@ -12,14 +12,22 @@ import { fileURLToPath } from 'node:url';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** What the build reads: a change to any of them makes dist/ stale. */
 const INPUTS = ['src', 'tsconfig.json', 'tsconfig.build.json'];
+/** What @herald/client's build reads (`tsc -p packages/client` → packages/client/dist/). */
+const CLIENT_INPUTS = ['packages/client/src', 'packages/client/tsconfig.json', 'tsconfig.json'];
 
 /** Runs the build's own command (without npm in between) when dist/ is missing or older than a source. */
 export function ensureBuilt(): void {
-  const built = modifiedAt(join(ROOT, 'dist/main.js'));
-  const newestInput = Math.max(...INPUTS.map((input) => newestIn(join(ROOT, input))));
+  buildWhenStale('dist/main.js', INPUTS, 'tsconfig.build.json');
+  // The client tests' runner processes import the package as an app does: `@herald/client`, its dist/.
+  buildWhenStale('packages/client/dist/index.js', CLIENT_INPUTS, 'packages/client');
+}
+
+function buildWhenStale(output: string, inputs: readonly string[], project: string): void {
+  const built = modifiedAt(join(ROOT, output));
+  const newestInput = Math.max(...inputs.map((input) => newestIn(join(ROOT, input))));
   if (built !== undefined && built >= newestInput) return;
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
-  execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
+  execFileSync(process.execPath, [tsc, '-p', project], { cwd: ROOT, stdio: 'inherit' });
 }
 
 function modifiedAt(path: string): number | undefined {

@@ -29,6 +29,9 @@ export interface WebSocketSourceOptions {
   backoff?: BackoffOptions;
 }
 
+/** Errors on the subscription that no reconnect cures: the token, or the user it is for, is refused. */
+const SESSION_ENDING_CODES = new Set(['FORBIDDEN', 'UNAUTHENTICATED', 'BAD_USER_INPUT']);
+
 /** A close event as graphql-ws reports it (the DOM's, or `ws`'s). */
 interface CloseLike {
   readonly code: number;
@@ -140,7 +143,8 @@ export function createWebSocketSource(options: WebSocketSourceOptions): Notifica
     } catch (error) {
       if (stopped) return;
       const failure = error instanceof GraphQLResultError ? error.failure : undefined;
-      if (failure && (failure.code === 'FORBIDDEN' || failure.code === 'UNAUTHENTICATED') && !/differ/i.test(failure.message)) {
+      // Herald's words for "same user, other grants": the only refusal a new connection cures.
+      if (failure && (failure.code === 'FORBIDDEN' || failure.code === 'UNAUTHENTICATED') && !/reconnect with the new token/i.test(failure.message)) {
         return end(new HeraldSessionError(failure.code, `token refresh refused: ${failure.message}`, { cause: error }));
       }
       // The claims differ in stores or scope (the server wants a new connection), or the
@@ -160,6 +164,7 @@ export function createWebSocketSource(options: WebSocketSourceOptions): Notifica
     resubscribes = 0;
     const failure = firstFailure(result['errors']);
     if (failure?.code === 'HISTORY_GAP') handlers.gap({ reason: failure.message, since: handlers.since() });
+    else if (failure && SESSION_ENDING_CODES.has(failure.code)) return end(new HeraldSessionError(failure.code, `the subscription was refused: ${failure.message}`));
     const data = result['data'];
     const event = isRecord(data) ? data['onInboxEvent'] : undefined;
     if (!isRecord(event)) return;
@@ -197,7 +202,7 @@ export function createWebSocketSource(options: WebSocketSourceOptions): Notifica
     if (stopped) return;
     if (fatal) return end(fatal);
     const failure = firstFailure(error);
-    if (failure && (failure.code === 'FORBIDDEN' || failure.code === 'UNAUTHENTICATED' || failure.code === 'BAD_USER_INPUT')) {
+    if (failure && SESSION_ENDING_CODES.has(failure.code)) {
       return end(new HeraldSessionError(failure.code, `the subscription was refused: ${failure.message}`));
     }
     if (isCloseLike(error) && verdictOf(error) === 'stop') return end(new HeraldSessionError(`CLOSE_${error.code}`, `the server closed the connection: ${error.code} ${error.reason}`));
