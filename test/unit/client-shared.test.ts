@@ -30,8 +30,10 @@ class FakeDirect implements NotificationSource {
     this.requests.push(operation);
     return this.answer(operation);
   }
+  /** As the WebSocket source does, it reports `offline` as it stops. */
   stop(): void {
     this.stopped = true;
+    this.handlers?.status('offline');
   }
   /** Sends every notification from `since` on up to `last`, as a resuming subscription does. */
   resume(last: number): void {
@@ -213,10 +215,17 @@ describe('shared tabs with Web Locks', () => {
     expect(b.delivered).toEqual(texts(3, 6));
     expect(b.directs).toHaveLength(0);
 
+    const c = openTab(name, { locks: locks.forTab('c'), since: id(6) });
+    await until(() => c.statuses.at(-1) === 'live', 'c to hear the status');
+
     a.source.stop();
     await until(() => b.leading !== undefined, 'b to lead');
     expect(b.leading?.handlers?.since()).toBe(id(6));
+    await until(() => c.statuses.at(-1) === 'live', "c to hear b's status");
+    // The old leader's source said `offline` as it stopped: that was a's own business.
+    expect(c.statuses).not.toContain('offline');
     b.source.stop();
+    c.source.stop();
   });
 
   it("a follower's request runs on the leader's connection; its failure crosses with its code", async () => {

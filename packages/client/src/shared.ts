@@ -106,19 +106,24 @@ export function createSharedSource(options: SharedSourceOptions): NotificationSo
     const core = handlers;
     rejectPending('this tab took the lead before the answer');
     leaderTab = tab;
+    const source = options.connect();
+    // Only while it is this tab's source: stopping it reports `offline`, which is this
+    // tab's business, not the followers' (a new leader is about to tell them its own).
     const relay = (event: RelayedEvent): void => {
+      if (direct !== source) return;
       post({ kind: 'event', tab, event });
       deliver(event);
     };
-    direct = options.connect();
+    direct = source;
     post({ kind: 'leader', tab });
-    direct.start({
+    source.start({
       since: () => core.since(),
       notification: (notification) => relay({ type: 'notification', notification }),
       readState: (readUpTo) => relay({ type: 'readState', readUpTo }),
       gap: (gap) => relay({ type: 'gap', gap }),
       status: (next) => relay({ type: 'status', status: next }),
       fatal: (error) => {
+        if (direct !== source) return;
         direct = undefined;
         post({ kind: 'event', tab, event: { type: 'fatal', code: error.code, message: error.message } });
         endSession(error);
@@ -126,10 +131,16 @@ export function createSharedSource(options: SharedSourceOptions): NotificationSo
     });
   };
 
+  /** Detaches the direct source first, so what it says as it stops goes nowhere. */
+  const stopDirect = (): void => {
+    const source = direct;
+    direct = undefined;
+    source?.stop();
+  };
+
   /** Stopped leading (the heartbeat fallback found another leader): follow it. */
   const follow = (): void => {
-    direct?.stop();
-    direct = undefined;
+    stopDirect();
     leaderTab = undefined;
     deliver({ type: 'status', status: 'connecting' });
     post({ kind: 'hello', tab, since: handlers?.since() });
@@ -197,8 +208,7 @@ export function createSharedSource(options: SharedSourceOptions): NotificationSo
     onPageHide();
     stopped = true;
     election?.resign();
-    direct?.stop();
-    direct = undefined;
+    stopDirect();
     rejectPending('the client was closed');
     page?.removeEventListener('pagehide', onPageHide);
     channel?.close();
