@@ -87,7 +87,6 @@ function start(token: string): void {
   };
   view.onMarkAll(() => markRead());
   view.onMarkUpTo(markRead);
-  addEventListener('pagehide', () => client.close());
   // Relative times ("3 min ago") stay true.
   setInterval(draw, 30_000);
   draw();
