@@ -198,19 +198,37 @@ export function createSharedSource(options: SharedSourceOptions): NotificationSo
     }
   };
 
-  const onPageHide = (): void => {
-    // The lock goes with the page anyway; this lets followers stop waiting for answers at once.
+  const enterElection = (): void => {
+    election = elect({ name: options.name, tab, locks, openChannel, ...(options.heartbeatMs ? { heartbeatMs: options.heartbeatMs } : {}) }, { lead, follow });
+  };
+
+  /** Leaves the lead (and the election) at once, telling the followers: one of them takes over now. */
+  const leave = (): void => {
     if (direct) post({ kind: 'resign', tab });
+    election?.resign();
+    election = undefined;
+    stopDirect();
+  };
+
+  // A page being hidden for good (closed, navigated away, or frozen into the back/forward
+  // cache) leaves now: the lock would go with it anyway, but the heartbeat fallback would
+  // wait three beats. Shown again from that cache, the tab joins the election afresh.
+  const onPageHide = (): void => leave();
+  const onPageShow = (event: Event): void => {
+    if (stopped || election || !(event as { persisted?: boolean }).persisted) return;
+    leaderTab = undefined;
+    deliver({ type: 'status', status: 'connecting' });
+    post({ kind: 'hello', tab, since: handlers?.since() });
+    enterElection();
   };
 
   function stop(): void {
     if (stopped) return;
-    onPageHide();
+    leave();
     stopped = true;
-    election?.resign();
-    stopDirect();
     rejectPending('the client was closed');
     page?.removeEventListener('pagehide', onPageHide);
+    page?.removeEventListener('pageshow', onPageShow);
     channel?.close();
     channel = undefined;
   }
@@ -225,9 +243,10 @@ export function createSharedSource(options: SharedSourceOptions): NotificationSo
         if (message && !stopped) onMessage(message);
       });
       page?.addEventListener('pagehide', onPageHide);
+      page?.addEventListener('pageshow', onPageShow);
       startHandlers.status('connecting');
       post({ kind: 'hello', tab, since: startHandlers.since() });
-      election = elect({ name: options.name, tab, locks, openChannel, ...(options.heartbeatMs ? { heartbeatMs: options.heartbeatMs } : {}) }, { lead, follow });
+      enterElection();
     },
     request(operation) {
       if (stopped) return Promise.reject(new Error('the client was closed'));
