@@ -2,7 +2,7 @@
  * A child process holding many `@herald/client` clients, for the client chaos test: the
  * package as an app imports it (its dist/), `ws` as the WebSocket, a token function that
  * mints a fresh token each time, and no app code beyond `onNotification`. The parent
- * (see {@link startClientRunner}) sends `report` and gets every client's texts back.
+ * (see {@link startClientRunner}) sends `report` and gets every client's delivered ids back.
  *
  * Configuration: the JSON in `HERALD_CLIENT_RUNNER` ({@link RunnerConfig}).
  */
@@ -14,10 +14,10 @@ import type { RunnerConfig, RunnerReport } from './client-runners.js';
 const config = JSON.parse(process.env['HERALD_CLIENT_RUNNER'] ?? '{}') as RunnerConfig;
 const reports: RunnerReport['clients'] = [];
 const clients: HeraldClient[] = config.users.map((user) => {
-  const report = { user, texts: [] as string[], errors: [] as string[], live: false };
+  const report = { user, ids: [] as string[], errors: [] as string[], live: false };
   reports.push(report);
   const client = createHeraldClient({ url: config.url, token: () => userToken(user, {}, config.tokenSeconds), webSocketImpl: WebSocket });
-  client.onNotification((notification) => report.texts.push(notification.text));
+  client.onNotification((notification) => report.ids.push(notification.id));
   client.onStatus((status) => (report.live = status === 'live'));
   client.onError((error) => report.errors.push(`${error.code}: ${error.message}`));
   return client;

@@ -19,7 +19,8 @@ export interface RunnerConfig {
 }
 
 export interface RunnerReport {
-  clients: { user: string; texts: string[]; errors: string[]; live: boolean }[];
+  /** Per client: its user, the ids its `onNotification` got (in order), session errors, whether live now. */
+  clients: { user: string; ids: string[]; errors: string[]; live: boolean }[];
 }
 
 export interface ClientRunner {

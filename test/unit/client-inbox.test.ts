@@ -1,0 +1,70 @@
+/** @herald/client's inbox store: markRead queued while offline and sent once, read state from other devices. */
+import { describe, expect, it } from 'vitest';
+import { createInboxStore } from '../../packages/client/src/inbox.js';
+import type { SourceOperation } from '../../packages/client/src/source.js';
+
+const note = (id: string) => ({ id, text: id, timestamp: 0, audience: 'USER' as const });
+
+function recordingStore() {
+  const sent: SourceOperation[] = [];
+  const store = createInboxStore({
+    userName: 'bob',
+    recentLimit: 3,
+    request: async (operation) => {
+      sent.push(operation);
+      return operation.query.includes('notifications(') ? { notifications: { edges: [{ node: note('e_1-1') }], readUpTo: null } } : { markNotificationsRead: {} };
+    },
+    report: (error) => {
+      throw error;
+    },
+  });
+  const marks = () => sent.filter((operation) => operation.query.includes('markNotificationsRead')).map((operation) => operation.variables?.['upTo']);
+  return { store, sent, marks };
+}
+
+const settle = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+describe('createInboxStore', () => {
+  it('counts unread after the read position and keeps the newest recentLimit', async () => {
+    const { store } = recordingStore();
+    for (const id of ['e_1-2', 'e_1-3', 'e_1-4', 'e_1-5']) store.added(note(id));
+    expect(store.inbox.recent.map((n) => n.id)).toEqual(['e_1-5', 'e_1-4', 'e_1-3']);
+    expect(store.inbox.unreadCount).toBe(3);
+    store.readStateChanged('e_1-4'); // read on another device
+    expect(store.inbox.unreadCount).toBe(1);
+    store.readStateChanged('e_1-2'); // never backwards
+    expect(store.inbox.readUpTo).toBe('e_1-4');
+  });
+
+  it('queues markRead while offline, applies it locally at once, and sends the furthest once when live', async () => {
+    const { store, marks } = recordingStore();
+    store.added(note('e_1-2'));
+    store.added(note('e_1-3'));
+    let changes = 0;
+    store.inbox.onChange(() => changes++);
+    const first = store.inbox.markRead('e_1-2');
+    const second = store.inbox.markRead();
+    expect(store.inbox.unreadCount).toBe(0);
+    expect(changes).toBe(2);
+    await settle();
+    expect(marks()).toEqual([]);
+    store.status('live');
+    await Promise.all([first, second]);
+    expect(marks()).toEqual(['e_1-3']);
+    store.status('connecting');
+    store.status('live');
+    await settle();
+    expect(marks()).toEqual(['e_1-3']);
+  });
+
+  it('seeds the recent list once, when first live', async () => {
+    const { store, sent } = recordingStore();
+    store.status('live');
+    await settle();
+    store.status('connecting');
+    store.status('live');
+    await settle();
+    expect(sent.filter((operation) => operation.query.includes('notifications(')).length).toBe(1);
+    expect(store.inbox.recent.map((n) => n.id)).toEqual(['e_1-1']);
+  });
+});
