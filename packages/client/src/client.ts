@@ -27,7 +27,7 @@ export type SourceFactory = (context: { options: HeraldClientOptions; userName: 
  * with `shared` on in a browser, the leader tab runs the direct source and the others a
  * follower source.
  */
-export const directSource: SourceFactory = ({ options, userName, tokens }) =>
+const directSource: SourceFactory = ({ options, userName, tokens }) =>
   createWebSocketSource({ url: options.url, userName, tokens, ...(options.webSocketImpl === undefined ? {} : { webSocketImpl: options.webSocketImpl }) });
 
 /** `localStorage` where the platform has one that works, else memory. */

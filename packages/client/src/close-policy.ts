@@ -14,7 +14,7 @@ export interface CloseContext {
 }
 
 /** Herald's and graphql-ws' close codes that the policy names. */
-export const CloseCodes = {
+const CloseCodes = {
   GoingAway: 1001,
   ServiceRestart: 1012,
   TryAgainLater: 1013,

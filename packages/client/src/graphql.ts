@@ -1,6 +1,6 @@
 /** The operations the client sends, and reading GraphQL results that arrive as `unknown`. */
 
-export const NOTIFICATION_FIELDS = 'id text timestamp audience sender';
+const NOTIFICATION_FIELDS = 'id text timestamp audience sender';
 
 export const INBOX_SUBSCRIPTION = `subscription HeraldInbox($userName: String!, $since: ID) {
   onInboxEvent(userName: $userName, since: $since) {

@@ -16,7 +16,7 @@ export interface NotificationId {
 const ID_PATTERN = /^([A-Za-z0-9]{1,32})_(\d{1,15})-(\d{1,15})$/;
 
 /** Parses a Herald notification id; undefined if it is not one. */
-export function parseNotificationId(id: string): NotificationId | undefined {
+function parseNotificationId(id: string): NotificationId | undefined {
   const match = ID_PATTERN.exec(id);
   if (!match) return undefined;
   return { epoch: match[1] ?? '', ms: Number(match[2]), seq: Number(match[3]) };
