@@ -1,5 +1,6 @@
 /**
- * Builds the inbox page into `examples/inbox/dist/`: the app and the graphql-ws client
+ * Builds the inbox page into `examples/inbox/dist/`: the app, `@herald/client` (from its
+ * source, through the paths of `examples/inbox/tsconfig.json`) and the graphql-ws client
  * bundled by esbuild into one ES module, beside the HTML and CSS. Nothing is fetched at
  * run time. `npm start` runs it before the servers start (`npm run build:inbox`), and
  * the tests' global setup does too; the output is not committed.
@@ -15,6 +16,7 @@ export async function buildInbox(): Promise<void> {
   await mkdir(INBOX_DIST, { recursive: true });
   await build({
     entryPoints: [`${HERE}src/main.ts`],
+    tsconfig: `${HERE}tsconfig.json`,
     outfile: `${INBOX_DIST}/inbox.js`,
     bundle: true,
     format: 'esm',

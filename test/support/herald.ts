@@ -11,7 +11,7 @@ import type { Audience } from '../../src/common/notification.js';
 import type { Logger } from '../../src/common/logger.js';
 import { readConfig, type GrpcKeepalive, type HeraldConfig, type Limits, type Retention } from '../../src/config/index.js';
 import { createFeedGrpcServer, createPublishGrpcServer } from '../../src/servers/grpc.js';
-import { createMetrics } from '../../src/common/metrics.js';
+import { createMetrics, type HeraldMetrics } from '../../src/common/metrics.js';
 import { connectBroker, type BrokerSettings } from '../../src/servers/herald.js';
 import { createPublishServer, type PublishServer } from '../../src/servers/publish.js';
 import { createSubscribeServer, type SubscribeServer } from '../../src/servers/subscribe.js';
@@ -95,6 +95,8 @@ export interface ServerOptions {
   pages?: readonly PageMount[];
   /** Headers the playground starts with. @default none */
   graphiqlHeaders?: Record<string, string>;
+  /** The server's metrics, for a test that reads its gauges (open WebSockets). @default a registry of its own */
+  metrics?: HeraldMetrics;
 }
 
 /**
@@ -132,7 +134,7 @@ export async function startSubscribeServer(broker: Broker, options: ServerOption
     logger: options.logger ?? quietLogger,
     ...(options.pages ? { pages: options.pages } : {}),
     ...(options.graphiqlHeaders ? { graphiqlHeaders: options.graphiqlHeaders } : {}),
-    metrics: createMetrics({ role: 'test', processMetrics: false }),
+    metrics: options.metrics ?? createMetrics({ role: 'test', processMetrics: false }),
   });
   const port = await server.start(options.port ?? 0, '127.0.0.1');
   let stopped = false;

@@ -1,149 +1,103 @@
 /**
  * Herald's example inbox: the bell with the unread count and the live list, newest
- * first. The list is loaded over HTTP before the socket is up; the subscription then
- * resumes after the newest id shown, so nothing sent in between is lost, and so does
- * every reconnect. A `HISTORY_GAP` (the missed notifications are no longer kept) reloads
- * the list. Read state follows the user's other devices through `ReadStateChange`.
+ * first — a page built on `@herald/client`, as an app would be. The package does the
+ * work: it resumes after the last notification shown on every reconnect and after a
+ * reload, drops repeats, reconnects for ever, shares one connection among this user's
+ * tabs, loads the recent list and keeps the read state in step with the user's other
+ * devices. The page only draws what the client holds.
  *
  * The token comes from the URL's fragment (`#token=…`, which never reaches a server) and
  * is kept for the tab's session.
  */
-import { ApiError, createApi, type InboxEvent, type InboxNotification } from './api.js';
+import { createHeraldClient, type HeraldStatus } from '@herald/client';
 import { isAtOrBefore } from './ids.js';
 import { createView, type ConnectionState } from './view.js';
-
-/** Notifications the list shows. */
-const LIST_SIZE = 50;
-/** Reconnect back-off: doubles from the first to the last, with jitter. */
-const RECONNECT_MS = { first: 250, last: 5000 } as const;
 
 const view = createView();
 const token = new URLSearchParams(location.hash.slice(1)).get('token') ?? sessionStorage.getItem('herald-token');
 
-let userName: string | undefined;
-let notifications: InboxNotification[] = [];
-const shown = new Set<string>();
-let fresh = new Set<string>();
-let readUpTo: string | null = null;
-let unreadCount = 0;
-let connection: ConnectionState = 'connecting';
-let notice: string | undefined;
-/** The newest id shown: where the subscription resumes. */
-let lastId: string | undefined;
-let attempts = 0;
-
-const draw = (): void => {
-  view.draw({ userName, notifications, isRead: (id) => isAtOrBefore(id, readUpTo), unreadCount, connection, notice, fresh });
-  fresh = new Set();
-};
-
 if (!token) {
-  connection = 'offline';
-  notice = 'No token: open this page with #token=<a user token> (npm start prints the link).';
-  draw();
+  view.draw({
+    userName: undefined,
+    notifications: [],
+    isRead: () => false,
+    unreadCount: 0,
+    connection: 'offline',
+    notice: 'No token: open this page with #token=<a user token> (npm start prints the link).',
+    fresh: new Set(),
+  });
 } else {
   sessionStorage.setItem('herald-token', token);
   history.replaceState(null, '', location.pathname);
-  void start(token);
+  start(token);
 }
 
-async function start(token: string): Promise<void> {
-  const api = createApi(token, new URL(location.href));
+function start(token: string): void {
+  const client = createHeraldClient({ url: new URL('/graphql', location.href).toString().replace(/^http/, 'ws'), token });
+  const userName = subjectOf(token);
+  let connection: ConnectionState = 'connecting';
+  let notice: string | undefined;
+  /** Ids that arrived live since the last draw, to highlight once. */
+  let fresh = new Set<string>();
+  let drawing = false;
 
-  const load = async (): Promise<void> => {
-    const page = await api.load(LIST_SIZE);
-    userName = page.userName;
-    notifications = [...page.notifications];
-    shown.clear();
-    for (const notification of notifications) shown.add(notification.id);
-    readUpTo = page.readUpTo;
-    unreadCount = page.unreadCount;
-    lastId = notifications[0]?.id ?? lastId;
-    draw();
+  const draw = (): void => {
+    const { inbox } = client;
+    view.draw({ userName, notifications: inbox.recent, isRead: (id) => isAtOrBefore(id, inbox.readUpTo), unreadCount: inbox.unreadCount, connection, notice, fresh });
+    fresh = new Set();
   };
-
-  const onEvent = (event: InboxEvent): void => {
-    if (event.__typename === 'ReadStateChange') {
-      if (!isAtOrBefore(event.readUpTo, readUpTo)) readUpTo = event.readUpTo;
-      // The count beyond the list is the server's to say.
-      void api.unread().then((state) => {
-        unreadCount = state.unreadCount;
-        readUpTo = state.readUpTo;
-        draw();
-      }, showError);
+  // One draw for everything that changed in one turn (a notification both joins the list and is announced).
+  const redraw = (): void => {
+    if (drawing) return;
+    drawing = true;
+    queueMicrotask(() => {
+      drawing = false;
       draw();
-      return;
-    }
-    const { __typename: _kind, ...notification } = event;
-    lastId = notification.id;
-    if (shown.has(notification.id)) return;
-    shown.add(notification.id);
-    fresh.add(notification.id);
-    notifications = [notification, ...notifications].slice(0, LIST_SIZE);
-    if (!isAtOrBefore(notification.id, readUpTo)) unreadCount += 1;
-    draw();
-  };
-
-  const connect = (): void => {
-    if (!userName) return;
-    api.listen({
-      userName,
-      since: lastId,
-      onConnected: () => {
-        attempts = 0;
-        connection = 'live';
-        notice = undefined;
-        draw();
-      },
-      onEvent,
-      onError: (error) => {
-        if (error.code !== 'HISTORY_GAP') return showError(error);
-        // Some missed notifications are gone: show what is kept. Live ones follow.
-        notice = 'Some older notifications are no longer kept; the list was reloaded.';
-        void load().catch(showError);
-      },
-      onDrop: (reason) => {
-        connection = 'reconnecting';
-        draw();
-        const wait = Math.min(RECONNECT_MS.last, RECONNECT_MS.first * 2 ** attempts++) * (0.75 + Math.random() / 2);
-        console.info(`inbox: connection lost (${reason}); reconnecting in ${Math.round(wait)} ms`);
-        setTimeout(connect, wait);
-      },
     });
   };
 
-  view.onMarkAll(() => {
-    const newest = notifications[0]?.id;
-    if (newest) markRead(newest);
+  let wasLive = false;
+  client.onStatus((status: HeraldStatus) => {
+    if (status === 'live') {
+      wasLive = true;
+      notice = undefined;
+    }
+    connection = status === 'connecting' && wasLive ? 'reconnecting' : status;
+    redraw();
   });
+  client.onNotification((notification) => {
+    fresh.add(notification.id);
+    redraw();
+  });
+  client.inbox.onChange(redraw);
+  client.onGap(() => {
+    notice = 'Some notifications were missed while away and are no longer kept.';
+    redraw();
+  });
+  client.onError((error) => {
+    notice = `${error.message} (${error.code})`;
+    redraw();
+  });
+
+  const markRead = (id?: string): void => {
+    client.inbox.markRead(id).catch((error: unknown) => {
+      notice = error instanceof Error ? error.message : String(error);
+      redraw();
+    });
+  };
+  view.onMarkAll(() => markRead());
   view.onMarkUpTo(markRead);
-
-  function markRead(upTo: string): void {
-    if (!userName) return;
-    // Shown at once; the server's answer (and every other device's) follows.
-    if (!isAtOrBefore(upTo, readUpTo)) readUpTo = upTo;
-    unreadCount = notifications.filter((notification) => !isAtOrBefore(notification.id, readUpTo)).length;
-    draw();
-    api.markRead(userName, upTo).then((state) => {
-      readUpTo = state.readUpTo;
-      unreadCount = state.unreadCount;
-      draw();
-    }, showError);
-  }
-
-  function showError(error: unknown): void {
-    notice = error instanceof ApiError ? `${error.message}${error.code ? ` (${error.code})` : ''}` : String(error);
-    draw();
-  }
-
-  try {
-    await load();
-  } catch (error) {
-    connection = 'offline';
-    showError(error);
-    return;
-  }
-  connect();
   // Relative times ("3 min ago") stay true.
   setInterval(draw, 30_000);
+  draw();
+}
+
+/** The token's `sub` (not verified: the server does that; this only names who is signed in). */
+function subjectOf(token: string): string | undefined {
+  try {
+    const payload: unknown = JSON.parse(atob((token.split('.')[1] ?? '').replace(/-/g, '+').replace(/_/g, '/')));
+    return typeof payload === 'object' && payload !== null && 'sub' in payload && typeof payload.sub === 'string' ? payload.sub : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -6,13 +6,13 @@
  * right-to-left text reorders nothing around it.
  */
 import { escapeBidiControls } from '../../../src/common/unsafe-text.js';
-import type { InboxNotification } from './api.js';
+import type { HeraldNotification } from '@herald/client';
 
 export type ConnectionState = 'connecting' | 'live' | 'reconnecting' | 'offline';
 
 export interface ViewState {
   readonly userName: string | undefined;
-  readonly notifications: readonly InboxNotification[];
+  readonly notifications: readonly HeraldNotification[];
   readonly isRead: (id: string) => boolean;
   readonly unreadCount: number;
   readonly connection: ConnectionState;
@@ -76,7 +76,7 @@ export function createView(): View {
   };
 }
 
-function drawItem(notification: InboxNotification, read: boolean, fresh: boolean): HTMLLIElement {
+function drawItem(notification: HeraldNotification, read: boolean, fresh: boolean): HTMLLIElement {
   const item = document.createElement('li');
   item.className = fresh ? 'item item--new' : 'item';
   item.dataset['id'] = notification.id;
@@ -97,7 +97,7 @@ function drawItem(notification: InboxNotification, read: boolean, fresh: boolean
   chip.textContent = notification.audience;
   const from = document.createElement('span');
   const sender = document.createElement('bdi');
-  sender.textContent = escapeBidiControls(notification.sender);
+  sender.textContent = escapeBidiControls(notification.sender ?? '');
   from.append('from ', sender);
   const when = document.createElement('time');
   when.dateTime = new Date(notification.timestamp * 1000).toISOString();

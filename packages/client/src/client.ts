@@ -6,6 +6,7 @@
 import { createWebSocketSource } from './connection.js';
 import { createInboxStore } from './inbox.js';
 import { createMemoryStorage, createPosition, type Position } from './position.js';
+import { canShare, createSharedSource } from './shared.js';
 import type { NotificationSource, SourceHandlers } from './source.js';
 import { createTokenSupplier, readTokenClaims, type TokenSupplier } from './token.js';
 import {
@@ -57,8 +58,14 @@ function emit<T>(listeners: Set<(value: T) => void>, value: T): void {
   }
 }
 
+/** `shared` (default: in a browser with BroadcastChannel): one leader tab per URL and user holds the connection. */
+const sharedOrDirectSource: SourceFactory = (context) =>
+  (context.options.shared ?? canShare())
+    ? createSharedSource({ name: `herald:${context.options.url}:${context.userName}`, connect: () => directSource(context) })
+    : directSource(context);
+
 export function createHeraldClient(options: HeraldClientOptions): HeraldClient {
-  return createClientCore(options, directSource);
+  return createClientCore(options, sharedOrDirectSource);
 }
 
 /** The client over the source `makeSource` builds (exported for the shared-tab layer and tests). */

@@ -54,9 +54,9 @@ describe('the inbox page', () => {
     await send(publishUrl, serviceToken(), 'dana', 'Your invoice #1042 is ready');
     const phone = await openDevice('dana');
     const laptop = await openDevice('dana');
-    // Loaded with `notifications` before the socket was up.
-    expect(await shownTexts(phone.page)).toEqual(['Your invoice #1042 is ready']);
-    expect(await badge(laptop.page)).toBe('1');
+    // Loaded with `notifications` by the client once its connection is up.
+    await expect.poll(() => shownTexts(phone.page)).toEqual(['Your invoice #1042 is ready']);
+    await expect.poll(() => badge(laptop.page)).toBe('1');
 
     await send(publishUrl, serviceToken(), 'dana', 'Build #311 passed on main');
     for (const { page } of [phone, laptop]) {
