@@ -29,7 +29,7 @@ describe('createInboxStore', () => {
     const { store } = recordingStore();
     for (const id of ['e_1-2', 'e_1-3', 'e_1-4', 'e_1-5']) store.added(note(id));
     expect(store.inbox.recent.map((n) => n.id)).toEqual(['e_1-5', 'e_1-4', 'e_1-3']);
-    expect(store.inbox.unreadCount).toBe(3);
+    expect(store.inbox.unreadCount).toBe(4); // e_1-2 left the list unread: still counted
     store.readStateChanged('e_1-4'); // read on another device
     expect(store.inbox.unreadCount).toBe(1);
     store.readStateChanged('e_1-2'); // never backwards
@@ -55,6 +55,25 @@ describe('createInboxStore', () => {
     store.status('live');
     await settle();
     expect(marks()).toEqual(['e_1-3']);
+  });
+
+  it("counts the unread the server knows of beyond the recent list, until the read position passes the list's oldest", async () => {
+    const store = createInboxStore({
+      userName: 'bob',
+      recentLimit: 2,
+      request: async () => ({ notifications: { edges: [{ node: note('e_1-9') }, { node: note('e_1-8') }], readUpTo: 'e_1-1', unreadCount: 7 } }),
+      report: (error) => {
+        throw error;
+      },
+    });
+    store.status('live');
+    await settle();
+    expect(store.inbox.recent.map((n) => n.id)).toEqual(['e_1-9', 'e_1-8']);
+    expect(store.inbox.unreadCount).toBe(7); // 2 held, 5 older the server counted
+    store.added(note('e_1-10'));
+    expect(store.inbox.unreadCount).toBe(8); // e_1-8 left the list, still unread
+    store.readStateChanged('e_1-9'); // past the oldest held: everything older is read
+    expect(store.inbox.unreadCount).toBe(1);
   });
 
   it('seeds the recent list once, when first live', async () => {

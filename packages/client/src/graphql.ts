@@ -15,7 +15,7 @@ export const REFRESH_TOKEN_MUTATION = 'mutation HeraldRefreshToken($token: Strin
 export const MARK_READ_MUTATION = 'mutation HeraldMarkRead($userName: String!, $upTo: ID!) { markNotificationsRead(userName: $userName, upTo: $upTo) { readUpTo unreadCount } }';
 
 export const RECENT_QUERY = `query HeraldRecent($first: Int!) {
-  notifications(first: $first) { edges { node { ${NOTIFICATION_FIELDS} } } readUpTo }
+  notifications(first: $first) { edges { node { ${NOTIFICATION_FIELDS} } } readUpTo unreadCount }
 }`;
 
 /** A GraphQL error as the server formats it. */

@@ -42,6 +42,12 @@ export function createInboxStore(options: InboxOptions): InboxStore {
   let recent: HeraldNotification[] = [];
   let readUpTo: string | undefined;
   let unreadCount = 0;
+  /**
+   * Unread notifications older than all of `recent`: the server's count (up to 100) tells
+   * of those the recent list does not hold. Zero once the read position passes the oldest
+   * one held, since everything before it is then read too.
+   */
+  let olderUnread = 0;
   let isLive = false;
   let seeded = false;
   /** The furthest position asked for and not yet sent. */
@@ -51,7 +57,7 @@ export function createInboxStore(options: InboxOptions): InboxStore {
   const listeners = new Set<() => void>();
 
   const changed = (): void => {
-    unreadCount = recent.filter((notification) => isAfter(notification.id, readUpTo)).length;
+    unreadCount = recent.filter((notification) => isAfter(notification.id, readUpTo)).length + olderUnread;
     for (const listener of [...listeners]) {
       try {
         listener();
@@ -64,12 +70,17 @@ export function createInboxStore(options: InboxOptions): InboxStore {
   const merge = (notifications: readonly HeraldNotification[]): void => {
     const byId = new Map(recent.map((notification) => [notification.id, notification]));
     for (const notification of notifications) byId.set(notification.id, notification);
-    recent = [...byId.values()].sort((a, b) => (isAfter(a.id, b.id) ? -1 : isAfter(b.id, a.id) ? 1 : 0)).slice(0, options.recentLimit);
+    const sorted = [...byId.values()].sort((a, b) => (isAfter(a.id, b.id) ? -1 : isAfter(b.id, a.id) ? 1 : 0));
+    recent = sorted.slice(0, options.recentLimit);
+    // What falls off the end of the list and is unread is still unread.
+    olderUnread += sorted.slice(options.recentLimit).filter((notification) => isAfter(notification.id, readUpTo)).length;
   };
 
   const moveReadTo = (id: string): boolean => {
     if (!isAfter(id, readUpTo)) return false;
     readUpTo = id;
+    const oldest = recent[recent.length - 1];
+    if (oldest !== undefined && !isAfter(oldest.id, id)) olderUnread = 0;
     return true;
   };
 
@@ -82,6 +93,8 @@ export function createInboxStore(options: InboxOptions): InboxStore {
       const nodes = edges.map((edge: unknown) => (isRecord(edge) ? edge['node'] : undefined)).filter(isNotification);
       merge(nodes);
       if (typeof page['readUpTo'] === 'string') moveReadTo(page['readUpTo']);
+      const unreadHeld = recent.filter((notification) => isAfter(notification.id, readUpTo)).length;
+      if (typeof page['unreadCount'] === 'number') olderUnread = Math.max(0, page['unreadCount'] - unreadHeld);
       changed();
     } catch {
       seeded = false; // tried again when next live
