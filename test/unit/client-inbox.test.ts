@@ -76,6 +76,18 @@ describe('createInboxStore', () => {
     expect(store.inbox.unreadCount).toBe(1);
   });
 
+  it('reads the list again from the server after a gap', async () => {
+    const { store, sent } = recordingStore();
+    store.status('live');
+    await settle();
+    store.added(note('e_1-5'));
+    expect(store.inbox.recent.map((n) => n.id)).toEqual(['e_1-5', 'e_1-1']);
+    store.gap();
+    await settle();
+    expect(sent.filter((operation) => operation.query.includes('notifications(')).length).toBe(2);
+    expect(store.inbox.recent.map((n) => n.id)).toEqual(['e_1-1']); // the server's list, nothing kept from before
+  });
+
   it('seeds the recent list once, when first live', async () => {
     const { store, sent } = recordingStore();
     store.status('live');

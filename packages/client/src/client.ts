@@ -116,12 +116,18 @@ export function createClientCore(options: HeraldClientOptions, makeSource: Sourc
       const before = position.current;
       const verdict = position.accept(notification.id);
       if (verdict === 'repeat') return;
-      if (verdict === 'deliver-after-gap') emit(gapListeners, { reason: 'the server started a new history: notifications after the last one seen may be lost', since: before });
+      if (verdict === 'deliver-after-gap') {
+        store.gap();
+        emit(gapListeners, { reason: 'the server started a new history: notifications after the last one seen may be lost', since: before });
+      }
       store.added(notification);
       emit(notificationListeners, notification);
     },
     readState: (readUpTo) => store.readStateChanged(readUpTo),
-    gap: (gap) => emit(gapListeners, gap),
+    gap: (gap) => {
+      store.gap();
+      emit(gapListeners, gap);
+    },
     status: (next) => {
       if (!ended) setStatus(next);
     },

@@ -29,6 +29,12 @@ export interface InboxStore {
   status(status: HeraldStatus): void;
   /** The session ended: queued `markRead`s reject. */
   failed(error: HeraldSessionError): void;
+  /**
+   * Notifications may have been missed (history did not reach back far enough, or the
+   * server began a new history): the list is emptied and read again from the server,
+   * now if live, else when next live.
+   */
+  gap(): void;
 }
 
 /** True when `a` is after `b`; ids of another epoch count as after (a new history). */
@@ -166,6 +172,14 @@ export function createInboxStore(options: InboxOptions): InboxStore {
         void seed();
       }
       void flush();
+    },
+    gap() {
+      recent = [];
+      readUpTo = undefined;
+      olderUnread = 0;
+      seeded = isLive;
+      if (isLive) void seed();
+      changed();
     },
     failed(error) {
       isLive = false;
