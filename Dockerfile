@@ -4,14 +4,15 @@
 # no shell, no tsx in between. Nothing is written at run time: it runs with a read-only
 # root filesystem (compose sets read_only).
 
-# Build: compile src/ to dist/ with the dev dependencies (TypeScript).
+# Build: compile src/ to dist/ with the dev dependencies (TypeScript). The servers only:
+# the client package (packages/client, an npm workspace) is for apps, not this image.
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-RUN npm run build
+RUN npm run build:server
 
 # Production dependencies only, apart from the build so none of its tools are shipped.
 FROM node:24-bookworm-slim AS dependencies
