@@ -9,6 +9,9 @@
  * way, from functions the servers register.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { PUSH_BY_KIND, PUSH_CIRCUITS_NAMED, pushByKind, pushLagGauges, type PushReport } from './push-metrics.js';
+
+export type { PushKindReport, PushReport, PushShardReport } from './push-metrics.js';
 
 /** Plain integers the hot paths add to; read only when Prometheus scrapes. */
 export interface HotCounts {
@@ -30,22 +33,6 @@ export interface HotCounts {
 
 /** What a server reports about itself, read at each scrape. */
 export type GaugeSource = () => number;
-
-/** What a push worker reports (`src/push/worker.ts`), read at each scrape. */
-export interface PushReport {
-  /** Its counters (`src/push/counters.ts`), by camelCase name. */
-  readonly counters: Readonly<Record<string, number>>;
-  /** Circuit-breaker transitions since start, by the state entered (`open`, `half_open`, `closed`). */
-  readonly circuitTransitions: Readonly<Record<string, number>>;
-  load(): {
-    readonly sendsInFlight: number;
-    readonly sendsWaiting: number;
-    readonly entriesHeld: number;
-    readonly entriesWaiting: number;
-    readonly circuitsOpen: number;
-    readonly circuitsHalfOpen: number;
-  };
-}
 
 /** The transports a live subscription or connection can be on. */
 export type Transport = 'websocket' | 'sse' | 'grpc';
@@ -165,6 +152,7 @@ export function createMetrics(options: MetricsOptions): HeraldMetrics {
 
   const pushWorker = (report: PushReport): void => {
     for (const name of Object.keys(report.counters)) {
+      if (PUSH_BY_KIND.has(name)) continue;
       const snake = name.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
       counted(`herald_push_${snake}_total`, `Push worker: ${name} (src/push/counters.ts).`, () => report.counters[name] ?? 0);
     }
@@ -192,6 +180,18 @@ export function createMetrics(options: MetricsOptions): HeraldMetrics {
       held: load.entriesHeld,
       waiting: load.entriesWaiting,
     }));
+    pushByKind(registry, report);
+    pushLagGauges(registry, report);
+    new Gauge({
+      name: 'herald_push_circuit',
+      help: `Push destinations (<tenant> <origin>) whose circuit is open or half open (1), the ${PUSH_CIRCUITS_NAMED} most recently opened; herald_push_breakers counts them all.`,
+      labelNames: ['destination', 'state'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const { destination, state } of report.circuits(PUSH_CIRCUITS_NAMED)) this.set({ destination, state }, 1);
+      },
+    });
     new Counter({
       name: 'herald_push_breaker_transitions_total',
       help: 'Push circuit-breaker transitions, by the state entered.',

@@ -38,6 +38,7 @@ export function readPushConfig(read: SettingsReader, production: boolean): PushC
     streamMaxLength: read.value('PUSH_STREAM_MAX_LENGTH'),
     deadLetterMaxLength: read.value('PUSH_DEAD_LETTER_MAX_LENGTH'),
     dedupTtlMs: read.value('PUSH_DEDUP_TTL_SECONDS') * 1000,
+    summaryMs: read.value('PUSH_LOG_SUMMARY_MS'),
     fcm: readFcm(read),
     vapid: readVapid(read),
     webhookSecret: readWebhookSecret(read),

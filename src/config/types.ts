@@ -159,6 +159,8 @@ export interface PushConfig {
   deadLetterMaxLength: number;
   /** `PUSH_DEDUP_TTL_SECONDS`, in ms. */
   dedupTtlMs: number;
+  /** `PUSH_LOG_SUMMARY_MS` (0: no summary). */
+  summaryMs: number;
   /** `PUSH_FCM_SERVICE_ACCOUNT_FILE` (read), `PUSH_FCM_URL`, `PUSH_FCM_TOKEN_URL`; undefined: FCM is not configured. */
   fcm: { serviceAccount: ServiceAccountKey; url: string; tokenUrl: string } | undefined;
   /** `PUSH_VAPID_SUBJECT`, `PUSH_VAPID_PUBLIC_KEY`, `PUSH_VAPID_PRIVATE_KEY`; undefined: Web Push is not configured. */

@@ -60,6 +60,8 @@ export interface Breakers {
   readonly transitions: Readonly<Record<CircuitState, number>>;
   /** Destinations tracked now (those with a recent failure). */
   readonly tracked: number;
+  /** Up to `limit` circuits not closed, the most recently opened first (for metrics: a bounded list). */
+  notClosed(limit: number): Array<{ readonly destination: string; readonly state: 'open' | 'half_open'; readonly openedAt: number }>;
 }
 
 interface Circuit {
@@ -154,6 +156,13 @@ export function createBreakers(options: BreakerOptions = {}): Breakers {
       const failed = failing(destination);
       failed.failures += 1;
       if (failed.failures >= threshold) open(destination, failed);
+    },
+    notClosed(limit) {
+      const found: Array<{ destination: string; state: 'open' | 'half_open'; openedAt: number }> = [];
+      for (const [destination, circuit] of circuits) {
+        if (circuit.state !== 'closed') found.push({ destination, state: circuit.state, openedAt: circuit.openedAt });
+      }
+      return found.sort((a, b) => b.openedAt - a.openedAt).slice(0, limit);
     },
     counts() {
       let openCount = 0;

@@ -63,3 +63,65 @@ export function createPushCounters(): PushCounters {
     entriesDeferred: 0,
   };
 }
+
+/**
+ * Why an attempt did not deliver, one of a fixed set (a bounded label): the senders'
+ * outcome kinds, and of their retries what the answer was.
+ */
+export const FAILURE_REASONS = ['unregistered', 'invalid', 'rate_limited', 'timeout', 'provider_error', 'refused', 'circuit_open'] as const;
+export type FailureReason = (typeof FAILURE_REASONS)[number];
+
+/** What the worker did for one kind of device (`FCM`, `WEB_PUSH`, `WEBHOOK`…), as plain integers. */
+export interface KindCounts {
+  /** Pushes the provider accepted (not dry-run ones). */
+  sent: number;
+  /** Attempts that did not deliver, by why; their sum is this kind's share of {@link PushCounters.failed}. */
+  failed: Record<FailureReason, number>;
+  /** Attempts scheduled again. */
+  retried: number;
+  /** Pushes written to the dead-letter stream. */
+  deadLettered: number;
+  /** Devices removed because the provider said they are gone. */
+  devicesRemoved: number;
+}
+
+/** {@link KindCounts} by device kind; a kind's row appears at its first outcome. */
+export type CountsByKind = Record<string, KindCounts>;
+
+/** The row of `kind`, made on first use. */
+export function countsOf(byKind: CountsByKind, kind: string): KindCounts {
+  let row = byKind[kind];
+  if (row === undefined) {
+    const failed = Object.fromEntries(FAILURE_REASONS.map((reason) => [reason, 0])) as Record<FailureReason, number>;
+    row = { sent: 0, failed, retried: 0, deadLettered: 0, devicesRemoved: 0 };
+    byKind[kind] = row;
+  }
+  return row;
+}
+
+/** A failed attempt's outcome, as its sender classified it. */
+export type FailedOutcome =
+  | { readonly outcome: 'gone' | 'failed' | 'refused'; readonly reason: string }
+  | { readonly outcome: 'retry'; readonly reason: string; readonly endpointDown?: boolean; readonly circuitOpen?: boolean };
+
+/**
+ * The reason label of a failed attempt: gone → `unregistered`, failed → `invalid`,
+ * refused → `refused`; a retry is `circuit_open` (not sent, its destination's circuit
+ * open), `timeout` (no answer in `PUSH_SEND_TIMEOUT_MS`), `provider_error` (a 5xx, a
+ * network error, FCM's 401 or access token), or `rate_limited` (a 429, or another answer
+ * worth retrying).
+ */
+export function failureReasonOf(result: FailedOutcome): FailureReason {
+  switch (result.outcome) {
+    case 'gone':
+      return 'unregistered';
+    case 'failed':
+      return 'invalid';
+    case 'refused':
+      return 'refused';
+    case 'retry':
+      if (result.circuitOpen === true) return 'circuit_open';
+      if (result.endpointDown === true) return /timed out|timeout/i.test(result.reason) ? 'timeout' : 'provider_error';
+      return /\b429\b/.test(result.reason) ? 'rate_limited' : 'provider_error';
+  }
+}

@@ -11,9 +11,9 @@
  * 500. A send to a destination whose circuit is open fails at once and is retried like
  * any other retryable failure.
  */
-import type { Logger } from '../common/logger.js';
+import { bound, type Logger } from '../common/logger.js';
 import type { Breakers } from './breaker.js';
-import type { PushCounters } from './counters.js';
+import { countsOf, failureReasonOf, type CountsByKind, type PushCounters } from './counters.js';
 import type { DeadLetters } from './dead-letters.js';
 import { destinationOf } from './destinations.js';
 import type { Device, DeviceStore } from './devices.js';
@@ -39,6 +39,8 @@ export interface FanoutDeps {
   /** The circuit of each destination (not FCM's: see {@link destinationOf}). */
   readonly breakers: Breakers;
   readonly counters: PushCounters;
+  /** The same, by device kind and failure reason. */
+  readonly byKind: CountsByKind;
   readonly retry: RetryPolicy;
   readonly maxAttempts: number;
   readonly pageSize: number;
@@ -117,6 +119,13 @@ async function pushToDevice(
 ): Promise<boolean> {
   let release = firstRelease;
   const { tenant, id } = message.notification;
+  const kindCounts = countsOf(deps.byKind, device.kind);
+  /** One attempt's outcome at debug, with what identifies it (the line is built only with LOG_LEVEL=debug). */
+  const logOutcome = (outcome: string, attempt: number, startedAt: number, reason?: string): void => {
+    if (deps.logger.debug === undefined) return;
+    const fields = { tenant, notification: id, device: device.id, kind: device.kind, outcome, attempt, ms: Math.round(performance.now() - startedAt) };
+    bound(deps.logger, reason === undefined ? fields : { ...fields, reason }).debug?.(`push: ${outcome}`);
+  };
   const finish = (state: FinalState): Promise<void> => deps.markers.finish(tenant, id, device.id, state);
   const deadLetter = async (reason: string, attempts: number): Promise<void> => {
     await deps.deadLetters.add({
@@ -130,6 +139,8 @@ async function pushToDevice(
     });
     await finish('dead');
     deps.counters.deadLettered += 1;
+    kindCounts.deadLettered += 1;
+    logOutcome('dead_lettered', attempts, performance.now(), reason);
   };
   try {
     const claim = await deps.markers.claim(tenant, id, device.id, delivery.entryId, entry.replay === true);
@@ -143,17 +154,26 @@ async function pushToDevice(
       return true;
     }
     for (let attempt = 1; ; attempt += 1) {
+      const startedAt = performance.now();
       const result = await send(deps, slot.destination, message, device, sender);
       if (result.outcome === 'sent') {
         if (result.dryRun) deps.counters.dryRun += 1;
-        else deps.counters.sent += 1;
+        else {
+          deps.counters.sent += 1;
+          kindCounts.sent += 1;
+        }
+        logOutcome(result.dryRun ? 'dry_run' : 'sent', attempt, startedAt);
         await finish('sent');
         return true;
       }
       deps.counters.failed += 1;
+      const failure = failureReasonOf(result);
+      kindCounts.failed[failure] += 1;
+      logOutcome(failure, attempt, startedAt, result.reason);
       if (result.outcome === 'gone') {
         await deps.devices.remove(tenant, message.user, device.id);
         deps.counters.devicesRemoved += 1;
+        kindCounts.devicesRemoved += 1;
         await finish('gone');
         return true;
       }
@@ -177,6 +197,7 @@ async function pushToDevice(
         return true;
       }
       deps.counters.retried += 1;
+      kindCounts.retried += 1;
       release(); // nobody waits on a slot held by a sleeper
       release = () => undefined;
       if (!(await deps.sleeper.sleep(delayMs))) {
@@ -208,7 +229,7 @@ async function send(
   message: PushMessage,
   device: Device,
   sender: DeviceSender<Device['kind']>,
-): Promise<SendOutcome> {
+): Promise<SendOutcome & { readonly circuitOpen?: true }> {
   if (destination === undefined) return sender.send(message, device);
   const admission = deps.breakers.admit(destination);
   if (!admission.allowed) {
@@ -217,6 +238,7 @@ async function send(
       outcome: 'retry',
       reason: `not sent: the circuit of ${destination} is ${admission.state === 'open' ? 'open' : 'half open, its probe in flight'} after repeated failures`,
       retryAfterMs: Math.min(admission.retryAfterMs, deps.retry.maxMs),
+      circuitOpen: true,
     };
   }
   let healthy = false;

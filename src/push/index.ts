@@ -103,6 +103,7 @@ export function createPushWorkerFromConfig(options: PushWorkerFromConfigOptions)
     retryMaxMs: push.retryMaxMs,
     fanoutPageSize: push.fanoutPageSize,
     dedupTtlMs: push.dedupTtlMs,
+    summaryMs: push.summaryMs,
     logger,
   });
   if (push.dryRun) logger.info('push: dry-run (NODE_ENV is not production): nothing is sent; FCM only validates');

@@ -10,9 +10,9 @@ import { connectBlocking } from '../redis/blocking.js';
 import { connectRedis, redisLocation } from '../redis/connect.js';
 import { watchRedisLiveness } from '../redis/liveness.js';
 import type { CircuitState } from './breaker.js';
-import type { PushCounters } from './counters.js';
+import type { CountsByKind, PushCounters } from './counters.js';
 import { createPushWorkerFromConfig, pushKeysFor } from './index.js';
-import type { PushLoad } from './worker-types.js';
+import type { CircuitReport, PushLoad, ShardLag } from './worker-types.js';
 
 export interface RunningPushWorker {
   /** Its consumer name in the `push-workers` group. */
@@ -21,10 +21,16 @@ export interface RunningPushWorker {
   readonly dryRun: boolean;
   /** What it has done since it started (exported as `herald_push_*_total`). */
   readonly counters: Readonly<PushCounters>;
+  /** The same by device kind, failures by reason (exported labelled by `kind`, `reason`). */
+  readonly byKind: Readonly<CountsByKind>;
   /** Circuit-breaker transitions since start, by the state entered. */
   readonly circuitTransitions: Readonly<Record<CircuitState, number>>;
   /** What it holds and sends now. */
   load(): PushLoad;
+  /** Up to `limit` circuits open or half open, the most recently opened first. */
+  circuits(limit: number): CircuitReport[];
+  /** The push stream's backlog per shard. */
+  shardLags(): Promise<ShardLag[]>;
   /** Stops reading, lets the sends in flight finish, then closes its connections. */
   stop(): Promise<void>;
 }
@@ -75,8 +81,11 @@ export async function startPushWorker(config: HeraldConfig, logger: Logger = con
     consumer: worker.consumer,
     dryRun: config.push.dryRun,
     counters: worker.counters,
+    byKind: worker.byKind,
     circuitTransitions: worker.circuitTransitions,
     load: () => worker.load(),
+    circuits: (limit) => worker.circuits(limit),
+    shardLags: () => worker.shardLags(),
     async stop() {
       await worker.stop();
       await close();

@@ -8,7 +8,7 @@ import type { Redis } from 'ioredis';
 import type { BlockingConnection } from '../redis/blocking.js';
 import { connectionFor, type RedisClient } from '../redis/connect.js';
 import { ensurePushGroup } from './queue.js';
-import type { PushLag } from './worker-types.js';
+import type { ShardLag } from './worker-types.js';
 
 /** An entry as Redis gives it: its id and its fields. */
 export type StreamEntry = [id: string, fields: string[]];
@@ -48,7 +48,8 @@ export interface StreamShard {
   heartbeat(ids: readonly string[]): Promise<void>;
   /** XACK, then XDEL: the stream holds only work not yet done, so its bound is a backlog bound. */
   acknowledge(id: string): Promise<void>;
-  lag(): Promise<PushLag>;
+  /** Its backlog: unread and pending entries, and how long ago the oldest of each was added. */
+  lag(): Promise<ShardLag>;
 }
 
 export function createStreamShard(options: StreamShardOptions): StreamShard {
@@ -102,9 +103,30 @@ export function createStreamShard(options: StreamShardOptions): StreamShard {
         for (let i = 0; i + 1 < entry.length; i += 2) fields.set(String(entry[i]), entry[i + 1]);
         if (fields.get('name') !== group) continue;
         const lag = fields.get('lag');
-        return { unread: typeof lag === 'number' ? lag : null, pending: Number(fields.get('pending') ?? 0) };
+        const pending = Number(fields.get('pending') ?? 0);
+        const lastDelivered = String(fields.get('last-delivered-id') ?? '0-0');
+        // the oldest pending entry (XPENDING's smallest id) and the oldest not yet read (the first after the group's last delivered)
+        const [summary, unread] = await Promise.all([
+          pending > 0 ? (redis.xpending(stream, group) as Promise<[number, string | null, string | null, unknown]>) : undefined,
+          redis.xrange(stream, `(${lastDelivered}`, '+', 'COUNT', 1),
+        ]);
+        const now = Date.now();
+        return {
+          stream,
+          unread: typeof lag === 'number' ? lag : null,
+          pending,
+          oldestPendingAgeMs: ageOf(summary?.[1] ?? undefined, now),
+          oldestUnreadAgeMs: ageOf(unread[0]?.[0], now),
+        };
       }
-      return { unread: null, pending: 0 };
+      return { stream, unread: null, pending: 0, oldestPendingAgeMs: null, oldestUnreadAgeMs: null };
     },
   };
+}
+
+/** How long ago a stream id's entry was added (its id's milliseconds), or null for none. */
+function ageOf(id: string | undefined, now: number): number | null {
+  if (id === undefined) return null;
+  const ms = Number(id.slice(0, id.indexOf('-')));
+  return Number.isFinite(ms) ? Math.max(0, now - ms) : null;
 }

@@ -7,7 +7,7 @@ import type { Redis } from 'ioredis';
 import type { BlockingConnection } from '../redis/blocking.js';
 import type { RedisClient } from '../redis/connect.js';
 import type { CircuitState } from './breaker.js';
-import type { PushCounters } from './counters.js';
+import type { CountsByKind, PushCounters } from './counters.js';
 import type { DeadLetters } from './dead-letters.js';
 import type { DeviceStore } from './devices.js';
 import type { PushKeys } from './keys.js';
@@ -112,6 +112,13 @@ export interface PushWorkerOptions {
    * @default 5000 (ms)
    */
   blockMs?: number;
+  /**
+   * `PUSH_LOG_SUMMARY_MS`: how often the worker logs at info what it did since its last
+   * summary (sent, failed, retried, dead-lettered, devices removed, and the stream's lag),
+   * when it did anything; 0: never.
+   * @default 60000
+   */
+  summaryMs?: number;
   /** @default console */
   logger?: Logger;
 }
@@ -121,6 +128,23 @@ export interface PushLag {
   readonly unread: number | null;
   /** Entries read by a worker and not yet acknowledged. */
   readonly pending: number;
+}
+
+/** One shard's backlog, and how long its oldest entries have waited. */
+export interface ShardLag extends PushLag {
+  /** The shard's stream key. */
+  readonly stream: string;
+  /** How long ago the oldest entry read but not yet acknowledged was added; null when none is pending. */
+  readonly oldestPendingAgeMs: number | null;
+  /** How long ago the oldest entry no worker has read yet was added; null when every entry was read. */
+  readonly oldestUnreadAgeMs: number | null;
+}
+
+/** A circuit not closed, for metrics. */
+export interface CircuitReport {
+  /** `<tenant> <origin>` (`destinations.ts`). */
+  readonly destination: string;
+  readonly state: 'open' | 'half_open';
 }
 
 /** What a worker holds and sends now, for metrics. */
@@ -142,10 +166,14 @@ export interface PushWorker {
   readonly consumer: string;
   /** Counts of what this worker did; plain integers, read at any time. */
   readonly counters: Readonly<PushCounters>;
+  /** The same by device kind, with failures by reason; plain integers. */
+  readonly byKind: Readonly<CountsByKind>;
   /** Circuit transitions since start, by the state entered. */
   readonly circuitTransitions: Readonly<Record<CircuitState, number>>;
   /** What it holds and sends now. */
   load(): PushLoad;
+  /** Up to `limit` circuits open or half open, the most recently opened first. */
+  circuits(limit: number): CircuitReport[];
   /** Creates the consumer group if needed and starts reading. */
   start(): Promise<void>;
   /**
@@ -155,4 +183,6 @@ export interface PushWorker {
   stop(): Promise<void>;
   /** The stream's backlog, for all workers together. */
   lag(): Promise<PushLag>;
+  /** The same per shard, with the ages of the oldest pending and unread entries. */
+  shardLags(): Promise<ShardLag[]>;
 }

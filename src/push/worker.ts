@@ -32,7 +32,7 @@ import { Redis } from 'ioredis';
 import { blockingOn } from '../redis/blocking.js';
 import { createTenantAdmission, type HeldEntry } from './admission.js';
 import { createBreakers } from './breaker.js';
-import { createPushCounters } from './counters.js';
+import { createPushCounters, type CountsByKind } from './counters.js';
 import { createDeadLetters } from './dead-letters.js';
 import { createDeviceStore } from './devices.js';
 import { decodePushEntry, type PushEntry } from './entry.js';
@@ -44,7 +44,8 @@ import { createSendMarkers } from './send-markers.js';
 import { createSleeper } from './sleeper.js';
 import { createStreamShard, type StreamShard } from './stream-shard.js';
 import { createTopicStore } from './topics.js';
-import type { PushWorker, PushWorkerOptions } from './worker-types.js';
+import { createSummary } from './summary.js';
+import type { PushLag, PushWorker, PushWorkerOptions } from './worker-types.js';
 
 export type { PushWorker, PushWorkerOptions } from './worker-types.js';
 
@@ -84,6 +85,7 @@ export function createPushWorker(options: PushWorkerOptions): PushWorker {
     return { shard: found, id };
   };
   const counters = createPushCounters();
+  const byKind: CountsByKind = {};
   const abort = new AbortController();
   const sleeper = createSleeper(abort.signal);
   const sleep = (ms: number): Promise<boolean> => sleeper.sleep(ms);
@@ -111,6 +113,7 @@ export function createPushWorker(options: PushWorkerOptions): PushWorker {
     limiter,
     breakers,
     counters,
+    byKind,
     retry: { baseMs: options.retryBaseMs ?? 1000, maxMs: options.retryMaxMs ?? 300_000 },
     maxAttempts: options.maxAttempts ?? 5,
     pageSize: options.fanoutPageSize ?? 500,
@@ -128,6 +131,7 @@ export function createPushWorker(options: PushWorkerOptions): PushWorker {
   const roomWaiters = new Set<() => void>();
   let loops: Promise<void> | undefined;
   let heartbeat: NodeJS.Timeout | undefined;
+  let summary: NodeJS.Timeout | undefined;
 
   /** Room to read or claim: waiting entries do not count, as they can be let go for others. */
   const room = (): number => concurrency - (held.size - admission.waiting);
@@ -335,9 +339,21 @@ export function createPushWorker(options: PushWorkerOptions): PushWorker {
     );
   };
 
+  const lag = async (): Promise<PushLag> => {
+    const lags = await Promise.all(shards.map((shard) => shard.lag()));
+    return lags.reduce((sum, one) => ({ unread: sum.unread === null || one.unread === null ? null : sum.unread + one.unread, pending: sum.pending + one.pending }), {
+      unread: 0 as number | null,
+      pending: 0,
+    });
+  };
+  const summarize = createSummary({ counters, logger, lag });
+
   return {
     consumer,
     counters,
+    byKind,
+    circuits: (limit) => breakers.notClosed(limit).map(({ destination, state }) => ({ destination, state })),
+    shardLags: () => Promise.all(shards.map((shard) => shard.lag())),
     circuitTransitions: breakers.transitions,
     load() {
       const circuits = breakers.counts();
@@ -354,6 +370,8 @@ export function createPushWorker(options: PushWorkerOptions): PushWorker {
       if (loops !== undefined) throw new Error('push worker already started');
       await Promise.all(shards.map((shard) => shard.ensureGroup()));
       heartbeat = setInterval(() => void refreshHeld(), Math.max(10, Math.floor(claimIdleMs / 3)));
+      const summaryMs = options.summaryMs ?? 60_000;
+      if (summaryMs > 0) summary = setInterval(() => void summarize(), summaryMs).unref();
       loops = Promise.all([...shards.map(readLoop), claimLoop()]).then(() => undefined);
     },
     async stop() {
@@ -369,13 +387,8 @@ export function createPushWorker(options: PushWorkerOptions): PushWorker {
       clearInterval(unblocking);
       while (tasks.size > 0) await Promise.allSettled([...tasks]); // a task ending may start another (its tenant's next)
       clearInterval(heartbeat);
+      clearInterval(summary);
     },
-    async lag() {
-      const lags = await Promise.all(shards.map((shard) => shard.lag()));
-      return lags.reduce((sum, lag) => ({ unread: sum.unread === null || lag.unread === null ? null : sum.unread + lag.unread, pending: sum.pending + lag.pending }), {
-        unread: 0 as number | null,
-        pending: 0,
-      });
-    },
+    lag,
   };
 }

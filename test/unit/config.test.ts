@@ -33,6 +33,7 @@ const PUSH_DEFAULTS = {
   streamMaxLength: 1_000_000,
   deadLetterMaxLength: 100_000,
   dedupTtlMs: 86_400_000,
+  summaryMs: 60_000,
   fcm: undefined,
   vapid: undefined,
   webhookSecret: undefined,

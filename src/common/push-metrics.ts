@@ -1,0 +1,130 @@
+/**
+ * The push worker's labelled metrics (`metrics.ts` `pushWorker` adds them): what it did
+ * by device kind and failure reason, and the push stream's backlog per shard. Counts are
+ * the worker's plain integers, read at scrape; the backlog is asked of Redis at scrape.
+ */
+import { Counter, Gauge, type Registry } from 'prom-client';
+
+/** What a push worker did for one device kind (`src/push/counters.ts`, `KindCounts`). */
+export interface PushKindReport {
+  readonly sent: number;
+  /** Failed attempts by classified reason (`unregistered`, `invalid`, `rate_limited`, `timeout`, `provider_error`, `refused`, `circuit_open`). */
+  readonly failed: Readonly<Record<string, number>>;
+  readonly retried: number;
+  readonly deadLettered: number;
+  readonly devicesRemoved: number;
+}
+
+/** One shard of the push stream's backlog (`src/push/worker-types.ts`, `ShardLag`). */
+export interface PushShardReport {
+  readonly stream: string;
+  readonly unread: number | null;
+  readonly pending: number;
+  readonly oldestPendingAgeMs: number | null;
+  readonly oldestUnreadAgeMs: number | null;
+}
+
+/** The most circuits `herald_push_circuit` names one by one (the most recently opened). */
+export const PUSH_CIRCUITS_NAMED = 20;
+
+/** What a push worker reports (`src/push/worker.ts`), read at each scrape. */
+export interface PushReport {
+  /** Its counters (`src/push/counters.ts`), by camelCase name. */
+  readonly counters: Readonly<Record<string, number>>;
+  /** The counters exported by kind (and reason) instead of as one number, by device kind. */
+  readonly byKind: Readonly<Record<string, PushKindReport>>;
+  /** Up to `limit` circuits open or half open, by destination. */
+  circuits(limit: number): ReadonlyArray<{ readonly destination: string; readonly state: string }>;
+  /** The push stream's backlog per shard (Redis commands; a scrape waits for them). */
+  shardLags(): Promise<readonly PushShardReport[]>;
+  /** Circuit-breaker transitions since start, by the state entered (`open`, `half_open`, `closed`). */
+  readonly circuitTransitions: Readonly<Record<string, number>>;
+  load(): {
+    readonly sendsInFlight: number;
+    readonly sendsWaiting: number;
+    readonly entriesHeld: number;
+    readonly entriesWaiting: number;
+    readonly circuitsOpen: number;
+    readonly circuitsHalfOpen: number;
+  };
+}
+
+/** Counters exported by kind here, so not again as one unlabelled number. */
+export const PUSH_BY_KIND: ReadonlySet<string> = new Set(['sent', 'failed', 'retried', 'deadLettered', 'devicesRemoved']);
+
+/** `herald_push_{sent,failed,retried,dead_lettered,devices_removed}_total`, by `kind` (and `reason`). */
+export function pushByKind(registry: Registry, report: PushReport): void {
+  const byKind = (name: string, help: string, read: (row: PushKindReport) => number): void => {
+    new Counter({
+      name,
+      help,
+      labelNames: ['kind'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [kind, row] of Object.entries(report.byKind)) this.inc({ kind }, read(row));
+      },
+    });
+  };
+  byKind('herald_push_sent_total', 'Pushes the provider accepted, by device kind.', (row) => row.sent);
+  byKind('herald_push_retried_total', 'Push attempts scheduled again after a retryable failure, by device kind.', (row) => row.retried);
+  byKind('herald_push_dead_lettered_total', 'Pushes given up on and written to the dead-letter stream, by device kind.', (row) => row.deadLettered);
+  byKind('herald_push_devices_removed_total', 'Devices removed because their provider said they are gone (FCM UNREGISTERED, Web Push 404/410, webhook 410), by device kind.', (row) => row.devicesRemoved);
+  new Counter({
+    name: 'herald_push_failed_total',
+    help: 'Push attempts that did not deliver, by device kind and reason: unregistered, invalid, rate_limited, timeout, provider_error, refused, circuit_open.',
+    labelNames: ['kind', 'reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [kind, row] of Object.entries(report.byKind)) {
+        for (const [reason, count] of Object.entries(row.failed)) this.inc({ kind, reason }, count);
+      }
+    },
+  });
+}
+
+/** How long one scrape's backlog answer is reused by the other gauge of the same scrape. */
+const LAG_REUSE_MS = 250;
+
+/**
+ * `herald_push_queue_entries{shard,state}` (unread, pending) and
+ * `herald_push_queue_oldest_age_seconds{shard,state}` (0 when none): the whole stream's,
+ * every worker's together, so every worker exports the same numbers (take `max`). Absent
+ * when Redis cannot answer (the scrape still succeeds).
+ */
+export function pushLagGauges(registry: Registry, report: PushReport): void {
+  let last: { at: number; lags: Promise<readonly PushShardReport[] | undefined> } | undefined;
+  const lags = (): Promise<readonly PushShardReport[] | undefined> => {
+    if (last === undefined || Date.now() - last.at > LAG_REUSE_MS) {
+      last = { at: Date.now(), lags: report.shardLags().catch(() => undefined) };
+    }
+    return last.lags;
+  };
+  new Gauge({
+    name: 'herald_push_queue_entries',
+    help: 'Push stream entries no worker has read yet (unread) and read but not yet acknowledged (pending), by shard; all workers together.',
+    labelNames: ['shard', 'state'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const lag of (await lags()) ?? []) {
+        if (lag.unread !== null) this.set({ shard: lag.stream, state: 'unread' }, lag.unread);
+        this.set({ shard: lag.stream, state: 'pending' }, lag.pending);
+      }
+    },
+  });
+  new Gauge({
+    name: 'herald_push_queue_oldest_age_seconds',
+    help: 'How long ago the oldest unread / pending push stream entry was queued, by shard (0: none); all workers together.',
+    labelNames: ['shard', 'state'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const lag of (await lags()) ?? []) {
+        this.set({ shard: lag.stream, state: 'unread' }, (lag.oldestUnreadAgeMs ?? 0) / 1000);
+        this.set({ shard: lag.stream, state: 'pending' }, (lag.oldestPendingAgeMs ?? 0) / 1000);
+      }
+    },
+  });
+}
