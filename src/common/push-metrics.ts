@@ -84,9 +84,6 @@ export function pushByKind(registry: Registry, report: PushReport): void {
   });
 }
 
-/** How long one scrape's backlog answer is reused by the other gauge of the same scrape. */
-const LAG_REUSE_MS = 250;
-
 /**
  * `herald_push_queue_entries{shard,state}` (unread, pending) and
  * `herald_push_queue_oldest_age_seconds{shard,state}` (0 when none): the whole stream's,
@@ -94,13 +91,10 @@ const LAG_REUSE_MS = 250;
  * when Redis cannot answer (the scrape still succeeds).
  */
 export function pushLagGauges(registry: Registry, report: PushReport): void {
-  let last: { at: number; lags: Promise<readonly PushShardReport[] | undefined> } | undefined;
-  const lags = (): Promise<readonly PushShardReport[] | undefined> => {
-    if (last === undefined || Date.now() - last.at > LAG_REUSE_MS) {
-      last = { at: Date.now(), lags: report.shardLags().catch(() => undefined) };
-    }
-    return last.lags;
-  };
+  // One question to Redis per scrape: a scrape starts every metric's collect in
+  // registration order, so the first gauge asks and the second awaits the same answer.
+  let asked: Promise<readonly PushShardReport[] | undefined> | undefined;
+  const ask = (): Promise<readonly PushShardReport[] | undefined> => (asked = report.shardLags().catch(() => undefined));
   new Gauge({
     name: 'herald_push_queue_entries',
     help: 'Push stream entries no worker has read yet (unread) and read but not yet acknowledged (pending), by shard; all workers together.',
@@ -108,7 +102,7 @@ export function pushLagGauges(registry: Registry, report: PushReport): void {
     registers: [registry],
     async collect() {
       this.reset();
-      for (const lag of (await lags()) ?? []) {
+      for (const lag of (await ask()) ?? []) {
         if (lag.unread !== null) this.set({ shard: lag.stream, state: 'unread' }, lag.unread);
         this.set({ shard: lag.stream, state: 'pending' }, lag.pending);
       }
@@ -121,7 +115,7 @@ export function pushLagGauges(registry: Registry, report: PushReport): void {
     registers: [registry],
     async collect() {
       this.reset();
-      for (const lag of (await lags()) ?? []) {
+      for (const lag of (await (asked ?? ask())) ?? []) {
         this.set({ shard: lag.stream, state: 'unread' }, (lag.oldestUnreadAgeMs ?? 0) / 1000);
         this.set({ shard: lag.stream, state: 'pending' }, (lag.oldestPendingAgeMs ?? 0) / 1000);
       }
