@@ -157,3 +157,41 @@ describe('SIGTERM to the process (docker stop)', () => {
     expect(await exitWithin(publish.exited, EXIT_BOUND_MS)).toBe(0);
   });
 });
+
+describe("compose's push worker: node dist/main.js push", () => {
+  /** The push service's health check in docker-compose.yml, its metrics port replaced by `port`. */
+  const composeHealthcheck = (port: number): string => {
+    const compose = readFileSync(new URL('docker-compose.yml', ROOT), 'utf8');
+    const script = /"node", "-e", "(fetch\('http:\/\/127\.0\.0\.1:9464\/metrics'\)[^"]*)"/.exec(compose)?.[1];
+    if (script === undefined) throw new Error("docker-compose.yml's push health check is not where this test looks");
+    return script.replace(':9464/', `:${port}/`);
+  };
+
+  it('starts with the unset provider settings compose passes (blank), says no kind is configured, is healthy on its metrics port, and exits 0 on SIGTERM', async () => {
+    // compose's environment: blank PUSH_* when .env sets none, LOG_LEVEL info, METRICS_PORT (0 here: any free one)
+    const blank = { PUSH_WEBHOOK_SECRET: '', PUSH_VAPID_SUBJECT: '', PUSH_VAPID_PUBLIC_KEY: '', PUSH_VAPID_PRIVATE_KEY: '', PUSH_ALLOWED_NETWORKS: '' };
+    const worker = await startHeraldProcess('push', { entry: 'dist', env: { REDIS_URL: redis.url, LOG_LEVEL: 'info', METRICS_PORT: '0', ...blank } });
+    expect(commandLine(worker.pid).slice(1)).toEqual(['dist/main.js', 'push']);
+    expect(worker.output()).toContain('push: no device kind is configured');
+    const check = await promisify(execFile)(process.execPath, ['-e', composeHealthcheck(worker.metricsPort ?? 0)]).then(
+      () => 0,
+      (error: { code?: number }) => error.code ?? 1,
+    );
+    expect(check).toBe(0);
+    // and it fails where nothing listens
+    const unused = await freePort();
+    const failed = await promisify(execFile)(process.execPath, ['-e', composeHealthcheck(unused)]).then(
+      () => 0,
+      (error: { code?: number }) => error.code ?? 1,
+    );
+    expect(failed).toBe(1);
+    process.kill(worker.pid, 'SIGTERM');
+    expect(await exitWithin(worker.exited, EXIT_BOUND_MS)).toBe(0);
+  });
+
+  it('with PUSH_WEBHOOK_SECRET from the environment, sends to webhooks', async () => {
+    const worker = await startHeraldProcess('push', { entry: 'dist', env: { REDIS_URL: redis.url, PUSH_WEBHOOK_SECRET: `whsec_${Buffer.alloc(32, 1).toString('base64')}` } });
+    expect(worker.output()).toContain('push: sending to WEBHOOK devices');
+    expect(worker.output()).not.toContain('no device kind is configured');
+  });
+});
