@@ -11,7 +11,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { PUSH_BY_KIND, PUSH_CIRCUITS_NAMED, pushByKind, pushLagGauges, type PushReport } from './push-metrics.js';
 
-export type { PushKindReport, PushReport, PushShardReport } from './push-metrics.js';
+export type { PushReport } from './push-metrics.js';
 
 /** Plain integers the hot paths add to; read only when Prometheus scrapes. */
 export interface HotCounts {
