@@ -68,7 +68,7 @@ export const PUSH_SETTINGS = {
   PUSH_WEBHOOK_SECRET: text({
     section: 'Push',
     readBy: WORKER,
-    doc: 'signs webhook POSTs per Standard Webhooks (`webhook-id`, stable across retries of one notification to one device; `webhook-timestamp`; `webhook-signature`). The JSON body holds `id`, `text`, `timestamp`, `audience`, `to`, `user`, `tenant`, `sender`, and the notification's `collapseKey`, `ttl`, `priority` when set',
+    doc: 'signs webhook POSTs per Standard Webhooks (`webhook-id`, stable across retries of one notification to one device; `webhook-timestamp`; `webhook-signature`). The JSON body holds `id`, `text`, `timestamp`, `audience`, `to`, `user`, `tenant`, `sender`, and the `collapseKey`, `ttl`, `priority` of a notification that set them',
     default: undefined,
     shownDefault: 'unset: webhooks off',
     accepts: '`whsec_` and a base64 key of at least 24 bytes',
