@@ -20,6 +20,8 @@ export interface ApnsRequest {
   readonly jwt: { readonly header: Record<string, unknown>; readonly claims: Record<string, unknown>; readonly raw: string };
   /** The `apns-id` answered. */
   readonly apnsId: string;
+  /** When it arrived (performance.now()). */
+  readonly at: number;
 }
 
 /** An answer on cue: a status, Apple's `reason`, and headers (`retry-after`). */
@@ -138,7 +140,7 @@ export async function startApnsStandIn(): Promise<ApnsStandIn> {
       const answer = cue?.shift();
       // a refused provider token is refused before anything is recorded, as Apple does
       if (answer !== undefined && answer.status === 403) return reply(stream, 403, apnsId, answer.reason ?? 'ExpiredProviderToken', answer.headers);
-      const request: ApnsRequest = { token, headers, body, jwt, apnsId };
+      const request: ApnsRequest = { token, headers, body, jwt, apnsId, at: performance.now() };
       standIn.requests.push(request);
       standIn.onRequest(request);
       if (answer === undefined) reply(stream, 200, apnsId);
