@@ -11,7 +11,7 @@ import { InvalidInputError } from '../common/failures.js';
 /** Mirrors `enum PushPriority` in the schema. */
 export type PushPriority = 'HIGH' | 'NORMAL';
 
-export const PUSH_PRIORITIES: readonly PushPriority[] = ['HIGH', 'NORMAL'];
+const PUSH_PRIORITIES: readonly PushPriority[] = ['HIGH', 'NORMAL'];
 
 export interface PushOptions {
   /**
@@ -29,7 +29,7 @@ export interface PushOptions {
  * Web Push's `Topic` header (RFC 8030 §5.4), so one key is valid everywhere (FCM's
  * `collapse_key` and APNs' `apns-collapse-id`, at most 64 bytes, take it as it is).
  */
-export const COLLAPSE_KEY_PATTERN = /^[A-Za-z0-9_-]{1,32}$/;
+const COLLAPSE_KEY_PATTERN = /^[A-Za-z0-9_-]{1,32}$/;
 
 /**
  * The longest `ttl`, in seconds: 28 days, FCM's own maximum (`android.ttl`), which Chrome's
