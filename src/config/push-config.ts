@@ -2,8 +2,9 @@
  * The push settings as the worker and the servers use them: the table's `PUSH_*` rows,
  * the checks between them, and the senders' credentials (a key file read, keys checked).
  */
+import { createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { parseServiceAccountKey, type VapidKeys } from './push.js';
+import { APPLE_ID_PATTERN, BUNDLE_ID_PATTERN, parseServiceAccountKey, type VapidKeys } from './push.js';
 import type { SettingsReader } from './settings-reader.js';
 import type { PushConfig } from './types.js';
 
@@ -40,6 +41,7 @@ export function readPushConfig(read: SettingsReader, production: boolean): PushC
     dedupTtlMs: read.value('PUSH_DEDUP_TTL_SECONDS') * 1000,
     summaryMs: read.value('PUSH_LOG_SUMMARY_MS'),
     fcm: readFcm(read),
+    apns: readApns(read),
     vapid: readVapid(read),
     webhookSecret: readWebhookSecret(read),
     allowedNetworks: read.value('PUSH_ALLOWED_NETWORKS'),
@@ -63,6 +65,68 @@ function readFcm(read: SettingsReader): PushConfig['fcm'] {
   } catch (error) {
     read.problem(`PUSH_FCM_SERVICE_ACCOUNT_FILE "${file}" ${messageOf(error)}`);
     return undefined;
+  }
+}
+
+function readApns(read: SettingsReader): PushConfig['apns'] {
+  const url = read.value('PUSH_APNS_URL');
+  const keyId = read.value('PUSH_APNS_KEY_ID');
+  const teamId = read.value('PUSH_APNS_TEAM_ID');
+  const topic = read.value('PUSH_APNS_TOPIC');
+  const inline = read.value('PUSH_APNS_KEY');
+  const file = read.value('PUSH_APNS_KEY_FILE');
+  const set = [keyId, teamId, topic, inline ?? file].filter((value) => value !== undefined).length;
+  if (set === 0) return undefined;
+  if (keyId === undefined || teamId === undefined || topic === undefined || (inline === undefined && file === undefined)) {
+    read.problem('PUSH_APNS_KEY_ID, PUSH_APNS_TEAM_ID, PUSH_APNS_TOPIC and PUSH_APNS_KEY (or PUSH_APNS_KEY_FILE) must be set together (or none of them)');
+    return undefined;
+  }
+  if (inline !== undefined && file !== undefined) {
+    read.problem('PUSH_APNS_KEY and PUSH_APNS_KEY_FILE are both set: set one');
+    return undefined;
+  }
+  let ok = true;
+  if (!APPLE_ID_PATTERN.test(keyId)) {
+    read.problem(`PUSH_APNS_KEY_ID "${keyId}" must be 10 upper-case letters and digits (the key's id in Apple's developer account)`);
+    ok = false;
+  }
+  if (!APPLE_ID_PATTERN.test(teamId)) {
+    read.problem(`PUSH_APNS_TEAM_ID "${teamId}" must be 10 upper-case letters and digits`);
+    ok = false;
+  }
+  if (!BUNDLE_ID_PATTERN.test(topic)) {
+    read.problem(`PUSH_APNS_TOPIC "${topic}" must be the app's bundle id (com.example.app)`);
+    ok = false;
+  }
+  let privateKey = inline;
+  const where = file === undefined ? 'PUSH_APNS_KEY' : `PUSH_APNS_KEY_FILE "${file}"`;
+  if (file !== undefined) {
+    try {
+      privateKey = readFileSync(file, 'utf8');
+    } catch (error) {
+      read.problem(`${where} cannot be read: ${messageOf(error)}`);
+      return undefined;
+    }
+  }
+  // an env file may hold the PEM on one line with \n escapes
+  privateKey = privateKey?.replace(/\\n/g, '\n');
+  const problem = p256KeyProblem(privateKey ?? '');
+  if (problem !== undefined) {
+    // the message never repeats the key
+    read.problem(`${where} ${problem}`);
+    ok = false;
+  }
+  return ok && privateKey !== undefined ? { credentials: { keyId, teamId, privateKey, topic }, url } : undefined;
+}
+
+/** Why `pem` is not a P-256 private key (an APNs `.p8`), or undefined when it is one. */
+function p256KeyProblem(pem: string): string | undefined {
+  try {
+    const key = createPrivateKey(pem);
+    if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') return 'is not a P-256 (ES256) key, as an APNs .p8 key is';
+    return undefined;
+  } catch {
+    return 'is not a PEM private key (the contents of the .p8 file)';
   }
 }
 

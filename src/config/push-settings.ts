@@ -2,7 +2,7 @@
  * The push settings (`PUSH_*`), rows of the settings table (./settings.ts): the worker's,
  * and the few the subscribe and publish servers read for devices, topics and the queue.
  */
-import { FCM_URL, GOOGLE_TOKEN_URL } from './push.js';
+import { APNS_URL, FCM_URL, GOOGLE_TOKEN_URL } from './push.js';
 import { httpUrl, integer, networks, text, type Role, type Setting } from './setting.js';
 
 const WORKER: readonly Role[] = ['push'];
@@ -19,6 +19,36 @@ export const PUSH_SETTINGS = {
   }),
   PUSH_FCM_URL: httpUrl({ section: 'Push', readBy: WORKER, doc: "FCM's base URL (tests point it at a local server)", default: FCM_URL }),
   PUSH_FCM_TOKEN_URL: httpUrl({ section: 'Push', readBy: WORKER, doc: "Google's token endpoint (tests point it at a local server)", default: GOOGLE_TOKEN_URL }),
+  PUSH_APNS_KEY_ID: text({
+    section: 'Push',
+    readBy: WORKER,
+    doc: "APNs direct, token-based auth ([APNs](push.md#apns-direct)): the `.p8` key's id, the JWT's `kid` (`PUSH_APNS_KEY_ID`, `PUSH_APNS_TEAM_ID`, `PUSH_APNS_TOPIC` and one of `PUSH_APNS_KEY`/`PUSH_APNS_KEY_FILE` together, or none)",
+    default: undefined,
+    shownDefault: 'unset: APNs off',
+    accepts: '10 upper-case letters and digits',
+  }),
+  PUSH_APNS_TEAM_ID: text({ section: 'Push', readBy: WORKER, doc: "the Apple developer team's id, the JWT's `iss`", default: undefined, accepts: '10 upper-case letters and digits' }),
+  PUSH_APNS_KEY: text({
+    section: 'Push',
+    readBy: WORKER,
+    doc: 'the `.p8` key itself (its PEM text, newlines and all); signs an ES256 JWT, renewed every 50 minutes',
+    default: undefined,
+    accepts: 'a PEM P-256 private key',
+  }),
+  PUSH_APNS_KEY_FILE: text({
+    section: 'Push',
+    readBy: WORKER,
+    doc: 'instead of `PUSH_APNS_KEY`: the `.p8` file, read at start-up (a mounted secret)',
+    default: undefined,
+    accepts: 'a file path',
+  }),
+  PUSH_APNS_TOPIC: text({ section: 'Push', readBy: WORKER, doc: "the app's bundle id, sent as `apns-topic`", default: undefined, accepts: 'a bundle id (`com.example.app`)' }),
+  PUSH_APNS_URL: httpUrl({
+    section: 'Push',
+    readBy: WORKER,
+    doc: "APNs' base URL: `https://api.sandbox.push.apple.com` for development builds of the app (tests point it at a local server)",
+    default: APNS_URL,
+  }),
   PUSH_VAPID_SUBJECT: text({
     section: 'Push',
     readBy: WORKER,
@@ -38,7 +68,7 @@ export const PUSH_SETTINGS = {
   PUSH_WEBHOOK_SECRET: text({
     section: 'Push',
     readBy: WORKER,
-    doc: 'signs webhook POSTs per Standard Webhooks (`webhook-id`, stable across retries of one notification to one device; `webhook-timestamp`; `webhook-signature`). The JSON body holds `id`, `text`, `timestamp`, `audience`, `to`, `user`, `tenant`, `sender`',
+    doc: 'signs webhook POSTs per Standard Webhooks (`webhook-id`, stable across retries of one notification to one device; `webhook-timestamp`; `webhook-signature`). The JSON body holds `id`, `text`, `timestamp`, `audience`, `to`, `user`, `tenant`, `sender`, and the `collapseKey`, `ttl`, `priority` of a notification that set them',
     default: undefined,
     shownDefault: 'unset: webhooks off',
     accepts: '`whsec_` and a base64 key of at least 24 bytes',
@@ -46,7 +76,7 @@ export const PUSH_SETTINGS = {
   PUSH_ALLOWED_NETWORKS: networks({
     section: 'Push',
     readBy: ['subscribe', 'push'],
-    doc: 'CIDRs (`10.20.0.0/16,fd00:1::/48`; a bare address is one host) that webhook URLs, Web Push endpoints and `PUSH_FCM_URL` may connect to although internal; a bad entry stops start-up naming it. Checked at registration (subscribe servers) and on every address the worker connects to: set it on both. A name is refused when *any* address it resolves to is refused; a refused push is dead-lettered at once as `refused`, its device kept. Redirects are never followed ([Security: push targets](security.md#push-targets-no-device-reaches-an-internal-address))',
+    doc: 'CIDRs (`10.20.0.0/16,fd00:1::/48`; a bare address is one host) that webhook URLs, Web Push endpoints, `PUSH_FCM_URL` and `PUSH_APNS_URL` may connect to although internal; a bad entry stops start-up naming it. Checked at registration (subscribe servers) and on every address the worker connects to: set it on both. A name is refused when *any* address it resolves to is refused; a refused push is dead-lettered at once as `refused`, its device kept. Redirects are never followed ([Security: push targets](security.md#push-targets-no-device-reaches-an-internal-address))',
     default: [],
     shownDefault: 'unset: every loopback, private, link-local and other special-purpose address is refused',
   }),

@@ -44,3 +44,23 @@ export interface VapidKeys {
   /** Base64url P-256 private key (32 bytes). */
   privateKey: string;
 }
+
+/** Apple's production APNs host (`PUSH_APNS_URL`'s default); the sandbox is `https://api.sandbox.push.apple.com`. */
+export const APNS_URL = 'https://api.push.apple.com';
+
+/** What token-based (`.p8`) APNs authentication is made of. */
+export interface ApnsCredentials {
+  /** `PUSH_APNS_KEY_ID`: the key's 10-character id, the JWT header's `kid`. */
+  readonly keyId: string;
+  /** `PUSH_APNS_TEAM_ID`: the developer team's 10-character id, the JWT's `iss`. */
+  readonly teamId: string;
+  /** `PUSH_APNS_KEY` (or `_FILE`): the `.p8` file's PEM, a P-256 private key. */
+  readonly privateKey: string;
+  /** `PUSH_APNS_TOPIC`: the app's bundle id, sent as `apns-topic`. */
+  readonly topic: string;
+}
+
+/** Apple's key and team ids: 10 upper-case letters and digits. */
+export const APPLE_ID_PATTERN = /^[A-Z0-9]{10}$/;
+/** A bundle id (reverse-DNS), perhaps with a push-type suffix such as `.voip`. */
+export const BUNDLE_ID_PATTERN = /^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$/;

@@ -5,7 +5,7 @@
  */
 import type { LogLevel } from '../common/structured-logger.js';
 import type { CidrNetwork } from './networks.js';
-import type { ServiceAccountKey, VapidKeys } from './push.js';
+import type { ApnsCredentials, ServiceAccountKey, VapidKeys } from './push.js';
 import type { RedisAddress } from './setting.js';
 
 /** How much history each stream keeps. */
@@ -163,6 +163,8 @@ export interface PushConfig {
   summaryMs: number;
   /** `PUSH_FCM_SERVICE_ACCOUNT_FILE` (read), `PUSH_FCM_URL`, `PUSH_FCM_TOKEN_URL`; undefined: FCM is not configured. */
   fcm: { serviceAccount: ServiceAccountKey; url: string; tokenUrl: string } | undefined;
+  /** `PUSH_APNS_*` (the key read and checked); undefined: APNs is not configured. */
+  apns: { credentials: ApnsCredentials; url: string } | undefined;
   /** `PUSH_VAPID_SUBJECT`, `PUSH_VAPID_PUBLIC_KEY`, `PUSH_VAPID_PRIVATE_KEY`; undefined: Web Push is not configured. */
   vapid: VapidKeys | undefined;
   /** `PUSH_WEBHOOK_SECRET`; undefined: webhooks are not configured. */

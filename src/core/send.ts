@@ -11,6 +11,7 @@ import { AUDIENCES, isAudience, isPushedAudience, type PushedAudience } from '..
 import { encodeNotification } from '../common/notification.js';
 import type { HeraldMetrics } from '../common/metrics.js';
 import { PUSH_POLICIES, type PushPolicy } from '../push/entry.js';
+import { hasPushOptions, parsePushOptions, type PushOptions } from '../push/options.js';
 import type { PushQueue } from '../push/queue.js';
 
 export interface SenderOptions {
@@ -39,6 +40,12 @@ export interface SendRequest {
   readonly idempotencyKey?: unknown;
   /** `ALWAYS`, `NEVER` or `WHEN_OFFLINE`. @default 'WHEN_OFFLINE' */
   readonly push?: unknown;
+  /** Pushes with the same key replace each other (`../push/options.ts`). @default none */
+  readonly collapseKey?: unknown;
+  /** How long a provider keeps the push for an offline device, in seconds. @default the provider's */
+  readonly ttl?: unknown;
+  /** `HIGH` or `NORMAL`. @default the provider's */
+  readonly priority?: unknown;
 }
 
 export interface SendOptions {
@@ -65,7 +72,9 @@ export function createSender(options: SenderOptions): Sender {
   /** A checked publish, and what its push entry is made of once the id is known. */
   interface Prepared {
     readonly publish: PublishRequest;
-    readonly push: { readonly policy: PushPolicy; readonly audience: PushedAudience; readonly to: string; readonly text: string; readonly timestamp: number } | undefined;
+    readonly push:
+      | { readonly policy: PushPolicy; readonly audience: PushedAudience; readonly to: string; readonly text: string; readonly timestamp: number; readonly options: PushOptions }
+      | undefined;
   }
 
   const prepare = (principal: Principal, request: SendRequest, { countDeliveries }: SendOptions): Prepared => {
@@ -79,6 +88,7 @@ export function createSender(options: SenderOptions): Sender {
     if (idempotencyKey != null && typeof idempotencyKey !== 'string') throw new InvalidInputError('idempotencyKey must be a string');
     const policy = (request.push ?? 'WHEN_OFFLINE') as PushPolicy;
     if (!PUSH_POLICIES.includes(policy)) throw new InvalidInputError(`push must be one of ${PUSH_POLICIES.join(', ')}`);
+    const options = parsePushOptions(request);
     const timestamp = Math.floor(Date.now() / 1000);
     const publish: PublishRequest = {
       destination: namer.destination(principal.tenant, audience, to),
@@ -92,7 +102,7 @@ export function createSender(options: SenderOptions): Sender {
     };
     // Only an audience of users one can name is pushed (the audience table); NEVER enters no stream.
     const pushes = pushQueue !== undefined && policy !== 'NEVER' && isPushedAudience(audience);
-    return { publish, push: pushes ? { policy, audience, to, text, timestamp } : undefined };
+    return { publish, push: pushes ? { policy, audience, to, text, timestamp, options } : undefined };
   };
 
   /**
@@ -117,9 +127,12 @@ export function createSender(options: SenderOptions): Sender {
   const publishAndQueue = async (principal: Principal, { publish, push }: Prepared): Promise<PublishResult> => {
     const result = await broker.publish(publish);
     if (push === undefined || pushQueue === undefined || reachedLive(push, result)) return result;
-    const { policy, audience, to, text, timestamp } = push;
+    const { policy, audience, to, text, timestamp, options } = push;
     try {
-      await pushQueue.enqueue({ id: result.id, tenant: principal.tenant, audience, to, text, timestamp, sender: principal.name }, policy);
+      await pushQueue.enqueue(
+        { id: result.id, tenant: principal.tenant, audience, to, text, timestamp, sender: principal.name, ...(hasPushOptions(options) ? { options } : {}) },
+        policy,
+      );
     } catch (error) {
       throw new Failure(
         'OUTCOME_UNKNOWN',

@@ -15,6 +15,9 @@ interface SendNotificationArgs {
   audience?: string | null;
   idempotencyKey?: string | null;
   push?: string | null;
+  collapseKey?: string | null;
+  ttl?: number | null;
+  priority?: string | null;
 }
 
 export function createPublishResolvers(sender: Sender) {

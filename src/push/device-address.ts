@@ -6,9 +6,9 @@
  */
 import { Failure } from '../common/failures.js';
 
-export type DeviceKind = 'FCM' | 'WEB_PUSH' | 'WEBHOOK';
+export type DeviceKind = 'FCM' | 'WEB_PUSH' | 'WEBHOOK' | 'APNS';
 
-export const DEVICE_KINDS: readonly DeviceKind[] = ['FCM', 'WEB_PUSH', 'WEBHOOK'];
+export const DEVICE_KINDS: readonly DeviceKind[] = ['FCM', 'WEB_PUSH', 'WEBHOOK', 'APNS'];
 
 /** A browser's `PushSubscription.toJSON()`, minus `expirationTime`. */
 export interface WebPushSubscription {
@@ -20,7 +20,9 @@ export interface WebPushSubscription {
 export type DeviceAddress =
   | { readonly kind: 'FCM'; readonly token: string }
   | { readonly kind: 'WEB_PUSH'; readonly subscription: WebPushSubscription }
-  | { readonly kind: 'WEBHOOK'; readonly url: string };
+  | { readonly kind: 'WEBHOOK'; readonly url: string }
+  /** An APNs device token, hex in lower case. */
+  | { readonly kind: 'APNS'; readonly token: string };
 
 /** The address of a device of kind `K`. */
 export type AddressOf<K extends DeviceKind> = Extract<DeviceAddress, { readonly kind: K }>;

@@ -11,6 +11,7 @@ import type { Logger } from '../common/logger.js';
 import type { PushConfig } from '../config/index.js';
 import { InvalidDeviceError, type AddressOf, type DeviceAddress, type DeviceKind } from './device-address.js';
 import type { NetworkPolicy } from './network-policy.js';
+import { createApnsSender } from './senders/apns.js';
 import { createFcmSender } from './senders/fcm.js';
 import type { DeviceSender } from './senders/types.js';
 import { createWebPushSender } from './senders/web-push.js';
@@ -22,6 +23,11 @@ const MAX_URL_LENGTH = 2048;
 const MAX_FCM_TOKEN_LENGTH = 4096;
 const FCM_TOKEN_PATTERN = /^[A-Za-z0-9_:.-]+$/;
 const BASE64URL_PATTERN = /^[A-Za-z0-9_-]+={0,2}$/;
+/**
+ * An APNs device token in hex: 32 bytes today, but Apple says their length may change, so
+ * 16 to 100 bytes (APNs itself refuses longer ones).
+ */
+const APNS_TOKEN_PATTERN = /^(?:[0-9A-Fa-f]{2}){16,100}$/;
 
 /** How a kind's address is checked. */
 export interface AddressRules {
@@ -50,7 +56,7 @@ export interface DeviceKindSpec<K extends DeviceKind> {
    * The URL a push to it connects to, and the input field it came from: checked against
    * `PUSH_ALLOWED_NETWORKS` at registration, and its origin is the destination the
    * per-destination limit and circuit breaker count. Undefined when it is the push
-   * service the operator configured (FCM), shared by every tenant.
+   * service the operator configured (FCM, APNs), shared by every tenant.
    */
   target(address: AddressOf<K>): { readonly field: string; readonly url: string } | undefined;
   /** The `Device` field that shows it, and what it shows (keys stay private). */
@@ -107,6 +113,20 @@ export const DEVICE_KIND_SPECS: { readonly [K in DeviceKind]: DeviceKindSpec<K> 
     target: (address) => ({ field: 'device.url', url: address.url }),
     shown: { field: 'url', value: (address) => address.url },
     createSender: ({ webhookSecret }, context) => (webhookSecret === undefined ? undefined : createWebhookSender({ secret: webhookSecret, ...context })),
+  },
+  APNS: {
+    field: 'token',
+    parse(token) {
+      if (typeof token !== 'string' || token.length === 0) throw new InvalidDeviceError('device.token', 'must be a non-empty string');
+      if (!APNS_TOKEN_PATTERN.test(token)) throw new InvalidDeviceError('device.token', 'is not an APNs device token (hex, 16 to 100 bytes)');
+      // the same token in either case is one device
+      return { kind: 'APNS', token: token.toLowerCase() };
+    },
+    identity: (address) => address.token,
+    // the operator's APNs host, shared by every tenant, like FCM's
+    target: () => undefined,
+    shown: { field: 'token', value: (address) => address.token },
+    createSender: ({ apns }, context) => apns && createApnsSender({ credentials: apns.credentials, baseUrl: apns.url, ...context }),
   },
 };
 

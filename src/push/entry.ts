@@ -6,6 +6,7 @@
 import { isPushedAudience, type PushedAudience } from '../common/audiences.js';
 import { isValidName } from '../names/index.js';
 import { assertDeviceId, assertNotificationId } from './keys.js';
+import { readPushOptions, type PushOptions } from './options.js';
 
 /** Mirrors `enum PushPolicy` in the schema. */
 export type PushPolicy = 'ALWAYS' | 'NEVER' | 'WHEN_OFFLINE';
@@ -39,6 +40,8 @@ export interface PushNotification {
   readonly timestamp: number;
   /** The publisher's `sub`. */
   readonly sender: string;
+  /** `collapseKey`, `ttl`, `priority`; absent (an entry of an older Herald too): each provider's defaults. */
+  readonly options?: PushOptions;
 }
 
 export interface PushEntry {
@@ -94,7 +97,8 @@ export function parsePushNotification(value: unknown): PushNotification | undefi
   if (!validId(id) || !isValidName(tenant) || !isValidName(to)) return undefined;
   if (!isPushedAudience(audience)) return undefined;
   if (typeof text !== 'string' || typeof timestamp !== 'number' || typeof sender !== 'string') return undefined;
-  return { id, tenant, audience, to, text, timestamp, sender };
+  const options = readPushOptions(value['options']);
+  return { id, tenant, audience, to, text, timestamp, sender, ...(options === undefined ? {} : { options }) };
 }
 
 function parseTarget(value: unknown): PushTarget | undefined {

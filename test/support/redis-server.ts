@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -20,11 +20,24 @@ export interface RedisServer {
   client(): Redis;
   /** How many subscribers `channel` has (`PUBSUB NUMSUB`). */
   numsub(channel: string): Promise<number>;
+  /**
+   * Every command the server runs from now on (MONITOR), each as its quoted words, e.g.
+   * `"subscribe" "herald:{acme}:user:trent"`. On a plain socket: ioredis' `monitor()`
+   * takes a MONITOR line that arrives in the same read as MONITOR's `+OK` for a reply to
+   * a command it never sent ("Command queue state error").
+   */
+  monitor(): Promise<Monitor>;
   /** SIGKILLs the server (no shutdown, no goodbye to clients). */
   kill(): Promise<void>;
   /** Starts it again on the same port. */
   restart(): Promise<void>;
   stop(): Promise<void>;
+}
+
+export interface Monitor {
+  /** The commands seen so far, oldest first. */
+  readonly commands: readonly string[];
+  stop(): void;
 }
 
 export interface RedisServerOptions {
@@ -48,6 +61,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     return redis;
   };
   let inspector: Redis | undefined;
+  const monitors: Monitor[] = [];
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
@@ -60,6 +74,11 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
       const reply = (await inspector.pubsub('NUMSUB', channel)) as [string, number];
       return Number(reply[1]);
     },
+    async monitor() {
+      const monitor = await monitorCommands(port);
+      monitors.push(monitor);
+      return monitor;
+    },
     async kill() {
       await endChild(child, 'SIGKILL');
     },
@@ -68,10 +87,39 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     },
     async stop() {
       for (const redis of clients) redis.disconnect();
+      for (const monitor of monitors) monitor.stop();
       await endChild(child, 'SIGTERM');
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Resolves once MONITOR is on: each later line (`+<time> [<db> <client>] "cmd" …`) is one command. */
+function monitorCommands(port: number): Promise<Monitor> {
+  return new Promise((resolve, reject) => {
+    const commands: string[] = [];
+    const socket = connect(port, '127.0.0.1');
+    let buffered = '';
+    let on = false;
+    socket.setEncoding('utf8');
+    socket.once('error', reject);
+    socket.on('connect', () => socket.write('MONITOR\r\n'));
+    socket.on('data', (chunk: string) => {
+      buffered += chunk;
+      let end: number;
+      while ((end = buffered.indexOf('\r\n')) >= 0) {
+        const line = buffered.slice(0, end);
+        buffered = buffered.slice(end + 2);
+        if (!on) {
+          if (line !== '+OK') return reject(new Error(`MONITOR answered ${line}`));
+          on = true;
+          resolve({ commands, stop: () => socket.destroy() });
+          continue;
+        }
+        commands.push(line.slice(line.indexOf(']') + 2));
+      }
+    });
+  });
 }
 
 /** A port free on 127.0.0.1 now (another process may take it before it is used). */

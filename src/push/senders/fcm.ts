@@ -13,6 +13,8 @@
 import { JWT } from 'google-auth-library';
 import type { Logger } from '../../common/logger.js';
 import type { NetworkPolicy } from '../network-policy.js';
+import type { PushOptions } from '../options.js';
+import { apnsOptionHeaders } from './apns.js';
 import { networkOutcome, parseRetryAfter } from './http.js';
 import { createHttp2Pool, type Http2Response } from './http2-pool.js';
 import type { PushMessage, SendOutcome, DeviceSender } from './types.js';
@@ -81,7 +83,7 @@ export function createFcmSender(options: FcmSenderOptions): DeviceSender<'FCM'> 
     try {
       response = await pool.request(
         { ':method': 'POST', ':path': path, authorization: `Bearer ${accessToken}`, 'content-type': 'application/json' },
-        JSON.stringify(fcmRequest(message, token, dryRun)),
+        JSON.stringify(fcmRequest(message, token, dryRun, Date.now())),
         timeoutMs,
       );
     } catch (error) {
@@ -104,8 +106,11 @@ export function createFcmSender(options: FcmSenderOptions): DeviceSender<'FCM'> 
   };
 }
 
-/** The request body: a notification for the system tray, the ids as data for the app. */
-function fcmRequest(message: PushMessage, token: string, validateOnly: boolean): Record<string, unknown> {
+/**
+ * The request body: a notification for the system tray, the ids as data for the app, and
+ * the per-notification options in each platform's block (none when none is set).
+ */
+function fcmRequest(message: PushMessage, token: string, validateOnly: boolean, nowMs: number): Record<string, unknown> {
   const { notification, user } = message;
   return {
     ...(validateOnly ? { validate_only: true } : {}),
@@ -122,7 +127,40 @@ function fcmRequest(message: PushMessage, token: string, validateOnly: boolean):
         sender: notification.sender,
         timestamp: String(notification.timestamp),
       },
+      ...fcmOptionBlocks(notification.options, nowMs),
     },
+  };
+}
+
+/**
+ * The options as FCM v1 takes them: `android` (`collapse_key`, `ttl` as a duration,
+ * `priority`), `apns.headers` (FCM passes Apple's own headers on) and `webpush.headers`
+ * (`TTL`, `Urgency`, `Topic`, RFC 8030).
+ */
+export function fcmOptionBlocks(options: PushOptions | undefined, nowMs: number): Record<string, unknown> {
+  if (options === undefined) return {};
+  const { collapseKey, ttl, priority } = options;
+  const android = {
+    ...(collapseKey === undefined ? {} : { collapse_key: collapseKey }),
+    ...(ttl === undefined ? {} : { ttl: `${ttl}s` }),
+    ...(priority === undefined ? {} : { priority }),
+  };
+  const apns = apnsOptionHeaders(options, nowMs);
+  const webpush = webPushOptionHeaders(options);
+  return {
+    ...(Object.keys(android).length === 0 ? {} : { android }),
+    ...(Object.keys(apns).length === 0 ? {} : { apns: { headers: apns } }),
+    ...(Object.keys(webpush).length === 0 ? {} : { webpush: { headers: webpush } }),
+  };
+}
+
+/** The options as Web Push headers (RFC 8030 §5): `TTL`, `Urgency` (`high`, `normal`), `Topic`. */
+export function webPushOptionHeaders(options: PushOptions | undefined): Record<string, string> {
+  if (options === undefined) return {};
+  return {
+    ...(options.ttl === undefined ? {} : { TTL: String(options.ttl) }),
+    ...(options.priority === undefined ? {} : { Urgency: options.priority === 'HIGH' ? 'high' : 'normal' }),
+    ...(options.collapseKey === undefined ? {} : { Topic: options.collapseKey }),
   };
 }
 

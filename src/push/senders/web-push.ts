@@ -41,9 +41,13 @@ export function createWebPushSender(options: WebPushSenderOptions): DeviceSender
     async send(message, device) {
       let request: webPush.RequestDetails;
       try {
+        // the notification's own options (RFC 8030 §5: TTL, Urgency, Topic) over the sender's TTL
+        const { ttl: notificationTtl, priority, collapseKey } = message.notification.options ?? {};
         request = webPush.generateRequestDetails(device.subscription, JSON.stringify(pushPayload(message)), {
           vapidDetails: options.vapid,
-          TTL: ttl,
+          TTL: notificationTtl ?? ttl,
+          ...(priority === undefined ? {} : { urgency: priority === 'HIGH' ? 'high' : 'normal' }),
+          ...(collapseKey === undefined ? {} : { topic: collapseKey }),
           contentEncoding: webPush.supportedContentEncodings.AES_128_GCM,
         });
       } catch (error) {

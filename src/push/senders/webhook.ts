@@ -46,7 +46,9 @@ export function createWebhookSender(options: WebhookSenderOptions): DeviceSender
   return {
     kind: 'WEBHOOK',
     async send(message, device) {
-      const body = JSON.stringify(pushPayload(message));
+      const { options: pushOptions } = message.notification;
+      // the per-notification options travel in the body, for the relay to pass on
+      const body = JSON.stringify({ ...pushPayload(message), ...pushOptions });
       const id = webhookId(message, device);
       const now = new Date();
       const headers = {

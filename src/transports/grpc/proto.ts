@@ -39,12 +39,18 @@ export interface GrpcNotification {
 
 export type FeedResponse = { notification: GrpcNotification } | { historyGap: { reason: string } };
 
+export type GrpcPushPriority = 'PUSH_PRIORITY_UNSPECIFIED' | 'PUSH_PRIORITY_HIGH' | 'PUSH_PRIORITY_NORMAL';
+
 export interface SendRequest {
   to: string;
   text: string;
   audience: GrpcAudience;
   idempotencyKey: string;
   push: GrpcPushPolicy;
+  collapseKey: string;
+  /** proto3 `optional`: absent when the caller did not set it. */
+  ttl?: number | null;
+  priority: GrpcPushPriority;
 }
 
 export interface SendResponse {
@@ -99,6 +105,11 @@ export function loadHealthProto(): HealthV1 {
 /** GraphQL's push policy names from the proto's. */
 export function fromGrpcPushPolicy(policy: GrpcPushPolicy | string): string {
   return policy === 'PUSH_POLICY_UNSPECIFIED' || policy === '' ? 'WHEN_OFFLINE' : policy.replace(/^PUSH_POLICY_/, '');
+}
+
+/** GraphQL's push priority names from the proto's; undefined when unspecified. */
+export function fromGrpcPushPriority(priority: GrpcPushPriority | string): string | undefined {
+  return priority === 'PUSH_PRIORITY_UNSPECIFIED' || priority === '' ? undefined : priority.replace(/^PUSH_PRIORITY_/, '');
 }
 
 /** GraphQL's audience names from the proto's. */

@@ -8,7 +8,7 @@ import type { PublishResult } from '../../broker/types.js';
 import type { MaskError } from '../../common/errors.js';
 import type { Sender } from '../../core/send.js';
 import { principalOf } from './auth.js';
-import { fromGrpcAudience, fromGrpcPushPolicy, loadHeraldProto, type SendRequest, type SendResponse } from './proto.js';
+import { fromGrpcAudience, fromGrpcPushPolicy, fromGrpcPushPriority, loadHeraldProto, type SendRequest, type SendResponse } from './proto.js';
 import { toServiceError } from './status.js';
 
 export interface PublishServiceOptions {
@@ -30,6 +30,9 @@ export function createPublishService(options: PublishServiceOptions): {
     audience: fromGrpcAudience(request.audience),
     idempotencyKey: request.idempotencyKey === '' ? undefined : request.idempotencyKey,
     push: fromGrpcPushPolicy(request.push),
+    collapseKey: request.collapseKey === '' ? undefined : request.collapseKey,
+    ttl: request.ttl ?? undefined,
+    priority: fromGrpcPushPriority(request.priority),
   });
   const toResponse = (result: PublishResult): SendResponse => ({ id: result.id, receivedUsers: result.receivedUsers ?? 0, duplicate: result.duplicate });
 
