@@ -69,7 +69,7 @@ export function pushByKind(registry: Registry, report: PushReport): void {
   byKind('herald_push_sent_total', 'Pushes the provider accepted, by device kind.', (row) => row.sent);
   byKind('herald_push_retried_total', 'Push attempts scheduled again after a retryable failure, by device kind.', (row) => row.retried);
   byKind('herald_push_dead_lettered_total', 'Pushes given up on and written to the dead-letter stream, by device kind.', (row) => row.deadLettered);
-  byKind('herald_push_devices_removed_total', 'Devices removed because their provider said they are gone (FCM UNREGISTERED, Web Push 404/410, webhook 410), by device kind.', (row) => row.devicesRemoved);
+  byKind('herald_push_devices_removed_total', 'Devices removed because their provider said they are gone (FCM UNREGISTERED, APNs 410/BadDeviceToken, Web Push 404/410, webhook 410), by device kind.', (row) => row.devicesRemoved);
   new Counter({
     name: 'herald_push_failed_total',
     help: 'Push attempts that did not deliver, by device kind and reason: unregistered, invalid, rate_limited, timeout, provider_error, refused, circuit_open.',

@@ -71,7 +71,7 @@ export function createPushCounters(): PushCounters {
 export const FAILURE_REASONS = ['unregistered', 'invalid', 'rate_limited', 'timeout', 'provider_error', 'refused', 'circuit_open'] as const;
 export type FailureReason = (typeof FAILURE_REASONS)[number];
 
-/** What the worker did for one kind of device (`FCM`, `WEB_PUSH`, `WEBHOOK`…), as plain integers. */
+/** What the worker did for one kind of device (`FCM`, `APNS`, `WEB_PUSH`, `WEBHOOK`), as plain integers. */
 export interface KindCounts {
   /** Pushes the provider accepted (not dry-run ones). */
   sent: number;

@@ -110,7 +110,7 @@ export function createPushWorkerFromConfig(options: PushWorkerFromConfigOptions)
   else {
     const configured = DEVICE_KINDS.filter((kind) => senders[kind] !== undefined);
     if (configured.length === 0) {
-      logger.warn('push: no device kind is configured (PUSH_WEBHOOK_SECRET, PUSH_VAPID_*, PUSH_FCM_SERVICE_ACCOUNT_FILE): every push is skipped, counted in herald_push_skipped_unconfigured_total');
+      logger.warn('push: no device kind is configured (PUSH_WEBHOOK_SECRET, PUSH_VAPID_*, PUSH_APNS_*, PUSH_FCM_SERVICE_ACCOUNT_FILE): every push is skipped, counted in herald_push_skipped_unconfigured_total');
     } else logger.info(`push: sending to ${configured.join(', ')} devices`);
   }
   return {

@@ -169,7 +169,7 @@ describe("compose's push worker: node dist/main.js push", () => {
 
   it('starts with the unset provider settings compose passes (blank), says no kind is configured, is healthy on its metrics port, and exits 0 on SIGTERM', async () => {
     // compose's environment: blank PUSH_* when .env sets none, LOG_LEVEL info, METRICS_PORT (0 here: any free one)
-    const blank = { PUSH_WEBHOOK_SECRET: '', PUSH_VAPID_SUBJECT: '', PUSH_VAPID_PUBLIC_KEY: '', PUSH_VAPID_PRIVATE_KEY: '', PUSH_ALLOWED_NETWORKS: '' };
+    const blank = { PUSH_WEBHOOK_SECRET: '', PUSH_VAPID_SUBJECT: '', PUSH_VAPID_PUBLIC_KEY: '', PUSH_VAPID_PRIVATE_KEY: '', PUSH_APNS_KEY_ID: '', PUSH_APNS_TEAM_ID: '', PUSH_APNS_KEY: '', PUSH_APNS_TOPIC: '', PUSH_ALLOWED_NETWORKS: '' };
     const worker = await startHeraldProcess('push', { entry: 'dist', env: { REDIS_URL: redis.url, LOG_LEVEL: 'info', METRICS_PORT: '0', ...blank } });
     expect(commandLine(worker.pid).slice(1)).toEqual(['dist/main.js', 'push']);
     expect(worker.output()).toContain('push: no device kind is configured');
