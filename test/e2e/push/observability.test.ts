@@ -8,7 +8,8 @@
  * way: 204 (sent), 410 (gone: removed), 503 then 204 (retried, then sent), 429 for good
  * (rate-limited, dead-lettered), no answer (timed out twice, dead-lettered, its circuit
  * open), an internal address the worker may not reach (refused, dead-lettered), and an
- * FCM token FCM calls `UNREGISTERED`. Each metric family moves exactly as the outcomes
+ * FCM token FCM calls `UNREGISTERED`, an APNs token APNs answers 410, and a Web Push
+ * subscription its push service answers 410. Each metric family moves exactly as the outcomes
  * say, by device kind and reason; while the worker holds the hanging push (it holds one
  * entry at a time), the stream's unread and pending entries and their ages show; each
  * outcome is one debug line with its ids, kind, attempt and time; the summary at info
@@ -24,13 +25,17 @@ import { createDeviceStore } from '../../../src/push/devices.js';
 import { createPushKeys } from '../../../src/push/keys.js';
 import { createNetworkPolicy } from '../../../src/push/network-policy.js';
 import { createPushQueue } from '../../../src/push/queue.js';
-import { startFcmStandIn, startHangingReceiver, startHttpRecorder, type FcmStandIn, type HangingReceiver, type HttpRecorder } from '../../support/push-servers.js';
+import webPush from 'web-push';
+import { startApnsStandIn, type ApnsStandIn } from '../../support/apns-server.js';
+import { createBrowserSubscription, startFcmStandIn, startHangingReceiver, startHttpRecorder, type FcmStandIn, type HangingReceiver, type HttpRecorder } from '../../support/push-servers.js';
 import { eventually } from '../../support/push-worker.js';
 import { startHeraldProcess, stopAllProcesses, type HeraldProcess } from '../../support/process.js';
 import { startRedisServer, type RedisServer } from '../../support/redis-server.js';
 
 const WEBHOOK_SECRET = `whsec_${Buffer.alloc(32, 5).toString('base64')}`;
 const SUMMARY_MS = 500;
+/** An APNs device token (hex) the APNs stand-in answers 410 Unregistered. */
+const DELETED_APP = 'de1e7ed0'.repeat(8);
 const SECRET_TEXT = 'the text of a notification is never logged';
 const keys = createPushKeys('herald');
 
@@ -38,18 +43,21 @@ let redis: RedisServer;
 let hooks: HttpRecorder;
 let hanging: HangingReceiver;
 let fcm: FcmStandIn;
+let apns: ApnsStandIn;
 let worker: HeraldProcess;
 
 beforeAll(async () => {
-  [redis, hooks, hanging, fcm] = await Promise.all([startRedisServer(), startHttpRecorder(), startHangingReceiver(), startFcmStandIn()]);
+  [redis, hooks, hanging, fcm, apns] = await Promise.all([startRedisServer(), startHttpRecorder(), startHangingReceiver(), startFcmStandIn(), startApnsStandIn()]);
   let flaky = 0;
   hooks.answer = (request) => {
-    if (request.path === '/gone') return { status: 410 };
+    if (request.path === '/gone' || request.path === '/push-service/gone') return { status: 410 };
     if (request.path === '/busy') return { status: 429 };
     if (request.path === '/flaky') return { status: (flaky += 1) === 1 ? 503 : 204 };
     return { status: 204 };
   };
   fcm.unregistered.add('uninstalled');
+  apns.cues.set(DELETED_APP, [{ status: 410, reason: 'Unregistered' }]);
+  const vapid = webPush.generateVAPIDKeys();
   const file = join(mkdtempSync(join(tmpdir(), 'herald-ops-')), 'service-account.json');
   const { projectId, clientEmail, privateKey } = fcm.serviceAccount;
   writeFileSync(file, JSON.stringify({ type: 'service_account', project_id: projectId, client_email: clientEmail, private_key: privateKey }));
@@ -63,6 +71,14 @@ beforeAll(async () => {
       PUSH_FCM_SERVICE_ACCOUNT_FILE: file,
       PUSH_FCM_URL: fcm.url,
       PUSH_FCM_TOKEN_URL: fcm.tokenUrl,
+      PUSH_APNS_KEY_ID: apns.credentials.keyId,
+      PUSH_APNS_TEAM_ID: apns.credentials.teamId,
+      PUSH_APNS_TOPIC: apns.credentials.topic,
+      PUSH_APNS_KEY: apns.credentials.privateKey,
+      PUSH_APNS_URL: apns.url,
+      PUSH_VAPID_SUBJECT: 'mailto:ops@example.com',
+      PUSH_VAPID_PUBLIC_KEY: vapid.publicKey,
+      PUSH_VAPID_PRIVATE_KEY: vapid.privateKey,
       // the receivers listen on 127.0.0.1; 127.0.0.2 stays internal, so refused
       PUSH_ALLOWED_NETWORKS: '127.0.0.1/32',
       PUSH_OFFLINE_GRACE_MS: '0',
@@ -78,7 +94,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await stopAllProcesses();
-  await Promise.all([hooks?.close(), hanging?.close(), fcm?.close()]);
+  await Promise.all([hooks?.close(), hanging?.close(), fcm?.close(), apns?.close()]);
   await redis?.stop();
 });
 
@@ -129,6 +145,8 @@ describe('the push worker, seen by an operator', () => {
       grace: await devices.register('acme', 'grace', { kind: 'WEBHOOK', url: `${hooks.url}/busy` }),
       dave: await devices.register('acme', 'dave', { kind: 'WEBHOOK', url: `http://127.0.0.2:${hookPort}/internal` }),
       erin: await devices.register('acme', 'erin', { kind: 'FCM', token: 'uninstalled' }),
+      ivan: await devices.register('acme', 'ivan', { kind: 'APNS', token: DELETED_APP }),
+      judy: await devices.register('acme', 'judy', { kind: 'WEB_PUSH', subscription: createBrowserSubscription(`${hooks.url}/push-service/gone`).json }),
       frank: await devices.register('acme', 'frank', { kind: 'WEBHOOK', url: `${hanging.url}/hangs` }),
     };
 
@@ -151,8 +169,8 @@ describe('the push worker, seen by an operator', () => {
     expect(backlog.get(`herald_push_queue_oldest_age_seconds{shard="${stream}",state="unread"}`)).toBeGreaterThanOrEqual(0.35);
     expect(backlog.get(`herald_push_queue_oldest_age_seconds{shard="${stream}",state="pending"}`)).toBeGreaterThan(backlog.get(`herald_push_queue_oldest_age_seconds{shard="${stream}",state="unread"}`) ?? 0);
 
-    for (const user of ['bob', 'carol', 'grace', 'dave', 'erin']) await enqueue(user);
-    await eventually(async () => (await scrape()).get('herald_push_entries_done_total') === 7, 'all seven entries to be done', 30_000);
+    for (const user of ['bob', 'carol', 'grace', 'dave', 'erin', 'ivan', 'judy']) await enqueue(user);
+    await eventually(async () => (await scrape()).get('herald_push_entries_done_total') === 9, 'all nine entries to be done', 30_000);
     expect((await createDeadLetters({ redis: client, keys, queue }).list(10)).map((letter) => letter.user).sort()).toEqual(['dave', 'frank', 'grace']);
 
     const metrics = await scrape();
@@ -162,6 +180,8 @@ describe('the push worker, seen by an operator', () => {
     const failed = (kind: string, reason: string): number | undefined => at(`herald_push_failed_total{kind="${kind}",reason="${reason}"}`);
     expect(failed('WEBHOOK', 'unregistered')).toBe(1); // bob's 410
     expect(failed('FCM', 'unregistered')).toBe(1); // erin's UNREGISTERED
+    expect(failed('APNS', 'unregistered')).toBe(1); // ivan's 410 Unregistered
+    expect(failed('WEB_PUSH', 'unregistered')).toBe(1); // judy's push service's 410
     expect(failed('WEBHOOK', 'provider_error')).toBe(1); // carol's 503
     expect(failed('WEBHOOK', 'rate_limited')).toBe(2); // grace's 429, twice
     expect(failed('WEBHOOK', 'timeout')).toBe(2); // frank's, twice
@@ -169,6 +189,8 @@ describe('the push worker, seen by an operator', () => {
     expect(failed('WEBHOOK', 'invalid')).toBe(0);
     expect(at('herald_push_devices_removed_total{kind="WEBHOOK"}')).toBe(1);
     expect(at('herald_push_devices_removed_total{kind="FCM"}')).toBe(1);
+    expect(at('herald_push_devices_removed_total{kind="APNS"}')).toBe(1);
+    expect(at('herald_push_devices_removed_total{kind="WEB_PUSH"}')).toBe(1);
     expect(at('herald_push_retried_total{kind="WEBHOOK"}')).toBe(3); // carol, grace, frank once each
     expect(at('herald_push_dead_lettered_total{kind="WEBHOOK"}')).toBe(3); // grace, frank, dave
     expect(at('herald_push_refused_total')).toBe(1);
@@ -179,7 +201,7 @@ describe('the push worker, seen by an operator', () => {
     expect(at(`herald_push_queue_entries{shard="${stream}",state="pending"}`)).toBe(0);
     expect(at(`herald_push_queue_entries{shard="${stream}",state="unread"}`)).toBe(0);
     expect(at(`herald_push_queue_oldest_age_seconds{shard="${stream}",state="pending"}`)).toBe(0);
-    expect((await devices.list('acme', 'bob')).length + (await devices.list('acme', 'erin')).length).toBe(0);
+    for (const gone of ['bob', 'erin', 'ivan', 'judy']) expect(await devices.list('acme', gone)).toEqual([]);
 
     // each outcome at debug: its tenant, notification, device, kind, outcome, attempt and time
     const outcomes = logLines().filter((line) => typeof line['outcome'] === 'string');
@@ -200,10 +222,10 @@ describe('the push worker, seen by an operator', () => {
     expect(summaries.every((line) => line['level'] === 30 && typeof line['pending'] === 'number')).toBe(true);
     expect({ sent: total('sent'), failed: total('failed'), retried: total('retried'), deadLettered: total('deadLettered'), devicesRemoved: total('devicesRemoved') }).toEqual({
       sent: 2,
-      failed: 8,
+      failed: 10,
       retried: 3,
       deadLettered: 3,
-      devicesRemoved: 2,
+      devicesRemoved: 4,
     });
     // nothing happens for four summary periods: no summary is written
     const before = summaries.length;
