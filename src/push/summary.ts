@@ -37,7 +37,7 @@ export function createSummary(options: SummaryOptions): () => Promise<void> {
     }
     const fields = { ...since, seconds, ...(lag === undefined ? {} : { unread: lag.unread ?? -1, pending: lag.pending }) };
     bound(logger, fields).info(
-      `push: in the last ${seconds} s: ${since['sent']} sent, ${since['failed']} failed, ${since['retried']} retried, ${since['deadLettered']} dead-lettered, ${since['devicesRemoved']} devices removed` +
+      `push: in the last ${seconds} s: ${since['sent']} sent${since['dryRun'] ? ` (and ${since['dryRun']} dry-run)` : ''}, ${since['failed']} failed, ${since['retried']} retried, ${since['deadLettered']} dead-lettered, ${since['devicesRemoved']} devices removed` +
         (lag === undefined ? '' : `; stream: ${lag.unread ?? 'unknown'} unread, ${lag.pending} pending`),
     );
   };
