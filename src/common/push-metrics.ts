@@ -27,6 +27,21 @@ export interface PushShardReport {
 /** The most circuits `herald_push_circuit` names one by one (the most recently opened). */
 export const PUSH_CIRCUITS_NAMED = 20;
 
+/** What a worker holds and sends now (`push/worker.ts` reports it; read at each scrape). */
+export interface PushLoad {
+  /** Sends holding a slot. */
+  readonly sendsInFlight: number;
+  /** Sends waiting for a slot (their tenant's, their destination's or the worker's). */
+  readonly sendsWaiting: number;
+  /** Entries this worker holds, waiting ones included. */
+  readonly entriesHeld: number;
+  /** Entries held but waiting for their tenant's turn. */
+  readonly entriesWaiting: number;
+  /** Destinations whose circuit is open / half open (its probe not yet answered). */
+  readonly circuitsOpen: number;
+  readonly circuitsHalfOpen: number;
+}
+
 /** What a push worker reports (`src/push/worker.ts`), read at each scrape. */
 export interface PushReport {
   /** Its counters (`src/push/counters.ts`), by camelCase name. */
@@ -39,14 +54,7 @@ export interface PushReport {
   shardLags(): Promise<readonly PushShardReport[]>;
   /** Circuit-breaker transitions since start, by the state entered (`open`, `half_open`, `closed`). */
   readonly circuitTransitions: Readonly<Record<string, number>>;
-  load(): {
-    readonly sendsInFlight: number;
-    readonly sendsWaiting: number;
-    readonly entriesHeld: number;
-    readonly entriesWaiting: number;
-    readonly circuitsOpen: number;
-    readonly circuitsHalfOpen: number;
-  };
+  load(): PushLoad;
 }
 
 /** Counters exported by kind here, so not again as one unlabelled number. */

@@ -12,7 +12,8 @@ import { watchRedisLiveness } from '../redis/liveness.js';
 import type { CircuitState } from './breaker.js';
 import type { CountsByKind, PushCounters } from './counters.js';
 import { createPushWorkerFromConfig, pushKeysFor } from './index.js';
-import type { CircuitReport, PushLoad, ShardLag } from './worker-types.js';
+import type { PushLoad } from '../common/push-metrics.js';
+import type { CircuitReport, ShardLag } from './worker-types.js';
 
 export interface RunningPushWorker {
   /** Its consumer name in the `push-workers` group. */

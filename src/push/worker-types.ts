@@ -3,6 +3,7 @@
  * takes), its load and lag, and the {@link PushWorker} itself (`worker.ts` makes one).
  */
 import type { Logger } from '../common/logger.js';
+import type { PushLoad } from '../common/push-metrics.js';
 import type { Redis } from 'ioredis';
 import type { BlockingConnection } from '../redis/blocking.js';
 import type { RedisClient } from '../redis/connect.js';
@@ -145,21 +146,6 @@ export interface CircuitReport {
   /** `<tenant> <origin>` (`destinations.ts`). */
   readonly destination: string;
   readonly state: 'open' | 'half_open';
-}
-
-/** What a worker holds and sends now, for metrics. */
-export interface PushLoad {
-  /** Sends holding a slot. */
-  readonly sendsInFlight: number;
-  /** Sends waiting for a slot (their tenant's, their destination's or the worker's). */
-  readonly sendsWaiting: number;
-  /** Entries this worker holds, waiting ones included. */
-  readonly entriesHeld: number;
-  /** Entries held but waiting for their tenant's turn. */
-  readonly entriesWaiting: number;
-  /** Destinations whose circuit is open / half open (its probe not yet answered). */
-  readonly circuitsOpen: number;
-  readonly circuitsHalfOpen: number;
 }
 
 export interface PushWorker {

@@ -18,8 +18,8 @@ import { APNS_URL, type ApnsCredentials } from '../../config/push.js';
 import type { NetworkPolicy } from '../network-policy.js';
 import type { PushOptions } from '../options.js';
 import { createApnsTokens, type ApnsTokens } from './apns-token.js';
-import { networkOutcome, parseRetryAfter } from './http.js';
-import { createHttp2Pool, type Http2Response } from './http2-pool.js';
+import { networkOutcome } from './http.js';
+import { createHttp2Pool, retryOutcome, type Http2Response } from './http2-pool.js';
 import type { DeviceSender, PushMessage, SendOutcome } from './types.js';
 
 export interface ApnsSenderOptions {
@@ -133,11 +133,7 @@ function apnsOutcome(response: Http2Response): SendOutcome {
   const reasonCode = apnsReason(response.body);
   const reason = `APNs answered ${status}${reasonCode === undefined ? '' : ` ${reasonCode}`} (apns-id ${apnsId(response)})`;
   if (status === 410 || (status === 400 && reasonCode === 'BadDeviceToken')) return { outcome: 'gone', reason };
-  if (status === 429 || status >= 500) {
-    const header = response.headers['retry-after'];
-    const retryAfterMs = parseRetryAfter(Array.isArray(header) ? header[0] : header);
-    return { outcome: 'retry', reason, ...(retryAfterMs === undefined ? {} : { retryAfterMs }), ...(status >= 500 ? { endpointDown: true } : {}) };
-  }
+  if (status === 429 || status >= 500) return retryOutcome(response, reason);
   return { outcome: 'failed', reason };
 }
 

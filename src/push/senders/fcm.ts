@@ -15,8 +15,8 @@ import type { Logger } from '../../common/logger.js';
 import type { NetworkPolicy } from '../network-policy.js';
 import type { PushOptions } from '../options.js';
 import { apnsOptionHeaders } from './apns.js';
-import { networkOutcome, parseRetryAfter } from './http.js';
-import { createHttp2Pool, type Http2Response } from './http2-pool.js';
+import { networkOutcome } from './http.js';
+import { createHttp2Pool, retryOutcome, type Http2Response } from './http2-pool.js';
 import type { PushMessage, SendOutcome, DeviceSender } from './types.js';
 
 import { FCM_URL, GOOGLE_TOKEN_URL, type ServiceAccountKey } from '../../config/push.js';
@@ -170,11 +170,7 @@ function fcmOutcome(response: Http2Response, dryRun: boolean): SendOutcome {
   const code = fcmErrorCode(response.body);
   const reason = `FCM answered ${status}${code === undefined ? '' : ` ${code}`}`;
   if (status === 404 || code === 'UNREGISTERED') return { outcome: 'gone', reason };
-  if (status === 401 || status === 429 || status >= 500) {
-    const header = response.headers['retry-after'];
-    const retryAfterMs = parseRetryAfter(Array.isArray(header) ? header[0] : header);
-    return { outcome: 'retry', reason, ...(retryAfterMs === undefined ? {} : { retryAfterMs }), ...(status >= 500 ? { endpointDown: true } : {}) };
-  }
+  if (status === 401 || status === 429 || status >= 500) return retryOutcome(response, reason);
   return { outcome: 'failed', reason };
 }
 

@@ -10,6 +10,8 @@
  */
 import http2 from 'node:http2';
 import { createNetworkPolicy, refusedTarget, type NetworkPolicy } from '../network-policy.js';
+import { parseRetryAfter } from './http.js';
+import type { SendOutcome } from './types.js';
 
 export interface Http2Response {
   readonly status: number;
@@ -156,4 +158,14 @@ export function createHttp2Pool(origin: string, options: Http2PoolOptions = {}):
       await Promise.all(closing);
     },
   };
+}
+
+/**
+ * A provider's "try again later" (429, a 5xx; FCM's 401 too): its `Retry-After` honoured,
+ * and a 5xx marks the endpoint down for the circuit breaker.
+ */
+export function retryOutcome(response: Http2Response, reason: string): SendOutcome {
+  const header = response.headers['retry-after'];
+  const retryAfterMs = parseRetryAfter(Array.isArray(header) ? header[0] : header);
+  return { outcome: 'retry', reason, ...(retryAfterMs === undefined ? {} : { retryAfterMs }), ...(response.status >= 500 ? { endpointDown: true } : {}) };
 }
