@@ -2,6 +2,8 @@
  * What the push worker has done since it started, as plain integers a metrics module
  * can read (and export as Prometheus counters) without knowing the worker.
  */
+import { FAILURE_REASONS, type FailureReason } from '../ledger/events.js';
+
 export interface PushCounters {
   /** Pushes a push service or webhook accepted. */
   sent: number;
@@ -64,12 +66,8 @@ export function createPushCounters(): PushCounters {
   };
 }
 
-/**
- * Why an attempt did not deliver, one of a fixed set (a bounded label): the senders'
- * outcome kinds, and of their retries what the answer was.
- */
-export const FAILURE_REASONS = ['unregistered', 'invalid', 'rate_limited', 'timeout', 'provider_error', 'refused', 'circuit_open'] as const;
-export type FailureReason = (typeof FAILURE_REASONS)[number];
+/** The reasons are the ledger's: one set, on the metrics' labels and in `delivery(id)`. */
+export { FAILURE_REASONS, type FailureReason };
 
 /** What the worker did for one kind of device (`FCM`, `APNS`, `WEB_PUSH`, `WEBHOOK`), as plain integers. */
 export interface KindCounts {
