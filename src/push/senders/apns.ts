@@ -20,7 +20,7 @@ import type { PushOptions } from '../options.js';
 import { createApnsTokens, type ApnsTokens } from './apns-token.js';
 import { networkOutcome } from './http.js';
 import { createHttp2Pool, retryOutcome, type Http2Response } from './http2-pool.js';
-import type { DeviceSender, PushMessage, SendOutcome } from './types.js';
+import { pushIds, type DeviceSender, type PushMessage, type SendOutcome } from './types.js';
 
 export interface ApnsSenderOptions {
   credentials: ApnsCredentials;
@@ -100,17 +100,7 @@ export function createApnsSender(options: ApnsSenderOptions): DeviceSender<'APNS
 
 /** The body: an alert for the user, the ids as custom keys for the app. */
 export function apnsPayload(message: PushMessage): Record<string, unknown> {
-  const { notification, user } = message;
-  return {
-    aps: { alert: { body: notification.text } },
-    id: notification.id,
-    tenant: notification.tenant,
-    audience: notification.audience,
-    to: notification.to,
-    user,
-    sender: notification.sender,
-    timestamp: notification.timestamp,
-  };
+  return { aps: { alert: { body: message.notification.text } }, ...pushIds(message) };
 }
 
 /**

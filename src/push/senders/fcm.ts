@@ -17,7 +17,7 @@ import type { PushOptions } from '../options.js';
 import { apnsOptionHeaders } from './apns.js';
 import { networkOutcome } from './http.js';
 import { createHttp2Pool, retryOutcome, type Http2Response } from './http2-pool.js';
-import type { PushMessage, SendOutcome, DeviceSender } from './types.js';
+import { pushIds, type PushMessage, type SendOutcome, type DeviceSender } from './types.js';
 
 import { FCM_URL, GOOGLE_TOKEN_URL, type ServiceAccountKey } from '../../config/push.js';
 
@@ -111,22 +111,14 @@ export function createFcmSender(options: FcmSenderOptions): DeviceSender<'FCM'> 
  * the per-notification options in each platform's block (none when none is set).
  */
 function fcmRequest(message: PushMessage, token: string, validateOnly: boolean, nowMs: number): Record<string, unknown> {
-  const { notification, user } = message;
+  const { notification } = message;
   return {
     ...(validateOnly ? { validate_only: true } : {}),
     message: {
       token,
       notification: { body: notification.text },
       // FCM data values must be strings
-      data: {
-        id: notification.id,
-        tenant: notification.tenant,
-        audience: notification.audience,
-        to: notification.to,
-        user,
-        sender: notification.sender,
-        timestamp: String(notification.timestamp),
-      },
+      data: { ...pushIds(message), timestamp: String(notification.timestamp) },
       ...fcmOptionBlocks(notification.options, nowMs),
     },
   };

@@ -45,18 +45,25 @@ export interface DeviceSender<K extends DeviceKind = DeviceKind> {
 /** The senders a worker has; a kind without one is skipped (and counted). */
 export type DeviceSenders = { readonly [K in DeviceKind]?: DeviceSender<K> };
 
-/** The JSON a webhook receives and a Web Push service worker decrypts. */
-export function pushPayload(message: PushMessage): Record<string, string | number> {
+/**
+ * What identifies a push for the app that gets it: the notification's ids and where it was
+ * sent. Every provider carries them (a webhook's and Web Push's JSON, APNs' custom keys,
+ * FCM's `data`).
+ */
+export function pushIds(message: PushMessage): { id: string; tenant: string; audience: string; to: string; user: string; sender: string; timestamp: number } {
   const { notification, user } = message;
   return {
-    type: 'notification',
     id: notification.id,
-    text: notification.text,
-    timestamp: notification.timestamp,
+    tenant: notification.tenant,
     audience: notification.audience,
     to: notification.to,
     user,
-    tenant: notification.tenant,
     sender: notification.sender,
+    timestamp: notification.timestamp,
   };
+}
+
+/** The JSON a webhook receives and a Web Push service worker decrypts. */
+export function pushPayload(message: PushMessage): Record<string, string | number> {
+  return { type: 'notification', text: message.notification.text, ...pushIds(message) };
 }
