@@ -6,7 +6,7 @@
  * fallback runs with a 20 ms beat.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { createSharedSource, REPLAY_LIMIT, type ChannelLike, type LockManagerLike } from '../../packages/client/src/shared.js';
+import { createSharedSource, REPLAY_BYTES, REPLAY_LIMIT, type ChannelLike, type LockManagerLike } from '../../packages/client/src/shared.js';
 import { parseMessage } from '../../packages/client/src/tab-messages.js';
 import { GraphQLResultError } from '../../packages/client/src/graphql.js';
 import type { NotificationSource, SourceHandlers, SourceOperation } from '../../packages/client/src/source.js';
@@ -94,7 +94,7 @@ function createLocks() {
 }
 
 /** A tab: a shared source under a core that keeps a position and drops what is not after it. */
-function openTab(name: string, options: { locks?: LockManagerLike | undefined; since?: string; heartbeatMs?: number } = {}) {
+function openTab(name: string, options: { locks?: LockManagerLike | undefined; since?: string; heartbeatMs?: number; replayBytes?: number } = {}) {
   const directs: FakeDirect[] = [];
   const channels: ChannelLike[] = [];
   const delivered: string[] = [];
@@ -106,6 +106,7 @@ function openTab(name: string, options: { locks?: LockManagerLike | undefined; s
     name,
     locks: options.locks,
     heartbeatMs: options.heartbeatMs ?? 20,
+    ...(options.replayBytes === undefined ? {} : { replayBytes: options.replayBytes }),
     connect: () => {
       const direct = new FakeDirect();
       directs.push(direct);
@@ -278,6 +279,48 @@ describe('shared tabs with Web Locks', () => {
     await until(() => b.delivered.length === REPLAY_LIMIT, 'the replay');
     expect(b.gaps).toHaveLength(1);
     expect(b.delivered).toEqual(texts(21, REPLAY_LIMIT + 20));
+    a.source.stop();
+    b.source.stop();
+  });
+});
+
+describe('the bytes a tab keeps for a rejoining tab', () => {
+  /** A notification event's size as the kept events count it. */
+  const bytesOf = (n: number): number => new TextEncoder().encode(JSON.stringify({ type: 'notification', notification: notification(n) })).length;
+
+  it('defaults to 1 MiB', () => {
+    expect(REPLAY_BYTES).toBe(1024 * 1024);
+  });
+
+  it('drops the oldest past the byte bound, and a tab behind them is told of a gap, then gets the kept tail once, in order', async () => {
+    const name = uniqueName();
+    const locks = createLocks();
+    // Room for the last 10 of 30 (n21..n30 are all the same size), not 11.
+    const bound = 10 * bytesOf(30) + 1;
+    const a = openTab(name, { locks: locks.forTab('a'), replayBytes: bound });
+    await until(() => a.leading !== undefined, 'a to lead');
+    a.leading?.resume(30);
+    const b = openTab(name, { locks: locks.forTab('b'), since: id(5), replayBytes: bound });
+    await until(() => b.delivered.length === 10, 'the replay of the kept tail');
+    expect(b.gaps).toHaveLength(1);
+    expect(b.gaps[0]?.since).toBe(id(5));
+    expect(b.delivered).toEqual(texts(21, 30));
+    a.source.stop();
+    b.source.stop();
+  });
+
+  it('a tab behind by less than the bound gets all it missed, once, with no gap', async () => {
+    const name = uniqueName();
+    const locks = createLocks();
+    const bound = 10 * bytesOf(30) + 1;
+    const a = openTab(name, { locks: locks.forTab('a'), replayBytes: bound });
+    await until(() => a.leading !== undefined, 'a to lead');
+    a.leading?.resume(30);
+    const b = openTab(name, { locks: locks.forTab('b'), since: id(22), replayBytes: bound });
+    // The replay ends with the leader's status: once it is heard, nothing more of it comes.
+    await until(() => b.statuses.at(-1) === 'live', 'the replay to end');
+    expect(b.gaps).toEqual([]);
+    expect(b.delivered).toEqual(texts(23, 30));
     a.source.stop();
     b.source.stop();
   });

@@ -61,7 +61,11 @@ function emit<T>(listeners: Set<(value: T) => void>, value: T): void {
 /** `shared` (default: in a browser with BroadcastChannel): one leader tab per URL and user holds the connection. */
 const sharedOrDirectSource: SourceFactory = (context) =>
   (context.options.shared ?? canShare())
-    ? createSharedSource({ name: `herald:${context.options.url}:${context.userName}`, connect: () => directSource(context) })
+    ? createSharedSource({
+        name: `herald:${context.options.url}:${context.userName}`,
+        connect: () => directSource(context),
+        ...(context.options.sharedReplayBytes === undefined ? {} : { replayBytes: context.options.sharedReplayBytes }),
+      })
     : directSource(context);
 
 export function createHeraldClient(options: HeraldClientOptions): HeraldClient {

@@ -11,7 +11,8 @@
  * Nothing is lost when the leader changes: the new leader resumes its own subscription
  * after its own position (`since`), and each follower, on hearing a new leader (or when
  * it starts), says `hello` with its position; the leader answers with what it has seen
- * after it, from the last {@link REPLAY_LIMIT} events every tab keeps. A follower further
+ * after it, from the last {@link REPLAY_LIMIT} events (at most {@link REPLAY_BYTES}) every
+ * tab keeps. A follower further
  * behind than that is told of a gap (`onGap`), never silently skipped.
  *
  * A follower's requests (`markNotificationsRead`) go to the leader and run on its
@@ -29,11 +30,13 @@ export type { ChannelLike, LockManagerLike } from './election.js';
 
 /**
  * Events every tab keeps for a follower that says `hello` (a tab that just opened, or
- * one that missed the old leader's last words). A notification's text is at most the
- * server's `MAX_TEXT_LENGTH` (default 2,000 characters), so this holds at most about
- * 100 × 4 KB = 400 KB at the default.
+ * one that missed the old leader's last words), at most: also bounded in bytes by
+ * {@link SharedSourceOptions.replayBytes}, whichever bound is reached first.
  */
 export const REPLAY_LIMIT = 100;
+
+/** The default of {@link SharedSourceOptions.replayBytes}: 1 MiB per tab. */
+export const REPLAY_BYTES = 1024 * 1024;
 
 export interface SharedSourceOptions {
   /** Names the lock and the channel: one per server URL and user, e.g. `herald:<url>:<user>`. */
@@ -46,6 +49,15 @@ export interface SharedSourceOptions {
   readonly openChannel?: (name: string) => ChannelLike;
   /** The heartbeat fallback's beat, in ms. @default 1000 */
   readonly heartbeatMs?: number;
+  /**
+   * The most bytes of events (each counted as its JSON in UTF-8, as it crosses the
+   * channel) a tab keeps for a rejoining follower, besides the {@link REPLAY_LIMIT}
+   * events. Oldest dropped first; a follower behind what was dropped is told of a gap
+   * (`onGap`), never silently skipped. A server may allow texts of up to
+   * `MAX_TEXT_LENGTH` = 1,000,000 characters, so the count alone could hold 300 MB.
+   * @default 1048576 (1 MiB)
+   */
+  readonly replayBytes?: number;
 }
 
 /** Whether this environment can share: a browser page with BroadcastChannel. */
@@ -65,7 +77,7 @@ export function createSharedSource(options: SharedSourceOptions): NotificationSo
   let leaderTab: string | undefined;
   let status: HeraldStatus = 'connecting';
   let stopped = false;
-  const kept = createKeptEvents();
+  const kept = createKeptEvents(options.replayBytes ?? REPLAY_BYTES);
   let nextRequest = 0;
   const pending = new Map<number, { resolve(data: unknown): void; reject(error: Error): void }>();
 
@@ -263,10 +275,14 @@ export function createSharedSource(options: SharedSourceOptions): NotificationSo
 
 /**
  * The last {@link REPLAY_LIMIT} notifications and read-state changes this tab passed on,
- * and from where they run without a hole (`from`: the position before the first).
+ * no more than `maxBytes` of them, and from where they run without a hole (`from`: the
+ * position before the first).
  */
-function createKeptEvents() {
+function createKeptEvents(maxBytes: number) {
   let events: Kept[] = [];
+  /** Each kept event's size, in step with `events`, and their sum. */
+  let sizes: number[] = [];
+  let bytes = 0;
   /** Everything after `from` up to the newest is in `events`; `null`: unknown (after a gap). */
   let from: string | undefined | null = null;
   let newest: string | undefined;
@@ -277,21 +293,29 @@ function createKeptEvents() {
         if (newest !== undefined && !isAfter(event.notification.id, newest)) return;
         newest = event.notification.id;
       }
+      const size = byteSize(event);
       events.push(event);
-      while (events.length > REPLAY_LIMIT) {
+      sizes.push(size);
+      bytes += size;
+      while (events.length > 0 && (events.length > REPLAY_LIMIT || bytes > maxBytes)) {
         const dropped = events.shift();
+        bytes -= sizes.shift() ?? 0;
         if (dropped?.type === 'notification') from = dropped.notification.id;
       }
     },
     /** Starts the kept run at this tab's starting position (`undefined`: it started live, with no position). */
     startAt(since: string | undefined): void {
       events = [];
+      sizes = [];
+      bytes = 0;
       from = since;
       newest = since;
     },
     /** A gap: nothing kept before it runs on into what follows. */
     breakAt(): void {
       events = [];
+      sizes = [];
+      bytes = 0;
       from = null;
       newest = undefined;
     },
@@ -308,6 +332,13 @@ function createKeptEvents() {
       return { events, gap: !covered };
     },
   };
+}
+
+const encoder = new TextEncoder();
+
+/** An event's size as it crosses the channel: its JSON, in UTF-8 bytes. */
+function byteSize(event: Kept): number {
+  return encoder.encode(JSON.stringify(event)).length;
 }
 
 /** Whether `a` comes after `b` in one history; ids of different histories are never "after". */

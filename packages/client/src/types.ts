@@ -84,6 +84,13 @@ export interface HeraldClientOptions {
    * receive through a BroadcastChannel). @default true where `BroadcastChannel` exists in a browser, else false
    */
   shared?: boolean;
+  /**
+   * With `shared`: the most bytes of events (their JSON, in UTF-8) each tab keeps for a tab
+   * that rejoins (opened, or back from the back/forward cache), besides the last 100
+   * events. Oldest dropped first; a tab further behind is told of a gap (`onGap`).
+   * @default 1048576 (1 MiB)
+   */
+  sharedReplayBytes?: number;
   /** Notifications kept in `inbox.recent`, newest first. @default 50 */
   recentLimit?: number;
 }
