@@ -17,16 +17,26 @@ export const SCREENSHOTS = fileURLToPath(new URL('../../test-results/screenshots
 
 const browsers: Browser[] = [];
 
+export interface ChromiumOptions {
+  /**
+   * Keeps the back/forward cache on: playwright-core turns it off by default
+   * (`--disable-back-forward-cache`), so that `goBack()` always loads the page again.
+   * @default false
+   */
+  backForwardCache?: boolean;
+}
+
 /**
  * Launches Chromium headless, sandbox-free (containers have no user namespaces), with
  * nothing that reaches the network on its own. playwright-core gives each launch a fresh
  * temporary `--user-data-dir` of its own.
  */
-export async function launchChromium(): Promise<Browser> {
+export async function launchChromium(options: ChromiumOptions = {}): Promise<Browser> {
   if (!CHROMIUM) throw new Error('chromium is not installed: apt-get install -y chromium (the browser tests drive it headless)');
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
+    ...(options.backForwardCache ? { ignoreDefaultArgs: ['--disable-back-forward-cache'] } : {}),
     args: [
       '--headless',
       '--no-sandbox',

@@ -222,13 +222,31 @@ export function createSharedSource(options: SharedSourceOptions): NotificationSo
     stopDirect();
   };
 
+  /** Opens the tabs' channel and listens on it. */
+  const openTabChannel = (): void => {
+    channel = openChannel(options.name);
+    channel.addEventListener('message', ({ data }) => {
+      const message = parseMessage(data);
+      if (message && !stopped) onMessage(message);
+    });
+  };
+
   // A page being hidden for good (closed, navigated away, or frozen into the back/forward
   // cache) leaves now: the lock would go with it anyway, but the heartbeat fallback would
-  // wait three beats. Shown again from that cache, the tab joins the election afresh.
-  const onPageHide = (): void => leave();
+  // wait three beats. It closes its channel too: Chrome evicts a cached page that a
+  // BroadcastChannel message reaches (`BroadcastChannelOnMessage`), which every relayed
+  // event would. Shown again from that cache, the tab opens it again and joins afresh,
+  // asking the leader for what it missed (`hello`).
+  const onPageHide = (): void => {
+    leave();
+    rejectPending('the tab was hidden before the answer');
+    channel?.close();
+    channel = undefined;
+  };
   const onPageShow = (event: Event): void => {
     if (stopped || election || !(event as { persisted?: boolean }).persisted) return;
     leaderTab = undefined;
+    openTabChannel();
     deliver({ type: 'status', status: 'connecting' });
     post({ kind: 'hello', tab, since: handlers?.since() });
     enterElection();
@@ -249,11 +267,7 @@ export function createSharedSource(options: SharedSourceOptions): NotificationSo
     start(startHandlers) {
       handlers = startHandlers;
       kept.startAt(startHandlers.since());
-      channel = openChannel(options.name);
-      channel.addEventListener('message', ({ data }) => {
-        const message = parseMessage(data);
-        if (message && !stopped) onMessage(message);
-      });
+      openTabChannel();
       page?.addEventListener('pagehide', onPageHide);
       page?.addEventListener('pageshow', onPageShow);
       startHandlers.status('connecting');
