@@ -12,52 +12,16 @@
  * 500. A send to a destination whose circuit is open fails at once and is retried like
  * any other retryable failure.
  */
-import type { Logger } from '../common/logger.js';
-import { NO_LEDGER, type LedgerWriter } from '../ledger/events.js';
-import type { Breakers } from './breaker.js';
-import type { CountsByKind, PushCounters } from './counters.js';
-import type { DeadLetters } from './dead-letters.js';
+import { NO_LEDGER } from '../ledger/events.js';
 import { destinationOf } from './destinations.js';
-import type { Device, DeviceStore } from './devices.js';
+import type { Device } from './devices.js';
 import type { PushEntry } from './entry.js';
-import type { Limiter, SlotKey } from './limiter.js';
+import type { SlotKey } from './limiter.js';
+import { senderFor, type FanoutDeps } from './fanout-deps.js';
 import { attemptPush, deadLetter, recordPush } from './push-attempt.js';
-import type { PushQueue } from './queue.js';
-import type { RetryPolicy } from './retry.js';
-import type { RetrySet } from './retry-set.js';
-import type { SeenLive } from './seen-live.js';
-import type { SendMarkers } from './send-markers.js';
-import type { PushMessage, DeviceSender, DeviceSenders } from './senders/types.js';
-import type { TopicStore } from './topics.js';
+import type { PushMessage, DeviceSender } from './senders/types.js';
 
-export interface FanoutDeps {
-  readonly devices: DeviceStore;
-  readonly topics: TopicStore;
-  readonly queue: PushQueue;
-  readonly deadLetters: DeadLetters;
-  readonly seenLive: SeenLive;
-  readonly markers: SendMarkers;
-  readonly senders: DeviceSenders;
-  readonly limiter: Limiter;
-  /** The circuit of each destination (not FCM's: see {@link destinationOf}). */
-  readonly breakers: Breakers;
-  readonly counters: PushCounters;
-  /** The same, by device kind and failure reason. */
-  readonly byKind: CountsByKind;
-  readonly retry: RetryPolicy;
-  /** The durable schedule of retries. */
-  readonly retries: RetrySet;
-  /** Which shard of the push stream (and of the retry sets) a tenant's pushes are on. */
-  readonly shardOf: (tenant: string) => number;
-  readonly pageSize: number;
-  /** Aborted when the worker stops: no new send starts. */
-  readonly signal: AbortSignal;
-  /** Where each step of each device's push is recorded. */
-  readonly ledger: LedgerWriter;
-  /** The worker's clock, ms since the epoch: the retry schedule's and the ledger's. */
-  readonly now: () => number;
-  readonly logger: Logger;
-}
+export type { FanoutDeps } from './fanout-deps.js';
 
 /** Which delivery of the entry this is. */
 export interface EntryDelivery {
@@ -113,11 +77,6 @@ export async function processEntry(deps: FanoutDeps, entry: PushEntry, delivery:
   }
   const settled = await Promise.all(sends);
   return complete && settled.every(Boolean);
-}
-
-export function senderFor(senders: DeviceSenders, device: Device): DeviceSender<Device['kind']> | undefined {
-  // each sender only ever gets devices of its own kind
-  return senders[device.kind] as DeviceSender<Device['kind']> | undefined;
 }
 
 /** One device's first attempt: true when settled or scheduled, false when abandoned at shutdown. Never rejects. */

@@ -16,7 +16,7 @@ import { bound } from '../common/logger.js';
 import { DETAIL_MAX_LENGTH, type PushEvent } from '../ledger/events.js';
 import { countsOf, failureReasonOf } from './counters.js';
 import type { Device } from './devices.js';
-import type { FanoutDeps } from './fanout.js';
+import type { FanoutDeps } from './fanout-deps.js';
 import type { SlotKey } from './limiter.js';
 import { expiresAtOf, nextAttempt } from './retry.js';
 import type { MarkerHolder } from './send-markers.js';

@@ -10,7 +10,7 @@
  * (`retry-send.ts`), sends in flight finish, and the caller awaits them (`track`).
  */
 import type { Logger } from '../common/logger.js';
-import type { FanoutDeps } from './fanout.js';
+import type { FanoutDeps } from './fanout-deps.js';
 import type { HeldRetry } from './retry-set.js';
 import { processRetry } from './retry-send.js';
 import type { Sleeper } from './sleeper.js';

@@ -11,7 +11,7 @@
  * re-delivered stream entry's would be, rather than risk a duplicate.
  */
 import { destinationOf } from './destinations.js';
-import { senderFor, type FanoutDeps } from './fanout.js';
+import { senderFor, type FanoutDeps } from './fanout-deps.js';
 import { attemptPush, deadLetter, recordPush } from './push-attempt.js';
 import type { HeldRetry } from './retry-set.js';
 

@@ -9,7 +9,7 @@ import { createBreakers } from './breaker.js';
 import { createPushCounters, type CountsByKind } from './counters.js';
 import { createDeadLetters } from './dead-letters.js';
 import { createDeviceStore } from './devices.js';
-import type { FanoutDeps } from './fanout.js';
+import type { FanoutDeps } from './fanout-deps.js';
 import { createLimiter } from './limiter.js';
 import type { PushQueue } from './queue.js';
 import { createRetrySet } from './retry-set.js';

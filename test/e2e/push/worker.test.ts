@@ -13,6 +13,7 @@ import { Webhook } from 'standardwebhooks';
 import webPush from 'web-push';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readConfig } from '../../../src/config/index.js';
+import type { LedgerEvent } from '../../../src/ledger/events.js';
 import type { PushNotification } from '../../../src/push/entry.js';
 import { createPushWorkerFromConfig } from '../../../src/push/index.js';
 import { runReplayCli } from '../../../src/replay.js';
@@ -188,8 +189,14 @@ describe('push worker', () => {
     const env = { REDIS_URL: server.url, CHANNEL_PREFIX: 'w5' };
     expect(await runReplayCli(['list'], env, (line) => lines.push(line))).toBe(0);
     expect(lines.map((line) => JSON.parse(line) as { id: string }).map((listed) => listed.id)).toEqual([letter?.id]);
-    expect(await runReplayCli(['replay'], env, (line) => lines.push(line))).toBe(0);
+    const recorded: Array<{ tenant: string; id: string; event: LedgerEvent }> = [];
+    const ledger = { record: (tenant: string, id: string, event: LedgerEvent) => void recorded.push({ tenant, id, event }), flush: () => Promise.resolve() };
+    expect(await runReplayCli(['replay'], env, (line) => lines.push(line), { ledger })).toBe(0);
     expect(lines.at(-1)).toBe('replayed 1 dead letter');
+    // the operator's replay is in the ledger
+    expect(recorded).toEqual([
+      { tenant: 'acme', id: 'e1_500-1', event: expect.objectContaining({ type: 'push', status: 'replayed', user: 'bob', device: device.id, kind: 'WEBHOOK', detail: 'webhook answered 503 (gave up after 3 attempts)' }) },
+    ]);
     await eventually(async () => worker.counters.entriesDone === 2, 'the replay done');
     expect(hooksTo('w5')).toHaveLength(4);
     expect(await r.deadLetters.size()).toBe(0);
