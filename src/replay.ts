@@ -6,24 +6,33 @@
  *   node dist/replay.js replay [--count 20]      put the oldest back on the push stream
  *   node dist/replay.js replay --id <id> [...]   put exactly these back
  *
- * A replayed push is sent unless its send marker shows it was sent meanwhile.
+ * A replayed push is sent unless its send marker shows it was sent meanwhile. Each replay
+ * is recorded in the ledger (a `replayed` push event) when the caller passes a writer.
  */
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ConfigError, readConfig, type HeraldConfig } from './config/index.js';
 import { createDeadLetters } from './push/dead-letters.js';
+import { DETAIL_MAX_LENGTH, NO_LEDGER, type LedgerWriter } from './ledger/events.js';
 import { pushKeysFor } from './push/index.js';
 import { createPushQueue } from './push/queue.js';
 import { connectRedis, redisLocation } from './redis/connect.js';
 
 const USAGE = 'usage: replay.js list [--count N] | replay [--count N] [--id ID ...]';
 
+export interface ReplayCliOptions {
+  /** Where each replay is recorded (flushed before the tool ends). @default NO_LEDGER */
+  ledger?: LedgerWriter;
+}
+
 /** Runs the tool; resolves with the exit code. `print` gets each output line. */
 export async function runReplayCli(
   argv: readonly string[],
   env: Record<string, string | undefined>,
   print: (line: string) => void,
+  options: ReplayCliOptions = {},
 ): Promise<number> {
+  const ledger = options.ledger ?? NO_LEDGER;
   let parsed;
   try {
     parsed = parseArgs({
@@ -64,7 +73,18 @@ export async function runReplayCli(
       return 0;
     }
     const ids = parsed.values.id;
-    const replayed = await deadLetters.replay(ids === undefined ? { count } : { ids });
+    const replayed = await deadLetters.replay(ids === undefined ? { count } : { ids }, (letter) =>
+      ledger.record(letter.notification.tenant, letter.notification.id, {
+        type: 'push',
+        at: Date.now(),
+        status: 'replayed',
+        user: letter.user,
+        device: letter.deviceId,
+        kind: letter.kind,
+        detail: letter.reason.slice(0, DETAIL_MAX_LENGTH),
+      }),
+    );
+    await ledger.flush();
     print(`replayed ${replayed} dead letter${replayed === 1 ? '' : 's'}`);
     return 0;
   } catch (error) {

@@ -9,7 +9,7 @@
  * way, from functions the servers register.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { PUSH_BY_KIND, PUSH_CIRCUITS_NAMED, pushByKind, pushLagGauges, type PushReport } from './push-metrics.js';
+import { PUSH_BY_KIND, PUSH_CIRCUITS_NAMED, pushByKind, pushLagGauges, pushRetryGauges, type PushReport } from './push-metrics.js';
 
 export type { PushReport } from './push-metrics.js';
 
@@ -182,6 +182,7 @@ export function createMetrics(options: MetricsOptions): HeraldMetrics {
     }));
     pushByKind(registry, report);
     pushLagGauges(registry, report);
+    pushRetryGauges(registry, report);
     new Gauge({
       name: 'herald_push_circuit',
       help: `Push destinations (<tenant> <origin>) whose circuit is open or half open (1), the ${PUSH_CIRCUITS_NAMED} most recently opened; herald_push_breakers counts them all.`,

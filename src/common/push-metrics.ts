@@ -24,6 +24,13 @@ export interface PushShardReport {
   readonly oldestUnreadAgeMs: number | null;
 }
 
+/** One shard's retry set (`src/push/retry-set.ts`, `RetryLag`). */
+export interface PushRetryReport {
+  readonly set: string;
+  readonly scheduled: number;
+  readonly oldestOverdueMs: number;
+}
+
 /** The most circuits `herald_push_circuit` names one by one (the most recently opened). */
 export const PUSH_CIRCUITS_NAMED = 20;
 
@@ -37,6 +44,8 @@ export interface PushLoad {
   readonly entriesHeld: number;
   /** Entries held but waiting for their tenant's turn. */
   readonly entriesWaiting: number;
+  /** Retries claimed from the retry set and not yet settled or scheduled again. */
+  readonly retriesHeld: number;
   /** Destinations whose circuit is open / half open (its probe not yet answered). */
   readonly circuitsOpen: number;
   readonly circuitsHalfOpen: number;
@@ -52,6 +61,8 @@ export interface PushReport {
   circuits(limit: number): ReadonlyArray<{ readonly destination: string; readonly state: string }>;
   /** The push stream's backlog per shard (Redis commands; a scrape waits for them). */
   shardLags(): Promise<readonly PushShardReport[]>;
+  /** The retry sets per shard (Redis commands; a scrape waits for them); absent: not exported. */
+  retryLags?(): Promise<readonly PushRetryReport[]>;
   /** Circuit-breaker transitions since start, by the state entered (`open`, `half_open`, `closed`). */
   readonly circuitTransitions: Readonly<Record<string, number>>;
   load(): PushLoad;
@@ -127,6 +138,38 @@ export function pushLagGauges(registry: Registry, report: PushReport): void {
         this.set({ shard: lag.stream, state: 'unread' }, (lag.oldestUnreadAgeMs ?? 0) / 1000);
         this.set({ shard: lag.stream, state: 'pending' }, (lag.oldestPendingAgeMs ?? 0) / 1000);
       }
+    },
+  });
+}
+
+/**
+ * `herald_push_retries_scheduled{shard}` and `herald_push_retry_oldest_overdue_seconds{shard}`
+ * (0: none overdue): the retry sets of every worker together, so every worker exports the
+ * same numbers (take `max`). Absent when Redis cannot answer.
+ */
+export function pushRetryGauges(registry: Registry, report: PushReport): void {
+  const retryLags = report.retryLags?.bind(report);
+  if (retryLags === undefined) return;
+  let asked: Promise<readonly PushRetryReport[] | undefined> | undefined;
+  const ask = (): Promise<readonly PushRetryReport[] | undefined> => (asked = retryLags().catch(() => undefined));
+  new Gauge({
+    name: 'herald_push_retries_scheduled',
+    help: 'Push retries scheduled in the retry set (waiting for their time, or being sent), by shard; all workers together.',
+    labelNames: ['shard'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const lag of (await ask()) ?? []) this.set({ shard: lag.set }, lag.scheduled);
+    },
+  });
+  new Gauge({
+    name: 'herald_push_retry_oldest_overdue_seconds',
+    help: 'How long the oldest due push retry no worker has claimed has been due, by shard (0: none); all workers together.',
+    labelNames: ['shard'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const lag of (await (asked ?? ask())) ?? []) this.set({ shard: lag.set }, lag.oldestOverdueMs / 1000);
     },
   });
 }

@@ -14,6 +14,11 @@ export function readPushConfig(read: SettingsReader, production: boolean): PushC
   if (claimIdleMs <= sendTimeoutMs) {
     read.problem(`PUSH_CLAIM_IDLE_MS (${claimIdleMs}) must be longer than PUSH_SEND_TIMEOUT_MS (${sendTimeoutMs}), or live workers' entries are taken over`);
   }
+  const retryWindowMs = read.value('PUSH_RETRY_WINDOW_MS');
+  const dedupTtlMs = read.value('PUSH_DEDUP_TTL_SECONDS') * 1000;
+  if (retryWindowMs >= dedupTtlMs) {
+    read.problem(`PUSH_RETRY_WINDOW_MS (${retryWindowMs}) must be shorter than PUSH_DEDUP_TTL_SECONDS (${dedupTtlMs / 1000} s), or a retry's send marker expires before it is sent`);
+  }
   const concurrency = read.value('PUSH_CONCURRENCY');
   const tenantConcurrency = read.value('PUSH_TENANT_CONCURRENCY') ?? Math.max(1, Math.floor(concurrency / 4));
   if (tenantConcurrency > concurrency) {
@@ -31,14 +36,15 @@ export function readPushConfig(read: SettingsReader, production: boolean): PushC
     offlineGraceMs: read.value('PUSH_OFFLINE_GRACE_MS'),
     seenLiveTtlMs: read.value('PUSH_SEEN_LIVE_TTL_MS'),
     sendTimeoutMs,
-    retryBaseMs: read.value('PUSH_RETRY_BASE_MS'),
+    retryWindowMs,
+    retryPollMs: read.value('PUSH_RETRY_POLL_MS'),
     retryMaxMs: read.value('PUSH_RETRY_MAX_MS'),
     maxDevicesPerUser: read.value('PUSH_MAX_DEVICES_PER_USER'),
     maxTopicsPerUser: read.value('PUSH_MAX_TOPICS_PER_USER'),
     fanoutPageSize: read.value('PUSH_FANOUT_PAGE_SIZE'),
     streamMaxLength: read.value('PUSH_STREAM_MAX_LENGTH'),
     deadLetterMaxLength: read.value('PUSH_DEAD_LETTER_MAX_LENGTH'),
-    dedupTtlMs: read.value('PUSH_DEDUP_TTL_SECONDS') * 1000,
+    dedupTtlMs,
     summaryMs: read.value('PUSH_LOG_SUMMARY_MS'),
     fcm: readFcm(read),
     apns: readApns(read),

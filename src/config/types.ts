@@ -143,8 +143,10 @@ export interface PushConfig {
   seenLiveTtlMs: number;
   /** `PUSH_SEND_TIMEOUT_MS`. */
   sendTimeoutMs: number;
-  /** `PUSH_RETRY_BASE_MS`. */
-  retryBaseMs: number;
+  /** `PUSH_RETRY_WINDOW_MS`, shorter than `dedupTtlMs`. */
+  retryWindowMs: number;
+  /** `PUSH_RETRY_POLL_MS`. */
+  retryPollMs: number;
   /** `PUSH_RETRY_MAX_MS`. */
   retryMaxMs: number;
   /** `PUSH_MAX_DEVICES_PER_USER`. */

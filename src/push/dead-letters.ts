@@ -53,9 +53,10 @@ export interface DeadLetters {
   size(): Promise<number>;
   /**
    * Puts up to `count` records (oldest first), or exactly the records `ids`, back on the
-   * push stream and removes them here. Resolves with how many were replayed.
+   * push stream and removes them here, telling `onReplayed` of each. Resolves with how
+   * many were replayed.
    */
-  replay(selection: { count: number } | { ids: readonly string[] }): Promise<number>;
+  replay(selection: { count: number } | { ids: readonly string[] }, onReplayed?: (letter: DeadLetter) => void): Promise<number>;
 }
 
 export function createDeadLetters(options: DeadLettersOptions): DeadLetters {
@@ -87,7 +88,7 @@ export function createDeadLetters(options: DeadLettersOptions): DeadLetters {
     },
     list,
     size: () => redis.xlen(keys.deadLetters),
-    async replay(selection) {
+    async replay(selection, onReplayed) {
       let letters: DeadLetter[];
       if ('ids' in selection) {
         letters = [];
@@ -99,7 +100,10 @@ export function createDeadLetters(options: DeadLettersOptions): DeadLetters {
       } else {
         letters = await list(selection.count);
       }
-      for (const letter of letters) await replayOne(letter);
+      for (const letter of letters) {
+        await replayOne(letter);
+        onReplayed?.(letter);
+      }
       return letters.length;
     },
   };

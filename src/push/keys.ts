@@ -41,6 +41,14 @@ export interface PushKeys {
   readonly streams: readonly string[];
   /** Which of {@link PushKeys.streams} a tenant's entries are queued on (always the same one). */
   shardOf(tenant: string): number;
+  /**
+   * Per shard of {@link PushKeys.streams} (same order, same hash tag): the sorted set of
+   * scheduled retries, member `<tenant>/<notification id>/<device id>`, score its due time
+   * (ms since the epoch) or, while a worker holds it, the end of that worker's lease.
+   */
+  readonly retrySets: readonly string[];
+  /** Beside each of {@link PushKeys.retrySets}: the hash of what each scheduled retry sends (member → JSON). */
+  readonly retryData: readonly string[];
   /** The consumer group on each of {@link PushKeys.streams}. */
   readonly group: string;
   /** Sends that failed for good, for an operator to read and replay. */
@@ -70,6 +78,7 @@ export function createPushKeys(prefix: string, options: PushKeysOptions = {}): P
   const shards = options.streamShards ?? 1;
   if (!Number.isInteger(shards) || shards < 1 || shards > 1024) throw new RangeError('streamShards must be an integer from 1 to 1024');
   const streams = shards === 1 ? [`${prefix}:push:stream`] : Array.from({ length: shards }, (_, shard) => `${prefix}:push:stream:{${shardTag(prefix, shard, shards)}}`);
+  const tags = Array.from({ length: shards }, (_, shard) => (shards === 1 ? '' : `:{${shardTag(prefix, shard, shards)}}`));
   const tenantPart = (tenant: string): string => `${prefix}:{${assertValidName('tenant', tenant)}}:push`;
   return {
     devices: (tenant, user) => `${tenantPart(tenant)}:devices:${assertValidName('user name', user)}`,
@@ -80,6 +89,8 @@ export function createPushKeys(prefix: string, options: PushKeysOptions = {}): P
     seenLive: (tenant, notificationId, user) =>
       `${tenantPart(tenant)}:seen:${assertNotificationId(notificationId)}:${assertValidName('user name', user)}`,
     streams,
+    retrySets: tags.map((tag) => `${prefix}:push:retries${tag}`),
+    retryData: tags.map((tag) => `${prefix}:push:retry-data${tag}`),
     shardOf: (tenant) => (shards === 1 ? 0 : Math.floor((calculateSlot(assertValidName('tenant', tenant)) * shards) / SLOTS)),
     group: 'push-workers',
     deadLetters: `${prefix}:push:dead`,

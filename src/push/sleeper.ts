@@ -1,5 +1,5 @@
 /**
- * The worker's waits (retry backoff, the offline grace, its loops' pauses), all ended at
+ * The worker's waits (the offline grace, its loops' and the retry poller's pauses), all ended at
  * once when the worker stops.
  *
  * One `abort` listener on the worker's signal serves every wait: a listener per wait on

@@ -13,6 +13,7 @@ import type { CircuitState } from './breaker.js';
 import type { CountsByKind, PushCounters } from './counters.js';
 import { createPushWorkerFromConfig, pushKeysFor } from './index.js';
 import type { PushLoad } from '../common/push-metrics.js';
+import type { RetryLag } from './retry-set.js';
 import type { CircuitReport, ShardLag } from './worker-types.js';
 
 export interface RunningPushWorker {
@@ -32,6 +33,8 @@ export interface RunningPushWorker {
   circuits(limit: number): CircuitReport[];
   /** The push stream's backlog per shard. */
   shardLags(): Promise<ShardLag[]>;
+  /** The retry sets per shard. */
+  retryLags(): Promise<RetryLag[]>;
   /** Stops reading, lets the sends in flight finish, then closes its connections. */
   stop(): Promise<void>;
 }
@@ -87,6 +90,7 @@ export async function startPushWorker(config: HeraldConfig, logger: Logger = con
     load: () => worker.load(),
     circuits: (limit) => worker.circuits(limit),
     shardLags: () => worker.shardLags(),
+    retryLags: () => worker.retryLags(),
     async stop() {
       await worker.stop();
       await close();

@@ -3,6 +3,7 @@
  * takes), its load and lag, and the {@link PushWorker} itself (`worker.ts` makes one).
  */
 import type { Logger } from '../common/logger.js';
+import type { LedgerWriter } from '../ledger/events.js';
 import type { PushLoad } from '../common/push-metrics.js';
 import type { Redis } from 'ioredis';
 import type { BlockingConnection } from '../redis/blocking.js';
@@ -13,6 +14,7 @@ import type { DeadLetters } from './dead-letters.js';
 import type { DeviceStore } from './devices.js';
 import type { PushKeys } from './keys.js';
 import type { PushQueue } from './queue.js';
+import type { RetryLag } from './retry-set.js';
 import type { SeenLive } from './seen-live.js';
 import type { DeviceSenders } from './senders/types.js';
 import type { TopicStore } from './topics.js';
@@ -75,8 +77,9 @@ export interface PushWorkerOptions {
   /** `PUSH_BREAKER_COOLDOWN_MS`: how long an open circuit fails sends at once before one probe. @default 30000 (ms) */
   breakerCooldownMs?: number;
   /**
-   * `PUSH_MAX_ATTEMPTS`: attempts per push before it is dead-lettered (1: no retry).
-   * @default 5
+   * `PUSH_MAX_ATTEMPTS`: attempts per push before it is dead-lettered (1: no retry); the
+   * retries spread over `retryWindowMs` (`retry.ts`).
+   * @default 8
    */
   maxAttempts?: number;
   /**
@@ -91,14 +94,29 @@ export interface PushWorkerOptions {
    * @default 2000
    */
   offlineGraceMs?: number;
-  /** `PUSH_RETRY_BASE_MS`: first retry wait before jitter; doubles per attempt. @default 1000 */
-  retryBaseMs?: number;
   /**
-   * `PUSH_RETRY_MAX_MS`: longest retry wait; a Retry-After asking for longer dead-letters
-   * the push at once.
-   * @default 300000 (5 minutes)
+   * `PUSH_RETRY_WINDOW_MS`: the time a push's retries spread over, from its first failure:
+   * each retry is drawn inside its own step, the steps doubling and together filling the
+   * window; never past the notification's `ttl`.
+   * @default 1800000 (30 minutes)
+   */
+  retryWindowMs?: number;
+  /**
+   * `PUSH_RETRY_MAX_MS`: longest single retry wait, and the longest Retry-After honoured;
+   * one asking for longer dead-letters the push at once.
+   * @default 1800000 (30 minutes)
    */
   retryMaxMs?: number;
+  /** `PUSH_RETRY_POLL_MS`: how often the worker looks for due retries in the retry set, in ms. @default 1000 */
+  retryPollMs?: number;
+  /**
+   * The worker's clock, ms since the epoch: the retry schedule's (compared in Redis with
+   * the scores of the retry set) and the ledger's. Tests drive it.
+   * @default Date.now
+   */
+  now?: () => number;
+  /** Where each step of each device's push is recorded. @default NO_LEDGER (nothing kept) */
+  ledger?: LedgerWriter;
   /** `PUSH_FANOUT_PAGE_SIZE`: followers per page entry a topic is split into. @default 500 */
   fanoutPageSize?: number;
   /**
@@ -163,12 +181,14 @@ export interface PushWorker {
   /** Creates the consumer group if needed and starts reading. */
   start(): Promise<void>;
   /**
-   * Stops reading, lets sends in flight finish, abandons retry waits (their entries stay
-   * pending for another worker) and resolves when nothing is left running.
+   * Stops reading and claiming retries, lets sends in flight finish, gives back retries
+   * not yet sent (due at once, for another worker) and resolves when nothing is left running.
    */
   stop(): Promise<void>;
   /** The stream's backlog, for all workers together. */
   lag(): Promise<PushLag>;
   /** The same per shard, with the ages of the oldest pending and unread entries. */
   shardLags(): Promise<ShardLag[]>;
+  /** The retry sets per shard: retries scheduled, and how long the oldest due one has waited. */
+  retryLags(): Promise<RetryLag[]>;
 }

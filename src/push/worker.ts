@@ -1,7 +1,8 @@
 /**
  * The push worker: reads the push stream through the workers' consumer group, hands each
- * entry to {@link processEntry}, and acknowledges (XACK, then XDEL) an entry only once all
- * its pushes are settled.
+ * entry to {@link processEntry}, and acknowledges (XACK, then XDEL) an entry only once each
+ * of its pushes is settled or has its next attempt in the retry set; its retry poller
+ * (`retry-poller.ts`) sends the retries when due, whichever worker scheduled them.
  *
  * Any number of workers share the stream, which is cut into shards (`keys.ts`): a worker
  * reads every shard, each on a blocking reader of its own, and claims on each
@@ -31,20 +32,14 @@ import { hostname } from 'node:os';
 import { Redis } from 'ioredis';
 import { blockingOn } from '../redis/blocking.js';
 import { createTenantAdmission, type HeldEntry } from './admission.js';
-import { createBreakers } from './breaker.js';
-import { createPushCounters, type CountsByKind } from './counters.js';
-import { createDeadLetters } from './dead-letters.js';
-import { createDeviceStore } from './devices.js';
 import { decodePushEntry, type PushEntry } from './entry.js';
-import { processEntry, type FanoutDeps } from './fanout.js';
-import { createLimiter } from './limiter.js';
+import { processEntry } from './fanout.js';
 import { createPushQueue } from './queue.js';
-import { createSeenLive } from './seen-live.js';
-import { createSendMarkers } from './send-markers.js';
+import { createRetryPoller } from './retry-poller.js';
 import { createSleeper } from './sleeper.js';
 import { createStreamShard, type StreamShard } from './stream-shard.js';
-import { createTopicStore } from './topics.js';
 import { createSummary } from './summary.js';
+import { createFanoutDeps } from './worker-deps.js';
 import type { PushLag, PushWorker, PushWorkerOptions } from './worker-types.js';
 
 export type { PushWorker, PushWorkerOptions } from './worker-types.js';
@@ -61,7 +56,7 @@ function parseRef(ref: Ref): { shard: number; id: string } {
 }
 
 export function createPushWorker(options: PushWorkerOptions): PushWorker {
-  const { redis, readers, keys, senders } = options;
+  const { redis, readers, keys } = options;
   const logger = options.logger ?? console;
   const consumer = options.consumer ?? `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
   const concurrency = options.concurrency ?? 256;
@@ -84,43 +79,11 @@ export function createPushWorker(options: PushWorkerOptions): PushWorker {
     if (found === undefined) throw new Error(`push: ${ref} names no shard`);
     return { shard: found, id };
   };
-  const counters = createPushCounters();
-  const byKind: CountsByKind = {};
   const abort = new AbortController();
   const sleeper = createSleeper(abort.signal);
   const sleep = (ms: number): Promise<boolean> => sleeper.sleep(ms);
-  const limiter = createLimiter({ concurrency, perTenant: tenantConcurrency, perDestination: options.destinationConcurrency ?? 32 });
-  const breakerCooldownMs = options.breakerCooldownMs ?? 30_000;
-  const breakers = createBreakers({
-    failureThreshold: options.breakerFailures ?? 5,
-    cooldownMs: breakerCooldownMs,
-    onTransition: (destination, from, to) => {
-      if (to === 'open' && from === 'closed') {
-        logger.warn(`push: ${destination} failed ${options.breakerFailures ?? 5} sends in a row: its circuit is open, sends to it fail at once (and are retried) for ${breakerCooldownMs} ms`);
-      } else if (to === 'closed') {
-        logger.info(`push: ${destination} answered again: its circuit is closed`);
-      }
-    },
-  });
-  const deps: FanoutDeps = {
-    devices: options.devices ?? createDeviceStore({ redis, keys }),
-    topics: options.topics ?? createTopicStore({ redis, keys }),
-    queue,
-    deadLetters: options.deadLetters ?? createDeadLetters({ redis, keys, queue }),
-    seenLive: options.seenLive ?? createSeenLive({ redis, keys }),
-    markers: createSendMarkers(redis, keys, consumer, options.dedupTtlMs ?? 86_400_000),
-    senders,
-    limiter,
-    breakers,
-    counters,
-    byKind,
-    retry: { baseMs: options.retryBaseMs ?? 1000, maxMs: options.retryMaxMs ?? 300_000 },
-    maxAttempts: options.maxAttempts ?? 5,
-    pageSize: options.fanoutPageSize ?? 500,
-    signal: abort.signal,
-    sleeper,
-    logger,
-  };
+  const deps = createFanoutDeps(options, { consumer, concurrency, tenantConcurrency, queue, signal: abort.signal, logger });
+  const { counters, byKind, limiter, breakers } = deps;
 
   /** Entries this worker holds (read or claimed, not yet acknowledged), kept alive by the heartbeat. */
   const held = new Set<Ref>();
@@ -346,7 +309,9 @@ export function createPushWorker(options: PushWorkerOptions): PushWorker {
       pending: 0,
     });
   };
-  const summarize = createSummary({ counters, logger, lag });
+  const retryLags = () => deps.retries.lags(deps.now());
+  const summarize = createSummary({ counters, logger, lag, retriesPending: async () => (await retryLags()).reduce((sum, one) => sum + one.scheduled, 0) });
+  const poller = createRetryPoller({ deps, shards: shards.length, pollMs: options.retryPollMs ?? 1000, leaseMs: claimIdleMs, room: () => concurrency, track, sleeper, logger });
 
   return {
     consumer,
@@ -354,6 +319,7 @@ export function createPushWorker(options: PushWorkerOptions): PushWorker {
     byKind,
     circuits: (limit) => breakers.notClosed(limit).map(({ destination, state }) => ({ destination, state })),
     shardLags: () => Promise.all(shards.map((shard) => shard.lag())),
+    retryLags,
     circuitTransitions: breakers.transitions,
     load() {
       const circuits = breakers.counts();
@@ -362,6 +328,7 @@ export function createPushWorker(options: PushWorkerOptions): PushWorker {
         sendsWaiting: limiter.waiting,
         entriesHeld: held.size,
         entriesWaiting: admission.waiting,
+        retriesHeld: poller.held,
         circuitsOpen: circuits.open,
         circuitsHalfOpen: circuits.halfOpen,
       };
@@ -369,10 +336,10 @@ export function createPushWorker(options: PushWorkerOptions): PushWorker {
     async start() {
       if (loops !== undefined) throw new Error('push worker already started');
       await Promise.all(shards.map((shard) => shard.ensureGroup()));
-      heartbeat = setInterval(() => void refreshHeld(), Math.max(10, Math.floor(claimIdleMs / 3)));
+      heartbeat = setInterval(() => void Promise.all([refreshHeld(), poller.renew()]), Math.max(10, Math.floor(claimIdleMs / 3)));
       const summaryMs = options.summaryMs ?? 60_000;
       if (summaryMs > 0) summary = setInterval(() => void summarize(), summaryMs).unref();
-      loops = Promise.all([...shards.map(readLoop), claimLoop()]).then(() => undefined);
+      loops = Promise.all([...shards.map(readLoop), claimLoop(), poller.run()]).then(() => undefined);
     },
     async stop() {
       if (abort.signal.aborted) return;

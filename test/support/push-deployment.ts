@@ -73,7 +73,8 @@ export async function startPushDeployment(redisEnv: Record<string, string>): Pro
       PUSH_OFFLINE_GRACE_MS: '500',
       PUSH_SEND_TIMEOUT_MS: '2000',
       PUSH_CLAIM_IDLE_MS: '3000',
-      PUSH_RETRY_BASE_MS: '100',
+      PUSH_RETRY_WINDOW_MS: '1000',
+      PUSH_RETRY_POLL_MS: '50',
       PUSH_ALLOWED_NETWORKS: LOCAL_NETWORKS, // the recorder listens on 127.0.0.1
       ...extra,
     });

@@ -5,7 +5,9 @@
  * answers `{ type: 'stopped', counters, cpuMicros }` before exiting.
  *
  * Environment: REDIS_URL, PUSH_TEST_PREFIX, PUSH_TEST_FCM_URL, PUSH_TEST_TOKEN_URL,
- * PUSH_TEST_SERVICE_ACCOUNT (JSON), PUSH_TEST_CONSUMER, PUSH_CONCURRENCY, PUSH_CLAIM_IDLE_MS.
+ * PUSH_TEST_SERVICE_ACCOUNT (JSON), PUSH_TEST_CONSUMER, PUSH_CONCURRENCY, PUSH_CLAIM_IDLE_MS,
+ * PUSH_RETRY_WINDOW_MS, PUSH_RETRY_POLL_MS, and PUSH_TEST_CLOCK_OFFSET_MS (the worker's clock
+ * runs this far ahead of the real one: a test makes scheduled retries due without waiting).
  */
 import { Redis } from 'ioredis';
 import { redisClientOptions } from '../../src/redis/connection.js';
@@ -45,6 +47,9 @@ const worker = createPushWorker({
   concurrency: Number(env['PUSH_CONCURRENCY'] ?? 256),
   claimIdleMs: Number(env['PUSH_CLAIM_IDLE_MS'] ?? 30_000),
   offlineGraceMs: 0,
+  ...(env['PUSH_RETRY_WINDOW_MS'] === undefined ? {} : { retryWindowMs: Number(env['PUSH_RETRY_WINDOW_MS']) }),
+  ...(env['PUSH_RETRY_POLL_MS'] === undefined ? {} : { retryPollMs: Number(env['PUSH_RETRY_POLL_MS']) }),
+  now: () => Date.now() + Number(env['PUSH_TEST_CLOCK_OFFSET_MS'] ?? 0),
   logger: quiet,
 });
 const cpuAtStart = process.cpuUsage();

@@ -66,7 +66,8 @@ export function createPushRig(server: RedisServer, prefix: string, streamShards 
         senders,
         claimIdleMs: 2000,
         offlineGraceMs: 0,
-        retryBaseMs: 10,
+        retryWindowMs: 100,
+        retryPollMs: 20,
         logger: quietLogger,
         ...options,
       });

@@ -20,13 +20,14 @@ const PUSH_DEFAULTS = {
   destinationConcurrency: 32,
   breakerFailures: 5,
   breakerCooldownMs: 30_000,
-  maxAttempts: 5,
+  maxAttempts: 8,
   claimIdleMs: 30_000,
   offlineGraceMs: 2000,
   seenLiveTtlMs: 300_000,
   sendTimeoutMs: 10_000,
-  retryBaseMs: 1000,
-  retryMaxMs: 300_000,
+  retryWindowMs: 1_800_000,
+  retryPollMs: 1000,
+  retryMaxMs: 1_800_000,
   maxDevicesPerUser: 10,
   maxTopicsPerUser: 1000,
   fanoutPageSize: 500,
@@ -414,6 +415,13 @@ describe('push settings', () => {
     });
     expect(push.vapid).toEqual({ subject: vapid.PUSH_VAPID_SUBJECT, publicKey: vapid.PUSH_VAPID_PUBLIC_KEY, privateKey: vapid.PUSH_VAPID_PRIVATE_KEY });
     expect(push.webhookSecret).toMatch(/^whsec_/);
+  });
+
+  it('reads the retry window, and refuses one the send markers would not outlive', () => {
+    expect(readConfig({ PUSH_RETRY_WINDOW_MS: '600000', PUSH_RETRY_POLL_MS: '250' }).push).toMatchObject({ retryWindowMs: 600_000, retryPollMs: 250, maxAttempts: 8 });
+    expect(problemsOf({ PUSH_RETRY_WINDOW_MS: '3600000', PUSH_DEDUP_TTL_SECONDS: '3600' })).toEqual([
+      expect.stringMatching(/^PUSH_RETRY_WINDOW_MS \(3600000\) must be shorter than PUSH_DEDUP_TTL_SECONDS \(3600 s\)/),
+    ]);
   });
 
   it('reports every bad push variable by name', () => {

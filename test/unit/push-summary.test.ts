@@ -67,6 +67,16 @@ describe('createSummary', () => {
     expect(lines[1]?.bindings).toMatchObject({ sent: 0, deadLettered: 1 });
   });
 
+  it('says how many retries are pending in the retry sets', async () => {
+    const counters = createPushCounters();
+    const { lines, logger } = recording();
+    const summarize = createSummary({ counters, logger, lag: async () => ({ unread: 0, pending: 0 }), retriesPending: async () => 7 });
+    counters.retried += 7;
+    await summarize();
+    expect(lines[0]?.bindings).toMatchObject({ retried: 7, retriesPending: 7 });
+    expect(lines[0]?.message).toMatch(/; stream: 0 unread, 0 pending; 7 retries pending$/);
+  });
+
   it('still writes the counts when Redis cannot tell the lag', async () => {
     const counters = createPushCounters();
     const { lines, logger } = recording();

@@ -9,7 +9,7 @@ import { deviceId, InvalidDeviceError, parseDeviceInput } from '../../src/push/d
 import { decodePushEntry, encodePushEntry, type PushEntry } from '../../src/push/entry.js';
 import { createPushKeys } from '../../src/push/keys.js';
 import { createLimiter } from '../../src/push/limiter.js';
-import { retryDelayMs } from '../../src/push/retry.js';
+import { expiresAtOf, nextAttempt, retryStep, type RetryPolicy } from '../../src/push/retry.js';
 import { parseRetryAfter } from '../../src/push/senders/http.js';
 
 const p256dh = (() => {
@@ -118,20 +118,89 @@ describe('push keys', () => {
   });
 });
 
-describe('retryDelayMs', () => {
-  const policy = { baseMs: 1000, maxMs: 60_000 };
-  it('doubles per attempt with equal jitter, up to the cap', () => {
-    expect(retryDelayMs(1, undefined, policy, () => 0)).toBe(500);
-    expect(retryDelayMs(1, undefined, policy, () => 1)).toBe(1000);
-    expect(retryDelayMs(3, undefined, policy, () => 0)).toBe(2000);
-    expect(retryDelayMs(30, undefined, policy, () => 1)).toBe(60_000);
+describe('the retry schedule', () => {
+  const policy: RetryPolicy = { windowMs: 1_800_000, maxMs: 1_800_000, maxAttempts: 8 };
+  const t0 = 1_700_000_000_000;
+  /** Every retry's time for one push whose every attempt fails, each drawn with `random`. */
+  const schedule = (random: () => number): number[] => {
+    const times: number[] = [];
+    let now = t0;
+    for (let attempt = 1; ; attempt++) {
+      const next = nextAttempt({ attempt, firstFailedAt: t0, now }, policy, random);
+      if (next.kind !== 'retry') {
+        expect(next.kind).toBe('exhausted');
+        return times;
+      }
+      expect(next.attempt).toBe(attempt + 1);
+      times.push(next.at);
+      now = next.at;
+    }
+  };
+
+  it('has 7 steps that double and together fill the window', () => {
+    const steps = [1, 2, 3, 4, 5, 6, 7].map((retry) => retryStep(retry, policy));
+    expect(steps[0]?.fromMs).toBe(0);
+    expect(steps[6]?.toMs).toBeCloseTo(1_800_000, 6);
+    for (const [i, step] of steps.entries()) {
+      expect(step.toMs - step.fromMs).toBeCloseTo((1_800_000 * 2 ** i) / 127, 6);
+      if (i > 0) expect(step.fromMs).toBeCloseTo(steps[i - 1]?.toMs ?? NaN, 6);
+    }
   });
-  it('waits at least what Retry-After says, and gives up past the cap', () => {
-    expect(retryDelayMs(1, 5000, policy, () => 0)).toBe(5000);
-    expect(retryDelayMs(1, 5000, policy, () => 1)).toBe(5500);
-    expect(retryDelayMs(1, 30_000, policy, () => 1)).toBe(31_000);
-    expect(retryDelayMs(1, 61_000, policy, () => 0)).toBeUndefined();
+
+  it('draws each retry inside its own step, in order, the whole inside the window', () => {
+    for (const random of [() => 0, () => 0.5, () => 0.999_999, Math.random]) {
+      const times = schedule(random);
+      expect(times).toHaveLength(7);
+      for (const [i, at] of times.entries()) {
+        const { fromMs, toMs } = retryStep(i + 1, policy);
+        expect(at).toBeGreaterThanOrEqual(t0 + Math.floor(fromMs));
+        expect(at).toBeLessThanOrEqual(t0 + Math.ceil(toMs));
+        if (i > 0) expect(at).toBeGreaterThanOrEqual(times[i - 1] ?? Infinity);
+      }
+      expect((times.at(-1) ?? Infinity) - t0).toBeLessThanOrEqual(1_800_000);
+    }
+    // full jitter: the draw spans the whole step, not half of it
+    expect(schedule(() => 0)[2]).toBe(t0 + Math.ceil(retryStep(3, policy).fromMs));
+    expect(schedule(() => 0.999_999)[2]).toBeGreaterThan(t0 + retryStep(3, policy).toMs - 10);
   });
+
+  it('never schedules before now (a late attempt goes at once), nor waits longer than maxMs', () => {
+    const late = nextAttempt({ attempt: 1, firstFailedAt: t0, now: t0 + 600_000 }, policy, () => 0);
+    expect(late).toEqual({ kind: 'retry', attempt: 2, at: t0 + 600_000 });
+    const capped = nextAttempt({ attempt: 7, firstFailedAt: t0, now: t0 }, { ...policy, maxMs: 60_000 }, () => 1);
+    expect(capped).toEqual({ kind: 'retry', attempt: 8, at: t0 + 60_000 });
+  });
+
+  it('moves the next attempt to no earlier than a Retry-After, and gives up on one past maxMs', () => {
+    expect(nextAttempt({ attempt: 1, firstFailedAt: t0, now: t0, retryAfterMs: 120_000 }, policy, () => 0)).toEqual({ kind: 'retry', attempt: 2, at: t0 + 120_000 });
+    // a Retry-After shorter than the drawn time changes nothing
+    const drawn = nextAttempt({ attempt: 5, firstFailedAt: t0, now: t0, retryAfterMs: 1000 }, policy, () => 0);
+    expect(drawn).toEqual({ kind: 'retry', attempt: 6, at: t0 + Math.ceil(retryStep(5, policy).fromMs) });
+    expect(nextAttempt({ attempt: 1, firstFailedAt: t0, now: t0, retryAfterMs: 1_800_001 }, policy)).toEqual({ kind: 'retry_after_too_long' });
+  });
+
+  it("never schedules past the notification's ttl", () => {
+    const notification = { timestamp: t0 / 1000, options: { ttl: 60 } };
+    const expiresAt = expiresAtOf(notification);
+    expect(expiresAt).toBe(t0 + 60_000);
+    expect(expiresAtOf({ timestamp: t0 / 1000 })).toBeUndefined();
+    // the first retry falls inside the first step (0 to 14 s): before the ttl
+    expect(nextAttempt({ attempt: 1, firstFailedAt: t0, now: t0, expiresAt }, policy, () => 1)).toMatchObject({ kind: 'retry', attempt: 2 });
+    // the fourth step starts at 99 s: past it
+    expect(nextAttempt({ attempt: 4, firstFailedAt: t0, now: t0 + 50_000, expiresAt }, policy, () => 0)).toEqual({ kind: 'ttl_passed', expiredAt: t0 + 60_000 });
+    // a Retry-After past it too
+    expect(nextAttempt({ attempt: 1, firstFailedAt: t0, now: t0, expiresAt, retryAfterMs: 61_000 }, policy, () => 0)).toEqual({ kind: 'ttl_passed', expiredAt: t0 + 60_000 });
+    // ttl 0: now or never
+    expect(nextAttempt({ attempt: 1, firstFailedAt: t0, now: t0, expiresAt: expiresAtOf({ timestamp: t0 / 1000, options: { ttl: 0 } }) }, policy, () => 0.5)).toMatchObject({ kind: 'ttl_passed' });
+  });
+
+  it('gives up after maxAttempts; one attempt means no retry', () => {
+    expect(nextAttempt({ attempt: 8, firstFailedAt: t0, now: t0 }, policy)).toEqual({ kind: 'exhausted' });
+    expect(nextAttempt({ attempt: 1, firstFailedAt: t0, now: t0 }, { ...policy, maxAttempts: 1 })).toEqual({ kind: 'exhausted' });
+    // two attempts: the one retry may fall anywhere in the window
+    expect(retryStep(1, { ...policy, maxAttempts: 2 })).toEqual({ fromMs: 0, toMs: 1_800_000 });
+  });
+
   it('reads Retry-After in seconds or as a date', () => {
     expect(parseRetryAfter('7')).toBe(7000);
     expect(parseRetryAfter(new Date(10_000).toUTCString(), 4000)).toBe(6000);

@@ -64,7 +64,8 @@ beforeAll(async () => {
     PUSH_VAPID_PUBLIC_KEY: vapid.publicKey,
     PUSH_VAPID_PRIVATE_KEY: vapid.privateKey,
     PUSH_WEBHOOK_SECRET: WEBHOOK_SECRET,
-    PUSH_RETRY_BASE_MS: '50',
+    PUSH_RETRY_WINDOW_MS: '300',
+    PUSH_RETRY_POLL_MS: '20',
     PUSH_ALLOWED_NETWORKS: LOCAL_NETWORKS,
   });
   herald = await startHerald({ ...config, push: { ...config.push, dryRun: false } }, 'all', quietLogger);
@@ -162,7 +163,7 @@ describe('APNs direct', () => {
     await workerIdle();
     const attempts = toToken(token);
     expect(attempts.map((request) => request.body['id'])).toEqual([id, id, id]);
-    // the 429 asked for 1 s; the backoff alone (PUSH_RETRY_BASE_MS 50) would have come back in under 50 ms
+    // the 429 asked for 1 s; the schedule alone (PUSH_RETRY_WINDOW_MS 300, polled every 20 ms) would have come back within a few tens of ms
     const [first, second] = attempts;
     expect((second?.at ?? 0) - (first?.at ?? 0)).toBeGreaterThanOrEqual(950);
     expect(await devicesOf('flaky')).toHaveLength(1);

@@ -44,7 +44,8 @@ const PUSH_ENV = {
   PUSH_VAPID_PUBLIC_KEY: VAPID.publicKey,
   PUSH_VAPID_PRIVATE_KEY: VAPID.privateKey,
   PUSH_OFFLINE_GRACE_MS: '0',
-  PUSH_RETRY_BASE_MS: '10',
+  PUSH_RETRY_WINDOW_MS: '100',
+  PUSH_RETRY_POLL_MS: '20',
 };
 const service = serviceToken({ tenant: 'acme' });
 const REGISTER = 'mutation Register($device: DeviceInput!) { registerDevice(device: $device) { id } }';

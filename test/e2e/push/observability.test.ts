@@ -85,7 +85,8 @@ beforeAll(async () => {
       // one entry at a time: while the hanging push is held, the next entry waits unread
       PUSH_CONCURRENCY: '1',
       PUSH_MAX_ATTEMPTS: '2',
-      PUSH_RETRY_BASE_MS: '100',
+      PUSH_RETRY_WINDOW_MS: '100',
+      PUSH_RETRY_POLL_MS: '20',
       PUSH_SEND_TIMEOUT_MS: '1500',
       PUSH_CLAIM_IDLE_MS: '20000',
       PUSH_BREAKER_FAILURES: '2',
@@ -150,8 +151,8 @@ describe('the push worker, seen by an operator', () => {
       frank: await devices.register('acme', 'frank', { kind: 'WEBHOOK', url: `${hanging.url}/hangs` }),
     };
 
-    // The hanging push first: the worker holds its entry (pending) through two timeouts,
-    // and the next entry waits unread behind it.
+    // The hanging push first: the worker holds its entry (pending) through its first
+    // attempt's timeout, and the next entry waits unread behind it.
     const sent = new Map<string, string>();
     const enqueue = async (user: string): Promise<void> => {
       const queued = notification(user);
@@ -170,7 +171,15 @@ describe('the push worker, seen by an operator', () => {
     expect(backlog.get(`herald_push_queue_oldest_age_seconds{shard="${stream}",state="pending"}`)).toBeGreaterThan(backlog.get(`herald_push_queue_oldest_age_seconds{shard="${stream}",state="unread"}`) ?? 0);
 
     for (const user of ['bob', 'carol', 'grace', 'dave', 'erin', 'ivan', 'judy']) await enqueue(user);
-    await eventually(async () => (await scrape()).get('herald_push_entries_done_total') === 9, 'all nine entries to be done', 30_000);
+    // an entry is done once its retries are scheduled: wait for those too (carol sent, grace and frank dead-lettered)
+    await eventually(
+      async () => {
+        const now = await scrape();
+        return now.get('herald_push_entries_done_total') === 9 && now.get('herald_push_dead_lettered_total{kind="WEBHOOK"}') === 3 && now.get('herald_push_sent_total{kind="WEBHOOK"}') === 2;
+      },
+      'all nine entries done and every retry settled',
+      30_000,
+    );
     expect((await createDeadLetters({ redis: client, keys, queue }).list(10)).map((letter) => letter.user).sort()).toEqual(['dave', 'frank', 'grace']);
 
     const metrics = await scrape();

@@ -67,7 +67,8 @@ beforeAll(async () => {
       PUSH_SEND_TIMEOUT_MS: '3000',
       PUSH_CLAIM_IDLE_MS: '4000',
       PUSH_MAX_ATTEMPTS: '2',
-      PUSH_RETRY_BASE_MS: '200',
+      PUSH_RETRY_WINDOW_MS: '200',
+      PUSH_RETRY_POLL_MS: '50',
     },
   });
 });

@@ -13,6 +13,7 @@ import { Webhook } from 'standardwebhooks';
 import webPush from 'web-push';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readConfig } from '../../../src/config/index.js';
+import type { LedgerEvent } from '../../../src/ledger/events.js';
 import type { PushNotification } from '../../../src/push/entry.js';
 import { createPushWorkerFromConfig } from '../../../src/push/index.js';
 import { runReplayCli } from '../../../src/replay.js';
@@ -162,7 +163,7 @@ describe('push worker', () => {
     fcm.answer = (m) => (m.token === 'w4-busy' && ++calls === 1 ? { status: 429, headers: { 'retry-after': '1' }, body: { error: { status: 'RESOURCE_EXHAUSTED' } } } : undefined);
     const worker = await r.startWorker(senders());
     await r.queue.enqueue(notification('e1_400-1', 'USER', 'bob'), 'ALWAYS');
-    await eventually(async () => worker.counters.entriesDone === 1, 'the entry done');
+    await eventually(async () => worker.counters.sent === 1, 'the retry sent');
     const attempts = fcm.messages.filter((m) => m.token === 'w4-busy');
     expect(attempts).toHaveLength(2);
     expect((attempts[1]?.at ?? 0) - (attempts[0]?.at ?? 0)).toBeGreaterThanOrEqual(1000);
@@ -175,8 +176,9 @@ describe('push worker', () => {
     hooks.answer = () => ({ status: 503 });
     const worker = await r.startWorker(senders(), { maxAttempts: 3 });
     await r.queue.enqueue(notification('e1_500-1', 'USER', 'bob'), 'ALWAYS');
-    await eventually(async () => worker.counters.entriesDone === 1, 'the entry done');
+    await eventually(async () => worker.counters.deadLettered === 1, 'the push dead-lettered');
     expect(hooksTo('w5')).toHaveLength(3);
+    expect(worker.counters.entriesDone).toBe(1);
     expect(await r.backlog()).toBe(0); // acknowledged: the dead letter holds it now
     const [letter] = await r.deadLetters.list(10);
     expect(letter).toMatchObject({ user: 'bob', deviceId: device.id, kind: 'WEBHOOK', attempts: 3, reason: 'webhook answered 503 (gave up after 3 attempts)' });
@@ -187,8 +189,14 @@ describe('push worker', () => {
     const env = { REDIS_URL: server.url, CHANNEL_PREFIX: 'w5' };
     expect(await runReplayCli(['list'], env, (line) => lines.push(line))).toBe(0);
     expect(lines.map((line) => JSON.parse(line) as { id: string }).map((listed) => listed.id)).toEqual([letter?.id]);
-    expect(await runReplayCli(['replay'], env, (line) => lines.push(line))).toBe(0);
+    const recorded: Array<{ tenant: string; id: string; event: LedgerEvent }> = [];
+    const ledger = { record: (tenant: string, id: string, event: LedgerEvent) => void recorded.push({ tenant, id, event }), flush: () => Promise.resolve() };
+    expect(await runReplayCli(['replay'], env, (line) => lines.push(line), { ledger })).toBe(0);
     expect(lines.at(-1)).toBe('replayed 1 dead letter');
+    // the operator's replay is in the ledger
+    expect(recorded).toEqual([
+      { tenant: 'acme', id: 'e1_500-1', event: expect.objectContaining({ type: 'push', status: 'replayed', user: 'bob', device: device.id, kind: 'WEBHOOK', detail: 'webhook answered 503 (gave up after 3 attempts)' }) },
+    ]);
     await eventually(async () => worker.counters.entriesDone === 2, 'the replay done');
     expect(hooksTo('w5')).toHaveLength(4);
     expect(await r.deadLetters.size()).toBe(0);
@@ -213,29 +221,30 @@ describe('push worker', () => {
     expect(worker.counters).toMatchObject({ sent: 0, dryRun: 3 });
   });
 
-  it('stop() lets a send in flight finish and acknowledges it; a retry wait is given back for another worker', async () => {
+  it('stop() lets a send in flight finish and acknowledges it; a scheduled retry is left in the retry set for another worker', async () => {
     const r = rig('w7');
     await r.devices.register('acme', 'dan', { kind: 'WEBHOOK', url: `${hooks.url}/w7/dan` });
     await r.devices.register('acme', 'cid', { kind: 'WEBHOOK', url: `${hooks.url}/w7/cid` });
-    // dan's webhook answers slowly (a send in flight during stop); cid's fails, and its retry waits a minute
+    // dan's webhook answers slowly (a send in flight during stop); cid's fails, and its retry is due in a window of an hour
     hooks.answer = (request) => (request.path === '/w7/cid' ? { status: 503 } : { status: 204, delayMs: 300 });
     const danArrived = new Promise<void>((resolve) => (hooks.onRequest = (request) => request.path === '/w7/dan' && resolve()));
-    const first = await r.startWorker(senders(), { claimIdleMs: 300, retryBaseMs: 60_000, retryMaxMs: 120_000 });
+    const first = await r.startWorker(senders(), { claimIdleMs: 300, retryWindowMs: 3_600_000 });
     await r.queue.enqueue(notification('e1_700-1', 'USER', 'dan'), 'ALWAYS');
     await r.queue.enqueue(notification('e1_700-2', 'USER', 'cid'), 'ALWAYS');
     await danArrived;
     await eventually(() => first.counters.retried === 1, "cid's first attempt to fail");
     expect(first.counters.sent).toBe(0);
     await first.stop();
-    expect(first.counters).toMatchObject({ sent: 1, entriesDone: 1 }); // dan's, finished during stop
-    expect(await r.backlog()).toBe(1); // cid's, left pending
-    hooks.answer = () => ({ status: 204 });
-    const second = await r.startWorker(senders(), { claimIdleMs: 300 });
-    await eventually(async () => second.counters.entriesDone === 1, "cid's entry taken over");
-    expect(hooksTo('w7').map((request) => request.path)).toEqual(['/w7/dan', '/w7/cid', '/w7/cid']);
-    // its send marker was given back at stop, so the taker sends instead of calling the outcome unknown
-    expect(second.counters).toMatchObject({ sent: 1, outcomeUnknown: 0 });
+    expect(first.counters).toMatchObject({ sent: 1, entriesDone: 2 }); // dan's, finished during stop; cid's, its retry scheduled
     expect(await r.backlog()).toBe(0);
+    expect(await r.redis.zcard(r.keys.retrySets[0] ?? '')).toBe(1);
+    hooks.answer = () => ({ status: 204 });
+    // an hour later by its clock, the retry is due
+    const second = await r.startWorker(senders(), { claimIdleMs: 300, now: () => Date.now() + 3_600_000 });
+    await eventually(async () => second.counters.sent === 1, "cid's retry sent by the second worker");
+    expect(hooksTo('w7').map((request) => request.path)).toEqual(['/w7/dan', '/w7/cid', '/w7/cid']);
+    expect(second.counters).toMatchObject({ sent: 1, outcomeUnknown: 0 });
+    await eventually(async () => (await r.redis.zcard(r.keys.retrySets[0] ?? '')) === 0, 'the retry settled');
   });
 
   it('drops a malformed entry instead of retrying it forever', async () => {
