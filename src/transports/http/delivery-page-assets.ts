@@ -83,7 +83,11 @@ function show(delivery) {
     const row = devices.insertRow();
     for (const value of [d.user, d.device, d.kind, d.status, d.attempts, d.lastReason, d.lastDetail, d.at]) cell(row, value);
   }
-  if (delivery.devices.length === 0) cell(devices.insertRow(), 'no push recorded');
+  if (delivery.devices.length === 0) {
+    const row = devices.insertRow();
+    cell(row, 'no push recorded');
+    row.cells[0].colSpan = 8;
+  }
   const readBy = $('read-by');
   clear(readBy);
   for (const r of delivery.readBy) {

@@ -13,7 +13,7 @@ import { DELIVERY_PAGE_SCRIPT, DELIVERY_PAGE_STYLE } from './delivery-page-asset
 /** Where the publish server serves the page (with a trailing slash). */
 export const DELIVERY_PAGE_PATH = '/delivery';
 
-const PAGE_CSP = "default-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+const PAGE_CSP = "default-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 export interface DeliveryPageOptions {
   /** A service token to put in the token field (the dev token). @default none: the user pastes one */
@@ -33,6 +33,7 @@ function html(serviceToken: string | undefined): string {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="herald-service-token" content="${attribute(serviceToken ?? '')}">
 <title>Herald: a notification's ledger</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="delivery.css">
 <script type="module" src="delivery.js"></script>
 </head>
@@ -40,8 +41,8 @@ function html(serviceToken: string | undefined): string {
 <h1>A notification's ledger</h1>
 <p class="hint">Why didn't X get Y? Paste the notification's id (what <code>sendNotification</code> returned). Development only.</p>
 <form id="ask">
-  <label>Notification id <input id="notification-id" name="id" autocomplete="off" required></label>
-  <label>Service token (<code>notifications:publish</code>) <input id="service-token" name="token" autocomplete="off"></label>
+  <label><span>Notification id</span> <input id="notification-id" name="id" autocomplete="off" required></label>
+  <label><span>Service token (<code>notifications:publish</code>)</span> <input id="service-token" name="token" autocomplete="off"></label>
   <button type="submit">Show</button>
 </form>
 <p id="status" role="status"></p>
