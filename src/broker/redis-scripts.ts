@@ -12,7 +12,8 @@ import type { Cluster, Redis, Result } from 'ioredis';
  * (`PUBLISH`, or `SPUBLISH` on a Cluster: the channel shares the keys' slot), the ledger's
  * key prefix ('' for none: the id is put after it; it shares the tenant's hash tag, so
  * its slot) and its accepted event's JSON without `at` (added here, from Redis' clock):
- * the timeline is made with it and history's TTL.
+ * the timeline is made with it and history's TTL — unless the Cluster refuses the key
+ * (not declared: the tenant's slot migrating), when the publish goes on without it.
  * Returns {id, receivers, candidate epoch}, or {remembered value, -1, candidate epoch} for a
  * repeated idempotency key. The candidate epoch is unique to each call and comes back as
  * the call's receipt: a reply that carries another one was meant for another command, and
@@ -53,9 +54,11 @@ redis.call('PEXPIRE', KEYS[2], ARGV[6])
 local id = epoch .. '_' .. entryId
 if windowMs ~= '' then redis.call('SET', KEYS[3], id, 'PX', windowMs) end
 if ARGV[9] ~= '' then
+  -- Not among KEYS (the id is made here), so a Cluster refuses it while the tenant's slot
+  -- migrates: pcall lets the publish go on without its accepted event then.
   local ledger = ARGV[9] .. id
-  redis.call('RPUSH', ledger, '{"at":' .. now .. ',' .. string.sub(ARGV[10], 2))
-  redis.call('PEXPIRE', ledger, ARGV[6])
+  local made = redis.pcall('RPUSH', ledger, '{"at":' .. now .. ',' .. string.sub(ARGV[10], 2))
+  if type(made) == 'number' then redis.call('PEXPIRE', ledger, ARGV[6]) end
 end
 local receivers = redis.call(ARGV[8], ARGV[1], ARGV[2] .. '\\n' .. id .. '\\n' .. ARGV[3])
 return {id, receivers, ARGV[4]}
