@@ -128,6 +128,9 @@ function printBanner(herald: RunningHerald, redisAt: string | undefined, mode: M
   }
   if (herald.grpcPort !== undefined) lines.push(`  gRPC feed (herald.v1.NotificationFeed): localhost:${herald.grpcPort}`);
   if (herald.publishPort !== undefined) lines.push(`  publish (HTTP POST): http://localhost:${herald.publishPort}/graphql`);
+  if (herald.publishPort !== undefined && herald.deliveryPath !== undefined) {
+    lines.push(`  ledger page (why didn't X get Y: one notification's delivery(id)): http://localhost:${herald.publishPort}${herald.deliveryPath}`);
+  }
   if (herald.publishGrpcPort !== undefined) lines.push(`  gRPC publish (herald.v1.NotificationPublisher): localhost:${herald.publishGrpcPort}`);
   if (herald.metricsPort !== undefined) lines.push(`  metrics (Prometheus, internal): http://${urlHost(metricsHost)}:${herald.metricsPort}/metrics`);
   const dev = herald.devTokens;

@@ -10,6 +10,7 @@ import { findGap, firstAfter, mergeNewestFirst } from './history.js';
 import type { Retention } from '../config/index.js';
 import { type Broker, type BrokerMessage, type MessageHandler } from './types.js';
 import { BrokerUnavailableError } from '../common/failures.js';
+import type { AcceptedEvent } from '../ledger/events.js';
 
 interface Stream {
   /** Oldest first; ids are `ms-seq`. */
@@ -29,6 +30,8 @@ export interface InProcessBrokerOptions {
   retention: Retention;
   /** The clock, in ms since the epoch. @default Date.now */
   now?: () => number;
+  /** Where a publish's `ledger` start is recorded (the in-process ledger). @default none: nothing is */
+  ledger?: { start(tenant: string, notificationId: string, event: AcceptedEvent): void } | undefined;
 }
 
 export function createInProcessBroker(options: InProcessBrokerOptions): Broker {
@@ -79,7 +82,7 @@ export function createInProcessBroker(options: InProcessBrokerOptions): Broker {
     async unsubscribe(channel) {
       channels.delete(channel);
     },
-    async publish({ destination, tenantKey, payload, idempotency }) {
+    async publish({ destination, tenantKey, payload, idempotency, ledger }) {
       if (closed) throw new BrokerUnavailableError('the broker is closed');
       const at = now();
       const seen = idempotency ? remembered.get(idempotency.key) : undefined;
@@ -97,6 +100,8 @@ export function createInProcessBroker(options: InProcessBrokerOptions): Broker {
       const entryId = `${tenant.ms}-${tenant.seq}`;
       append(destination.stream, entryId, tenant.ms, payload);
       const id = `${tenant.epoch}_${entryId}`;
+      // Before the live delivery, as the Redis script does: the live event appends to it.
+      if (ledger) options.ledger?.start(ledger.tenant, id, { ...ledger.event, at });
       const receivedUsers = handler && channels.has(destination.channel) ? handler(destination.channel, { id, payload }) : 0;
       if (idempotency) remembered.set(idempotency.key, { value: `${id} ${receivedUsers}`, expiresAt: at + idempotency.windowMs });
       return { id, receivedUsers, duplicate: false };

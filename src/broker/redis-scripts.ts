@@ -9,7 +9,11 @@ import type { Cluster, Redis, Result } from 'ioredis';
  * KEYS: tenant hash, stream, idempotency key (the tenant hash again when unused).
  * ARGV: channel, frame head (`<report channel>\n<sequence>`), payload, candidate epoch,
  * max length, max age (ms), idempotency window (ms, '' when unused), the publish command
- * (`PUBLISH`, or `SPUBLISH` on a Cluster: the channel shares the keys' slot).
+ * (`PUBLISH`, or `SPUBLISH` on a Cluster: the channel shares the keys' slot), the ledger's
+ * key prefix ('' for none: the id is put after it; it shares the tenant's hash tag, so
+ * its slot) and its accepted event's JSON without `at` (added here, from Redis' clock):
+ * the timeline is made with it and history's TTL — unless the Cluster refuses the key
+ * (not declared: the tenant's slot migrating), when the publish goes on without it.
  * Returns {id, receivers, candidate epoch}, or {remembered value, -1, candidate epoch} for a
  * repeated idempotency key. The candidate epoch is unique to each call and comes back as
  * the call's receipt: a reply that carries another one was meant for another command, and
@@ -49,6 +53,13 @@ redis.call('XADD', KEYS[2], entryId, 'n', ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[6])
 local id = epoch .. '_' .. entryId
 if windowMs ~= '' then redis.call('SET', KEYS[3], id, 'PX', windowMs) end
+if ARGV[9] ~= '' then
+  -- Not among KEYS (the id is made here), so a Cluster refuses it while the tenant's slot
+  -- migrates: pcall lets the publish go on without its accepted event then.
+  local ledger = ARGV[9] .. id
+  local made = redis.pcall('RPUSH', ledger, '{"at":' .. now .. ',' .. string.sub(ARGV[10], 2))
+  if type(made) == 'number' then redis.call('PEXPIRE', ledger, ARGV[6]) end
+end
 local receivers = redis.call(ARGV[8], ARGV[1], ARGV[2] .. '\\n' .. id .. '\\n' .. ARGV[3])
 return {id, receivers, ARGV[4]}
 `;
@@ -230,6 +241,8 @@ declare module 'ioredis' {
       maxAgeMs: number,
       idempotencyWindowMs: number | '',
       publishCommand: PublishCommand,
+      ledgerKeyPrefix: string,
+      acceptedEvent: string,
     ): Result<[string, number, string], Context>;
     /** The read-state update; see `MARK_READ_SCRIPT` in broker/redis-scripts.ts. */
     heraldMarkRead(

@@ -200,7 +200,7 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
    * idempotency key too, so a retry waits for the first publish's replication.
    */
   const runPublishScript = async (
-    { destination, tenantKey, payload, idempotency }: PublishRequest,
+    { destination, tenantKey, payload, idempotency, ledger }: PublishRequest,
     frameHead: string,
   ): Promise<{ id: string; receivers: number; replicas: Promise<OutcomeUnknownError | undefined> | undefined }> => {
     if (publisher.status !== 'ready') {
@@ -219,6 +219,8 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
       retention.maxAgeMs,
       idempotency ? idempotency.windowMs : '',
       publishCommand,
+      ledger?.keyPrefix ?? '',
+      ledger ? JSON.stringify(ledger.event) : '',
     ];
     try {
       if (minReplicasAcked === 0 || !sharded) {

@@ -5,6 +5,7 @@
  */
 import type { Destination } from '../names/index.js';
 import type { Cursor, ReadPosition } from '../common/cursor.js';
+import type { AcceptedEvent } from '../ledger/events.js';
 
 /** One notification as the broker carries it: its id (a cursor) and its encoded body. */
 export interface BrokerMessage {
@@ -34,6 +35,19 @@ export interface PublishRequest {
    * @default true
    */
   readonly countDeliveries?: boolean | undefined;
+  /**
+   * Starts the notification's ledger with its accepted event, in the same atomic step
+   * (no extra round trip); a repeated idempotency key records nothing. @default no ledger
+   */
+  readonly ledger?: LedgerStart | undefined;
+}
+
+/** The ledger's first event, as the publish records it (`at` is the broker's clock). */
+export interface LedgerStart {
+  readonly tenant: string;
+  /** Where the Redis broker makes the timeline: `LedgerKeys.prefixOf(tenant)`, the id after it. */
+  readonly keyPrefix: string;
+  readonly event: Omit<AcceptedEvent, 'at'>;
 }
 
 export interface PublishResult {

@@ -29,6 +29,10 @@ export interface HotCounts {
   tokenRefreshes: number;
   /** In-band token refreshes refused (a bad token, another principal's). */
   tokenRefreshRefusals: number;
+  /** Ledger events written to an existing ledger by this process's batches (`ledger/store.ts`). */
+  ledgerEvents: number;
+  /** Ledger batches this process could not write. */
+  ledgerWriteFailures: number;
 }
 
 /** What a server reports about itself, read at each scrape. */
@@ -82,6 +86,8 @@ export function createMetrics(options: MetricsOptions): HeraldMetrics {
     redisCommandErrors: 0,
     tokenRefreshes: 0,
     tokenRefreshRefusals: 0,
+    ledgerEvents: 0,
+    ledgerWriteFailures: 0,
   };
   /** A counter whose value is one of {@link counts}, read at scrape time. */
   const counted = (name: string, help: string, read: () => number): void => {
@@ -102,6 +108,8 @@ export function createMetrics(options: MetricsOptions): HeraldMetrics {
   counted('herald_redis_command_errors_total', 'Redis commands that failed: not sent, timed out, or refused.', () => counts.redisCommandErrors);
   counted('herald_token_refreshes_total', 'WebSocket tokens replaced in-band with refreshToken.', () => counts.tokenRefreshes);
   counted('herald_token_refresh_refusals_total', 'In-band token refreshes refused: a bad or expired token, or another principal\'s.', () => counts.tokenRefreshRefusals);
+  counted('herald_ledger_events_total', 'Ledger events this process wrote to a notification\'s ledger (beside the accepted ones, written by the publish itself).', () => counts.ledgerEvents);
+  counted('herald_ledger_write_failures_total', 'Ledger batches this process could not write: their events are lost, delivery went on.', () => counts.ledgerWriteFailures);
 
   /** A gauge labelled by transport, each label's value read from its source at scrape time. */
   const byTransport = (name: string, help: string): ((transport: Transport, source: GaugeSource) => void) => {

@@ -285,6 +285,14 @@ const SERVER_SETTINGS = {
     max: 365 * DAY_S,
     unit: 's',
   }),
+  LEDGER_MAX_EVENTS: integer({
+    section: 'History',
+    readBy: ALL,
+    doc: "events kept in one notification's ledger (`delivery(id)`: accepted, live deliveries, push attempts, reads), kept as long as history (`HISTORY_MAX_AGE_SECONDS`); the first ones are kept and the rest counted (`eventsDropped`); 0 turns the ledger off everywhere ([The ledger](operating.md#the-ledger))",
+    default: 200,
+    min: 0,
+    max: 100_000,
+  }),
   IDEMPOTENCY_WINDOW_SECONDS: integer({
     section: 'History',
     readBy: ['publish'],

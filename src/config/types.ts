@@ -108,6 +108,8 @@ export interface HeraldConfig {
   shutdownDrainMs: number;
   /** `IDEMPOTENCY_WINDOW_SECONDS`, in ms. */
   idempotencyWindowMs: number;
+  /** `LEDGER_MAX_EVENTS`: events kept per notification; 0: no ledger. */
+  ledgerMaxEvents: number;
   limits: Limits;
   /** `REDIS_SENTINELS` and the variables that go with it; undefined: no Sentinel. */
   redisSentinel: RedisSentinelSettings | undefined;

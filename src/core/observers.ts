@@ -11,6 +11,7 @@ import type { Broker, BrokerMessage } from '../broker/types.js';
 import { isPushedAudience } from '../common/audiences.js';
 import { decodeNotification, isReadStatePayload, type Notification, type ReadStateChange } from '../common/notification.js';
 import type { HotCounts } from '../common/metrics.js';
+import type { LiveTransport } from '../ledger/events.js';
 
 /** One live subscription, as the map sees it. */
 export interface Observer {
@@ -33,6 +34,8 @@ export interface Observer {
   resync?(): void;
   /** The user whose subscription it is, for {@link ObserverMapOptions.onDelivered}. */
   readonly owner?: { readonly tenant: string; readonly name: string } | undefined;
+  /** The transport it runs on, counted for {@link ObserverMapOptions.onLive}. @default uncounted by transport */
+  readonly transport?: LiveTransport | undefined;
 }
 
 /**
@@ -41,6 +44,21 @@ export interface Observer {
  * delivery path: it must not throw, and must not wait.
  */
 export type DeliveredHandler = (notification: Notification, tenant: string, users: readonly string[]) => void;
+
+/** How many subscriptions of each transport took one notification in this process. */
+export interface TransportCounts {
+  websocket: number;
+  sse: number;
+  grpc: number;
+}
+
+/**
+ * Told, once per notification that reached any live subscription in this process, how
+ * many took it, by transport, and — for the pushable audiences — which users (the set
+ * {@link DeliveredHandler} gets). Called synchronously on the delivery path: it must not
+ * throw, and must not wait. `transports` is reused for the next notification: read it now.
+ */
+export type LiveHandler = (notification: Notification, tenant: string, subscriptions: number, transports: Readonly<TransportCounts>, users: ReadonlySet<string> | undefined) => void;
 
 /** What {@link ObserverMap.observe} hands back: the one way to leave. */
 export interface Observation {
@@ -65,6 +83,8 @@ export interface ObserverMapOptions {
   counts?: Pick<HotCounts, 'delivered'>;
   /** Who is told which users a pushable notification reached (the push worker's `WHEN_OFFLINE`). @default none */
   onDelivered?: DeliveredHandler | undefined;
+  /** Who is told how many live subscriptions took each notification (the ledger's live event). @default none */
+  onLive?: LiveHandler | undefined;
 }
 
 export class ObserverMap {
@@ -72,6 +92,9 @@ export class ObserverMap {
   readonly #logger: Pick<Console, 'warn'>;
   readonly #counts: Pick<HotCounts, 'delivered'>;
   readonly #onDelivered: DeliveredHandler | undefined;
+  readonly #onLive: LiveHandler | undefined;
+  /** One per map, filled afresh by each dispatch that has an {@link ObserverMapOptions.onLive}. */
+  readonly #transports: TransportCounts = { websocket: 0, sse: 0, grpc: 0 };
   readonly #entries = new Map<string, ChannelEntry>();
   /** The last SUBSCRIBE/UNSUBSCRIBE of each channel, so the next waits for it. */
   readonly #tails = new Map<string, Promise<void>>();
@@ -83,6 +106,7 @@ export class ObserverMap {
     this.#logger = options.logger ?? console;
     this.#counts = options.counts ?? { delivered: 0 };
     this.#onDelivered = options.onDelivered;
+    this.#onLive = options.onLive;
     broker.listen((channel, message) => this.#dispatch(channel, message), {
       interrupted: (channels) => {
         for (const channel of channels) this.#interrupted.add(channel);
@@ -163,17 +187,26 @@ export class ObserverMap {
       this.#logger.warn(`herald: dropped a malformed notification on ${channel}`);
       return 0;
     }
+    const onLive = this.#onLive;
     // Only notifications that may be pushed collect who got them; the rest pay nothing.
-    const reached = this.#onDelivered && isPushedAudience(notification.audience) ? new Set<string>() : undefined;
+    const reached = (this.#onDelivered || onLive) && isPushedAudience(notification.audience) ? new Set<string>() : undefined;
+    // With a ledger, a counter per transport: no allocation per observer.
+    const transports = onLive && this.#transports;
+    if (transports) transports.websocket = transports.sse = transports.grpc = 0;
     let tenant: string | undefined;
     let delivered = 0;
     for (const observer of entry.observers) {
       try {
         if (observer.notify(notification)) {
           delivered += 1;
+          if (transports) {
+            const transport = observer.transport;
+            if (transport !== undefined) transports[transport] += 1;
+            tenant ??= observer.owner?.tenant; // one channel lives in one tenant
+          }
           if (reached && observer.owner) {
             reached.add(observer.owner.name);
-            tenant = observer.owner.tenant; // one channel lives in one tenant
+            tenant = observer.owner.tenant;
           }
         }
       } catch (error) {
@@ -183,6 +216,7 @@ export class ObserverMap {
     }
     this.#counts.delivered += delivered;
     if (reached && tenant !== undefined && reached.size > 0) this.#onDelivered?.(notification, tenant, [...reached]);
+    if (transports && tenant !== undefined && delivered > 0) onLive?.(notification, tenant, delivered, transports, reached);
     return delivered;
   }
 

@@ -26,6 +26,7 @@
  * last read from history arrives, every later one is newer too and the filter turns
  * itself off.
  */
+import type { LiveTransport } from '../ledger/events.js';
 import { compareIds } from '../broker/history.js';
 import { type HistoryAfter } from '../broker/types.js';
 import { BrokerUnavailableError } from '../common/failures.js';
@@ -79,6 +80,8 @@ export interface ResumingObserverOptions {
   now?: () => number;
   /** Whose subscription it is (see `Observer.owner`). @default none */
   owner?: { readonly tenant: string; readonly name: string } | undefined;
+  /** The transport it runs on (see `Observer.transport`). @default none */
+  transport?: LiveTransport | undefined;
 }
 
 /** The history of one subscription's channels. */
@@ -114,6 +117,7 @@ class Resuming implements ResumingObserver {
   readonly #now: () => number;
   readonly #since: Cursor | undefined;
   readonly owner: { readonly tenant: string; readonly name: string } | undefined;
+  readonly transport: LiveTransport | undefined;
   /** Live notifications held back while history is read (undefined: none are). */
   #held: Notification[] | undefined;
   /** The newest id the sink was given, live or from history. */
@@ -139,6 +143,7 @@ class Resuming implements ResumingObserver {
     this.#now = options.now ?? Date.now;
     this.#since = options.since;
     this.owner = options.owner;
+    this.transport = options.transport;
     this.#held = options.since ? [] : undefined;
     this.#last = options.since ? formatCursor(options.since) : undefined;
     this.#startedAt = this.#now();

@@ -13,6 +13,7 @@ import type { HeraldMetrics } from '../common/metrics.js';
 import { PUSH_POLICIES, type PushPolicy } from '../push/entry.js';
 import { hasPushOptions, parsePushOptions, type PushOptions } from '../push/options.js';
 import type { PushQueue } from '../push/queue.js';
+import type { LedgerKeys } from '../ledger/keys.js';
 
 export interface SenderOptions {
   broker: Broker;
@@ -29,6 +30,11 @@ export interface SenderOptions {
    * @default none
    */
   pushQueue?: PushQueue | undefined;
+  /**
+   * The ledger's keys: each publish starts its notification's ledger with the accepted
+   * event, inside the publish itself (`PublishRequest.ledger`). @default none: the ledger is off
+   */
+  ledgerKeys?: LedgerKeys | undefined;
 }
 
 /** One notification to send, as it arrives from a client (checked here). */
@@ -67,7 +73,7 @@ export interface Sender {
 }
 
 export function createSender(options: SenderOptions): Sender {
-  const { broker, namer, maxTextLength, idempotencyWindowMs, pushQueue } = options;
+  const { broker, namer, maxTextLength, idempotencyWindowMs, pushQueue, ledgerKeys } = options;
 
   /** A checked publish, and what its push entry is made of once the id is known. */
   interface Prepared {
@@ -99,6 +105,11 @@ export function createSender(options: SenderOptions): Sender {
           ? undefined
           : { key: namer.idempotencyKey(principal.tenant, principal.name, idempotencyKey), windowMs: idempotencyWindowMs },
       countDeliveries,
+      ledger: ledgerKeys && {
+        tenant: principal.tenant,
+        keyPrefix: ledgerKeys.prefixOf(principal.tenant),
+        event: { type: 'accepted', publisher: principal.name, audience, to, push: policy },
+      },
     };
     // Only an audience of users one can name is pushed (the audience table); NEVER enters no stream.
     const pushes = pushQueue !== undefined && policy !== 'NEVER' && isPushedAudience(audience);

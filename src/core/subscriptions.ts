@@ -19,6 +19,7 @@ import { createPullQueue, type PullQueue } from './pull-queue.js';
 import type { Observation, ObserverMap } from './observers.js';
 import { createResumingObserver, type HistorySource, type ResumingObserver } from './resume.js';
 import type { Sink } from './sink.js';
+import type { LiveTransport } from '../ledger/events.js';
 
 /**
  * Most notifications read from history per Redis call when a subscription catches up,
@@ -83,6 +84,8 @@ export interface OpenRequest {
    * @default false
    */
   readonly readState?: boolean;
+  /** The transport it is opened on, for the ledger's live counts. @default none */
+  readonly transport?: LiveTransport | undefined;
 }
 
 /**
@@ -121,7 +124,7 @@ export interface OpenOptions {
 export function createSubscriptions(options: SubscriptionsOptions): Subscriptions {
   const { observers, broker, namer, maxQueued, maxBufferedBytes, topicsOf } = options;
 
-  async function openInto<S extends Sink>({ principal, userName, since, readState }: OpenRequest, makeSink: SinkFactory<S>, options: OpenOptions = {}): Promise<S> {
+  async function openInto<S extends Sink>({ principal, userName, since, readState, transport }: OpenRequest, makeSink: SinkFactory<S>, options: OpenOptions = {}): Promise<S> {
     authorizeSubscription(principal, assertValidName('userName', userName));
     if (isExpired(principal)) throw new AuthenticationError('token expired');
     const after = since == null || since === '' ? undefined : parseCursor(since);
@@ -130,7 +133,7 @@ export function createSubscriptions(options: SubscriptionsOptions): Subscription
     const destinations = namer.subscriberDestinations(principal);
     const opened = new OpenSubscription(broker, namer.tenantKey(principal.tenant), destinations.map(({ stream }) => stream));
     const sink = makeSink(opened);
-    const observer = createResumingObserver({ sink, since: after, history: opened, maxHeld: maxQueued, owner: principal, readState: readState ?? false });
+    const observer = createResumingObserver({ sink, since: after, history: opened, maxHeld: maxQueued, owner: principal, readState: readState ?? false, transport });
     opened.observer = observer;
     try {
       // Live first, so nothing published while history is read can slip between the two.

@@ -10,12 +10,16 @@ import { assertValidName, type Namer } from '../names/index.js';
 import { compareStreamIds, formatCursor, parseCursor, streamId, type Cursor } from '../common/cursor.js';
 import { graphqlError } from '../common/errors.js';
 import { READ_STATE_PAYLOAD } from '../common/notification.js';
+import type { LedgerWriter } from '../ledger/events.js';
 
 /**
  * The unread count stops here: a badge shows "99+" long before, and counting is a
  * history read bounded by it.
  */
 const MAX_UNREAD_COUNT = 100;
+
+/** Most notifications one move of a read position records a read event for (the oldest passed first). */
+const MAX_READ_EVENTS = 100;
 
 /** Whether the notification `id` is at or before `readUpTo` (a position of another history reads nothing as read). */
 export function isRead(id: string, readUpTo: Cursor | undefined): boolean {
@@ -57,12 +61,16 @@ export async function markRead(
   namer: Namer,
   principal: Principal,
   args: { readonly userName: unknown; readonly upTo: unknown },
+  ledger?: LedgerWriter,
 ): Promise<{ readUpTo: string; unreadCount: number }> {
   authorizeReadState(principal, assertValidName('userName', args.userName));
   const upTo = parseCursor(args.upTo);
   if (!upTo) throw graphqlError('BAD_USER_INPUT', 'upTo is not a notification id');
+  const key = namer.readStateKey(principal.tenant, principal.name);
+  // Only with a ledger: where the position was, to tell which notifications it passes.
+  const before = ledger && (await broker.readPosition(key));
   const marked = await broker.markRead({
-    key: namer.readStateKey(principal.tenant, principal.name),
+    key,
     tenantKey: namer.tenantKey(principal.tenant),
     channel: namer.destination(principal.tenant, 'USER', principal.name).channel,
     upTo,
@@ -76,5 +84,36 @@ export async function markRead(
     );
   }
   const { readUpTo } = marked;
-  return { readUpTo: formatCursor(readUpTo), unreadCount: await countUnread(broker, namer, principal, readUpTo) };
+  const [unreadCount] = await Promise.all([
+    countUnread(broker, namer, principal, readUpTo),
+    ledger && marked.advanced ? recordRead(broker, namer, principal, before, readUpTo, ledger) : undefined,
+  ]);
+  return { readUpTo: formatCursor(readUpTo), unreadCount };
+}
+
+/**
+ * Records a read event into the ledger of each notification of `principal`'s history
+ * that the read position passed, from `from` (exclusive; none or another epoch's: from
+ * the start) to `to` (inclusive), at most {@link MAX_READ_EVENTS}. The writer appends
+ * only to ledgers that exist. A failed history read records nothing: the ledger is an
+ * account, never a condition of the mutation.
+ */
+async function recordRead(broker: Broker, namer: Namer, principal: Principal, from: Cursor | undefined, to: Cursor, ledger: LedgerWriter): Promise<void> {
+  const tenantKey = namer.tenantKey(principal.tenant);
+  const streams = namer.subscriberDestinations(principal).map(({ stream }) => stream);
+  const ids: string[] = [];
+  try {
+    if (from !== undefined && from.epoch === to.epoch) {
+      const page = await broker.readAfter({ tenantKey, streams, after: from, limit: MAX_READ_EVENTS });
+      if (!page.gap) for (const entry of page.entries) if (isRead(entry.id, to)) ids.push(entry.id);
+    } else {
+      // Newest first, up to and with `to` itself (`before` is exclusive).
+      const page = await broker.readPage({ tenantKey, streams, before: { ...to, seq: to.seq + 1 }, limit: MAX_READ_EVENTS });
+      if (!page.gap) for (const entry of page.entries) ids.push(entry.id);
+    }
+  } catch {
+    return;
+  }
+  const at = Date.now();
+  for (const id of ids) ledger.record(principal.tenant, id, { type: 'read', at, user: principal.name });
 }

@@ -15,6 +15,7 @@ import { graphqlError } from '../common/errors.js';
 import type { Failure } from '../common/failures.js';
 import { decodeNotification, type SubscriptionItem, type Notification } from '../common/notification.js';
 import { countUnread, isRead, markRead } from './read-state.js';
+import type { LedgerWriter } from '../ledger/events.js';
 
 const schemaPath = fileURLToPath(new URL('../../schema.graphql', import.meta.url));
 
@@ -72,12 +73,14 @@ export interface SchemaOptions {
   namer: Namer;
   /** The server's own resolvers (the publish server's mutations). */
   resolvers?: Resolvers;
+  /** Where `markNotificationsRead` records read events. @default none */
+  ledger?: LedgerWriter | undefined;
 }
 
 /** Most notifications one page may ask for. */
 const MAX_PAGE_SIZE = 100;
 
-export function buildSchema({ broker, namer, resolvers }: SchemaOptions): GraphQLSchema {
+export function buildSchema({ broker, namer, resolvers, ledger }: SchemaOptions): GraphQLSchema {
   const notifications = async (_root: unknown, args: { first?: number | null; after?: string | null }, context: HeraldContext) => {
     const principal = requirePrincipal(context);
     const first = args.first ?? 20;
@@ -126,7 +129,7 @@ export function buildSchema({ broker, namer, resolvers }: SchemaOptions): GraphQ
         // WRONG_SERVER: it is a user's action, answered where the user's socket is.
         Mutation: {
           markNotificationsRead: (_root: unknown, args: { userName?: unknown; upTo?: unknown }, context: HeraldContext) =>
-            markRead(broker, namer, requirePrincipal(context), { userName: args.userName, upTo: args.upTo }),
+            markRead(broker, namer, requirePrincipal(context), { userName: args.userName, upTo: args.upTo }, ledger),
         },
         InboxEvent: {
           __resolveType: (item: SubscriptionItem) => ('readUpTo' in item ? 'ReadStateChange' : 'Notification'),

@@ -16,6 +16,10 @@ import { DEVICE_KINDS, type DeviceKind } from './device-address.js';
 import { DEVICE_KIND_SPECS, type DeviceKindSpec } from './device-kinds.js';
 import { createDryRunSender } from './senders/dry-run.js';
 import type { DeviceSender, DeviceSenders } from './senders/types.js';
+import { NO_LEDGER, type LedgerWriter } from '../ledger/events.js';
+import { createLedgerKeys } from '../ledger/keys.js';
+import { createRedisLedger } from '../ledger/redis-ledger.js';
+import type { LedgerCounts } from '../ledger/store.js';
 import { createTopicStore, type TopicStore } from './topics.js';
 import { createPushWorker, type PushWorker, type PushWorkerOptions } from './worker.js';
 
@@ -72,6 +76,17 @@ export interface PushWorkerFromConfigOptions {
   /** Blocking reads only, one per shard of `pushKeysFor(config).streams`; their command timeouts above 5000 ms (the worker's block). */
   readers: PushWorkerOptions['readers'];
   logger: Logger;
+  /** Where the worker's ledger writes are counted (its process's metrics). @default counts nobody reads */
+  ledgerCounts?: LedgerCounts | undefined;
+}
+
+/**
+ * The worker's ledger writer: batched appends on `redis` (`LEDGER_MAX_EVENTS`), or
+ * {@link NO_LEDGER} with the ledger off.
+ */
+function ledgerFor(config: Pick<HeraldConfig, 'channelPrefix' | 'ledgerMaxEvents'>, redis: RedisClient, logger: Pick<Console, 'warn'>, counts?: LedgerCounts): LedgerWriter {
+  if (config.ledgerMaxEvents === 0) return NO_LEDGER;
+  return createRedisLedger({ redis, keys: createLedgerKeys(config.channelPrefix), maxEvents: config.ledgerMaxEvents, logger, ...(counts ? { counts } : {}) });
 }
 
 /** A worker with every `PUSH_*` setting applied; its `stop` also closes the senders. */
@@ -81,6 +96,7 @@ export function createPushWorkerFromConfig(options: PushWorkerFromConfigOptions)
   const keys = pushKeysFor(config);
   const senders = createPushSenders(push, logger);
   const queue = pushQueueFor(config, redis, keys);
+  const ledger = ledgerFor(config, redis, logger, options.ledgerCounts);
   const worker = createPushWorker({
     redis,
     readers,
@@ -91,6 +107,7 @@ export function createPushWorkerFromConfig(options: PushWorkerFromConfigOptions)
     queue,
     deadLetters: createDeadLetters({ redis, keys, queue, maxLength: push.deadLetterMaxLength }),
     seenLive: createSeenLive({ redis, keys, ttlMs: push.seenLiveTtlMs }),
+    ledger,
     concurrency: push.concurrency,
     tenantConcurrency: push.tenantConcurrency,
     destinationConcurrency: push.destinationConcurrency,
@@ -119,6 +136,8 @@ export function createPushWorkerFromConfig(options: PushWorkerFromConfigOptions)
     async stop() {
       await worker.stop();
       await senders.close();
+      // The last sends' events, before the caller closes the connection.
+      await ledger.flush();
     },
   };
 }

@@ -11,6 +11,7 @@ import { connectRedis, redisLocation } from '../redis/connect.js';
 import { watchRedisLiveness } from '../redis/liveness.js';
 import type { CircuitState } from './breaker.js';
 import type { CountsByKind, PushCounters } from './counters.js';
+import type { LedgerCounts } from '../ledger/store.js';
 import { createPushWorkerFromConfig, pushKeysFor } from './index.js';
 import type { PushLoad } from '../common/push-metrics.js';
 import type { RetryLag } from './retry-set.js';
@@ -53,7 +54,7 @@ const READY_WARNING_MS = 5000;
  * block); a command is always waiting on them, so ioredis' socketTimeout alone replaces
  * one that goes silent.
  */
-export async function startPushWorker(config: HeraldConfig, logger: Logger = console): Promise<RunningPushWorker> {
+export async function startPushWorker(config: HeraldConfig, logger: Logger = console, ledgerCounts?: LedgerCounts): Promise<RunningPushWorker> {
   const location = redisLocation(config);
   if (location === undefined) throw new Error('the push worker needs Redis: REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES');
   const keys = pushKeysFor(config);
@@ -74,7 +75,7 @@ export async function startPushWorker(config: HeraldConfig, logger: Logger = con
   } finally {
     clearTimeout(warning);
   }
-  const worker = createPushWorkerFromConfig({ config, redis: commands.client, readers, logger });
+  const worker = createPushWorkerFromConfig({ config, redis: commands.client, readers, logger, ledgerCounts });
   try {
     await worker.start();
   } catch (error) {

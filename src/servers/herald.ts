@@ -24,6 +24,11 @@ import { createPublishServer } from './publish.js';
 import { createSubscribeServer } from './subscribe.js';
 import { createPushParts } from '../push/index.js';
 import { startPushWorker, type RunningPushWorker } from '../push/start.js';
+import { createLedgerKeys } from '../ledger/keys.js';
+import { createMemoryLedger } from '../ledger/memory-ledger.js';
+import { createRedisLedger } from '../ledger/redis-ledger.js';
+import type { LedgerCounts, LedgerStore } from '../ledger/store.js';
+import { DELIVERY_PAGE_PATH } from '../transports/http/delivery-page.js';
 
 export { redisLocation, startPushWorker, type RunningPushWorker };
 
@@ -41,6 +46,8 @@ export interface RunningHerald {
   readonly inboxPath: string | undefined;
   /** The publish server's port, when this mode runs one. */
   readonly publishPort: number | undefined;
+  /** The ledger page's path on the publish server, when it serves it (development, with the ledger on). */
+  readonly deliveryPath: string | undefined;
   /** The gRPC `Feed` port, beside the subscribe server. */
   readonly grpcPort: number | undefined;
   /** The gRPC `Send` port, beside the publish server. */
@@ -80,7 +87,12 @@ const INBOX_DIRECTORY = fileURLToPath(new URL('../../examples/inbox/dist', impor
 const INBOX_PATH = '/inbox';
 
 /** The settings a broker is made from. */
-export type BrokerSettings = RedisSettings & Pick<HeraldConfig, 'deliveryAckTimeoutMs' | 'retention'> & Partial<Pick<HeraldConfig, 'redisMinReplicasAcked'>>;
+export type BrokerSettings = RedisSettings &
+  Pick<HeraldConfig, 'deliveryAckTimeoutMs' | 'retention'> &
+  Partial<Pick<HeraldConfig, 'redisMinReplicasAcked'>> & {
+    /** The ledger beside the broker (`LEDGER_MAX_EVENTS`, `CHANNEL_PREFIX`). @default none: no ledger */
+    readonly ledger?: { readonly maxEvents: number; readonly channelPrefix: string } | undefined;
+  };
 
 export interface ConnectedBroker {
   readonly broker: Broker;
@@ -89,6 +101,11 @@ export interface ConnectedBroker {
   readonly publisher: Redis | undefined;
   /** The Redis broker's command client on a Cluster (its shard subscribers are the broker's own). */
   readonly cluster: Cluster | undefined;
+  /**
+   * The ledger: in Redis on the broker's command client, or in memory beside the
+   * in-process broker; none when `settings.ledger` is absent or its `maxEvents` 0.
+   */
+  readonly ledger: LedgerStore | undefined;
   /** ioredis' last connection error, to say why Redis is unreachable. */
   lastRedisError(): string | undefined;
   /** Closes the connections, after `broker.close()`. */
@@ -108,9 +125,12 @@ export function connectBroker(
   redisOptions: RedisOptions = {},
   metrics?: Pick<HeraldMetrics, 'counts' | 'reportWait'>,
 ): ConnectedBroker {
+  const ledgerSettings = settings.ledger !== undefined && settings.ledger.maxEvents > 0 ? settings.ledger : undefined;
+  const counts: LedgerCounts | undefined = metrics?.counts;
   if (redisLocation(settings) === undefined) {
-    const broker = createInProcessBroker({ retention: settings.retention });
-    return { broker, subscriber: undefined, publisher: undefined, cluster: undefined, lastRedisError: () => undefined, closeConnections: async () => undefined };
+    const ledger = ledgerSettings && createMemoryLedger({ maxEvents: ledgerSettings.maxEvents, ttlMs: settings.retention.maxAgeMs, ...(counts ? { counts } : {}) });
+    const broker = createInProcessBroker({ retention: settings.retention, ledger });
+    return { broker, ledger, subscriber: undefined, publisher: undefined, cluster: undefined, lastRedisError: () => undefined, closeConnections: async () => undefined };
   }
   const brokerOptions = {
     reportChannel: namer.deliveryReportChannel(randomUUID()),
@@ -125,13 +145,17 @@ export function connectBroker(
     pingTimeoutMs: settings.redisCommandTimeoutMs,
   };
   const publisher = connectRedis(settings, { name: 'herald-publisher', logger, overrides: redisOptions });
+  // Batched appends on the command client; the publish script makes each timeline.
+  const ledger =
+    ledgerSettings &&
+    createRedisLedger({ redis: publisher.client, keys: createLedgerKeys(ledgerSettings.channelPrefix), maxEvents: ledgerSettings.maxEvents, logger, ...(counts ? { counts } : {}) });
   if (publisher.client instanceof Cluster) {
     const broker = createRedisBroker({
       ...brokerOptions,
       publisher: publisher.client,
       subscriber: (node) => connectShardSubscriber(settings, node),
     });
-    return { broker, subscriber: undefined, publisher: undefined, cluster: publisher.client, lastRedisError: publisher.lastError, closeConnections: publisher.close };
+    return { broker, ledger, subscriber: undefined, publisher: undefined, cluster: publisher.client, lastRedisError: publisher.lastError, closeConnections: publisher.close };
   }
   const subscriber = connectRedis(settings, { name: 'herald-subscriber', logger, overrides: redisOptions });
   const connections = [subscriber, publisher];
@@ -146,6 +170,7 @@ export function connectBroker(
   };
   return {
     broker,
+    ledger,
     subscriber: subscriber.client as Redis,
     publisher: publisher.client as Redis,
     cluster: undefined,
@@ -181,7 +206,7 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
     const metricsPort = metricsServer && (await listenForMetrics(metricsServer, config));
     let pushWorker: RunningPushWorker;
     try {
-      pushWorker = await startPushWorker(config, logger);
+      pushWorker = await startPushWorker(config, logger, pushMetrics.counts);
     } catch (error) {
       await metricsServer?.stop();
       throw error;
@@ -193,6 +218,7 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
       corsLocalhost: false,
       inboxPath: undefined,
       publishPort: undefined,
+      deliveryPath: undefined,
       grpcPort: undefined,
       publishGrpcPort: undefined,
       metricsPort,
@@ -212,8 +238,8 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
   const devTokens = devSecret === undefined ? undefined : signDevTokens(devSecret);
   const namer = createNamer(config.channelPrefix);
 
-  const connected = connectBroker(config, namer, logger, {}, metrics);
-  const { broker } = connected;
+  const connected = connectBroker({ ...config, ledger: { maxEvents: config.ledgerMaxEvents, channelPrefix: config.channelPrefix } }, namer, logger, {}, metrics);
+  const { broker, ledger } = connected;
   // Devices, topics, seen-live marks and the push queue share the broker's command client.
   const commandClient = connected.publisher ?? connected.cluster;
   const pushParts = commandClient && createPushParts(config, commandClient, logger);
@@ -242,10 +268,22 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
           keepAliveMs: config.keepAliveMs,
           playground: config.playground,
           pushStores: pushParts && { stores: pushParts, seenLive: pushParts.seenLive },
+          ledger,
           ...(inboxPath ? { pages: [{ path: inboxPath, directory: INBOX_DIRECTORY }] } : {}),
           ...(devTokens ? { graphiqlHeaders: { Authorization: `Bearer ${devTokens.user.token}` } } : {}),
         });
-  const publish = mode === 'subscribe' ? undefined : createPublishServer({ ...common, idempotencyWindowMs: config.idempotencyWindowMs, pushQueue: pushParts?.queue });
+  // The ledger page is a development aid too, pre-filled with the dev service token.
+  const deliveryPath = !config.production && mode !== 'subscribe' && ledger !== undefined ? `${DELIVERY_PAGE_PATH}/` : undefined;
+  const publish =
+    mode === 'subscribe'
+      ? undefined
+      : createPublishServer({
+          ...common,
+          idempotencyWindowMs: config.idempotencyWindowMs,
+          pushQueue: pushParts?.queue,
+          ledger: ledger && { keys: createLedgerKeys(config.channelPrefix), reader: ledger },
+          ...(deliveryPath ? { deliveryPage: { serviceToken: devTokens?.service.token } } : {}),
+        });
   const grpcCommon = {
     verifier,
     keepalive: config.grpcKeepalive,
@@ -263,8 +301,8 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
   let pushWorker: RunningPushWorker | undefined;
   const stop = async (): Promise<void> => {
     await Promise.all([grpcFeed?.stop(), grpcPublish?.stop(), subscribe?.stop(), publish?.stop(), pushWorker?.stop()]);
-    // The last deliveries' seen-live marks, before the command connection goes.
-    await pushParts?.seenLive.flush();
+    // The last deliveries' seen-live marks and ledger events, before the command connection goes.
+    await Promise.all([pushParts?.seenLive.flush(), ledger?.flush()]);
     // Scraped until the servers have drained, so the last numbers can be read.
     await metricsServer?.stop();
     await broker.close();
@@ -297,12 +335,12 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
     // Not with Redis away: the worker would wait for it, and the servers must not.
     if (mode === 'all' && location !== undefined) {
       if (redisReady) {
-        pushWorker = await startPushWorker(config, logger);
+        pushWorker = await startPushWorker(config, logger, metrics.counts);
         metrics.pushWorker(pushWorker);
       }
       else logger.warn('herald: the push worker is not started: Redis is not reachable (run `npm run start:push` once it is)');
     }
-    return { subscribePort, playground: config.playground, corsLocalhost: config.corsLocalhost, inboxPath, publishPort, grpcPort, publishGrpcPort, metricsPort, broker, devTokens, pushWorker, stop };
+    return { subscribePort, playground: config.playground, corsLocalhost: config.corsLocalhost, inboxPath, publishPort, deliveryPath, grpcPort, publishGrpcPort, metricsPort, broker, devTokens, pushWorker, stop };
   } catch (error) {
     await stop();
     throw error;

@@ -26,6 +26,10 @@ import type { PushQueue } from '../push/queue.js';
 import { Failure } from '../common/failures.js';
 import { createPushResolvers } from '../graphql/push-resolvers.js';
 import { createMeasuredSender, createSender, type Sender } from '../core/send.js';
+import type { LedgerKeys } from '../ledger/keys.js';
+import type { LedgerReader } from '../ledger/store.js';
+import { createDeliveryResolvers } from '../graphql/delivery.js';
+import { createDeliveryPage } from '../transports/http/delivery-page.js';
 
 /**
  * The settings the publish server takes from config, each documented (with its default)
@@ -40,6 +44,16 @@ export interface PublishServerOptions extends PublishSettings {
   namer: Namer;
   /** Queues pushes (see `SenderOptions.pushQueue`). @default none: nothing is pushed */
   pushQueue?: PushQueue | undefined;
+  /**
+   * The ledger: each publish starts its notification's ledger (`SenderOptions.ledgerKeys`),
+   * and `delivery(id)` reads it for a service of the tenant. @default none: the ledger is off
+   */
+  ledger?: { readonly keys: LedgerKeys; readonly reader: LedgerReader } | undefined;
+  /**
+   * Serves the ledger page at `/delivery/` (development only: never in
+   * production), pre-filled with this service token when given. @default not served
+   */
+  deliveryPage?: { readonly serviceToken?: string | undefined } | undefined;
   logger: Logger;
   /** The process's metrics: mutation latency by field and outcome, notifications published. */
   metrics: HeraldMetrics;
@@ -60,6 +74,7 @@ export function createPublishServer(options: PublishServerOptions): PublishServe
       maxTextLength: limits.maxTextLength,
       idempotencyWindowMs: options.idempotencyWindowMs,
       pushQueue: options.pushQueue,
+      ledgerKeys: options.ledger?.keys,
     }),
     options.metrics,
   );
@@ -69,7 +84,10 @@ export function createPublishServer(options: PublishServerOptions): PublishServe
     resolvers: {
       ...createPublishResolvers(sender),
       // The one schema has them; a user's push settings live on the subscribe server.
-      Query: createPushResolvers({ stores: undefined, absent: new Failure('WRONG_SERVER', 'ask the subscribe server for devices and topics') }).Query,
+      Query: {
+        ...createPushResolvers({ stores: undefined, absent: new Failure('WRONG_SERVER', 'ask the subscribe server for devices and topics') }).Query,
+        ...createDeliveryResolvers({ reader: options.ledger?.reader, view: 'service' }).Query,
+      },
     },
   });
   // At most 8 MiB of documents (`DEFAULT_DOCUMENT_CACHE_BYTES`), only those of authenticated requests.
@@ -104,6 +122,8 @@ export function createPublishServer(options: PublishServerOptions): PublishServe
       },
     },
     isReady: () => !stopping && broker.isReady(),
+    // A development aid only: a production server serves nothing but its API.
+    ...(options.deliveryPage && !production ? { pages: [createDeliveryPage(options.deliveryPage)] } : {}),
     graphql: withRequestIds(createGraphQLHttpHandler({ pipeline: createOperationPipeline({ schema, documents, maskError: createErrorMask({ production, logger }), verifier }) }), logger),
   });
   return {

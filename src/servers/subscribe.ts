@@ -20,6 +20,9 @@ import { createValidationRules } from '../graphql/rules.js';
 import { buildSchema } from '../graphql/schema.js';
 import { createHttpEdge, createOriginPolicy } from '../transports/http/edge.js';
 import { listen, shutdown } from '../transports/http/lifecycle.js';
+import type { LedgerStore } from '../ledger/store.js';
+import { recordLiveInto } from '../core/live-ledger.js';
+import { createDeliveryResolvers } from '../graphql/delivery.js';
 import { createStaticPages, type PageMount, type StaticPages } from '../transports/http/pages.js';
 import { createPlaygroundAssets, PLAYGROUND_CSP, renderPlayground } from '../transports/http/playground.js';
 import { createGraphQLRoute } from '../transports/http/negotiation.js';
@@ -54,6 +57,12 @@ export interface SubscribeServerOptions extends SubscribeSettings {
    * @default none
    */
   pushStores?: { readonly stores: PushStores; readonly seenLive: SeenLive } | undefined;
+  /**
+   * The ledger: each notification delivered live here records one live event (counts by
+   * transport), each read position moved records read events, and `delivery(id)` reads a
+   * user's part. @default none: the ledger is off
+   */
+  ledger?: LedgerStore | undefined;
   /**
    * Static pages served beside `/graphql` on the same origin, so they need no CORS (the
    * development inbox page, `examples/inbox`). @default none
@@ -94,6 +103,8 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
     // never awaited by the delivery: a lost mark costs at most one push to a user who saw
     // the notification live.
     onDelivered: push && ((notification, tenant, users) => push.seenLive.mark(tenant, notification.id, users)),
+    // One event per notification per server, batched like the marks.
+    onLive: options.ledger && recordLiveInto(options.ledger),
   });
   metrics.channels(() => observers.channelCount);
   let stopping = false;
@@ -120,7 +131,12 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
   const schema = buildSchema({
     broker,
     namer: options.namer,
-    resolvers: { ...pushResolvers, Mutation: { ...pushResolvers.Mutation, ...createTokenRefreshResolvers(verifier).Mutation } },
+    ledger: options.ledger,
+    resolvers: {
+      ...pushResolvers,
+      Query: { ...pushResolvers.Query, ...createDeliveryResolvers({ reader: options.ledger, view: 'user' }).Query },
+      Mutation: { ...pushResolvers.Mutation, ...createTokenRefreshResolvers(verifier).Mutation },
+    },
   });
   const maskError = createErrorMask({ production, logger });
   // One end-of-turn for the renderings of a turn's events and the frames held that turn.

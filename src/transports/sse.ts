@@ -102,7 +102,7 @@ export function createSseTransport(options: SseTransportOptions) {
       const stream = await pipeline.subscribe(
         operation,
         async (openRequest, plan) => {
-          queue = await subscriptions.open(openRequest);
+          queue = await subscriptions.open({ ...openRequest, transport: 'sse' });
           rendered = plan;
           openSubscriptions += 1;
           return queue;

@@ -3,6 +3,7 @@
  * with Redis, its own connections: two servers here are as separate as two processes).
  * Everything started is stopped by {@link stopAll}, which each file calls in `afterAll`.
  */
+import type { LedgerStore } from '../../src/ledger/store.js';
 import type { Cluster, Redis } from 'ioredis';
 import { createTokenVerifier } from '../../src/auth/index.js';
 import type { Broker } from '../../src/broker/types.js';
@@ -52,6 +53,8 @@ export interface TestBroker {
   readonly publisher: Redis | undefined;
   /** The command client on a Cluster (`settings.redisCluster`). */
   readonly cluster: Cluster | undefined;
+  /** The ledger beside it, when `settings.ledger` asks for one. */
+  readonly ledger: LedgerStore | undefined;
 }
 
 export interface TestBrokerOptions {
@@ -66,16 +69,16 @@ export interface TestBrokerOptions {
 export async function createTestBroker(redisUrl?: string, options: TestBrokerOptions = {}): Promise<TestBroker> {
   const retention = options.retention ?? DEFAULTS.retention;
   const settings = { redisUrl, redisCommandTimeoutMs: 1000, deliveryAckTimeoutMs: options.reportTimeoutMs ?? 5000, retention, ...options.settings };
-  const { broker, subscriber, publisher, cluster } = connectBroker(settings, channels, quietLogger, { retryStrategy: () => 50 });
+  const { broker, subscriber, publisher, cluster, ledger } = connectBroker(settings, channels, quietLogger, { retryStrategy: () => 50 });
   stops.push(async () => {
     await broker.close();
     subscriber?.disconnect();
     publisher?.disconnect();
     cluster?.disconnect();
   });
-  if (subscriber === undefined && publisher === undefined && cluster === undefined) return { broker, subscriber, publisher, cluster };
+  if (subscriber === undefined && publisher === undefined && cluster === undefined) return { broker, subscriber, publisher, cluster, ledger };
   await waitFor(() => broker.isReady(), 'the Redis broker to be ready', PATIENCE_MS);
-  return { broker, subscriber, publisher, cluster };
+  return { broker, subscriber, publisher, cluster, ledger };
 }
 
 export interface ServerOptions {

@@ -365,3 +365,48 @@ describe('who a notification reached (WHEN_OFFLINE)', () => {
     await Promise.all(observations.map((observation) => observation.release()));
   });
 });
+
+describe('the live counts for the ledger (onLive)', () => {
+  it('tells onLive once per notification how many took it, by transport, with the users of a USER or TOPIC one', async () => {
+    const { broker } = await createTestBroker();
+    const told: Array<{ id: string; tenant: string; subscriptions: number; transports: object; users: string[] | undefined }> = [];
+    const map = new ObserverMap(broker, {
+      // The counts object is reused: copied as it is told.
+      onLive: (notification, tenant, subscriptions, transports, users) =>
+        told.push({ id: notification.id, tenant, subscriptions, transports: { ...transports }, users: users && [...users] }),
+    });
+    const user = channels.destination('acme', 'USER', 'ann');
+    const company = channels.destination('acme', 'COMPANY', 'acme');
+    const on = (transport: 'websocket' | 'sse' | 'grpc', name: string): Observer => ({ owner: { tenant: 'acme', name }, transport, notify: () => true });
+    const refusing: Observer = { owner: { tenant: 'acme', name: 'slow' }, transport: 'grpc', notify: () => false };
+    const observations = await Promise.all([
+      map.observe([user.channel, company.channel], on('websocket', 'ann')),
+      map.observe([user.channel, company.channel], on('sse', 'ann')),
+      map.observe([company.channel], on('grpc', 'bob')),
+      map.observe([company.channel], refusing),
+    ]);
+    const toUser = await publish(broker, user, encodeNotification({ text: 't', timestamp: 1, audience: 'USER', sender: 's' }));
+    const toCompany = await publish(broker, company, encodeNotification({ text: 't', timestamp: 1, audience: 'COMPANY', sender: 's' }));
+    await waitFor(() => told.length >= 2, 'the deliveries');
+    await turn();
+    expect(told).toEqual([
+      { id: toUser.id, tenant: 'acme', subscriptions: 2, transports: { websocket: 1, sse: 1, grpc: 0 }, users: ['ann'] },
+      // A COMPANY notification names nobody: it is not pushed.
+      { id: toCompany.id, tenant: 'acme', subscriptions: 3, transports: { websocket: 1, sse: 1, grpc: 1 }, users: undefined },
+    ]);
+    await Promise.all(observations.map((observation) => observation.release()));
+  });
+
+  it('tells nothing of a notification no subscription took', async () => {
+    const { broker } = await createTestBroker();
+    const told: string[] = [];
+    const map = new ObserverMap(broker, { onLive: (notification) => told.push(notification.id) });
+    const user = channels.destination('acme', 'USER', 'cid');
+    const observation = await map.observe([user.channel], { owner: { tenant: 'acme', name: 'cid' }, transport: 'websocket', notify: () => false });
+    const refused = await publish(broker, user, encodeNotification({ text: 't', timestamp: 1, audience: 'USER', sender: 's' }));
+    // The in-process broker delivers within the publish: had it told, it would have by now.
+    expect(refused.receivedUsers).toBe(0);
+    expect(told).toEqual([]);
+    await observation.release();
+  });
+});

@@ -51,7 +51,7 @@ export function createFeedService(options: FeedServiceOptions): FeedService {
     let queue: PullQueue<SubscriptionItem>;
     try {
       const principal = principalOf(call.metadata, verifier);
-      queue = await subscriptions.open({ principal, userName: call.request.userName, since: call.request.since });
+      queue = await subscriptions.open({ principal, userName: call.request.userName, since: call.request.since, transport: 'grpc' });
     } catch (error) {
       return fail(call, error);
     }

@@ -112,7 +112,7 @@ export function createProtocol(options: ProtocolOptions): Protocol {
 
   const subscribe = async (connection: Connection, id: string, operation: PreparedOperation, placeholder: Operation): Promise<void> => {
     const opened = await pipeline.subscribe(operation, async (request, plan) => {
-      const sink = await subscriptions.openInto(request, (hooks) => new SocketSink(connection, id, plan, sinks, hooks), { endsAtExpiry: false });
+      const sink = await subscriptions.openInto({ ...request, transport: 'websocket' }, (hooks) => new SocketSink(connection, id, plan, sinks, hooks), { endsAtExpiry: false });
       options.onOpened();
       // Counted out once it ends; one that ended before it was counted in is counted out now.
       sink.counted();
