@@ -7,21 +7,21 @@
  *   node dist/replay.js replay --id <id> [...]   put exactly these back
  *
  * A replayed push is sent unless its send marker shows it was sent meanwhile. Each replay
- * is recorded in the ledger (a `replayed` push event) when the caller passes a writer.
+ * is recorded in the notification's ledger (a `replayed` push event), on the same Redis.
  */
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ConfigError, readConfig, type HeraldConfig } from './config/index.js';
 import { createDeadLetters } from './push/dead-letters.js';
-import { DETAIL_MAX_LENGTH, NO_LEDGER, type LedgerWriter } from './ledger/events.js';
-import { pushKeysFor } from './push/index.js';
+import { DETAIL_MAX_LENGTH, type LedgerWriter } from './ledger/events.js';
+import { ledgerFor, pushKeysFor } from './push/index.js';
 import { createPushQueue } from './push/queue.js';
 import { connectRedis, redisLocation } from './redis/connect.js';
 
 const USAGE = 'usage: replay.js list [--count N] | replay [--count N] [--id ID ...]';
 
 export interface ReplayCliOptions {
-  /** Where each replay is recorded (flushed before the tool ends). @default NO_LEDGER */
+  /** Where each replay is recorded (flushed before the tool ends). @default the ledger on the same Redis (none with `LEDGER_MAX_EVENTS=0`) */
   ledger?: LedgerWriter;
 }
 
@@ -32,7 +32,6 @@ export async function runReplayCli(
   print: (line: string) => void,
   options: ReplayCliOptions = {},
 ): Promise<number> {
-  const ledger = options.ledger ?? NO_LEDGER;
   let parsed;
   try {
     parsed = parseArgs({
@@ -67,6 +66,7 @@ export async function runReplayCli(
   try {
     await ready(connection.ready(), config.redisCommandTimeoutMs * 5, redisLocation(config) ?? '');
     const keys = pushKeysFor(config);
+    const ledger = options.ledger ?? ledgerFor(config, redis, { warn: print });
     const deadLetters = createDeadLetters({ redis, keys, queue: createPushQueue({ redis, keys }) });
     if (command === 'list') {
       for (const letter of await deadLetters.list(count)) print(JSON.stringify(letter));

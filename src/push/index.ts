@@ -84,7 +84,7 @@ export interface PushWorkerFromConfigOptions {
  * The worker's ledger writer: batched appends on `redis` (`LEDGER_MAX_EVENTS`), or
  * {@link NO_LEDGER} with the ledger off.
  */
-function ledgerFor(config: Pick<HeraldConfig, 'channelPrefix' | 'ledgerMaxEvents'>, redis: RedisClient, logger: Pick<Console, 'warn'>, counts?: LedgerCounts): LedgerWriter {
+export function ledgerFor(config: Pick<HeraldConfig, 'channelPrefix' | 'ledgerMaxEvents'>, redis: RedisClient, logger: Pick<Console, 'warn'>, counts?: LedgerCounts): LedgerWriter {
   if (config.ledgerMaxEvents === 0) return NO_LEDGER;
   return createRedisLedger({ redis, keys: createLedgerKeys(config.channelPrefix), maxEvents: config.ledgerMaxEvents, logger, ...(counts ? { counts } : {}) });
 }

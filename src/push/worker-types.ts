@@ -2,7 +2,6 @@
  * What a push worker is made of and what it tells: its options (each `PUSH_*` setting it
  * takes), its load and lag, and the {@link PushWorker} itself (`worker.ts` makes one).
  */
-import type { LedgerWriter } from '../ledger/events.js';
 import type { Logger } from '../common/logger.js';
 import type { LedgerWriter } from '../ledger/events.js';
 import type { PushLoad } from '../common/push-metrics.js';
@@ -46,8 +45,6 @@ export interface PushWorkerOptions {
   deadLetters?: DeadLetters;
   /** @default marks read on `redis` */
   seenLive?: SeenLive;
-  /** Where the worker records each device's push events (`delivery(id)`). @default NO_LEDGER */
-  ledger?: LedgerWriter;
   /** This worker's name in the consumer group; unique per process. @default `<host>-<pid>-<random>` */
   consumer?: string;
   /**
