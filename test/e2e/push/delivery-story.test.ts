@@ -1,6 +1,6 @@
 /**
  * "Why didn't X get Y", answered by `delivery(id)`, end to end on real processes: Herald
- * as the image runs it (`node dist/main.js all`, production) and a push worker
+ * as the image runs it (`node dist/main.js subscribe`, `… publish`, production) and a push worker
  * (`node dist/main.js push`, sending for real) on a real Redis, pushing to local servers
  * that speak FCM, APNs, Web Push and webhooks.
  *
@@ -30,7 +30,7 @@ import { createBrowserSubscription, startFcmStandIn, startHttpRecorder, type Fcm
 import { eventually } from '../../support/push-worker.js';
 import { startRedisServer, type RedisServer } from '../../support/redis-server.js';
 import { serviceToken, userToken } from '../../support/tokens.js';
-import { closeAllClients, collect, ON_NOTIFICATION, wsClient } from '../../support/ws.js';
+import { closeAllClients, collect, wsClient } from '../../support/ws.js';
 
 const WEBHOOK_SECRET = `whsec_${Buffer.alloc(32, 3).toString('base64')}`;
 /** An APNs device token (hex) the APNs stand-in answers 410 Unregistered. */
@@ -46,6 +46,7 @@ const DELIVERY = `query Delivery($id: ID!) { delivery(id: $id) {
 const SEND = `mutation Send($to: String!, $text: String!) { sendNotification(to: $to, text: $text, push: ALWAYS) { id receivedUsers } }`;
 const REGISTER = `mutation Register($device: DeviceInput!) { registerDevice(device: $device) { id } }`;
 const DEVICES = '{ devices { id } }';
+const ON_NOTIFICATION_ID = 'subscription On($userName: String!) { onNotificationReceived(userName: $userName) { id text } }';
 
 interface DeviceRow {
   user: string;
@@ -78,7 +79,8 @@ let redis: RedisServer;
 let fcm: FcmStandIn;
 let apns: ApnsStandIn;
 let hooks: HttpRecorder;
-let herald: HeraldProcess;
+let subscriber: HeraldProcess;
+let publisher: HeraldProcess;
 let worker: HeraldProcess;
 let publishUrl: string;
 let subscribeUrl: string;
@@ -110,8 +112,10 @@ beforeAll(async () => {
     PUSH_VAPID_PRIVATE_KEY: vapid.privateKey,
     PUSH_ALLOWED_NETWORKS: '127.0.0.1/32',
   };
-  [herald, worker] = await Promise.all([
-    startHeraldProcess('all', { env: shared }),
+  // subscribe and publish servers apart: `all` would run a second push worker
+  [subscriber, publisher, worker] = await Promise.all([
+    startHeraldProcess('subscribe', { env: shared }),
+    startHeraldProcess('publish', { env: shared }),
     startHeraldProcess('push', {
       env: {
         ...shared,
@@ -123,8 +127,8 @@ beforeAll(async () => {
       },
     }),
   ]);
-  publishUrl = `http://127.0.0.1:${herald.publishPort}/graphql`;
-  subscribeUrl = `http://127.0.0.1:${herald.subscribePort}/graphql`;
+  publishUrl = `http://127.0.0.1:${publisher.publishPort ?? 0}/graphql`;
+  subscribeUrl = `http://127.0.0.1:${subscriber.subscribePort ?? 0}/graphql`;
 });
 afterAll(async () => {
   await closeAllClients();
@@ -174,9 +178,12 @@ describe('delivery(id): the whole story of one notification', () => {
   it('a live tab, a gone phone and a flaky one: delivered live 1, the gone one removed after one answer, the flaky one retried then accepted', async () => {
     const gone = await register('maya', { kind: 'FCM', token: 'uninstalled-phone' });
     const flaky = await register('maya', { kind: 'FCM', token: 'flaky-phone' });
-    const tab = collect(wsClient(herald.subscribePort === undefined ? '' : `ws://127.0.0.1:${herald.subscribePort}/graphql`, { token: userToken('maya') }), ON_NOTIFICATION, { userName: 'maya' });
+    const tab = collect(wsClient(`ws://127.0.0.1:${subscriber.subscribePort ?? 0}/graphql`, { token: userToken('maya') }), ON_NOTIFICATION_ID, { userName: 'maya' });
     // the tab is live once a probe reaches it (NEVER pushes nothing)
-    await eventually(async () => (await postGraphQL(publishUrl, `mutation { sendNotification(to: "maya", text: "probe", push: NEVER) { receivedUsers } }`, { token: serviceToken() })).body.data?.['sendNotification']?.['receivedUsers'] === 1, "maya's tab to be live");
+    await eventually(async () => {
+      const probe = await postGraphQL(publishUrl, 'mutation { sendNotification(to: "maya", text: "probe", push: NEVER) { receivedUsers } }', { token: serviceToken() });
+      return (probe.body.data?.['sendNotification'] as { receivedUsers: number } | undefined)?.receivedUsers === 1;
+    }, "maya's tab to be live");
 
     const sent = await send('maya', 'your parcel is at the door');
     expect(sent.receivedUsers).toBe(1);
@@ -186,7 +193,7 @@ describe('delivery(id): the whole story of one notification', () => {
     }, 'both phones settled in the ledger', 30_000);
     const story = (await delivery(publishUrl, serviceToken(), sent.id)) as Delivery;
 
-    expect(tab.values().some((value) => JSON.stringify(value).includes(sent.id))).toBe(true);
+    expect(tab.results.some((result) => JSON.stringify(result).includes(sent.id))).toBe(true);
     expect(story.accepted).toEqual({ publisher: 'billing', audience: 'USER', to: 'maya', push: 'ALWAYS' });
     expect(story.live).toEqual({ subscriptions: 1, servers: 1, byTransport: { websocket: 1, sse: 0, grpc: 0 } });
     const byDevice = new Map(story.devices.map((row) => [row.device, row]));
