@@ -28,7 +28,8 @@ const seeds = (): string => cluster.seeds.map(({ host, port }) => `${host}:${por
 
 beforeAll(async () => {
   cluster = await startClusterTopology();
-  deployment = await startPushDeployment({ REDIS_CLUSTER_NODES: seeds() });
+  // 8 sends at once to the receiver (32 by default): its 1 s answers hold a backlog even when sends are slow
+  deployment = await startPushDeployment({ REDIS_CLUSTER_NODES: seeds(), PUSH_DESTINATION_CONCURRENCY: '8' });
 }, 60_000);
 afterAll(async () => {
   await closeAllClients();
@@ -199,7 +200,9 @@ describe('push on a Redis Cluster', () => {
     let unpushedAtKill = 0;
     try {
       const unpushed = (): number => acknowledged().filter((outcome) => !deployment.pushed(tenant, 'bob').includes(outcome.id ?? '')).length;
-      await eventually(() => acknowledged().length >= 20 && unpushed() >= 5, '20 acknowledged sends, 5 of them not yet pushed', 15_000);
+      await eventually(() => acknowledged().length >= 20 && unpushed() >= 5, '20 acknowledged sends, 5 of them not yet pushed', 30_000).catch((error: unknown) => {
+        throw new Error(`${String(error)}: ${acknowledged().length} acknowledged, ${unpushed()} not yet pushed`);
+      });
       unpushedAtKill = unpushed();
       await cluster.killMaster(master);
       await cluster.waitForFailover(master, 15_000);

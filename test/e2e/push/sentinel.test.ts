@@ -20,6 +20,8 @@ beforeAll(async () => {
   deployment = await startPushDeployment({
     REDIS_SENTINELS: topology.sentinels.map(({ host, port }) => `${host}:${port}`).join(','),
     REDIS_SENTINEL_MASTER: topology.masterName,
+    // 8 sends at once to the receiver (32 by default): its 1 s answers hold a backlog even when sends are slow
+    PUSH_DESTINATION_CONCURRENCY: '8',
   });
 }, 60_000);
 afterAll(async () => {
@@ -65,7 +67,9 @@ describe('push behind Sentinel', () => {
     let unpushedAtKill = 0;
     try {
       const unpushed = (): number => acknowledged().filter((outcome) => !deployment.pushed(TENANT, 'bob').includes(outcome.id ?? '')).length;
-      await eventually(() => acknowledged().length >= 20 && unpushed() >= 5, '20 acknowledged sends, 5 of them not yet pushed', 15_000);
+      await eventually(() => acknowledged().length >= 20 && unpushed() >= 5, '20 acknowledged sends, 5 of them not yet pushed', 30_000).catch((error: unknown) => {
+        throw new Error(`${String(error)}: ${acknowledged().length} acknowledged, ${unpushed()} not yet pushed`);
+      });
       unpushedAtKill = unpushed();
       const killed = await topology.killMaster();
       await topology.waitForPromotion(killed, 15_000);
