@@ -114,7 +114,7 @@ type Commands = {
   heraldScheduleRetry(set: string, data: string, member: string, at: number, json: string, mode: string): Promise<number>;
 };
 
-export const memberOf = (record: { readonly notification: { readonly tenant: string; readonly id: string }; readonly deviceId: string }): string =>
+const memberOf = (record: { readonly notification: { readonly tenant: string; readonly id: string }; readonly deviceId: string }): string =>
   `${record.notification.tenant}/${record.notification.id}/${record.deviceId}`;
 
 export function createRetrySet(redis: RedisClient, keys: PushKeys): RetrySet {
@@ -177,7 +177,7 @@ export function createRetrySet(redis: RedisClient, keys: PushKeys): RetrySet {
 }
 
 /** Parses a stored {@link RetryRecord}; undefined if it is not one. */
-export function decodeRetryRecord(raw: string): RetryRecord | undefined {
+function decodeRetryRecord(raw: string): RetryRecord | undefined {
   let value: unknown;
   try {
     value = JSON.parse(raw);

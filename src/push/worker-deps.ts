@@ -19,7 +19,7 @@ import { createTopicStore } from './topics.js';
 import type { PushWorkerOptions } from './worker-types.js';
 
 /** The defaults of the retry settings (`PUSH_RETRY_WINDOW_MS`, `PUSH_RETRY_MAX_MS`, `PUSH_MAX_ATTEMPTS`). */
-export const RETRY_DEFAULTS = { windowMs: 1_800_000, maxMs: 1_800_000, maxAttempts: 8 } as const;
+const RETRY_DEFAULTS = { windowMs: 1_800_000, maxMs: 1_800_000, maxAttempts: 8 } as const;
 
 export interface WorkerParts {
   readonly consumer: string;
