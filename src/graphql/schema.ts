@@ -128,6 +128,10 @@ export function buildSchema({ broker, namer, resolvers }: SchemaOptions): GraphQ
           markNotificationsRead: (_root: unknown, args: { userName?: unknown; upTo?: unknown }, context: HeraldContext) =>
             markRead(broker, namer, requirePrincipal(context), { userName: args.userName, upTo: args.upTo }),
         },
+        // A resolver only for `critical`: a notification carries it only when true.
+        Notification: {
+          critical: (notification: Notification) => notification.critical === true,
+        },
         InboxEvent: {
           __resolveType: (item: SubscriptionItem) => ('readUpTo' in item ? 'ReadStateChange' : 'Notification'),
         },

@@ -51,6 +51,9 @@ export interface SendRequest {
   /** proto3 `optional`: absent when the caller did not set it. */
   ttl?: number | null;
   priority: GrpcPushPriority;
+  /** Empty: none. Absent from an older client. */
+  category?: string;
+  critical?: boolean;
 }
 
 export interface SendResponse {
