@@ -33,6 +33,8 @@ import { formatCursor, parseCursor, type Cursor, type ReadPosition } from '../co
 import { runAt } from '../common/timers.js';
 import { decodeNotification, type Notification, type ReadStateChange } from '../common/notification.js';
 import type { Observer } from './observers.js';
+import { showsInApp } from '../preferences/decide.js';
+import type { CategorySettings, UserPreferences } from '../preferences/preferences.js';
 import type { Sink } from './sink.js';
 
 /**
@@ -79,6 +81,13 @@ export interface ResumingObserverOptions {
   now?: () => number;
   /** Whose subscription it is (see `Observer.owner`). @default none */
   owner?: { readonly tenant: string; readonly name: string } | undefined;
+  /**
+   * The owner's preferences and the tenant's defaults, read when it opened: a
+   * notification whose category is off `IN_APP` is not given (live or from history)
+   * unless critical. Kept up to date by `preferencesChanged`.
+   * @default none: every notification is given
+   */
+  preferences?: { readonly preferences: UserPreferences; readonly defaults: CategorySettings } | undefined;
 }
 
 /** The history of one subscription's channels. */
@@ -129,9 +138,16 @@ class Resuming implements ResumingObserver {
   #readAgain = false;
   #ended = false;
   readonly #readState: boolean;
+  /** The owner's own choices, the newest heard (its version in {@link #preferencesVersion}). */
+  #categories: CategorySettings | undefined;
+  #preferencesVersion: number;
+  readonly #defaults: CategorySettings | undefined;
 
   constructor(options: ResumingObserverOptions) {
     this.#readState = options.readState ?? false;
+    this.#categories = options.preferences?.preferences.categories;
+    this.#preferencesVersion = options.preferences?.preferences.version ?? 0;
+    this.#defaults = options.preferences?.defaults;
     this.#sink = options.sink;
     this.#history = options.history;
     this.#maxHeld = options.maxHeld;
@@ -145,6 +161,8 @@ class Resuming implements ResumingObserver {
   }
 
   notify(notification: Notification): boolean {
+    // Not taken, so not counted as reaching the user live (its push is decided alone).
+    if (notification.category !== undefined && !this.#shows(notification)) return false;
     const held = this.#held;
     if (held === undefined) return this.#pass(notification);
     if (held.length >= this.#maxHeld) {
@@ -155,6 +173,20 @@ class Resuming implements ResumingObserver {
       held.push(notification);
     }
     return true;
+  }
+
+  preferencesChanged(preferences: UserPreferences): void {
+    if (preferences.version <= this.#preferencesVersion) return; // an older change, heard late
+    this.#preferencesVersion = preferences.version;
+    this.#categories = preferences.categories;
+  }
+
+  /** Whether the owner's preferences let a notification with a category through (`IN_APP`). */
+  #shows(notification: Notification): boolean {
+    const categories = this.#categories;
+    const defaults = this.#defaults;
+    if (categories === undefined || defaults === undefined) return true;
+    return showsInApp(categories, defaults, notification);
   }
 
   readStateChanged(change: ReadStateChange): void {
@@ -238,6 +270,7 @@ class Resuming implements ResumingObserver {
         const notification = decodeNotification(entry.id, entry.payload);
         if (!notification || (this.#last !== undefined && compareIds(notification.id, this.#last) <= 0)) continue;
         this.#last = notification.id;
+        if (notification.category !== undefined && !this.#shows(notification)) continue;
         fresh.push(notification);
       }
       if (fresh.length > 0) sink.preload(fresh);

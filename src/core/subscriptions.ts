@@ -19,6 +19,7 @@ import { createPullQueue, type PullQueue } from './pull-queue.js';
 import type { Observation, ObserverMap } from './observers.js';
 import { createResumingObserver, type HistorySource, type ResumingObserver } from './resume.js';
 import type { Sink } from './sink.js';
+import type { CategorySettings, UserPreferences } from '../preferences/preferences.js';
 
 /**
  * Most notifications read from history per Redis call when a subscription catches up,
@@ -59,6 +60,14 @@ export interface SubscriptionsOptions {
    * @default none: no topics (the in-process broker keeps none)
    */
   topicsOf?: ((principal: Principal) => Promise<readonly string[]>) | undefined;
+  /**
+   * The user's preferences and the tenant's defaults, read once when a subscription
+   * opens (before it joins its channels): it then drops what its user turned off
+   * `IN_APP`, and follows the user's later changes as they are told on the user's
+   * channel. Rejects with a typed error (Redis unavailable).
+   * @default none: every notification is delivered
+   */
+  preferencesOf?: ((principal: Principal) => Promise<{ readonly preferences: UserPreferences; readonly defaults: CategorySettings }>) | undefined;
 }
 
 /**
@@ -119,7 +128,7 @@ export interface OpenOptions {
 }
 
 export function createSubscriptions(options: SubscriptionsOptions): Subscriptions {
-  const { observers, broker, namer, maxQueued, maxBufferedBytes, topicsOf } = options;
+  const { observers, broker, namer, maxQueued, maxBufferedBytes, topicsOf, preferencesOf } = options;
 
   async function openInto<S extends Sink>({ principal, userName, since, readState }: OpenRequest, makeSink: SinkFactory<S>, options: OpenOptions = {}): Promise<S> {
     authorizeSubscription(principal, assertValidName('userName', userName));
@@ -127,10 +136,11 @@ export function createSubscriptions(options: SubscriptionsOptions): Subscription
     const after = since == null || since === '' ? undefined : parseCursor(since);
     if (since != null && since !== '' && after === undefined) throw new InvalidInputError('since is not a notification id');
 
+    const preferences = preferencesOf === undefined ? undefined : await preferencesOf(principal);
     const destinations = namer.subscriberDestinations(principal);
     const opened = new OpenSubscription(broker, namer.tenantKey(principal.tenant), destinations.map(({ stream }) => stream));
     const sink = makeSink(opened);
-    const observer = createResumingObserver({ sink, since: after, history: opened, maxHeld: maxQueued, owner: principal, readState: readState ?? false });
+    const observer = createResumingObserver({ sink, since: after, history: opened, maxHeld: maxQueued, owner: principal, readState: readState ?? false, preferences });
     opened.observer = observer;
     try {
       // Live first, so nothing published while history is read can slip between the two.

@@ -15,6 +15,8 @@ import { graphqlError } from '../common/errors.js';
 import type { Failure } from '../common/failures.js';
 import { decodeNotification, type SubscriptionItem, type Notification } from '../common/notification.js';
 import { countUnread, isRead, markRead } from './read-state.js';
+import { showsInApp } from '../preferences/decide.js';
+import type { CategorySettings, UserPreferences } from '../preferences/preferences.js';
 
 const schemaPath = fileURLToPath(new URL('../../schema.graphql', import.meta.url));
 
@@ -72,12 +74,17 @@ export interface SchemaOptions {
   namer: Namer;
   /** The server's own resolvers (the publish server's mutations). */
   resolvers?: Resolvers;
+  /**
+   * The viewer's preferences and the tenant's defaults: the inbox list leaves out what
+   * the viewer turned off `IN_APP`. @default none: everything is listed
+   */
+  preferencesOf?: ((principal: Principal) => Promise<{ readonly preferences: UserPreferences; readonly defaults: CategorySettings }>) | undefined;
 }
 
 /** Most notifications one page may ask for. */
 const MAX_PAGE_SIZE = 100;
 
-export function buildSchema({ broker, namer, resolvers }: SchemaOptions): GraphQLSchema {
+export function buildSchema({ broker, namer, resolvers, preferencesOf }: SchemaOptions): GraphQLSchema {
   const notifications = async (_root: unknown, args: { first?: number | null; after?: string | null }, context: HeraldContext) => {
     const principal = requirePrincipal(context);
     const first = args.first ?? 20;
@@ -93,9 +100,12 @@ export function buildSchema({ broker, namer, resolvers }: SchemaOptions): GraphQ
       limit: first,
     });
     if (page.gap) throw graphqlError('HISTORY_GAP', page.reason);
+    const preferences = preferencesOf === undefined ? undefined : await preferencesOf(principal);
+    // A page may hold fewer than `first` when some are hidden: `hasNextPage` still says whether more are kept.
     const nodes = page.entries
       .map((entry) => decodeNotification(entry.id, entry.payload))
-      .filter((node): node is Notification => node !== undefined);
+      .filter((node): node is Notification => node !== undefined)
+      .filter((node) => preferences === undefined || showsInApp(preferences.preferences.categories, preferences.defaults, node));
     const readUpTo = await broker.readPosition(namer.readStateKey(principal.tenant, principal.name));
     return {
       edges: nodes.map((node) => ({ cursor: node.id, node, read: isRead(node.id, readUpTo) })),

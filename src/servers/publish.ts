@@ -25,6 +25,8 @@ import type { HeraldMetrics } from '../common/metrics.js';
 import type { PushQueue } from '../push/queue.js';
 import { Failure } from '../common/failures.js';
 import { createPushResolvers } from '../graphql/push-resolvers.js';
+import { createDefaultPreferenceResolvers, createPreferenceResolvers } from '../graphql/preference-resolvers.js';
+import { createMemoryPreferenceStore, type PreferenceStore } from '../preferences/store.js';
 import { createMeasuredSender, createSender, type Sender } from '../core/send.js';
 
 /**
@@ -40,6 +42,12 @@ export interface PublishServerOptions extends PublishSettings {
   namer: Namer;
   /** Queues pushes (see `SenderOptions.pushQueue`). @default none: nothing is pushed */
   pushQueue?: PushQueue | undefined;
+  /**
+   * Where `setDefaultPreference` keeps a tenant's defaults: the subscribe server's store
+   * (the same Redis, or the same memory in one process).
+   * @default a store in this process's memory
+   */
+  preferences?: PreferenceStore | undefined;
   logger: Logger;
   /** The process's metrics: mutation latency by field and outcome, notifications published. */
   metrics: HeraldMetrics;
@@ -67,9 +75,20 @@ export function createPublishServer(options: PublishServerOptions): PublishServe
     broker,
     namer: options.namer,
     resolvers: {
-      ...createPublishResolvers(sender),
-      // The one schema has them; a user's push settings live on the subscribe server.
-      Query: createPushResolvers({ stores: undefined, absent: new Failure('WRONG_SERVER', 'ask the subscribe server for devices and topics') }).Query,
+      Mutation: {
+        ...createPublishResolvers(sender).Mutation,
+        ...createDefaultPreferenceResolvers(options.preferences ?? createMemoryPreferenceStore()).Mutation,
+      },
+      // The one schema has them; a user's push settings and preferences live on the subscribe server.
+      Query: {
+        ...createPushResolvers({ stores: undefined, absent: new Failure('WRONG_SERVER', 'ask the subscribe server for devices and topics') }).Query,
+        ...createPreferenceResolvers({
+          store: undefined,
+          absent: new Failure('WRONG_SERVER', 'ask the subscribe server for preferences'),
+          broker,
+          namer: options.namer,
+        }).Query,
+      },
     },
   });
   // At most 8 MiB of documents (`DEFAULT_DOCUMENT_CACHE_BYTES`), only those of authenticated requests.
@@ -82,7 +101,7 @@ export function createPublishServer(options: PublishServerOptions): PublishServe
       introspection: options.introspection,
       operations: [OperationTypeNode.QUERY, OperationTypeNode.MUTATION],
       elsewhere: 'subscribe on the subscribe server',
-      mutationFields: ['sendNotification', 'sendNotifications'],
+      mutationFields: ['sendNotification', 'sendNotifications', 'setDefaultPreference'],
       mutationsElsewhere: "send a user's own mutations (devices, topics, read state) to the subscribe server",
     }),
   });

@@ -33,6 +33,8 @@ import { Failure } from '../common/failures.js';
 import type { SeenLive } from '../push/seen-live.js';
 import { createPushResolvers, type PushStores } from '../graphql/push-resolvers.js';
 import { createTokenRefreshResolvers } from '../graphql/token-refresh.js';
+import { createPreferenceResolvers } from '../graphql/preference-resolvers.js';
+import { createMemoryPreferenceStore, type PreferenceStore } from '../preferences/store.js';
 
 /** The settings the subscribe server takes from config, each documented (with its default) there. */
 export type SubscribeSettings = Pick<
@@ -54,6 +56,12 @@ export interface SubscribeServerOptions extends SubscribeSettings {
    * @default none
    */
   pushStores?: { readonly stores: PushStores; readonly seenLive: SeenLive } | undefined;
+  /**
+   * Users' preferences (on Redis beside the broker, or in memory with the in-process
+   * broker): subscriptions and the inbox list drop what a user turned off `IN_APP`.
+   * @default a store in this process's memory
+   */
+  preferences?: PreferenceStore | undefined;
   /**
    * Static pages served beside `/graphql` on the same origin, so they need no CORS (the
    * development inbox page, `examples/inbox`). @default none
@@ -97,7 +105,10 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
   });
   metrics.channels(() => observers.channelCount);
   let stopping = false;
+  const preferences = options.preferences ?? createMemoryPreferenceStore();
+  const preferencesOf = async (principal: { readonly tenant: string; readonly name: string }) => preferences.readWithDefaults(principal.tenant, principal.name);
   const subscriptions = createSubscriptions({
+    preferencesOf,
     observers,
     broker,
     namer: options.namer,
@@ -117,10 +128,15 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
     stores: push?.stores,
     absent: new Failure('SERVICE_UNAVAILABLE', 'devices and topics are kept in Redis: run Herald with REDIS_URL'),
   });
+  const preferenceResolvers = createPreferenceResolvers({ store: preferences, absent: new Failure('INTERNAL_SERVER_ERROR', 'no preference store'), broker, namer: options.namer });
   const schema = buildSchema({
     broker,
     namer: options.namer,
-    resolvers: { ...pushResolvers, Mutation: { ...pushResolvers.Mutation, ...createTokenRefreshResolvers(verifier).Mutation } },
+    preferencesOf,
+    resolvers: {
+      Query: { ...pushResolvers.Query, ...preferenceResolvers.Query },
+      Mutation: { ...pushResolvers.Mutation, ...createTokenRefreshResolvers(verifier).Mutation, ...preferenceResolvers.Mutation },
+    },
   });
   const maskError = createErrorMask({ production, logger });
   // One end-of-turn for the renderings of a turn's events and the frames held that turn.
@@ -140,7 +156,7 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
       introspection: options.introspection,
       operations: [OperationTypeNode.QUERY, OperationTypeNode.SUBSCRIPTION, OperationTypeNode.MUTATION],
       elsewhere: 'send mutations to the publish server',
-      mutationFields: ['registerDevice', 'removeDevice', 'follow', 'unfollow', 'markNotificationsRead', 'refreshToken'],
+      mutationFields: ['registerDevice', 'removeDevice', 'follow', 'unfollow', 'markNotificationsRead', 'refreshToken', 'setPreference', 'setQuietHours', 'clearQuietHours'],
       mutationsElsewhere: 'send notifications through the publish server',
     }),
   });
