@@ -63,6 +63,7 @@ export function readConfig(env: Env = process.env): HeraldConfig {
       maxAgeMs: read.value('HISTORY_MAX_AGE_SECONDS') * 1000,
     },
     idempotencyWindowMs: read.value('IDEMPOTENCY_WINDOW_SECONDS') * 1000,
+    preferencesMaxCategoriesPerUser: read.value('PREFERENCES_MAX_CATEGORIES_PER_USER'),
     shutdownDrainMs: read.value('SHUTDOWN_DRAIN_MS'),
     limits: {
       maxMessageBytes: read.value('MAX_MESSAGE_BYTES'),

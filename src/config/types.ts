@@ -108,6 +108,8 @@ export interface HeraldConfig {
   shutdownDrainMs: number;
   /** `IDEMPOTENCY_WINDOW_SECONDS`, in ms. */
   idempotencyWindowMs: number;
+  /** `PREFERENCES_MAX_CATEGORIES_PER_USER`. */
+  preferencesMaxCategoriesPerUser: number;
   limits: Limits;
   /** `REDIS_SENTINELS` and the variables that go with it; undefined: no Sentinel. */
   redisSentinel: RedisSentinelSettings | undefined;

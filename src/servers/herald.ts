@@ -222,8 +222,8 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
   const pushParts = commandClient && createPushParts(config, commandClient, logger);
   // One store for both servers: on the broker's Redis, or in this process's memory with the in-process broker.
   const preferences = commandClient
-    ? createRedisPreferenceStore({ redis: commandClient, keys: createPreferenceKeys(config.channelPrefix) })
-    : createMemoryPreferenceStore();
+    ? createRedisPreferenceStore({ redis: commandClient, keys: createPreferenceKeys(config.channelPrefix), maxCategoriesPerUser: config.preferencesMaxCategoriesPerUser })
+    : createMemoryPreferenceStore({ maxCategoriesPerUser: config.preferencesMaxCategoriesPerUser });
   const common = {
     broker,
     verifier,
