@@ -82,6 +82,7 @@ describe('readConfig', () => {
       redisMinReplicasAcked: 0,
       retention: { maxLength: 1000, maxAgeMs: 7 * 24 * 3600 * 1000 },
       idempotencyWindowMs: 600_000,
+      preferencesMaxCategoriesPerUser: 100,
       shutdownDrainMs: 10_000,
       limits: {
         maxMessageBytes: 65_536,
