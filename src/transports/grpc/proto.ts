@@ -35,6 +35,9 @@ export interface GrpcNotification {
   timestamp: number;
   audience: GrpcAudience;
   sender: string;
+  /** Present when set. */
+  category?: string;
+  critical?: boolean;
 }
 
 export type FeedResponse = { notification: GrpcNotification } | { historyGap: { reason: string } };
