@@ -102,23 +102,32 @@ export function createRedisPreferenceStore(options: RedisPreferenceStoreOptions)
       throw unavailable(error);
     }
   };
+  /** The users' hashes and the defaults' in one pipeline (one slot: the tenant's hash tag). */
+  const readMany = async (tenant: string, users: readonly string[]) => {
+    const pipeline = redis.pipeline();
+    for (const user of users) pipeline.hgetall(keys.user(tenant, user));
+    pipeline.hgetall(keys.defaults(tenant));
+    let replies: Array<[Error | null, unknown]> | null;
+    try {
+      replies = await pipeline.exec();
+    } catch (error) {
+      throw unavailable(error);
+    }
+    const failed = (replies ?? []).find(([error]) => error !== null)?.[0];
+    if (failed) throw unavailable(failed);
+    const hashes = (replies ?? []).map(([, value]) => (value ?? {}) as Record<string, string>);
+    return {
+      preferences: new Map(users.map((user, index) => [user, preferencesOf(hashes[index] ?? {})])),
+      defaults: categoriesOf(hashes[users.length] ?? {}),
+    };
+  };
   return {
     read: async (tenant, user) => preferencesOf(await hgetall(keys.user(tenant, user))),
     async readWithDefaults(tenant, user) {
-      let replies: Array<[Error | null, unknown]> | null;
-      try {
-        replies = await redis.pipeline().hgetall(keys.user(tenant, user)).hgetall(keys.defaults(tenant)).exec();
-      } catch (error) {
-        throw unavailable(error);
-      }
-      const [userReply, defaultsReply] = replies ?? [];
-      const failed = userReply?.[0] ?? defaultsReply?.[0];
-      if (failed) throw unavailable(failed);
-      return {
-        preferences: preferencesOf((userReply?.[1] ?? {}) as Record<string, string>),
-        defaults: categoriesOf((defaultsReply?.[1] ?? {}) as Record<string, string>),
-      };
+      const { preferences, defaults } = await readMany(tenant, [user]);
+      return { preferences: preferences.get(user) ?? preferencesOf({}), defaults };
     },
+    readManyWithDefaults: readMany,
     async set(tenant, user, ...setting) {
       const { category, channel, enabled } = checkSetting(...setting);
       const hash = await run(keys.user(tenant, user), `c:${category}`, channel, enabled ? '1' : '0', limit);

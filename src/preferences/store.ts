@@ -25,6 +25,12 @@ export interface PreferenceStore {
   /** `user`'s preferences and the tenant's defaults, in one round trip: what a subscription or a push needs. */
   readWithDefaults(tenant: string, user: string): Promise<{ preferences: UserPreferences; defaults: CategorySettings }>;
   /**
+   * Several users' preferences and the tenant's defaults in one round trip: the push
+   * worker's read for a page of a topic's followers. A user with none maps to
+   * {@link NO_PREFERENCES}.
+   */
+  readManyWithDefaults(tenant: string, users: readonly string[]): Promise<{ preferences: ReadonlyMap<string, UserPreferences>; defaults: CategorySettings }>;
+  /**
    * Turns `category` on or off for `channel` for `user`; returns the preferences after
    * it. Throws `BAD_USER_INPUT` naming a bad argument, {@link PreferenceLimitError}.
    */
@@ -66,6 +72,10 @@ export function createMemoryPreferenceStore(options: MemoryPreferenceStoreOption
   return {
     read: async (tenant, user) => read(tenant, user),
     readWithDefaults: async (tenant, user) => ({ preferences: read(tenant, user), defaults: defaults.get(tenant) ?? NO_DEFAULTS }),
+    readManyWithDefaults: async (tenant, names) => ({
+      preferences: new Map(names.map((user) => [user, read(tenant, user)])),
+      defaults: defaults.get(tenant) ?? NO_DEFAULTS,
+    }),
     async set(tenant, user, ...setting) {
       const { category, channel, enabled } = checkSetting(...setting);
       return update(tenant, user, (current) => {

@@ -45,6 +45,10 @@ describe('the Redis preference store', () => {
     expect(Object.fromEntries(preferences.categories)).toEqual({ digest: { IN_APP: true } });
     expect(Object.fromEntries(defaults)).toEqual({ digest: { WEB_PUSH: false } });
     expect((await store.readWithDefaults('other', 'bob')).defaults.size).toBe(0);
+    const many = await store.readManyWithDefaults('acme', ['bob', 'nobody']);
+    expect(Object.fromEntries(many.preferences.get('bob')?.categories ?? [])).toEqual({ digest: { IN_APP: true } });
+    expect(many.preferences.get('nobody')?.version).toBe(0);
+    expect(Object.fromEntries(many.defaults)).toEqual({ digest: { WEB_PUSH: false } });
     expect(keys.user('acme', 'bob')).toBe('herald:{acme}:prefs:user:bob');
     expect(await redis.client().exists('herald:{acme}:prefs:user:bob', 'herald:{acme}:prefs:defaults')).toBe(2);
   });

@@ -162,6 +162,10 @@ describe('preferences', () => {
     expect(forUser.body.errors).toBeUndefined();
     const elsewhere = await postGraphQL(publishUrl, SET, { token: userToken('dan'), variables: { category: 'promo', channel: 'FCM', enabled: false } });
     expect(errorCode(elsewhere)).toBe('WRONG_SERVER');
+    const queryElsewhere = await postGraphQL(publishUrl, '{ preferences { categories { category } } }', { token: userToken('dan') });
+    expect(errorCode(queryElsewhere)).toBe('WRONG_SERVER');
+    const defaultElsewhere = await postGraphQL(deviceA, 'mutation { setDefaultPreference(category: "x", channel: FCM, enabled: false) { category } }', { token: serviceToken() });
+    expect(errorCode(defaultElsewhere)).toBe('WRONG_SERVER');
     const badCategory = await postGraphQL(publishUrl, SEND, { token: serviceToken(), variables: { to: 'dan', text: 't', category: '' } });
     expect(errorCode(badCategory)).toBe('BAD_USER_INPUT');
   });
