@@ -82,12 +82,20 @@ export interface ResumingObserverOptions {
   /** Whose subscription it is (see `Observer.owner`). @default none */
   owner?: { readonly tenant: string; readonly name: string } | undefined;
   /**
-   * The owner's preferences and the tenant's defaults, read when it opened: a
-   * notification whose category is off `IN_APP` is not given (live or from history)
-   * unless critical. Kept up to date by `preferencesChanged`.
-   * @default none: every notification is given
+   * Whether the owner's preferences are being read: live notifications are held until
+   * {@link ResumingObserver.preferencesLoaded} (then {@link ResumingObserver.catchUp}),
+   * after which a notification whose category is off `IN_APP` is not given (live or
+   * from history) unless critical. `preferencesChanged` keeps them up to date, also while
+   * they are read: a change heard first is newer than what the read returns.
+   * @default false: every notification is given
    */
-  preferences?: { readonly preferences: UserPreferences; readonly defaults: CategorySettings } | undefined;
+  awaitPreferences?: boolean;
+}
+
+/** A user's preferences and the tenant's defaults, as a subscription holds them. */
+export interface LoadedPreferences {
+  readonly preferences: UserPreferences;
+  readonly defaults: CategorySettings;
 }
 
 /** The history of one subscription's channels. */
@@ -100,9 +108,12 @@ export interface ResumingObserver extends Observer {
   /**
    * With `since`: reads the history after it into the sink ahead of anything live, then
    * lets live notifications through. Call once the observer is in the observer map.
-   * Rejects with what the history read threw. Without `since`, does nothing.
+   * Rejects with what the history read threw. Without `since`, lets through what was
+   * held while the preferences were read, if anything.
    */
   catchUp(): Promise<void>;
+  /** With `awaitPreferences`: the owner's preferences, read. Call before {@link catchUp}. */
+  preferencesLoaded(loaded: LoadedPreferences): void;
   /** Stops: nothing more reaches the sink, and no read starts. */
   end(): void;
 }
@@ -140,14 +151,11 @@ class Resuming implements ResumingObserver {
   readonly #readState: boolean;
   /** The owner's own choices, the newest heard (its version in {@link #preferencesVersion}). */
   #categories: CategorySettings | undefined;
-  #preferencesVersion: number;
-  readonly #defaults: CategorySettings | undefined;
+  #preferencesVersion = 0;
+  #defaults: CategorySettings | undefined;
 
   constructor(options: ResumingObserverOptions) {
     this.#readState = options.readState ?? false;
-    this.#categories = options.preferences?.preferences.categories;
-    this.#preferencesVersion = options.preferences?.preferences.version ?? 0;
-    this.#defaults = options.preferences?.defaults;
     this.#sink = options.sink;
     this.#history = options.history;
     this.#maxHeld = options.maxHeld;
@@ -155,14 +163,12 @@ class Resuming implements ResumingObserver {
     this.#now = options.now ?? Date.now;
     this.#since = options.since;
     this.owner = options.owner;
-    this.#held = options.since ? [] : undefined;
+    this.#held = options.since || options.awaitPreferences ? [] : undefined;
     this.#last = options.since ? formatCursor(options.since) : undefined;
     this.#startedAt = this.#now();
   }
 
   notify(notification: Notification): boolean {
-    // Not taken, so not counted as reaching the user live (its push is decided alone).
-    if (notification.category !== undefined && !this.#shows(notification)) return false;
     const held = this.#held;
     if (held === undefined) return this.#pass(notification);
     if (held.length >= this.#maxHeld) {
@@ -173,6 +179,12 @@ class Resuming implements ResumingObserver {
       held.push(notification);
     }
     return true;
+  }
+
+  preferencesLoaded({ preferences, defaults }: LoadedPreferences): void {
+    this.#defaults = defaults;
+    this.preferencesChanged(preferences);
+    this.#categories ??= preferences.categories;
   }
 
   preferencesChanged(preferences: UserPreferences): void {
@@ -207,7 +219,11 @@ class Resuming implements ResumingObserver {
   }
 
   async catchUp(): Promise<void> {
-    if (!this.#since) return;
+    if (!this.#since) {
+      // Held while the preferences were read; an interrupted one is let go by its resync.
+      if (this.#held !== undefined && !this.#reading && !this.#interrupted) this.#settle();
+      return;
+    }
     this.#reading = true;
     try {
       await this.#readHistory();
@@ -228,6 +244,8 @@ class Resuming implements ResumingObserver {
   }
 
   #pass(notification: Notification): boolean {
+    // Not taken, so not counted as reaching the user live (its push is decided alone).
+    if (notification.category !== undefined && !this.#shows(notification)) return false;
     if (this.#floor !== undefined) {
       if (compareIds(notification.id, this.#floor) <= 0) return true; // given from history
       this.#floor = undefined;

@@ -266,7 +266,9 @@ describe('createResumingObserver with preferences', () => {
 
   it('drops a category off IN_APP live (not taken, so not counted), lets critical and other ones through, and follows newer changes only', async () => {
     const { sink, got } = recordingSink();
-    const observer = createResumingObserver({ sink, history: history([]), maxHeld: 10, preferences: mutedPromo });
+    const observer = createResumingObserver({ sink, history: history([]), maxHeld: 10, awaitPreferences: true });
+    observer.preferencesLoaded(mutedPromo);
+    await observer.catchUp();
     expect(observer.notify(promo(1))).toBe(false);
     expect(observer.notify(promo(2, true))).toBe(true);
     expect(observer.notify(live(3))).toBe(true);
@@ -278,6 +280,21 @@ describe('createResumingObserver with preferences', () => {
     expect(got).toEqual(['n2', 'n3', 'n5']);
   });
 
+  it('holds what arrives while the preferences are read, then filters it; a change heard during the read wins over it', async () => {
+    const { sink, got } = recordingSink();
+    const observer = createResumingObserver({ sink, history: history([]), maxHeld: 10, awaitPreferences: true });
+    observer.notify(promo(1));
+    observer.notify(live(2));
+    expect(got).toEqual([]);
+    // Told while the read was in flight: newer than what the read returns.
+    observer.preferencesChanged?.({ version: 4, categories: new Map([['promo', { IN_APP: false }], ['news', { IN_APP: false }]]) });
+    observer.preferencesLoaded({ ...mutedPromo, preferences: { version: 3, categories: new Map([['promo', { IN_APP: true }]]) } });
+    await observer.catchUp();
+    observer.notify({ ...live(3), category: 'news' });
+    observer.notify(live(4));
+    expect(got).toEqual(['n2', 'n4']);
+  });
+
   it('drops it from history on a resume too, and resumes after it', async () => {
     const { sink, got } = recordingSink();
     const source = {
@@ -286,7 +303,8 @@ describe('createResumingObserver with preferences', () => {
         return { gap: false, entries, more: false };
       },
     };
-    const observer = createResumingObserver({ sink, since: parseCursor(id(1)), history: source, maxHeld: 10, preferences: mutedPromo });
+    const observer = createResumingObserver({ sink, since: parseCursor(id(1)), history: source, maxHeld: 10, awaitPreferences: true });
+    observer.preferencesLoaded(mutedPromo);
     await observer.catchUp();
     observer.notify(live(5));
     expect(got).toEqual(['n3', 'n5']);
