@@ -111,6 +111,7 @@ async function pushToDevice(deps: FanoutDeps, entry: PushEntry, delivery: EntryD
     const claim = await deps.markers.claim(tenant, id, device.id, delivery.entryId, entry.replay === true);
     if (claim === 'scheduled') {
       // in the retry set, unless its worker died between the marker and the set: put it there
+      // (a deferred one, `retry:1`, is decided again on its preferences when claimed)
       await deps.retries.ensure(deps.shardOf(tenant), { notification: message.notification, user: message.user, deviceId: device.id, attempt: 2, firstFailedAt: deps.now() }, deps.now());
     }
     if (claim === 'done' || claim === 'elsewhere' || claim === 'scheduled' || (claim === 'orphaned' && !delivery.redelivered)) {

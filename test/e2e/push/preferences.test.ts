@@ -189,6 +189,10 @@ describe('quiet hours, on the worker’s clock', () => {
     expect(await r.redis.zscore(set, `acme/q1_1-0/${await deviceOf('ann')}`)).toBe(String(morning));
     expect(await r.redis.zscore(set, `acme/q1_2-0/${await deviceOf('bob')}`)).toBe(String(morning));
     expect(await r.redis.zcard(set)).toBe(2);
+    // the marker says retry:1, and outlives the wait by PUSH_DEDUP_TTL_SECONDS (24 h), so the morning's claim finds it
+    const marker = r.keys.sendMarker('acme', 'q1_1-0', await deviceOf('ann'));
+    expect(await r.redis.get(marker)).toBe('retry:1');
+    expect(await r.redis.pttl(marker)).toBeGreaterThan(morning - now + 86_400_000 - 60_000);
     expect(pushEvents(ledger, 'q1_1-0').map((event) => [event.status, event.nextAttemptAt, event.detail, event.attempt])).toEqual([
       ['retry', morning, 'deferred: quiet hours until 2026-12-07T06:00:00.000Z', undefined],
     ]);
