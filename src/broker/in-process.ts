@@ -156,6 +156,10 @@ export function createInProcessBroker(options: InProcessBrokerOptions): Broker {
       if (handler && channels.has(channel)) handler(channel, { id, payload });
       return { readUpTo: upTo, advanced: true };
     },
+    async signal(channel, id, payload) {
+      if (closed) throw new BrokerUnavailableError('the broker is closed');
+      if (handler && channels.has(channel)) handler(channel, { id, payload });
+    },
     async readPosition(key) {
       if (closed) throw new BrokerUnavailableError('the broker is closed');
       return parseCursor(readPositions.get(key));

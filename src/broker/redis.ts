@@ -311,6 +311,14 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
         throw outcomeOf('PUBLISH', error);
       }
     },
+    async signal(channel, id, payload) {
+      if (closed) throw new BrokerUnavailableError('the broker is closed');
+      try {
+        await publisher.call(publishCommand, channel, `${UNCOUNTED_FRAME_HEAD}\n${id}\n${payload}`);
+      } catch (error) {
+        throw outcomeOf('PUBLISH', error);
+      }
+    },
     async readPosition(key) {
       if (closed) throw new BrokerUnavailableError('the broker is closed');
       try {

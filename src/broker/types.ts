@@ -201,6 +201,12 @@ export interface Broker {
    * the newest id taken back to it. Kept until deleted; rejects as `publish` does.
    */
   markRead(request: MarkReadRequest): Promise<MarkReadResult>;
+  /**
+   * Tells every subscription on `channel` a message that is not a notification (a
+   * user's changed preferences): published with `id` and `payload` as they are, never
+   * kept in history, never counted. Rejects as `publish` does.
+   */
+  signal(channel: string, id: string, payload: string): Promise<void>;
   /** The read position kept at `key`, if any. */
   readPosition(key: string): Promise<Cursor | undefined>;
   /** Whether the broker can subscribe and publish right now (`/readyz`). */

@@ -15,6 +15,14 @@ export interface NotificationBody {
   readonly audience: Audience;
   /** The publisher's `sub` claim. */
   readonly sender: string;
+  /**
+   * What kind of notification it is, for the user's preferences (a name, like a topic).
+   * Absent when the publisher set none: such a notification is never muted, and is
+   * encoded exactly as before categories existed.
+   */
+  readonly category?: string;
+  /** Set (only ever `true`) when it ignores preferences and quiet hours. */
+  readonly critical?: true;
 }
 
 /** A notification as subscribers get it. */
@@ -63,7 +71,7 @@ export function decodeNotification(id: string, raw: string): Notification | unde
     return undefined;
   }
   if (typeof value !== 'object' || value === null) return undefined;
-  const { text, timestamp, audience, sender } = value as Record<string, unknown>;
+  const { text, timestamp, audience, sender, category, critical } = value as Record<string, unknown>;
   if (
     typeof text !== 'string' ||
     typeof timestamp !== 'number' ||
@@ -72,5 +80,15 @@ export function decodeNotification(id: string, raw: string): Notification | unde
   ) {
     return undefined;
   }
-  return { id, text, timestamp, audience, sender };
+  // The fan-out path pays one check for a notification without a category or `critical`.
+  if (category === undefined && critical === undefined) return { id, text, timestamp, audience, sender };
+  return {
+    id,
+    text,
+    timestamp,
+    audience,
+    sender,
+    ...(typeof category === 'string' ? { category } : {}),
+    ...(critical === true ? { critical: true as const } : {}),
+  };
 }

@@ -64,6 +64,7 @@ export function readConfig(env: Env = process.env): HeraldConfig {
     },
     idempotencyWindowMs: read.value('IDEMPOTENCY_WINDOW_SECONDS') * 1000,
     ledgerMaxEvents: read.value('LEDGER_MAX_EVENTS'),
+    preferencesMaxCategoriesPerUser: read.value('PREFERENCES_MAX_CATEGORIES_PER_USER'),
     shutdownDrainMs: read.value('SHUTDOWN_DRAIN_MS'),
     limits: {
       maxMessageBytes: read.value('MAX_MESSAGE_BYTES'),

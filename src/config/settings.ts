@@ -303,6 +303,14 @@ const SERVER_SETTINGS = {
     max: 7 * DAY_S,
     unit: 's',
   }),
+  PREFERENCES_MAX_CATEGORIES_PER_USER: integer({
+    section: 'Connections and limits',
+    readBy: ['subscribe'],
+    doc: 'categories one user may set preferences for (`setPreference`); one more is `LIMIT_EXCEEDED`',
+    default: 100,
+    min: 1,
+    max: 10_000,
+  }),
   SHUTDOWN_DRAIN_MS: integer({
     section: 'Operations',
     readBy: SERVERS,

@@ -110,6 +110,8 @@ export interface HeraldConfig {
   idempotencyWindowMs: number;
   /** `LEDGER_MAX_EVENTS`: events kept per notification; 0: no ledger. */
   ledgerMaxEvents: number;
+  /** `PREFERENCES_MAX_CATEGORIES_PER_USER`. */
+  preferencesMaxCategoriesPerUser: number;
   limits: Limits;
   /** `REDIS_SENTINELS` and the variables that go with it; undefined: no Sentinel. */
   redisSentinel: RedisSentinelSettings | undefined;

@@ -12,6 +12,7 @@ import { isPushedAudience } from '../common/audiences.js';
 import { decodeNotification, isReadStatePayload, type Notification, type ReadStateChange } from '../common/notification.js';
 import type { HotCounts } from '../common/metrics.js';
 import type { LiveTransport } from '../ledger/events.js';
+import { decodePreferencesChange, type UserPreferences } from '../preferences/preferences.js';
 
 /** One live subscription, as the map sees it. */
 export interface Observer {
@@ -25,6 +26,11 @@ export interface Observer {
    * Not a notification: it is never in history and is not counted. Must not throw.
    */
   readStateChanged?(change: ReadStateChange): void;
+  /**
+   * The user's preferences changed (a change on the user's channel, from any device).
+   * Not a notification: never in history, not counted. Must not throw.
+   */
+  preferencesChanged?(preferences: UserPreferences): void;
   /**
    * Its channels' connection dropped: notifications may be lost until {@link resync}.
    * Also called for an observer that joins a channel while it is interrupted.
@@ -184,6 +190,12 @@ export class ObserverMap {
     }
     const notification = decodeNotification(message.id, message.payload);
     if (!notification) {
+      // Looked for only here: a notification pays nothing for it.
+      const preferences = decodePreferencesChange(message.id, message.payload);
+      if (preferences !== undefined) {
+        this.#tell([channel], (observer) => observer.preferencesChanged?.(preferences));
+        return 0;
+      }
       this.#logger.warn(`herald: dropped a malformed notification on ${channel}`);
       return 0;
     }

@@ -34,6 +34,8 @@ import { formatCursor, parseCursor, type Cursor, type ReadPosition } from '../co
 import { runAt } from '../common/timers.js';
 import { decodeNotification, type Notification, type ReadStateChange } from '../common/notification.js';
 import type { Observer } from './observers.js';
+import { showsInApp } from '../preferences/decide.js';
+import type { CategorySettings, UserPreferences } from '../preferences/preferences.js';
 import type { Sink } from './sink.js';
 
 /**
@@ -82,6 +84,21 @@ export interface ResumingObserverOptions {
   owner?: { readonly tenant: string; readonly name: string } | undefined;
   /** The transport it runs on (see `Observer.transport`). @default none */
   transport?: LiveTransport | undefined;
+  /**
+   * Whether the owner's preferences are being read: live notifications are held until
+   * {@link ResumingObserver.preferencesLoaded} (then {@link ResumingObserver.catchUp}),
+   * after which a notification whose category is off `IN_APP` is not given (live or
+   * from history) unless critical. `preferencesChanged` keeps them up to date, also while
+   * they are read: a change heard first is newer than what the read returns.
+   * @default false: every notification is given
+   */
+  awaitPreferences?: boolean;
+}
+
+/** A user's preferences and the tenant's defaults, as a subscription holds them. */
+export interface LoadedPreferences {
+  readonly preferences: UserPreferences;
+  readonly defaults: CategorySettings;
 }
 
 /** The history of one subscription's channels. */
@@ -94,9 +111,12 @@ export interface ResumingObserver extends Observer {
   /**
    * With `since`: reads the history after it into the sink ahead of anything live, then
    * lets live notifications through. Call once the observer is in the observer map.
-   * Rejects with what the history read threw. Without `since`, does nothing.
+   * Rejects with what the history read threw. Without `since`, lets through what was
+   * held while the preferences were read, if anything.
    */
   catchUp(): Promise<void>;
+  /** With `awaitPreferences`: the owner's preferences, read. Call before {@link catchUp}. */
+  preferencesLoaded(loaded: LoadedPreferences): void;
   /** Stops: nothing more reaches the sink, and no read starts. */
   end(): void;
 }
@@ -133,6 +153,10 @@ class Resuming implements ResumingObserver {
   #readAgain = false;
   #ended = false;
   readonly #readState: boolean;
+  /** The owner's own choices, the newest heard (its version in {@link #preferencesVersion}). */
+  #categories: CategorySettings | undefined;
+  #preferencesVersion = 0;
+  #defaults: CategorySettings | undefined;
 
   constructor(options: ResumingObserverOptions) {
     this.#readState = options.readState ?? false;
@@ -144,7 +168,7 @@ class Resuming implements ResumingObserver {
     this.#since = options.since;
     this.owner = options.owner;
     this.transport = options.transport;
-    this.#held = options.since ? [] : undefined;
+    this.#held = options.since || options.awaitPreferences ? [] : undefined;
     this.#last = options.since ? formatCursor(options.since) : undefined;
     this.#startedAt = this.#now();
   }
@@ -160,6 +184,26 @@ class Resuming implements ResumingObserver {
       held.push(notification);
     }
     return true;
+  }
+
+  preferencesLoaded({ preferences, defaults }: LoadedPreferences): void {
+    this.#defaults = defaults;
+    this.preferencesChanged(preferences);
+    this.#categories ??= preferences.categories;
+  }
+
+  preferencesChanged(preferences: UserPreferences): void {
+    if (preferences.version <= this.#preferencesVersion) return; // an older change, heard late
+    this.#preferencesVersion = preferences.version;
+    this.#categories = preferences.categories;
+  }
+
+  /** Whether the owner's preferences let a notification with a category through (`IN_APP`). */
+  #shows(notification: Notification): boolean {
+    const categories = this.#categories;
+    const defaults = this.#defaults;
+    if (categories === undefined || defaults === undefined) return true;
+    return showsInApp(categories, defaults, notification);
   }
 
   readStateChanged(change: ReadStateChange): void {
@@ -180,7 +224,11 @@ class Resuming implements ResumingObserver {
   }
 
   async catchUp(): Promise<void> {
-    if (!this.#since) return;
+    if (!this.#since) {
+      // Held while the preferences were read; an interrupted one is let go by its resync.
+      if (this.#held !== undefined && !this.#reading && !this.#interrupted) this.#settle();
+      return;
+    }
     this.#reading = true;
     try {
       await this.#readHistory();
@@ -201,6 +249,8 @@ class Resuming implements ResumingObserver {
   }
 
   #pass(notification: Notification): boolean {
+    // Not taken, so not counted as reaching the user live (its push is decided alone).
+    if (notification.category !== undefined && !this.#shows(notification)) return false;
     if (this.#floor !== undefined) {
       if (compareIds(notification.id, this.#floor) <= 0) return true; // given from history
       this.#floor = undefined;
@@ -243,6 +293,7 @@ class Resuming implements ResumingObserver {
         const notification = decodeNotification(entry.id, entry.payload);
         if (!notification || (this.#last !== undefined && compareIds(notification.id, this.#last) <= 0)) continue;
         this.#last = notification.id;
+        if (notification.category !== undefined && !this.#shows(notification)) continue;
         fresh.push(notification);
       }
       if (fresh.length > 0) sink.preload(fresh);

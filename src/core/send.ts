@@ -7,6 +7,7 @@ import { authorizePublish, type Principal } from '../auth/index.js';
 import type { Broker, PublishRequest, PublishResult } from '../broker/types.js';
 import type { Namer } from '../names/index.js';
 import { Failure, InvalidInputError } from '../common/failures.js';
+import { assertValidName } from '../names/index.js';
 import { AUDIENCES, isAudience, isPushedAudience, type PushedAudience } from '../common/audiences.js';
 import { encodeNotification } from '../common/notification.js';
 import type { HeraldMetrics } from '../common/metrics.js';
@@ -52,6 +53,24 @@ export interface SendRequest {
   readonly ttl?: unknown;
   /** `HIGH` or `NORMAL`. @default the provider's */
   readonly priority?: unknown;
+  /** What kind of notification it is, for users' preferences; a name like a topic. @default none (never muted) */
+  readonly category?: unknown;
+  /** Whether it ignores preferences and quiet hours. @default false */
+  readonly critical?: unknown;
+}
+
+/** What a notification says of itself for preferences, checked; each absent when not set. */
+export interface Classification {
+  readonly category?: string;
+  readonly critical?: true;
+}
+
+/** Checks `category` (a name, like a topic) and `critical`; errors name the field. */
+export function parseClassification(request: Pick<SendRequest, 'category' | 'critical'>): Classification {
+  const { category, critical } = request;
+  if (category != null) assertValidName('category', category);
+  if (critical != null && typeof critical !== 'boolean') throw new InvalidInputError('critical must be a boolean');
+  return { ...(typeof category === 'string' ? { category } : {}), ...(critical === true ? { critical: true as const } : {}) };
 }
 
 export interface SendOptions {
@@ -79,7 +98,15 @@ export function createSender(options: SenderOptions): Sender {
   interface Prepared {
     readonly publish: PublishRequest;
     readonly push:
-      | { readonly policy: PushPolicy; readonly audience: PushedAudience; readonly to: string; readonly text: string; readonly timestamp: number; readonly options: PushOptions }
+      | {
+          readonly policy: PushPolicy;
+          readonly audience: PushedAudience;
+          readonly to: string;
+          readonly text: string;
+          readonly timestamp: number;
+          readonly options: PushOptions;
+          readonly classification: Classification;
+        }
       | undefined;
   }
 
@@ -95,11 +122,13 @@ export function createSender(options: SenderOptions): Sender {
     const policy = (request.push ?? 'WHEN_OFFLINE') as PushPolicy;
     if (!PUSH_POLICIES.includes(policy)) throw new InvalidInputError(`push must be one of ${PUSH_POLICIES.join(', ')}`);
     const options = parsePushOptions(request);
+    const classification = parseClassification(request);
     const timestamp = Math.floor(Date.now() / 1000);
     const publish: PublishRequest = {
       destination: namer.destination(principal.tenant, audience, to),
       tenantKey: namer.tenantKey(principal.tenant),
-      payload: encodeNotification({ text, timestamp, audience, sender: principal.name }),
+      // Spread only when set: a notification without them encodes exactly as before.
+      payload: encodeNotification({ text, timestamp, audience, sender: principal.name, ...classification }),
       idempotency:
         idempotencyKey == null || idempotencyKey === ''
           ? undefined
@@ -113,7 +142,7 @@ export function createSender(options: SenderOptions): Sender {
     };
     // Only an audience of users one can name is pushed (the audience table); NEVER enters no stream.
     const pushes = pushQueue !== undefined && policy !== 'NEVER' && isPushedAudience(audience);
-    return { publish, push: pushes ? { policy, audience, to, text, timestamp, options } : undefined };
+    return { publish, push: pushes ? { policy, audience, to, text, timestamp, options, classification } : undefined };
   };
 
   /**
@@ -138,10 +167,20 @@ export function createSender(options: SenderOptions): Sender {
   const publishAndQueue = async (principal: Principal, { publish, push }: Prepared): Promise<PublishResult> => {
     const result = await broker.publish(publish);
     if (push === undefined || pushQueue === undefined || reachedLive(push, result)) return result;
-    const { policy, audience, to, text, timestamp, options } = push;
+    const { policy, audience, to, text, timestamp, options, classification } = push;
     try {
       await pushQueue.enqueue(
-        { id: result.id, tenant: principal.tenant, audience, to, text, timestamp, sender: principal.name, ...(hasPushOptions(options) ? { options } : {}) },
+        {
+          id: result.id,
+          tenant: principal.tenant,
+          audience,
+          to,
+          text,
+          timestamp,
+          sender: principal.name,
+          ...(hasPushOptions(options) ? { options } : {}),
+          ...classification,
+        },
         policy,
       );
     } catch (error) {

@@ -17,7 +17,7 @@ import { runAt, type Cancel } from '../common/timers.js';
 import type { SubscriptionItem } from '../common/notification.js';
 import { createPullQueue, type PullQueue } from './pull-queue.js';
 import type { Observation, ObserverMap } from './observers.js';
-import { createResumingObserver, type HistorySource, type ResumingObserver } from './resume.js';
+import { createResumingObserver, type HistorySource, type LoadedPreferences, type ResumingObserver } from './resume.js';
 import type { Sink } from './sink.js';
 import type { LiveTransport } from '../ledger/events.js';
 
@@ -60,6 +60,15 @@ export interface SubscriptionsOptions {
    * @default none: no topics (the in-process broker keeps none)
    */
   topicsOf?: ((principal: Principal) => Promise<readonly string[]>) | undefined;
+  /**
+   * The user's preferences and the tenant's defaults, read once when a subscription
+   * opens, while it joins its channels (what arrives meanwhile is held): it then drops
+   * what its user turned off `IN_APP`, and follows the user's later changes as they are
+   * told on the user's channel, a change told during the read included. Rejects with a
+   * typed error (Redis unavailable).
+   * @default none: every notification is delivered
+   */
+  preferencesOf?: ((principal: Principal) => Promise<LoadedPreferences>) | undefined;
 }
 
 /**
@@ -122,7 +131,7 @@ export interface OpenOptions {
 }
 
 export function createSubscriptions(options: SubscriptionsOptions): Subscriptions {
-  const { observers, broker, namer, maxQueued, maxBufferedBytes, topicsOf } = options;
+  const { observers, broker, namer, maxQueued, maxBufferedBytes, topicsOf, preferencesOf } = options;
 
   async function openInto<S extends Sink>({ principal, userName, since, readState, transport }: OpenRequest, makeSink: SinkFactory<S>, options: OpenOptions = {}): Promise<S> {
     authorizeSubscription(principal, assertValidName('userName', userName));
@@ -130,10 +139,13 @@ export function createSubscriptions(options: SubscriptionsOptions): Subscription
     const after = since == null || since === '' ? undefined : parseCursor(since);
     if (since != null && since !== '' && after === undefined) throw new InvalidInputError('since is not a notification id');
 
+    const loading = preferencesOf?.(principal);
+    // Awaited below; one that fails while the channels are joined must not go unhandled.
+    loading?.catch(() => undefined);
     const destinations = namer.subscriberDestinations(principal);
     const opened = new OpenSubscription(broker, namer.tenantKey(principal.tenant), destinations.map(({ stream }) => stream));
     const sink = makeSink(opened);
-    const observer = createResumingObserver({ sink, since: after, history: opened, maxHeld: maxQueued, owner: principal, readState: readState ?? false, transport });
+    const observer = createResumingObserver({ sink, since: after, history: opened, maxHeld: maxQueued, owner: principal, readState: readState ?? false, transport, awaitPreferences: loading !== undefined });
     opened.observer = observer;
     try {
       // Live first, so nothing published while history is read can slip between the two.
@@ -153,6 +165,7 @@ export function createSubscriptions(options: SubscriptionsOptions): Subscription
           observer,
         );
       }
+      if (loading !== undefined) observer.preferencesLoaded(await loading);
       await observer.catchUp();
     } catch (error) {
       await sink.return();

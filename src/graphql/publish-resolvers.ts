@@ -18,6 +18,8 @@ interface SendNotificationArgs {
   collapseKey?: string | null;
   ttl?: number | null;
   priority?: string | null;
+  category?: string | null;
+  critical?: boolean | null;
 }
 
 export function createPublishResolvers(sender: Sender) {

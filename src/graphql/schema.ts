@@ -16,6 +16,8 @@ import type { Failure } from '../common/failures.js';
 import { decodeNotification, type SubscriptionItem, type Notification } from '../common/notification.js';
 import { countUnread, isRead, markRead } from './read-state.js';
 import type { LedgerWriter } from '../ledger/events.js';
+import { showsInApp } from '../preferences/decide.js';
+import type { CategorySettings, UserPreferences } from '../preferences/preferences.js';
 
 const schemaPath = fileURLToPath(new URL('../../schema.graphql', import.meta.url));
 
@@ -75,12 +77,17 @@ export interface SchemaOptions {
   resolvers?: Resolvers;
   /** Where `markNotificationsRead` records read events. @default none */
   ledger?: LedgerWriter | undefined;
+  /**
+   * The viewer's preferences and the tenant's defaults: the inbox list leaves out what
+   * the viewer turned off `IN_APP`. @default none: everything is listed
+   */
+  preferencesOf?: ((principal: Principal) => Promise<{ readonly preferences: UserPreferences; readonly defaults: CategorySettings }>) | undefined;
 }
 
 /** Most notifications one page may ask for. */
 const MAX_PAGE_SIZE = 100;
 
-export function buildSchema({ broker, namer, resolvers, ledger }: SchemaOptions): GraphQLSchema {
+export function buildSchema({ broker, namer, resolvers, ledger, preferencesOf }: SchemaOptions): GraphQLSchema {
   const notifications = async (_root: unknown, args: { first?: number | null; after?: string | null }, context: HeraldContext) => {
     const principal = requirePrincipal(context);
     const first = args.first ?? 20;
@@ -96,9 +103,12 @@ export function buildSchema({ broker, namer, resolvers, ledger }: SchemaOptions)
       limit: first,
     });
     if (page.gap) throw graphqlError('HISTORY_GAP', page.reason);
+    const preferences = preferencesOf === undefined ? undefined : await preferencesOf(principal);
+    // A page may hold fewer than `first` when some are hidden: `hasNextPage` still says whether more are kept.
     const nodes = page.entries
       .map((entry) => decodeNotification(entry.id, entry.payload))
-      .filter((node): node is Notification => node !== undefined);
+      .filter((node): node is Notification => node !== undefined)
+      .filter((node) => preferences === undefined || showsInApp(preferences.preferences.categories, preferences.defaults, node));
     const readUpTo = await broker.readPosition(namer.readStateKey(principal.tenant, principal.name));
     return {
       edges: nodes.map((node) => ({ cursor: node.id, node, read: isRead(node.id, readUpTo) })),
@@ -130,6 +140,10 @@ export function buildSchema({ broker, namer, resolvers, ledger }: SchemaOptions)
         Mutation: {
           markNotificationsRead: (_root: unknown, args: { userName?: unknown; upTo?: unknown }, context: HeraldContext) =>
             markRead(broker, namer, requirePrincipal(context), { userName: args.userName, upTo: args.upTo }, ledger),
+        },
+        // A resolver only for `critical`: a notification carries it only when true.
+        Notification: {
+          critical: (notification: Notification) => notification.critical === true,
         },
         InboxEvent: {
           __resolveType: (item: SubscriptionItem) => ('readUpTo' in item ? 'ReadStateChange' : 'Notification'),

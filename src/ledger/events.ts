@@ -59,11 +59,13 @@ export const LIVE_USERS_KEPT = 20;
  * - `queued`: the worker took the device for a send;
  * - `accepted`: the provider (or webhook) accepted an attempt (`dryRun`: everything but the send);
  * - `failed`: an attempt did not deliver, `reason` classified, `detail` the provider's answer;
- * - `retry`: another attempt is scheduled for `nextAttemptAt`;
+ * - `retry`: another attempt is scheduled for `nextAttemptAt` (without `attempt`: the first,
+ *   deferred to the end of the user's quiet hours, `detail` "deferred: quiet hours until …");
  * - `removed`: the device is gone (`UNREGISTERED`, 404/410), removed from the user's devices;
  * - `dead_lettered`: given up on (`detail` says why), kept for an operator's replay;
  * - `replayed`: an operator replayed it from the dead letters;
- * - `skipped`: not sent (`detail` says why: seen live, a duplicate, no sender for the kind).
+ * - `skipped`: not sent (`detail` says why: seen live, a duplicate, no sender for the kind,
+ *   "refused by preference: …", the ttl passing within the user's quiet hours).
  */
 export interface PushEvent {
   readonly type: 'push';

@@ -30,6 +30,13 @@ export interface PushCounters {
   skippedDuplicate: number;
   /** Pushes to a kind of device that has no sender configured. */
   skippedUnconfigured: number;
+  /**
+   * Pushes not sent because of their user's preferences: the category off for that kind
+   * of device, or the notification's ttl passing within the user's quiet hours.
+   */
+  skippedPreference: number;
+  /** Pushes put off to the end of their user's quiet hours (each is decided again then). */
+  deferredQuietHours: number;
   /** Devices removed because the push service said they no longer exist. */
   devicesRemoved: number;
   /** Entries done and acknowledged. */
@@ -58,6 +65,8 @@ export function createPushCounters(): PushCounters {
     skippedSeenLive: 0,
     skippedDuplicate: 0,
     skippedUnconfigured: 0,
+    skippedPreference: 0,
+    deferredQuietHours: 0,
     devicesRemoved: 0,
     entriesDone: 0,
     lost: 0,

@@ -42,6 +42,10 @@ export interface PushNotification {
   readonly sender: string;
   /** `collapseKey`, `ttl`, `priority`; absent (an entry of an older Herald too): each provider's defaults. */
   readonly options?: PushOptions;
+  /** The notification's category, for the user's preferences; absent: none (never muted). */
+  readonly category?: string;
+  /** Present (true) when it ignores preferences and quiet hours. */
+  readonly critical?: true;
 }
 
 export interface PushEntry {
@@ -98,7 +102,19 @@ export function parsePushNotification(value: unknown): PushNotification | undefi
   if (!isPushedAudience(audience)) return undefined;
   if (typeof text !== 'string' || typeof timestamp !== 'number' || typeof sender !== 'string') return undefined;
   const options = readPushOptions(value['options']);
-  return { id, tenant, audience, to, text, timestamp, sender, ...(options === undefined ? {} : { options }) };
+  const { category, critical } = value;
+  return {
+    id,
+    tenant,
+    audience,
+    to,
+    text,
+    timestamp,
+    sender,
+    ...(options === undefined ? {} : { options }),
+    ...(isValidName(category) ? { category } : {}),
+    ...(critical === true ? { critical: true as const } : {}),
+  };
 }
 
 function parseTarget(value: unknown): PushTarget | undefined {

@@ -5,6 +5,7 @@
  */
 import type { Logger } from '../common/logger.js';
 import type { LedgerWriter } from '../ledger/events.js';
+import type { PreferenceStore } from '../preferences/store.js';
 import type { Breakers } from './breaker.js';
 import type { CountsByKind, PushCounters } from './counters.js';
 import type { DeadLetters } from './dead-letters.js';
@@ -40,6 +41,8 @@ export interface FanoutDeps {
   readonly pageSize: number;
   /** Aborted when the worker stops: no new send starts. */
   readonly signal: AbortSignal;
+  /** The users' preferences (`preference-gate.ts`); undefined: none enforced. */
+  readonly preferences: PreferenceStore | undefined;
   /** Where each step of each device's push is recorded. */
   readonly ledger: LedgerWriter;
   /** The worker's clock, ms since the epoch: the retry schedule's and the ledger's. */

@@ -11,6 +11,10 @@
  * starts the next send, so an entry of 500 followers holds one waiting slot request, not
  * 500. A send to a destination whose circuit is open fails at once and is retried like
  * any other retryable failure.
+ *
+ * The users' preferences are read once per entry, after the seen-live check (one round
+ * trip for a page of followers), and each device's push decided by its kind: one refused
+ * or put off to the end of quiet hours takes no send slot (`preference-gate.ts`).
  */
 import { NO_LEDGER } from '../ledger/events.js';
 import { destinationOf } from './destinations.js';
@@ -18,6 +22,7 @@ import type { Device } from './devices.js';
 import type { PushEntry } from './entry.js';
 import type { SlotKey } from './limiter.js';
 import { senderFor, type FanoutDeps } from './fanout-deps.js';
+import { choicesOf, decideFor, holdBack, type HoldBack } from './preference-gate.js';
 import { attemptPush, deadLetter, recordPush } from './push-attempt.js';
 import type { PushMessage, DeviceSender } from './senders/types.js';
 
@@ -47,8 +52,13 @@ export async function processEntry(deps: FanoutDeps, entry: PushEntry, delivery:
   const users = target.kind === 'followers' ? target.users : [target.user];
   const sends: Array<Promise<boolean>> = [];
   let complete = true;
+  const seen = new Set<string>();
+  if (entry.policy === 'WHEN_OFFLINE') {
+    for (const user of users) if (await deps.seenLive.seen(notification.tenant, notification.id, user)) seen.add(user);
+  }
+  const choices = await choicesOf(deps, notification, users.filter((user) => !seen.has(user)));
   walk: for (const user of users) {
-    const seenLive = entry.policy === 'WHEN_OFFLINE' && (await deps.seenLive.seen(notification.tenant, notification.id, user));
+    const seenLive = seen.has(user);
     if (seenLive) deps.counters.skippedSeenLive += 1;
     // seen live: its devices are listed only to tell the ledger
     if (seenLive && deps.ledger.record === NO_RECORD) continue;
@@ -65,6 +75,11 @@ export async function processEntry(deps: FanoutDeps, entry: PushEntry, delivery:
         recordPush(deps, { notification, user }, device, 'skipped', { detail: `no sender configured for ${device.kind}` });
         continue;
       }
+      const decision = decideFor(deps, notification, choices.get(user), device);
+      if (decision.action !== 'send') {
+        sends.push(pushToDevice(deps, entry, delivery, { notification, user }, device, decision));
+        continue;
+      }
       const slot: SlotKey = { tenant: notification.tenant, destination: destinationOf(notification.tenant, device) };
       const release = await deps.limiter.acquire(slot);
       if (deps.signal.aborted) {
@@ -72,29 +87,31 @@ export async function processEntry(deps: FanoutDeps, entry: PushEntry, delivery:
         complete = false;
         break walk;
       }
-      sends.push(pushToDevice(deps, entry, delivery, { notification, user }, device, sender, slot, release));
+      sends.push(pushToDevice(deps, entry, delivery, { notification, user }, device, { sender, slot, release }));
     }
   }
   const settled = await Promise.all(sends);
   return complete && settled.every(Boolean);
 }
 
-/** One device's first attempt: true when settled or scheduled, false when abandoned at shutdown. Never rejects. */
-async function pushToDevice(
-  deps: FanoutDeps,
-  entry: PushEntry,
-  delivery: EntryDelivery,
-  message: PushMessage,
-  device: Device,
-  sender: DeviceSender<Device['kind']>,
-  slot: SlotKey,
-  release: () => void,
-): Promise<boolean> {
+/** A first attempt to send, in the send slot it holds. */
+interface FirstSend {
+  readonly sender: DeviceSender<Device['kind']>;
+  readonly slot: SlotKey;
+  readonly release: () => void;
+}
+
+/**
+ * One device's first attempt, or the push held back by its user's preferences: true when
+ * settled or scheduled, false when abandoned at shutdown. Never rejects.
+ */
+async function pushToDevice(deps: FanoutDeps, entry: PushEntry, delivery: EntryDelivery, message: PushMessage, device: Device, then: FirstSend | HoldBack): Promise<boolean> {
   const { tenant, id } = message.notification;
   try {
     const claim = await deps.markers.claim(tenant, id, device.id, delivery.entryId, entry.replay === true);
     if (claim === 'scheduled') {
       // in the retry set, unless its worker died between the marker and the set: put it there
+      // (a deferred one, `retry:1`, is decided again on its preferences when claimed)
       await deps.retries.ensure(deps.shardOf(tenant), { notification: message.notification, user: message.user, deviceId: device.id, attempt: 2, firstFailedAt: deps.now() }, deps.now());
     }
     if (claim === 'done' || claim === 'elsewhere' || claim === 'scheduled' || (claim === 'orphaned' && !delivery.redelivered)) {
@@ -107,14 +124,19 @@ async function pushToDevice(
       await deadLetter(deps, message, device, 'outcome unknown: the worker sending it stopped mid-send (replay to send it anyway)', 0);
       return true;
     }
+    const holder = { entryId: delivery.entryId };
+    if ('action' in then) {
+      await holdBack(deps, message, device, then, holder);
+      return true;
+    }
     recordPush(deps, message, device, 'queued', { attempt: 1 });
-    await attemptPush(deps, { message, device, sender, slot, attempt: 1, firstFailedAt: undefined, holder: { entryId: delivery.entryId } });
+    await attemptPush(deps, { message, device, sender: then.sender, slot: then.slot, attempt: 1, firstFailedAt: undefined, holder });
     return true;
   } catch (error) {
     deps.logger.error(`push: ${id} to device ${device.id} of ${message.user}: ${error instanceof Error ? error.message : String(error)}`);
     return false;
   } finally {
-    release();
+    if (!('action' in then)) then.release();
   }
 }
 

@@ -19,6 +19,8 @@ import type { DeviceSender, DeviceSenders } from './senders/types.js';
 import { NO_LEDGER, type LedgerWriter } from '../ledger/events.js';
 import { createLedgerKeys } from '../ledger/keys.js';
 import { createRedisLedger } from '../ledger/redis-ledger.js';
+import { createPreferenceKeys } from '../preferences/keys.js';
+import { createRedisPreferenceStore } from '../preferences/redis-store.js';
 import type { LedgerCounts } from '../ledger/store.js';
 import { createTopicStore, type TopicStore } from './topics.js';
 import { createPushWorker, type PushWorker, type PushWorkerOptions } from './worker.js';
@@ -108,6 +110,8 @@ export function createPushWorkerFromConfig(options: PushWorkerFromConfigOptions)
     deadLetters: createDeadLetters({ redis, keys, queue, maxLength: push.deadLetterMaxLength }),
     seenLive: createSeenLive({ redis, keys, ttlMs: push.seenLiveTtlMs }),
     ledger,
+    // the store the subscribe servers write, on the same Redis
+    preferences: createRedisPreferenceStore({ redis, keys: createPreferenceKeys(config.channelPrefix), maxCategoriesPerUser: config.preferencesMaxCategoriesPerUser }),
     concurrency: push.concurrency,
     tenantConcurrency: push.tenantConcurrency,
     destinationConcurrency: push.destinationConcurrency,

@@ -6,12 +6,17 @@
  * another moves it; one still waiting for a send slot at shutdown is given back (due now,
  * its marker never taken), so another worker takes it at once.
  *
+ * Attempt 1 in the retry set is a push deferred by its user's quiet hours
+ * (`preference-gate.ts`): when due, it is decided again on the user's preferences of now —
+ * sent, refused, or (the quiet hours moved) deferred again.
+ *
  * A marker still `inflight:retry-<n>:…` means the worker of attempt `n` died or stalled
  * mid-send (its lease passed): the push is dead-lettered as "outcome unknown", as a
  * re-delivered stream entry's would be, rather than risk a duplicate.
  */
 import { destinationOf } from './destinations.js';
 import { senderFor, type FanoutDeps } from './fanout-deps.js';
+import { decideAgain, holdBack } from './preference-gate.js';
 import { attemptPush, deadLetter, recordPush } from './push-attempt.js';
 import type { HeldRetry } from './retry-set.js';
 
@@ -57,10 +62,17 @@ export async function processRetry(deps: FanoutDeps, held: HeldRetry): Promise<v
       // its kind's sender was taken out of the configuration since the first attempt
       await deadLetter(deps, message, device, `no sender configured for ${device.kind}`, claim.attempt - 1);
     } else {
-      recordPush(deps, message, device, 'queued', { attempt: claim.attempt });
       const holder = { retry: claim.attempt };
-      const result = await attemptPush(deps, { message, device, sender, slot, attempt: claim.attempt, firstFailedAt: record.firstFailedAt, holder });
-      if (result === 'scheduled') return; // the member moved to its next due time
+      const deferred = claim.attempt === 1;
+      const decision = deferred ? await decideAgain(deps, message, device) : undefined;
+      if (decision !== undefined && decision.action !== 'send') {
+        if ((await holdBack(deps, message, device, decision, holder)) === 'scheduled') return; // deferred again
+      } else {
+        recordPush(deps, message, device, 'queued', { attempt: claim.attempt });
+        const firstFailedAt = deferred ? undefined : record.firstFailedAt;
+        const result = await attemptPush(deps, { message, device, sender, slot, attempt: claim.attempt, firstFailedAt, holder });
+        if (result === 'scheduled') return; // the member moved to its next due time
+      }
     }
     await deps.retries.settle(held);
   } catch (error) {

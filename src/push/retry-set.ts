@@ -25,7 +25,7 @@ export interface RetryRecord {
   readonly deviceId: string;
   /** The attempt scheduled (the send marker's word wins). */
   readonly attempt: number;
-  /** When the first attempt failed, ms since the epoch: the retry window's start. */
+  /** When the first attempt failed, ms since the epoch: the retry window's start (for attempt 1, deferred by quiet hours: when it is due). */
   readonly firstFailedAt: number;
 }
 

@@ -6,7 +6,11 @@
  *   (`SET … NX PX`), which is sending it now or will (the first attempt);
  * - `retry:<n>` — attempt `n` is scheduled in the retry set (`retry-set.ts`), nobody holds it;
  * - `inflight:retry-<n>:<consumer>` — attempt `n`, claimed from the retry set by that worker;
- * - `sent`, `gone` (the device no longer exists) or `dead` (dead-lettered) — done.
+ * - `sent`, `gone` (the device no longer exists), `dead` (dead-lettered) or `skipped` (held
+ *   back by the user's preferences, `preference-gate.ts`) — done.
+ *
+ * A push deferred by quiet hours is `retry:1`: its first attempt, in the retry set, the
+ * marker kept `PUSH_DEDUP_TTL_SECONDS` past the time it is due ({@link SendMarkers.defer}).
  *
  * A worker that finds the marker of the very entry it is processing, left by another
  * delivery of that entry, knows that delivery's worker died or stalled mid-send: the push
@@ -47,7 +51,7 @@ export type RetryClaim =
 /** Who holds a marker: a stream entry's first attempt, or a retry. */
 export type MarkerHolder = { readonly entryId: string } | { readonly retry: number };
 
-export type FinalState = 'sent' | 'gone' | 'dead';
+export type FinalState = 'sent' | 'gone' | 'dead' | 'skipped';
 
 /**
  * KEYS: the marker. ARGV: this claim's value, TTL (ms), `inflight:<entry id>:` prefix,
@@ -59,7 +63,7 @@ if not current or (ARGV[4] == '1' and current == 'dead') then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return 'claimed'
 end
-if current == 'sent' or current == 'gone' or current == 'dead' then return 'done' end
+if current == 'sent' or current == 'gone' or current == 'dead' or current == 'skipped' then return 'done' end
 if string.sub(current, 1, #ARGV[3]) == ARGV[3] then return 'orphaned' end
 if string.sub(current, 1, 6) == 'retry:' then return 'scheduled' end
 return 'elsewhere'
@@ -69,7 +73,7 @@ return 'elsewhere'
 const CLAIM_RETRY_SCRIPT = `
 local current = redis.call('GET', KEYS[1])
 if not current then return {'missing', '0'} end
-if current == 'sent' or current == 'gone' or current == 'dead' then return {'done', '0'} end
+if current == 'sent' or current == 'gone' or current == 'dead' or current == 'skipped' then return {'done', '0'} end
 local scheduled = string.match(current, '^retry:(%d+)$')
 if scheduled then
   redis.call('SET', KEYS[1], 'inflight:retry-' .. scheduled .. ':' .. ARGV[1], 'KEEPTTL')
@@ -84,6 +88,22 @@ return {'elsewhere', '0'}
 const MOVE_SCRIPT = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+  return 1
+end
+return 0
+`;
+
+/**
+ * KEYS: the marker. ARGV: the value it must hold, the value to set, its TTL (ms), which
+ * only lengthens the one it has.
+ */
+const MOVE_KEEPING_SCRIPT = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  if tonumber(ARGV[3]) > redis.call('PTTL', KEYS[1]) then
+    redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  else
+    redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+  end
   return 1
 end
 return 0
@@ -108,12 +128,19 @@ export interface SendMarkers {
    * no longer holds that claim (then nothing is scheduled).
    */
   schedule(tenant: string, notificationId: string, deviceId: string, holder: MarkerHolder, attempt: number): Promise<boolean>;
+  /**
+   * Moves a claim `holder` holds to `retry:1` (the first attempt, deferred by quiet hours
+   * for `waitMs`), kept at least `PUSH_DEDUP_TTL_SECONDS` past the wait; false when the
+   * marker no longer holds that claim.
+   */
+  defer(tenant: string, notificationId: string, deviceId: string, holder: MarkerHolder, waitMs: number): Promise<boolean>;
 }
 
 type ClaimCommand = (key: string, value: string, ttlMs: number, prefix: string, replay: string) => Promise<string>;
 type ReleaseCommand = (key: string, value: string) => Promise<number>;
 type ClaimRetryCommand = (key: string, consumer: string) => Promise<[string, string]>;
 type MoveCommand = (key: string, from: string, to: string) => Promise<number>;
+type MoveKeepingCommand = (key: string, from: string, to: string, ttlMs: number) => Promise<number>;
 
 export function createSendMarkers(redis: RedisClient, keys: PushKeys, consumer: string, ttlMs: number): SendMarkers {
   if (!('heraldClaimSend' in redis)) {
@@ -122,9 +149,11 @@ export function createSendMarkers(redis: RedisClient, keys: PushKeys, consumer: 
     redis.defineCommand('heraldClaimRetry', { numberOfKeys: 1, lua: CLAIM_RETRY_SCRIPT });
     redis.defineCommand('heraldMoveMarker', { numberOfKeys: 1, lua: MOVE_SCRIPT });
   }
-  const commands = redis as unknown as { heraldClaimSend: ClaimCommand; heraldReleaseSend: ReleaseCommand; heraldClaimRetry: ClaimRetryCommand; heraldMoveMarker: MoveCommand };
+  if (!('heraldMoveMarkerKeeping' in redis)) redis.defineCommand('heraldMoveMarkerKeeping', { numberOfKeys: 1, lua: MOVE_KEEPING_SCRIPT });
+  const commands = redis as unknown as { heraldClaimSend: ClaimCommand; heraldReleaseSend: ReleaseCommand; heraldClaimRetry: ClaimRetryCommand; heraldMoveMarker: MoveCommand; heraldMoveMarkerKeeping: MoveKeepingCommand };
   const value = (entryId: string): string => `inflight:${entryId}:${consumer}`;
   const retryValue = (attempt: number): string => `inflight:retry-${attempt}:${consumer}`;
+  const heldValue = (holder: MarkerHolder): string => ('entryId' in holder ? value(holder.entryId) : retryValue(holder.retry));
   return {
     async claim(tenant, notificationId, deviceId, entryId, replay) {
       const key = keys.sendMarker(tenant, notificationId, deviceId);
@@ -143,8 +172,11 @@ export function createSendMarkers(redis: RedisClient, keys: PushKeys, consumer: 
       return { state: state as 'done' | 'elsewhere' | 'missing' };
     },
     async schedule(tenant, notificationId, deviceId, holder, attempt) {
-      const held = 'entryId' in holder ? value(holder.entryId) : retryValue(holder.retry);
-      return (await commands.heraldMoveMarker(keys.sendMarker(tenant, notificationId, deviceId), held, `retry:${attempt}`)) === 1;
+      return (await commands.heraldMoveMarker(keys.sendMarker(tenant, notificationId, deviceId), heldValue(holder), `retry:${attempt}`)) === 1;
+    },
+    async defer(tenant, notificationId, deviceId, holder, waitMs) {
+      const key = keys.sendMarker(tenant, notificationId, deviceId);
+      return (await commands.heraldMoveMarkerKeeping(key, heldValue(holder), 'retry:1', Math.ceil(waitMs) + ttlMs)) === 1;
     },
   };
 }

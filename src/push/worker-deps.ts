@@ -68,6 +68,7 @@ export function createFanoutDeps(options: PushWorkerOptions, parts: WorkerParts)
     shardOf: (tenant) => keys.shardOf(tenant),
     pageSize: options.fanoutPageSize ?? 500,
     signal: parts.signal,
+    preferences: options.preferences,
     ledger: options.ledger ?? NO_LEDGER,
     now: options.now ?? Date.now,
     logger,

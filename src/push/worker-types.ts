@@ -4,6 +4,7 @@
  */
 import type { Logger } from '../common/logger.js';
 import type { LedgerWriter } from '../ledger/events.js';
+import type { PreferenceStore } from '../preferences/store.js';
 import type { PushLoad } from '../common/push-metrics.js';
 import type { Redis } from 'ioredis';
 import type { BlockingConnection } from '../redis/blocking.js';
@@ -117,6 +118,12 @@ export interface PushWorkerOptions {
   now?: () => number;
   /** Where each step of each device's push is recorded. @default NO_LEDGER (nothing kept) */
   ledger?: LedgerWriter;
+  /**
+   * The users' preferences: a category turned off for a kind of device is not pushed to
+   * it, quiet hours put pushes off to their end (`preference-gate.ts`); critical
+   * notifications pass. @default none: every push is sent
+   */
+  preferences?: PreferenceStore | undefined;
   /** `PUSH_FANOUT_PAGE_SIZE`: followers per page entry a topic is split into. @default 500 */
   fanoutPageSize?: number;
   /**

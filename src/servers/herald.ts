@@ -10,6 +10,9 @@ import { createTokenVerifier, generateDevSecret } from '../auth/index.js';
 import { signDevTokens, type DevTokens } from '../auth/dev-tokens.js';
 import { createInProcessBroker } from '../broker/in-process.js';
 import { createRedisBroker } from '../broker/redis.js';
+import { createPreferenceKeys } from '../preferences/keys.js';
+import { createRedisPreferenceStore } from '../preferences/redis-store.js';
+import { createMemoryPreferenceStore } from '../preferences/store.js';
 import { connectRedis, connectShardSubscriber, redisLocation, type RedisSettings } from '../redis/connect.js';
 import type { Broker } from '../broker/types.js';
 import { createNamer, type Namer } from '../names/index.js';
@@ -243,6 +246,10 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
   // Devices, topics, seen-live marks and the push queue share the broker's command client.
   const commandClient = connected.publisher ?? connected.cluster;
   const pushParts = commandClient && createPushParts(config, commandClient, logger);
+  // One store for both servers: on the broker's Redis, or in this process's memory with the in-process broker.
+  const preferences = commandClient
+    ? createRedisPreferenceStore({ redis: commandClient, keys: createPreferenceKeys(config.channelPrefix), maxCategoriesPerUser: config.preferencesMaxCategoriesPerUser })
+    : createMemoryPreferenceStore({ maxCategoriesPerUser: config.preferencesMaxCategoriesPerUser });
   const common = {
     broker,
     verifier,
@@ -269,6 +276,7 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
           playground: config.playground,
           pushStores: pushParts && { stores: pushParts, seenLive: pushParts.seenLive },
           ledger,
+          preferences,
           ...(inboxPath ? { pages: [{ path: inboxPath, directory: INBOX_DIRECTORY }] } : {}),
           ...(devTokens ? { graphiqlHeaders: { Authorization: `Bearer ${devTokens.user.token}` } } : {}),
         });
@@ -281,6 +289,7 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
           ...common,
           idempotencyWindowMs: config.idempotencyWindowMs,
           pushQueue: pushParts?.queue,
+          preferences,
           ledger: ledger && { keys: createLedgerKeys(config.channelPrefix), reader: ledger },
           ...(deliveryPath ? { deliveryPage: { serviceToken: devTokens?.service.token } } : {}),
         });

@@ -25,6 +25,8 @@ import type { HeraldMetrics } from '../common/metrics.js';
 import type { PushQueue } from '../push/queue.js';
 import { Failure } from '../common/failures.js';
 import { createPushResolvers } from '../graphql/push-resolvers.js';
+import { createDefaultPreferenceResolvers, createPreferenceResolvers } from '../graphql/preference-resolvers.js';
+import { createMemoryPreferenceStore, type PreferenceStore } from '../preferences/store.js';
 import { createMeasuredSender, createSender, type Sender } from '../core/send.js';
 import type { LedgerKeys } from '../ledger/keys.js';
 import type { LedgerReader } from '../ledger/store.js';
@@ -54,6 +56,12 @@ export interface PublishServerOptions extends PublishSettings {
    * production), pre-filled with this service token when given. @default not served
    */
   deliveryPage?: { readonly serviceToken?: string | undefined } | undefined;
+  /**
+   * Where `setDefaultPreference` keeps a tenant's defaults: the subscribe server's store
+   * (the same Redis, or the same memory in one process).
+   * @default a store in this process's memory
+   */
+  preferences?: PreferenceStore | undefined;
   logger: Logger;
   /** The process's metrics: mutation latency by field and outcome, notifications published. */
   metrics: HeraldMetrics;
@@ -82,11 +90,20 @@ export function createPublishServer(options: PublishServerOptions): PublishServe
     broker,
     namer: options.namer,
     resolvers: {
-      ...createPublishResolvers(sender),
-      // The one schema has them; a user's push settings live on the subscribe server.
+      Mutation: {
+        ...createPublishResolvers(sender).Mutation,
+        ...createDefaultPreferenceResolvers(options.preferences ?? createMemoryPreferenceStore()).Mutation,
+      },
+      // The one schema has them; a user's push settings and preferences live on the subscribe server.
       Query: {
         ...createPushResolvers({ stores: undefined, absent: new Failure('WRONG_SERVER', 'ask the subscribe server for devices and topics') }).Query,
         ...createDeliveryResolvers({ reader: options.ledger?.reader, view: 'service' }).Query,
+        ...createPreferenceResolvers({
+          store: undefined,
+          absent: new Failure('WRONG_SERVER', 'ask the subscribe server for preferences'),
+          broker,
+          namer: options.namer,
+        }).Query,
       },
     },
   });
@@ -100,7 +117,7 @@ export function createPublishServer(options: PublishServerOptions): PublishServe
       introspection: options.introspection,
       operations: [OperationTypeNode.QUERY, OperationTypeNode.MUTATION],
       elsewhere: 'subscribe on the subscribe server',
-      mutationFields: ['sendNotification', 'sendNotifications'],
+      mutationFields: ['sendNotification', 'sendNotifications', 'setDefaultPreference'],
       mutationsElsewhere: "send a user's own mutations (devices, topics, read state) to the subscribe server",
     }),
   });

@@ -36,6 +36,8 @@ import { Failure } from '../common/failures.js';
 import type { SeenLive } from '../push/seen-live.js';
 import { createPushResolvers, type PushStores } from '../graphql/push-resolvers.js';
 import { createTokenRefreshResolvers } from '../graphql/token-refresh.js';
+import { createPreferenceResolvers } from '../graphql/preference-resolvers.js';
+import { createMemoryPreferenceStore, type PreferenceStore } from '../preferences/store.js';
 
 /** The settings the subscribe server takes from config, each documented (with its default) there. */
 export type SubscribeSettings = Pick<
@@ -63,6 +65,12 @@ export interface SubscribeServerOptions extends SubscribeSettings {
    * user's part. @default none: the ledger is off
    */
   ledger?: LedgerStore | undefined;
+  /**
+   * Users' preferences (on Redis beside the broker, or in memory with the in-process
+   * broker): subscriptions and the inbox list drop what a user turned off `IN_APP`.
+   * @default a store in this process's memory
+   */
+  preferences?: PreferenceStore | undefined;
   /**
    * Static pages served beside `/graphql` on the same origin, so they need no CORS (the
    * development inbox page, `examples/inbox`). @default none
@@ -108,7 +116,10 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
   });
   metrics.channels(() => observers.channelCount);
   let stopping = false;
+  const preferences = options.preferences ?? createMemoryPreferenceStore();
+  const preferencesOf = async (principal: { readonly tenant: string; readonly name: string }) => preferences.readWithDefaults(principal.tenant, principal.name);
   const subscriptions = createSubscriptions({
+    preferencesOf,
     observers,
     broker,
     namer: options.namer,
@@ -128,14 +139,15 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
     stores: push?.stores,
     absent: new Failure('SERVICE_UNAVAILABLE', 'devices and topics are kept in Redis: run Herald with REDIS_URL'),
   });
+  const preferenceResolvers = createPreferenceResolvers({ store: preferences, absent: new Failure('INTERNAL_SERVER_ERROR', 'no preference store'), broker, namer: options.namer });
   const schema = buildSchema({
     broker,
     namer: options.namer,
     ledger: options.ledger,
+    preferencesOf,
     resolvers: {
-      ...pushResolvers,
-      Query: { ...pushResolvers.Query, ...createDeliveryResolvers({ reader: options.ledger, view: 'user' }).Query },
-      Mutation: { ...pushResolvers.Mutation, ...createTokenRefreshResolvers(verifier).Mutation },
+      Query: { ...pushResolvers.Query, ...createDeliveryResolvers({ reader: options.ledger, view: 'user' }).Query, ...preferenceResolvers.Query },
+      Mutation: { ...pushResolvers.Mutation, ...createTokenRefreshResolvers(verifier).Mutation, ...preferenceResolvers.Mutation },
     },
   });
   const maskError = createErrorMask({ production, logger });
@@ -156,7 +168,7 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
       introspection: options.introspection,
       operations: [OperationTypeNode.QUERY, OperationTypeNode.SUBSCRIPTION, OperationTypeNode.MUTATION],
       elsewhere: 'send mutations to the publish server',
-      mutationFields: ['registerDevice', 'removeDevice', 'follow', 'unfollow', 'markNotificationsRead', 'refreshToken'],
+      mutationFields: ['registerDevice', 'removeDevice', 'follow', 'unfollow', 'markNotificationsRead', 'refreshToken', 'setPreference', 'setQuietHours', 'clearQuietHours'],
       mutationsElsewhere: 'send notifications through the publish server',
     }),
   });

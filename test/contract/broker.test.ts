@@ -267,6 +267,25 @@ describe.each<[Kind]>([['in-process'], ['redis'], ['redis cluster']])('the %s br
       ]);
     });
 
+    it('signals a message on a channel, in order with notifications, never kept in history', async () => {
+      const { subscriber, publisher } = await subscribeAndPublish();
+      const { sink, heard } = recordingSink(1);
+      subscriber.listen(sink);
+      const destination = freshDestination();
+      await subscriber.subscribe(destination.channel);
+      const first = await publish(publisher, destination, 'one');
+      await publisher.signal(destination.channel, '7', '{"kind":"preferences","categories":{}}');
+      await publish(publisher, destination, 'sentinel');
+      await waitFor(() => heard.length === 3, 'the sentinel');
+      expect(heard.map(({ message }) => message)).toEqual([
+        { id: first.id, payload: 'one' },
+        { id: '7', payload: '{"kind":"preferences","categories":{}}' },
+        { id: expect.any(String), payload: 'sentinel' },
+      ]);
+      const page = await publisher.readPage({ tenantKey: TENANT_KEY, streams: [destination.stream], before: undefined, limit: 10 });
+      expect(page.gap === false && page.entries.map((entry) => entry.payload)).toEqual(['sentinel', 'one']);
+    });
+
     it.runIf(isRedis)('replaces a position of another epoch (a history that was lost)', async () => {
       const { broker } = await newBroker();
       const key = readKey();

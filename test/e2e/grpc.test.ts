@@ -58,14 +58,18 @@ describe('Feed and Send', () => {
     const feed = openFeed('alice');
     await subscribed('alice');
     expect(await send(publish.url, serviceToken(), 'alice', 'via graphql')).toBe(1);
-    const viaGrpc = await grpcSend(publisher, serviceToken(), { to: 'alice', text: 'via grpc', audience: 'AUDIENCE_USER' });
+    const viaGrpc = await grpcSend(publisher, serviceToken(), { to: 'alice', text: 'via grpc', audience: 'AUDIENCE_USER', category: 'invoice', critical: true });
     expect(viaGrpc).toEqual({ id: expect.any(String), receivedUsers: 1, duplicate: false });
     await grpcSend(publisher, serviceToken(), { to: 'acme', text: 'company', audience: 'AUDIENCE_COMPANY' });
 
     await feed.nth(2);
     expect(feed.events).toEqual([
-      { event: 'notification', notification: { id: expect.any(String), text: 'via graphql', timestamp: expect.any(Number), audience: 'AUDIENCE_USER', sender: 'billing' } },
-      { event: 'notification', notification: expect.objectContaining({ id: viaGrpc.id, text: 'via grpc' }) },
+      {
+        event: 'notification',
+        // proto3: no category is '', not critical is false
+        notification: { id: expect.any(String), text: 'via graphql', timestamp: expect.any(Number), audience: 'AUDIENCE_USER', sender: 'billing', category: '', critical: false },
+      },
+      { event: 'notification', notification: expect.objectContaining({ id: viaGrpc.id, text: 'via grpc', category: 'invoice', critical: true }) },
       { event: 'notification', notification: expect.objectContaining({ text: 'company', audience: 'AUDIENCE_COMPANY' }) },
     ]);
   });

@@ -84,6 +84,7 @@ describe('readConfig', () => {
       retention: { maxLength: 1000, maxAgeMs: 7 * 24 * 3600 * 1000 },
       idempotencyWindowMs: 600_000,
       ledgerMaxEvents: 200,
+      preferencesMaxCategoriesPerUser: 100,
       shutdownDrainMs: 10_000,
       limits: {
         maxMessageBytes: 65_536,

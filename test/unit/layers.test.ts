@@ -15,7 +15,7 @@ const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
  * The layers, bottom up, each a folder of src/ (the entry points stand in src/ itself).
  * A module's layer is its folder's: a newcomer tells a file's layer from its path.
  */
-const LAYERS = ['common', 'names', 'config', 'auth', 'redis', 'ledger', 'broker', 'push', 'core', 'graphql', 'transports', 'servers', 'main'] as const;
+const LAYERS = ['common', 'names', 'config', 'auth', 'redis', 'ledger', 'broker', 'preferences', 'push', 'core', 'graphql', 'transports', 'servers', 'main'] as const;
 
 function layerOf(module: string): number {
   const folder = module.includes('/') ? module.slice(0, module.indexOf('/')) : 'main';

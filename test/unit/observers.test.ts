@@ -94,6 +94,9 @@ class SpyBroker implements Broker {
   markRead(request: MarkReadRequest): Promise<MarkReadResult> {
     return this.#inner.markRead(request);
   }
+  signal(channel: string, id: string, payload: string): Promise<void> {
+    return this.#inner.signal(channel, id, payload);
+  }
   readPosition(key: string): Promise<Cursor | undefined> {
     return this.#inner.readPosition(key);
   }

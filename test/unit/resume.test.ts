@@ -258,3 +258,55 @@ describe('createResumingObserver', () => {
     expect(asked).toEqual([]);
   });
 });
+
+describe('createResumingObserver with preferences', () => {
+  const promo = (seq: number, critical = false): Notification => ({ ...live(seq), category: 'promo', ...(critical ? { critical: true as const } : {}) });
+  const storedPromo = (seq: number): BrokerMessage => ({ id: id(seq), payload: encodeNotification({ ...body(seq), category: 'promo' }) });
+  const mutedPromo = { preferences: { version: 3, categories: new Map([['promo', { IN_APP: false }]]) }, defaults: new Map() };
+
+  it('drops a category off IN_APP live (not taken, so not counted), lets critical and other ones through, and follows newer changes only', async () => {
+    const { sink, got } = recordingSink();
+    const observer = createResumingObserver({ sink, history: history([]), maxHeld: 10, awaitPreferences: true });
+    observer.preferencesLoaded(mutedPromo);
+    await observer.catchUp();
+    expect(observer.notify(promo(1))).toBe(false);
+    expect(observer.notify(promo(2, true))).toBe(true);
+    expect(observer.notify(live(3))).toBe(true);
+    // An older change heard late changes nothing; a newer one applies at once.
+    observer.preferencesChanged?.({ version: 2, categories: new Map() });
+    expect(observer.notify(promo(4))).toBe(false);
+    observer.preferencesChanged?.({ version: 4, categories: new Map([['promo', { IN_APP: true }]]) });
+    expect(observer.notify(promo(5))).toBe(true);
+    expect(got).toEqual(['n2', 'n3', 'n5']);
+  });
+
+  it('holds what arrives while the preferences are read, then filters it; a change heard during the read wins over it', async () => {
+    const { sink, got } = recordingSink();
+    const observer = createResumingObserver({ sink, history: history([]), maxHeld: 10, awaitPreferences: true });
+    observer.notify(promo(1));
+    observer.notify(live(2));
+    expect(got).toEqual([]);
+    // Told while the read was in flight: newer than what the read returns.
+    observer.preferencesChanged?.({ version: 4, categories: new Map([['promo', { IN_APP: false }], ['news', { IN_APP: false }]]) });
+    observer.preferencesLoaded({ ...mutedPromo, preferences: { version: 3, categories: new Map([['promo', { IN_APP: true }]]) } });
+    await observer.catchUp();
+    observer.notify({ ...live(3), category: 'news' });
+    observer.notify(live(4));
+    expect(got).toEqual(['n2', 'n4']);
+  });
+
+  it('drops it from history on a resume too, and resumes after it', async () => {
+    const { sink, got } = recordingSink();
+    const source = {
+      read: async (after: ReadPosition): Promise<HistoryAfter> => {
+        const entries = [storedPromo(2), stored(3), storedPromo(4)].filter((entry) => (parseCursor(entry.id)?.seq ?? 0) > after.seq);
+        return { gap: false, entries, more: false };
+      },
+    };
+    const observer = createResumingObserver({ sink, since: parseCursor(id(1)), history: source, maxHeld: 10, awaitPreferences: true });
+    observer.preferencesLoaded(mutedPromo);
+    await observer.catchUp();
+    observer.notify(live(5));
+    expect(got).toEqual(['n3', 'n5']);
+  });
+});

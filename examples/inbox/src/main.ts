@@ -12,6 +12,7 @@
 import { createHeraldClient, type HeraldStatus } from '@herald/client';
 import { isAtOrBefore } from './ids.js';
 import { createView, type ConnectionState } from './view.js';
+import { createPreferencesPanel } from './preferences.js';
 
 const view = createView();
 const token = new URLSearchParams(location.hash.slice(1)).get('token') ?? sessionStorage.getItem('herald-token');
@@ -65,8 +66,18 @@ function start(token: string): void {
     connection = status === 'connecting' && wasLive ? 'reconnecting' : status;
     redraw();
   });
+  const preferences = createPreferencesPanel({
+    url: new URL('/graphql', location.href).toString(),
+    token,
+    onError: (message) => {
+      notice = message;
+      redraw();
+    },
+  });
   client.onNotification((notification) => {
     fresh.add(notification.id);
+    // The client does not select `category`: the panel reads the list's categories again.
+    preferences.refresh();
     redraw();
   });
   client.inbox.onChange(redraw);
@@ -89,6 +100,7 @@ function start(token: string): void {
   view.onMarkUpTo(markRead);
   // Relative times ("3 min ago") stay true.
   setInterval(draw, 30_000);
+  preferences.refresh();
   draw();
 }
 

@@ -79,6 +79,8 @@ export function createFeedService(options: FeedServiceOptions): FeedService {
                   timestamp: item.timestamp,
                   audience: toGrpcAudience(item.audience),
                   sender: item.sender,
+                  ...(item.category === undefined ? {} : { category: item.category }),
+                  ...(item.critical === true ? { critical: true } : {}),
                 },
               };
         if (!call.write(response)) await Promise.race([once(call, 'drain'), once(call, 'cancelled')]);

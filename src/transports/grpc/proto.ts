@@ -35,6 +35,9 @@ export interface GrpcNotification {
   timestamp: number;
   audience: GrpcAudience;
   sender: string;
+  /** Present when set. */
+  category?: string;
+  critical?: boolean;
 }
 
 export type FeedResponse = { notification: GrpcNotification } | { historyGap: { reason: string } };
@@ -51,6 +54,9 @@ export interface SendRequest {
   /** proto3 `optional`: absent when the caller did not set it. */
   ttl?: number | null;
   priority: GrpcPushPriority;
+  /** Empty: none. Absent from an older client. */
+  category?: string;
+  critical?: boolean;
 }
 
 export interface SendResponse {

@@ -33,6 +33,8 @@ export function createPublishService(options: PublishServiceOptions): {
     collapseKey: request.collapseKey === '' ? undefined : request.collapseKey,
     ttl: request.ttl ?? undefined,
     priority: fromGrpcPushPriority(request.priority),
+    category: request.category === '' || request.category == null ? undefined : request.category,
+    critical: request.critical === true ? true : undefined,
   });
   const toResponse = (result: PublishResult): SendResponse => ({ id: result.id, receivedUsers: result.receivedUsers ?? 0, duplicate: result.duplicate });
 

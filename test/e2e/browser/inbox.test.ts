@@ -1,13 +1,14 @@
 /**
  * The inbox page (`examples/inbox`) in headless Chromium, against real servers on one
  * Redis: two devices of one user follow each other's read state, and a page outlives a
- * restart of its subscribe server without losing or repeating a notification.
+ * restart of its subscribe server without losing or repeating a notification; its
+ * preferences panel turns a category off in app for both devices.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { INBOX_DIST } from '../../../examples/inbox/build.js';
 import { createTestBroker, startPublishServer, startSubscribeServer, stopAll, type RunningSubscribeServer } from '../../support/herald.js';
-import { send } from '../../support/http.js';
+import { postGraphQL, send } from '../../support/http.js';
 import { closeBrowsers, launchChromium, pageProblems, screenshot } from '../../support/browser.js';
 import { startRedisServer, type RedisServer } from '../../support/redis-server.js';
 import { serviceToken, userToken } from '../../support/tokens.js';
@@ -129,5 +130,33 @@ describe('the inbox page', () => {
     expect(await badge(page)).toBe('5');
     await screenshot(page, 'inbox-after-restart');
     expect(problems.slice(problemsBefore)).toEqual([]);
+  });
+
+  it('the preferences panel lists a category seen; turning it off in app hides the next ones on both devices, others still arrive', async () => {
+    const sendWithCategory = async (text: string, category?: string): Promise<void> => {
+      const response = await postGraphQL(publishUrl, 'mutation Send($to: String!, $text: String!, $category: String) { sendNotification(to: $to, text: $text, category: $category) { id } }', {
+        token: serviceToken(),
+        variables: { to: 'pia', text, ...(category ? { category } : {}) },
+      });
+      expect(response.body.errors).toBeUndefined();
+    };
+    await sendWithCategory('Spring sale', 'promo');
+    const phone = await openDevice('pia');
+    const laptop = await openDevice('pia');
+    const box = phone.page.getByTestId('pref-promo-IN_APP');
+    await expect.poll(() => box.isChecked(), { timeout: 10_000 }).toBe(true);
+    await box.uncheck();
+    // The answer redraws it unchecked and enabled again: the change is saved.
+    await expect.poll(async () => (await box.isEnabled()) && !(await box.isChecked())).toBe(true);
+
+    await sendWithCategory('Summer sale', 'promo');
+    await sendWithCategory('Your order shipped');
+    for (const device of [phone, laptop]) {
+      await expect.poll(() => shownTexts(device.page)).toContain('Your order shipped');
+      // Sent before it: had it been delivered, it would be shown by now.
+      expect(await shownTexts(device.page)).not.toContain('Summer sale');
+    }
+    expect(phone.problems).toEqual([]);
+    expect(laptop.problems).toEqual([]);
   });
 });

@@ -1,0 +1,149 @@
+/**
+ * The preference store on Redis: one hash per user (`v` version, `q` quiet hours,
+ * `c:<category>` → `{"FCM":false,…}`) and one per tenant for its defaults, both under
+ * the tenant's hash tag (`keys.ts`). Every change is one script, so the per-user bound
+ * holds under concurrent changes and the version grows with each.
+ */
+import { Failure } from '../common/failures.js';
+import type { RedisClient } from '../redis/connect.js';
+import type { PreferenceKeys } from './keys.js';
+import { readChannelSettings, type CategorySettings, type ChannelSettings, type UserPreferences } from './preferences.js';
+import { readStoredQuietHours } from './preferences.js';
+import { checkSetting, MAX_DEFAULT_CATEGORIES, PreferenceLimitError, type PreferenceStore } from './store.js';
+
+/**
+ * KEYS: the hash. ARGV: field, channel, value, limit. A `c:` field gets `channel` set to
+ * value '1' or '0' (a new category only under `limit` categories); any other field is
+ * set to value, or removed when it is ''. The version `v` then grows by one. Returns
+ * the whole hash, or nil when the limit refused it.
+ */
+const SET_SCRIPT = `
+local field = ARGV[1]
+if string.sub(field, 1, 2) == 'c:' then
+  local raw = redis.call('HGET', KEYS[1], field)
+  if not raw then
+    local n = redis.call('HLEN', KEYS[1]) - redis.call('HEXISTS', KEYS[1], 'v') - redis.call('HEXISTS', KEYS[1], 'q')
+    if n >= tonumber(ARGV[4]) then return false end
+  end
+  local settings = {}
+  if raw then
+    local ok, decoded = pcall(cjson.decode, raw)
+    if ok and type(decoded) == 'table' then settings = decoded end
+  end
+  settings[ARGV[2]] = (ARGV[3] == '1')
+  redis.call('HSET', KEYS[1], field, cjson.encode(settings))
+elseif ARGV[3] == '' then
+  redis.call('HDEL', KEYS[1], field)
+else
+  redis.call('HSET', KEYS[1], field, ARGV[3])
+end
+redis.call('HINCRBY', KEYS[1], 'v', 1)
+return redis.call('HGETALL', KEYS[1])
+`;
+
+type SetCommand = (key: string, field: string, channel: string, value: string, limit: number) => Promise<string[] | null>;
+
+/** A hash's `c:` fields as category settings. */
+function categoriesOf(hash: Record<string, string>): Map<string, ChannelSettings> {
+  const categories = new Map<string, ChannelSettings>();
+  for (const [field, raw] of Object.entries(hash)) {
+    if (!field.startsWith('c:')) continue;
+    try {
+      categories.set(field.slice(2), readChannelSettings(JSON.parse(raw)));
+    } catch {
+      // a malformed field is ignored: the category follows the defaults
+    }
+  }
+  return categories;
+}
+
+function preferencesOf(hash: Record<string, string>): UserPreferences {
+  const version = Number(hash['v'] ?? 0);
+  return { version: Number.isSafeInteger(version) ? version : 0, categories: categoriesOf(hash), quietHours: readStoredQuietHours(hash['q']) };
+}
+
+/** HGETALL's flat reply as a record. */
+function recordOf(flat: readonly string[]): Record<string, string> {
+  const record: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (let index = 0; index + 1 < flat.length; index += 2) record[flat[index] as string] = flat[index + 1] as string;
+  return record;
+}
+
+export interface RedisPreferenceStoreOptions {
+  /** A connection for commands (not one in subscriber or blocking mode). */
+  redis: RedisClient;
+  keys: PreferenceKeys;
+  /** Most categories one user may hold choices for (`PREFERENCES_MAX_CATEGORIES_PER_USER`). @default 100 */
+  maxCategoriesPerUser?: number;
+}
+
+function unavailable(error: unknown): Failure {
+  return error instanceof Failure ? error : new Failure('SERVICE_UNAVAILABLE', 'Redis is unavailable: preferences cannot be read or changed', { cause: error });
+}
+
+export function createRedisPreferenceStore(options: RedisPreferenceStoreOptions): PreferenceStore {
+  const { redis, keys } = options;
+  const limit = options.maxCategoriesPerUser ?? 100;
+  if (!('heraldSetPreference' in redis)) redis.defineCommand('heraldSetPreference', { numberOfKeys: 1, lua: SET_SCRIPT });
+  const setCommand = (redis as unknown as { heraldSetPreference: SetCommand }).heraldSetPreference.bind(redis);
+  const run = async (key: string, field: string, channel: string, value: string, max: number): Promise<Record<string, string> | undefined> => {
+    let reply: string[] | null;
+    try {
+      reply = await setCommand(key, field, channel, value, max);
+    } catch (error) {
+      throw unavailable(error);
+    }
+    return reply === null ? undefined : recordOf(reply);
+  };
+  const hgetall = async (key: string): Promise<Record<string, string>> => {
+    try {
+      return await redis.hgetall(key);
+    } catch (error) {
+      throw unavailable(error);
+    }
+  };
+  /** The users' hashes and the defaults' in one pipeline (one slot: the tenant's hash tag). */
+  const readMany = async (tenant: string, users: readonly string[]) => {
+    const pipeline = redis.pipeline();
+    for (const user of users) pipeline.hgetall(keys.user(tenant, user));
+    pipeline.hgetall(keys.defaults(tenant));
+    let replies: Array<[Error | null, unknown]> | null;
+    try {
+      replies = await pipeline.exec();
+    } catch (error) {
+      throw unavailable(error);
+    }
+    const failed = (replies ?? []).find(([error]) => error !== null)?.[0];
+    if (failed) throw unavailable(failed);
+    const hashes = (replies ?? []).map(([, value]) => (value ?? {}) as Record<string, string>);
+    return {
+      preferences: new Map(users.map((user, index) => [user, preferencesOf(hashes[index] ?? {})])),
+      defaults: categoriesOf(hashes[users.length] ?? {}),
+    };
+  };
+  return {
+    read: async (tenant, user) => preferencesOf(await hgetall(keys.user(tenant, user))),
+    async readWithDefaults(tenant, user) {
+      const { preferences, defaults } = await readMany(tenant, [user]);
+      return { preferences: preferences.get(user) ?? preferencesOf({}), defaults };
+    },
+    readManyWithDefaults: readMany,
+    async set(tenant, user, ...setting) {
+      const { category, channel, enabled } = checkSetting(...setting);
+      const hash = await run(keys.user(tenant, user), `c:${category}`, channel, enabled ? '1' : '0', limit);
+      if (hash === undefined) throw new PreferenceLimitError(limit);
+      return preferencesOf(hash);
+    },
+    async setQuietHours(tenant, user, quietHours) {
+      const hash = await run(keys.user(tenant, user), 'q', '', quietHours === undefined ? '' : JSON.stringify(quietHours), limit);
+      return preferencesOf(hash ?? {});
+    },
+    defaults: async (tenant): Promise<CategorySettings> => categoriesOf(await hgetall(keys.defaults(tenant))),
+    async setDefault(tenant, ...setting) {
+      const { category, channel, enabled } = checkSetting(...setting);
+      const hash = await run(keys.defaults(tenant), `c:${category}`, channel, enabled ? '1' : '0', MAX_DEFAULT_CATEGORIES);
+      if (hash === undefined) throw new Failure('LIMIT_EXCEEDED', `a tenant may set defaults for at most ${MAX_DEFAULT_CATEGORIES} categories`);
+      return categoriesOf(hash);
+    },
+  };
+}

@@ -1,0 +1,61 @@
+/**
+ * The preference store on a real Redis: what the push worker reads with
+ * `readWithDefaults` (one round trip), the per-user bound under concurrent changes, the
+ * version that grows with each change, quiet hours kept and removed, and keys inside the
+ * tenant's hash tag.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPreferenceKeys } from '../../src/preferences/keys.js';
+import { createRedisPreferenceStore } from '../../src/preferences/redis-store.js';
+import type { PreferenceStore } from '../../src/preferences/store.js';
+import { startRedisServer, type RedisServer } from '../support/redis-server.js';
+
+let redis: RedisServer;
+let store: PreferenceStore;
+const keys = createPreferenceKeys('herald');
+
+beforeAll(async () => {
+  redis = await startRedisServer();
+  store = createRedisPreferenceStore({ redis: redis.client(), keys, maxCategoriesPerUser: 3 });
+});
+afterAll(async () => {
+  await redis?.stop();
+});
+
+describe('the Redis preference store', () => {
+  it('holds the per-user bound under concurrent changes, and counts every change', async () => {
+    const results = await Promise.allSettled(['a', 'b', 'c', 'd', 'e', 'f'].map((category) => store.set('acme', 'ann', category, 'FCM', false)));
+    const refused = results.filter((result) => result.status === 'rejected');
+    expect(results.length - refused.length).toBe(3);
+    for (const result of refused) expect((result as PromiseRejectedResult).reason).toMatchObject({ code: 'LIMIT_EXCEEDED' });
+    // A category already held may still change, and quiet hours do not count.
+    const held = (await store.read('acme', 'ann')).categories.keys().next().value as string;
+    await store.setQuietHours('acme', 'ann', { start: '22:00', end: '07:00', timeZone: 'Europe/Paris' });
+    const after = await store.set('acme', 'ann', held, 'IN_APP', false);
+    expect(after.version).toBe(5);
+    expect(after.categories.get(held)).toEqual({ FCM: false, IN_APP: false });
+    expect(after.quietHours).toEqual({ start: '22:00', end: '07:00', timeZone: 'Europe/Paris' });
+    expect((await store.setQuietHours('acme', 'ann', undefined)).quietHours).toBeUndefined();
+  });
+
+  it('reads a user’s preferences and the tenant’s defaults together, each tenant’s apart', async () => {
+    await store.setDefault('acme', 'digest', 'WEB_PUSH', false);
+    await store.set('acme', 'bob', 'digest', 'IN_APP', true);
+    const { preferences, defaults } = await store.readWithDefaults('acme', 'bob');
+    expect(Object.fromEntries(preferences.categories)).toEqual({ digest: { IN_APP: true } });
+    expect(Object.fromEntries(defaults)).toEqual({ digest: { WEB_PUSH: false } });
+    expect((await store.readWithDefaults('other', 'bob')).defaults.size).toBe(0);
+    const many = await store.readManyWithDefaults('acme', ['bob', 'nobody']);
+    expect(Object.fromEntries(many.preferences.get('bob')?.categories ?? [])).toEqual({ digest: { IN_APP: true } });
+    expect(many.preferences.get('nobody')?.version).toBe(0);
+    expect(Object.fromEntries(many.defaults)).toEqual({ digest: { WEB_PUSH: false } });
+    expect(keys.user('acme', 'bob')).toBe('herald:{acme}:prefs:user:bob');
+    expect(await redis.client().exists('herald:{acme}:prefs:user:bob', 'herald:{acme}:prefs:defaults')).toBe(2);
+  });
+
+  it('refuses a bad argument naming it, and changes nothing', async () => {
+    await expect(store.set('acme', 'cat', 'promo', 'PIGEON', false)).rejects.toThrow(/^channel must be one of/);
+    await expect(store.set('acme', 'cat', 'promo', 'FCM', 'no')).rejects.toThrow(/^enabled must be a boolean/);
+    expect((await store.read('acme', 'cat')).version).toBe(0);
+  });
+});
