@@ -153,6 +153,8 @@ class Resuming implements ResumingObserver {
   #categories: CategorySettings | undefined;
   #preferencesVersion = 0;
   #defaults: CategorySettings | undefined;
+  /** The preferences are being read: nothing held is let go until they are back. */
+  #awaitingPreferences: boolean;
 
   constructor(options: ResumingObserverOptions) {
     this.#readState = options.readState ?? false;
@@ -163,7 +165,8 @@ class Resuming implements ResumingObserver {
     this.#now = options.now ?? Date.now;
     this.#since = options.since;
     this.owner = options.owner;
-    this.#held = options.since || options.awaitPreferences ? [] : undefined;
+    this.#awaitingPreferences = options.awaitPreferences ?? false;
+    this.#held = options.since || this.#awaitingPreferences ? [] : undefined;
     this.#last = options.since ? formatCursor(options.since) : undefined;
     this.#startedAt = this.#now();
   }
@@ -182,6 +185,7 @@ class Resuming implements ResumingObserver {
   }
 
   preferencesLoaded({ preferences, defaults }: LoadedPreferences): void {
+    this.#awaitingPreferences = false;
     this.#defaults = defaults;
     this.preferencesChanged(preferences);
     this.#categories ??= preferences.categories;
@@ -305,6 +309,7 @@ class Resuming implements ResumingObserver {
   /** After a read: read again, keep holding, or let the held ones through. */
   #settle(): void {
     if (this.#ended || this.#interrupted) return; // a resync will read again
+    if (this.#awaitingPreferences) return; // `catchUp` settles once they are back
     if (this.#readAgain) {
       this.#readAgain = false;
       void this.#readInBackground();
