@@ -157,6 +157,8 @@ class Resuming implements ResumingObserver {
   #categories: CategorySettings | undefined;
   #preferencesVersion = 0;
   #defaults: CategorySettings | undefined;
+  /** The preferences are being read: nothing held is let go until they are back. */
+  #awaitingPreferences: boolean;
 
   constructor(options: ResumingObserverOptions) {
     this.#readState = options.readState ?? false;
@@ -168,7 +170,8 @@ class Resuming implements ResumingObserver {
     this.#since = options.since;
     this.owner = options.owner;
     this.transport = options.transport;
-    this.#held = options.since || options.awaitPreferences ? [] : undefined;
+    this.#awaitingPreferences = options.awaitPreferences ?? false;
+    this.#held = options.since || this.#awaitingPreferences ? [] : undefined;
     this.#last = options.since ? formatCursor(options.since) : undefined;
     this.#startedAt = this.#now();
   }
@@ -187,6 +190,7 @@ class Resuming implements ResumingObserver {
   }
 
   preferencesLoaded({ preferences, defaults }: LoadedPreferences): void {
+    this.#awaitingPreferences = false;
     this.#defaults = defaults;
     this.preferencesChanged(preferences);
     this.#categories ??= preferences.categories;
@@ -310,6 +314,7 @@ class Resuming implements ResumingObserver {
   /** After a read: read again, keep holding, or let the held ones through. */
   #settle(): void {
     if (this.#ended || this.#interrupted) return; // a resync will read again
+    if (this.#awaitingPreferences) return; // `catchUp` settles once they are back
     if (this.#readAgain) {
       this.#readAgain = false;
       void this.#readInBackground();

@@ -112,7 +112,8 @@ export function buildSchema({ broker, namer, resolvers, ledger, preferencesOf }:
     const readUpTo = await broker.readPosition(namer.readStateKey(principal.tenant, principal.name));
     return {
       edges: nodes.map((node) => ({ cursor: node.id, node, read: isRead(node.id, readUpTo) })),
-      pageInfo: { hasNextPage: page.hasMore, endCursor: nodes.at(-1)?.id ?? null },
+      // The page's last entry, shown or not: a page whose every entry is hidden still pages on.
+      pageInfo: { hasNextPage: page.hasMore, endCursor: page.entries.at(-1)?.id ?? null },
       // Counted only when asked for: it is one more history read.
       unreadCount: () => countUnread(broker, namer, principal, readUpTo),
       readUpTo: readUpTo ? formatCursor(readUpTo) : null,

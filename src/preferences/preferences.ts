@@ -4,10 +4,8 @@
  * not made is the tenant's default, and a default not set is on: a category nobody
  * chose anything for reaches every channel, as does a notification without a category.
  */
-import type { Channel } from './channels.js';
-import { CHANNELS } from './channels.js';
-import type { QuietHours } from './quiet-hours.js';
-import { readQuietHours } from './quiet-hours.js';
+import { CHANNELS, type Channel } from './channels.js';
+import { readQuietHours, type QuietHours } from './quiet-hours.js';
 import { isValidName } from '../names/index.js';
 
 /** Per channel: on (true) or off (false); a channel absent follows the default. */

@@ -7,8 +7,7 @@
 import { Failure } from '../common/failures.js';
 import type { RedisClient } from '../redis/connect.js';
 import type { PreferenceKeys } from './keys.js';
-import { readChannelSettings, type CategorySettings, type ChannelSettings, type UserPreferences } from './preferences.js';
-import { readStoredQuietHours } from './preferences.js';
+import { readChannelSettings, readStoredQuietHours, type CategorySettings, type ChannelSettings, type UserPreferences } from './preferences.js';
 import { checkSetting, MAX_DEFAULT_CATEGORIES, PreferenceLimitError, type PreferenceStore } from './store.js';
 
 /**

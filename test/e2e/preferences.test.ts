@@ -126,6 +126,20 @@ describe('preferences', () => {
       );
     expect(await listed('ann')).toEqual(['last', 'other category', 'critical']);
     expect(await listed('bob')).toEqual(['last', 'company', 'store', 'user bob']);
+    // A page of only hidden ones still pages on: one a page, ann's oldest three are hidden promos.
+    const page = async (after: string | null) =>
+      (await ok(deviceA, 'query Page($after: ID) { notifications(first: 1, after: $after) { edges { node { text } } pageInfo { hasNextPage endCursor } } }', userToken('ann', { stores }), { after }))[
+        'notifications'
+      ] as { edges: Array<{ node: { text: string } }>; pageInfo: { hasNextPage: boolean; endCursor: string | null } };
+    const texts: string[] = [];
+    let after: string | null = null;
+    for (let pages = 0; pages < 10; pages++) {
+      const { edges, pageInfo } = await page(after);
+      texts.push(...edges.map((edge) => edge.node.text));
+      if (!pageInfo.hasNextPage) break;
+      after = pageInfo.endCursor;
+    }
+    expect(texts).toEqual(['last', 'other category', 'critical']);
   });
 
   it('a change on one device applies on the user’s connection on another server before anything sent after it is answered', async () => {

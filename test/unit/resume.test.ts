@@ -295,6 +295,20 @@ describe('createResumingObserver with preferences', () => {
     expect(got).toEqual(['n2', 'n4']);
   });
 
+  it('lets nothing held go before the preferences are back, even after a resync', async () => {
+    const { sink, got } = recordingSink();
+    const observer = createResumingObserver({ sink, history: history([]), maxHeld: 10, awaitPreferences: true });
+    observer.notify(promo(1));
+    observer.interrupt?.();
+    observer.resync?.();
+    await settled();
+    expect(got).toEqual([]);
+    observer.preferencesLoaded(mutedPromo);
+    await observer.catchUp();
+    observer.notify(live(2));
+    expect(got).toEqual(['n2']);
+  });
+
   it('drops it from history on a resume too, and resumes after it', async () => {
     const { sink, got } = recordingSink();
     const source = {
