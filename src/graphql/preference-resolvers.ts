@@ -16,7 +16,7 @@ import type { PreferenceStore } from '../preferences/store.js';
 import { requirePrincipal, type HeraldContext } from './schema.js';
 
 /** `Preferences.categories`: every category with a choice or a default, sorted, each with every channel. */
-export function categoryPreferences(user: CategorySettings, defaults: CategorySettings) {
+function categoryPreferences(user: CategorySettings, defaults: CategorySettings) {
   const names = [...new Set([...user.keys(), ...defaults.keys()])].sort();
   return names.map((category) => ({
     category,

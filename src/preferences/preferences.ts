@@ -41,7 +41,7 @@ export function readChannelSettings(value: unknown): ChannelSettings {
 }
 
 /** Reads stored `{ category: settings }` JSON (object form); malformed entries are dropped. */
-export function readCategorySettings(value: unknown): Map<string, ChannelSettings> {
+function readCategorySettings(value: unknown): Map<string, ChannelSettings> {
   const categories = new Map<string, ChannelSettings>();
   if (typeof value !== 'object' || value === null) return categories;
   for (const [category, settings] of Object.entries(value)) {

@@ -39,7 +39,7 @@ function formatterOf(timeZone: string): Intl.DateTimeFormat {
 }
 
 /** Whether `timeZone` is an IANA zone this runtime knows. */
-export function isTimeZone(timeZone: unknown): timeZone is string {
+function isTimeZone(timeZone: unknown): timeZone is string {
   if (typeof timeZone !== 'string' || timeZone.length === 0 || timeZone.length > 64) return false;
   try {
     formatterOf(timeZone);
