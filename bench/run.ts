@@ -16,6 +16,7 @@
  *   BENCH_ONLY=fanout,steadyMany npm run bench   # some scenarios only
  *   BENCH_SYSTEMS=herald,yoga npm run bench      # some systems only
  *   BENCH_PORT=4800 npm run bench                # servers on other ports (another run beside it)
+ *   BENCH_SYSTEMS=herald BENCH_CATEGORY=promo npm run bench   # Herald's notifications with a category
  */
 import { execFileSync, execSync, spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -97,10 +98,19 @@ const SECRET = 'bench-secret-that-is-at-least-32-bytes-long!';
 const CLK_TCK = Number(execSync('getconf CLK_TCK').toString().trim()) || 100;
 const ROOT = new URL('..', import.meta.url).pathname;
 const QUERY = 'subscription On($userName: String!) { onNotificationReceived(userName: $userName) { text } }';
+/**
+ * `BENCH_CATEGORY=promo` sends every measured notification with that `category` (Herald
+ * only: the references have no such argument, so it needs `BENCH_SYSTEMS=herald`): what a
+ * category costs a notification (preferences read by each subscription, checked per
+ * delivery, carried in the body).
+ */
+const CATEGORY = process.env['BENCH_CATEGORY'];
+if (CATEGORY !== undefined && process.env['BENCH_SYSTEMS'] !== 'herald') throw new Error('BENCH_CATEGORY needs BENCH_SYSTEMS=herald (the references take no category)');
+const categoryArgument = CATEGORY === undefined ? '' : `, category: ${JSON.stringify(CATEGORY)}`;
 /** The seed's mutation, as a user copies it from the README: it waits for the count. */
-const SEND_RECEIVED = 'mutation S($to: String!, $text: String!) { sendNotification(to: $to, text: $text) { receivedUsers } }';
+const SEND_RECEIVED = `mutation S($to: String!, $text: String!) { sendNotification(to: $to, text: $text${categoryArgument}) { receivedUsers } }`;
 /** Herald's lighter form, answered once the notification is stored and published: an extra row. */
-const SEND_ID = 'mutation S($to: String!, $text: String!) { sendNotification(to: $to, text: $text) { id } }';
+const SEND_ID = `mutation S($to: String!, $text: String!) { sendNotification(to: $to, text: $text${categoryArgument}) { id } }`;
 const now = (): number => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const scaled = (n: number, min = 1) => Math.max(min, Math.round(n * SCALE));
