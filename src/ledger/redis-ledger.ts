@@ -36,9 +36,11 @@ export interface RedisLedgerOptions {
 
 /**
  * KEYS: pairs of (timeline, dropped counter). ARGV: the bound, then for each pair the
- * number of its events and the events. Appends to each timeline that exists (LLEN 0: it
- * does not) up to the bound and counts the rest on its dropped counter, which takes the
- * timeline's TTL. Returns {events written, events dropped}.
+ * number of its events and the events. Appends each pair's events to its timeline if it
+ * exists (RPUSHX: one command for up to 1000 of them), and past the bound trims them off again
+ * and counts them on the dropped counter, which takes the timeline's TTL. A timeline is
+ * never longer than the bound between calls, so what is trimmed is always this call's.
+ * Returns {events written, events dropped}.
  */
 const APPEND_SCRIPT = `
 local max = tonumber(ARGV[1])
@@ -46,17 +48,22 @@ local at = 2
 local written, dropped = 0, 0
 for k = 1, #KEYS, 2 do
   local n = tonumber(ARGV[at])
-  local len = redis.call('LLEN', KEYS[k])
+  -- in slices of 1000: unpack is bounded by Lua's stack
+  local len = 0
+  for from = 1, n, 1000 do
+    len = redis.call('RPUSHX', KEYS[k], unpack(ARGV, at + from, at + math.min(n, from + 999)))
+    if len == 0 then break end
+  end
   if len > 0 then
-    local take = math.max(0, math.min(max - len, n))
-    for j = 1, take do redis.call('RPUSH', KEYS[k], ARGV[at + j]) end
-    if n > take then
-      redis.call('INCRBY', KEYS[k + 1], n - take)
+    local over = math.max(0, len - max)
+    if over > 0 then
+      redis.call('LTRIM', KEYS[k], 0, max - 1)
+      redis.call('INCRBY', KEYS[k + 1], over)
       local ttl = redis.call('PTTL', KEYS[k])
       if ttl > 0 then redis.call('PEXPIRE', KEYS[k + 1], ttl) end
     end
-    written = written + take
-    dropped = dropped + n - take
+    written = written + n - over
+    dropped = dropped + over
   end
   at = at + n + 1
 end

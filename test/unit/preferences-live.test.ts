@@ -19,18 +19,8 @@ import { CHANNELS } from '../../src/preferences/channels.js';
 import { showsInApp } from '../../src/preferences/decide.js';
 import { encodePreferencesChange } from '../../src/preferences/preferences.js';
 import { createMemoryPreferenceStore } from '../../src/preferences/store.js';
+import { seededRandom as random } from '../support/random.js';
 
-function random(seed: number) {
-  let state = seed >>> 0;
-  const next = (): number => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return { next, pick: <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)] as T };
-}
 
 const USERS = ['ann', 'bob', 'cy'];
 const CATEGORIES = ['promo', 'billing', 'news'];

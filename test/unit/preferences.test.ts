@@ -10,6 +10,7 @@ import { decidePush, showsInApp } from '../../src/preferences/decide.js';
 import { decodePreferencesChange, encodePreferencesChange, type ChannelSettings, type UserPreferences } from '../../src/preferences/preferences.js';
 import { parseQuietHours, quietUntil, type QuietHours } from '../../src/preferences/quiet-hours.js';
 import { createMemoryPreferenceStore } from '../../src/preferences/store.js';
+import { seededRandom as random } from '../support/random.js';
 
 const paris = (start: string, end: string): QuietHours => ({ start, end, timeZone: 'Europe/Paris' });
 const at = (iso: string): number => Date.parse(iso);
@@ -86,19 +87,6 @@ describe('decidePush and showsInApp', () => {
   });
 });
 
-/** A small seeded generator, so a failure prints a seed that repeats it. */
-function random(seed: number) {
-  let state = seed >>> 0;
-  const next = (): number => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)] as T;
-  return { next, pick };
-}
 
 const CATEGORIES = ['a', 'b', 'c', 'constructor'];
 const ZONES = ['UTC', 'Europe/Paris', 'America/New_York', 'Australia/Lord_Howe', 'Asia/Kolkata'];

@@ -20,20 +20,8 @@ import { processRetry } from '../../src/push/retry-send.js';
 import type { HeldRetry, RetryRecord } from '../../src/push/retry-set.js';
 import type { ClaimResult, MarkerHolder, RetryClaim, SendMarkers } from '../../src/push/send-markers.js';
 import type { DeviceSenders, PushMessage } from '../../src/push/senders/types.js';
+import { seededRandom as random } from '../support/random.js';
 
-/** A small seeded generator, so a failure prints a seed that repeats it. */
-function random(seed: number) {
-  let state = seed >>> 0;
-  const next = (): number => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)] as T;
-  return { next, pick };
-}
 
 const KINDS = ['FCM', 'WEB_PUSH', 'WEBHOOK', 'APNS'] as const;
 const CATEGORIES = ['news', 'billing', 'constructor'];
