@@ -18,6 +18,8 @@ export interface LedgerKeys {
   ledger(tenant: string, notificationId: string): string;
   /** How many events were not kept (a counter, with the ledger's TTL). */
   dropped(tenant: string, notificationId: string): string;
+  /** The same counter, from a key {@link LedgerKeys.ledger} made (already checked). */
+  droppedOf(ledgerKey: string): string;
   /** What the publish script puts the id after: `<prefix>:{<tenant>}:ledger:`. */
   prefixOf(tenant: string): string;
 }
@@ -26,9 +28,11 @@ export function createLedgerKeys(prefix: string): LedgerKeys {
   assertValidName('channel prefix', prefix);
   const prefixOf = (tenant: string): string => `${prefix}:{${assertValidName('tenant', tenant)}}:ledger:`;
   const ledger = (tenant: string, notificationId: string): string => `${prefixOf(tenant)}${assertLedgerId(notificationId)}`;
+  const droppedOf = (ledgerKey: string): string => `${ledgerKey}:dropped`;
   return {
     ledger,
-    dropped: (tenant, notificationId) => `${ledger(tenant, notificationId)}:dropped`,
+    dropped: (tenant, notificationId) => droppedOf(ledger(tenant, notificationId)),
+    droppedOf,
     prefixOf,
   };
 }

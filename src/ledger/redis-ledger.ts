@@ -84,7 +84,7 @@ export function createRedisLedger(options: RedisLedgerOptions): LedgerStore {
   const counts = options.counts ?? { ledgerEvents: 0, ledgerWriteFailures: 0 };
   const redis = options.redis as AppendingRedis;
   redis.defineCommand('heraldLedgerAppend', { lua: APPEND_SCRIPT });
-  /** Events waiting, by tenant, then by notification id (JSON strings, in order). */
+  /** Events waiting, by tenant, then by the notification's ledger key (JSON strings, in order). */
   let waiting = new Map<string, Map<string, string[]>>();
   let waitingEvents = 0;
   let scheduled = false;
@@ -102,11 +102,11 @@ export function createRedisLedger(options: RedisLedgerOptions): LedgerStore {
 
   const write = async (batch: Map<string, Map<string, string[]>>): Promise<void> => {
     const calls: Array<Promise<void>> = [];
-    for (const [tenant, byId] of batch) {
+    for (const byLedger of batch.values()) {
       let keysPart: string[] = [];
       let argsPart: Array<string | number> = [];
-      for (const [id, events] of byId) {
-        keysPart.push(keys.ledger(tenant, id), keys.dropped(tenant, id));
+      for (const [key, events] of byLedger) {
+        keysPart.push(key, keys.droppedOf(key));
         argsPart.push(events.length, ...events);
         if (argsPart.length >= MAX_ARGS_PER_CALL) {
           calls.push(call(keysPart, argsPart));
@@ -131,10 +131,11 @@ export function createRedisLedger(options: RedisLedgerOptions): LedgerStore {
   return {
     maxEvents,
     record(tenant: string, notificationId: string, event: LedgerEvent) {
+      let key: string;
       let text: string;
       try {
-        // Checked now, so a bad part never spoils a whole batch.
-        keys.ledger(tenant, notificationId);
+        // Made (and checked) once, now, so a bad part never spoils a whole batch.
+        key = keys.ledger(tenant, notificationId);
         text = JSON.stringify(event);
       } catch (error) {
         logger.warn(`herald: a ledger event was not recorded: ${error instanceof Error ? error.message : String(error)}`);
@@ -145,8 +146,8 @@ export function createRedisLedger(options: RedisLedgerOptions): LedgerStore {
         byId = new Map();
         waiting.set(tenant, byId);
       }
-      const events = byId.get(notificationId);
-      if (events === undefined) byId.set(notificationId, [text]);
+      const events = byId.get(key);
+      if (events === undefined) byId.set(key, [text]);
       else events.push(text);
       waitingEvents += 1;
       if (waitingEvents >= MAX_WAITING_EVENTS) {
