@@ -270,7 +270,7 @@ describe('retries over time', () => {
     await r.redis.hset(r.keys.retryData[0] ?? '', member, JSON.stringify({ notification: pushed, user: 'late', deviceId: device.id, attempt: 2, firstFailedAt: Date.now() }));
     const ledger = collectingLedger();
     const worker = await r.startWorker(webhook(), { ledger });
-    await eventually(() => worker.counters.sent === 1, 'the retry sent');
+    await eventually(() => worker.counters.sent === 1 && pushEventsOf(ledger, pushed.id).some((event) => event.status === 'accepted'), 'the retry sent and recorded');
     expect(pushEventsOf(ledger, pushed.id).map((event) => [event.status, event.attempt])).toEqual([['queued', 3], ['accepted', 3]]);
     expect(worker.counters.skippedDuplicate).toBe(0);
     expect(await r.redis.get(r.keys.sendMarker('acme', pushed.id, device.id))).toBe('sent');
