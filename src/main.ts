@@ -5,10 +5,11 @@
  * readable ones in development (where the banner is printed as it is, for people).
  */
 import cluster from 'node:cluster';
+import { generateDevSecret } from './auth/index.js';
 import { createStructuredLogger, type StructuredLogger } from './common/structured-logger.js';
 import { ConfigError, readConfig, type HeraldConfig } from './config/index.js';
 import { redisLocation, startHerald, StartupError, type Mode, type RunningHerald } from './servers/herald.js';
-import { reportStarted, superviseWorkers, workersFor } from './workers.js';
+import { reportStarted, sharedDevSecret, superviseWorkers, workersFor } from './workers.js';
 
 const MODES: readonly Mode[] = ['all', 'subscribe', 'publish', 'push'];
 
@@ -29,9 +30,11 @@ async function main(): Promise<void> {
   logger = loggerFor(mode, config);
   const workers = workersFor(mode, { subscribe: config.subscribeWorkers, publish: config.publishWorkers });
   if (workers !== undefined && cluster.isPrimary) {
-    return superviseWorkers({ ...workers, logger });
+    // One dev secret for all the workers (none configured): the banner's tokens are good on each.
+    const devSecret = config.jwtSecret === undefined && config.jwtPublicKey === undefined ? generateDevSecret() : undefined;
+    return superviseWorkers({ ...workers, logger, devSecret });
   }
-  const herald = await startHerald(config, mode, logger);
+  const herald = await startHerald(config, mode, logger, { devSecret: sharedDevSecret() });
   reportStarted();
   // With workers, one banner is enough: they all listen on the same ports.
   if (cluster.isPrimary || cluster.worker?.id === 1) printBanner(herald, redisLocation(config), mode, config.metricsHost);

@@ -18,6 +18,14 @@ export type WorkerRole = keyof typeof WORKER_SETTINGS;
 const WORKER_STARTED = 'herald:started';
 
 /**
+ * The environment variable through which the primary gives every worker the one dev
+ * secret it made (no `JWT_SECRET` nor `JWT_PUBLIC_KEY`, outside production), so a sample
+ * token from the banner is good on whichever worker a connection reaches. Not a setting:
+ * only the primary sets it, only in its workers' environment.
+ */
+const DEV_SECRET_VARIABLE = 'HERALD_WORKERS_DEV_SECRET';
+
+/**
  * The workers `mode` runs, when its role's `*_WORKERS` setting asks for more than one
  * process; undefined when it runs as one. A `*_WORKERS` above 1 for another role is a
  * {@link StartupError} naming it: it would be ignored, and the operator would believe it
@@ -38,11 +46,18 @@ export function reportStarted(): void {
   if (cluster.isWorker) process.send?.(WORKER_STARTED);
 }
 
+/** In a worker: the dev secret the primary made for all of them, if it made one. */
+export function sharedDevSecret(): string | undefined {
+  return cluster.isWorker ? process.env[DEV_SECRET_VARIABLE] : undefined;
+}
+
 export interface SuperviseOptions {
   role: WorkerRole;
   /** Worker processes to keep running (`*_WORKERS`). */
   count: number;
   logger: StructuredLogger;
+  /** One dev secret for every worker (see {@link sharedDevSecret}). @default none: the configured key */
+  devSecret?: string | undefined;
 }
 
 /**
@@ -52,8 +67,9 @@ export interface SuperviseOptions {
  * SIGINT/SIGTERM is passed to every worker, each drains as a single server does, and
  * the primary exits once all have: 0 when every one stopped cleanly, else 1.
  */
-export function superviseWorkers({ role, count, logger }: SuperviseOptions): void {
-  const fork = (): Worker => cluster.fork();
+export function superviseWorkers({ role, count, logger, devSecret }: SuperviseOptions): void {
+  const env = devSecret === undefined ? undefined : { [DEV_SECRET_VARIABLE]: devSecret };
+  const fork = (): Worker => cluster.fork(env);
   let stopping = false;
   const started = new Set<number>();
   cluster.on('message', (worker, message) => {
