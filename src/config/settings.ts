@@ -97,7 +97,7 @@ const SERVER_SETTINGS = {
   PUBLISH_WORKERS: integer({
     section: 'Servers',
     readBy: ['publish'],
-    doc: "processes `npm run start:publish` runs, sharing its ports (HTTP and gRPC): more sends per second on one machine, one core each ([Several cores](operating.md#several-cores))",
+    doc: "processes `npm run start:publish` runs, sharing its ports (HTTP and gRPC), to use more of a machine's cores ([Several cores](operating.md#several-cores))",
     default: 1,
     min: 1,
     max: 256,
