@@ -52,8 +52,12 @@ async function main(): Promise<void> {
       },
     );
   };
-  process.once('SIGINT', () => stop('SIGINT'));
-  process.once('SIGTERM', () => stop('SIGTERM'));
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    // A worker hears a signal sent to its whole process group (Ctrl-C in a terminal) twice:
+    // from the group and from its primary. The second must not end the drain the first began.
+    if (cluster.isWorker) process.on(signal, () => stop(signal));
+    else process.once(signal, () => stop(signal));
+  }
 }
 
 function printBanner(herald: RunningHerald, redisAt: string | undefined, mode: Mode, metricsHost: string): void {

@@ -278,3 +278,16 @@ describe('PUBLISH_WORKERS=2', () => {
     expect(new Set(counts)).toEqual(new Set([1]));
   }, 120_000);
 });
+
+describe('PUBLISH_WORKERS=2, a signal to the whole process group (Ctrl-C in a terminal)', () => {
+  it('drains each worker once, though it hears the signal twice (from the group and from the primary), and exits 0', async () => {
+    const group = await startHeraldProcess('publish', { env: { REDIS_URL: redis.url, PUBLISH_WORKERS: '2' } });
+    await waitFor(() => group.output().includes('herald: all 2 publish workers are listening'), 'both publish workers', PATIENCE_MS);
+    const pids = readFileSync(`/proc/${group.pid}/task/${group.pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
+    expect(pids).toHaveLength(2);
+    for (const pid of [group.pid, ...pids]) process.kill(pid, 'SIGINT');
+    // A worker ended by the second signal mid-drain makes the primary exit 1.
+    expect(await group.exited).toBe(0);
+    expect(group.output().match(/"worker":\d+[^\n]*"msg":"herald: SIGINT: stopping"/g)).toHaveLength(2);
+  });
+});
