@@ -5,13 +5,13 @@
  * readable ones in development (where the banner is printed as it is, for people).
  */
 import cluster from 'node:cluster';
+import { generateDevSecret } from './auth/index.js';
 import { createStructuredLogger, type StructuredLogger } from './common/structured-logger.js';
 import { ConfigError, readConfig, type HeraldConfig } from './config/index.js';
 import { redisLocation, startHerald, StartupError, type Mode, type RunningHerald } from './servers/herald.js';
+import { reportStarted, sharedDevSecret, superviseWorkers, workersFor } from './workers.js';
 
 const MODES: readonly Mode[] = ['all', 'subscribe', 'publish', 'push'];
-/** What a subscribe worker tells the primary once its servers listen. */
-const WORKER_STARTED = 'herald:started';
 
 const production = process.env['NODE_ENV'] === 'production';
 /** The process's logger; until the configuration is read (and if it cannot be), at `info`. */
@@ -28,12 +28,14 @@ async function main(): Promise<void> {
   if (!MODES.includes(mode)) throw new StartupError(`unknown mode "${mode}": use ${MODES.join(', ')}`);
   const config = readConfig();
   logger = loggerFor(mode, config);
-  if (config.subscribeWorkers > 1 && mode !== 'subscribe') {
-    throw new StartupError('SUBSCRIBE_WORKERS applies to `npm run start:subscribe` only');
+  const workers = workersFor(mode, { subscribe: config.subscribeWorkers, publish: config.publishWorkers });
+  if (workers !== undefined && cluster.isPrimary) {
+    // One dev secret for all the workers (none configured): the banner's tokens are good on each.
+    const devSecret = config.jwtSecret === undefined && config.jwtPublicKey === undefined ? generateDevSecret() : undefined;
+    return superviseWorkers({ ...workers, logger, devSecret });
   }
-  if (config.subscribeWorkers > 1 && cluster.isPrimary) return superviseWorkers(config.subscribeWorkers);
-  const herald = await startHerald(config, mode, logger);
-  if (cluster.isWorker) process.send?.(WORKER_STARTED);
+  const herald = await startHerald(config, mode, logger, { devSecret: sharedDevSecret() });
+  reportStarted();
   // With workers, one banner is enough: they all listen on the same ports.
   if (cluster.isPrimary || cluster.worker?.id === 1) printBanner(herald, redisLocation(config), mode, config.metricsHost);
 
@@ -50,51 +52,12 @@ async function main(): Promise<void> {
       },
     );
   };
-  process.once('SIGINT', () => stop('SIGINT'));
-  process.once('SIGTERM', () => stop('SIGTERM'));
-}
-
-/**
- * One subscribe server per worker process, sharing its ports (Node's cluster hands each
- * new connection to the next worker). Each worker has its own observer map and Redis
- * connections: they share nothing but Redis, like separate servers. A worker that dies
- * is replaced; SIGINT/SIGTERM stop them all.
- */
-function superviseWorkers(count: number): void {
-  let stopping = false;
-  const listening = new Set<number>();
-  const started = new Set<number>();
-  cluster.on('message', (worker, message) => {
-    if (message === WORKER_STARTED) started.add(worker.id);
-  });
-  cluster.on('listening', (worker) => {
-    listening.add(worker.id);
-    if (listening.size === count) logger.info(`herald: all ${count} subscribe workers are listening`);
-  });
-  for (let n = 0; n < count; n++) cluster.fork();
-  cluster.on('exit', (worker, code, signal) => {
-    if (!stopping && !started.has(worker.id)) {
-      // It failed at start-up (it printed why): another would fail the same way, forever.
-      logger.error('herald: a subscribe worker could not start; stopping');
-      process.exitCode = 1;
-      stop('SIGTERM');
-    }
-    if (stopping) {
-      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit();
-      return;
-    }
-    logger.error(`herald: subscribe worker ${worker.process.pid} exited (${signal ?? code}); starting another`);
-    cluster.fork();
-  });
-  const stop = (signal: NodeJS.Signals): void => {
-    if (stopping) return;
-    stopping = true;
-    logger.info(`herald: ${signal}: stopping ${count} subscribe workers`);
-    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal);
-  };
-  process.once('SIGINT', () => stop('SIGINT'));
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  logger.info(`herald: ${count} subscribe workers`);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    // A worker hears a signal sent to its whole process group (Ctrl-C in a terminal) twice:
+    // from the group and from its primary. The second must not end the drain the first began.
+    if (cluster.isWorker) process.on(signal, () => stop(signal));
+    else process.once(signal, () => stop(signal));
+  }
 }
 
 function printBanner(herald: RunningHerald, redisAt: string | undefined, mode: Mode, metricsHost: string): void {

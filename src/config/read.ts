@@ -34,6 +34,7 @@ export function readConfig(env: Env = process.env): HeraldConfig {
     subscribePort: read.value('SUBSCRIBE_PORT'),
     publishPort: read.value('PUBLISH_PORT'),
     subscribeWorkers: read.value('SUBSCRIBE_WORKERS'),
+    publishWorkers: read.value('PUBLISH_WORKERS'),
     metricsPort: read.value('METRICS_PORT'),
     metricsHost: read.value('METRICS_HOST') ?? host,
     logLevel: read.value('LOG_LEVEL'),

@@ -94,6 +94,14 @@ const SERVER_SETTINGS = {
     min: 1,
     max: 256,
   }),
+  PUBLISH_WORKERS: integer({
+    section: 'Servers',
+    readBy: ['publish'],
+    doc: "processes `npm run start:publish` runs, sharing its ports (HTTP and gRPC), to use more of a machine's cores ([Several cores](operating.md#several-cores))",
+    default: 1,
+    min: 1,
+    max: 256,
+  }),
   GRPC_KEEPALIVE_TIME_MS: integer({
     section: 'Servers',
     readBy: SERVERS,

@@ -62,6 +62,8 @@ export interface HeraldConfig {
   publishPort: number;
   /** `SUBSCRIBE_WORKERS`. */
   subscribeWorkers: number;
+  /** `PUBLISH_WORKERS`. */
+  publishWorkers: number;
   /** `METRICS_PORT`; undefined: no metrics server. */
   metricsPort: number | undefined;
   /** `METRICS_HOST`, else `HOST`. */

@@ -192,7 +192,16 @@ async function listenForMetrics(server: HeraldServer, config: HeraldConfig): Pro
   }
 }
 
-export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logger = console): Promise<RunningHerald> {
+export interface StartOptions {
+  /**
+   * The dev secret, when neither `JWT_SECRET` nor `JWT_PUBLIC_KEY` is set: the worker
+   * processes of one role share the one their primary made, so a sample token is good on
+   * each of them. @default a new one, for this process alone
+   */
+  devSecret?: string | undefined;
+}
+
+export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logger = console, options: StartOptions = {}): Promise<RunningHerald> {
   const location = redisLocation(config);
   if (mode !== 'all' && location === undefined) {
     throw new StartupError(
@@ -234,7 +243,7 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
       },
     };
   }
-  const devSecret = config.jwtSecret === undefined && config.jwtPublicKey === undefined ? generateDevSecret() : undefined;
+  const devSecret = config.jwtSecret === undefined && config.jwtPublicKey === undefined ? (options.devSecret ?? generateDevSecret()) : undefined;
   // One registry for every server of this process; the process metrics only when someone scrapes them.
   const metrics = createMetrics({ role: mode, processMetrics: config.metricsPort !== undefined });
   const verifier = createTokenVerifier({ secret: config.jwtSecret ?? devSecret, publicKey: config.jwtPublicKey, onRefused: metrics.authRefused });

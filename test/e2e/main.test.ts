@@ -202,6 +202,32 @@ describe('split servers', () => {
   });
 });
 
+describe('npm run start:publish with PUBLISH_WORKERS (development: no JWT_SECRET)', () => {
+  it("runs the publish server as several processes on one port, and the banner's dev token is good on each", async () => {
+    const publish = run('start:publish', { REDIS_URL: redis.url, PUBLISH_WORKERS: '2', LOG_LEVEL: 'debug' });
+    await waitFor(() => publish.output.includes('all 2 publish workers are listening') && publish.output.includes('send alice a notification'), 'both workers and the banner', PATIENCE_MS);
+    // One banner for both workers.
+    expect(publish.output.split('publish (HTTP POST)')).toHaveLength(2);
+    const publishPort = portOf(publish.output, /publish \(HTTP POST\): http:\/\/localhost:(\d+)\/graphql/);
+    const devService = /token for service "billing"[^\n]*\n\s+(\S+)/.exec(publish.output)?.[1] ?? '';
+    // Each on a connection of its own, so the workers take them in turn: a token from one
+    // worker's own dev secret would be refused by the other.
+    const statuses: number[] = [];
+    for (let n = 0; n < 4; n++) {
+      const response = await fetch(`http://127.0.0.1:${publishPort}/graphql`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${devService}`, Connection: 'close' },
+        body: JSON.stringify({ query: 'mutation { sendNotification(to: "alice", text: "hi") { id } }' }),
+      });
+      statuses.push(response.status);
+    }
+    expect(statuses).toEqual([200, 200, 200, 200]);
+    // Both workers answered (development lines: the worker's field under each).
+    await waitFor(() => /answered 200[^\n]*\n[^\n]*\n\s+worker: 2/.test(publish.output) && /answered 200[^\n]*\n[^\n]*\n\s+worker: 1/.test(publish.output), 'both workers to answer');
+    await stopGracefully(publish);
+  });
+});
+
 describe('npm run start:push', () => {
   it('refuses to start without Redis', async () => {
     const push = run('start:push', {});

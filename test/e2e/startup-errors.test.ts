@@ -70,6 +70,34 @@ describe('a port already in use', () => {
     expect(herald.output()).toContain('herald: a subscribe worker could not start; stopping');
     expect(herald.output()).not.toContain('starting another');
   });
+
+  it('with PUBLISH_WORKERS: the same, for the publish role', async () => {
+    const port = await portInUse();
+    const herald = spawnHerald('publish', { entry: 'dist', env: { REDIS_URL: redis.url, PUBLISH_WORKERS: '2', PUBLISH_PORT: String(port) } });
+    expect(await exitWithin(herald.exited, PATIENCE_MS)).toBe(1);
+    expect(herald.output()).toContain(`herald: PUBLISH_PORT ${port} is already in use: set PUBLISH_PORT to a free port`);
+    expect(herald.output()).toContain('herald: a publish worker could not start; stopping');
+    expect(herald.output()).not.toContain('starting another');
+  });
+});
+
+describe('a worker count for another role', () => {
+  it.each([
+    ['subscribe', { PUBLISH_WORKERS: '2' }, ['PUBLISH_WORKERS applies to `npm run start:publish` only']],
+    ['publish', { SUBSCRIBE_WORKERS: '2' }, ['SUBSCRIBE_WORKERS applies to `npm run start:subscribe` only']],
+    ['push', { PUBLISH_WORKERS: '3' }, ['PUBLISH_WORKERS applies to `npm run start:publish` only']],
+    [
+      'all',
+      { SUBSCRIBE_WORKERS: '2', PUBLISH_WORKERS: '2' },
+      ['SUBSCRIBE_WORKERS applies to `npm run start:subscribe` only', 'PUBLISH_WORKERS applies to `npm run start:publish` only'],
+    ],
+  ] as const)('%s with %o: names the setting and exits 1 before starting anything', async (mode, env, messages) => {
+    const herald = spawnHerald(mode, { entry: 'dist', env: { REDIS_URL: redis.url, ...env } });
+    expect(await exitWithin(herald.exited, PATIENCE_MS)).toBe(1);
+    for (const message of messages) expect(herald.output()).toContain(message);
+    expect(herald.output()).not.toMatch(/^\s+at /m);
+    expect(herald.output()).not.toMatch(/\d+ (subscribe|publish) workers/);
+  });
 });
 
 describe('Redis not reachable at start-up', () => {

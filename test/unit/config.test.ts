@@ -62,6 +62,7 @@ describe('readConfig', () => {
       subscribePort: 4000,
       publishPort: 4001,
       subscribeWorkers: 1,
+      publishWorkers: 1,
       metricsPort: undefined,
       metricsHost: '0.0.0.0',
       logLevel: 'info',
