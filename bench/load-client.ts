@@ -10,7 +10,19 @@ import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 
 export type ClientCommand =
-  | { cmd: 'open'; url: string; connections: Array<{ user: string; token: string | undefined }>; query: string }
+  | {
+      cmd: 'open';
+      url: string;
+      connections: Array<{ user: string; token: string | undefined }>;
+      query: string;
+      /**
+       * The address every connection is made from (`127.0.0.2`, …: all of 127/8 is
+       * loopback on Linux). One source address has only the ephemeral ports
+       * (`net.ipv4.ip_local_port_range`, about 28,000) toward one server port, so more
+       * connections than that need several. Unset: the kernel picks (127.0.0.1).
+       */
+      localAddress?: string;
+    }
   | { cmd: 'reset' }
   | { cmd: 'count' }
   | { cmd: 'stats' }
@@ -20,6 +32,10 @@ export interface ClientStats {
   received: number;
   /** The fewest messages any one connection received. */
   minPerConnection: number;
+  /** The most messages any one connection received. */
+  maxPerConnection: number;
+  /** Connections that received at least one message. */
+  reached: number;
   latenciesMs: number[];
   /** When the last notification arrived, in ms since the epoch (0 before any did). */
   lastAt: number;
@@ -104,12 +120,13 @@ function sentAt(message: Buffer): number | undefined {
   return digits ? whole + (scale ? fraction / scale : 0) : Number.NaN;
 }
 
-function open(url: string, user: string, token: string | undefined, query: string, index: number): Promise<void> {
+function open(url: string, user: string, token: string | undefined, query: string, index: number, localAddress: string | undefined): Promise<void> {
   const { hostname, port, pathname } = new URL(url);
   return new Promise((resolve, reject) => {
     const socket = connect({
       host: hostname,
       port: Number(port),
+      ...(localAddress === undefined ? {} : { localAddress }),
       noDelay: true,
       onread: {
         buffer: READ_BUFFER,
@@ -197,6 +214,24 @@ function open(url: string, user: string, token: string | undefined, query: strin
   });
 }
 
+/**
+ * The fewest and the most messages any one connection received, and how many connections
+ * received any: a loop, as a spread of
+ * tens of thousands of arguments into `Math.min` can exceed the call stack.
+ */
+function perConnectionRange(): { minPerConnection: number; maxPerConnection: number; reached: number } {
+  if (perConnection.length === 0) return { minPerConnection: 0, maxPerConnection: 0, reached: 0 };
+  let min = Number.POSITIVE_INFINITY;
+  let max = 0;
+  let reached = 0;
+  for (const count of perConnection) {
+    if (count < min) min = count;
+    if (count > max) max = count;
+    if (count > 0) reached += 1;
+  }
+  return { minPerConnection: min, maxPerConnection: max, reached };
+}
+
 process.on('message', (message: ClientCommand) => {
   void (async () => {
     switch (message.cmd) {
@@ -206,7 +241,7 @@ process.on('message', (message: ClientCommand) => {
         // A few hundred at a time, so the server's accept queue never overflows.
         for (let n = 0; n < message.connections.length; n += 250) {
           await Promise.all(
-            message.connections.slice(n, n + 250).map(({ user, token }, offset) => open(message.url, user, token, message.query, base + n + offset)),
+            message.connections.slice(n, n + 250).map(({ user, token }, offset) => open(message.url, user, token, message.query, base + n + offset, message.localAddress)),
           );
         }
         process.send?.({ opened: message.connections.length });
@@ -223,7 +258,7 @@ process.on('message', (message: ClientCommand) => {
         // Cheap enough to poll: no latency list crosses the process boundary.
         const count: ClientStats = {
           received,
-          minPerConnection: perConnection.length ? Math.min(...perConnection) : 0,
+          ...perConnectionRange(),
           latenciesMs: [],
           lastAt,
           closedUnexpectedly,
@@ -234,7 +269,7 @@ process.on('message', (message: ClientCommand) => {
       case 'stats': {
         const stats: ClientStats = {
           received,
-          minPerConnection: perConnection.length ? Math.min(...perConnection) : 0,
+          ...perConnectionRange(),
           latenciesMs: latencies,
           lastAt,
           closedUnexpectedly,
