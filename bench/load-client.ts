@@ -22,6 +22,11 @@ export type ClientCommand =
        * connections than that need several. Unset: the kernel picks (127.0.0.1).
        */
       localAddress?: string;
+      /**
+       * Connections opened at once, each batch waited for before the next: what the
+       * server's listen backlog sees from this client. @default 250
+       */
+      inFlight?: number;
     }
   | { cmd: 'reset' }
   | { cmd: 'count' }
@@ -138,10 +143,15 @@ function open(url: string, user: string, token: string | undefined, query: strin
     });
     sockets.push(socket);
     let upgraded = false;
+    let subscribed = false;
+    /** The server's close frame, if one came: its code and reason. */
+    let closedWith = '';
     let pending: Buffer | undefined;
     socket.on('error', reject); // after the subscription is open, a failure shows as an unexpected close
     socket.on('close', () => {
       if (!closing) closedUnexpectedly += 1;
+      // Closed before it subscribed (e.g. 4408, no `connection_init` in time): the open fails, loudly.
+      if (!subscribed) reject(new Error(`connection closed before connection_ack${closedWith}`));
     });
     socket.once('connect', () => {
       socket.write(
@@ -163,6 +173,7 @@ function open(url: string, user: string, token: string | undefined, query: strin
       }
       if (message.subarray(0, ACK.length).equals(ACK)) {
         sendText(socket, JSON.stringify({ id: '1', type: 'subscribe', payload: { query, variables: { userName: user } } }));
+        subscribed = true;
         resolve();
       }
     };
@@ -206,7 +217,10 @@ function open(url: string, user: string, token: string | undefined, query: strin
         offset += headerSize + length;
         if (opcode === OPCODE_TEXT) onMessage(payload);
         else if (opcode === OPCODE_PING) socket.write(clientFrame(OPCODE_PONG, payload));
-        else if (opcode === OPCODE_CLOSE) socket.end();
+        else if (opcode === OPCODE_CLOSE) {
+          if (payload.length >= 2) closedWith = ` (close ${payload.readUInt16BE(0)} ${payload.toString('utf8', 2)})`;
+          socket.end();
+        }
       }
       // Copied: `chunk` lies in the shared read buffer, which the next read overwrites.
       if (offset < data.length) pending = Buffer.from(data.subarray(offset));
@@ -239,9 +253,10 @@ process.on('message', (message: ClientCommand) => {
         const base = perConnection.length;
         perConnection = perConnection.concat(new Array<number>(message.connections.length).fill(0));
         // A few hundred at a time, so the server's accept queue never overflows.
-        for (let n = 0; n < message.connections.length; n += 250) {
+        const inFlight = message.inFlight ?? 250;
+        for (let n = 0; n < message.connections.length; n += inFlight) {
           await Promise.all(
-            message.connections.slice(n, n + 250).map(({ user, token }, offset) => open(message.url, user, token, message.query, base + n + offset, message.localAddress)),
+            message.connections.slice(n, n + inFlight).map(({ user, token }, offset) => open(message.url, user, token, message.query, base + n + offset, message.localAddress)),
           );
         }
         process.send?.({ opened: message.connections.length });

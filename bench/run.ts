@@ -337,7 +337,8 @@ const drive = (command: Omit<SendCommand, 'cmd'>): Promise<SendReport> => driveT
 // ---------------------------------------------------------------- load clients
 
 interface ClientPool {
-  open(system: System, users: string[], devices: number): Promise<void>;
+  /** Opens `devices` connections per user, at most `inFlight` at once per client process (load-client.ts' default: 250). */
+  open(system: System, users: string[], devices: number, inFlight?: number): Promise<void>;
   reset(): Promise<void>;
   /** Counts only, for polling while a scenario runs (latencies stay in the clients). */
   count(): Promise<ClientStats>;
@@ -373,7 +374,7 @@ async function clientPool(size: number, sourceAddresses: readonly string[] = [])
   };
   return {
     pids: clients.map((client) => client.pid ?? 0),
-    async open(system, users, devices) {
+    async open(system, users, devices, inFlight) {
       const connections = users.flatMap((user) => {
         const token = system.token(user);
         return Array.from({ length: devices }, () => ({ user, token }));
@@ -384,7 +385,8 @@ async function clientPool(size: number, sourceAddresses: readonly string[] = [])
         clients.map((client, n) => {
           const localAddress = sourceAddresses.length === 0 ? undefined : sourceAddresses[n % sourceAddresses.length];
           const mine = connections.filter((_, index) => index % clients.length === n);
-          return ask(client, { cmd: 'open', url: system.wsUrl, connections: mine, query: QUERY, ...(localAddress === undefined ? {} : { localAddress }) }, 'opened');
+          const options = { ...(localAddress === undefined ? {} : { localAddress }), ...(inFlight === undefined ? {} : { inFlight }) };
+          return ask(client, { cmd: 'open', url: system.wsUrl, connections: mine, query: QUERY, ...options }, 'opened');
         }),
       );
     },
@@ -627,6 +629,13 @@ const FILE_MARGIN = 256;
  * 20,000 open files a process gets without root.
  */
 const CONNECTIONS_PER_CLIENT = 12_500;
+/**
+ * Connections being opened at once in the connections scenario, across every load client:
+ * under the subscribe server's listen backlog (Node's default, 511), so the kernel never
+ * drops a handshake (a dropped one is retried after 1 s, then 3, 7…), and few enough that
+ * each `connection_init` is read within `CONNECTION_INIT_TIMEOUT_MS` (3 s) of its upgrade.
+ */
+const OPENING_AT_ONCE = 400;
 
 /** A process's open-file limit (`RLIMIT_NOFILE`), from `/proc/<pid>/limits`. */
 function fileLimit(pid: number): { soft: number; hard: number } {
@@ -773,7 +782,7 @@ async function manyConnections(herald: System, asked: number): Promise<Connectio
     await sleep(1000);
     const rssBefore = rssKb(herald.connectionPid);
     const opening = now();
-    await pool.open(herald, users, 1);
+    await pool.open(herald, users, 1, Math.max(1, Math.floor(OPENING_AT_ONCE / clientCount)));
     const opened = now();
     console.info(`bench: herald:   ${connections} connections open in ${((opened - opening) / 1000).toFixed(1)} s; warm-up broadcasts until every subscription is live`);
 
