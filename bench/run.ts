@@ -17,6 +17,7 @@
  *   BENCH_SYSTEMS=herald,yoga npm run bench      # some systems only
  *   BENCH_PORT=4800 npm run bench                # servers on other ports (another run beside it)
  *   BENCH_SYSTEMS=herald BENCH_CATEGORY=promo npm run bench   # Herald's notifications with a category
+ *   BENCH_ONLY=connections BENCH_SYSTEMS=herald npm run bench   # 100,000 connections on one subscribe process
  */
 import { execFileSync, execSync, spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -46,7 +47,7 @@ const COUNT = process.env['BENCH_COUNT'] === '1';
 const SCENARIOS = ['idle', 'publish', 'fanout', 'many', 'steadyMany', 'halfFanout', 'halfMany', 'connections'] as const;
 /**
  * `BENCH_ONLY=fanout,steadyMany` runs only those scenarios (see `SCENARIOS`) and writes
- * no result files.
+ * no latest.* files (the connections scenario at full scale still writes its own).
  */
 const ONLY = process.env['BENCH_ONLY'] ? new Set(process.env['BENCH_ONLY'].split(',').map((name) => name.trim())) : undefined;
 const wanted = (scenario: (typeof SCENARIOS)[number]): boolean => ONLY === undefined || ONLY.has(scenario);
