@@ -356,6 +356,8 @@ async function openClients(herald: Herald, users: string[], devices: number): Pr
     return {
       received: sum(all.map((stats) => stats.received)),
       minPerConnection: Math.min(...all.map((stats) => stats.minPerConnection)),
+      maxPerConnection: Math.max(...all.map((stats) => stats.maxPerConnection)),
+      reached: all.reduce((total, stats) => total + stats.reached, 0),
       latenciesMs: all.flatMap((stats) => stats.latenciesMs),
       lastAt: Math.max(...all.map((stats) => stats.lastAt)),
       closedUnexpectedly: sum(all.map((stats) => stats.closedUnexpectedly)),

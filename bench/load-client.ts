@@ -10,7 +10,24 @@ import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 
 export type ClientCommand =
-  | { cmd: 'open'; url: string; connections: Array<{ user: string; token: string | undefined }>; query: string }
+  | {
+      cmd: 'open';
+      url: string;
+      connections: Array<{ user: string; token: string | undefined }>;
+      query: string;
+      /**
+       * The address every connection is made from (`127.0.0.2`, …: all of 127/8 is
+       * loopback on Linux). One source address has only the ephemeral ports
+       * (`net.ipv4.ip_local_port_range`, about 28,000) toward one server port, so more
+       * connections than that need several. Unset: the kernel picks (127.0.0.1).
+       */
+      localAddress?: string;
+      /**
+       * Connections opened at once, each batch waited for before the next: what the
+       * server's listen backlog sees from this client. @default 250
+       */
+      inFlight?: number;
+    }
   | { cmd: 'reset' }
   | { cmd: 'count' }
   | { cmd: 'stats' }
@@ -20,6 +37,10 @@ export interface ClientStats {
   received: number;
   /** The fewest messages any one connection received. */
   minPerConnection: number;
+  /** The most messages any one connection received. */
+  maxPerConnection: number;
+  /** Connections that received at least one message. */
+  reached: number;
   latenciesMs: number[];
   /** When the last notification arrived, in ms since the epoch (0 before any did). */
   lastAt: number;
@@ -104,12 +125,13 @@ function sentAt(message: Buffer): number | undefined {
   return digits ? whole + (scale ? fraction / scale : 0) : Number.NaN;
 }
 
-function open(url: string, user: string, token: string | undefined, query: string, index: number): Promise<void> {
+function open(url: string, user: string, token: string | undefined, query: string, index: number, localAddress: string | undefined): Promise<void> {
   const { hostname, port, pathname } = new URL(url);
   return new Promise((resolve, reject) => {
     const socket = connect({
       host: hostname,
       port: Number(port),
+      ...(localAddress === undefined ? {} : { localAddress }),
       noDelay: true,
       onread: {
         buffer: READ_BUFFER,
@@ -121,10 +143,15 @@ function open(url: string, user: string, token: string | undefined, query: strin
     });
     sockets.push(socket);
     let upgraded = false;
+    let subscribed = false;
+    /** The server's close frame, if one came: its code and reason. */
+    let closedWith = '';
     let pending: Buffer | undefined;
     socket.on('error', reject); // after the subscription is open, a failure shows as an unexpected close
     socket.on('close', () => {
       if (!closing) closedUnexpectedly += 1;
+      // Closed before it subscribed (e.g. 4408, no `connection_init` in time): the open fails, loudly.
+      if (!subscribed) reject(new Error(`connection closed before connection_ack${closedWith}`));
     });
     socket.once('connect', () => {
       socket.write(
@@ -146,6 +173,7 @@ function open(url: string, user: string, token: string | undefined, query: strin
       }
       if (message.subarray(0, ACK.length).equals(ACK)) {
         sendText(socket, JSON.stringify({ id: '1', type: 'subscribe', payload: { query, variables: { userName: user } } }));
+        subscribed = true;
         resolve();
       }
     };
@@ -189,12 +217,33 @@ function open(url: string, user: string, token: string | undefined, query: strin
         offset += headerSize + length;
         if (opcode === OPCODE_TEXT) onMessage(payload);
         else if (opcode === OPCODE_PING) socket.write(clientFrame(OPCODE_PONG, payload));
-        else if (opcode === OPCODE_CLOSE) socket.end();
+        else if (opcode === OPCODE_CLOSE) {
+          if (payload.length >= 2) closedWith = ` (close ${payload.readUInt16BE(0)} ${payload.toString('utf8', 2)})`;
+          socket.end();
+        }
       }
       // Copied: `chunk` lies in the shared read buffer, which the next read overwrites.
       if (offset < data.length) pending = Buffer.from(data.subarray(offset));
     };
   });
+}
+
+/**
+ * The fewest and the most messages any one connection received, and how many connections
+ * received any: a loop, as a spread of
+ * tens of thousands of arguments into `Math.min` can exceed the call stack.
+ */
+function perConnectionRange(): { minPerConnection: number; maxPerConnection: number; reached: number } {
+  if (perConnection.length === 0) return { minPerConnection: 0, maxPerConnection: 0, reached: 0 };
+  let min = Number.POSITIVE_INFINITY;
+  let max = 0;
+  let reached = 0;
+  for (const count of perConnection) {
+    if (count < min) min = count;
+    if (count > max) max = count;
+    if (count > 0) reached += 1;
+  }
+  return { minPerConnection: min, maxPerConnection: max, reached };
 }
 
 process.on('message', (message: ClientCommand) => {
@@ -204,9 +253,10 @@ process.on('message', (message: ClientCommand) => {
         const base = perConnection.length;
         perConnection = perConnection.concat(new Array<number>(message.connections.length).fill(0));
         // A few hundred at a time, so the server's accept queue never overflows.
-        for (let n = 0; n < message.connections.length; n += 250) {
+        const inFlight = message.inFlight ?? 250;
+        for (let n = 0; n < message.connections.length; n += inFlight) {
           await Promise.all(
-            message.connections.slice(n, n + 250).map(({ user, token }, offset) => open(message.url, user, token, message.query, base + n + offset)),
+            message.connections.slice(n, n + inFlight).map(({ user, token }, offset) => open(message.url, user, token, message.query, base + n + offset, message.localAddress)),
           );
         }
         process.send?.({ opened: message.connections.length });
@@ -223,7 +273,7 @@ process.on('message', (message: ClientCommand) => {
         // Cheap enough to poll: no latency list crosses the process boundary.
         const count: ClientStats = {
           received,
-          minPerConnection: perConnection.length ? Math.min(...perConnection) : 0,
+          ...perConnectionRange(),
           latenciesMs: [],
           lastAt,
           closedUnexpectedly,
@@ -234,7 +284,7 @@ process.on('message', (message: ClientCommand) => {
       case 'stats': {
         const stats: ClientStats = {
           received,
-          minPerConnection: perConnection.length ? Math.min(...perConnection) : 0,
+          ...perConnectionRange(),
           latenciesMs: latencies,
           lastAt,
           closedUnexpectedly,

@@ -18,9 +18,10 @@
  *   BENCH_PORT=4800 npm run bench                # servers on other ports (another run beside it)
  *   BENCH_SYSTEMS=herald BENCH_CATEGORY=promo npm run bench   # Herald's notifications with a category
  *   BENCH_ONLY=publish BENCH_SYSTEMS=herald BENCH_PUBLISH_WORKERS=2 npm run bench   # the publish server as 2 processes
+ *   BENCH_ONLY=connections BENCH_SYSTEMS=herald npm run bench   # 100,000 connections on one subscribe process
  */
 import { execFileSync, execSync, spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
 import { cpus, setPriority, totalmem } from 'node:os';
 import jwt from 'jsonwebtoken';
@@ -47,7 +48,7 @@ const COUNT = process.env['BENCH_COUNT'] === '1';
 const SCENARIOS = ['idle', 'publish', 'fanout', 'many', 'steadyMany', 'halfFanout', 'halfMany', 'connections'] as const;
 /**
  * `BENCH_ONLY=fanout,steadyMany` runs only those scenarios (see `SCENARIOS`) and writes
- * no result files.
+ * no latest.* files (the connections scenario at full scale still writes its own).
  */
 const ONLY = process.env['BENCH_ONLY'] ? new Set(process.env['BENCH_ONLY'].split(',').map((name) => name.trim())) : undefined;
 const wanted = (scenario: (typeof SCENARIOS)[number]): boolean => ONLY === undefined || ONLY.has(scenario);
@@ -242,8 +243,10 @@ interface System {
 }
 
 const sign = (claims: object) => jwt.sign(claims, SECRET, { algorithm: 'HS256', expiresIn: 3600 });
-const serviceToken = sign({ sub: 'bench', tenant: 'acme', scope: 'notifications:publish' });
-const userToken = (user: string) => sign({ sub: user, tenant: 'acme' });
+/** The one tenant (company) of every token in the run: a COMPANY notification to it reaches every bench user. */
+const TENANT = 'acme';
+const serviceToken = sign({ sub: 'bench', tenant: TENANT, scope: 'notifications:publish' });
+const userToken = (user: string) => sign({ sub: user, tenant: TENANT });
 
 async function startHerald(redis: RedisServer): Promise<System> {
   const env = {
@@ -343,7 +346,8 @@ const drive = (command: Omit<SendCommand, 'cmd'>): Promise<SendReport> => driveT
 // ---------------------------------------------------------------- load clients
 
 interface ClientPool {
-  open(system: System, users: string[], devices: number): Promise<void>;
+  /** Opens `devices` connections per user, at most `inFlight` at once per client process (load-client.ts' default: 250). */
+  open(system: System, users: string[], devices: number, inFlight?: number): Promise<void>;
   reset(): Promise<void>;
   /** Counts only, for polling while a scenario runs (latencies stay in the clients). */
   count(): Promise<ClientStats>;
@@ -354,7 +358,11 @@ interface ClientPool {
   readonly pids: number[];
 }
 
-async function clientPool(size: number): Promise<ClientPool> {
+/**
+ * `size` load client processes; with `sourceAddresses`, client n makes every connection
+ * from `sourceAddresses[n % length]` (see `localAddress` in load-client.ts).
+ */
+async function clientPool(size: number, sourceAddresses: readonly string[] = []): Promise<ClientPool> {
   const clients = Array.from({ length: size }, () => {
     const client = forkHelper('load-client.ts');
     // Load generators stand in for other machines: they yield the cores to the servers.
@@ -366,6 +374,8 @@ async function clientPool(size: number): Promise<ClientPool> {
     return {
       received: all.reduce((sum, stats) => sum + stats.received, 0),
       minPerConnection: Math.min(...all.map((stats) => stats.minPerConnection)),
+      maxPerConnection: Math.max(...all.map((stats) => stats.maxPerConnection)),
+      reached: all.reduce((total, stats) => total + stats.reached, 0),
       latenciesMs: all.flatMap((stats) => stats.latenciesMs),
       lastAt: Math.max(...all.map((stats) => stats.lastAt)),
       closedUnexpectedly: all.reduce((sum, stats) => sum + stats.closedUnexpectedly, 0),
@@ -373,7 +383,7 @@ async function clientPool(size: number): Promise<ClientPool> {
   };
   return {
     pids: clients.map((client) => client.pid ?? 0),
-    async open(system, users, devices) {
+    async open(system, users, devices, inFlight) {
       const connections = users.flatMap((user) => {
         const token = system.token(user);
         return Array.from({ length: devices }, () => ({ user, token }));
@@ -381,9 +391,12 @@ async function clientPool(size: number): Promise<ClientPool> {
       // Dealt out in turn, so each user's devices are spread over every client process and
       // one event's deliveries are read in parallel.
       await Promise.all(
-        clients.map((client, n) =>
-          ask(client, { cmd: 'open', url: system.wsUrl, connections: connections.filter((_, index) => index % clients.length === n), query: QUERY }, 'opened'),
-        ),
+        clients.map((client, n) => {
+          const localAddress = sourceAddresses.length === 0 ? undefined : sourceAddresses[n % sourceAddresses.length];
+          const mine = connections.filter((_, index) => index % clients.length === n);
+          const options = { ...(localAddress === undefined ? {} : { localAddress }), ...(inFlight === undefined ? {} : { inFlight }) };
+          return ask(client, { cmd: 'open', url: system.wsUrl, connections: mine, query: QUERY, ...options }, 'opened');
+        }),
       );
     },
     async reset() {
@@ -611,38 +624,231 @@ async function idleRss(system: System, connections: number): Promise<number> {
   }
 }
 
-/** Herald only: `count` connections on one subscribe process, a broadcast to each user, nothing lost. */
-async function manyConnections(herald: System, count: number): Promise<{ connections: number; received: number; lost: number; closed: number; seconds: number }> {
-  const users = Array.from({ length: count }, (_, n) => `m${n}`);
-  const pool = await clientPool(3);
+// ---------------------------------------------------------------- many connections
+
+/**
+ * Descriptors a process may open during the scenario besides its connections and what it
+ * holds before it (listening sockets, Redis, epoll, pipes: `/proc/<pid>/fd`).
+ */
+const FILE_MARGIN = 256;
+/**
+ * Connections one load client process makes in the connections scenario, all from one
+ * source address of its own: well inside that address's ~28,000 ephemeral ports toward
+ * the server's one port (`net.ipv4.ip_local_port_range`, 32768–60999 here), and under the
+ * 20,000 open files a process gets without root.
+ */
+const CONNECTIONS_PER_CLIENT = 12_500;
+/**
+ * Connections being opened at once in the connections scenario, across every load client:
+ * under the subscribe server's listen backlog (Node's default, 511), so the kernel never
+ * drops a handshake (a dropped one is retried after 1 s, then 3, 7…), and few enough that
+ * each `connection_init` is read within `CONNECTION_INIT_TIMEOUT_MS` (3 s) of its upgrade.
+ */
+const OPENING_AT_ONCE = 400;
+
+/** A process's open-file limit (`RLIMIT_NOFILE`), from `/proc/<pid>/limits`. */
+function fileLimit(pid: number): { soft: number; hard: number } {
+  const match = /^Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)/m.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'));
+  const read = (value: string | undefined) => (value === undefined || value === 'unlimited' ? Number.POSITIVE_INFINITY : Number(value));
+  return { soft: read(match?.[1]), hard: read(match?.[2]) };
+}
+
+/** Descriptors a process holds now. */
+const filesOpen = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
+
+/**
+ * Whether this process has CAP_SYS_RESOURCE (bit 24 of `CapEff` in `/proc/self/status`),
+ * which raising a hard limit needs. Root usually has it; a container may withhold it, and
+ * then root is refused like anyone else.
+ */
+function hasSysResource(): boolean {
+  const match = /^CapEff:\s+([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+  return match !== null && (BigInt(`0x${match[1] ?? '0'}`) & (1n << 24n)) !== 0n;
+}
+
+/**
+ * Raises the open-file limit of a running process (soft, and hard where it is lower) to
+ * `files`, with util-linux' `prlimit --pid` (Node has no `setrlimit`; the kernel lets one
+ * process set another's limits, `prlimit(2)`; prlimit is forked by this process, so it has
+ * this process's capabilities). Above the hard limit (20,000 on this machine) that needs
+ * CAP_SYS_RESOURCE, and it stops at `fs.nr_open`. It acts at once: the kernel checks the
+ * limit at each `accept` and `socket`. Never lowers a limit. Returns the soft limit the
+ * process has afterwards and, when it could not be raised, why.
+ */
+function raiseFileLimit(pid: number, files: number): { files: number; refused?: string } {
+  const before = fileLimit(pid);
+  if (before.soft >= files) return { files: before.soft };
   try {
-    await pool.open(herald, users, 1);
+    execFileSync('prlimit', ['--pid', String(pid), `--nofile=${files}:${Math.max(files, before.hard)}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  } catch (error) {
+    const stderr = (error as { stderr?: Buffer }).stderr?.toString().trim();
+    const why = hasSysResource()
+      ? ''
+      : ` (this run ${process.getuid?.() === 0 ? 'is root but' : 'is not root and'} lacks CAP_SYS_RESOURCE, which raising a hard limit needs)`;
+    return { files: fileLimit(pid).soft, refused: `${stderr || String(error)}${why}` };
+  }
+  return { files: fileLimit(pid).soft };
+}
+
+/** What the connections scenario measured (printed, in the results' JSON and table). */
+interface ConnectionsResult {
+  /** Connections asked for: `scaled(100_000, 500)`. */
+  asked: number;
+  /** Connections held: `asked`, or what fits when an open-file limit could not be raised (`limitedBy`). */
+  connections: number;
+  /** Why fewer than `asked` were held: the refusal of `prlimit`, with the limit that held. */
+  limitedBy?: string;
+  /** The open-file limit of the subscribe process(es) during the scenario. */
+  subscribeFileLimit: number;
+  /** The load clients' source addresses, one per client process. */
+  sourceAddresses: string[];
+  /** From the first connect to every connection acknowledged (`connection_ack`) and its subscribe sent, in s. */
+  openSeconds: number;
+  /** From then to a warm-up broadcast having reached every connection (every subscription live), in s. */
+  liveSeconds: number;
+  /** Warm-up broadcasts sent until one reached every connection. */
+  warmUps: number;
+  /** Messages the connections received from the measured broadcast (after the warm-ups' counts were reset). */
+  received: number;
+  /** Connections the measured broadcast did not reach. */
+  lost: number;
+  /** Messages counted after the reset that were not the measured broadcast (a warm-up late): 0. */
+  notTheBroadcast: number;
+  /** The fewest and the most copies of the measured broadcast one connection received: 1 and 1 when each got it once. */
+  minPerConnection: number;
+  maxPerConnection: number;
+  /** Connections closed by anything but the bench, from the first connect on. */
+  closed: number;
+  /** From the broadcast's send to the last connection receiving it, as the clients measured, in s. */
+  broadcastSeconds: number;
+  /** From the send to half of the connections having it, in s. */
+  broadcastP50Seconds: number;
+  /** The subscribe process's RSS before the first connection, with every connection subscribed and settled, and after the broadcast, in MB. */
+  rssBeforeMb: number;
+  rssConnectedMb: number;
+  rssAfterBroadcastMb: number;
+  /** (RSS connected − RSS before) ÷ connections, in KB. */
+  rssPerConnectionKb: number;
+}
+
+/** One notification to the whole company: every connection of the bench's tenant hears it once. */
+const BROADCAST = `mutation B($to: String!, $text: String!) { sendNotification(to: $to, text: $text, audience: COMPANY${categoryArgument}) { id } }`;
+
+/** Polls the pool until `done` holds or its count has stopped moving for `stillMs`; the last count. */
+async function countUntil(pool: ClientPool, done: (stats: ClientStats) => boolean, stillMs: number, limitMs: number): Promise<ClientStats> {
+  const deadline = Date.now() + limitMs;
+  let counted = await pool.count();
+  let moved = Date.now();
+  while (!done(counted) && Date.now() - moved < stillMs && Date.now() < deadline) {
+    await sleep(100);
+    const next = await pool.count();
+    if (next.received !== counted.received) moved = Date.now();
+    counted = next;
+  }
+  return counted;
+}
+
+/**
+ * Herald only: `asked` idle subscribed connections on one subscribe process, every one a
+ * user of the bench's tenant, from several source addresses (`CONNECTIONS_PER_CLIENT` a
+ * load client and an address); then one COMPANY notification, which must reach each
+ * connection exactly once. Open-file limits are raised for the processes that hold the
+ * connections (`raiseFileLimit`); where one cannot be, the scenario holds what fits and
+ * says so. Redis holds one subscriber connection per subscribe process, so its own limit
+ * does not matter here.
+ */
+async function manyConnections(herald: System, asked: number): Promise<ConnectionsResult> {
+  const clientCount = Math.max(2, Math.ceil(asked / CONNECTIONS_PER_CLIENT));
+  const sourceAddresses = Array.from({ length: clientCount }, (_, n) => `127.0.0.${n + 2}`);
+  const pool = await clientPool(clientCount, sourceAddresses);
+  try {
+    const refusals: string[] = [];
+    /**
+     * Raises the limit of each of `holders` (processes that share `connections` evenly)
+     * and returns the least limit and how many connections they can hold under it.
+     */
+    const room = (holders: number[], connections: number, who: string): { limit: number; fits: number } => {
+      const share = Math.ceil(connections / holders.length);
+      const each = holders.map((pid) => {
+        const open = filesOpen(pid);
+        const raised = raiseFileLimit(pid, share + open + FILE_MARGIN);
+        if (raised.refused !== undefined) refusals.push(`${who} (pid ${pid}) stays at ${raised.files} open files: ${raised.refused}`);
+        return { limit: raised.files, fits: raised.files - open - FILE_MARGIN };
+      });
+      return { limit: Math.min(...each.map((one) => one.limit)), fits: Math.min(...each.map((one) => one.fits)) * holders.length };
+    };
+    // The subscribe process; with SUBSCRIBE_WORKERS, its workers hold the connections (the
+    // primary only hands each on) and share them round robin.
+    const tree = processTree(herald.connectionPid);
+    const subscribe = room(tree.length > 1 ? tree.slice(1) : tree, asked, tree.length > 1 ? 'a subscribe worker' : 'the subscribe process');
+    if (tree.length > 1) raiseFileLimit(herald.connectionPid, Math.ceil(asked / (tree.length - 1)) + filesOpen(herald.connectionPid) + FILE_MARGIN);
+    const clients = room(pool.pids, asked, 'a load client');
+    const connections = Math.min(asked, subscribe.fits, clients.fits);
+    const limitedBy = connections < asked ? `${[...new Set(refusals.map((refusal) => refusal.replace(/ \(pid \d+\)/, '')))].join('; ')}: ${connections} connections fit, not ${asked}` : undefined;
+    if (limitedBy !== undefined) console.warn(`bench: herald: the open-file limit could not be raised: ${limitedBy}`);
+    const users = Array.from({ length: connections }, (_, n) => `m${n}`);
+
     await sleep(1000);
+    const rssBefore = rssKb(herald.connectionPid);
+    const opening = now();
+    await pool.open(herald, users, 1, Math.max(1, Math.floor(OPENING_AT_ONCE / clientCount)));
+    const opened = now();
+    console.info(`bench: herald:   ${connections} connections open in ${((opened - opening) / 1000).toFixed(1)} s; warm-up broadcasts until every subscription is live`);
+
+    // Live: a COMPANY warm-up reached every connection. One that stops short (a subscription
+    // not yet joined when it was published) is followed by another.
+    const liveDeadline = Date.now() + 300_000;
+    let warmUps = 0;
+    for (;;) {
+      warmUps += 1;
+      await postGraphQL(herald.publishUrl, BROADCAST, { to: TENANT, text: 'warm-up' }, herald.serviceToken);
+      const counted = await countUntil(pool, (stats) => stats.minPerConnection >= 1, 2000, 120_000);
+      if (counted.minPerConnection >= 1) break;
+      if (Date.now() > liveDeadline) throw new Error(`herald: not every connection received a warm-up broadcast in 300 s (${counted.received} messages)`);
+    }
+    const live = now();
+    // Every warm-up delivered (nothing has arrived for 2 s), then the counts start again:
+    // a warm-up still on its way would show as a second copy (maxPerConnection 2).
+    await countUntil(pool, () => false, 2000, 60_000);
+    await pool.reset();
+    await sleep(2000);
+    const rssConnected = rssKb(herald.connectionPid);
+    console.info(
+      `bench: herald:   every subscription live after ${warmUps} warm-up broadcast(s), ${((live - opened) / 1000).toFixed(1)} s; ` +
+        `subscribe RSS ${(rssBefore / 1024).toFixed(0)} → ${(rssConnected / 1024).toFixed(0)} MB; one COMPANY broadcast`,
+    );
+
     const started = now();
-    const batch = 1000;
-    for (let round = 0; round < 2; round++) {
-      // round 0 warms up (proves every subscription live); round 1 is the broadcast
-      for (let n = 0; n < users.length; n += batch) {
-        await postGraphQL(
-          herald.publishUrl,
-          'mutation B($n: [NotificationInput!]!) { sendNotifications(notifications: $n) { id } }',
-          { n: users.slice(n, n + batch).map((to) => ({ to, text: String(now()) })) },
-          herald.serviceToken,
-        );
-      }
-      if (round === 0) {
-        const deadline = Date.now() + 60_000;
-        while ((await pool.count()).minPerConnection < 1 && Date.now() < deadline) await sleep(200);
-        await pool.reset();
-      }
-    }
-    let stats = await pool.count();
-    const deadline = Date.now() + 60_000;
-    while (stats.received < count && Date.now() < deadline) {
-      await sleep(100);
-      stats = await pool.count();
-    }
-    return { connections: count, received: stats.received, lost: count - stats.received, closed: stats.closedUnexpectedly, seconds: (now() - started) / 1000 };
+    await postGraphQL(herald.publishUrl, BROADCAST, { to: TENANT, text: String(started) }, herald.serviceToken);
+    await countUntil(pool, (stats) => stats.received >= connections, 10_000, 120_000);
+    // A second copy to any connection would come right behind the first.
+    await sleep(1000);
+    const stats = await pool.stats();
+    // The measured broadcast's text is its send time; a warm-up's is not a number, so it has no latency.
+    const arrivals = stats.latenciesMs.sort((a, b) => a - b);
+    const rssAfterBroadcast = rssKb(herald.connectionPid);
+    return {
+      asked,
+      connections,
+      ...(limitedBy === undefined ? {} : { limitedBy }),
+      subscribeFileLimit: subscribe.limit,
+      sourceAddresses,
+      openSeconds: (opened - opening) / 1000,
+      liveSeconds: (live - opened) / 1000,
+      warmUps,
+      received: stats.received,
+      lost: connections - stats.reached,
+      notTheBroadcast: stats.received - arrivals.length,
+      minPerConnection: stats.minPerConnection,
+      maxPerConnection: stats.maxPerConnection,
+      closed: stats.closedUnexpectedly,
+      broadcastSeconds: ((stats.lastAt || now()) - started) / 1000,
+      broadcastP50Seconds: percentile(arrivals, 50) / 1000,
+      rssBeforeMb: rssBefore / 1024,
+      rssConnectedMb: rssConnected / 1024,
+      rssAfterBroadcastMb: rssAfterBroadcast / 1024,
+      rssPerConnectionKb: (rssConnected - rssBefore) / connections,
+    };
   } finally {
     await pool.close();
   }
@@ -941,14 +1147,46 @@ async function main(): Promise<void> {
     }
     const notes: string[] = [];
     if (wanted('connections') && herald) {
-      const manyCount = scaled(18_000, 500);
+      const asked = scaled(100_000, 500);
       const where = SUBSCRIBE_WORKERS === '1' ? 'one subscribe process' : `${SUBSCRIBE_WORKERS} subscribe processes`;
-      console.info(`bench: herald: ${manyCount} connections on ${where}`);
-      const connections = await manyConnections(herald, manyCount);
-      results['connections'] = connections;
-      notes.push(
-        `${connections.connections} connections on ${where}: ${connections.received} received a broadcast to their user, ${connections.lost} lost, ${connections.closed} closed, in ${connections.seconds.toFixed(1)} s.`,
-      );
+      console.info(`bench: herald: ${asked} idle subscribed connections on ${where}, then one COMPANY broadcast`);
+      const held = await manyConnections(herald, asked);
+      results['connections'] = held;
+      const label = `${held.connections} idle connections on ${where}`;
+      const connectionRows: Row[] = [
+        { label: `${label}: RSS per connection, KB`, better: 'lower', digits: 1, values: { herald: held.rssPerConnectionKb } },
+        { label: `${label}: RSS, MB`, better: 'lower', digits: 0, values: { herald: held.rssConnectedMb } },
+        { label: `${label}: one COMPANY broadcast, s from the send to the last connection`, better: 'lower', digits: 2, values: { herald: held.broadcastSeconds } },
+        { label: `${label}: time to open them all, s`, better: 'lower', digits: 1, values: { herald: held.openSeconds } },
+      ];
+      rows.push(...connectionRows);
+      const addresses = `${held.sourceAddresses[0] ?? ''}–${held.sourceAddresses.at(-1) ?? ''}`;
+      const once = held.minPerConnection === 1 && held.maxPerConnection === 1 && held.notTheBroadcast === 0;
+      const note =
+        (held.limitedBy === undefined ? '' : `**Not ${held.asked}: ${held.limitedBy}.** `) +
+        `${label} (open-file limit ${held.subscribeFileLimit}; ${held.sourceAddresses.length} load clients from ${addresses}): open in ${held.openSeconds.toFixed(1)} s, ` +
+        `every subscription live after ${held.warmUps} warm-up broadcast(s); one COMPANY broadcast reached ${held.connections - held.lost} ` +
+        `(${once ? 'each exactly once' : `NOT once each: ${held.minPerConnection}–${held.maxPerConnection} per connection, ${held.notTheBroadcast} other messages`}), ` +
+        `${held.lost} lost, ${held.closed} closed, the last ${held.broadcastSeconds.toFixed(2)} s after the send (half by ${held.broadcastP50Seconds.toFixed(2)} s); ` +
+        `subscribe RSS ${held.rssBeforeMb.toFixed(0)} → ${held.rssConnectedMb.toFixed(0)} MB, ${held.rssPerConnectionKb.toFixed(1)} KB per connection (${held.rssAfterBroadcastMb.toFixed(0)} MB after the broadcast).`;
+      notes.push(note);
+      console.info(`bench: herald:   ${note}`);
+      // The scenario is Herald's alone and measures capacity, not a ratio: a run at full
+      // scale in the default configuration keeps its own files, whatever else it ran.
+      if (SCALE === 1 && SUBSCRIBE_WORKERS === '1' && HERALD_NODE_ARGS.length === 0 && CATEGORY === undefined && !COUNT) {
+        mkdirSync(new URL('results/', import.meta.url), { recursive: true });
+        const markdown = [
+          `Machine: ${String(results['machine'])}; ${String(results['date'])}.`,
+          '',
+          '| measure | Herald |',
+          '|---|---|',
+          ...connectionRows.map((row) => `| ${row.label} | ${(row.values.herald as number).toFixed(row.digits)} |`),
+          '',
+          note,
+        ].join('\n');
+        writeFileSync(new URL('results/connections.md', import.meta.url), `${markdown}\n`);
+        writeFileSync(new URL('results/connections.json', import.meta.url), `${JSON.stringify({ machine: results['machine'], date: results['date'], ...held }, null, 2)}\n`);
+      }
     }
     const lost = Object.entries(measured).flatMap(([scenario, bySystem]) => Object.entries(bySystem).map(([name, result]) => `${scenario} ${name}: ${result.lost}`));
     notes.push(`Lost in delivery scenarios (expected − received): ${lost.join(', ')}.`);
