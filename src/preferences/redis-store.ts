@@ -7,7 +7,7 @@
 import { Failure } from '../common/failures.js';
 import type { RedisClient } from '../redis/connect.js';
 import type { PreferenceKeys } from './keys.js';
-import { readChannelSettings, readStoredQuietHours, type CategorySettings, type ChannelSettings, type UserPreferences } from './preferences.js';
+import { NO_DEFAULTS, readChannelSettings, readStoredQuietHours, type CategorySettings, type ChannelSettings, type UserPreferences } from './preferences.js';
 import { checkSetting, MAX_DEFAULT_CATEGORIES, PreferenceLimitError, type PreferenceStore } from './store.js';
 
 /**
@@ -42,18 +42,22 @@ return redis.call('HGETALL', KEYS[1])
 
 type SetCommand = (key: string, field: string, channel: string, value: string, limit: number) => Promise<string[] | null>;
 
-/** A hash's `c:` fields as category settings. */
-function categoriesOf(hash: Record<string, string>): Map<string, ChannelSettings> {
-  const categories = new Map<string, ChannelSettings>();
+/**
+ * A hash's `c:` fields as category settings; none is the one shared empty map
+ * ({@link NO_DEFAULTS}): every open subscription keeps its user's and its tenant's, and
+ * most have none.
+ */
+function categoriesOf(hash: Record<string, string>): CategorySettings {
+  let categories: Map<string, ChannelSettings> | undefined;
   for (const [field, raw] of Object.entries(hash)) {
     if (!field.startsWith('c:')) continue;
     try {
-      categories.set(field.slice(2), readChannelSettings(JSON.parse(raw)));
+      (categories ??= new Map()).set(field.slice(2), readChannelSettings(JSON.parse(raw)));
     } catch {
       // a malformed field is ignored: the category follows the defaults
     }
   }
-  return categories;
+  return categories ?? NO_DEFAULTS;
 }
 
 function preferencesOf(hash: Record<string, string>): UserPreferences {
