@@ -62,21 +62,15 @@ describe('a port already in use', () => {
     expect(output).not.toContain('No address added');
   });
 
-  it('with SUBSCRIBE_WORKERS: the primary stops and exits 1 instead of replacing workers that cannot start', async () => {
+  it.each([
+    ['subscribe', 'SUBSCRIBE_WORKERS', 'SUBSCRIBE_PORT'],
+    ['publish', 'PUBLISH_WORKERS', 'PUBLISH_PORT'],
+  ] as const)('with %s workers (%s): the primary stops and exits 1 instead of replacing workers that cannot start', async (role, workers, portVariable) => {
     const port = await portInUse();
-    const herald = spawnHerald('subscribe', { entry: 'dist', env: { REDIS_URL: redis.url, SUBSCRIBE_WORKERS: '2', SUBSCRIBE_PORT: String(port) } });
+    const herald = spawnHerald(role, { entry: 'dist', env: { REDIS_URL: redis.url, [workers]: '2', [portVariable]: String(port) } });
     expect(await exitWithin(herald.exited, PATIENCE_MS)).toBe(1);
-    expect(herald.output()).toContain(`herald: SUBSCRIBE_PORT ${port} is already in use: set SUBSCRIBE_PORT to a free port`);
-    expect(herald.output()).toContain('herald: a subscribe worker could not start; stopping');
-    expect(herald.output()).not.toContain('starting another');
-  });
-
-  it('with PUBLISH_WORKERS: the same, for the publish role', async () => {
-    const port = await portInUse();
-    const herald = spawnHerald('publish', { entry: 'dist', env: { REDIS_URL: redis.url, PUBLISH_WORKERS: '2', PUBLISH_PORT: String(port) } });
-    expect(await exitWithin(herald.exited, PATIENCE_MS)).toBe(1);
-    expect(herald.output()).toContain(`herald: PUBLISH_PORT ${port} is already in use: set PUBLISH_PORT to a free port`);
-    expect(herald.output()).toContain('herald: a publish worker could not start; stopping');
+    expect(herald.output()).toContain(`herald: ${portVariable} ${port} is already in use: set ${portVariable} to a free port`);
+    expect(herald.output()).toContain(`herald: a ${role} worker could not start; stopping`);
     expect(herald.output()).not.toContain('starting another');
   });
 });
