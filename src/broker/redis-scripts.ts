@@ -6,16 +6,19 @@
 import type { Cluster, Redis, Result } from 'ioredis';
 
 /**
- * KEYS: tenant hash, stream, idempotency key (the tenant hash again when unused).
+ * KEYS: tenant hash, stream, idempotency key, push stream (each of the last two the tenant
+ * hash again when unused).
  * ARGV: channel, frame head (`<report channel>\n<sequence>`), payload, candidate epoch,
  * max length, max age (ms), idempotency window (ms, '' when unused), the publish command
  * (`PUBLISH`, or `SPUBLISH` on a Cluster: the channel shares the keys' slot), the ledger's
  * key prefix ('' for none: the id is put after it; it shares the tenant's hash tag, so
  * its slot) and its accepted event's JSON without `at` (added here, from Redis' clock):
  * the timeline is made with it and history's TTL — unless the Cluster refuses the key
- * (not declared: the tenant's slot migrating), when the publish goes on without it.
- * Returns {id, receivers, candidate epoch}, or {remembered value, -1, candidate epoch} for a
- * repeated idempotency key. The candidate epoch is unique to each call and comes back as
+ * (not declared: the tenant's slot migrating), when the publish goes on without it; then
+ * the push entry: when to write it ('' never, `always`, `unheard`: when PUBLISH reached
+ * no subscribe server), its JSON before and after the id, the push stream's MAXLEN.
+ * Returns {id, receivers, candidate epoch, 1 if the push entry was written else 0}, or
+ * {remembered value, -1, candidate epoch, 0} for a repeated idempotency key. The candidate epoch is unique to each call and comes back as
  * the call's receipt: a reply that carries another one was meant for another command, and
  * the connection is out of step (bytes lost in between; see `redis/liveness.ts`).
  */
@@ -29,7 +32,7 @@ if windowMs ~= '' then
     -- to count the calling connection's own writes (Redis 7.0 also waits on a
     -- connection that wrote nothing, but that is not promised).
     redis.call('SET', KEYS[3], seen, 'KEEPTTL')
-    return {seen, -1, ARGV[4]}
+    return {seen, -1, ARGV[4], 0}
   end
 end
 local time = redis.call('TIME')
@@ -61,7 +64,12 @@ if ARGV[9] ~= '' then
   if type(made) == 'number' then redis.call('PEXPIRE', ledger, ARGV[6]) end
 end
 local receivers = redis.call(ARGV[8], ARGV[1], ARGV[2] .. '\\n' .. id .. '\\n' .. ARGV[3])
-return {id, receivers, ARGV[4]}
+local pushed = 0
+if ARGV[11] == 'always' or (ARGV[11] == 'unheard' and receivers == 0) then
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[14], '*', 'e', ARGV[12] .. id .. ARGV[13])
+  pushed = 1
+end
+return {id, receivers, ARGV[4], pushed}
 `;
 
 /**
@@ -233,6 +241,7 @@ declare module 'ioredis' {
       tenantKey: string,
       stream: string,
       idempotencyKey: string,
+      pushStream: string,
       channel: string,
       frameHead: string,
       payload: string,
@@ -243,7 +252,11 @@ declare module 'ioredis' {
       publishCommand: PublishCommand,
       ledgerKeyPrefix: string,
       acceptedEvent: string,
-    ): Result<[string, number, string], Context>;
+      pushWhen: '' | 'always' | 'unheard',
+      pushEntryHead: string,
+      pushEntryTail: string,
+      pushMaxLength: number | '',
+    ): Result<[string, number, string, 0 | 1], Context>;
     /** The read-state update; see `MARK_READ_SCRIPT` in broker/redis-scripts.ts. */
     heraldMarkRead(
       key: string,
@@ -261,7 +274,7 @@ declare module 'ioredis' {
 
 /** Defines Herald's scripts as commands of `client` (again, harmlessly, on a client that has them). */
 export function defineScripts(client: Redis | Cluster): void {
-  client.defineCommand('heraldPublish', { numberOfKeys: 3, lua: PUBLISH_SCRIPT });
+  client.defineCommand('heraldPublish', { numberOfKeys: 4, lua: PUBLISH_SCRIPT });
   client.defineCommand('heraldMarkRead', { numberOfKeys: 2, lua: MARK_READ_SCRIPT });
   // The number of keys varies with the subscriber's streams: given first on each call.
   client.defineCommand('heraldReadAfter', { lua: READ_AFTER_SCRIPT });

@@ -11,7 +11,9 @@
  *
  * Publishing is one Lua script: it draws the notification's id from the tenant's
  * counter, appends it to the audience's stream (trimmed by length and age), and
- * PUBLISHes it, so a subscriber can never see a live notification that history lacks.
+ * PUBLISHes it, so a subscriber can never see a live notification that history lacks;
+ * on one node it also writes the notification's push entry when asked (`PublishRequest.push`),
+ * so an acknowledged notification never lacks it and the entry costs no round trip.
  *
  * The parts, each in its module: channel subscriptions and resubscription
  * (`redis-channels.ts`), delivery counting (`redis-reports.ts`), the Lua scripts
@@ -184,9 +186,9 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
    * an earlier command that Redis never answered: the connection is replaced (every
    * command waiting on it fails as unknown) and this call was not carried out as asked.
    */
-  const receipted = (reply: [string, number, string], candidate: string, connection: Redis | undefined): [string, number] => {
-    const [id, receivers, receipt] = reply;
-    if (receipt === candidate) return [id, receivers];
+  const receipted = (reply: [string, number, string, 0 | 1], candidate: string, connection: Redis | undefined): [string, number, boolean] => {
+    const [id, receivers, receipt, pushed] = reply;
+    if (receipt === candidate) return [id, receivers, pushed === 1];
     if (connection) replaceRedisConnection(connection, 'a publish got the reply meant for another command', logger);
     throw new OutcomeUnknownError('Redis answered the publish out of step with its request: it may or may not have been carried out');
   };
@@ -200,17 +202,20 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
    * idempotency key too, so a retry waits for the first publish's replication.
    */
   const runPublishScript = async (
-    { destination, tenantKey, payload, idempotency, ledger }: PublishRequest,
+    { destination, tenantKey, payload, idempotency, ledger, push }: PublishRequest,
     frameHead: string,
-  ): Promise<{ id: string; receivers: number; replicas: Promise<OutcomeUnknownError | undefined> | undefined }> => {
+  ): Promise<{ id: string; receivers: number; pushQueued: boolean; replicas: Promise<OutcomeUnknownError | undefined> | undefined }> => {
     if (publisher.status !== 'ready') {
       counts.redisCommandErrors += 1;
       throw new BrokerUnavailableError('Redis is unavailable: not connected (nothing was sent)');
     }
+    // A Cluster's push stream shards are not in the tenant's slot: the caller queues it after.
+    const scripted = sharded ? undefined : push;
     const args: Parameters<Redis['heraldPublish']> = [
       tenantKey,
       destination.stream,
       idempotency?.key ?? tenantKey,
+      scripted?.stream ?? tenantKey,
       destination.channel,
       frameHead,
       payload,
@@ -221,18 +226,22 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
       publishCommand,
       ledger?.keyPrefix ?? '',
       ledger ? JSON.stringify(ledger.event) : '',
+      scripted?.when ?? '',
+      scripted?.head ?? '',
+      scripted?.tail ?? '',
+      scripted?.maxLength ?? '',
     ];
     try {
       if (minReplicasAcked === 0 || !sharded) {
-        const [id, receivers] = receipted(await publisher.heraldPublish(...args), args[6], publisher as Redis);
+        const [id, receivers, pushQueued] = receipted(await publisher.heraldPublish(...args), args[7], publisher as Redis);
         // One node: WAIT on the same connection after the reply, while the reports arrive.
         const replicas = minReplicasAcked === 0 ? undefined : (publisher as Redis).wait(minReplicasAcked, waitTimeoutMs).then(replicaOutcome, waitFailed);
-        return { id, receivers, replicas };
+        return { id, receivers, pushQueued, replicas };
       }
       const [[scriptError, published] = [], [waitError, acked] = []] = await publishAndWait(args);
       if (scriptError || !published) throw scriptError ?? new Error('no reply to the publish script');
-      const [id, receivers] = receipted(published as [string, number, string], args[6], undefined);
-      return { id, receivers, replicas: Promise.resolve(waitError ? waitFailed(waitError) : replicaOutcome(Number(acked))) };
+      const [id, receivers, pushQueued] = receipted(published as [string, number, string, 0 | 1], args[7], undefined);
+      return { id, receivers, pushQueued, replicas: Promise.resolve(waitError ? waitFailed(waitError) : replicaOutcome(Number(acked))) };
     } catch (error) {
       counts.redisCommandErrors += 1;
       throw outcomeOf('PUBLISH', error);
@@ -267,15 +276,15 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
       const { idempotency } = request;
       if (request.countDeliveries === false && idempotency === undefined) {
         // The frame names no report channel: no subscribe server reports, nobody waits.
-        const { id, replicas } = await runPublishScript(request, UNCOUNTED_FRAME_HEAD);
+        const { id, pushQueued, replicas } = await runPublishScript(request, UNCOUNTED_FRAME_HEAD);
         const replicaFailure = replicas && (await replicas);
         if (replicaFailure) throw replicaFailure;
-        return { id, receivedUsers: undefined, duplicate: false };
+        return { id, receivedUsers: undefined, duplicate: false, pushQueued };
       }
       if (!channels.heard) throw new BrokerUnavailableError('Redis is unavailable: not connected (nothing was sent)');
       const count = reports.count();
       try {
-        const { id, receivers, replicas } = await runPublishScript(request, count.head);
+        const { id, receivers, pushQueued, replicas } = await runPublishScript(request, count.head);
         if (receivers < 0) {
           const replicaFailure = replicas && (await replicas);
           if (replicaFailure) throw replicaFailure;
@@ -295,7 +304,7 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
         }
         const replicaFailure = replicas && (await replicas);
         if (replicaFailure) throw replicaFailure;
-        return { id, receivedUsers: delivered, duplicate: false };
+        return { id, receivedUsers: delivered, duplicate: false, pushQueued };
       } finally {
         count.close();
       }

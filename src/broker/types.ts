@@ -40,6 +40,30 @@ export interface PublishRequest {
    * (no extra round trip); a repeated idempotency key records nothing. @default no ledger
    */
   readonly ledger?: LedgerStart | undefined;
+  /**
+   * A push-stream entry written in the same atomic step as the publish (no round trip of
+   * its own). A broker that cannot (the in-process one, a Cluster's sharded push stream)
+   * ignores it and says so in `PublishResult.pushQueued`. @default none
+   */
+  readonly push?: ScriptedPush | undefined;
+}
+
+/** A push-stream entry for the publish to write (`PublishRequest.push`). */
+export interface ScriptedPush {
+  /** The push stream's key (one stream: one node or Sentinel). */
+  readonly stream: string;
+  /** About how many entries the stream keeps (`XADD MAXLEN ~`). */
+  readonly maxLength: number;
+  /** The entry's JSON before the notification's id, which the publish makes… */
+  readonly head: string;
+  /** …and after it. */
+  readonly tail: string;
+  /**
+   * `always`: whatever the publish reached. `unheard`: only when no subscribe server
+   * listens on the channel, so nobody can have got it live (a count may still show
+   * later that nobody did, and the caller queues it then).
+   */
+  readonly when: 'always' | 'unheard';
 }
 
 /** The ledger's first event, as the publish records it (`at` is the broker's clock). */
@@ -60,6 +84,8 @@ export interface PublishResult {
   readonly receivedUsers: number | undefined;
   /** True when an idempotency key matched an earlier publish, which is what was returned. */
   readonly duplicate: boolean;
+  /** True when the publish wrote `PublishRequest.push`'s entry. @default false */
+  readonly pushQueued?: boolean;
 }
 
 export interface HistoryRequest {

@@ -11,7 +11,7 @@ import { assertValidName } from '../names/index.js';
 import { AUDIENCES, isAudience, isPushedAudience, type PushedAudience } from '../common/audiences.js';
 import { encodeNotification } from '../common/notification.js';
 import type { HeraldMetrics } from '../common/metrics.js';
-import { PUSH_POLICIES, type PushPolicy } from '../push/entry.js';
+import { PUSH_POLICIES, type PushNotification, type PushPolicy } from '../push/entry.js';
 import { hasPushOptions, parsePushOptions, type PushOptions } from '../push/options.js';
 import type { PushQueue } from '../push/queue.js';
 import type { LedgerKeys } from '../ledger/keys.js';
@@ -26,7 +26,8 @@ export interface SenderOptions {
   /**
    * Where notifications to a `USER` or a `TOPIC` that may need a push are queued for the
    * push worker (one XADD each, before the publish is answered; none for a `WHEN_OFFLINE`
-   * notification whose count shows it reached its user live). Without it (the
+   * notification whose count shows it reached its user live). On one node the publish
+   * script writes it (`PushQueue.scripted`). Without it (the
    * in-process broker: no Redis), nothing is pushed.
    * @default none
    */
@@ -141,8 +142,20 @@ export function createSender(options: SenderOptions): Sender {
       },
     };
     // Only an audience of users one can name is pushed (the audience table); NEVER enters no stream.
-    const pushes = pushQueue !== undefined && policy !== 'NEVER' && isPushedAudience(audience);
-    return { publish, push: pushes ? { policy, audience, to, text, timestamp, options, classification } : undefined };
+    if (pushQueue === undefined || policy === 'NEVER' || !isPushedAudience(audience)) return { publish, push: undefined };
+    const push = { policy, audience, to, text, timestamp, options, classification };
+    // Counted, a WHEN_OFFLINE notification to a user is queued by the script only when no
+    // subscribe server heard it; else after the count, if it reached nobody (`reachedLive`).
+    const counted = countDeliveries !== false || publish.idempotency !== undefined;
+    const when = policy === 'WHEN_OFFLINE' && audience === 'USER' && counted ? 'unheard' : 'always';
+    const scripted = pushQueue.scripted(pushNotificationOf(principal, push), policy, when);
+    return { publish: scripted ? { ...publish, push: scripted } : publish, push };
+  };
+
+  /** What the push entry carries of a notification, but its id. */
+  const pushNotificationOf = (principal: Principal, push: NonNullable<Prepared['push']>): Omit<PushNotification, 'id'> => {
+    const { audience, to, text, timestamp, options, classification } = push;
+    return { tenant: principal.tenant, audience, to, text, timestamp, sender: principal.name, ...(hasPushOptions(options) ? { options } : {}), ...classification };
   };
 
   /**
@@ -166,23 +179,9 @@ export function createSender(options: SenderOptions): Sender {
    */
   const publishAndQueue = async (principal: Principal, { publish, push }: Prepared): Promise<PublishResult> => {
     const result = await broker.publish(publish);
-    if (push === undefined || pushQueue === undefined || reachedLive(push, result)) return result;
-    const { policy, audience, to, text, timestamp, options, classification } = push;
+    if (push === undefined || pushQueue === undefined || result.pushQueued === true || reachedLive(push, result)) return result;
     try {
-      await pushQueue.enqueue(
-        {
-          id: result.id,
-          tenant: principal.tenant,
-          audience,
-          to,
-          text,
-          timestamp,
-          sender: principal.name,
-          ...(hasPushOptions(options) ? { options } : {}),
-          ...classification,
-        },
-        policy,
-      );
+      await pushQueue.enqueue({ id: result.id, ...pushNotificationOf(principal, push) }, push.policy);
     } catch (error) {
       throw new Failure(
         'OUTCOME_UNKNOWN',

@@ -2,7 +2,9 @@
  * Writing to the push stream. The publish path calls {@link PushQueue.enqueue} once per
  * notification that may need a push (not for a `WHEN_OFFLINE` one whose count shows it
  * reached its user live) — one XADD, whatever the audience: a topic's followers are
- * expanded by a worker, never on the publish path.
+ * expanded by a worker, never on the publish path. On one node or behind Sentinel the
+ * publish script writes that entry itself ({@link PushQueue.scripted}): atomic with the
+ * publish, and no round trip of its own.
  *
  * The stream is bounded: workers XDEL an entry once they have acknowledged it, so it
  * only holds work not yet done, and XADD trims it to about `maxLength` entries. Past
@@ -14,6 +16,7 @@
  * the replicas did not acknowledge is an error: a failover could lose it, and the caller
  * answers so that the publisher retries.
  */
+import type { ScriptedPush } from '../broker/types.js';
 import type { RedisClient } from '../redis/connect.js';
 import { encodePushEntry, type PushEntry, type PushNotification, type PushPolicy } from './entry.js';
 import type { PushKeys } from './keys.js';
@@ -47,7 +50,19 @@ export interface PushQueue {
   enqueue(notification: PushNotification, policy: PushPolicy): Promise<string | undefined>;
   /** Adds an entry as it is (a worker's follower pages, an operator's replay). */
   add(entry: PushEntry): Promise<string>;
+  /**
+   * The entry {@link PushQueue.enqueue} would add for `notification`, for the publish
+   * script to write once it has made the id (`PublishRequest.push`); undefined for
+   * `NEVER`, and when the stream is sharded (a Cluster: no shard is in the tenant's slot),
+   * where the entry is enqueued after the publish.
+   */
+  scripted(notification: Omit<PushNotification, 'id'>, policy: PushPolicy, when: ScriptedPush['when']): ScriptedPush | undefined;
 }
+
+/** Stands for the id in an entry's JSON until the publish script writes the real one. */
+const ID_MARK = '\u0000';
+/** The JSON of an entry up to its id: the id is the first value of the first key. */
+const ENTRY_HEAD = '{"notification":{"id":"';
 
 export function createPushQueue(options: PushQueueOptions): PushQueue {
   const { redis, keys } = options;
@@ -73,15 +88,25 @@ export function createPushQueue(options: PushQueueOptions): PushQueue {
     }
     return id;
   };
+  const entryOf = (notification: PushNotification, policy: PushEntry['policy']): PushEntry => ({
+    notification,
+    policy,
+    target: notification.audience === 'TOPIC' ? { kind: 'topic', topic: notification.to } : { kind: 'user', user: notification.to },
+    queuedAt: now(),
+  });
   return {
     add,
     async enqueue(notification, policy) {
       if (policy === 'NEVER') return undefined;
-      const target =
-        notification.audience === 'TOPIC'
-          ? ({ kind: 'topic', topic: notification.to } as const)
-          : ({ kind: 'user', user: notification.to } as const);
-      return add({ notification, policy, target, queuedAt: now() });
+      return add(entryOf(notification, policy));
+    },
+    scripted(notification, policy, when) {
+      if (policy === 'NEVER' || keys.streams.length !== 1) return undefined;
+      // `id` first, so the mark's first appearance is the id (the text may hold one too).
+      const [, json = ''] = encodePushEntry(entryOf({ id: ID_MARK, ...notification }, policy));
+      const mark = JSON.stringify(ID_MARK).slice(1, -1);
+      if (json.indexOf(mark) !== ENTRY_HEAD.length) throw new Error('a push entry did not start with its notification id');
+      return { stream: keys.streams[0] ?? '', maxLength, head: ENTRY_HEAD, tail: json.slice(ENTRY_HEAD.length + mark.length), when };
     },
   };
 }

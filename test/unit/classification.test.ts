@@ -29,6 +29,7 @@ function recordingSender() {
       return Promise.resolve('1-0');
     },
     add: () => Promise.resolve('1-0'),
+    scripted: () => undefined,
   };
   const sender = createSender({ broker, namer: createNamer('herald'), maxTextLength: 100, idempotencyWindowMs: 60_000, pushQueue });
   return { sender, payloads, pushed };

@@ -76,6 +76,7 @@ describe('sendNotification with options', () => {
       return Promise.resolve('1-0');
     },
     add: () => Promise.resolve('1-0'),
+    scripted: () => undefined,
   };
   const sender = createSender({ broker, namer: createNamer('herald'), maxTextLength: 100, idempotencyWindowMs: 60_000, pushQueue });
 

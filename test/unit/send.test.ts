@@ -26,6 +26,7 @@ function senderReaching(reached: number) {
       return Promise.resolve('1-0');
     },
     add: () => Promise.resolve('1-0'),
+    scripted: () => undefined,
   };
   const sender = createSender({ broker, namer: createNamer('herald'), maxTextLength: 100, idempotencyWindowMs: 60_000, pushQueue });
   return { sender, queued };
