@@ -40,7 +40,8 @@ const ROUNDS = Math.max(1, Number(process.env['BENCH_ROUNDS'] ?? '3'));
  */
 const PROFILE = process.env['BENCH_PROFILE'] === '1';
 /**
- * `BENCH_COUNT=1` counts, in every counted round of a steady row, each server process's
+ * `BENCH_COUNT=1` counts, in every counted round of a delivery row (steady and at
+ * capacity: how many notifications a script call or a wake-up carries), each server process's
  * system calls by kind and context switches (`perf stat`) and Redis' commands by name,
  * and prints them per notification (bench/counts.ts). `perf` must be installed.
  */
@@ -487,7 +488,7 @@ async function openAudience(system: System, shape: Shape): Promise<Audience> {
       // Users in turn, so every send of a round goes to a different user than the last.
       const targets = Array.from({ length: sends }, (_, n) => users[n % users.length] as string);
       const counting =
-        COUNT && !quiet && 'ratePerSecond' in load
+        COUNT && !quiet
           ? await startCounting(Object.fromEntries(system.pids.map((pid, n) => [n === 0 ? 'sub' : 'pub', pid])), redisPort)
           : undefined;
       const cpu = countCpu(system, pool);

@@ -6,70 +6,97 @@
 import type { Cluster, Redis, Result } from 'ioredis';
 
 /**
- * KEYS: tenant hash, stream, idempotency key, push stream (each of the last two the tenant
- * hash again when unused).
- * ARGV: channel, frame head (`<report channel>\n<sequence>`), payload, candidate epoch,
- * max length, max age (ms), idempotency window (ms, '' when unused), the publish command
- * (`PUBLISH`, or `SPUBLISH` on a Cluster: the channel shares the keys' slot), the ledger's
- * key prefix ('' for none: the id is put after it; it shares the tenant's hash tag, so
- * its slot) and its accepted event's JSON without `at` (added here, from Redis' clock):
- * the timeline is made with it and history's TTL — unless the Cluster refuses the key
- * (not declared: the tenant's slot migrating), when the publish goes on without it; then
- * the push entry: when to write it ('' never, `always`, `unheard`: when PUBLISH reached
- * no subscribe server), its JSON before and after the id, the push stream's MAXLEN.
- * Returns {id, receivers, candidate epoch, 1 if the push entry was written else 0}, or
- * {remembered value, -1, candidate epoch, 0} for a repeated idempotency key. The candidate epoch is unique to each call and comes back as
- * the call's receipt: a reply that carries another one was meant for another command, and
- * the connection is out of step (bytes lost in between; see `redis/liveness.ts`).
+ * Publishes the notifications of one turn of the publish server's event loop in one call
+ * (`redis-publish-batch.ts`); each is what one call once did, in order, its failure its own.
+ *
+ * KEYS, four per notification: tenant hash, stream, idempotency key, push stream (each of
+ * the last two the tenant hash again when unused).
+ * ARGV: the call's candidate epoch, max length, max age (ms), the publish command
+ * (`PUBLISH`, or `SPUBLISH` on a Cluster: the channel shares the keys' slot); then ten per
+ * notification: channel, frame head (`<report channel>\n<sequence>`), payload, idempotency
+ * window (ms, '' when unused), the ledger's key prefix ('' for none: the id is put after
+ * it; it shares the tenant's hash tag, so its slot), its accepted event's JSON without
+ * `at` (added here, from Redis' clock) — the timeline is made with it and history's TTL,
+ * unless the Cluster refuses the key (not declared: the tenant's slot migrating), when the
+ * publish goes on without it — and the push entry: when to write it ('' never, `always`,
+ * `unheard`: when PUBLISH reached no subscribe server), its JSON before and after the id,
+ * the push stream's MAXLEN.
+ *
+ * Returns {candidate epoch, replies}, a reply per notification: {id, receivers, 1 if the
+ * push entry was written else 0}, {remembered value, -1, 0} for a repeated idempotency
+ * key, or {'', -2, error} when one of its commands failed (the others are not undone,
+ * as in any script). The candidate epoch is unique to each call and comes back as the
+ * call's receipt: a reply that carries another one was meant for another command, and the
+ * connection is out of step (bytes lost in between; see `redis/liveness.ts`).
  */
 const PUBLISH_SCRIPT = `
-local windowMs = ARGV[7]
-if windowMs ~= '' then
-  local seen = redis.call('GET', KEYS[3])
-  if seen then
-    -- Written again (same value, same expiry) so that the caller's WAIT covers the
-    -- first publish's writes too, whichever connection made them: WAIT is documented
-    -- to count the calling connection's own writes (Redis 7.0 also waits on a
-    -- connection that wrote nothing, but that is not promised).
-    redis.call('SET', KEYS[3], seen, 'KEEPTTL')
-    return {seen, -1, ARGV[4], 0}
-  end
-end
+local candidate, maxLength, maxAgeMs, publishCommand = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-redis.call('HSETNX', KEYS[1], 'epoch', ARGV[4])
-local epoch = redis.call('HGET', KEYS[1], 'epoch')
-local ms = math.max(now, tonumber(redis.call('HGET', KEYS[1], 'ms') or '0'))
-local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-redis.call('HSET', KEYS[1], 'ms', ms)
-local entryId = string.format('%d-%d', ms, seq)
--- Trimmed with XDEL, not MAXLEN/MINID: only XDEL advances max-deleted-entry-id, which
--- is how a reader learns that entries after its cursor are gone.
-local excess = redis.call('XLEN', KEYS[2]) + 1 - tonumber(ARGV[5])
-if excess > 0 then
-  local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', math.min(excess, 1000))
-  for _, entry in ipairs(oldest) do redis.call('XDEL', KEYS[2], entry[1]) end
+local expiredBefore = string.format('(%d', math.max(0, now - tonumber(maxAgeMs)))
+
+local function publish(k, a)
+  local tenant, stream, idempotency, pushStream = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
+  local channel, head, payload, windowMs = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  if windowMs ~= '' then
+    local seen = redis.call('GET', idempotency)
+    if seen then
+      -- Written again (same value, same expiry) so that the caller's WAIT covers the
+      -- first publish's writes too, whichever connection made them: WAIT is documented
+      -- to count the calling connection's own writes (Redis 7.0 also waits on a
+      -- connection that wrote nothing, but that is not promised).
+      redis.call('SET', idempotency, seen, 'KEEPTTL')
+      return {seen, -1, 0}
+    end
+  end
+  local meta = redis.call('HMGET', tenant, 'epoch', 'ms')
+  local epoch = meta[1]
+  if not epoch then
+    redis.call('HSET', tenant, 'epoch', candidate)
+    epoch = candidate
+  end
+  local ms = math.max(now, tonumber(meta[2] or '0'))
+  local seq = redis.call('HINCRBY', tenant, 'seq', 1)
+  redis.call('HSET', tenant, 'ms', ms)
+  local entryId = string.format('%d-%d', ms, seq)
+  -- Trimmed with XDEL, not MAXLEN/MINID: only XDEL advances max-deleted-entry-id, which
+  -- is how a reader learns that entries after its cursor are gone.
+  local excess = redis.call('XLEN', stream) + 1 - maxLength
+  if excess > 0 then
+    local oldest = redis.call('XRANGE', stream, '-', '+', 'COUNT', math.min(excess, 1000))
+    for _, entry in ipairs(oldest) do redis.call('XDEL', stream, entry[1]) end
+  end
+  local expired = redis.call('XRANGE', stream, '-', expiredBefore, 'COUNT', 1000)
+  for _, entry in ipairs(expired) do redis.call('XDEL', stream, entry[1]) end
+  redis.call('XADD', stream, entryId, 'n', payload)
+  redis.call('PEXPIRE', stream, maxAgeMs)
+  local id = epoch .. '_' .. entryId
+  if windowMs ~= '' then redis.call('SET', idempotency, id, 'PX', windowMs) end
+  if ARGV[a + 4] ~= '' then
+    -- Not among KEYS (the id is made here), so a Cluster refuses it while the tenant's slot
+    -- migrates: pcall lets the publish go on without its accepted event then.
+    local ledger = ARGV[a + 4] .. id
+    local made = redis.pcall('RPUSH', ledger, '{"at":' .. now .. ',' .. string.sub(ARGV[a + 5], 2))
+    if type(made) == 'number' then redis.call('PEXPIRE', ledger, maxAgeMs) end
+  end
+  local receivers = redis.call(publishCommand, channel, head .. '\\n' .. id .. '\\n' .. payload)
+  local when = ARGV[a + 6]
+  if when == 'always' or (when == 'unheard' and receivers == 0) then
+    redis.call('XADD', pushStream, 'MAXLEN', '~', ARGV[a + 9], '*', 'e', ARGV[a + 7] .. id .. ARGV[a + 8])
+    return {id, receivers, 1}
+  end
+  return {id, receivers, 0}
 end
-local expired = redis.call('XRANGE', KEYS[2], '-', string.format('(%d', math.max(0, now - tonumber(ARGV[6]))), 'COUNT', 1000)
-for _, entry in ipairs(expired) do redis.call('XDEL', KEYS[2], entry[1]) end
-redis.call('XADD', KEYS[2], entryId, 'n', ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ARGV[6])
-local id = epoch .. '_' .. entryId
-if windowMs ~= '' then redis.call('SET', KEYS[3], id, 'PX', windowMs) end
-if ARGV[9] ~= '' then
-  -- Not among KEYS (the id is made here), so a Cluster refuses it while the tenant's slot
-  -- migrates: pcall lets the publish go on without its accepted event then.
-  local ledger = ARGV[9] .. id
-  local made = redis.pcall('RPUSH', ledger, '{"at":' .. now .. ',' .. string.sub(ARGV[10], 2))
-  if type(made) == 'number' then redis.call('PEXPIRE', ledger, ARGV[6]) end
+
+local replies = {}
+for n = 0, #KEYS / 4 - 1 do
+  local ok, reply = pcall(publish, 4 * n + 1, 5 + 10 * n)
+  if not ok then
+    reply = {'', -2, type(reply) == 'table' and reply.err or tostring(reply)}
+  end
+  replies[n + 1] = reply
 end
-local receivers = redis.call(ARGV[8], ARGV[1], ARGV[2] .. '\\n' .. id .. '\\n' .. ARGV[3])
-local pushed = 0
-if ARGV[11] == 'always' or (ARGV[11] == 'unheard' and receivers == 0) then
-  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[14], '*', 'e', ARGV[12] .. id .. ARGV[13])
-  pushed = 1
-end
-return {id, receivers, ARGV[4], pushed}
+return {candidate, replies}
 `;
 
 /**
@@ -225,6 +252,13 @@ return {upTo, 1}
 /** How a script publishes: classic Pub/Sub on one node, sharded Pub/Sub on a Cluster. */
 export type PublishCommand = 'PUBLISH' | 'SPUBLISH';
 
+/**
+ * What `heraldPublish` returns: its receipt (the call's candidate epoch) and, per
+ * notification, `[id, receivers, 1 if its push entry was written else 0]`,
+ * `[remembered value, -1, 0]` for a repeated idempotency key, or `['', -2, error]`.
+ */
+export type PublishReply = [string, Array<[string, number, number | string]>];
+
 /** Stream entries as XRANGE returns them: `[id, [field, value, …]]`. */
 export type StreamEntries = Array<[string, string[]]>;
 
@@ -236,27 +270,12 @@ export type ReadAfterReply = [string | null, Array<[number, string]>, string[], 
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    /** The publish script; see `PUBLISH_SCRIPT` in broker/redis-scripts.ts. */
-    heraldPublish(
-      tenantKey: string,
-      stream: string,
-      idempotencyKey: string,
-      pushStream: string,
-      channel: string,
-      frameHead: string,
-      payload: string,
-      epochCandidate: string,
-      maxLength: number,
-      maxAgeMs: number,
-      idempotencyWindowMs: number | '',
-      publishCommand: PublishCommand,
-      ledgerKeyPrefix: string,
-      acceptedEvent: string,
-      pushWhen: '' | 'always' | 'unheard',
-      pushEntryHead: string,
-      pushEntryTail: string,
-      pushMaxLength: number | '',
-    ): Result<[string, number, string, 0 | 1], Context>;
+    /**
+     * The publish script; see `PUBLISH_SCRIPT` in broker/redis-scripts.ts. The number of
+     * keys (four per notification), the keys, then the call's four arguments and ten per
+     * notification.
+     */
+    heraldPublish(numberOfKeys: number, ...keysThenArgs: Array<string | number>): Result<PublishReply, Context>;
     /** The read-state update; see `MARK_READ_SCRIPT` in broker/redis-scripts.ts. */
     heraldMarkRead(
       key: string,
@@ -274,7 +293,8 @@ declare module 'ioredis' {
 
 /** Defines Herald's scripts as commands of `client` (again, harmlessly, on a client that has them). */
 export function defineScripts(client: Redis | Cluster): void {
-  client.defineCommand('heraldPublish', { numberOfKeys: 4, lua: PUBLISH_SCRIPT });
+  // The number of keys varies with the notifications of the call: given first on each call.
+  client.defineCommand('heraldPublish', { lua: PUBLISH_SCRIPT });
   client.defineCommand('heraldMarkRead', { numberOfKeys: 2, lua: MARK_READ_SCRIPT });
   // The number of keys varies with the subscriber's streams: given first on each call.
   client.defineCommand('heraldReadAfter', { lua: READ_AFTER_SCRIPT });

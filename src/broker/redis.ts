@@ -9,7 +9,8 @@
  * publisher. This module keeps its shape — one SUBSCRIBE per channel, the caller
  * owning the clients — and awaits and handles every command.
  *
- * Publishing is one Lua script: it draws the notification's id from the tenant's
+ * Publishing is one Lua script, one call for the publishes of a turn of the event loop
+ * (`redis-publish-batch.ts`): for each it draws the notification's id from the tenant's
  * counter, appends it to the audience's stream (trimmed by length and age), and
  * PUBLISHes it, so a subscriber can never see a live notification that history lacks;
  * on one node it also writes the notification's push entry when asked (`PublishRequest.push`),
@@ -17,7 +18,8 @@
  *
  * The parts, each in its module: channel subscriptions and resubscription
  * (`redis-channels.ts`), delivery counting (`redis-reports.ts`), the Lua scripts
- * (`redis-scripts.ts`), history reads (`redis-history.ts`), the Pub/Sub frame
+ * (`redis-scripts.ts`), the publishes of a turn as one call (`redis-publish-batch.ts`),
+ * history reads (`redis-history.ts`), the Pub/Sub frame
  * (`redis-frame.ts`). This module puts them together, publishes, and watches health.
  */
 import { randomBytes } from 'node:crypto';
@@ -32,6 +34,7 @@ import { replaceRedisConnection, watchRedisLiveness } from '../redis/liveness.js
 import { UNCOUNTED_FRAME_HEAD } from './redis-frame.js';
 import { createRedisHistory } from './redis-history.js';
 import { createDeliveryReports } from './redis-reports.js';
+import { createPublishBatch, type Published } from './redis-publish-batch.js';
 import { defineScripts, type PublishCommand } from './redis-scripts.js';
 import { type Broker, type PublishRequest } from './types.js';
 import { BrokerUnavailableError, OutcomeUnknownError } from '../common/failures.js';
@@ -152,96 +155,53 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
   };
   const history = createRedisHistory(publisher, retention);
 
-  const minReplicasAcked = options.minReplicasAcked ?? 0;
-  const waitTimeoutMs = options.waitTimeoutMs ?? 1000;
-  /** Why a stored publish may not survive a failover: the replicas did not acknowledge it. */
-  const unreplicated = (why: string): OutcomeUnknownError =>
-    new OutcomeUnknownError(`Redis stored the notification but ${why}: it may not survive a failover; retry with the same idempotencyKey to be sure`);
-
-  const replicaOutcome = (acked: number): OutcomeUnknownError | undefined =>
-    acked < minReplicasAcked ? unreplicated(`only ${acked} of ${minReplicasAcked} replicas acknowledged it within ${waitTimeoutMs} ms`) : undefined;
-  const waitFailed = (error: unknown): OutcomeUnknownError => unreplicated(`did not answer the WAIT for replicas (${String(error)})`);
-
-  /**
-   * The publish script and `WAIT` in one pipeline (on a Cluster). ioredis follows a
-   * Cluster's redirections for a single command, but not for a pipeline in which WAIT
-   * (not a read) succeeded, so it is done here: while the script was refused without running — its slot moved
-   * (MOVED: the slot map is read again first), is moving (ASK, TRYAGAIN) or has no master
-   * yet (CLUSTERDOWN) — the pipeline is sent again, up to {@link MAX_REDIRECTIONS} times.
-   */
-  const publishAndWait = async (args: Parameters<Redis['heraldPublish']>): Promise<Array<[Error | null, unknown]>> => {
-    for (let attempt = 1; ; attempt++) {
-      const replies = (await publisher.pipeline().heraldPublish(...args).wait(minReplicasAcked, waitTimeoutMs).exec()) ?? [];
-      const refusal = replies[0]?.[0]?.message;
-      if (!sharded || attempt >= MAX_REDIRECTIONS || refusal === undefined || !REDIRECTION.test(refusal)) return replies;
-      if (refusal.startsWith('MOVED')) await refreshSlots(publisher as Cluster);
-      else await new Promise((resolve) => setTimeout(resolve, REDIRECTION_RETRY_MS));
-    }
-  };
+  const publishInBatch = createPublishBatch({
+    publisher,
+    sharded,
+    publishCommand,
+    retention,
+    minReplicasAcked: options.minReplicasAcked ?? 0,
+    waitTimeoutMs: options.waitTimeoutMs ?? 1000,
+    candidate: () => `${epochPrefix}${(++epochCandidates).toString(36)}`,
+    outOfStep: (connection) => replaceRedisConnection(connection, 'a publish got the reply meant for another command', logger),
+  });
 
   /**
-   * The publish script's `[id, receivers]`, once its receipt (the call's own epoch
-   * candidate) shows the reply answers this call. Another receipt means the connection
-   * is out of step — bytes were lost between Herald and Redis, and this reply belongs to
-   * an earlier command that Redis never answered: the connection is replaced (every
-   * command waiting on it fails as unknown) and this call was not carried out as asked.
-   */
-  const receipted = (reply: [string, number, string, 0 | 1], candidate: string, connection: Redis | undefined): [string, number, boolean] => {
-    const [id, receivers, receipt, pushed] = reply;
-    if (receipt === candidate) return [id, receivers, pushed === 1];
-    if (connection) replaceRedisConnection(connection, 'a publish got the reply meant for another command', logger);
-    throw new OutcomeUnknownError('Redis answered the publish out of step with its request: it may or may not have been carried out');
-  };
-
-  /**
-   * Runs the publish script; `frameHead` is `<report channel>\n<sequence>`. With
-   * `minReplicasAcked`, a `WAIT` follows it on the same connection — on a Cluster in one
-   * pipeline with it, so that it reaches the master that ran the script — and `replicas`
-   * resolves with the failure when fewer replicas acknowledged it (none without the
-   * option). `WAIT` counts the connection's writes; the script writes on a repeated
-   * idempotency key too, so a retry waits for the first publish's replication.
+   * Runs the publish script (with the other publishes of this turn: `redis-publish-batch.ts`);
+   * `frameHead` is `<report channel>\n<sequence>`. With `minReplicasAcked`, a `WAIT`
+   * follows the call on the same connection — on a Cluster in one pipeline with it, so
+   * that it reaches the master that ran the script — and `replicas` resolves with the
+   * failure when fewer replicas acknowledged it (none without the option). `WAIT` counts
+   * the connection's writes; the script writes on a repeated idempotency key too, so a
+   * retry waits for the first publish's replication.
    */
   const runPublishScript = async (
     { destination, tenantKey, payload, idempotency, ledger, push }: PublishRequest,
     frameHead: string,
-  ): Promise<{ id: string; receivers: number; pushQueued: boolean; replicas: Promise<OutcomeUnknownError | undefined> | undefined }> => {
+  ): Promise<Published> => {
     if (publisher.status !== 'ready') {
       counts.redisCommandErrors += 1;
       throw new BrokerUnavailableError('Redis is unavailable: not connected (nothing was sent)');
     }
     // A Cluster's push stream shards are not in the tenant's slot: the caller queues it after.
     const scripted = sharded ? undefined : push;
-    const args: Parameters<Redis['heraldPublish']> = [
-      tenantKey,
-      destination.stream,
-      idempotency?.key ?? tenantKey,
-      scripted?.stream ?? tenantKey,
-      destination.channel,
-      frameHead,
-      payload,
-      `${epochPrefix}${(++epochCandidates).toString(36)}`,
-      retention.maxLength,
-      retention.maxAgeMs,
-      idempotency ? idempotency.windowMs : '',
-      publishCommand,
-      ledger?.keyPrefix ?? '',
-      ledger ? JSON.stringify(ledger.event) : '',
-      scripted?.when ?? '',
-      scripted?.head ?? '',
-      scripted?.tail ?? '',
-      scripted?.maxLength ?? '',
-    ];
     try {
-      if (minReplicasAcked === 0 || !sharded) {
-        const [id, receivers, pushQueued] = receipted(await publisher.heraldPublish(...args), args[7], publisher as Redis);
-        // One node: WAIT on the same connection after the reply, while the reports arrive.
-        const replicas = minReplicasAcked === 0 ? undefined : (publisher as Redis).wait(minReplicasAcked, waitTimeoutMs).then(replicaOutcome, waitFailed);
-        return { id, receivers, pushQueued, replicas };
-      }
-      const [[scriptError, published] = [], [waitError, acked] = []] = await publishAndWait(args);
-      if (scriptError || !published) throw scriptError ?? new Error('no reply to the publish script');
-      const [id, receivers, pushQueued] = receipted(published as [string, number, string, 0 | 1], args[7], undefined);
-      return { id, receivers, pushQueued, replicas: Promise.resolve(waitError ? waitFailed(waitError) : replicaOutcome(Number(acked))) };
+      return await publishInBatch({
+        tenantKey,
+        stream: destination.stream,
+        idempotencyKey: idempotency?.key ?? tenantKey,
+        pushStream: scripted?.stream ?? tenantKey,
+        channel: destination.channel,
+        frameHead,
+        payload,
+        windowMs: idempotency ? idempotency.windowMs : '',
+        ledgerPrefix: ledger?.keyPrefix ?? '',
+        acceptedEvent: ledger ? JSON.stringify(ledger.event) : '',
+        pushWhen: scripted?.when ?? '',
+        pushHead: scripted?.head ?? '',
+        pushTail: scripted?.tail ?? '',
+        pushMaxLength: scripted?.maxLength ?? '',
+      });
     } catch (error) {
       counts.redisCommandErrors += 1;
       throw outcomeOf('PUBLISH', error);
@@ -279,7 +239,7 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
         const { id, pushQueued, replicas } = await runPublishScript(request, UNCOUNTED_FRAME_HEAD);
         const replicaFailure = replicas && (await replicas);
         if (replicaFailure) throw replicaFailure;
-        return { id, receivedUsers: undefined, duplicate: false, pushQueued };
+        return { id, receivedUsers: undefined, duplicate: false, pushQueued: pushQueued || undefined };
       }
       if (!channels.heard) throw new BrokerUnavailableError('Redis is unavailable: not connected (nothing was sent)');
       const count = reports.count();
@@ -304,7 +264,7 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
         }
         const replicaFailure = replicas && (await replicas);
         if (replicaFailure) throw replicaFailure;
-        return { id, receivedUsers: delivered, duplicate: false, pushQueued };
+        return { id, receivedUsers: delivered, duplicate: false, pushQueued: pushQueued || undefined };
       } finally {
         count.close();
       }
@@ -346,18 +306,6 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
       await channels.close();
     },
   };
-}
-
-/** Replies with which a Cluster refused a command it did not run, and that a retry can get past. */
-const REDIRECTION = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN)\b/;
-/** ioredis' own limit (`maxRedirections`). */
-const MAX_REDIRECTIONS = 16;
-/** ioredis' own delay before a TRYAGAIN or CLUSTERDOWN retry (`retryDelayOnTryAgain`). */
-const REDIRECTION_RETRY_MS = 100;
-
-/** Reads a Cluster's slot map again; resolves either way (the next attempt says whether it helped). */
-function refreshSlots(cluster: Cluster): Promise<void> {
-  return new Promise((resolve) => cluster.refreshSlotsCache(() => resolve()));
 }
 
 function isCluster(client: Redis | Cluster): client is Cluster {

@@ -84,8 +84,8 @@ export interface PublishResult {
   readonly receivedUsers: number | undefined;
   /** True when an idempotency key matched an earlier publish, which is what was returned. */
   readonly duplicate: boolean;
-  /** True when the publish wrote `PublishRequest.push`'s entry. @default false */
-  readonly pushQueued?: boolean;
+  /** True when the publish wrote `PublishRequest.push`'s entry; else absent. */
+  readonly pushQueued?: true | undefined;
 }
 
 export interface HistoryRequest {

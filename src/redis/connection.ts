@@ -31,7 +31,9 @@ export function redisClientOptions(commandTimeoutMs: number) {
     // On a Cluster, ioredis places an auto-pipeline by its commands' keys, and finds none
     // in XGROUP and XINFO (subcommand first) nor in XREADGROUP (keys after STREAMS): in a
     // pipeline with other commands they reach the wrong master, and its MOVED is not retried.
-    autoPipeliningIgnoredCommands: ['publish', 'spublish', 'xgroup', 'xinfo', 'xreadgroup'] as string[],
+    // The publish script already carries every publish of a turn (redis-publish-batch.ts),
+    // sent once the turn's I/O is done: an auto-pipeline would hold it for another turn.
+    autoPipeliningIgnoredCommands: ['publish', 'spublish', 'xgroup', 'xinfo', 'xreadgroup', 'heraldPublish'] as string[],
   } as const;
 }
 
