@@ -1,0 +1,137 @@
+/**
+ * What one `sendNotification` costs a publish server, in CPU, when nothing else is
+ * running: `npx tsx bench/mutation-cpu.ts [herald|mercurius|floor …]` (run
+ * `npm run build` first; the references from dist-bench/, as `npm run bench` compiles
+ * them). For each system in turn it starts a `redis-server` of its own and the system's
+ * publish server alone (no subscribe server: nobody hears the notifications, as in
+ * `npm run bench`'s single-mutation row), sends for 2 s unmeasured, then measures
+ * `ROUNDS` rounds of `SECONDS` s, 32 requests in flight, each a mutation with
+ * `{ receivedUsers }` to a user nobody listens for. Per round it prints mutations per
+ * second, the server's CPU µs per mutation and Redis' (from /proc, user + system), and
+ * the median of the rounds.
+ *
+ * CPU per mutation is the figure to compare: it is the server's own work, while the rate
+ * also depends on the load driver (this process) and Redis sharing the machine's cores.
+ *
+ *   npx tsx bench/mutation-cpu.ts                   # Herald, Mercurius and the floor
+ *   ROUNDS=5 SECONDS=4 npx tsx bench/mutation-cpu.ts herald
+ *   HERALD_ROOT=/path/to/another/checkout npx tsx bench/mutation-cpu.ts herald   # another build's dist/
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { createServer } from 'node:net';
+import jwt from 'jsonwebtoken';
+import { startRedisServer } from '../test/support/redis-server.js';
+
+const ROOT = new URL('..', import.meta.url).pathname;
+const HERALD_ROOT = process.env['HERALD_ROOT'] ?? ROOT;
+const ROUNDS = Number(process.env['ROUNDS'] ?? '3');
+const SECONDS = Number(process.env['SECONDS'] ?? '4');
+const CONCURRENCY = 32;
+const SECRET = 'bench-secret-that-is-at-least-32-bytes-long!';
+const QUERY = 'mutation Send($to: String!, $text: String!) { sendNotification(to: $to, text: $text) { receivedUsers } }';
+const SYSTEMS = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ['herald', 'mercurius', 'floor'];
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const token = jwt.sign({ sub: 'bench', tenant: 'acme', scope: 'notifications:publish' }, SECRET, { algorithm: 'HS256', expiresIn: 3600 });
+
+/** User + system CPU of `pid` so far, in ms (clock ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+    server.once('error', reject);
+  });
+}
+
+const agent = new Agent({ keepAlive: true, maxSockets: 256 });
+function post(url: string, body: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const sent = request(
+      url,
+      { method: 'POST', agent, headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), Authorization: `Bearer ${token}` } },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.once('end', () => {
+          const text = Buffer.concat(chunks).toString();
+          if (response.statusCode !== 200 || text.includes('"errors"')) reject(new Error(`HTTP ${response.statusCode}: ${text.slice(0, 300)}`));
+          else resolve();
+        });
+      },
+    );
+    sent.once('error', reject);
+    sent.end(body);
+  });
+}
+
+interface Round {
+  perSecond: number;
+  serverUs: number;
+  redisUs: number;
+}
+
+async function drive(url: string, seconds: number, server: number, redis: number): Promise<Round> {
+  let sent = 0;
+  const started = performance.now();
+  const until = started + seconds * 1000;
+  const [serverBefore, redisBefore] = [cpuMs(server), cpuMs(redis)];
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (performance.now() < until) {
+        await post(url, JSON.stringify({ query: QUERY, variables: { to: 'nobody', text: String(Date.now()) } }));
+        sent += 1;
+      }
+    }),
+  );
+  const elapsed = (performance.now() - started) / 1000;
+  return { perSecond: sent / elapsed, serverUs: ((cpuMs(server) - serverBefore) * 1000) / sent, redisUs: ((cpuMs(redis) - redisBefore) * 1000) / sent };
+}
+
+const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN;
+
+async function measure(system: string): Promise<void> {
+  const redis = await startRedisServer();
+  const port = await freePort();
+  const env = { ...process.env, REDIS_URL: redis.url, JWT_SECRET: SECRET, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), PUBLISH_PORT: String(port), PUBLISH_GRPC_PORT: String(await freePort()) };
+  const server: ChildProcess =
+    system === 'herald'
+      ? spawn(process.execPath, ['dist/main.js', 'publish'], { cwd: HERALD_ROOT, env, stdio: ['ignore', 'ignore', 'inherit'] })
+      : spawn(process.execPath, [`dist-bench/reference/${system}.js`], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const url = `http://127.0.0.1:${port}/graphql`;
+  try {
+    for (let tries = 0; ; tries++) {
+      try {
+        await post(url, JSON.stringify({ query: QUERY, variables: { to: 'nobody', text: 'ready?' } }));
+        break;
+      } catch (error) {
+        if (tries > 100) throw error;
+        await sleep(100);
+      }
+    }
+    await drive(url, 2, server.pid ?? 0, redis.pid);
+    const rounds: Round[] = [];
+    for (let round = 0; round < ROUNDS; round++) rounds.push(await drive(url, SECONDS, server.pid ?? 0, redis.pid));
+    for (const { perSecond, serverUs, redisUs } of rounds) {
+      console.info(`${system}: ${perSecond.toFixed(0)} mutations/s, server ${serverUs.toFixed(1)} CPU µs per mutation, Redis ${redisUs.toFixed(1)}`);
+    }
+    console.info(
+      `${system}, median of ${ROUNDS}: ${median(rounds.map((round) => round.perSecond)).toFixed(0)} mutations/s, ` +
+        `server ${median(rounds.map((round) => round.serverUs)).toFixed(1)} CPU µs per mutation, Redis ${median(rounds.map((round) => round.redisUs)).toFixed(1)}`,
+    );
+  } finally {
+    server.kill('SIGTERM');
+    await new Promise((resolve) => server.once('exit', resolve));
+    await redis.stop();
+  }
+}
+
+for (const system of SYSTEMS) await measure(system);
+agent.destroy();
