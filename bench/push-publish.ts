@@ -1,8 +1,8 @@
 /**
  * What queuing the push costs the publish path: `sendNotification` latency through the
- * Sender on a real Redis, with the push queue (one XADD after the publish script, before
- * the answer) and without it (`push: NEVER`), in alternating rounds so drift hits both;
- * then batches of 1000 (`sendNotifications`) the same way.
+ * Sender on a real Redis, with the push queue (on one node the publish script writes the
+ * entry itself, before the answer) and without it (`push: NEVER`), in alternating rounds
+ * so drift hits both; then batches of 1000 (`sendNotifications`) the same way.
  *
  *   npx tsx bench/push-publish.ts [count=2000]
  */
