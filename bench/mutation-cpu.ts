@@ -19,10 +19,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { Agent, request } from 'node:http';
 import { createServer } from 'node:net';
 import jwt from 'jsonwebtoken';
 import { startRedisServer } from '../test/support/redis-server.js';
+import { post } from './publisher.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const HERALD_ROOT = process.env['HERALD_ROOT'] ?? ROOT;
@@ -51,27 +51,6 @@ function freePort(): Promise<number> {
   });
 }
 
-const agent = new Agent({ keepAlive: true, maxSockets: 256 });
-function post(url: string, body: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const sent = request(
-      url,
-      { method: 'POST', agent, headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), Authorization: `Bearer ${token}` } },
-      (response) => {
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.once('end', () => {
-          const text = Buffer.concat(chunks).toString();
-          if (response.statusCode !== 200 || text.includes('"errors"')) reject(new Error(`HTTP ${response.statusCode}: ${text.slice(0, 300)}`));
-          else resolve();
-        });
-      },
-    );
-    sent.once('error', reject);
-    sent.end(body);
-  });
-}
-
 interface Round {
   perSecond: number;
   serverUs: number;
@@ -86,7 +65,7 @@ async function drive(url: string, seconds: number, server: number, redis: number
   await Promise.all(
     Array.from({ length: CONCURRENCY }, async () => {
       while (performance.now() < until) {
-        await post(url, JSON.stringify({ query: QUERY, variables: { to: 'nobody', text: String(Date.now()) } }));
+        await post(url, token, JSON.stringify({ query: QUERY, variables: { to: 'nobody', text: String(Date.now()) } }));
         sent += 1;
       }
     }),
@@ -109,7 +88,7 @@ async function measure(system: string): Promise<void> {
   try {
     for (let tries = 0; ; tries++) {
       try {
-        await post(url, JSON.stringify({ query: QUERY, variables: { to: 'nobody', text: 'ready?' } }));
+        await post(url, token, JSON.stringify({ query: QUERY, variables: { to: 'nobody', text: 'ready?' } }));
         break;
       } catch (error) {
         if (tries > 100) throw error;
@@ -134,4 +113,3 @@ async function measure(system: string): Promise<void> {
 }
 
 for (const system of SYSTEMS) await measure(system);
-agent.destroy();

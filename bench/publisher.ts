@@ -55,7 +55,8 @@ const now = (): number => performance.timeOrigin + performance.now();
  */
 const agent = new Agent({ keepAlive: true, maxSockets: 256 });
 
-function post(url: string, token: string, body: string, retried = false): Promise<void> {
+/** POSTs `body` to `url` with `token`; rejects unless the answer is a 200 without errors (bench/mutation-cpu.ts sends with it too). */
+export function post(url: string, token: string, body: string, retried = false): Promise<void> {
   return new Promise((resolve, reject) => {
     const request = httpRequest(
       url,
