@@ -14,6 +14,12 @@ import { startRedisServer, type RedisServer } from '../../support/redis-server.j
 import { serviceToken, userToken } from '../../support/tokens.js';
 
 const PAGES = [{ path: '/inbox', directory: INBOX_DIST }];
+/**
+ * How long a page may take to show what the servers sent: a bound that a notification
+ * that never arrives fails, set for a browser on a shared CI machine (vitest's 1 s default
+ * failed there under load while every notification arrived).
+ */
+const EVENTUALLY = { timeout: 10_000 };
 
 let redis: RedisServer;
 let browser: Browser;
@@ -56,19 +62,19 @@ describe('the inbox page', () => {
     const phone = await openDevice('dana');
     const laptop = await openDevice('dana');
     // Loaded with `notifications` by the client once its connection is up.
-    await expect.poll(() => shownTexts(phone.page)).toEqual(['Your invoice #1042 is ready']);
-    await expect.poll(() => badge(laptop.page)).toBe('1');
+    await expect.poll(() => shownTexts(phone.page), EVENTUALLY).toEqual(['Your invoice #1042 is ready']);
+    await expect.poll(() => badge(laptop.page), EVENTUALLY).toBe('1');
 
     await send(publishUrl, serviceToken(), 'dana', 'Build #311 passed on main');
     for (const { page } of [phone, laptop]) {
-      await expect.poll(() => shownTexts(page)).toEqual(['Build #311 passed on main', 'Your invoice #1042 is ready']);
-      await expect.poll(() => badge(page)).toBe('2');
+      await expect.poll(() => shownTexts(page), EVENTUALLY).toEqual(['Build #311 passed on main', 'Your invoice #1042 is ready']);
+      await expect.poll(() => badge(page), EVENTUALLY).toBe('2');
     }
     await screenshot(laptop.page, 'inbox-unread');
 
     await phone.page.getByTestId('mark-all').click();
-    await expect.poll(() => badge(laptop.page)).toBeUndefined();
-    await expect.poll(() => laptop.page.locator('[data-testid="notification"][data-read="false"]').count()).toBe(0);
+    await expect.poll(() => badge(laptop.page), EVENTUALLY).toBeUndefined();
+    await expect.poll(() => laptop.page.locator('[data-testid="notification"][data-read="false"]').count(), EVENTUALLY).toBe(0);
     expect(await badge(phone.page)).toBeUndefined();
     await screenshot(laptop.page, 'inbox-read-on-other-device');
     expect([...phone.problems, ...laptop.problems]).toEqual([]);
@@ -78,7 +84,7 @@ describe('the inbox page', () => {
     await send(publishUrl, serviceToken(), 'farid', 'invoice \u202Egnp.exe');
     await send(publishUrl, serviceToken(), 'farid', '\u05d7\u05e9\u05d1\u05d5\u05e0\u05d9\u05ea 1042 \u2067ready\u2069\u200f');
     const { page, problems } = await openDevice('farid');
-    await expect.poll(() => shownTexts(page)).toEqual(['\u05d7\u05e9\u05d1\u05d5\u05e0\u05d9\u05ea 1042 \\u2067ready\\u2069\\u200f', 'invoice \\u202egnp.exe']);
+    await expect.poll(() => shownTexts(page), EVENTUALLY).toEqual(['\u05d7\u05e9\u05d1\u05d5\u05e0\u05d9\u05ea 1042 \\u2067ready\\u2069\\u200f', 'invoice \\u202egnp.exe']);
     // No control is left in what the page shows, and each text sets its own direction.
     const listed = await page.getByTestId('list').textContent();
     expect(listed).not.toMatch(/[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/);
@@ -112,11 +118,11 @@ describe('the inbox page', () => {
   it('reconnects after its subscribe server restarts and shows each notification sent meanwhile once, in order', async () => {
     const { page, problems } = await openDevice('erin');
     await send(publishUrl, serviceToken(), 'erin', 'before the restart');
-    await expect.poll(() => shownTexts(page)).toEqual(['before the restart']);
+    await expect.poll(() => shownTexts(page), EVENTUALLY).toEqual(['before the restart']);
 
     const { port } = subscribe;
     await subscribe.stop();
-    await expect.poll(() => page.getByTestId('status').getAttribute('data-state')).toBe('reconnecting');
+    await expect.poll(() => page.getByTestId('status').getAttribute('data-state'), EVENTUALLY).toBe('reconnecting');
     const missed = ['missed 1', 'missed 2', 'missed 3'];
     for (const text of missed) await send(publishUrl, serviceToken(), 'erin', text);
     subscribe = await startSubscribeServer((await createTestBroker(redis.url)).broker, { pages: PAGES, port });
@@ -147,12 +153,12 @@ describe('the inbox page', () => {
     await expect.poll(() => box.isChecked(), { timeout: 10_000 }).toBe(true);
     await box.uncheck();
     // The answer redraws it unchecked and enabled again: the change is saved.
-    await expect.poll(async () => (await box.isEnabled()) && !(await box.isChecked())).toBe(true);
+    await expect.poll(async () => (await box.isEnabled()) && !(await box.isChecked()), EVENTUALLY).toBe(true);
 
     await sendWithCategory('Summer sale', 'promo');
     await sendWithCategory('Your order shipped');
     for (const device of [phone, laptop]) {
-      await expect.poll(() => shownTexts(device.page)).toContain('Your order shipped');
+      await expect.poll(() => shownTexts(device.page), EVENTUALLY).toContain('Your order shipped');
       // Sent before it: had it been delivered, it would be shown by now.
       expect(await shownTexts(device.page)).not.toContain('Summer sale');
     }
