@@ -8,7 +8,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeNotification } from '../../src/common/notification.js';
 import { channels, createTestBroker, stopAll } from '../support/herald.js';
-import { startRedisServer, type RedisServer } from '../support/redis-server.js';
+import { startRedisServer, untilSeen, type Monitor, type RedisServer } from '../support/redis-server.js';
 
 let redis: RedisServer;
 beforeAll(async () => {
@@ -26,30 +26,19 @@ const request = (user: string, text: string) => ({
   countDeliveries: false,
 });
 
-/** The script calls clients sent to Redis (EVAL or EVALSHA) from now until `stop`. */
-async function watchScriptCalls(client: Redis): Promise<{ stop(): Promise<number> }> {
-  const monitor = await client.duplicate().monitor();
-  let calls = 0;
-  monitor.on('monitor', (_time: string, args: string[], source: string) => {
-    if (source !== 'lua' && /^eval(sha)?$/i.test(args[0] ?? '')) calls += 1;
-  });
-  return {
-    async stop() {
-      await client.ping(); // MONITOR's lines for the commands before it have arrived once its reply has
-      monitor.disconnect();
-      return calls;
-    },
-  };
-}
+/** The script calls clients sent (EVAL or EVALSHA), as MONITOR showed them. */
+const scriptCalls = (monitor: Monitor): number => monitor.commands.filter((command, n) => monitor.sources[n] !== 'lua' && /^"eval(sha)?"/i.test(command)).length;
 
 describe('the publishes of one turn', () => {
   it('go as one script call, and get their ids in the order they were made', async () => {
     const { broker } = await createTestBroker(redis.url);
     const client = new Redis(redis.url);
     await broker.publish(request('ann', 'loads the script'));
-    const watch = await watchScriptCalls(client);
+    const monitor = await redis.monitor();
     const published = await Promise.all(Array.from({ length: 20 }, (_, n) => broker.publish(request('ann', `n${n}`))));
-    expect(await watch.stop()).toBe(1);
+    await untilSeen(monitor, client);
+    expect(scriptCalls(monitor)).toBe(1);
+    monitor.stop();
     const sequence = published.map(({ id }) => Number(id.split('-').pop()));
     expect(sequence).toEqual([...sequence].sort((a, b) => a - b));
     expect(new Set(sequence).size).toBe(20);
@@ -62,9 +51,11 @@ describe('the publishes of one turn', () => {
     const { broker } = await createTestBroker(redis.url);
     const client = new Redis(redis.url);
     await broker.publish(request('bea', 'loads the script'));
-    const watch = await watchScriptCalls(client);
+    const monitor = await redis.monitor();
     await Promise.all(Array.from({ length: 100 }, (_, n) => broker.publish(request('bea', `n${n}`))));
-    expect(await watch.stop()).toBe(2);
+    await untilSeen(monitor, client);
+    expect(scriptCalls(monitor)).toBe(2);
+    monitor.stop();
     client.disconnect();
   });
 

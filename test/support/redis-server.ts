@@ -37,6 +37,8 @@ export interface RedisServer {
 export interface Monitor {
   /** The commands seen so far, oldest first. */
   readonly commands: readonly string[];
+  /** Beside each of {@link Monitor.commands}, who ran it: `lua` (inside a script) or the client's address. */
+  readonly sources: readonly string[];
   stop(): void;
 }
 
@@ -98,6 +100,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
 function monitorCommands(port: number): Promise<Monitor> {
   return new Promise((resolve, reject) => {
     const commands: string[] = [];
+    const sources: string[] = [];
     const socket = connect(port, '127.0.0.1');
     let buffered = '';
     let on = false;
@@ -113,13 +116,31 @@ function monitorCommands(port: number): Promise<Monitor> {
         if (!on) {
           if (line !== '+OK') return reject(new Error(`MONITOR answered ${line}`));
           on = true;
-          resolve({ commands, stop: () => socket.destroy() });
+          resolve({ commands, sources, stop: () => socket.destroy() });
           continue;
         }
-        commands.push(line.slice(line.indexOf(']') + 2));
+        // `<time> [<db> <source>] "command" "arg" …`
+        const close = line.indexOf(']');
+        sources.push(line.slice(line.indexOf(' ', line.indexOf('[')) + 1, close));
+        commands.push(line.slice(close + 2));
       }
     });
   });
+}
+
+/**
+ * Waits until `monitor` has shown every command the server ran before this call: MONITOR
+ * shows commands in the order they ran, so once a marker sent now on `client` appears,
+ * all earlier ones have. Fails after `timeoutMs`.
+ */
+export async function untilSeen(monitor: Monitor, client: Redis, timeoutMs = 10_000): Promise<void> {
+  const mark = `seen-${process.hrtime.bigint()}`;
+  await client.echo(mark);
+  const deadline = Date.now() + timeoutMs;
+  while (!monitor.commands.some((command) => command.includes(mark))) {
+    if (Date.now() > deadline) throw new Error(`MONITOR did not show ${mark} within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }
 
 /** A port free on 127.0.0.1 now (another process may take it before it is used). */
