@@ -90,19 +90,27 @@ describe('what the cache keeps', () => {
 
 describe('documentWeight', () => {
   // Heap measured with a forced collection before and after parsing `copies` of a shape.
+  // The first parse of a shape also allocates the parser's compiled code and feedback (a
+  // one-off the cache does not hold per document), and anything else the worker allocates
+  // meanwhile only adds: so the shape is parsed once unmeasured, and the least of three
+  // measurements counts.
   setFlagsFromString('--expose-gc');
   const gc = runInNewContext('gc') as () => void;
-  const heapHeldBy = (make: (k: number) => string, copies = 200) => {
-    const texts = Array.from({ length: copies }, (_, k) => make(k));
+  const heapHeldOnce = (texts: string[]) => {
     gc();
     gc();
     const before = process.memoryUsage().heapUsed;
     const documents = texts.map((text) => parse(text));
     gc();
     gc();
-    const held = (process.memoryUsage().heapUsed - before) / copies;
-    const weight = documentWeight(texts[0] ?? '', documents[0] ?? parse('{a}'));
-    return { held, weight };
+    const held = (process.memoryUsage().heapUsed - before) / texts.length;
+    return { held, weight: documentWeight(texts[0] ?? '', documents[0] ?? parse('{a}')) };
+  };
+  const heapHeldBy = (make: (k: number) => string, copies = 200) => {
+    const texts = Array.from({ length: copies }, (_, k) => make(k));
+    heapHeldOnce(texts.slice(0, 10));
+    const measured = [heapHeldOnce(texts), heapHeldOnce(texts), heapHeldOnce(texts)];
+    return measured.reduce((least, next) => (next.held < least.held ? next : least));
   };
 
   it.each<[string, (k: number) => string]>([
