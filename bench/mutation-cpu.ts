@@ -13,9 +13,14 @@
  * CPU per mutation is the figure to compare: it is the server's own work, while the rate
  * also depends on the load driver (this process) and Redis sharing the machine's cores.
  *
+ * `RATE=<n>` sends open loop at n mutations per second instead (as `npm run bench`'s
+ * steady rows do, where a mutation has a turn of the event loop to itself): the cost of a
+ * mutation that wakes the server on its own, against the closed loop's batched one.
+ *
  *   npx tsx bench/mutation-cpu.ts                   # Herald, Mercurius and the floor
  *   ROUNDS=5 SECONDS=4 npx tsx bench/mutation-cpu.ts herald
  *   HERALD_ROOT=/path/to/another/checkout npx tsx bench/mutation-cpu.ts herald   # another build's dist/
+ *   NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/profiles' npx tsx bench/mutation-cpu.ts herald   # node flags for the server
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -29,8 +34,12 @@ const HERALD_ROOT = process.env['HERALD_ROOT'] ?? ROOT;
 const ROUNDS = Number(process.env['ROUNDS'] ?? '3');
 const SECONDS = Number(process.env['SECONDS'] ?? '4');
 const CONCURRENCY = 32;
+/** Open loop at this many mutations per second; unset: closed loop, `CONCURRENCY` in flight. */
+const RATE = process.env['RATE'] === undefined ? undefined : Number(process.env['RATE']);
 const SECRET = 'bench-secret-that-is-at-least-32-bytes-long!';
 const QUERY = 'mutation Send($to: String!, $text: String!) { sendNotification(to: $to, text: $text) { receivedUsers } }';
+/** Flags for the server's `node` (profiling, GC tracing), split on spaces. */
+const NODE_ARGS = (process.env['NODE_ARGS'] ?? '').split(' ').filter((flag) => flag !== '');
 const SYSTEMS = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ['herald', 'mercurius', 'floor'];
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const token = jwt.sign({ sub: 'bench', tenant: 'acme', scope: 'notifications:publish' }, SECRET, { algorithm: 'HS256', expiresIn: 3600 });
@@ -62,14 +71,26 @@ async function drive(url: string, seconds: number, server: number, redis: number
   const started = performance.now();
   const until = started + seconds * 1000;
   const [serverBefore, redisBefore] = [cpuMs(server), cpuMs(redis)];
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (performance.now() < until) {
-        await post(url, token, JSON.stringify({ query: QUERY, variables: { to: 'nobody', text: String(Date.now()) } }));
-        sent += 1;
-      }
-    }),
-  );
+  const send = () => post(url, token, JSON.stringify({ query: QUERY, variables: { to: 'nobody', text: String(Date.now()) } }));
+  if (RATE === undefined) {
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        while (performance.now() < until) {
+          await send();
+          sent += 1;
+        }
+      }),
+    );
+  } else {
+    const answered: Array<Promise<void>> = [];
+    for (let at = started; at < until; at = started + (sent * 1000) / RATE) {
+      const wait = at - performance.now();
+      if (wait > 0) await sleep(wait);
+      answered.push(send());
+      sent += 1;
+    }
+    await Promise.all(answered);
+  }
   const elapsed = (performance.now() - started) / 1000;
   return { perSecond: sent / elapsed, serverUs: ((cpuMs(server) - serverBefore) * 1000) / sent, redisUs: ((cpuMs(redis) - redisBefore) * 1000) / sent };
 }
@@ -82,8 +103,8 @@ async function measure(system: string): Promise<void> {
   const env = { ...process.env, REDIS_URL: redis.url, JWT_SECRET: SECRET, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), PUBLISH_PORT: String(port), PUBLISH_GRPC_PORT: String(await freePort()) };
   const server: ChildProcess =
     system === 'herald'
-      ? spawn(process.execPath, ['dist/main.js', 'publish'], { cwd: HERALD_ROOT, env, stdio: ['ignore', 'ignore', 'inherit'] })
-      : spawn(process.execPath, [`dist-bench/reference/${system}.js`], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'inherit'] });
+      ? spawn(process.execPath, [...NODE_ARGS, 'dist/main.js', 'publish'], { cwd: HERALD_ROOT, env, stdio: ['ignore', 'ignore', 'inherit'] })
+      : spawn(process.execPath, [...NODE_ARGS, `dist-bench/reference/${system}.js`], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'inherit'] });
   const url = `http://127.0.0.1:${port}/graphql`;
   try {
     for (let tries = 0; ; tries++) {
