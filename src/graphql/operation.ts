@@ -15,6 +15,7 @@ import { AuthenticationError, bearerToken, principalFromHeader, type Principal, 
 import type { MaskError } from '../common/errors.js';
 import { Failure, FAILURES, type FailureCode } from '../common/failures.js';
 import type { OpenRequest } from '../core/subscriptions.js';
+import { compileDirectMutation, type DirectMutation } from './direct-mutation.js';
 import type { DocumentCache } from './documents.js';
 import type { Fanout, OperationPlan } from './render.js';
 import { requirePrincipal, type HeraldContext, type SubscriptionArguments, type TokenHolder } from './schema.js';
@@ -72,6 +73,13 @@ export interface PreparedOperation {
   /** What `execute` (a query or mutation) or `subscribe` takes. */
   readonly args: ExecutionArgs & { readonly contextValue: HeraldContext };
   readonly request: OperationRequest;
+  /**
+   * A plain mutation's compiled form (`direct-mutation.ts`): what `execute` gives for
+   * `args`, without `execute`. Set for a mutation of a kept document (an authenticated
+   * request's) whose selection qualifies; a transport may run it in place of `execute`,
+   * and runs `execute` when it answers undefined.
+   */
+  readonly direct?: DirectMutation | undefined;
 }
 
 /** How a transport opens a subscription on the core: into its own sink (`openInto`), or a queue (`open`). */
@@ -142,6 +150,16 @@ function codeOf(errors: readonly GraphQLError[]): FailureCode {
 export function createOperationPipeline(options: OperationPipelineOptions): OperationPipeline {
   const { schema, documents, maskError, verifier, fanout } = options;
 
+  /** Each kept document's compiled mutations, by operation name ('' for none); null where it does not qualify. */
+  const directMutations = new WeakMap<DocumentNode, Map<string, DirectMutation | null>>();
+  const directMutationOf = (document: DocumentNode, operationName: string | undefined): DirectMutation | undefined => {
+    let byName = directMutations.get(document);
+    if (byName === undefined) directMutations.set(document, (byName = new Map()));
+    let direct = byName.get(operationName ?? '');
+    if (direct === undefined) byName.set(operationName ?? '', (direct = compileDirectMutation(schema, document, operationName) ?? null));
+    return direct ?? undefined;
+  };
+
   const prepare: OperationPipeline['prepare'] = (request, principal, { streams = true, tokenHolder } = {}) => {
     const prepared = documents.prepare(request.query, { keep: principal !== undefined });
     if (prepared.errors) return new OperationRefusal(codeOf(prepared.errors), prepared.errors, 'document');
@@ -159,7 +177,9 @@ export function createOperationPipeline(options: OperationPipelineOptions): Oper
       operationName,
       variableValues: request.variables ?? undefined,
     };
-    return { kind, document, args, request };
+    // Only a kept document is compiled: another is parsed anew for each request.
+    const direct = kind === 'mutation' && principal !== undefined ? directMutationOf(document, operationName) : undefined;
+    return { kind, document, args, request, direct };
   };
 
   function authenticate(authorization: unknown): Principal | undefined | AuthenticationError;

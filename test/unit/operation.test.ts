@@ -119,3 +119,41 @@ describe('the operation pipeline', () => {
     expect(refused).toMatchObject({ code: 'FORBIDDEN', stage: 'operation', errors: [{ message: 'alice may not read bob’s notifications' }] });
   });
 });
+
+describe('a mutation on the publish server’s pipeline', () => {
+  // The publish server's mutation, with a sender that is never called here.
+  const publishSchema = buildSchema({ broker, namer, resolvers: { Mutation: { sendNotification: () => ({ id: 'e1_1-0', duplicate: false, receivedUsers: 0 }) } } });
+  const publishDocuments = createDocumentCache({
+    schema: publishSchema,
+    maxTokens: 1000,
+    validationRules: createValidationRules({
+      maxDepth: 8,
+      maxAliases: 10,
+      introspection: false,
+      operations: [OperationTypeNode.QUERY, OperationTypeNode.MUTATION],
+      elsewhere: 'subscribe on the subscribe server',
+    }),
+  });
+  const publishPipeline = createOperationPipeline({ schema: publishSchema, documents: publishDocuments, verifier, maskError: (error) => error as GraphQLError });
+  const SEND = 'mutation Send($to: String!) { sendNotification(to: $to, text: "hi") { id receivedUsers } }';
+  const prepare = (query: string, principal = alice) => {
+    const operation = publishPipeline.prepare({ query, variables: { to: 'bob' } }, principal);
+    if (operation instanceof OperationRefusal) throw operation;
+    return operation;
+  };
+
+  it('comes compiled when it is plain and its document is kept, once per document', () => {
+    const first = prepare(SEND);
+    expect(first.kind).toBe('mutation');
+    expect(first.direct).toBeTypeOf('function');
+    expect(prepare(SEND).direct).toBe(first.direct);
+  });
+
+  it('comes without a compiled form when it is not plain, or its document is not kept (no principal)', () => {
+    expect(prepare('mutation { sendNotification(to: "bob", text: "hi") { ... on SendResult { id } } }').direct).toBeUndefined();
+    expect(prepare('{ viewer { name } }').direct).toBeUndefined();
+    const anonymous = publishPipeline.prepare({ query: SEND, variables: { to: 'bob' } }, undefined);
+    expect(anonymous).not.toBeInstanceOf(OperationRefusal);
+    expect((anonymous as PreparedOperation).direct).toBeUndefined();
+  });
+});
