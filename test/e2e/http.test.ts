@@ -271,3 +271,44 @@ describe('health', () => {
     expect(missing.status).toBe(404);
   });
 });
+
+describe('a plain mutation on the publish server (run compiled, without execute)', () => {
+  it('over GET is refused with 405, and nothing is stored', async () => {
+    const query = 'mutation { sendNotification(to: "getter", text: "over GET") { id } }';
+    const response = await fetch(`${herald.publish.url}?query=${encodeURIComponent(query)}`, { headers: { Authorization: `Bearer ${serviceToken()}` } });
+    expect(response.status).toBe(405);
+    expect(await redis.client().exists(channels.destination('acme', 'USER', 'getter').stream)).toBe(0);
+  });
+
+  it('answers in the media type the client accepts, the same result in each', async () => {
+    const query = 'mutation Send($to: String!) { sendNotification(to: $to, text: "twice") { __typename duplicate } }';
+    const answers = await Promise.all(
+      ['application/graphql-response+json', 'application/json'].map(async (accept) => {
+        const response = await postGraphQL(herald.publish.url, query, { token: serviceToken(), variables: { to: 'negotiated' }, headers: { Accept: accept } });
+        return { type: response.headers.get('content-type'), status: response.status, body: response.body };
+      }),
+    );
+    expect(answers).toEqual([
+      { type: 'application/graphql-response+json; charset=utf-8', status: 200, body: { data: { sendNotification: { __typename: 'SendResult', duplicate: false } } } },
+      { type: 'application/json; charset=utf-8', status: 200, body: { data: { sendNotification: { __typename: 'SendResult', duplicate: false } } } },
+    ]);
+    expect(await redis.client().xlen(channels.destination('acme', 'USER', 'negotiated').stream)).toBe(2);
+  });
+
+  it('a failure is located at the field, with its code, and the data is null', async () => {
+    const response = await postGraphQL(herald.publish.url, 'mutation { sendNotification(to: "bob", text: "no scope") { id } }', { token: userToken('bob') });
+    expect(response.status).toBe(200);
+    expect(response.body).toEqual({
+      errors: [{ message: expect.any(String), locations: [{ line: 1, column: 12 }], path: ['sendNotification'], extensions: { code: 'FORBIDDEN' } }],
+      data: null,
+    });
+  });
+
+  it('a variable of the wrong type is refused before anything runs, as execute refuses it', async () => {
+    const response = await postGraphQL(herald.publish.url, SEND, { token: serviceToken(), variables: { to: 42, text: 'typed' } });
+    // graphql-http answers execute's coercion errors with 200, whatever the media type.
+    expect(response.status).toBe(200);
+    expect(response.body.errors?.[0]?.message).toContain('Variable "$to" got invalid value 42');
+    expect(response.body.data).toBeUndefined();
+  });
+});
