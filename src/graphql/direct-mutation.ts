@@ -19,17 +19,15 @@
  *
  * Only a plain operation qualifies: a mutation with no directives and no fragments, one
  * root field with the schema's resolver, whose type is an object selected by a plain
- * selection (`direct-render.ts`' {@link plainLeaves}). Anything else is `execute`'s.
+ * selection (`plain-operation.ts`). Anything else is `execute`'s.
  */
 import {
   getNullableType,
-  getOperationAST,
   getVariableValues,
   GraphQLID,
   GraphQLString,
   isInputType,
   isNonNullType,
-  isObjectType,
   Kind,
   locatedError,
   typeFromAST,
@@ -43,26 +41,17 @@ import {
   type GraphQLSchema,
   type VariableDefinitionNode,
 } from 'graphql';
-import { plainLeaves } from './direct-render.js';
+import { plainOperation } from './plain-operation.js';
 
 /** What `execute` gives for these variables and context, or undefined when `execute` must run it. */
 export type DirectMutation = (variableValues: { readonly [name: string]: unknown } | null | undefined, contextValue: unknown) => Promise<ExecutionResult> | undefined;
 
 /** Compiles `document`'s operation, or answers undefined when it is not a plain mutation. */
 export function compileDirectMutation(schema: GraphQLSchema, document: DocumentNode, operationName: string | undefined): DirectMutation | undefined {
-  if (document.definitions.some((definition) => definition.kind === Kind.FRAGMENT_DEFINITION)) return undefined;
-  const operation = getOperationAST(document, operationName);
-  const mutationType = schema.getMutationType();
-  if (operation?.operation !== 'mutation' || !mutationType || operation.directives?.length) return undefined;
-  const [root, ...others] = operation.selectionSet.selections;
-  if (root?.kind !== Kind.FIELD || others.length > 0 || root.directives?.length || !root.selectionSet) return undefined;
-  const field = mutationType.getFields()[root.name.value];
-  const resolve = field?.resolve;
-  if (!field || !resolve) return undefined;
-  const objectType = getNullableType(field.type);
-  if (!isObjectType(objectType)) return undefined;
-  const leaves = plainLeaves(objectType, root.selectionSet);
-  if (leaves === undefined) return undefined;
+  const plain = plainOperation(schema, document, operationName, 'mutation');
+  const resolve = plain?.field.resolve;
+  if (plain === undefined || resolve === undefined) return undefined;
+  const { operation, parentType: mutationType, root, field, objectType, leaves } = plain;
   const rootKey = root.alias?.value ?? root.name.value;
   const rootNonNull = isNonNullType(field.type);
   const coerceVariables = compileVariables(schema, operation.variableDefinitions ?? []);
