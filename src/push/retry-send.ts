@@ -6,9 +6,12 @@
  * another moves it; one still waiting for a send slot at shutdown is given back (due now,
  * its marker never taken), so another worker takes it at once.
  *
- * Attempt 1 in the retry set is a push deferred by its user's quiet hours
- * (`preference-gate.ts`): when due, it is decided again on the user's preferences of now —
- * sent, refused, or (the quiet hours moved) deferred again.
+ * Every retry is decided again on its user's preferences of now (`preference-gate.ts`)
+ * before it is sent. Attempt 1 in the retry set is a push deferred by the quiet hours:
+ * sent, refused, or (the quiet hours moved) deferred again. A later attempt — a send that
+ * failed — is held to the same: one whose category was turned off meanwhile is skipped,
+ * and one that comes due inside the quiet hours waits for their end as a deferred push
+ * (attempt 1 again, its retry window counted from then: waiting is no attempt).
  *
  * A marker still `inflight:retry-<n>:…` means the worker of attempt `n` died or stalled
  * mid-send (its lease passed): the push is dead-lettered as "outcome unknown", as a
@@ -64,9 +67,9 @@ export async function processRetry(deps: FanoutDeps, held: HeldRetry): Promise<v
     } else {
       const holder = { retry: claim.attempt };
       const deferred = claim.attempt === 1;
-      const decision = deferred ? await decideAgain(deps, message, device) : undefined;
-      if (decision !== undefined && decision.action !== 'send') {
-        if ((await holdBack(deps, message, device, decision, holder)) === 'scheduled') return; // deferred again
+      const decision = await decideAgain(deps, message, device);
+      if (decision.action !== 'send') {
+        if ((await holdBack(deps, message, device, decision, holder)) === 'scheduled') return; // deferred (again)
       } else {
         recordPush(deps, message, device, 'queued', { attempt: claim.attempt });
         const firstFailedAt = deferred ? undefined : record.firstFailedAt;

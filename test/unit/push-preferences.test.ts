@@ -90,13 +90,19 @@ interface Made {
 }
 
 /** A worker's sends made with fakes: what it sent, scheduled and recorded. */
-function fakeWorker(store: PreferenceStore | undefined, devices: ReadonlyMap<string, readonly Device[]>, clock: { now: number }) {
+function fakeWorker(store: PreferenceStore | undefined, devices: ReadonlyMap<string, readonly Device[]>, clock: { now: number }, failures = 0) {
   const sent: Made[] = [];
+  /** Sends that failed (the first `failures`), each to be retried. */
+  const failed: Made[] = [];
   const scheduled = new Map<string, { record: RetryRecord; at: number }>();
   const events: Array<PushEvent & { readonly id: string }> = [];
   let reads = 0;
   const sender = {
     async send(message: PushMessage, device: Device) {
+      if (failed.length < failures) {
+        failed.push({ user: message.user, device, at: clock.now });
+        return { outcome: 'retry' as const, reason: 'HTTP 503', retryAfterMs: 30_000 };
+      }
       sent.push({ user: message.user, device, at: clock.now });
       return { outcome: 'sent' as const, dryRun: false };
     },
@@ -135,7 +141,7 @@ function fakeWorker(store: PreferenceStore | undefined, devices: ReadonlyMap<str
     now: () => clock.now,
     logger: { info() {}, warn() {}, error() {} } as unknown as FanoutDeps['logger'],
   };
-  return { deps, sent, scheduled, events, reads: () => reads };
+  return { deps, sent, failed, scheduled, events, reads: () => reads };
 }
 
 /** The wall-clock minute of `ms` in `zone`, read independently of the code under test. */
@@ -272,5 +278,53 @@ describe('property: every push the worker makes respects its user’s preference
     const notification: PushNotification = { id: '1_1-0', tenant: 'acme', audience: 'USER', to: 'u1', text: 'hi', timestamp: 1, sender: 's', category: 'news' };
     await processEntry(worker.deps, { notification, policy: 'ALWAYS', target: { kind: 'user', user: 'u1' }, queuedAt: 0 }, { entryId: '1-0', redelivered: false });
     expect(worker.sent.map((made) => made.device.id)).toEqual(['d1']);
+  });
+});
+
+describe('a failed send, retried, is decided again on the preferences of then', () => {
+  const notification: PushNotification = { id: '7_1-0', tenant: 'acme', audience: 'USER', to: 'u1', text: 'hi', timestamp: 1, sender: 's', category: 'news' };
+  const entry: PushEntry = { notification, policy: 'ALWAYS', target: { kind: 'user', user: 'u1' }, queuedAt: 0 };
+  const device = deviceOf('WEBHOOK', 1);
+  /** The entry sent at 21:59:45 UTC, its send failing with "retry after 30 s". */
+  const failedAt2159 = async (store: PreferenceStore) => {
+    const clock = { now: Date.parse('2026-06-01T21:59:45Z') };
+    const worker = fakeWorker(store, new Map([['u1', [device]]]), clock, 1);
+    await processEntry(worker.deps, entry, { entryId: '1-0', redelivered: false });
+    expect(worker.failed.map((made) => made.at)).toEqual([clock.now]);
+    const retry = worker.scheduled.get('u1/d1');
+    expect(retry?.record.attempt).toBe(2);
+    return { worker, clock, retry: retry as { record: RetryRecord; at: number } };
+  };
+  const due = (worker: ReturnType<typeof fakeWorker>, clock: { now: number }, scheduled: { record: RetryRecord; at: number }) => {
+    clock.now = scheduled.at;
+    return processRetry(worker.deps, { shard: 0, member: 'u1/d1', record: scheduled.record, leaseUntil: scheduled.at + 1000 });
+  };
+
+  it('one that comes due inside the quiet hours is not sent then: it waits for their end, and is sent once then', async () => {
+    const store = createMemoryPreferenceStore();
+    await store.setQuietHours('acme', 'u1', { start: '22:00', end: '07:00', timeZone: 'UTC' });
+    const { worker, clock, retry } = await failedAt2159(store);
+    expect(retry.at).toBeGreaterThanOrEqual(Date.parse('2026-06-01T22:00:15Z'));
+
+    await due(worker, clock, retry);
+    expect(worker.sent).toEqual([]);
+    const deferred = worker.scheduled.get('u1/d1');
+    expect(deferred).toMatchObject({ at: Date.parse('2026-06-02T07:00:00Z'), record: { attempt: 1 } });
+    expect(worker.events.at(-1)).toMatchObject({ status: 'retry', nextAttemptAt: Date.parse('2026-06-02T07:00:00Z'), detail: expect.stringContaining('deferred: quiet hours') });
+
+    await due(worker, clock, deferred as { record: RetryRecord; at: number });
+    expect(worker.sent.map((made) => new Date(made.at).toISOString())).toEqual(['2026-06-02T07:00:00.000Z']);
+    expect(worker.scheduled.size).toBe(0);
+  });
+
+  it('one whose category the user muted meanwhile is skipped when it comes due', async () => {
+    const store = createMemoryPreferenceStore();
+    const { worker, clock, retry } = await failedAt2159(store);
+    await store.set('acme', 'u1', 'news', 'WEBHOOK', false);
+    await due(worker, clock, retry);
+    expect(worker.sent).toEqual([]);
+    expect(worker.scheduled.size).toBe(0);
+    expect(worker.events.at(-1)).toMatchObject({ status: 'skipped', detail: expect.stringContaining('refused by preference') });
+    expect(worker.deps.counters.skippedPreference).toBe(1);
   });
 });
