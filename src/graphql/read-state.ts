@@ -5,7 +5,7 @@
  * broker tells the user's other devices on the user's own channel.
  */
 import { authorizeReadState, type Principal } from '../auth/index.js';
-import type { Broker } from '../broker/types.js';
+import type { Broker, BrokerMessage } from '../broker/types.js';
 import { assertValidName, type Namer } from '../names/index.js';
 import { compareStreamIds, formatCursor, parseCursor, streamId, type Cursor } from '../common/cursor.js';
 import { graphqlError } from '../common/errors.js';
@@ -28,26 +28,56 @@ export function isRead(id: string, readUpTo: Cursor | undefined): boolean {
   return compareStreamIds(streamId(cursor), streamId(readUpTo)) <= 0;
 }
 
-/** How many kept notifications of `principal` are newer than `readUpTo`, up to {@link MAX_UNREAD_COUNT}. */
-export async function countUnread(broker: Broker, namer: Namer, principal: Principal, readUpTo: Cursor | undefined): Promise<number> {
+/**
+ * How many kept entries the unread count reads at most, shown or not: a user who hid a
+ * busy category still gets an answer after a bounded read.
+ */
+const MAX_UNREAD_SCAN = 1000;
+
+/** Whether the user sees a kept entry in the app (by their preferences); every entry when unset. */
+export type ShownInApp = (entry: BrokerMessage) => boolean;
+const everyEntry: ShownInApp = () => true;
+
+/**
+ * How many kept notifications of `principal` newer than `readUpTo` the user sees (`shown`:
+ * a category muted in the app is neither listed nor counted), up to
+ * {@link MAX_UNREAD_COUNT}, among at most {@link MAX_UNREAD_SCAN} read.
+ */
+export async function countUnread(broker: Broker, namer: Namer, principal: Principal, readUpTo: Cursor | undefined, shown: ShownInApp = everyEntry): Promise<number> {
   const tenantKey = namer.tenantKey(principal.tenant);
   const streams = namer.subscriberDestinations(principal).map(({ stream }) => stream);
+  let count = 0;
+  let scanned = 0;
+  const tally = (entries: readonly BrokerMessage[]): boolean => {
+    for (const entry of entries) if (shown(entry)) count += 1;
+    scanned += entries.length;
+    return count >= MAX_UNREAD_COUNT || scanned >= MAX_UNREAD_SCAN;
+  };
   if (readUpTo) {
-    let count = 0;
     let after = readUpTo;
     for (;;) {
       const page = await broker.readAfter({ tenantKey, streams, after, limit: MAX_UNREAD_COUNT + 1 - count });
       // A position from a lost history, or one whose successors were trimmed: all that
       // is kept is newer than it.
       if (page.gap) break;
-      count += page.entries.length;
+      const enough = tally(page.entries);
       const last = parseCursor(page.entries.at(-1)?.id);
-      if (!page.more || !last || count >= MAX_UNREAD_COUNT) return Math.min(count, MAX_UNREAD_COUNT);
+      if (enough || !page.more || !last) return Math.min(count, MAX_UNREAD_COUNT);
       after = last;
     }
+    count = 0;
+    scanned = 0;
   }
-  const page = await broker.readPage({ tenantKey, streams, before: undefined, limit: MAX_UNREAD_COUNT });
-  return page.gap ? 0 : page.entries.length;
+  // Every kept notification is unread: newest first, page by page.
+  let before: Cursor | undefined;
+  for (;;) {
+    const page = await broker.readPage({ tenantKey, streams, before, limit: MAX_UNREAD_COUNT });
+    if (page.gap) return Math.min(count, MAX_UNREAD_COUNT);
+    const enough = tally(page.entries);
+    const last = parseCursor(page.entries.at(-1)?.id);
+    if (enough || !page.hasMore || !last) return Math.min(count, MAX_UNREAD_COUNT);
+    before = last;
+  }
 }
 
 /**
@@ -62,6 +92,7 @@ export async function markRead(
   principal: Principal,
   args: { readonly userName: unknown; readonly upTo: unknown },
   ledger?: LedgerWriter,
+  shown?: ShownInApp,
 ): Promise<{ readUpTo: string; unreadCount: number }> {
   authorizeReadState(principal, assertValidName('userName', args.userName));
   const upTo = parseCursor(args.upTo);
@@ -85,7 +116,7 @@ export async function markRead(
   }
   const { readUpTo } = marked;
   const [unreadCount] = await Promise.all([
-    countUnread(broker, namer, principal, readUpTo),
+    countUnread(broker, namer, principal, readUpTo, shown),
     ledger && marked.advanced ? recordRead(broker, namer, principal, before, readUpTo, ledger) : undefined,
   ]);
   return { readUpTo: formatCursor(readUpTo), unreadCount };

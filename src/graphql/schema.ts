@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { GraphQLSchema } from 'graphql';
 import { createSchema } from 'graphql-yoga';
 import type { Principal } from '../auth/index.js';
-import type { Broker } from '../broker/types.js';
+import type { Broker, BrokerMessage } from '../broker/types.js';
 import type { Namer } from '../names/index.js';
 import { formatCursor, parseCursor } from '../common/cursor.js';
 import { graphqlError } from '../common/errors.js';
@@ -87,7 +87,21 @@ export interface SchemaOptions {
 /** Most notifications one page may ask for. */
 const MAX_PAGE_SIZE = 100;
 
+/** A kept entry as the list shows it: decoded and `shown` (an unreadable one never is). */
+const shownEntry =
+  (shown: (notification: Notification) => boolean) =>
+  (entry: BrokerMessage): boolean => {
+    const notification = decodeNotification(entry.id, entry.payload);
+    return notification !== undefined && shown(notification);
+  };
+
 export function buildSchema({ broker, namer, resolvers, ledger, preferencesOf }: SchemaOptions): GraphQLSchema {
+  /** Whether `principal` sees a notification in the app, by their preferences; undefined: every one (no store). */
+  const shownInAppTo = async (principal: Principal): Promise<((notification: Notification) => boolean) | undefined> => {
+    if (preferencesOf === undefined) return undefined;
+    const { preferences, defaults } = await preferencesOf(principal);
+    return (notification) => showsInApp(preferences.categories, defaults, notification);
+  };
   const notifications = async (_root: unknown, args: { first?: number | null; after?: string | null }, context: HeraldContext) => {
     const principal = requirePrincipal(context);
     const first = args.first ?? 20;
@@ -103,19 +117,18 @@ export function buildSchema({ broker, namer, resolvers, ledger, preferencesOf }:
       limit: first,
     });
     if (page.gap) throw graphqlError('HISTORY_GAP', page.reason);
-    const preferences = preferencesOf === undefined ? undefined : await preferencesOf(principal);
+    const shown = await shownInAppTo(principal);
     // A page may hold fewer than `first` when some are hidden: `hasNextPage` still says whether more are kept.
     const nodes = page.entries
       .map((entry) => decodeNotification(entry.id, entry.payload))
-      .filter((node): node is Notification => node !== undefined)
-      .filter((node) => preferences === undefined || showsInApp(preferences.preferences.categories, preferences.defaults, node));
+      .filter((node): node is Notification => node !== undefined && (shown === undefined || shown(node)));
     const readUpTo = await broker.readPosition(namer.readStateKey(principal.tenant, principal.name));
     return {
       edges: nodes.map((node) => ({ cursor: node.id, node, read: isRead(node.id, readUpTo) })),
       // The page's last entry, shown or not: a page whose every entry is hidden still pages on.
       pageInfo: { hasNextPage: page.hasMore, endCursor: page.entries.at(-1)?.id ?? null },
       // Counted only when asked for: it is one more history read.
-      unreadCount: () => countUnread(broker, namer, principal, readUpTo),
+      unreadCount: () => countUnread(broker, namer, principal, readUpTo, shown && shownEntry(shown)),
       readUpTo: readUpTo ? formatCursor(readUpTo) : null,
     };
   };
@@ -139,8 +152,11 @@ export function buildSchema({ broker, namer, resolvers, ledger, preferencesOf }:
         // Both servers' schema has it; the publish server's validation refuses it as
         // WRONG_SERVER: it is a user's action, answered where the user's socket is.
         Mutation: {
-          markNotificationsRead: (_root: unknown, args: { userName?: unknown; upTo?: unknown }, context: HeraldContext) =>
-            markRead(broker, namer, requirePrincipal(context), { userName: args.userName, upTo: args.upTo }, ledger),
+          markNotificationsRead: async (_root: unknown, args: { userName?: unknown; upTo?: unknown }, context: HeraldContext) => {
+            const principal = requirePrincipal(context);
+            const shown = await shownInAppTo(principal);
+            return markRead(broker, namer, principal, { userName: args.userName, upTo: args.upTo }, ledger, shown && shownEntry(shown));
+          },
         },
         // A resolver only for `critical`: a notification carries it only when true.
         Notification: {

@@ -200,3 +200,40 @@ describe('preferences', () => {
     expect(await textsUpTo(fay, 1)).toEqual(['marker', 'digest 2']);
   });
 });
+
+describe('the unread count with a category muted in the app', () => {
+  const INBOX = 'query { notifications(first: 50) { edges { node { text } } readUpTo unreadCount } }';
+  const MARK = 'mutation Mark($userName: String!, $upTo: ID!) { markNotificationsRead(userName: $userName, upTo: $upTo) { unreadCount } }';
+  const inbox = async (token: string) =>
+    (await ok(deviceA, INBOX, token, {}))['notifications'] as { edges: Array<{ node: { text: string } }>; readUpTo: string | null; unreadCount: number };
+
+  // A tenant of its own: the tests above broadcast to the whole of acme.
+  const send = (variables: { text: string; category?: string; critical?: boolean }) => ok(publishUrl, SEND, serviceToken({ tenant: 'badgeco' }), { to: 'badge', ...variables });
+
+  it('counts what the list shows: a muted category neither listed nor counted, a critical one of it both', async () => {
+    const token = userToken('badge', { tenant: 'badgeco' });
+    await ok(deviceA, SET, token, { category: 'promo', channel: 'IN_APP', enabled: false });
+    const first = (await send({ text: 'welcome' }))['sendNotification'] as { id: string };
+    await send({ text: 'sale', category: 'promo' });
+    await send({ text: 'invoice', category: 'billing' });
+    await send({ text: 'promo outage', category: 'promo', critical: true });
+    const listed = await inbox(token);
+    expect(listed.edges.map((edge) => edge.node.text)).toEqual(['promo outage', 'invoice', 'welcome']);
+    expect(listed.readUpTo).toBeNull();
+    expect(listed.unreadCount).toBe(3);
+
+    // more hidden ones than a page of the count, then one shown
+    for (let n = 0; n < 120; n++) await send({ text: `more sales ${n}`, category: 'promo' });
+    await send({ text: 'late' });
+    expect((await inbox(token)).unreadCount).toBe(4);
+
+    // read up to the first: what is newer and shown is unread, through pages of hidden ones
+    const marked = (await ok(deviceA, MARK, token, { userName: 'badge', upTo: first.id }))['markNotificationsRead'] as { unreadCount: number };
+    expect(marked.unreadCount).toBe(3);
+    expect((await inbox(token)).unreadCount).toBe(3);
+
+    // the same history, the category on again: every entry counts, up to the cap
+    await ok(deviceA, SET, token, { category: 'promo', channel: 'IN_APP', enabled: true });
+    expect((await inbox(token)).unreadCount).toBe(100);
+  });
+});
