@@ -2,10 +2,11 @@
  * Running a plain mutation without graphql-js' `execute`, for CPU per publish:
  * `mutation { sendNotification(to: $to, text: $text) { id receivedUsers } }` — one root
  * field whose result is a few leaves — is what nearly every publisher sends, and executing
- * it built an execution context, collected fields and completed the result through
- * graphql-js' general machinery once per request: about a fifth of the publish server's
- * CPU per mutation (docs/benchmark.md). Compiled once per document, the same result comes
- * from the field's own resolver and a loop over the selected leaves.
+ * it built an execution context, coerced variables and arguments, collected fields and
+ * completed the result through graphql-js' general machinery once per request. Compiled
+ * once per document, the same result comes from the field's own resolver and a loop over
+ * the selected leaves: GraphQL's share of the publish server went from 11 % to 6 %
+ * (docs/benchmark.md).
  *
  * Variables and arguments are coerced as `execute` coerces them (`getVariableValues`,
  * `getArgumentValues`), in a form compiled for the operation ({@link compileVariables},

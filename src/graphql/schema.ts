@@ -127,7 +127,7 @@ export function buildSchema({ broker, namer, resolvers, ledger, preferencesOf }:
       edges: nodes.map((node) => ({ cursor: node.id, node, read: isRead(node.id, readUpTo) })),
       // The page's last entry, shown or not: a page whose every entry is hidden still pages on.
       pageInfo: { hasNextPage: page.hasMore, endCursor: page.entries.at(-1)?.id ?? null },
-      // Counted only when asked for: it is one more history read.
+      // Counted only when asked for: it is one more history read (more when muted entries fill a page).
       unreadCount: () => countUnread(broker, namer, principal, readUpTo, shown && shownEntry(shown)),
       readUpTo: readUpTo ? formatCursor(readUpTo) : null,
     };
