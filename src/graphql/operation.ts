@@ -73,13 +73,6 @@ export interface PreparedOperation {
   /** What `execute` (a query or mutation) or `subscribe` takes. */
   readonly args: ExecutionArgs & { readonly contextValue: HeraldContext };
   readonly request: OperationRequest;
-  /**
-   * A plain mutation's compiled form (`direct-mutation.ts`): what `execute` gives for
-   * `args`, without `execute`. Set for a mutation of a kept document (an authenticated
-   * request's) whose selection qualifies; a transport may run it in place of `execute`,
-   * and runs `execute` when it answers undefined.
-   */
-  readonly direct?: DirectMutation | undefined;
 }
 
 /** How a transport opens a subscription on the core: into its own sink (`openInto`), or a queue (`open`). */
@@ -129,6 +122,14 @@ export interface OperationPipeline {
    * refusal (a wrong user, a bad cursor, Redis unavailable) as errors to send.
    */
   subscribe<S extends AsyncIterable<unknown>>(operation: PreparedOperation, open: OpenOnCore<S>, since?: string): Promise<S | OperationRefusal>;
+  /**
+   * A plain mutation's compiled form (`direct-mutation.ts`), made on first use and kept
+   * with its document: what `execute` gives for `operation.args`, without `execute`.
+   * Undefined for anything else, and for a document that is not kept (no principal). A
+   * transport that asks runs it in place of `execute`, and runs `execute` when it answers
+   * undefined.
+   */
+  compiled(operation: PreparedOperation): DirectMutation | undefined;
   /** `result` as it may leave: every error through the mask. */
   masked<R extends ExecutionResult>(result: R): R;
 }
@@ -150,13 +151,20 @@ function codeOf(errors: readonly GraphQLError[]): FailureCode {
 export function createOperationPipeline(options: OperationPipelineOptions): OperationPipeline {
   const { schema, documents, maskError, verifier, fanout } = options;
 
-  /** Each kept document's compiled mutations, by operation name ('' for none); null where it does not qualify. */
+  /**
+   * Each kept document's compiled mutations, by operation name ('' for none; only names
+   * the document holds get here); null where it does not qualify. Held while the document
+   * is: the document cache bounds both.
+   */
   const directMutations = new WeakMap<DocumentNode, Map<string, DirectMutation | null>>();
-  const directMutationOf = (document: DocumentNode, operationName: string | undefined): DirectMutation | undefined => {
+  const compiled: OperationPipeline['compiled'] = ({ kind, document, args }) => {
+    // Only a kept document (an authenticated request's) is compiled: another is parsed anew for each request.
+    if (kind !== 'mutation' || args.contextValue.principal === undefined) return undefined;
+    const name = args.operationName ?? '';
     let byName = directMutations.get(document);
     if (byName === undefined) directMutations.set(document, (byName = new Map()));
-    let direct = byName.get(operationName ?? '');
-    if (direct === undefined) byName.set(operationName ?? '', (direct = compileDirectMutation(schema, document, operationName) ?? null));
+    let direct = byName.get(name);
+    if (direct === undefined) byName.set(name, (direct = compileDirectMutation(schema, document, args.operationName ?? undefined) ?? null));
     return direct ?? undefined;
   };
 
@@ -177,9 +185,7 @@ export function createOperationPipeline(options: OperationPipelineOptions): Oper
       operationName,
       variableValues: request.variables ?? undefined,
     };
-    // Only a kept document is compiled: another is parsed anew for each request.
-    const direct = kind === 'mutation' && principal !== undefined ? directMutationOf(document, operationName) : undefined;
-    return { kind, document, args, request, direct };
+    return { kind, document, args, request };
   };
 
   function authenticate(authorization: unknown): Principal | undefined | AuthenticationError;
@@ -198,6 +204,7 @@ export function createOperationPipeline(options: OperationPipelineOptions): Oper
     maskError,
     authenticate,
     prepare,
+    compiled,
     async subscribe<S extends AsyncIterable<unknown>>(operation: PreparedOperation, open: OpenOnCore<S>, since?: string): Promise<S | OperationRefusal> {
       if (fanout === undefined) throw new Error('this server serves no subscription');
       const { document, request, args } = operation;

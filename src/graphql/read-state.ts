@@ -92,7 +92,7 @@ export async function markRead(
   principal: Principal,
   args: { readonly userName: unknown; readonly upTo: unknown },
   ledger?: LedgerWriter,
-  shown?: ShownInApp,
+  shownInApp?: () => Promise<ShownInApp | undefined>,
 ): Promise<{ readUpTo: string; unreadCount: number }> {
   authorizeReadState(principal, assertValidName('userName', args.userName));
   const upTo = parseCursor(args.upTo);
@@ -100,13 +100,17 @@ export async function markRead(
   const key = namer.readStateKey(principal.tenant, principal.name);
   // Only with a ledger: where the position was, to tell which notifications it passes.
   const before = ledger && (await broker.readPosition(key));
-  const marked = await broker.markRead({
-    key,
-    tenantKey: namer.tenantKey(principal.tenant),
-    channel: namer.destination(principal.tenant, 'USER', principal.name).channel,
-    upTo,
-    payload: READ_STATE_PAYLOAD,
-  });
+  // What the count leaves out (the user's preferences), read while the position moves.
+  const [marked, shown] = await Promise.all([
+    broker.markRead({
+      key,
+      tenantKey: namer.tenantKey(principal.tenant),
+      channel: namer.destination(principal.tenant, 'USER', principal.name).channel,
+      upTo,
+      payload: READ_STATE_PAYLOAD,
+    }),
+    shownInApp?.(),
+  ]);
   if ('unknownEpoch' in marked) {
     // The epoch is a cursor's, checked to be letters and digits: safe to show.
     throw graphqlError(

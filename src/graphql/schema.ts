@@ -152,10 +152,13 @@ export function buildSchema({ broker, namer, resolvers, ledger, preferencesOf }:
         // Both servers' schema has it; the publish server's validation refuses it as
         // WRONG_SERVER: it is a user's action, answered where the user's socket is.
         Mutation: {
-          markNotificationsRead: async (_root: unknown, args: { userName?: unknown; upTo?: unknown }, context: HeraldContext) => {
+          markNotificationsRead: (_root: unknown, args: { userName?: unknown; upTo?: unknown }, context: HeraldContext) => {
             const principal = requirePrincipal(context);
-            const shown = await shownInAppTo(principal);
-            return markRead(broker, namer, principal, { userName: args.userName, upTo: args.upTo }, ledger, shown && shownEntry(shown));
+            const shownInApp = async () => {
+              const shown = await shownInAppTo(principal);
+              return shown && shownEntry(shown);
+            };
+            return markRead(broker, namer, principal, { userName: args.userName, upTo: args.upTo }, ledger, shownInApp);
           },
         },
         // A resolver only for `critical`: a notification carries it only when true.

@@ -145,15 +145,15 @@ describe('a mutation on the publish server’s pipeline', () => {
   it('comes compiled when it is plain and its document is kept, once per document', () => {
     const first = prepare(SEND);
     expect(first.kind).toBe('mutation');
-    expect(first.direct).toBeTypeOf('function');
-    expect(prepare(SEND).direct).toBe(first.direct);
+    expect(publishPipeline.compiled(first)).toBeTypeOf('function');
+    expect(publishPipeline.compiled(prepare(SEND))).toBe(publishPipeline.compiled(first));
   });
 
   it('comes without a compiled form when it is not plain, or its document is not kept (no principal)', () => {
-    expect(prepare('mutation { sendNotification(to: "bob", text: "hi") { ... on SendResult { id } } }').direct).toBeUndefined();
-    expect(prepare('{ viewer { name } }').direct).toBeUndefined();
+    expect(publishPipeline.compiled(prepare('mutation { sendNotification(to: "bob", text: "hi") { ... on SendResult { id } } }'))).toBeUndefined();
+    expect(publishPipeline.compiled(prepare('{ viewer { name } }'))).toBeUndefined();
     const anonymous = publishPipeline.prepare({ query: SEND, variables: { to: 'bob' } }, undefined);
     expect(anonymous).not.toBeInstanceOf(OperationRefusal);
-    expect((anonymous as PreparedOperation).direct).toBeUndefined();
+    expect(publishPipeline.compiled(anonymous as PreparedOperation)).toBeUndefined();
   });
 });

@@ -45,7 +45,7 @@ export function createGraphQLHttpHandler(options: GraphQLHttpOptions): (request:
       if (operation instanceof OperationRefusal) return [...operation.errors];
       // A plain mutation runs compiled (graphql-http refuses a mutation over GET after this
       // callback, so only a POST may skip it); undefined leaves it to `execute`.
-      const direct = request.method === 'POST' ? operation.direct?.(operation.args.variableValues, operation.args.contextValue) : undefined;
+      const direct = request.method === 'POST' ? pipeline.compiled(operation)?.(operation.args.variableValues, operation.args.contextValue) : undefined;
       if (direct !== undefined) return direct;
       // The context is Herald's; graphql-http's type asks for an index signature it never reads.
       return operation.args as OperationArgs<Context>;
