@@ -1,5 +1,6 @@
 /**
- * Herald's command line: `tsx src/main.ts [all|subscribe|publish|push]`.
+ * Herald's command line: `node dist/main.js [all|subscribe|publish|push]` (or
+ * `node --import tsx src/main.ts …`, as `npm start` runs it).
  * Reads the environment, starts the servers, prints where they are, stops on SIGINT/SIGTERM.
  * Everything it says goes through the structured logger: JSON lines in production,
  * readable ones in development (where the banner is printed as it is, for people).
@@ -52,12 +53,11 @@ async function main(): Promise<void> {
       },
     );
   };
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    // A worker hears a signal sent to its whole process group (Ctrl-C in a terminal) twice:
-    // from the group and from its primary. The second must not end the drain the first began.
-    if (cluster.isWorker) process.on(signal, () => stop(signal));
-    else process.once(signal, () => stop(signal));
-  }
+  // A signal sent to a whole process group (Ctrl-C in a terminal, `kill -- -<pgid>`) often
+  // arrives twice: from the group, and from the parent that forwards it (npm to its
+  // script, a primary to its workers). Node's default for a signal nobody listens to is to
+  // die at once, so the listener stays: a second signal must not end the drain the first began.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => stop(signal));
 }
 
 function printBanner(herald: RunningHerald, redisAt: string | undefined, mode: Mode, metricsHost: string): void {

@@ -98,8 +98,9 @@ export function superviseWorkers({ role, count, logger, devSecret }: SuperviseOp
     logger.info(`herald: ${signal}: stopping ${count} ${role} workers`);
     for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal);
   };
-  process.once('SIGINT', () => stop('SIGINT'));
-  process.once('SIGTERM', () => stop('SIGTERM'));
+  // `on`, not `once`: a group's signal forwarded by npm arrives twice (see main.ts).
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
   for (let n = 0; n < count; n++) fork();
   logger.info(`herald: ${count} ${role} workers`);
 }

@@ -14,6 +14,7 @@ import { startRedisServer, type RedisServer } from '../support/redis-server.js';
 import { userToken } from '../support/tokens.js';
 import { closeAllClients, rawSocket, type RawSocket } from '../support/ws.js';
 import type { Broker } from '../../src/broker/types.js';
+import { createMetrics } from '../../src/common/metrics.js';
 import { encodeNotification } from '../../src/common/notification.js';
 import { UNINITIALISED_BUFFERED_BYTES } from '../../src/transports/websocket/send-bound.js';
 
@@ -28,6 +29,7 @@ const TICK_MS = 8000;
 let redis: RedisServer;
 /** Keepalive every {@link TICK_MS}. */
 let ticking: RunningSubscribeServer;
+const tickingMetrics = createMetrics({ role: 'test', processMetrics: false });
 /** Keepalive out of the way, so only the traffic under test writes to a socket. */
 let quiet: RunningSubscribeServer;
 let publisher: Broker;
@@ -35,7 +37,7 @@ let publisher: Broker;
 beforeAll(async () => {
   redis = await startRedisServer();
   const options = { connectionInitTimeoutMs: 60_000 };
-  ticking = await startSubscribeServer((await createTestBroker(redis.url)).broker, { ...options, keepAliveMs: TICK_MS });
+  ticking = await startSubscribeServer((await createTestBroker(redis.url)).broker, { ...options, keepAliveMs: TICK_MS, metrics: tickingMetrics });
   quiet = await startSubscribeServer((await createTestBroker(redis.url)).broker, { ...options, keepAliveMs: 60_000 });
   publisher = (await createTestBroker(redis.url)).broker;
 });
@@ -138,6 +140,26 @@ describe('after connection_init', () => {
     const closed = flooder.closed();
     tcp(flooder.socket).resume();
     expect(await closed).toMatchObject({ code: 4413, reason: expect.stringContaining('MAX_BUFFERED_BYTES') });
+  });
+
+  it('a 4413 is counted once: the keepalive tick after it finds the socket closing, not a slow consumer to close again', async () => {
+    const clock = await rawSocket(ticking.wsUrl);
+    const nextTick = (socket: RawSocket): Promise<void> => new Promise((resolve) => socket.socket.once('ping', () => resolve()));
+    const flooder = await acknowledged(ticking, 'ivan');
+    flooder.send({ id: '1', type: 'subscribe', payload: { query: 'subscription { onNotificationReceived(userName: "ivan") { text } }' } });
+    await waitFor(() => ticking.server.observers.observerCount(channels.audienceChannel('acme', 'USER', 'ivan')) === 1, 'the observer');
+    // It answers this tick's ping before it stops reading: the next tick counts it alive.
+    await nextTick(flooder);
+    const before = tickingMetrics.counts.slowConsumerCloses;
+    await floodUntilThrottled(flooder);
+    await publishTo('ivan', 'one too many');
+    await waitFor(() => tickingMetrics.counts.slowConsumerCloses > before, 'the 4413');
+    // The heartbeat judges every socket in the turn it pings them: the clock's ping comes after the flooder was judged.
+    await nextTick(clock);
+    expect(tickingMetrics.counts.slowConsumerCloses - before).toBe(1);
+    const closed = flooder.closed();
+    tcp(flooder.socket).resume();
+    expect(await closed).toMatchObject({ code: 4413 });
   });
 
   it('a throttled client that reads again gets a pong for every ping and is served again', async () => {

@@ -145,6 +145,9 @@ export function attachWebSocketTransport(server: Server, options: WebSocketTrans
   };
 
   const slowConsumer = (socket: WebSocket, bound: SendBound): void => {
+    // A socket closed already (by a delivery's 4413, say) is still over its bound until
+    // its peer reads: one close, counted once.
+    if (socket.readyState !== socket.OPEN) return;
     options.counts.slowConsumerCloses += 1;
     const setting = bound.limit === options.maxBufferedBytes ? 'MAX_BUFFERED_BYTES' : 'before connection_init';
     socket.close(CloseCode.SlowConsumer, `slow consumer: more than ${bound.limit} bytes waiting (${setting})`);
