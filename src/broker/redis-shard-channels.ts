@@ -92,8 +92,12 @@ export function createShardChannels(options: ShardChannelsOptions): RedisChannel
       }
     }
     shard.redis.disconnect();
-    if (!closed) logger.warn(`herald: lost the sharded subscriber of ${shard.nodeKey} (${why}); placing ${shard.channels.size} channels again`);
     if (lost.length > 0) events?.interrupted(lost);
+    // A connection that held nothing was a placement's own attempt (the master it dialled
+    // is down, say): that placement failed with it and retries after its backoff. Placing
+    // again now would dial the dead master again at once, in a loop, for the whole failover.
+    if (shard.channels.size === 0 || closed) return;
+    logger.warn(`herald: lost the sharded subscriber of ${shard.nodeKey} (${why}); placing ${shard.channels.size} channels again`);
     schedulePlacement(0);
   };
 
