@@ -313,7 +313,7 @@ describe('Herald on a Redis Cluster (3 masters, 3 replicas)', () => {
     // doubling to 2 s), not in a loop: at most 6 attempts and one per 2 s after them.
     const allowed = 6 + (Date.now() - killedAt) / 2000;
     subscribers.forEach((subscriber, n) => {
-      const dialled = subscriber.output().slice(outputAtKill[n]).split(`connect ECONNREFUSED ${master.host}:${master.port}`).length - 1;
+      const dialled = subscriber.output().slice(outputAtKill[n]).split(`sharded subscriber of ${master.host}:${master.port}: connect ECONNREFUSED`).length - 1;
       expect(dialled, `subscribe server ${n} dialled the dead master ${dialled} times`).toBeLessThanOrEqual(allowed);
     });
     await expectEveryAcknowledged('the live subscriber', [...acknowledged, ...reachedPromoted], () => notifications(live));
