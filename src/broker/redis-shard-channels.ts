@@ -195,11 +195,13 @@ export function createShardChannels(options: ShardChannelsOptions): RedisChannel
       placeAgain = true;
       return placing;
     }
+    let failed = false;
     placing = place().then(
       () => {
         retryDelayMs = options.retryDelayMs ?? 100;
       },
       (error: unknown) => {
+        failed = true;
         if (closed) return;
         logger.warn(`herald: could not place the sharded channels (${String(error)}); retrying in ${retryDelayMs} ms`);
         schedulePlacement(retryDelayMs);
@@ -212,7 +214,8 @@ export function createShardChannels(options: ShardChannelsOptions): RedisChannel
       placing = undefined;
       if (placeAgain && !closed) {
         placeAgain = false;
-        void runPlacement();
+        // After a failure, the retry its backoff scheduled places everything: not again now.
+        if (!failed) void runPlacement();
       }
     }
   }

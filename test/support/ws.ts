@@ -146,6 +146,19 @@ export async function rawSocket(
   };
 }
 
+/** `count` raw sockets, each past `connection_init` with `token`: fails unless each gets `connection_ack`. */
+export async function acknowledgedSockets(url: string, count: number, token: string): Promise<RawSocket[]> {
+  return Promise.all(
+    Array.from({ length: count }, async () => {
+      const socket = await rawSocket(url);
+      socket.send({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } });
+      const answer = await socket.nextMessage();
+      if (answer['type'] !== 'connection_ack') throw new Error(`connection_init answered with ${JSON.stringify(answer)}`);
+      return socket;
+    }),
+  );
+}
+
 /** Attempts an upgrade and resolves with the HTTP status the server refused it with. */
 export function refusedUpgrade(url: string, protocol: string | undefined, headers: Record<string, string> = {}): Promise<number> {
   return new Promise((resolve, reject) => {

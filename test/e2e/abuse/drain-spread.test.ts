@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHeraldProcess, stopAllProcesses } from '../../support/process.js';
 import { startRedisServer, type RedisServer } from '../../support/redis-server.js';
 import { userToken } from '../../support/tokens.js';
-import { closeAllClients, rawSocket } from '../../support/ws.js';
+import { acknowledgedSockets, closeAllClients } from '../../support/ws.js';
 
 const SOCKETS = 50;
 const DRAIN_MS = 2000;
@@ -28,14 +28,7 @@ describe('SIGTERM with WebSockets open', () => {
   it(`closes ${SOCKETS} WebSockets with 1001 spread over half the drain, ends SSE at once, and exits before the drain is up`, async () => {
     const subscribe = await startHeraldProcess('subscribe', { env: { REDIS_URL: redis.url, SHUTDOWN_DRAIN_MS: String(DRAIN_MS) } });
     const url = `ws://127.0.0.1:${subscribe.subscribePort}/graphql`;
-    const sockets = await Promise.all(
-      Array.from({ length: SOCKETS }, async () => {
-        const socket = await rawSocket(url);
-        socket.send({ type: 'connection_init', payload: { authorization: `Bearer ${userToken('zoe')}` } });
-        expect(await socket.nextMessage()).toMatchObject({ type: 'connection_ack' });
-        return socket;
-      }),
-    );
+    const sockets = await acknowledgedSockets(url, SOCKETS, userToken('zoe'));
     const sse = await fetch(`http://127.0.0.1:${subscribe.subscribePort}/graphql`, {
       method: 'POST',
       headers: { accept: 'text/event-stream', 'content-type': 'application/json', authorization: `Bearer ${userToken('zoe')}` },

@@ -8,7 +8,7 @@ import { waitFor } from '../../support/herald.js';
 import { startHeraldProcess, stopAllProcesses } from '../../support/process.js';
 import { startRedisServer, type RedisServer } from '../../support/redis-server.js';
 import { userToken } from '../../support/tokens.js';
-import { closeAllClients, rawSocket } from '../../support/ws.js';
+import { acknowledgedSockets, closeAllClients } from '../../support/ws.js';
 
 /** WebSockets held through the stop: their 1001s are spread over half the drain, so it lasts. */
 const SOCKETS = 20;
@@ -36,14 +36,7 @@ it('starts a subscribe server process on port 0 and stops it with SIGTERM', asyn
 it('drains through a second SIGTERM sent while it stops: one stop, every WebSocket closed with 1001, exit 0', async () => {
   const herald = await startHeraldProcess('subscribe', { env: { REDIS_URL: redis.url, SHUTDOWN_DRAIN_MS: String(DRAIN_MS) } });
   const url = `ws://127.0.0.1:${herald.subscribePort}/graphql`;
-  const sockets = await Promise.all(
-    Array.from({ length: SOCKETS }, async () => {
-      const socket = await rawSocket(url);
-      socket.send({ type: 'connection_init', payload: { authorization: `Bearer ${userToken('zoe')}` } });
-      expect(await socket.nextMessage()).toMatchObject({ type: 'connection_ack' });
-      return socket;
-    }),
-  );
+  const sockets = await acknowledgedSockets(url, SOCKETS, userToken('zoe'));
   const closes = sockets.map((socket) => socket.closed(DRAIN_MS * 2));
   herald.child.kill('SIGTERM');
   await waitFor(() => herald.output().includes('SIGTERM: stopping'), 'the first SIGTERM handled');
