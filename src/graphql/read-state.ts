@@ -38,6 +38,30 @@ const MAX_UNREAD_SCAN = 1000;
 export type ShownInApp = (entry: BrokerMessage) => boolean;
 const everyEntry: ShownInApp = () => true;
 
+/** One page of a count: its entries, whether more follow the last, or that history was lost (`gap`). */
+type CountPage = { readonly entries: readonly BrokerMessage[]; readonly more: boolean } | 'gap';
+
+/**
+ * The entries `shown` among the pages `read` gives, each read from the last entry of the
+ * one before (`undefined` for the first) and at most `limit` entries long (less where the
+ * scan would pass {@link MAX_UNREAD_SCAN}), up to {@link MAX_UNREAD_COUNT}; `gap` with what
+ * was counted when a page says history was lost.
+ */
+async function countPages(read: (from: Cursor | undefined, limit: number) => Promise<CountPage>, limit: (counted: number) => number, shown: ShownInApp): Promise<{ count: number; gap: boolean }> {
+  let count = 0;
+  let scanned = 0;
+  let from: Cursor | undefined;
+  for (;;) {
+    const page = await read(from, Math.min(limit(count), MAX_UNREAD_SCAN - scanned));
+    if (page === 'gap') return { count, gap: true };
+    for (const entry of page.entries) if (shown(entry)) count += 1;
+    scanned += page.entries.length;
+    const last = parseCursor(page.entries.at(-1)?.id);
+    if (count >= MAX_UNREAD_COUNT || scanned >= MAX_UNREAD_SCAN || !page.more || !last) return { count: Math.min(count, MAX_UNREAD_COUNT), gap: false };
+    from = last;
+  }
+}
+
 /**
  * How many kept notifications of `principal` newer than `readUpTo` the user sees (`shown`:
  * a category muted in the app is neither listed nor counted), up to
@@ -46,38 +70,29 @@ const everyEntry: ShownInApp = () => true;
 export async function countUnread(broker: Broker, namer: Namer, principal: Principal, readUpTo: Cursor | undefined, shown: ShownInApp = everyEntry): Promise<number> {
   const tenantKey = namer.tenantKey(principal.tenant);
   const streams = namer.subscriberDestinations(principal).map(({ stream }) => stream);
-  let count = 0;
-  let scanned = 0;
-  const tally = (entries: readonly BrokerMessage[]): boolean => {
-    for (const entry of entries) if (shown(entry)) count += 1;
-    scanned += entries.length;
-    return count >= MAX_UNREAD_COUNT || scanned >= MAX_UNREAD_SCAN;
-  };
   if (readUpTo) {
-    let after = readUpTo;
-    for (;;) {
-      const page = await broker.readAfter({ tenantKey, streams, after, limit: MAX_UNREAD_COUNT + 1 - count });
-      // A position from a lost history, or one whose successors were trimmed: all that
-      // is kept is newer than it.
-      if (page.gap) break;
-      const enough = tally(page.entries);
-      const last = parseCursor(page.entries.at(-1)?.id);
-      if (enough || !page.more || !last) return Math.min(count, MAX_UNREAD_COUNT);
-      after = last;
-    }
-    count = 0;
-    scanned = 0;
+    const after = await countPages(
+      async (from, limit) => {
+        const page = await broker.readAfter({ tenantKey, streams, after: from ?? readUpTo, limit });
+        return page.gap ? 'gap' : { entries: page.entries, more: page.more };
+      },
+      (counted) => MAX_UNREAD_COUNT + 1 - counted,
+      shown,
+    );
+    // A position from a lost history, or one whose successors were trimmed: all that is
+    // kept is newer than it, and counted below.
+    if (!after.gap) return after.count;
   }
   // Every kept notification is unread: newest first, page by page.
-  let before: Cursor | undefined;
-  for (;;) {
-    const page = await broker.readPage({ tenantKey, streams, before, limit: MAX_UNREAD_COUNT });
-    if (page.gap) return Math.min(count, MAX_UNREAD_COUNT);
-    const enough = tally(page.entries);
-    const last = parseCursor(page.entries.at(-1)?.id);
-    if (enough || !page.hasMore || !last) return Math.min(count, MAX_UNREAD_COUNT);
-    before = last;
-  }
+  const kept = await countPages(
+    async (before, limit) => {
+      const page = await broker.readPage({ tenantKey, streams, before, limit });
+      return page.gap ? 'gap' : { entries: page.entries, more: page.hasMore };
+    },
+    () => MAX_UNREAD_COUNT,
+    shown,
+  );
+  return kept.count;
 }
 
 /**
