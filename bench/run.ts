@@ -534,11 +534,12 @@ async function openAudience(system: System, shape: Shape): Promise<Audience> {
   };
 }
 
-/** `ROUNDS` rounds of `load` (after one uncounted round for an open loop), and their medians. */
+/** `ROUNDS` rounds of `load` (after one uncounted round), and their medians. */
 async function measureRounds(audience: Audience, load: Load, query = SEND_RECEIVED): Promise<DeliveryResult> {
-  // A steady rate is measured in steady state: two seconds of it first, not counted, so
-  // code is compiled and heaps have grown (the first seconds are always the slowest).
-  if ('ratePerSecond' in load) await audience.round({ ratePerSecond: load.ratePerSecond, seconds: 2 }, query, true);
+  // Every row is measured in steady state: first, not counted, two seconds of a steady
+  // rate or one whole round of a closed loop, so that code is compiled and heaps have
+  // grown (the first seconds are always the slowest). The same for every system.
+  await audience.round('ratePerSecond' in load ? { ratePerSecond: load.ratePerSecond, seconds: 2 } : load, query, true);
   const rounds: DeliveryResult[] = [];
   for (let round = 0; round < ROUNDS; round++) rounds.push(await audience.round(load, query));
   // The machine is shared and noisy: each figure is the median of the rounds.
