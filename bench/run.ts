@@ -299,7 +299,7 @@ async function startReference(name: 'yoga' | 'mercurius' | 'floor', redis: Redis
 }
 
 /** Kept-alive connections for the driver's own sends (warm-ups, the connections scenario). */
-const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+const agent = new Agent({ keepAlive: true, maxSockets: 64, timeout: 60_000 }); // follows the server's Keep-Alive hint (publisher.ts)
 
 function postGraphQL(url: string, query: string, variables: object, token: string): Promise<unknown> {
   const body = JSON.stringify({ query, variables });
