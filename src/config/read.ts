@@ -56,6 +56,7 @@ export function readConfig(env: Env = process.env): HeraldConfig {
     playground: read.value('PLAYGROUND'),
     connectionInitTimeoutMs: read.value('CONNECTION_INIT_TIMEOUT_MS'),
     keepAliveMs: read.value('KEEPALIVE_MS'),
+    httpKeepAliveMs: read.value('HTTP_KEEPALIVE_MS'),
     deliveryAckTimeoutMs: read.value('DELIVERY_ACK_TIMEOUT_MS'),
     redisCommandTimeoutMs: read.value('REDIS_COMMAND_TIMEOUT_MS'),
     redisMinReplicasAcked: read.value('REDIS_MIN_REPLICAS_ACKED'),

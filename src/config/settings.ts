@@ -198,6 +198,15 @@ const SERVER_SETTINGS = {
     max: 600_000,
     unit: 'ms',
   }),
+  HTTP_KEEPALIVE_MS: integer({
+    section: 'Connections and limits',
+    readBy: SERVERS,
+    doc: "how long an HTTP connection may stay idle between requests before the server closes it. Longer than the idle timeout of the load balancers in front of most servers (60 s on AWS' Application Load Balancer and for nginx' upstream connections), so that a balancer never sends a request on a connection the server is closing, which it answers with a 502; Node's own default is 5 s ([Behind a load balancer](operating.md#behind-a-load-balancer))",
+    default: 72_000,
+    min: 1000,
+    max: 3_600_000,
+    unit: 'ms',
+  }),
   DELIVERY_ACK_TIMEOUT_MS: integer({
     section: 'Connections and limits',
     readBy: ['publish'],

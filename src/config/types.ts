@@ -99,6 +99,8 @@ export interface HeraldConfig {
   connectionInitTimeoutMs: number;
   /** `KEEPALIVE_MS`. */
   keepAliveMs: number;
+  /** `HTTP_KEEPALIVE_MS`. */
+  httpKeepAliveMs: number;
   /** `DELIVERY_ACK_TIMEOUT_MS`. */
   deliveryAckTimeoutMs: number;
   /** `REDIS_COMMAND_TIMEOUT_MS`. */

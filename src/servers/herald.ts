@@ -269,6 +269,7 @@ export async function startHerald(config: HeraldConfig, mode: Mode, logger: Logg
     production: config.production,
     introspection: config.introspection,
     shutdownDrainMs: config.shutdownDrainMs,
+    httpKeepAliveMs: config.httpKeepAliveMs,
     logger,
     metrics,
   };

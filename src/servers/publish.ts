@@ -37,7 +37,10 @@ import { createDeliveryPage } from '../transports/http/delivery-page.js';
  * The settings the publish server takes from config, each documented (with its default)
  * there. A mutation cut off by `shutdownDrainMs` may have been sent.
  */
-export type PublishSettings = Pick<HeraldConfig, 'limits' | 'corsOrigins' | 'corsLocalhost' | 'idempotencyWindowMs' | 'shutdownDrainMs' | 'production' | 'introspection'>;
+export type PublishSettings = Pick<
+  HeraldConfig,
+  'limits' | 'corsOrigins' | 'corsLocalhost' | 'idempotencyWindowMs' | 'shutdownDrainMs' | 'httpKeepAliveMs' | 'production' | 'introspection'
+>;
 
 export interface PublishServerOptions extends PublishSettings {
   /** Carries notifications out. */
@@ -124,6 +127,7 @@ export function createPublishServer(options: PublishServerOptions): PublishServe
   const http = createHttpEdge({
     origins: createOriginPolicy(options.corsOrigins, { localhost: options.corsLocalhost ?? false, onRefused: createRefusedOriginLog(logger) }),
     maxBodyBytes: limits.maxMessageBytes,
+    idleTimeoutMs: options.httpKeepAliveMs,
     // A publisher's batch needs more room than anyone else's request; its token is
     // checked from the headers, before a byte of the body is read.
     largerBody: {

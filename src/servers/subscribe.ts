@@ -42,7 +42,16 @@ import { createMemoryPreferenceStore, type PreferenceStore } from '../preference
 /** The settings the subscribe server takes from config, each documented (with its default) there. */
 export type SubscribeSettings = Pick<
   HeraldConfig,
-  'limits' | 'corsOrigins' | 'corsLocalhost' | 'connectionInitTimeoutMs' | 'keepAliveMs' | 'production' | 'introspection' | 'playground' | 'shutdownDrainMs'
+  | 'limits'
+  | 'corsOrigins'
+  | 'corsLocalhost'
+  | 'connectionInitTimeoutMs'
+  | 'keepAliveMs'
+  | 'httpKeepAliveMs'
+  | 'production'
+  | 'introspection'
+  | 'playground'
+  | 'shutdownDrainMs'
 >;
 
 export interface SubscribeServerOptions extends SubscribeSettings {
@@ -200,6 +209,7 @@ export function createSubscribeServer(options: SubscribeServerOptions): Subscrib
   const http = createHttpEdge({
     origins,
     maxBodyBytes: limits.maxMessageBytes,
+    idleTimeoutMs: options.httpKeepAliveMs,
     isReady: () => !stopping && broker.isReady(),
     // An event stream for a subscription (or a client that prefers one), JSON for the rest.
     graphql: createGraphQLRoute({

@@ -86,6 +86,8 @@ export interface ServerOptions {
   corsOrigins?: string[];
   connectionInitTimeoutMs?: number;
   keepAliveMs?: number;
+  /** `HTTP_KEEPALIVE_MS`. @default its default */
+  httpKeepAliveMs?: number;
   /** Production's defaults: masked errors, no suggestions, no introspection, no playground. @default false */
   production?: boolean;
   introspection?: boolean;
@@ -114,6 +116,7 @@ function configFor(options: ServerOptions): HeraldConfig {
     corsOrigins: options.corsOrigins ?? config.corsOrigins,
     connectionInitTimeoutMs: options.connectionInitTimeoutMs ?? config.connectionInitTimeoutMs,
     keepAliveMs: options.keepAliveMs ?? config.keepAliveMs,
+    httpKeepAliveMs: options.httpKeepAliveMs ?? config.httpKeepAliveMs,
     introspection: options.introspection ?? config.introspection,
     playground: options.playground ?? config.playground,
   };

@@ -79,6 +79,7 @@ describe('readConfig', () => {
       playground: true,
       connectionInitTimeoutMs: 3000,
       keepAliveMs: 12_000,
+      httpKeepAliveMs: 72_000,
       deliveryAckTimeoutMs: 1000,
       redisCommandTimeoutMs: 2000,
       redisMinReplicasAcked: 0,

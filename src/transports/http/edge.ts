@@ -10,6 +10,11 @@ import type { StaticPages } from './pages.js';
 export interface HttpEdgeOptions {
   /** Which browser origins may talk to the server (`CORS_ORIGINS`): {@link createOriginPolicy}. */
   origins: OriginPolicy;
+  /**
+   * How long a kept-alive connection may stay idle between requests (`HTTP_KEEPALIVE_MS`);
+   * the server announces it in each response's `Keep-Alive` header. @default 5000 (Node's)
+   */
+  idleTimeoutMs?: number;
   /** Largest request body, in bytes (`MAX_MESSAGE_BYTES`); a bigger one gets 413 unread. */
   maxBodyBytes: number;
   /**
@@ -82,7 +87,7 @@ export function createHttpEdge(options: HttpEdgeOptions): Server {
   const { origins } = options;
   const messageLimit: BodyLimit = { bytes: options.maxBodyBytes, variable: 'MAX_MESSAGE_BYTES' };
   const { largerBody } = options;
-  return createServer((request, response) => {
+  const server = createServer((request, response) => {
     const path = (request.url ?? '/').split('?')[0];
     const origin = request.headers.origin;
     if (!origins.allows(origin, request.headers.host)) {
@@ -132,6 +137,8 @@ export function createHttpEdge(options: HttpEdgeOptions): Server {
         return sendError(response, 404, 'NOT_FOUND', `no route ${path}: use ${GRAPHQL_PATH}, /healthz or /readyz`);
     }
   });
+  if (options.idleTimeoutMs !== undefined) server.keepAliveTimeout = options.idleTimeoutMs;
+  return server;
 }
 
 function sendJson(response: ServerResponse, status: number, body: unknown): void {
