@@ -8,13 +8,17 @@
 import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { closeAllFaultProxies, startFaultProxy } from '../support/fault-proxy.js';
 import { DEFAULTS, startHeraldPair, stopAll } from '../support/herald.js';
 import { SEND } from '../support/http.js';
 import { serviceToken } from '../support/tokens.js';
 
 const agents: Agent[] = [];
 afterEach(() => agents.splice(0).forEach((agent) => agent.destroy()));
-afterAll(stopAll);
+afterAll(async () => {
+  await closeAllFaultProxies();
+  await stopAll();
+});
 
 /**
  * A client that keeps connections as long as the server does. Node's agent has no idle
@@ -80,6 +84,25 @@ describe('HTTP keep-alive', () => {
     const healthAgain = await call(subscribeClient, healthz(subscribe.httpUrl));
     expect(healthAgain.reused).toBe(true);
     expect(healthAgain.socket).toBe(health.socket);
+  });
+
+  it('fetch with its defaults (what @herald/client publishes with) keeps its connection past 5 s too', async () => {
+    const { publish } = await startHeraldPair();
+    // A TCP proxy in front of the publish server counts the connections fetch opens.
+    const proxy = await startFaultProxy(publish.port);
+    const url = `http://127.0.0.1:${proxy.port}/graphql`;
+    const post = () =>
+      fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${serviceToken()}` }, body: sendBody });
+    const first = await post();
+    expect(first.headers.get('keep-alive')).toBe('timeout=72');
+    await first.text();
+    // fetch (undici) keeps an idle connection for the server's hint less a second; with
+    // Node's 5 s it would have dropped this one after 4 s and opened another.
+    await sleep(5_500);
+    const second = await post();
+    expect(second.status).toBe(200);
+    await second.text();
+    expect(proxy.accepted).toBe(1);
   });
 
   it('closes a connection idle for longer than HTTP_KEEPALIVE_MS, and not before', async () => {
