@@ -33,7 +33,7 @@ const ROOT = new URL('..', import.meta.url).pathname;
 const HERALD_ROOT = process.env['HERALD_ROOT'] ?? ROOT;
 const ROUNDS = Number(process.env['ROUNDS'] ?? '3');
 const SECONDS = Number(process.env['SECONDS'] ?? '4');
-const CONCURRENCY = 32;
+const CONCURRENCY = Number(process.env['CONCURRENCY'] ?? '32');
 /** Open loop at this many mutations per second; unset: closed loop, `CONCURRENCY` in flight. */
 const RATE = process.env['RATE'] === undefined ? undefined : Number(process.env['RATE']);
 const SECRET = 'bench-secret-that-is-at-least-32-bytes-long!';
@@ -64,13 +64,15 @@ interface Round {
   perSecond: number;
   serverUs: number;
   redisUs: number;
+  /** This process's (the driver's) CPU per mutation: what the server's answers cost a client. */
+  driverUs: number;
 }
 
 async function drive(url: string, seconds: number, server: number, redis: number): Promise<Round> {
   let sent = 0;
   const started = performance.now();
   const until = started + seconds * 1000;
-  const [serverBefore, redisBefore] = [cpuMs(server), cpuMs(redis)];
+  const [serverBefore, redisBefore, driverBefore] = [cpuMs(server), cpuMs(redis), process.cpuUsage()];
   const send = () => post(url, token, JSON.stringify({ query: QUERY, variables: { to: 'nobody', text: String(Date.now()) } }));
   if (RATE === undefined) {
     await Promise.all(
@@ -92,7 +94,13 @@ async function drive(url: string, seconds: number, server: number, redis: number
     await Promise.all(answered);
   }
   const elapsed = (performance.now() - started) / 1000;
-  return { perSecond: sent / elapsed, serverUs: ((cpuMs(server) - serverBefore) * 1000) / sent, redisUs: ((cpuMs(redis) - redisBefore) * 1000) / sent };
+  const driver = process.cpuUsage(driverBefore);
+  return {
+    perSecond: sent / elapsed,
+    serverUs: ((cpuMs(server) - serverBefore) * 1000) / sent,
+    redisUs: ((cpuMs(redis) - redisBefore) * 1000) / sent,
+    driverUs: (driver.user + driver.system) / sent,
+  };
 }
 
 const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN;
@@ -119,12 +127,13 @@ async function measure(system: string): Promise<void> {
     await drive(url, 2, server.pid ?? 0, redis.pid);
     const rounds: Round[] = [];
     for (let round = 0; round < ROUNDS; round++) rounds.push(await drive(url, SECONDS, server.pid ?? 0, redis.pid));
-    for (const { perSecond, serverUs, redisUs } of rounds) {
-      console.info(`${system}: ${perSecond.toFixed(0)} mutations/s, server ${serverUs.toFixed(1)} CPU µs per mutation, Redis ${redisUs.toFixed(1)}`);
+    for (const { perSecond, serverUs, redisUs, driverUs } of rounds) {
+      console.info(`${system}: ${perSecond.toFixed(0)} mutations/s, server ${serverUs.toFixed(1)} CPU µs per mutation, Redis ${redisUs.toFixed(1)}, driver ${driverUs.toFixed(1)}`);
     }
     console.info(
       `${system}, median of ${ROUNDS}: ${median(rounds.map((round) => round.perSecond)).toFixed(0)} mutations/s, ` +
-        `server ${median(rounds.map((round) => round.serverUs)).toFixed(1)} CPU µs per mutation, Redis ${median(rounds.map((round) => round.redisUs)).toFixed(1)}`,
+        `server ${median(rounds.map((round) => round.serverUs)).toFixed(1)} CPU µs per mutation, Redis ${median(rounds.map((round) => round.redisUs)).toFixed(1)}, ` +
+        `driver ${median(rounds.map((round) => round.driverUs)).toFixed(1)}`,
     );
   } finally {
     server.kill('SIGTERM');

@@ -241,6 +241,45 @@ interface System {
   /** A publisher's token (scope `notifications:publish`). */
   readonly serviceToken: string;
   token(user: string): string;
+  /**
+   * Starts another connection-holding process of this system, as its own was started,
+   * on the same Redis (so the system's publish process reaches it) and ports of its own:
+   * the idle row measures each round on a fresh one.
+   */
+  freshHolder(): Promise<Holder>;
+}
+
+/** A connection-holding process started for one round of the idle row. */
+interface Holder {
+  readonly wsUrl: string;
+  readonly pid: number;
+  /** SIGTERMs it and waits for it to exit. */
+  stop(): Promise<void>;
+}
+
+/** Ports of the idle row's fresh connection-holding processes: `PORT + HOLDER_PORTS` on. */
+const HOLDER_PORTS = 40;
+
+/** A {@link Holder} of a process just started, once `readyUrl` answers. */
+async function holder(child: ChildProcess, wsUrl: string, readyUrl: string): Promise<Holder> {
+  const exited = new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve();
+    else child.once('exit', () => resolve());
+  });
+  try {
+    await waitReady(readyUrl);
+  } catch (error) {
+    child.kill('SIGKILL');
+    throw error;
+  }
+  return {
+    wsUrl,
+    pid: child.pid ?? 0,
+    async stop() {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
 }
 
 const sign = (claims: object) => jwt.sign(claims, SECRET, { algorithm: 'HS256', expiresIn: 3600 });
@@ -265,6 +304,7 @@ async function startHerald(redis: RedisServer): Promise<System> {
   };
   const nodeArgs = [...HERALD_NODE_ARGS, ...(PROFILE ? ['--cpu-prof', '--cpu-prof-dir=bench/results/profiles'] : [])];
   const subscribe = startNode('dist/main.js', ['subscribe'], { ...env, SUBSCRIBE_WORKERS }, nodeArgs);
+  const holderPort = PORT + HOLDER_PORTS;
   const publish = startNode('dist/main.js', ['publish'], { ...env, PUBLISH_WORKERS }, nodeArgs);
   await waitReady(`http://127.0.0.1:${PORT}/readyz`);
   await waitReady(`http://127.0.0.1:${PORT + 1}/readyz`);
@@ -276,6 +316,12 @@ async function startHerald(redis: RedisServer): Promise<System> {
     connectionPid: subscribe.pid ?? 0,
     serviceToken,
     token: userToken,
+    freshHolder: () =>
+      holder(
+        startNode('dist/main.js', ['subscribe'], { ...env, SUBSCRIBE_WORKERS, SUBSCRIBE_PORT: String(holderPort), GRPC_PORT: String(holderPort + 1) }, nodeArgs),
+        `ws://127.0.0.1:${holderPort}/graphql`,
+        `http://127.0.0.1:${holderPort}/readyz`,
+      ),
   };
 }
 
@@ -284,9 +330,10 @@ async function startReference(name: 'yoga' | 'mercurius' | 'floor', redis: Redis
   const env = { REDIS_URL: redis.url, JWT_SECRET: SECRET, NODE_ENV: 'production' };
   const subscribe = startNode(`dist-bench/reference/${name}.js`, [], { ...env, PORT: String(port) });
   const publish = startNode(`dist-bench/reference/${name}.js`, [], { ...env, PORT: String(port + 1) });
-  const ready = (at: number) => waitReady(`http://127.0.0.1:${at}/graphql?query=${encodeURIComponent('{ __typename }')}`);
-  await ready(port);
-  await ready(port + 1);
+  const readyUrl = (at: number) => `http://127.0.0.1:${at}/graphql?query=${encodeURIComponent('{ __typename }')}`;
+  await waitReady(readyUrl(port));
+  await waitReady(readyUrl(port + 1));
+  const holderPort = PORT + HOLDER_PORTS + { yoga: 2, mercurius: 3, floor: 4 }[name];
   return {
     name,
     wsUrl: `ws://127.0.0.1:${port}/graphql`,
@@ -295,6 +342,8 @@ async function startReference(name: 'yoga' | 'mercurius' | 'floor', redis: Redis
     connectionPid: subscribe.pid ?? 0,
     serviceToken,
     token: userToken,
+    freshHolder: () =>
+      holder(startNode(`dist-bench/reference/${name}.js`, [], { ...env, PORT: String(holderPort) }), `ws://127.0.0.1:${holderPort}/graphql`, readyUrl(holderPort)),
   };
 }
 
@@ -609,21 +658,28 @@ function countCpu(system: System, pool: ClientPool): (elapsedMs: number) => { se
   };
 }
 
-/** RSS the connection-holding process gains per idle subscribed connection, in KB. */
+/** RSS a connection-holding process gains per idle subscribed connection, in KB: the median of `ROUNDS` rounds, each on a fresh process. */
 async function idleRss(system: System, connections: number): Promise<number> {
   const users = Array.from({ length: connections }, (_, n) => `idle${n}`);
-  const pool = await clientPool(2);
-  try {
-    await sleep(1000);
-    const before = rssKb(system.connectionPid);
-    await pool.open(system, users, 1);
-    await warmUp(system, pool, users);
-    await sleep(2000);
-    return (rssKb(system.connectionPid) - before) / connections;
-  } finally {
-    await pool.close();
-    await sleep(1000);
+  const perConnection: number[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    const fresh = await system.freshHolder();
+    const pool = await clientPool(2);
+    try {
+      await sleep(1000);
+      const before = rssKb(fresh.pid);
+      await pool.open({ ...system, wsUrl: fresh.wsUrl }, users, 1);
+      await warmUp(system, pool, users);
+      await sleep(2000);
+      perConnection.push((rssKb(fresh.pid) - before) / connections);
+    } finally {
+      await pool.close();
+      await fresh.stop();
+      await sleep(1000);
+    }
   }
+  console.info(`bench: ${system.name}: ${perConnection.map((kb) => kb.toFixed(1)).join(', ')} KB per idle connection`);
+  return median(perConnection);
 }
 
 // ---------------------------------------------------------------- many connections
@@ -975,11 +1031,16 @@ async function main(): Promise<void> {
       const seconds = 5 * Math.min(1, SCALE * 2);
       const rate = async (system: System, query: string) => {
         const load = { url: system.publishUrl, token: system.serviceToken, query, targets: ['nobody'], concurrency: CONCURRENCY };
-        // Unmeasured first, as long as the measure: each system's compiler and heap settle
+        // Unmeasured first, as long as a round: each system's compiler and heap settle
         // (a server serves for hours; the first seconds of a process say how it starts).
         await drive({ ...load, seconds });
-        const report = await drive({ ...load, seconds });
-        return report.accepted / (report.elapsedMs / 1000);
+        const rates: number[] = [];
+        for (let round = 0; round < ROUNDS; round++) {
+          const report = await drive({ ...load, seconds });
+          rates.push(report.accepted / (report.elapsedMs / 1000));
+        }
+        console.info(`bench: ${system.name}: ${rates.map((perSecond) => perSecond.toFixed(0)).join(', ')} mutations/s`);
+        return median(rates);
       };
       const single = await each(async (system) => {
         console.info(`bench: ${system.name}: single mutations, ${CONCURRENCY} in flight`);
