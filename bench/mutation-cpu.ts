@@ -7,8 +7,8 @@
  * `npm run bench`'s single-mutation row), sends for 2 s unmeasured, then measures
  * `ROUNDS` rounds of `SECONDS` s, 32 requests in flight, each a mutation with
  * `{ receivedUsers }` to a user nobody listens for. Per round it prints mutations per
- * second, the server's CPU µs per mutation and Redis' (from /proc, user + system), and
- * the median of the rounds.
+ * second, the server's CPU µs per mutation and Redis' (from /proc, user + system), this
+ * driver's own (what reading the answers costs a client), and the median of the rounds.
  *
  * CPU per mutation is the figure to compare: it is the server's own work, while the rate
  * also depends on the load driver (this process) and Redis sharing the machine's cores.
@@ -19,6 +19,7 @@
  *
  *   npx tsx bench/mutation-cpu.ts                   # Herald, Mercurius and the floor
  *   ROUNDS=5 SECONDS=4 npx tsx bench/mutation-cpu.ts herald
+ *   CONCURRENCY=128 npx tsx bench/mutation-cpu.ts herald mercurius   # another number in flight (default 32)
  *   HERALD_ROOT=/path/to/another/checkout npx tsx bench/mutation-cpu.ts herald   # another build's dist/
  *   NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/profiles' npx tsx bench/mutation-cpu.ts herald   # node flags for the server
  */
