@@ -133,7 +133,7 @@ export function createPublishBatch(options: PublishBatchOptions): (args: Publish
   const call = async (batch: readonly Pending[]): Promise<void> => {
     const candidate = options.candidate();
     const keys: string[] = [];
-    const args: Array<string | number> = [candidate, retention.maxLength, retention.maxAgeMs, publishCommand];
+    const args: Array<string | number> = [candidate, retention.maxLength, retention.maxAgeMs, publishCommand, retention.ledgerMaxAgeMs ?? retention.maxAgeMs];
     for (const { args: one } of batch) {
       keys.push(one.tenantKey, one.stream, one.idempotencyKey, one.pushStream);
       args.push(one.channel, one.frameHead, one.payload, one.windowMs, one.ledgerPrefix, one.acceptedEvent, one.pushWhen, one.pushHead, one.pushTail, one.pushMaxLength);

@@ -12,11 +12,12 @@ import type { Cluster, Redis, Result } from 'ioredis';
  * KEYS, four per notification: tenant hash, stream, idempotency key, push stream (each of
  * the last two the tenant hash again when unused).
  * ARGV: the call's candidate epoch, max length, max age (ms), the publish command
- * (`PUBLISH`, or `SPUBLISH` on a Cluster: the channel shares the keys' slot); then ten per
+ * (`PUBLISH`, or `SPUBLISH` on a Cluster: the channel shares the keys' slot), the ledger's
+ * TTL (ms); then ten per
  * notification: channel, frame head (`<report channel>\n<sequence>`), payload, idempotency
  * window (ms, '' when unused), the ledger's key prefix ('' for none: the id is put after
  * it; it shares the tenant's hash tag, so its slot), its accepted event's JSON without
- * `at` (added here, from Redis' clock) — the timeline is made with it and history's TTL,
+ * `at` (added here, from Redis' clock) — the timeline is made with it and the ledger's TTL,
  * unless the Cluster refuses the key (not declared: the tenant's slot migrating), when the
  * publish goes on without it — and the push entry: when to write it ('' never, `always`,
  * `unheard`: when PUBLISH reached no subscribe server), its JSON before and after the id,
@@ -30,7 +31,7 @@ import type { Cluster, Redis, Result } from 'ioredis';
  * connection is out of step (bytes lost in between; see `redis/liveness.ts`).
  */
 const PUBLISH_SCRIPT = `
-local candidate, maxLength, maxAgeMs, publishCommand = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local candidate, maxLength, maxAgeMs, publishCommand, ledgerMaxAgeMs = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local expiredBefore = string.format('(%d', math.max(0, now - tonumber(maxAgeMs)))
@@ -77,7 +78,7 @@ local function publish(k, a)
     -- migrates: pcall lets the publish go on without its accepted event then.
     local ledger = ARGV[a + 4] .. id
     local made = redis.pcall('RPUSH', ledger, '{"at":' .. now .. ',' .. string.sub(ARGV[a + 5], 2))
-    if type(made) == 'number' then redis.call('PEXPIRE', ledger, maxAgeMs) end
+    if type(made) == 'number' then redis.call('PEXPIRE', ledger, ledgerMaxAgeMs) end
   end
   local receivers = redis.call(publishCommand, channel, head .. '\\n' .. id .. '\\n' .. payload)
   local when = ARGV[a + 6]
@@ -90,7 +91,7 @@ end
 
 local replies = {}
 for n = 0, #KEYS / 4 - 1 do
-  local ok, reply = pcall(publish, 4 * n + 1, 5 + 10 * n)
+  local ok, reply = pcall(publish, 4 * n + 1, 6 + 10 * n)
   if not ok then
     reply = {'', -2, type(reply) == 'table' and reply.err or tostring(reply)}
   end

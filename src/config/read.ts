@@ -63,6 +63,7 @@ export function readConfig(env: Env = process.env): HeraldConfig {
     retention: {
       maxLength: read.value('HISTORY_MAX_LENGTH'),
       maxAgeMs: read.value('HISTORY_MAX_AGE_SECONDS') * 1000,
+      ledgerMaxAgeMs: read.value('LEDGER_MAX_AGE_SECONDS') * 1000,
     },
     idempotencyWindowMs: read.value('IDEMPOTENCY_WINDOW_SECONDS') * 1000,
     ledgerMaxEvents: read.value('LEDGER_MAX_EVENTS'),

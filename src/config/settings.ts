@@ -305,10 +305,20 @@ const SERVER_SETTINGS = {
   LEDGER_MAX_EVENTS: integer({
     section: 'History',
     readBy: ALL,
-    doc: "events kept in one notification's ledger (`delivery(id)`: accepted, live deliveries, push attempts, reads), kept as long as history (`HISTORY_MAX_AGE_SECONDS`); the first ones are kept and the rest counted (`eventsDropped`); 0 turns the ledger off everywhere ([The ledger](operating.md#the-ledger))",
+    doc: "events kept in one notification's ledger (`delivery(id)`: accepted, live deliveries, push attempts, reads), for `LEDGER_MAX_AGE_SECONDS`; the first ones are kept and the rest counted (`eventsDropped`); 0 turns the ledger off everywhere ([The ledger](operating.md#the-ledger))",
     default: 200,
     min: 0,
     max: 100_000,
+  }),
+  LEDGER_MAX_AGE_SECONDS: integer({
+    section: 'History',
+    readBy: ['publish'],
+    doc: "how long a notification's ledger is kept from its publish (then `delivery(id)` answers null). A ledger is about 400 B of Redis per notification, kept for this long whatever the notification rate: 100 notifications/s for a day is about 3.4 GB ([what it costs](operating.md#the-ledger))",
+    default: DAY_S,
+    shownDefault: '86400 (1 day)',
+    min: 1,
+    max: 365 * DAY_S,
+    unit: 's',
   }),
   IDEMPOTENCY_WINDOW_SECONDS: integer({
     section: 'History',

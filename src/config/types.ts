@@ -8,12 +8,14 @@ import type { CidrNetwork } from './networks.js';
 import type { ApnsCredentials, ServiceAccountKey, VapidKeys } from './push.js';
 import type { RedisAddress } from './setting.js';
 
-/** How much history each stream keeps. */
+/** How much history each stream keeps, and how long a notification's ledger is kept. */
 export interface Retention {
   /** `HISTORY_MAX_LENGTH`. */
   maxLength: number;
   /** `HISTORY_MAX_AGE_SECONDS`, in ms. */
   maxAgeMs: number;
+  /** `LEDGER_MAX_AGE_SECONDS`, in ms: the TTL a notification's ledger is made with. @default maxAgeMs */
+  ledgerMaxAgeMs?: number;
 }
 
 /** The gRPC servers' keepalive policy (src/transports/grpc/ping-policy.ts). */

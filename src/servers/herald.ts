@@ -131,7 +131,7 @@ export function connectBroker(
   const ledgerSettings = settings.ledger !== undefined && settings.ledger.maxEvents > 0 ? settings.ledger : undefined;
   const counts: LedgerCounts | undefined = metrics?.counts;
   if (redisLocation(settings) === undefined) {
-    const ledger = ledgerSettings && createMemoryLedger({ maxEvents: ledgerSettings.maxEvents, ttlMs: settings.retention.maxAgeMs, ...(counts ? { counts } : {}) });
+    const ledger = ledgerSettings && createMemoryLedger({ maxEvents: ledgerSettings.maxEvents, ttlMs: settings.retention.ledgerMaxAgeMs ?? settings.retention.maxAgeMs, ...(counts ? { counts } : {}) });
     const broker = createInProcessBroker({ retention: settings.retention, ledger });
     return { broker, ledger, subscriber: undefined, publisher: undefined, cluster: undefined, lastRedisError: () => undefined, closeConnections: async () => undefined };
   }

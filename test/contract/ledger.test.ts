@@ -28,14 +28,21 @@ afterAll(async () => {
 type Kind = 'in-process' | 'redis' | 'redis cluster';
 
 const MAX_EVENTS = 4;
+/** History's age (`HISTORY_MAX_AGE_SECONDS`). */
 const MAX_AGE_MS = 60_000;
+/** The ledger's own (`LEDGER_MAX_AGE_SECONDS`), shorter than history's. */
+const LEDGER_MAX_AGE_MS = 30_000;
 const keys = createLedgerKeys(PREFIX);
 
 describe.each<[Kind]>([['in-process'], ['redis'], ['redis cluster']])('the ledger beside the %s broker', (kind) => {
   let tested: TestBroker;
-  beforeAll(async () => {
+  /** A broker of this kind with a ledger of `ledgerMaxAgeMs`. */
+  const brokerWith = (ledgerMaxAgeMs: number): Promise<TestBroker> => {
     const settings = { ledger: { maxEvents: MAX_EVENTS, channelPrefix: PREFIX }, ...(kind === 'redis cluster' ? { redisCluster: { nodes: cluster.seeds, password: undefined } } : {}) };
-    tested = await createTestBroker(kind === 'redis' ? redis.url : undefined, { retention: { maxLength: 100, maxAgeMs: MAX_AGE_MS }, settings });
+    return createTestBroker(kind === 'redis' ? redis.url : undefined, { retention: { maxLength: 100, maxAgeMs: MAX_AGE_MS, ledgerMaxAgeMs }, settings });
+  };
+  beforeAll(async () => {
+    tested = await brokerWith(LEDGER_MAX_AGE_MS);
   });
   const ledger = () => {
     if (tested.ledger === undefined) throw new Error('the broker has no ledger');
@@ -43,7 +50,7 @@ describe.each<[Kind]>([['in-process'], ['redis'], ['redis cluster']])('the ledge
   };
 
   /** Publishes to `user` of `tenant`, starting its ledger unless `withLedger` is false. */
-  const publish = async (tenant: string, user: string, options: { withLedger?: boolean; idempotencyKey?: string } = {}): Promise<string> => {
+  const publish = async (tenant: string, user: string, options: { withLedger?: boolean; idempotencyKey?: string; through?: TestBroker } = {}): Promise<string> => {
     const request: PublishRequest = {
       destination: channels.destination(tenant, 'USER', user),
       tenantKey: channels.tenantKey(tenant),
@@ -55,7 +62,7 @@ describe.each<[Kind]>([['in-process'], ['redis'], ['redis cluster']])('the ledge
           ? undefined
           : { tenant, keyPrefix: keys.prefixOf(tenant), event: { type: 'accepted', publisher: 'billing', audience: 'USER', to: user, push: 'ALWAYS' } },
     };
-    return (await tested.broker.publish(request)).id;
+    return (await (options.through ?? tested).broker.publish(request)).id;
   };
   const push = (user: string, attempt: number): LedgerEvent => ({ type: 'push', at: Date.now(), status: 'failed', user, device: 'd1', kind: 'WEBHOOK', attempt, reason: 'timeout' });
 
@@ -111,16 +118,39 @@ describe.each<[Kind]>([['in-process'], ['redis'], ['redis cluster']])('the ledge
     expect((await ledger().read('acme', first))?.events).toHaveLength(1);
   });
 
-  it.runIf(kind === 'redis')("expires with history: the timeline has history's TTL, its dropped counter the timeline's", async () => {
+  it.runIf(kind === 'redis')("expires on its own age, not history's: the timeline has the ledger's TTL, its dropped counter the timeline's", async () => {
     const id = await publish('acme', 'eve');
     for (let attempt = 1; attempt <= MAX_EVENTS; attempt++) ledger().record('acme', id, push('eve', attempt));
     await ledger().flush();
     const client = redis.client();
     const ttl = await client.pttl(keys.ledger('acme', id));
     expect(ttl).toBeGreaterThan(0);
-    expect(ttl).toBeLessThanOrEqual(MAX_AGE_MS);
+    expect(ttl).toBeLessThanOrEqual(LEDGER_MAX_AGE_MS);
+    // The notification's history stream keeps history's own, longer TTL.
+    expect(await client.pttl(channels.destination('acme', 'USER', 'eve').stream)).toBeGreaterThan(LEDGER_MAX_AGE_MS);
     const droppedTtl = await client.pttl(keys.dropped('acme', id));
     expect(droppedTtl).toBeGreaterThan(0);
     expect(droppedTtl).toBeLessThanOrEqual(ttl);
+  });
+
+  it('forgets a timeline once the ledger\'s age has passed, while history still holds the notification', async () => {
+    const ageMs = 1500;
+    const short = await brokerWith(ageMs);
+    const published = Date.now();
+    const id = await publish('acme', 'fay', { through: short });
+    const reader = short.ledger;
+    if (reader === undefined) throw new Error('the broker has no ledger');
+    // A read before the age is up: the timeline is there (a stalled machine would skip this check, never fail it).
+    const early = await reader.read('acme', id);
+    if (Date.now() - published < ageMs) expect(early?.events).toHaveLength(1);
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, published + ageMs + 300 - Date.now())));
+    expect(await reader.read('acme', id)).toBeUndefined();
+    // An event for it now finds no timeline and brings none back.
+    reader.record('acme', id, push('fay', 1));
+    await reader.flush();
+    expect(await reader.read('acme', id)).toBeUndefined();
+    const destination = channels.destination('acme', 'USER', 'fay');
+    const history = await short.broker.readAfter({ tenantKey: channels.tenantKey('acme'), streams: [destination.stream], after: { epoch: undefined, ms: 0, seq: 0 }, limit: 10 });
+    expect(history).toMatchObject({ gap: false, entries: [{ id }] });
   });
 });

@@ -83,7 +83,7 @@ describe('readConfig', () => {
       deliveryAckTimeoutMs: 1000,
       redisCommandTimeoutMs: 2000,
       redisMinReplicasAcked: 0,
-      retention: { maxLength: 1000, maxAgeMs: 7 * 24 * 3600 * 1000 },
+      retention: { maxLength: 1000, maxAgeMs: 7 * 24 * 3600 * 1000, ledgerMaxAgeMs: 24 * 3600 * 1000 },
       idempotencyWindowMs: 600_000,
       ledgerMaxEvents: 200,
       preferencesMaxCategoriesPerUser: 100,
