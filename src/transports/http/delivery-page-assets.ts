@@ -126,7 +126,7 @@ async function ask(event) {
     }
     const delivery = body.data && body.data.delivery;
     if (!delivery) {
-      $('status').textContent = 'No ledger for ' + id + ': unknown, another tenant\\'s, older than history, or the ledger is off.';
+      $('status').textContent = 'No ledger for ' + id + ': unknown, another tenant\\'s, older than LEDGER_MAX_AGE_SECONDS, or the ledger is off.';
       return;
     }
     $('status').textContent = 'Ledger of ' + delivery.id + ' (' + delivery.events.length + ' events)';
