@@ -304,10 +304,10 @@ async function startHerald(redis: RedisServer): Promise<System> {
   };
   const nodeArgs = [...HERALD_NODE_ARGS, ...(PROFILE ? ['--cpu-prof', '--cpu-prof-dir=bench/results/profiles'] : [])];
   const subscribe = startNode('dist/main.js', ['subscribe'], { ...env, SUBSCRIBE_WORKERS }, nodeArgs);
-  const holderPort = PORT + HOLDER_PORTS;
   const publish = startNode('dist/main.js', ['publish'], { ...env, PUBLISH_WORKERS }, nodeArgs);
   await waitReady(`http://127.0.0.1:${PORT}/readyz`);
   await waitReady(`http://127.0.0.1:${PORT + 1}/readyz`);
+  const holderPort = PORT + HOLDER_PORTS;
   return {
     name: 'herald',
     wsUrl: `ws://127.0.0.1:${PORT}/graphql`,
@@ -1260,7 +1260,7 @@ async function main(): Promise<void> {
     results['targets'] = targets;
 
     const lines = [
-      `Machine: ${String(results['machine'])}; ${String(results['date'])}; scale ${SCALE}; medians of ${ROUNDS} rounds per delivery scenario` +
+      `Machine: ${String(results['machine'])}; ${String(results['date'])}; scale ${SCALE}; medians of ${ROUNDS} rounds per row (the connections scenario: one)` +
         `${SUBSCRIBE_WORKERS === '1' ? '' : `; ${SUBSCRIBE_WORKERS} subscribe workers`}${PUBLISH_WORKERS === '1' ? '' : `; ${PUBLISH_WORKERS} publish workers`}${ONLY ? `; only ${[...ONLY].join(', ')}` : ''}.`,
       '',
       `| measure | Herald | plain Yoga | Mercurius |${FLOOR ? ' floor (no GraphQL) |' : ''} better reference | Herald ÷ better reference |`,
