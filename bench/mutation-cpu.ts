@@ -25,9 +25,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import jwt from 'jsonwebtoken';
-import { startRedisServer } from '../test/support/redis-server.js';
+import { freePort, startRedisServer } from '../test/support/redis-server.js';
 import { post } from './publisher.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -49,16 +48,6 @@ const token = jwt.sign({ sub: 'bench', tenant: 'acme', scope: 'notifications:pub
 function cpuMs(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
   return (Number(fields[11]) + Number(fields[12])) * 10;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-    server.once('error', reject);
-  });
 }
 
 interface Round {

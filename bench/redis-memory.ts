@@ -17,10 +17,9 @@
  *   NOTIFICATIONS=50000 TEXT_LENGTH=200 npx tsx bench/redis-memory.ts
  */
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 import jwt from 'jsonwebtoken';
-import { startRedisServer } from '../test/support/redis-server.js';
+import { freePort, startRedisServer } from '../test/support/redis-server.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const NOTIFICATIONS = Number(process.env['NOTIFICATIONS'] ?? '20000');
@@ -30,16 +29,6 @@ const BATCH = 500;
 const SECRET = 'bench-secret-that-is-at-least-32-bytes-long!';
 const token = jwt.sign({ sub: 'bench', tenant: 'acme', scope: 'notifications:publish' }, SECRET, { algorithm: 'HS256', expiresIn: 3600 });
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-    server.once('error', reject);
-  });
-}
 
 async function post(url: string, query: string, variables: object): Promise<unknown> {
   const response = await fetch(url, {

@@ -8,8 +8,7 @@
  */
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { startRedisServer } from '../test/support/redis-server.js';
+import { freePort, startRedisServer } from '../test/support/redis-server.js';
 
 const RUNS = Number(process.env['STARTUP_RUNS'] ?? '5');
 const ROOT = new URL('..', import.meta.url);
@@ -19,14 +18,6 @@ const VARIANTS: Record<string, [string, ...string[]]> = {
   'node --import tsx src/main.ts subscribe': [process.execPath, '--import', 'tsx', 'src/main.ts', 'subscribe'],
   'tsx src/main.ts subscribe (tsx CLI → node)': ['node_modules/.bin/tsx', 'src/main.ts', 'subscribe'],
 };
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return typeof address === 'object' && address ? address.port : 0;
-}
 
 /** Resident bytes of `pid` and every process below it. */
 function treeRss(pid: number): number {
