@@ -304,9 +304,15 @@ describe('Herald on a Redis Cluster (3 masters, 3 replicas)', () => {
     // Placed again within a few retries of at most 2 s each (redis-shard-channels.ts) once
     // the slot map names the promoted master; its log says why, if not.
     await waitFor(async () => promoted !== undefined && (await shardSubscribers(promoted, channel)) === 1, "carol's channel on the promoted master", 20_000).catch(
-      (error: unknown) => {
-        const log = subscribeA?.output().trim().split('\n').slice(-12).join('\n');
-        throw new Error(`${String(error)}; the subscribe server's last lines:\n${log}`);
+      async (error: unknown) => {
+        // Where the channel is heard, by every live node, and what the server said last.
+        const heard = await Promise.all(
+          cluster.servers
+            .filter((node) => node !== master)
+            .map(async (node) => `${node.address}${node === promoted ? ' (promoted)' : ''} ${await shardSubscribers(node, channel).catch(String)}`),
+        );
+        const log = subscribeA?.output().trim().split('\n').slice(-40).join('\n');
+        throw new Error(`${String(error)}; PUBSUB SHARDNUMSUB ${channel}: ${heard.join(', ')}; the subscribe server's last lines:\n${log}`);
       },
     );
     // Meanwhile each subscribe server dialled the dead master with a backoff (100 ms,
