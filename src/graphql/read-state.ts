@@ -63,11 +63,33 @@ async function countPages(read: (from: Cursor | undefined, limit: number) => Pro
 }
 
 /**
+ * `shown`, among the entries no newer than `newest` (a notification id): a count as of
+ * a page read before it, which a notification stored since must not grow.
+ */
+function notAfter(newest: Cursor, shown: ShownInApp): ShownInApp {
+  return (entry) => {
+    const at = parseCursor(entry.id);
+    const within = at === undefined || at.epoch !== newest.epoch || compareStreamIds(streamId(at), streamId(newest)) <= 0;
+    return within && shown(entry);
+  };
+}
+
+/**
  * How many kept notifications of `principal` newer than `readUpTo` the user sees (`shown`:
  * a category muted in the app is neither listed nor counted), up to
- * {@link MAX_UNREAD_COUNT}, among at most {@link MAX_UNREAD_SCAN} read.
+ * {@link MAX_UNREAD_COUNT}, among at most {@link MAX_UNREAD_SCAN} read. With `asOf` (the
+ * newest entry of a page read before), those stored after it are not counted: the count
+ * and the page then describe the same moment.
  */
-export async function countUnread(broker: Broker, namer: Namer, principal: Principal, readUpTo: Cursor | undefined, shown: ShownInApp = everyEntry): Promise<number> {
+export async function countUnread(
+  broker: Broker,
+  namer: Namer,
+  principal: Principal,
+  readUpTo: Cursor | undefined,
+  shownInApp: ShownInApp = everyEntry,
+  asOf?: Cursor,
+): Promise<number> {
+  const shown = asOf === undefined ? shownInApp : notAfter(asOf, shownInApp);
   const tenantKey = namer.tenantKey(principal.tenant);
   const streams = namer.subscriberDestinations(principal).map(({ stream }) => stream);
   if (readUpTo) {

@@ -128,7 +128,13 @@ export function buildSchema({ broker, namer, resolvers, ledger, preferencesOf }:
       // The page's last entry, shown or not: a page whose every entry is hidden still pages on.
       pageInfo: { hasNextPage: page.hasMore, endCursor: page.entries.at(-1)?.id ?? null },
       // Counted only when asked for: it is one more history read (more when muted entries fill a page).
-      unreadCount: () => countUnread(broker, namer, principal, readUpTo, shown && shownEntry(shown)),
+      // The first page's count is as of that page (nothing stored since its newest entry),
+      // so a client adding the live notifications it receives never counts one twice.
+      unreadCount: () => {
+        if (before !== undefined) return countUnread(broker, namer, principal, readUpTo, shown && shownEntry(shown));
+        const newest = parseCursor(page.entries[0]?.id);
+        return newest === undefined ? 0 : countUnread(broker, namer, principal, readUpTo, shown && shownEntry(shown), newest);
+      },
       readUpTo: readUpTo ? formatCursor(readUpTo) : null,
     };
   };

@@ -5,6 +5,7 @@
  * two servers.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Broker } from '../../src/broker/types.js';
 import { channels, createTestBroker, startPublishServer, startSubscribeServer, stopAll, waitFor } from '../support/herald.js';
 import { errorCode, postGraphQL, send, sendFull } from '../support/http.js';
 import { startRedisServer, type RedisServer } from '../support/redis-server.js';
@@ -134,5 +135,31 @@ describe('read state', () => {
     await postGraphQL(httpOf(deviceA), MARK_READ, { token: userToken(user), variables: { userName: user, upTo: sent.id } });
     const restarted = await startSubscribeServer((await createTestBroker(redis.url)).broker);
     expect(await list(restarted.wsUrl, user)).toMatchObject({ unreadCount: 0, readUpTo: sent.id, edges: [{ read: true }] });
+  });
+
+  it('counts unread as of the page it lists: a notification stored between the page and the count is in neither, so a client adding it live counts it once', async () => {
+    const user = 'reader-race';
+    const first = await sendFull(publishUrl, serviceToken(), { to: user, text: 'before the list' });
+    const { broker } = await createTestBroker(redis.url);
+    // The list's page is read, then a notification is stored, then the count is read:
+    // the interleaving two devices of one user meet when one lists while another publishes.
+    let between: Promise<{ id: string }> | undefined;
+    const racing: Broker = {
+      ...broker,
+      readPage: async (request) => {
+        const page = await broker.readPage(request);
+        if (between === undefined) {
+          between = sendFull(publishUrl, serviceToken(), { to: user, text: 'between the page and the count' });
+          await between;
+        }
+        return page;
+      },
+    };
+    const listed = await list((await startSubscribeServer(racing)).wsUrl, user);
+    expect(between, 'the notification stored between the two reads').toBeDefined();
+    expect(listed.edges.map((edge) => edge.node.id)).toEqual([first.id]);
+    expect(listed.unreadCount).toBe(1);
+    // Listed again, both are there and counted.
+    expect(await list(deviceA, user)).toMatchObject({ unreadCount: 2, edges: [{ node: { id: (await between)?.id } }, { node: { id: first.id } }] });
   });
 });

@@ -76,6 +76,26 @@ describe('createInboxStore', () => {
     expect(store.inbox.unreadCount).toBe(1);
   });
 
+  it('adds a notification delivered live while the list was read to the count the server gave as of its page', async () => {
+    let answer: (value: unknown) => void = () => undefined;
+    const store = createInboxStore({
+      userName: 'bob',
+      recentLimit: 10,
+      request: () => new Promise((resolve) => (answer = resolve)),
+      report: (error) => {
+        throw error;
+      },
+    });
+    store.status('live');
+    await settle();
+    // Stored after the server read the page below, delivered before its answer arrives.
+    store.added(note('e_1-10'));
+    answer({ notifications: { edges: [{ node: note('e_1-9') }, { node: note('e_1-8') }], readUpTo: 'e_1-1', unreadCount: 7 } });
+    await settle();
+    expect(store.inbox.recent.map((n) => n.id)).toEqual(['e_1-10', 'e_1-9', 'e_1-8']);
+    expect(store.inbox.unreadCount).toBe(8); // the 7 the page's count knew of, and the one delivered since
+  });
+
   it('reads the list again from the server after a gap', async () => {
     const { store, sent } = recordingStore();
     store.status('live');

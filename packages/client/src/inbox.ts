@@ -99,7 +99,10 @@ export function createInboxStore(options: InboxOptions): InboxStore {
       const nodes = edges.map((edge: unknown) => (isRecord(edge) ? edge['node'] : undefined)).filter(isNotification);
       merge(nodes);
       if (typeof page['readUpTo'] === 'string') moveReadTo(page['readUpTo']);
-      const unreadHeld = recent.filter((notification) => isAfter(notification.id, readUpTo)).length;
+      // The server counts as of its page: a held notification newer than the page's newest
+      // came live since, and is not in its count.
+      const newest = nodes[0]?.id;
+      const unreadHeld = newest === undefined ? 0 : recent.filter((notification) => isAfter(notification.id, readUpTo) && !isAfter(notification.id, newest)).length;
       if (typeof page['unreadCount'] === 'number') olderUnread = Math.max(0, page['unreadCount'] - unreadHeld);
       changed();
     } catch {
