@@ -131,9 +131,10 @@ export function buildSchema({ broker, namer, resolvers, ledger, preferencesOf }:
       // The first page's count is as of that page (nothing stored since its newest entry),
       // so a client adding the live notifications it receives never counts one twice.
       unreadCount: () => {
-        if (before !== undefined) return countUnread(broker, namer, principal, readUpTo, shown && shownEntry(shown));
-        const newest = parseCursor(page.entries[0]?.id);
-        return newest === undefined ? 0 : countUnread(broker, namer, principal, readUpTo, shown && shownEntry(shown), newest);
+        const asOf = before === undefined ? parseCursor(page.entries[0]?.id) : undefined;
+        // A first page with nothing on it: nothing was kept when it was read.
+        if (before === undefined && asOf === undefined) return 0;
+        return countUnread(broker, namer, principal, readUpTo, shown && shownEntry(shown), asOf);
       },
       readUpTo: readUpTo ? formatCursor(readUpTo) : null,
     };

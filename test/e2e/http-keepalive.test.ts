@@ -11,6 +11,8 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { closeAllFaultProxies, startFaultProxy } from '../support/fault-proxy.js';
 import { DEFAULTS, startHeraldPair, stopAll } from '../support/herald.js';
 import { SEND } from '../support/http.js';
+import { startHeraldProcess, stopAllProcesses } from '../support/process.js';
+import { startRedisServer } from '../support/redis-server.js';
 import { serviceToken } from '../support/tokens.js';
 
 const agents: Agent[] = [];
@@ -106,12 +108,13 @@ describe('HTTP keep-alive', () => {
   });
 
   it('closes a connection idle for longer than HTTP_KEEPALIVE_MS, and not before', async () => {
-    const { subscribe, publish } = await startHeraldPair(undefined, { httpKeepAliveMs: 2000 });
+    // 4 s against an idle pause of 0.8 s: a busy machine's stall of 3 s still sees it open.
+    const { subscribe, publish } = await startHeraldPair(undefined, { httpKeepAliveMs: 4000 });
     for (const url of [publish.url, healthz(subscribe.httpUrl)]) {
       const client = keptAliveClient();
       const init = url === publish.url ? { method: 'POST', body: sendBody, token: serviceToken() } : {};
       const first = await call(client, url, init);
-      expect(first.headers['keep-alive']).toBe('timeout=2');
+      expect(first.headers['keep-alive']).toBe('timeout=4');
       let closedAt: number | undefined;
       first.socket.once('close', () => (closedAt = Date.now()));
 
@@ -125,10 +128,33 @@ describe('HTTP keep-alive', () => {
       expect(second.socket).toBe(first.socket);
 
       // Idle for longer: the server closes it, and not before the timeout has passed.
-      const deadline = secondSentAt + 2000 + 5000;
+      const deadline = secondSentAt + 4000 + 5000;
       while (closedAt === undefined && Date.now() < deadline) await sleep(50);
       expect(closedAt, `not closed ${deadline - secondSentAt} ms after the last request`).toBeDefined();
-      expect((closedAt ?? 0) - secondSentAt, 'closed before HTTP_KEEPALIVE_MS had passed').toBeGreaterThanOrEqual(1990);
+      expect((closedAt ?? 0) - secondSentAt, 'closed before HTTP_KEEPALIVE_MS had passed').toBeGreaterThanOrEqual(3990);
+    }
+  });
+
+  it('SIGTERM closes an idle kept-alive connection at once: its 72 s do not hold the stop', async () => {
+    const redis = await startRedisServer();
+    try {
+      // A drain deadline of 20 s: a stop that waited on the idle connection would end there.
+      const publish = await startHeraldProcess('publish', { env: { REDIS_URL: redis.url, SHUTDOWN_DRAIN_MS: '20000' } });
+      const client = keptAliveClient();
+      const sent = await call(client, `http://127.0.0.1:${publish.publishPort}/graphql`, { method: 'POST', body: sendBody, token: serviceToken() });
+      expect(sent.headers['keep-alive']).toBe('timeout=72');
+      let closedAt: number | undefined;
+      sent.socket.once('close', () => (closedAt = Date.now()));
+      const signalled = Date.now();
+      expect(publish.child.kill('SIGTERM')).toBe(true);
+      expect(await publish.exited).toBe(0);
+      while (closedAt === undefined && Date.now() - signalled < 20_000) await sleep(20);
+      expect(closedAt, 'the idle connection was never closed').toBeDefined();
+      expect((closedAt ?? 0) - signalled, 'the idle connection outlived the signal by half the drain deadline').toBeLessThan(10_000);
+      expect(Date.now() - signalled).toBeLessThan(10_000);
+    } finally {
+      await stopAllProcesses();
+      await redis.stop();
     }
   });
 });

@@ -12,7 +12,7 @@ import { acknowledgedSockets, closeAllClients } from '../../support/ws.js';
 
 /** WebSockets held through the stop: their 1001s are spread over half the drain, so it lasts. */
 const SOCKETS = 20;
-const DRAIN_MS = 4000;
+const DRAIN_MS = 10_000;
 
 let redis: RedisServer;
 beforeAll(async () => {
