@@ -40,6 +40,20 @@ redis.call('HINCRBY', KEYS[1], 'v', 1)
 return redis.call('HGETALL', KEYS[1])
 `;
 
+/**
+ * KEYS: a user's hash and the tenant's defaults. Returns each one's HGETALL (field,
+ * value, …). One command, not a pipeline of two: every subscription reads them as it
+ * opens, and in a burst of openings a pipeline each (several KB, alive until Redis
+ * answered) reached V8's old generation by the thousand.
+ */
+const READ_SCRIPT = `
+local hashes = {}
+for i = 1, #KEYS do hashes[i] = redis.call('HGETALL', KEYS[i]) end
+return hashes
+`;
+
+type ReadCommand = (numberOfKeys: number, ...keys: string[]) => Promise<string[][]>;
+
 type SetCommand = (key: string, field: string, channel: string, value: string, limit: number) => Promise<string[] | null>;
 
 /**
@@ -89,6 +103,8 @@ export function createRedisPreferenceStore(options: RedisPreferenceStoreOptions)
   const limit = options.maxCategoriesPerUser ?? 100;
   if (!('heraldSetPreference' in redis)) redis.defineCommand('heraldSetPreference', { numberOfKeys: 1, lua: SET_SCRIPT });
   const setCommand = (redis as unknown as { heraldSetPreference: SetCommand }).heraldSetPreference.bind(redis);
+  if (!('heraldReadPreferences' in redis)) redis.defineCommand('heraldReadPreferences', { lua: READ_SCRIPT });
+  const readCommand = (redis as unknown as { heraldReadPreferences: ReadCommand }).heraldReadPreferences.bind(redis);
   const run = async (key: string, field: string, channel: string, value: string, max: number): Promise<Record<string, string> | undefined> => {
     let reply: string[] | null;
     try {
@@ -127,8 +143,13 @@ export function createRedisPreferenceStore(options: RedisPreferenceStoreOptions)
   return {
     read: async (tenant, user) => preferencesOf(await hgetall(keys.user(tenant, user))),
     async readWithDefaults(tenant, user) {
-      const { preferences, defaults } = await readMany(tenant, [user]);
-      return { preferences: preferences.get(user) ?? preferencesOf({}), defaults };
+      let hashes: string[][];
+      try {
+        hashes = await readCommand(2, keys.user(tenant, user), keys.defaults(tenant));
+      } catch (error) {
+        throw unavailable(error);
+      }
+      return { preferences: preferencesOf(recordOf(hashes[0] ?? [])), defaults: categoriesOf(recordOf(hashes[1] ?? [])) };
     },
     readManyWithDefaults: readMany,
     async set(tenant, user, ...setting) {

@@ -33,7 +33,11 @@ export function redisClientOptions(commandTimeoutMs: number) {
     // pipeline with other commands they reach the wrong master, and its MOVED is not retried.
     // The publish script already carries every publish of a turn (redis-publish-batch.ts),
     // sent once the turn's I/O is done: an auto-pipeline would hold it for another turn.
-    autoPipeliningIgnoredCommands: ['publish', 'spublish', 'xgroup', 'xinfo', 'xreadgroup', 'heraldPublish'] as string[],
+    // A subscription's reads as it opens (its preferences script, its topics' SMEMBERS)
+    // go out alone: an auto-pipeline each (a pipeline object of its own, alive until
+    // Redis answers) put several KB per connection into V8's old generation when
+    // thousands open at once.
+    autoPipeliningIgnoredCommands: ['publish', 'spublish', 'xgroup', 'xinfo', 'xreadgroup', 'heraldPublish', 'heraldReadPreferences', 'smembers'] as string[],
   } as const;
 }
 

@@ -4,11 +4,13 @@
  * version that grows with each change, quiet hours kept and removed, and keys inside the
  * tenant's hash tag.
  */
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPreferenceKeys } from '../../src/preferences/keys.js';
 import { createRedisPreferenceStore } from '../../src/preferences/redis-store.js';
 import type { PreferenceStore } from '../../src/preferences/store.js';
-import { startRedisServer, type RedisServer } from '../support/redis-server.js';
+import { redisClientOptions } from '../../src/redis/connection.js';
+import { freePort, startRedisServer, type RedisServer } from '../support/redis-server.js';
 
 let redis: RedisServer;
 let store: PreferenceStore;
@@ -51,6 +53,31 @@ describe('the Redis preference store', () => {
     expect(Object.fromEntries(many.defaults)).toEqual({ digest: { WEB_PUSH: false } });
     expect(keys.user('acme', 'bob')).toBe('herald:{acme}:prefs:user:bob');
     expect(await redis.client().exists('herald:{acme}:prefs:user:bob', 'herald:{acme}:prefs:defaults')).toBe(2);
+  });
+
+  it('reads the version and quiet hours with them, for a user who has set nothing too', async () => {
+    await store.set('acme', 'dee', 'promo', 'FCM', false);
+    await store.setQuietHours('acme', 'dee', { start: '21:00', end: '08:00', timeZone: 'Asia/Tokyo' });
+    const { preferences } = await store.readWithDefaults('acme', 'dee');
+    expect(preferences).toMatchObject({ version: 2, quietHours: { start: '21:00', end: '08:00', timeZone: 'Asia/Tokyo' } });
+    expect(Object.fromEntries(preferences.categories)).toEqual({ promo: { FCM: false } });
+    const none = await store.readWithDefaults('acme', 'nobody');
+    expect(none.preferences).toMatchObject({ version: 0, quietHours: undefined });
+    expect(none.preferences.categories.size).toBe(0);
+  });
+
+  it('says Redis is unavailable when it cannot read, at once (no queue, no retry)', async () => {
+    // Herald's client rules on a port nobody listens on: a command fails as soon as it is sent.
+    const down = new Redis({ ...redisClientOptions(10_000), port: await freePort(), retryStrategy: () => null });
+    down.on('error', () => undefined);
+    try {
+      const unreachable = createRedisPreferenceStore({ redis: down, keys });
+      const started = Date.now();
+      await expect(unreachable.readWithDefaults('acme', 'bob')).rejects.toMatchObject({ code: 'SERVICE_UNAVAILABLE', message: 'Redis is unavailable: preferences cannot be read or changed' });
+      expect(Date.now() - started).toBeLessThan(5000); // not the 10 s command timeout
+    } finally {
+      down.disconnect();
+    }
   });
 
   it('refuses a bad argument naming it, and changes nothing', async () => {
