@@ -8,6 +8,16 @@
  * difference per connection: V8 heap bytes by constructor (self sizes), the heap in
  * total, and RSS. Snapshots are left in `bench/results/heap/` for a closer look (Chrome
  * DevTools' Memory tab, "Comparison").
+ *
+ * `PROMOTED=1` looks at what the openings leave behind instead: a snapshot holds only
+ * live objects, while RSS also holds what outlived the young generation during the
+ * burst and died in the old one, uncollected until V8 marks it. The subscribe process
+ * runs with its inspector on port 4706, and V8's sampling heap profiler (every 256
+ * bytes) keeps the allocations collected by a full GC but not those a scavenge freed:
+ * it prints that total per connection (live and promoted garbage), and the allocation
+ * stacks that hold most of it.
+ *
+ *   PROMOTED=1 npx tsx bench/heap-per-connection.ts 3000
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -15,9 +25,13 @@ import { join } from 'node:path';
 import jwt from 'jsonwebtoken';
 import { startRedisServer } from '../test/support/redis-server.js';
 import type { ClientStats } from './load-client.js';
+import WebSocket from 'ws';
 import { ask, forkHelper } from './ipc.js';
 
 const CONNECTIONS = Number(process.argv[2] ?? '3000');
+/** Sample promoted garbage instead of taking snapshots (see above). */
+const PROMOTED = process.env['PROMOTED'] === '1';
+const INSPECTOR_PORT = 4706;
 const ROOT = new URL('..', import.meta.url).pathname;
 const DIR = join(ROOT, 'bench/results/heap');
 const SECRET = 'bench-secret-that-is-at-least-32-bytes-long!';
@@ -101,6 +115,57 @@ function summarize(path: string): { byKind: Map<string, Totals>; total: number }
   return { byKind, total };
 }
 
+/** A call of the DevTools protocol on the subscribe process's inspector. */
+type Inspector = { send(method: string, params?: object): Promise<Record<string, unknown>>; close(): void };
+
+async function openInspector(port: number): Promise<Inspector> {
+  const [target] = (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as Array<{ webSocketDebuggerUrl: string }>;
+  if (target === undefined) throw new Error('the subscribe process has no inspector target');
+  const socket = new WebSocket(target.webSocketDebuggerUrl);
+  await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
+  const waiting = new Map<number, { resolve(result: Record<string, unknown>): void; reject(error: Error): void }>();
+  socket.on('message', (data) => {
+    const message = JSON.parse(String(data)) as { id?: number; result?: Record<string, unknown>; error?: { message: string } };
+    const caller = message.id === undefined ? undefined : waiting.get(message.id);
+    if (caller === undefined || message.id === undefined) return;
+    waiting.delete(message.id);
+    if (message.error) caller.reject(new Error(message.error.message));
+    else caller.resolve(message.result ?? {});
+  });
+  let next = 0;
+  return {
+    send: (method, params = {}) =>
+      new Promise((resolve, reject) => {
+        const id = ++next;
+        waiting.set(id, { resolve, reject });
+        socket.send(JSON.stringify({ id, method, params }));
+      }),
+    close: () => socket.close(),
+  };
+}
+
+interface SamplingNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  selfSize: number;
+  children: SamplingNode[];
+}
+
+/** Sampled bytes by allocation stack (its innermost `depth` frames, innermost first). */
+function byStack(head: SamplingNode, depth = 6): Map<string, number> {
+  const stacks = new Map<string, number>();
+  const walk = (node: SamplingNode, frames: string[]): void => {
+    const { functionName, url, lineNumber } = node.callFrame;
+    const here = [...frames, `${functionName || '(anonymous)'} ${url.split('/').slice(-2).join('/')}:${lineNumber + 1}`];
+    if (node.selfSize > 0) {
+      const key = here.slice(-depth).reverse().join(' < ');
+      stacks.set(key, (stacks.get(key) ?? 0) + node.selfSize);
+    }
+    for (const child of node.children) walk(child, here);
+  };
+  walk(head, []);
+  return stacks;
+}
+
 const children: ChildProcess[] = [];
 function startNode(args: string[], env: Record<string, string>, nodeArgs: string[] = []): ChildProcess {
   const child = spawn(process.execPath, [...nodeArgs, 'dist/main.js', ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
@@ -128,13 +193,21 @@ async function main(): Promise<void> {
   };
   const clients: ChildProcess[] = [];
   try {
-    const subscribe = startNode(['subscribe'], env, ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${DIR}`]);
+    const subscribe = startNode(['subscribe'], env, PROMOTED ? [`--inspect=127.0.0.1:${INSPECTOR_PORT}`] : ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${DIR}`]);
     startNode(['publish'], { ...env, METRICS_PORT: '4705' });
     await waitReady('http://127.0.0.1:4700/readyz');
     await waitReady('http://127.0.0.1:4701/readyz');
     const pid = subscribe.pid ?? 0;
     await sleep(1000);
-    const emptyPath = await snapshot(pid);
+    const inspector = PROMOTED ? await openInspector(INSPECTOR_PORT) : undefined;
+    let emptyPath = '';
+    if (inspector) {
+      await inspector.send('HeapProfiler.enable');
+      await inspector.send('HeapProfiler.collectGarbage');
+      await inspector.send('HeapProfiler.startSampling', { samplingInterval: 256, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: false });
+    } else {
+      emptyPath = await snapshot(pid);
+    }
     await sleep(1000);
     const rssBefore = rssKb(pid);
     const memoryBefore = await memory();
@@ -166,6 +239,20 @@ async function main(): Promise<void> {
     await sleep(2000);
     const rssAfter = rssKb(pid);
     const memoryAfter = await memory();
+    console.info(`${CONNECTIONS} idle subscribed connections; per connection:`);
+    console.info(`RSS ${((rssAfter - rssBefore) / CONNECTIONS).toFixed(2)} KB`);
+    for (const [name, after] of memoryAfter) console.info(`  ${name}: ${((after - (memoryBefore.get(name) ?? 0)) / CONNECTIONS / 1024).toFixed(2)} KB`);
+    if (inspector) {
+      await inspector.send('HeapProfiler.collectGarbage');
+      const { profile } = (await inspector.send('HeapProfiler.stopSampling')) as { profile: { head: SamplingNode } };
+      inspector.close();
+      const stacks = [...byStack(profile.head)].sort((a, b) => b[1] - a[1]);
+      const total = stacks.reduce((sum, [, bytes]) => sum + bytes, 0);
+      console.info(`allocated and not freed by a scavenge (live, or promoted and collected by the full GC): ${(total / CONNECTIONS / 1024).toFixed(2)} KB`);
+      console.info('| bytes | allocated at (innermost first) |\n|---:|---|');
+      for (const [stack, bytes] of stacks.slice(0, 30)) console.info(`| ${(bytes / CONNECTIONS).toFixed(0)} | ${stack} |`);
+      return;
+    }
     const fullPath = await snapshot(pid);
 
     const empty = summarize(emptyPath);
@@ -177,9 +264,7 @@ async function main(): Promise<void> {
       })
       .filter((row) => Math.abs(row.bytes) >= 8)
       .sort((a, b) => b.bytes - a.bytes);
-    console.info(`${CONNECTIONS} idle subscribed connections; per connection:`);
-    console.info(`RSS ${((rssAfter - rssBefore) / CONNECTIONS).toFixed(2)} KB; V8 heap (live objects) ${((full.total - empty.total) / CONNECTIONS / 1024).toFixed(2)} KB`);
-    for (const [name, after] of memoryAfter) console.info(`  ${name}: ${((after - (memoryBefore.get(name) ?? 0)) / CONNECTIONS / 1024).toFixed(2)} KB`);
+    console.info(`V8 heap (live objects) ${((full.total - empty.total) / CONNECTIONS / 1024).toFixed(2)} KB`);
     console.info('| bytes | objects | kind |\n|---:|---:|---|');
     for (const row of rows) console.info(`| ${row.bytes.toFixed(0)} | ${row.count.toFixed(2)} | ${row.kind} |`);
   } finally {
