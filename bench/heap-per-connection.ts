@@ -14,8 +14,9 @@
  * burst and died in the old one, uncollected until V8 marks it. The subscribe process
  * runs with its inspector on port 4706, and V8's sampling heap profiler (every 256
  * bytes) keeps the allocations collected by a full GC but not those a scavenge freed:
- * it prints that total per connection (live and promoted garbage), and the allocation
- * stacks that hold most of it.
+ * it prints that total per connection (live and promoted garbage, and young objects a
+ * full GC swept before a scavenge did: an upper bound on what was promoted), and the
+ * allocation stacks that hold most of it.
  *
  *   PROMOTED=1 npx tsx bench/heap-per-connection.ts 3000
  */
@@ -131,6 +132,11 @@ async function openInspector(port: number): Promise<Inspector> {
     waiting.delete(message.id);
     if (message.error) caller.reject(new Error(message.error.message));
     else caller.resolve(message.result ?? {});
+  });
+  // The subscribe process gone: nothing waits for an answer that cannot come.
+  socket.once('close', () => {
+    for (const caller of waiting.values()) caller.reject(new Error('the inspector closed'));
+    waiting.clear();
   });
   let next = 0;
   return {

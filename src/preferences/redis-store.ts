@@ -46,13 +46,9 @@ return redis.call('HGETALL', KEYS[1])
  * opens, and in a burst of openings a pipeline each (several KB, alive until Redis
  * answered) reached V8's old generation by the thousand.
  */
-const READ_SCRIPT = `
-local hashes = {}
-for i = 1, #KEYS do hashes[i] = redis.call('HGETALL', KEYS[i]) end
-return hashes
-`;
+const READ_SCRIPT = `return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2])}`;
 
-type ReadCommand = (numberOfKeys: number, ...keys: string[]) => Promise<string[][]>;
+type ReadCommand = (userKey: string, defaultsKey: string) => Promise<[string[], string[]]>;
 
 type SetCommand = (key: string, field: string, channel: string, value: string, limit: number) => Promise<string[] | null>;
 
@@ -98,40 +94,31 @@ function unavailable(error: unknown): Failure {
   return error instanceof Failure ? error : new Failure('SERVICE_UNAVAILABLE', 'Redis is unavailable: preferences cannot be read or changed', { cause: error });
 }
 
+/** `command`'s reply, or its failure as {@link unavailable}. */
+function orUnavailable<T>(command: Promise<T>): Promise<T> {
+  return command.catch((error: unknown) => {
+    throw unavailable(error);
+  });
+}
+
 export function createRedisPreferenceStore(options: RedisPreferenceStoreOptions): PreferenceStore {
   const { redis, keys } = options;
   const limit = options.maxCategoriesPerUser ?? 100;
   if (!('heraldSetPreference' in redis)) redis.defineCommand('heraldSetPreference', { numberOfKeys: 1, lua: SET_SCRIPT });
   const setCommand = (redis as unknown as { heraldSetPreference: SetCommand }).heraldSetPreference.bind(redis);
-  if (!('heraldReadPreferences' in redis)) redis.defineCommand('heraldReadPreferences', { lua: READ_SCRIPT });
+  if (!('heraldReadPreferences' in redis)) redis.defineCommand('heraldReadPreferences', { numberOfKeys: 2, lua: READ_SCRIPT });
   const readCommand = (redis as unknown as { heraldReadPreferences: ReadCommand }).heraldReadPreferences.bind(redis);
   const run = async (key: string, field: string, channel: string, value: string, max: number): Promise<Record<string, string> | undefined> => {
-    let reply: string[] | null;
-    try {
-      reply = await setCommand(key, field, channel, value, max);
-    } catch (error) {
-      throw unavailable(error);
-    }
+    const reply = await orUnavailable(setCommand(key, field, channel, value, max));
     return reply === null ? undefined : recordOf(reply);
   };
-  const hgetall = async (key: string): Promise<Record<string, string>> => {
-    try {
-      return await redis.hgetall(key);
-    } catch (error) {
-      throw unavailable(error);
-    }
-  };
+  const hgetall = (key: string): Promise<Record<string, string>> => orUnavailable(redis.hgetall(key));
   /** The users' hashes and the defaults' in one pipeline (one slot: the tenant's hash tag). */
   const readMany = async (tenant: string, users: readonly string[]) => {
     const pipeline = redis.pipeline();
     for (const user of users) pipeline.hgetall(keys.user(tenant, user));
     pipeline.hgetall(keys.defaults(tenant));
-    let replies: Array<[Error | null, unknown]> | null;
-    try {
-      replies = await pipeline.exec();
-    } catch (error) {
-      throw unavailable(error);
-    }
+    const replies = await orUnavailable(pipeline.exec());
     const failed = (replies ?? []).find(([error]) => error !== null)?.[0];
     if (failed) throw unavailable(failed);
     const hashes = (replies ?? []).map(([, value]) => (value ?? {}) as Record<string, string>);
@@ -143,13 +130,8 @@ export function createRedisPreferenceStore(options: RedisPreferenceStoreOptions)
   return {
     read: async (tenant, user) => preferencesOf(await hgetall(keys.user(tenant, user))),
     async readWithDefaults(tenant, user) {
-      let hashes: string[][];
-      try {
-        hashes = await readCommand(2, keys.user(tenant, user), keys.defaults(tenant));
-      } catch (error) {
-        throw unavailable(error);
-      }
-      return { preferences: preferencesOf(recordOf(hashes[0] ?? [])), defaults: categoriesOf(recordOf(hashes[1] ?? [])) };
+      const [userHash, defaultsHash] = await orUnavailable(readCommand(keys.user(tenant, user), keys.defaults(tenant)));
+      return { preferences: preferencesOf(recordOf(userHash)), defaults: categoriesOf(recordOf(defaultsHash)) };
     },
     readManyWithDefaults: readMany,
     async set(tenant, user, ...setting) {
