@@ -7,6 +7,7 @@
  * notification's text.
  */
 import { randomBytes } from 'node:crypto';
+import { appendFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 
 export type ClientCommand =
@@ -58,6 +59,13 @@ const sockets: Socket[] = [];
 const READ_BUFFER = Buffer.allocUnsafe(256 * 1024);
 let received = 0;
 let latencies: number[] = [];
+/**
+ * `BENCH_LATENCY_DIR` (see bench/publisher.ts): each delivery's send time beside its
+ * latency, `<sent ms> <latency ms>`, written to `deliveries-<pid>.txt` when the stats are
+ * asked for; unset, nothing is kept.
+ */
+const LATENCY_DIR = process.env['BENCH_LATENCY_DIR'];
+let deliveries: string[] = [];
 /** When the last notification arrived (ms, the publisher's clock: `performance.timeOrigin` based). */
 let lastAt = 0;
 let perConnection: number[] = [];
@@ -168,7 +176,10 @@ function open(url: string, user: string, token: string | undefined, query: strin
         perConnection[index] = (perConnection[index] ?? 0) + 1;
         const at = now();
         lastAt = at;
-        if (!Number.isNaN(sent)) latencies.push(at - sent);
+        if (!Number.isNaN(sent)) {
+          latencies.push(at - sent);
+          if (LATENCY_DIR !== undefined) deliveries.push(`${sent.toFixed(2)} ${(at - sent).toFixed(2)}`);
+        }
         return;
       }
       if (message.subarray(0, ACK.length).equals(ACK)) {
@@ -265,6 +276,7 @@ process.on('message', (message: ClientCommand) => {
       case 'reset':
         received = 0;
         latencies = [];
+        deliveries = [];
         lastAt = 0;
         perConnection = perConnection.map(() => 0);
         process.send?.({ reset: true });
@@ -289,6 +301,10 @@ process.on('message', (message: ClientCommand) => {
           lastAt,
           closedUnexpectedly,
         };
+        if (LATENCY_DIR !== undefined && deliveries.length > 0) {
+          appendFileSync(`${LATENCY_DIR}/deliveries-${process.pid}.txt`, `${deliveries.join('\n')}\n`);
+          deliveries = [];
+        }
         process.send?.({ stats });
         return;
       }

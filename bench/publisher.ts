@@ -12,6 +12,7 @@
  * - **closed loop** (`concurrency`): that many sends in flight, the next one as soon as
  *   one is answered: capacity. The text is the time the send went out.
  */
+import { appendFileSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
 
 export interface SendCommand {
@@ -33,6 +34,8 @@ export interface SendCommand {
   concurrency?: number;
   /** Closed loop only: stop after this long instead of after `targets`. */
   seconds?: number;
+  /** Names the round in `BENCH_LATENCY_DIR`'s record (the system's name). */
+  label?: string;
 }
 
 export interface SendReport {
@@ -48,6 +51,14 @@ export interface SendReport {
 }
 
 const now = (): number => performance.timeOrigin + performance.now();
+/**
+ * `BENCH_LATENCY_DIR`: where each open-loop round is recorded for `bench/tail.ts`, in
+ * `driver.txt`: a line `round <label> <first scheduled ms> <last scheduled ms>`, then
+ * `<scheduled ms> <lag ms>` for each send that went out more than {@link RECORDED_LAG_MS}
+ * after its time (the load clients record the deliveries beside it).
+ */
+const LATENCY_DIR = process.env['BENCH_LATENCY_DIR'];
+const RECORDED_LAG_MS = 1;
 /**
  * Enough sockets that an open-loop rate never waits on the agent while the server keeps
  * up; when it does not keep up, sends queue here and their latency counts from the
@@ -111,6 +122,7 @@ async function send(command: SendCommand): Promise<SendReport> {
   let maxStartLagMs = 0;
   if (command.ratePerSecond !== undefined) {
     const interval = 1000 / command.ratePerSecond;
+    const lags = LATENCY_DIR === undefined ? undefined : [`round ${command.label ?? command.url} ${started.toFixed(2)} ${(started + (command.targets.length - 1) * interval).toFixed(2)}`];
     const inFlight: Array<Promise<void>> = [];
     let next = 0;
     await new Promise<void>((resolve) => {
@@ -118,7 +130,9 @@ async function send(command: SendCommand): Promise<SendReport> {
         const at = now();
         // Every send whose time has come goes now, each with its own scheduled time.
         for (; next < command.targets.length && started + next * interval <= at; next++) {
-          maxStartLagMs = Math.max(maxStartLagMs, at - (started + next * interval));
+          const lag = at - (started + next * interval);
+          maxStartLagMs = Math.max(maxStartLagMs, lag);
+          if (lags !== undefined && lag > RECORDED_LAG_MS) lags.push(`${(started + next * interval).toFixed(2)} ${lag.toFixed(2)}`);
           inFlight.push(one(next, String(started + next * interval)));
         }
         if (next >= command.targets.length) return resolve();
@@ -128,6 +142,7 @@ async function send(command: SendCommand): Promise<SendReport> {
       tick();
     });
     await Promise.all(inFlight);
+    if (lags !== undefined) appendFileSync(`${LATENCY_DIR}/driver.txt`, `${lags.join('\n')}\n`);
   } else {
     const until = command.seconds === undefined ? Infinity : started + command.seconds * 1000;
     let next = 0;

@@ -74,7 +74,7 @@ const STEADY_MANY_RATE = Number(process.env['BENCH_STEADY_RATE'] ?? '1000');
 const SUSTAINED_P99_MS = 50;
 const STEP_SECONDS = 3;
 /** Seconds of sends in each counted round of a steady row. */
-const STEADY_SECONDS = 3;
+const STEADY_SECONDS = Number(process.env['BENCH_STEADY_SECONDS'] ?? '3');
 /**
  * `BENCH_SUBSCRIBE_WORKERS=2` runs Herald's subscribe server as that many processes
  * (`SUBSCRIBE_WORKERS`); its CPU and RSS are then those of the whole process tree.
@@ -94,6 +94,13 @@ const PUBLISH_WORKERS = process.env['BENCH_PUBLISH_WORKERS'] ?? '1';
 const HERALD_NODE_ARGS = (process.env['BENCH_HERALD_NODE_ARGS'] ?? '').split(' ').filter((arg) => arg !== '');
 /** `BENCH_STDOUT_DIR`: where the servers' stdout is kept (see `startNode`); unset: dropped. */
 const STDOUT_DIR = process.env['BENCH_STDOUT_DIR'];
+/**
+ * `BENCH_LATENCY_DIR`: the driver and the load clients (which read it from the
+ * environment) record every open-loop round there, each delivery's latency beside its
+ * send, for `bench/tail.ts` to say where a row's tail came from.
+ */
+const LATENCY_DIR = process.env['BENCH_LATENCY_DIR'];
+if (LATENCY_DIR !== undefined) mkdirSync(LATENCY_DIR, { recursive: true });
 /** Niceness of the load clients, the publishing driver and this process (`setpriority`), below the servers'. */
 const LOAD_PRIORITY = 10;
 const NICE = process.env['BENCH_NICE'] !== '0';
@@ -548,6 +555,7 @@ async function openAudience(system: System, shape: Shape): Promise<Audience> {
         query,
         targets,
         ...('perUser' in load ? { concurrency: load.concurrency } : { ratePerSecond: load.ratePerSecond }),
+        label: `${system.name} ${query === SEND_ID ? '{ id }' : '{ receivedUsers }'}${quiet ? ' (not counted)' : ''}`,
       });
       const expected = sends * shape.devices;
       let counted = await pool.count();
@@ -1279,8 +1287,8 @@ async function main(): Promise<void> {
     const markdown = lines.join('\n');
     console.info(`\n${markdown}\n`);
     // A partial or reconfigured run (BENCH_ONLY, BENCH_SYSTEMS, BENCH_SUBSCRIBE_WORKERS, BENCH_PUBLISH_WORKERS,
-    // BENCH_PROFILE, BENCH_COUNT, BENCH_STEADY_RATE, BENCH_HERALD_NODE_ARGS) prints its figures but keeps the last full run's files.
-    if (!ONLY && systems.length === 4 && SUBSCRIBE_WORKERS === '1' && PUBLISH_WORKERS === '1' && !COUNT && process.env['BENCH_STEADY_RATE'] === undefined && HERALD_NODE_ARGS.length === 0) {
+    // BENCH_PROFILE, BENCH_COUNT, BENCH_STEADY_RATE, BENCH_HERALD_NODE_ARGS, BENCH_LATENCY_DIR) prints its figures but keeps the last full run's files.
+    if (!ONLY && systems.length === 4 && SUBSCRIBE_WORKERS === '1' && PUBLISH_WORKERS === '1' && !COUNT && process.env['BENCH_STEADY_RATE'] === undefined && HERALD_NODE_ARGS.length === 0 && LATENCY_DIR === undefined) {
       mkdirSync(new URL('results/', import.meta.url), { recursive: true });
       writeFileSync(new URL('results/latest.md', import.meta.url), `${markdown}\n`);
       writeFileSync(new URL('results/latest.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`);
