@@ -73,8 +73,9 @@ const STEADY_MANY_RATE = Number(process.env['BENCH_STEADY_RATE'] ?? '1000');
  */
 const SUSTAINED_P99_MS = 50;
 const STEP_SECONDS = 3;
-/** Seconds of sends in each counted round of a steady row. */
+/** Seconds of sends in each counted round of a steady row (`BENCH_STEADY_SECONDS`, 3 by default). */
 const STEADY_SECONDS = Number(process.env['BENCH_STEADY_SECONDS'] ?? '3');
+if (!(STEADY_SECONDS > 0)) throw new Error(`BENCH_STEADY_SECONDS must be a number of seconds above 0, not ${process.env['BENCH_STEADY_SECONDS']}`);
 /**
  * `BENCH_SUBSCRIBE_WORKERS=2` runs Herald's subscribe server as that many processes
  * (`SUBSCRIBE_WORKERS`); its CPU and RSS are then those of the whole process tree.
@@ -1287,8 +1288,10 @@ async function main(): Promise<void> {
     const markdown = lines.join('\n');
     console.info(`\n${markdown}\n`);
     // A partial or reconfigured run (BENCH_ONLY, BENCH_SYSTEMS, BENCH_SUBSCRIBE_WORKERS, BENCH_PUBLISH_WORKERS,
-    // BENCH_PROFILE, BENCH_COUNT, BENCH_STEADY_RATE, BENCH_HERALD_NODE_ARGS, BENCH_LATENCY_DIR) prints its figures but keeps the last full run's files.
-    if (!ONLY && systems.length === 4 && SUBSCRIBE_WORKERS === '1' && PUBLISH_WORKERS === '1' && !COUNT && process.env['BENCH_STEADY_RATE'] === undefined && HERALD_NODE_ARGS.length === 0 && LATENCY_DIR === undefined) {
+    // BENCH_PROFILE, BENCH_COUNT, BENCH_STEADY_RATE, BENCH_STEADY_SECONDS, BENCH_HERALD_NODE_ARGS, BENCH_LATENCY_DIR) prints its
+    // figures but keeps the last full run's files.
+    const reconfigured = process.env['BENCH_STEADY_RATE'] !== undefined || process.env['BENCH_STEADY_SECONDS'] !== undefined || HERALD_NODE_ARGS.length > 0 || LATENCY_DIR !== undefined;
+    if (!ONLY && systems.length === 4 && SUBSCRIBE_WORKERS === '1' && PUBLISH_WORKERS === '1' && !COUNT && !reconfigured) {
       mkdirSync(new URL('results/', import.meta.url), { recursive: true });
       writeFileSync(new URL('results/latest.md', import.meta.url), `${markdown}\n`);
       writeFileSync(new URL('results/latest.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`);

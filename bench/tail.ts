@@ -12,7 +12,7 @@
  * the round), how many deliveries it held and its worst latency. A stall whose
  * latencies fall by 1 ms per ms of send time is one process that stopped and caught up.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** Deliveries whose sends are closer than this belong to one stall. */
@@ -28,6 +28,7 @@ interface Round {
 
 const dir = process.argv[2];
 if (dir === undefined) throw new Error('usage: npx tsx bench/tail.ts <BENCH_LATENCY_DIR>');
+if (!existsSync(join(dir, 'driver.txt'))) throw new Error(`${dir} holds no driver.txt: run the bench with BENCH_LATENCY_DIR=${dir} first`);
 
 const rounds: Round[] = [];
 for (const line of readFileSync(join(dir, 'driver.txt'), 'utf8').split('\n')) {
