@@ -41,6 +41,16 @@ export interface ShardChannelsOptions extends Omit<RedisChannelsOptions, 'subscr
   connect(node: ShardNode): Redis;
   /** The first wait before placing unheard channels again after a failure; doubles up to 2 s. @default 100 (ms) */
   retryDelayMs?: number;
+  /**
+   * How long one placement may take — refreshing the slot map, connecting to each master,
+   * SSUBSCRIBE — before it is given up, logged with what it was waiting on, and tried
+   * again after the backoff. Each of those is bounded by the client's own timeouts; this
+   * bounds them all together, so that one that never settles (a lost callback) cannot
+   * stop every later placement. Keep it above a slot-map refresh plus a connection's
+   * connect and ready check.
+   * @default 10000 (ms)
+   */
+  attemptTimeoutMs?: number;
 }
 
 /** One master's subscriber connection and the channels confirmed on it. */
@@ -53,6 +63,16 @@ interface Shard {
 }
 
 const MAX_RETRY_DELAY_MS = 2000;
+
+/** Settles as `work` does, or rejects with `timedOut()` after `ms`, whichever comes first. */
+function withDeadline<T>(work: Promise<T>, ms: number, timedOut: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(timedOut()), ms);
+    timer.unref();
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}
 
 export function createShardChannels(options: ShardChannelsOptions): RedisChannels {
   const { cluster, reportChannel, logger } = options;
@@ -70,6 +90,7 @@ export function createShardChannels(options: ShardChannelsOptions): RedisChannel
   let retryTimer: NodeJS.Timeout | undefined;
   let placing: Promise<void> | undefined;
   let placeAgain = false;
+  const attemptTimeoutMs = options.attemptTimeoutMs ?? 10_000;
 
   const onMessage = createMessageReceiver(options, (channel) => (channel !== reportChannel && wanted.has(channel) ? handler : undefined));
 
@@ -129,10 +150,20 @@ export function createShardChannels(options: ShardChannelsOptions): RedisChannel
     return shard;
   };
 
+  /** Awaits `work`, named in `waitingOn` meanwhile (what a placement that takes too long was waiting on). */
+  const waitFor = async <T>(waitingOn: Set<string>, what: string, work: Promise<T>): Promise<T> => {
+    waitingOn.add(what);
+    try {
+      return await work;
+    } finally {
+      waitingOn.delete(what);
+    }
+  };
+
   /** SSUBSCRIBEs `channels` (one slot's owner) on `shard`; they are placed there once confirmed. */
-  const subscribeOn = async (shard: Shard, channels: string[]): Promise<void> => {
-    await shard.ready;
-    await shard.redis.ssubscribe(...channels);
+  const subscribeOn = async (shard: Shard, channels: string[], waitingOn = new Set<string>()): Promise<void> => {
+    await waitFor(waitingOn, `the connection to ${shard.nodeKey}`, shard.ready);
+    await waitFor(waitingOn, `SSUBSCRIBE on ${shard.nodeKey}`, shard.redis.ssubscribe(...channels));
     if (shards.get(shard.nodeKey) !== shard) throw new BrokerUnavailableError(`Redis is unavailable: the sharded subscriber of ${shard.nodeKey} closed`);
     for (const channel of channels) {
       shard.channels.add(channel);
@@ -144,9 +175,10 @@ export function createShardChannels(options: ShardChannelsOptions): RedisChannel
    * Places every wanted channel that is unheard, or heard on a master that no longer
    * serves its slot, on its slot's owner; tells the observers of those that were
    * interrupted once they are heard again. Retried with a growing delay until all are.
+   * What it waits on is kept in `waitingOn`.
    */
-  const place = async (): Promise<void> => {
-    await refreshSlots();
+  const place = async (waitingOn: Set<string>): Promise<void> => {
+    await waitFor(waitingOn, 'a slot-map refresh', refreshSlots());
     const byOwner = new Map<string, string[]>();
     for (const channel of wanted) {
       const owner = ownerOf(channel);
@@ -173,7 +205,7 @@ export function createShardChannels(options: ShardChannelsOptions): RedisChannel
         bySlot.set(key, [...(bySlot.get(key) ?? []), channel]);
       }
     }
-    await Promise.all([...bySlot].map(([key, channels]) => subscribeOn(shardOf(key.slice(0, key.indexOf(' '))), channels)));
+    await Promise.all([...bySlot].map(([key, channels]) => subscribeOn(shardOf(key.slice(0, key.indexOf(' '))), channels, waitingOn)));
     const heardAgain = [...interrupted].filter((channel) => placement.has(channel));
     for (const channel of heardAgain) interrupted.delete(channel);
     for (const channel of interrupted) if (!wanted.has(channel)) interrupted.delete(channel);
@@ -196,7 +228,15 @@ export function createShardChannels(options: ShardChannelsOptions): RedisChannel
       return placing;
     }
     let failed = false;
-    placing = place().then(
+    // An attempt given up here may still finish later: what it confirmed is placed then
+    // (subscribeOn checks its shard is still the current one), and the next attempt skips it.
+    const waitingOn = new Set<string>();
+    const attempt = withDeadline(
+      place(waitingOn),
+      attemptTimeoutMs,
+      () => new BrokerUnavailableError(`Redis is unavailable: placing the sharded channels took over ${attemptTimeoutMs} ms (waiting on ${[...waitingOn].join(', ') || 'nothing'})`),
+    );
+    placing = attempt.then(
       () => {
         retryDelayMs = options.retryDelayMs ?? 100;
       },

@@ -102,6 +102,10 @@ export interface RedisBrokerOptions {
   waitTimeoutMs?: number;
 }
 
+const DEFAULT_PING_TIMEOUT_MS = 2000;
+/** How many command timeouts one placement of a Cluster's sharded channels may take before it is tried again. */
+const PLACEMENT_COMMAND_TIMEOUTS = 5;
+
 export function createRedisBroker(options: RedisBrokerOptions): Broker {
   const { subscriber, publisher, reportChannel, retention } = options;
   const logger = options.logger ?? console;
@@ -118,7 +122,13 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
   });
   const channelOptions = { reportChannel, onReport: reports.onReport, onDelivered: reports.reply, logger };
   const channels = sharded
-    ? createShardChannels({ ...channelOptions, cluster: publisher as Cluster, connect: subscriber })
+    ? createShardChannels({
+        ...channelOptions,
+        cluster: publisher as Cluster,
+        connect: subscriber,
+        // A slot-map refresh, a connection and an SSUBSCRIBE, each bounded by the command timeout.
+        attemptTimeoutMs: PLACEMENT_COMMAND_TIMEOUTS * (options.pingTimeoutMs ?? DEFAULT_PING_TIMEOUT_MS),
+      })
     : createRedisChannels({ ...channelOptions, subscriber });
   // A tenant's epoch candidate must differ from any epoch it had before (a Redis that
   // restarted empty draws a new one): this process's random prefix and a counter make
@@ -130,7 +140,7 @@ export function createRedisBroker(options: RedisBrokerOptions): Broker {
   const liveness = watchRedisLiveness({
     connections: () => (sharded ? [...(publisher as Cluster).nodes(), ...channels.connections()] : [subscriber as Redis, publisher as Redis]),
     intervalMs: options.healthCheckIntervalMs ?? 1000,
-    timeoutMs: options.pingTimeoutMs ?? 2000,
+    timeoutMs: options.pingTimeoutMs ?? DEFAULT_PING_TIMEOUT_MS,
     logger,
     onReplaced: () => (counts.redisCommandErrors += 1),
   });
