@@ -5,7 +5,7 @@
  * is stopped by {@link stopAllProcesses}.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from './herald.js';
 import { TEST_SECRET } from './tokens.js';
@@ -153,6 +153,43 @@ export function cpuMillis(pid: number): number {
   // Fields after the command name (which may hold spaces), from field 3 on: utime is 14, stime 15.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
+}
+
+/**
+ * The TCP addresses `pid` listens on (`127.0.0.2:43117`; IPv6 as `[::1]:43117`), from its
+ * socket descriptors and /proc/net/tcp{,6}. Unlike a connect, which reaches whichever
+ * process listens on an address, this says which addresses this process bound: another
+ * test's server on 127.0.0.1 may have the port number this one has on 127.0.0.2.
+ */
+export function listeningAddresses(pid: number): string[] {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const socket = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (socket?.[1] !== undefined) inodes.add(socket[1]);
+    } catch {
+      // closed while listed
+    }
+  }
+  const addresses: string[] = [];
+  for (const table of ['tcp', 'tcp6']) {
+    for (const line of readFileSync(`/proc/${pid}/net/${table}`, 'utf8').trim().split('\n').slice(1)) {
+      // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+      const [, local = '', , state, , , , , , inode = ''] = line.trim().split(/\s+/);
+      if (state !== '0A' || !inodes.has(inode)) continue; // 0A: LISTEN
+      const [hexAddress = '', hexPort = ''] = local.split(':');
+      addresses.push(`${hostOf(hexAddress)}:${parseInt(hexPort, 16)}`);
+    }
+  }
+  return addresses;
+}
+
+/** An address as /proc/net/tcp{,6} writes it (32-bit words in host order, little-endian here). */
+function hostOf(hex: string): string {
+  const words = (hex.match(/.{8}/g) ?? []).map((word) => (word.match(/../g) ?? []).reverse().join(''));
+  if (words.length === 1) return (words[0]?.match(/../g) ?? []).map((byte) => parseInt(byte, 16)).join('.');
+  const groups = words.join('').match(/.{4}/g) ?? [];
+  return `[${groups.map((group) => parseInt(group, 16).toString(16)).join(':').replace(/(^|:)0(:0)+(:|$)/, '::')}]`;
 }
 
 /** USER_HZ, which Linux fixes at 100 for /proc on every architecture Node runs on. */
